@@ -1,0 +1,150 @@
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migrate.h"
+
+static void hw_test_die(const char *what) {
+  fprintf(stderr, "harness: %s\n", what);
+  exit(1);
+}
+
+const char *hw_test_pg_admin(void) {
+  const char *pg = getenv("HW_TEST_PG");
+  if (!pg || !*pg)
+    hw_test_die("HW_TEST_PG is not set: run the suite through ./ops/test");
+  return pg;
+}
+
+PGconn *hw_test_pg_connect(const char *conninfo) {
+  PGconn *c = PQconnectdb(conninfo);
+  if (PQstatus(c) != CONNECTION_OK) {
+    fprintf(stderr, "harness: connect %s: %s", conninfo, PQerrorMessage(c));
+    exit(1);
+  }
+  PQclear(PQexec(c, "SET client_min_messages = warning"));
+  return c;
+}
+
+long hw_test_pg_scalar(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  ExecStatusType st = PQresultStatus(r);
+  if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+    fprintf(stderr, "harness: %s: %s", sql, PQresultErrorMessage(r));
+    exit(1);
+  }
+  long v = (st == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+               ? atol(PQgetvalue(r, 0, 0)) : 0;
+  PQclear(r);
+  return v;
+}
+
+void hw_test_fresh_db(const char *name, char *out, size_t outlen) {
+  PGconn *admin = hw_test_pg_connect(hw_test_pg_admin());
+  char sql[256];
+  snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+  hw_test_pg_scalar(admin, sql);
+  snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+  hw_test_pg_scalar(admin, sql);
+  PQfinish(admin);
+  snprintf(out, outlen, "%s dbname=%s", hw_test_pg_admin(), name);
+  PGconn *c = hw_test_pg_connect(out);
+  if (hw_migrate_apply(c) != 0)
+    hw_test_die("migrations failed");
+  PQfinish(c);
+}
+
+int hw_test_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &len))
+    hw_test_die("cannot find a free port");
+  int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+int hw_test_wait_port(int port, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    if (ok)
+      return 0;
+    usleep(50 * 1000);
+  }
+  return -1;
+}
+
+static pid_t hw_test_exec(const char *path, const char *const *argv, const char *logfile) {
+  pid_t pid = fork();
+  if (pid < 0)
+    hw_test_die("fork failed");
+  if (pid == 0) {
+    if (logfile) {
+      int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, 2);
+        dup2(fd, 1);
+        close(fd);
+      }
+    }
+    execv(path, (char *const *)argv);
+    _exit(127);
+  }
+  return pid;
+}
+
+pid_t hw_test_redis_start(int port) {
+  char p[16];
+  snprintf(p, sizeof p, "%d", port);
+  const char *argv[] = {"redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+                        "--appendonly", "no", "--daemonize", "no", NULL};
+  pid_t pid = hw_test_exec("/usr/bin/redis-server", argv, "/dev/null");
+  if (hw_test_wait_port(port, 10000))
+    hw_test_die("redis-server did not start");
+  return pid;
+}
+
+pid_t hw_test_spawn(const char *const *argv, const char *logfile) {
+  const char *full[64] = {HW_BINARY};
+  size_t i = 0;
+  for (; argv[i] && i < 62; i++)
+    full[i + 1] = argv[i];
+  full[i + 1] = NULL;
+  return hw_test_exec(HW_BINARY, full, logfile);
+}
+
+int hw_test_wait_exit(pid_t pid, int timeout_ms) {
+  for (int waited = 0; waited <= timeout_ms; waited += 20) {
+    int st;
+    pid_t r = waitpid(pid, &st, WNOHANG);
+    if (r == pid)
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    usleep(20 * 1000);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  return -1;
+}
+
+void hw_test_stop_pid(pid_t pid) {
+  if (pid <= 0)
+    return;
+  kill(pid, SIGTERM);
+  if (hw_test_wait_exit(pid, 5000) == -1)
+    fprintf(stderr, "harness: pid %d killed after 5 s\n", (int)pid);
+}
