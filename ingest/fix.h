@@ -27,6 +27,7 @@ typedef struct hw_fix {
   uint32_t alarm;       /* JT/T 808 alarm bits */
   uint32_t status;      /* JT/T 808 status bits */
   uint32_t odometer_hm; /* 0.1 km */
+  uint16_t quality;     /* 0 = good; else HW_Q_* bits saying why the fix is not trusted */
   char driver_id[HW_DRIVER_ID_MAX + 1];
 } hw_fix;
 

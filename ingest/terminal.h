@@ -9,6 +9,8 @@
 #include "fix.h"
 
 struct hw_session;
+struct hw_rule_state;
+struct hw_vehicle;
 
 typedef struct hw_terminal {
   char id[HW_TERMINAL_ID_MAX + 1];
@@ -26,6 +28,11 @@ typedef struct hw_terminal {
   uint8_t has_latest;
   uint8_t redis_dirty;             /* on the Redis dirty list */
   struct hw_terminal *redis_next;  /* dirty list link */
+
+  /* Safety rules: the vehicle bound to this terminal (registry cache, NULL when unbound) and
+   * the rules' per-vehicle state (owned by the rules engine). */
+  const struct hw_vehicle *vehicle;
+  struct hw_rule_state *rules;
 
   UT_hash_handle hh;
 } hw_terminal;
