@@ -4,10 +4,7 @@ CREATE TABLE terminals (
     terminal_id  text PRIMARY KEY CHECK (terminal_id ~ '^[0-9A-Za-z_-]{1,32}$'),
     -- SHA-256 of the token issued by `haulwatch terminal add`; the token itself is never stored.
     token_hash   bytea NOT NULL CHECK (octet_length(token_hash) = 32),
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    -- Highest protobuf seq known durable; a hint written on graceful disconnect, never trusted for
-    -- correctness (the positions key is what prevents duplicates).
-    last_seq     bigint NOT NULL DEFAULT 0
+    created_at   timestamptz NOT NULL DEFAULT now()
 );
 
 -- Every accepted fix. The key (terminal_id, ts) is the fix's identity: a fix sent again has the
