@@ -1,0 +1,285 @@
+/* The daemon end to end against real PostgreSQL and Redis: what is acknowledged is stored
+ * exactly once, latest state follows device time, and bad clients only hurt themselves. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "pbclient.h"
+#include "token.h"
+
+static char conninfo[512];
+static int port, redis_port;
+static pid_t daemon_pid, redis_pid;
+static PGconn *db;
+static const char *logfile = "test_ingest.daemon.log";
+
+static void add_terminal(const char *id, char token[HW_TOKEN_LEN + 1]) {
+  uint8_t h[HW_TOKEN_HASH_LEN];
+  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
+  assert_int_equal(hw_token_new(token), 0);
+  hw_token_hash(token, strlen(token), h);
+  hw_token_hash_bytea(h, bytea);
+  const char *params[2] = {id, bytea};
+  PGresult *r = PQexecParams(db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)", 2,
+                             NULL, params, NULL, NULL, 0);
+  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+  PQclear(r);
+}
+
+static pbc *login(const char *id, const char *token) {
+  pbc *c = pbc_connect(port);
+  assert_non_null(c);
+  assert_int_equal(pbc_hello(c, id, token), 0);
+  Haulwatch__V1__ServerMessage *m = pbc_recv(c, 10000);
+  assert_non_null(m);
+  assert_int_equal(m->msg_case, HAULWATCH__V1__SERVER_MESSAGE__MSG_HELLO_RESULT);
+  assert_true(m->hello_result->accepted);
+  haulwatch__v1__server_message__free_unpacked(m, NULL);
+  return c;
+}
+
+static void fill_fix(Haulwatch__V1__Fix *f, uint64_t seq, uint64_t ts, int k) {
+  haulwatch__v1__fix__init(f);
+  f->seq = seq;
+  f->time_ms = ts;
+  f->lat_e6 = 30000000 + k * 1000;
+  f->lon_e6 = 114000000 + (int32_t)seq * 10;
+  f->speed_dkmh = (uint32_t)(seq % 900);
+  f->heading = (uint32_t)(seq % 360);
+  f->alt_m = 40;
+  f->status = 3;
+  f->odometer_hm = (uint32_t)(1000 + seq);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  hw_test_fresh_db("hw_it_ingest", conninfo, sizeof conninfo);
+  db = hw_test_pg_connect(conninfo);
+  redis_port = hw_test_free_port();
+  redis_pid = hw_test_redis_start(redis_port);
+  port = hw_test_free_port();
+  char listen[64], redis[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+  snprintf(redis, sizeof redis, "127.0.0.1:%d", redis_port);
+  unlink(logfile);
+  const char *argv[] = {"serve", "--listen", listen, "--pg", conninfo, "--redis", redis,
+                        "--batch-ms", "20", "--idle-timeout-s", "3", NULL};
+  daemon_pid = hw_test_spawn(argv, logfile);
+  return hw_test_wait_port(port, 15000);
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  hw_test_stop_pid(daemon_pid);
+  hw_test_stop_pid(redis_pid);
+  PQfinish(db);
+  return 0;
+}
+
+/* M terminals send N fixes each, device times shuffled within each report, every report after
+ * the first also repeats the previous one's last 5 fixes, and each terminal reconnects half-way and
+ * resends everything since its last ack. Expect exactly M*N rows, every seq acked, and Redis
+ * holding each terminal's newest fix by device time. */
+static void test_exactly_once_and_latest(void **state) {
+  (void)state;
+  enum { M = 8, N = 400, PER = 40 };
+  char ids[M][16], tokens[M][HW_TOKEN_LEN + 1];
+  static Haulwatch__V1__Fix fixes[M][N];
+  uint64_t base = 1764400000000ULL;
+  for (int t = 0; t < M; t++) {
+    snprintf(ids[t], sizeof ids[t], "it%03d", t);
+    add_terminal(ids[t], tokens[t]);
+    for (int i = 0; i < N; i++) {
+      /* Device time is a permutation: within each block of PER, the order is reversed, so later
+       * seqs often carry older times (late data). */
+      int block = i / PER, in = i % PER;
+      uint64_t ts = base + (uint64_t)(block * PER + (PER - 1 - in)) * 1000;
+      fill_fix(&fixes[t][i], (uint64_t)i + 1, ts, t);
+    }
+  }
+  for (int t = 0; t < M; t++) {
+    pbc *c = login(ids[t], tokens[t]);
+    Haulwatch__V1__Fix *fp[PER + 5];
+    for (int start = 0; start < N; start += PER) {
+      if (start == N / 2) {
+        /* Reconnect mid-stream without waiting for acks: resend the last two reports. */
+        pbc_close(c);
+        c = login(ids[t], tokens[t]);
+        for (int r = start - 2 * PER; r < start; r += PER) {
+          for (int i = 0; i < PER; i++)
+            fp[i] = &fixes[t][r + i];
+          assert_int_equal(pbc_report(c, fp, PER), 0);
+        }
+      }
+      int n = 0;
+      for (int i = start - 5; i < start + PER; i++)
+        if (i >= 0)
+          fp[n++] = &fixes[t][i];
+      /* the repeated 5 are resends: only their seqs ascend, as the protocol requires */
+      assert_int_equal(pbc_report(c, fp, (size_t)n), 0);
+    }
+    assert_int_equal(pbc_wait_ack(c, N, 15000), N);
+    pbc_close(c);
+  }
+  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FROM positions WHERE terminal_id LIKE 'it%'"), M * N);
+  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(DISTINCT (terminal_id, seq)) FROM positions "
+                                         "WHERE terminal_id LIKE 'it%'"), M * N);
+  /* Values made it through unchanged (spot check one row). */
+  assert_int_equal(hw_test_pg_scalar(db, "SELECT odometer_km * 10 FROM positions WHERE terminal_id = 'it003' AND seq = 77"), 1077);
+  assert_int_equal(hw_test_pg_scalar(db, "SELECT round(lat * 1e6) FROM positions WHERE terminal_id = 'it003' AND seq = 77"), 30003000);
+
+  /* Redis: latest = newest device time, not last seq. Give the coalescing writer a moment. */
+  redisContext *r = redisConnect("127.0.0.1", redis_port);
+  assert_non_null(r);
+  for (int t = 0; t < M; t++) {
+    char want_ts[32], sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT (extract(epoch FROM max(ts)) * 1000)::bigint FROM positions WHERE terminal_id = '%s'",
+             ids[t]);
+    long newest = hw_test_pg_scalar(db, sql);
+    snprintf(want_ts, sizeof want_ts, "%ld", newest);
+    int ok = 0;
+    for (int tries = 0; tries < 100 && !ok; tries++) {
+      redisReply *rep = redisCommand(r, "HGET hw:veh:%s ts_ms", ids[t]);
+      ok = rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, want_ts);
+      freeReplyObject(rep);
+      if (!ok)
+        usleep(50 * 1000);
+    }
+    assert_true(ok);
+    redisReply *rep = redisCommand(r, "ZSCORE hw:geo %s", ids[t]);
+    assert_non_null(rep);
+    assert_int_equal(rep->type, REDIS_REPLY_STRING);
+    freeReplyObject(rep);
+  }
+  redisFree(r);
+}
+
+static void expect_error_then_eof(pbc *c, Haulwatch__V1__Error__Code code) {
+  Haulwatch__V1__ServerMessage *m;
+  int saw = 0;
+  while ((m = pbc_recv(c, 5000))) {
+    if (m->msg_case == HAULWATCH__V1__SERVER_MESSAGE__MSG_ERROR && m->error->code == code)
+      saw = 1;
+    haulwatch__v1__server_message__free_unpacked(m, NULL);
+  }
+  assert_true(saw);
+  assert_true(pbc_wait_eof(c, 2000));
+}
+
+static void test_bad_token_refused(void **state) {
+  (void)state;
+  char token[HW_TOKEN_LEN + 1];
+  add_terminal("badtok", token);
+  pbc *c = pbc_connect(port);
+  assert_int_equal(pbc_hello(c, "badtok", "0000000000000000000000000000000000000000000000000000000000000000"), 0);
+  Haulwatch__V1__ServerMessage *m = pbc_recv(c, 5000);
+  assert_non_null(m);
+  assert_int_equal(m->msg_case, HAULWATCH__V1__SERVER_MESSAGE__MSG_HELLO_RESULT);
+  assert_false(m->hello_result->accepted);
+  haulwatch__v1__server_message__free_unpacked(m, NULL);
+  expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__AUTH_FAILED);
+  pbc_close(c);
+  /* An unknown terminal gets the same answer. */
+  c = pbc_connect(port);
+  assert_int_equal(pbc_hello(c, "nosuchterminal", token), 0);
+  m = pbc_recv(c, 5000);
+  assert_non_null(m);
+  assert_false(m->hello_result->accepted);
+  haulwatch__v1__server_message__free_unpacked(m, NULL);
+  pbc_close(c);
+}
+
+static void test_report_before_hello_refused(void **state) {
+  (void)state;
+  pbc *c = pbc_connect(port);
+  Haulwatch__V1__Fix f, *fp[1] = {&f};
+  fill_fix(&f, 1, 1764400000000ULL, 0);
+  assert_int_equal(pbc_report(c, fp, 1), 0);
+  expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED);
+  pbc_close(c);
+}
+
+/* A malformed frame and an oversize frame close only their own connection. */
+static void test_bad_frames_close_only_their_connection(void **state) {
+  (void)state;
+  char token[HW_TOKEN_LEN + 1];
+  add_terminal("good1", token);
+  pbc *good = login("good1", token);
+  Haulwatch__V1__Fix f, *fp[1] = {&f};
+  fill_fix(&f, 1, 1764400000000ULL, 1);
+  assert_int_equal(pbc_report(good, fp, 1), 0);
+  assert_int_equal(pbc_wait_ack(good, 1, 10000), 1);
+
+  pbc *bad = pbc_connect(port);
+  uint8_t garbage[] = {0x05, 0xff, 0xff, 0xff, 0xff, 0xff};
+  assert_int_equal(pbc_send_raw(bad, garbage, sizeof garbage), 0);
+  expect_error_then_eof(bad, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE);
+  pbc_close(bad);
+
+  bad = pbc_connect(port);
+  uint8_t huge[] = {0xff, 0xff, 0xff, 0x7f}; /* 256 MiB announced */
+  assert_int_equal(pbc_send_raw(bad, huge, sizeof huge), 0);
+  expect_error_then_eof(bad, HAULWATCH__V1__ERROR__CODE__BAD_FRAME);
+  pbc_close(bad);
+
+  /* Out-of-range fix values are refused with the field named. */
+  char token2[HW_TOKEN_LEN + 1];
+  add_terminal("bad2", token2);
+  bad = login("bad2", token2);
+  fill_fix(&f, 1, 1764400000000ULL, 1);
+  f.heading = 720;
+  assert_int_equal(pbc_report(bad, fp, 1), 0);
+  expect_error_then_eof(bad, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE);
+  pbc_close(bad);
+
+  fill_fix(&f, 2, 1764400001000ULL, 1);
+  assert_int_equal(pbc_report(good, fp, 1), 0);
+  assert_int_equal(pbc_wait_ack(good, 2, 10000), 2);
+  pbc_close(good);
+  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FROM positions WHERE terminal_id = 'bad2'"), 0);
+}
+
+static void test_newer_connection_replaces_older(void **state) {
+  (void)state;
+  char token[HW_TOKEN_LEN + 1];
+  add_terminal("twice", token);
+  pbc *a = login("twice", token);
+  pbc *b = login("twice", token);
+  expect_error_then_eof(a, HAULWATCH__V1__ERROR__CODE__REPLACED);
+  Haulwatch__V1__Fix f, *fp[1] = {&f};
+  fill_fix(&f, 1, 1764400000000ULL, 2);
+  assert_int_equal(pbc_report(b, fp, 1), 0);
+  assert_int_equal(pbc_wait_ack(b, 1, 10000), 1);
+  pbc_close(a);
+  pbc_close(b);
+}
+
+static void test_idle_connection_times_out(void **state) {
+  (void)state;
+  pbc *c = pbc_connect(port);
+  /* idle timeout is 3 s in this daemon */
+  expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__IDLE_TIMEOUT);
+  pbc_close(c);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_exactly_once_and_latest),
+      cmocka_unit_test(test_bad_token_refused),
+      cmocka_unit_test(test_report_before_hello_refused),
+      cmocka_unit_test(test_bad_frames_close_only_their_connection),
+      cmocka_unit_test(test_newer_connection_replaces_older),
+      cmocka_unit_test(test_idle_connection_times_out),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
