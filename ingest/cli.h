@@ -8,5 +8,8 @@ int hw_cmd_migrate(int argc, char **argv);
 int hw_cmd_terminal(int argc, char **argv);
 int hw_cmd_sim(int argc, char **argv);
 int hw_cmd_bench_ref(int argc, char **argv);
+int hw_cmd_registry(int argc, char **argv);
+int hw_cmd_zones(int argc, char **argv);
+int hw_cmd_violations(int argc, char **argv);
 
 #endif

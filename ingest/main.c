@@ -16,6 +16,9 @@ static const hw_command hw_commands[] = {
     {"terminal", hw_cmd_terminal, "manage terminals (terminal add ID)"},
     {"sim", hw_cmd_sim, "simulate trucks reporting to a daemon"},
     {"bench-ref", hw_cmd_bench_ref, "reference loader for ops/bench (COPY + Redis, no network)"},
+    {"registry", hw_cmd_registry, "import vehicles from CSV (registry import FILE.csv)"},
+    {"zones", hw_cmd_zones, "import zones from GeoJSON (zones import FILE.geojson)"},
+    {"violations", hw_cmd_violations, "list violations, move them towards closing"},
 };
 
 static void hw_usage(FILE *f) {
