@@ -1,0 +1,619 @@
+/* hw_redis_state against real redis-server processes this test starts on free ports.
+ * The module runs on a loop driven here; Redis is inspected with a blocking hiredis client. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "harness.h"
+#include "log.h"
+#include "redis_state.h"
+
+#define WAIT_MS 20000 /* generous: a bound against hanging, not a performance assertion */
+
+typedef struct env {
+  uv_loop_t loop;
+  uv_timer_t tick; /* keeps UV_RUN_ONCE returning, and proves the loop keeps turning */
+  uint64_t ticks;
+  void (*on_tick)(struct env *e);
+  void *user;
+} env;
+
+static void env_on_tick(uv_timer_t *t) {
+  env *e = t->data;
+  e->ticks++;
+  if (e->on_tick)
+    e->on_tick(e);
+}
+
+static void env_init(env *e) {
+  memset(e, 0, sizeof *e);
+  assert_int_equal(uv_loop_init(&e->loop), 0);
+  assert_int_equal(uv_timer_init(&e->loop, &e->tick), 0);
+  e->tick.data = e;
+  assert_int_equal(uv_timer_start(&e->tick, env_on_tick, 5, 5), 0);
+}
+
+/* Runs the loop until pred(arg) holds or WAIT_MS pass; returns whether it held. pred is asked at
+ * most every 20 ms: some predicates read all of Redis. */
+static int env_run_until(env *e, int (*pred)(void *), void *arg) {
+  int64_t deadline = hw_now_ms() + WAIT_MS, next = 0;
+  for (;;) {
+    int64_t now = hw_now_ms();
+    if (now >= next) {
+      if (pred(arg))
+        return 1;
+      if (now >= deadline)
+        return 0;
+      next = now + 20;
+    }
+    uv_run(&e->loop, UV_RUN_ONCE);
+  }
+}
+
+static void env_run_for(env *e, int ms) {
+  int64_t until = hw_now_ms() + ms;
+  while (hw_now_ms() < until)
+    uv_run(&e->loop, UV_RUN_ONCE);
+}
+
+static void on_done(void *arg) { (*(int *)arg)++; }
+static int int_set(void *arg) { return *(int *)arg != 0; }
+
+/* Stops r and runs until done_cb. */
+static void stop_state(env *e, hw_redis_state *r) {
+  int done = 0;
+  hw_redis_state_stop(r, on_done, &done);
+  assert_int_equal(done, 0); /* never synchronous */
+  assert_true(env_run_until(e, int_set, &done));
+  assert_int_equal(done, 1);
+}
+
+/* Every test ends here: a handle left open by the module makes uv_loop_close fail. */
+static void env_close(env *e) {
+  uv_close((uv_handle_t *)&e->tick, NULL);
+  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+static hw_redis_state *start_state(env *e, hw_registry *reg, int port, uint32_t max_in_flight) {
+  hw_redis_state_config cfg = {.host = "127.0.0.1", .port = port, .max_in_flight = max_in_flight,
+                               .timeout_ms = 2000};
+  hw_redis_state *r = NULL;
+  assert_int_equal(hw_redis_state_start(&r, &e->loop, &cfg, reg), 0);
+  assert_non_null(r);
+  return r;
+}
+
+static void kill_redis(pid_t pid) {
+  assert_int_equal(kill(pid, SIGKILL), 0);
+  assert_int_equal(waitpid(pid, NULL, 0), pid);
+}
+
+/* ---- fixes and their expected Redis form ---- */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rng(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 32);
+}
+
+/* Values all over their ranges (negative coordinates and altitudes, full 32-bit bit fields) so a
+ * formatting slip shows up. */
+static hw_fix make_fix(int64_t ts) {
+  hw_fix f;
+  memset(&f, 0, sizeof f);
+  f.ts_ms = ts;
+  f.recv_ms = ts + (int64_t)(rng() % 5000);
+  f.lat_e6 = (int32_t)(rng() % 170000001u) - 85000000;
+  f.lon_e6 = (int32_t)(rng() % 360000001u) - 180000000;
+  f.speed_dkmh = rng() % 2000;
+  f.heading = (uint16_t)(rng() % 360);
+  f.alt_m = (int32_t)(rng() % 6000) - 500;
+  f.alarm = rng() % 3 == 0 ? 0xFFFFFFFFu : rng();
+  f.status = rng();
+  f.odometer_hm = rng() % 4 == 0 ? 0xFFFFFFFFu : rng() % 100000000u;
+  if (rng() % 2) {
+    f.has_driver = 1;
+    snprintf(f.driver_id, sizeof f.driver_id, "D%08u", rng() % 100000000u);
+  }
+  return f;
+}
+
+static void expect_field(char *out, size_t n, const char *name, const hw_fix *f) {
+  if (!strcmp(name, "lat"))
+    snprintf(out, n, "%.6f", f->lat_e6 / 1e6);
+  else if (!strcmp(name, "lon"))
+    snprintf(out, n, "%.6f", f->lon_e6 / 1e6);
+  else if (!strcmp(name, "speed_kmh"))
+    snprintf(out, n, "%.1f", f->speed_dkmh / 10.0);
+  else if (!strcmp(name, "heading"))
+    snprintf(out, n, "%u", f->heading);
+  else if (!strcmp(name, "alt_m"))
+    snprintf(out, n, "%d", f->alt_m);
+  else if (!strcmp(name, "ts_ms"))
+    snprintf(out, n, "%lld", (long long)f->ts_ms);
+  else if (!strcmp(name, "recv_ms"))
+    snprintf(out, n, "%lld", (long long)f->recv_ms);
+  else if (!strcmp(name, "alarm"))
+    snprintf(out, n, "%u", f->alarm);
+  else if (!strcmp(name, "status"))
+    snprintf(out, n, "%u", f->status);
+  else if (!strcmp(name, "odometer_km"))
+    snprintf(out, n, "%.1f", f->odometer_hm / 10.0);
+  else if (!strcmp(name, "driver_id"))
+    snprintf(out, n, "%s", f->has_driver ? f->driver_id : "");
+  else
+    snprintf(out, n, "<unexpected field>");
+}
+
+static const char *const fields[] = {"lat",     "lon",    "speed_kmh", "heading",
+                                     "alt_m",   "ts_ms",  "recv_ms",   "alarm",
+                                     "status",  "odometer_km", "driver_id"};
+
+static redisContext *rconnect(int port) {
+  struct timeval tv = {5, 0};
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+  assert_non_null(c);
+  assert_int_equal(c->err, 0);
+  return c;
+}
+
+/* Compares Redis with the expected fix of each id. Returns the number of mismatching terminals;
+ * describes the first in why. Checks every hash field, the geo member and its position. */
+static size_t redis_mismatches(int port, const char *const *ids, const hw_fix *const *want,
+                               size_t n, char *why, size_t whylen) {
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", port, (struct timeval){2, 0});
+  if (!c || c->err) {
+    snprintf(why, whylen, "cannot connect to redis");
+    if (c)
+      redisFree(c);
+    return n ? n : 1;
+  }
+  for (size_t i = 0; i < n; i++) {
+    (void)redisAppendCommand(c, "HGETALL hw:veh:%s", ids[i]);
+    (void)redisAppendCommand(c, "GEOPOS hw:geo %s", ids[i]);
+  }
+  size_t bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    redisReply *h = NULL, *g = NULL;
+    int ok = redisGetReply(c, (void **)&h) == REDIS_OK && redisGetReply(c, (void **)&g) == REDIS_OK;
+    char problem[256] = "";
+    if (!ok || !h || !g || h->type != REDIS_REPLY_ARRAY) {
+      snprintf(problem, sizeof problem, "no reply");
+    } else if (h->elements != 2 * HW_ARRAY_SIZE(fields)) {
+      snprintf(problem, sizeof problem, "hash has %zu elements", h->elements);
+    } else {
+      for (size_t k = 0; k + 1 < h->elements && !problem[0]; k += 2) {
+        char exp[64];
+        expect_field(exp, sizeof exp, h->element[k]->str, want[i]);
+        if (strcmp(exp, h->element[k + 1]->str))
+          snprintf(problem, sizeof problem, "%s is '%s', want '%s'", h->element[k]->str,
+                   h->element[k + 1]->str, exp);
+      }
+      int geo_ok = abs(want[i]->lat_e6) <= 85051128;
+      redisReply *pos = g->type == REDIS_REPLY_ARRAY && g->elements == 1 ? g->element[0] : NULL;
+      int has_pos = pos && pos->type == REDIS_REPLY_ARRAY && pos->elements == 2;
+      if (!problem[0] && geo_ok != has_pos)
+        snprintf(problem, sizeof problem, "geo member %s", has_pos ? "present" : "missing");
+      if (!problem[0] && has_pos) {
+        double lon = atof(pos->element[0]->str), lat = atof(pos->element[1]->str);
+        if (fabs(lon - want[i]->lon_e6 / 1e6) > 1e-4 || fabs(lat - want[i]->lat_e6 / 1e6) > 1e-4)
+          snprintf(problem, sizeof problem, "geo position %f,%f want %f,%f", lat, lon,
+                   want[i]->lat_e6 / 1e6, want[i]->lon_e6 / 1e6);
+      }
+    }
+    if (problem[0] && bad++ == 0)
+      snprintf(why, whylen, "%s: %s", ids[i], problem);
+    if (h)
+      freeReplyObject(h);
+    if (g)
+      freeReplyObject(g);
+  }
+  redisFree(c);
+  return bad;
+}
+
+/* A script that errors half-way keeps what it wrote before the error, so the data can look right
+ * while every write fails: Redis' error counters must stay empty. */
+static void assert_no_redis_errors(int port) {
+  redisContext *c = rconnect(port);
+  redisReply *info = redisCommand(c, "INFO errorstats");
+  assert_non_null(info);
+  assert_int_equal(info->type, REDIS_REPLY_STRING);
+  if (strstr(info->str, "errorstat_"))
+    fail_msg("redis counted errors:\n%s", info->str);
+  freeReplyObject(info);
+  redisFree(c);
+}
+
+/* A set of terminals in a registry with the newest fix the test gave each. */
+typedef struct fleet {
+  hw_registry reg;
+  size_t n;
+  hw_terminal **t;
+  const char **ids;
+  hw_fix *newest;
+  const hw_fix **want;
+  int port;
+  char why[512];
+} fleet;
+
+static void fleet_init(fleet *f, size_t n, const char *fmt, int port) {
+  memset(f, 0, sizeof *f);
+  f->n = n;
+  f->port = port;
+  f->t = calloc(n, sizeof *f->t);
+  f->ids = calloc(n, sizeof *f->ids);
+  f->newest = calloc(n, sizeof *f->newest);
+  f->want = calloc(n, sizeof *f->want);
+  assert_true(f->t && f->ids && f->newest && f->want);
+  for (size_t i = 0; i < n; i++) {
+    char id[HW_TERMINAL_ID_MAX + 1];
+    snprintf(id, sizeof id, fmt, (unsigned)i);
+    assert_int_equal(hw_registry_get(&f->reg, id, &f->t[i]), 0);
+    f->ids[i] = f->t[i]->id;
+    f->want[i] = &f->newest[i];
+  }
+}
+
+static void fleet_free(fleet *f) {
+  hw_registry_free(&f->reg);
+  free(f->t);
+  free(f->ids);
+  free(f->newest);
+  free(f->want);
+}
+
+/* Puts fix for terminal i, tracking independently which fix must win (newest ts; ties: later). */
+static void fleet_put(fleet *f, hw_redis_state *r, size_t i, const hw_fix *fix) {
+  if (f->newest[i].ts_ms == 0 || fix->ts_ms >= f->newest[i].ts_ms)
+    f->newest[i] = *fix;
+  hw_redis_state_put(r, f->t[i], fix);
+}
+
+static int fleet_in_redis(void *arg) {
+  fleet *f = arg;
+  return redis_mismatches(f->port, f->ids, f->want, f->n, f->why, sizeof f->why) == 0;
+}
+
+static void assert_fleet_in_redis(env *e, fleet *f) {
+  if (!env_run_until(e, fleet_in_redis, f))
+    fail_msg("redis does not hold the newest state: %s", f->why);
+}
+
+/* ---- tests ---- */
+
+static void test_newest_state_wins(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  pid_t redis = hw_test_redis_start(port);
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 3000, "0138%08u", port);
+  /* A small window so the dirty list really backs up and coalesces. */
+  hw_redis_state *r = start_state(&e, &f.reg, port, 64);
+
+  /* Rounds of fixes with jittered timestamps: every terminal sees older data after newer, equal
+   * timestamps, and the loop runs in between so some states are written and then superseded. */
+  for (int round = 0; round < 20; round++) {
+    for (size_t i = 0; i < f.n; i++) {
+      int64_t ts = 1700000000000 + 1000 * (int64_t)(rng() % 40);
+      hw_fix fix = make_fix(ts);
+      fleet_put(&f, r, i, &fix);
+    }
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+  }
+  /* Edge cases: above GEOADD's latitude limit (hash only), south-west, exactly zero. */
+  hw_fix polar = make_fix(1800000000000), sw = make_fix(1800000000000), zero = make_fix(1800000000000);
+  polar.lat_e6 = 89500000;
+  sw.lat_e6 = -33868820, sw.lon_e6 = -151209296;
+  zero.lat_e6 = 0, zero.lon_e6 = 0, zero.alt_m = 0, zero.speed_dkmh = 0, zero.has_driver = 0;
+  fleet_put(&f, r, 0, &polar);
+  fleet_put(&f, r, 1, &sw);
+  fleet_put(&f, r, 2, &zero);
+
+  assert_fleet_in_redis(&e, &f);
+
+  redisContext *c = rconnect(port);
+  redisReply *card = redisCommand(c, "ZCARD hw:geo");
+  assert_non_null(card);
+  assert_int_equal(card->integer, (long long)f.n - 1); /* all but the polar one */
+  freeReplyObject(card);
+  redisFree(c);
+
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(r, &st);
+  assert_int_equal(st.connected, 1);
+  assert_int_equal(st.dirty, 0);
+  assert_true(st.writes >= f.n);
+  assert_true(st.writes < 20 * f.n); /* coalesced: far fewer writes than puts */
+  assert_int_equal(st.reconnects, 0);
+  assert_no_redis_errors(port);
+
+  stop_state(&e, r);
+  env_close(&e);
+  fleet_free(&f);
+  hw_test_stop_pid(redis);
+}
+
+typedef struct writes_at_least {
+  hw_redis_state *r;
+  uint64_t n;
+} writes_at_least;
+
+static int writes_reached(void *arg) {
+  writes_at_least *w = arg;
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(w->r, &st);
+  return st.writes >= w->n && st.dirty == 0;
+}
+
+/* Two daemons (separate registries and connections) write one terminal; Redis decides. */
+static void test_two_writers_newest_wins(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  pid_t redis = hw_test_redis_start(port);
+  env e;
+  env_init(&e);
+  fleet a, b;
+  fleet_init(&a, 1, "TWO%u", port);
+  fleet_init(&b, 1, "TWO%u", port);
+  hw_redis_state *ra = start_state(&e, &a.reg, port, 16);
+  hw_redis_state *rb = start_state(&e, &b.reg, port, 16);
+
+  /* 10000 then 9000: compared as strings "9000" would win; numerically it must not. */
+  hw_fix x = make_fix(10000), y = make_fix(9000);
+  fleet_put(&a, ra, 0, &x);
+  assert_fleet_in_redis(&e, &a);
+  hw_redis_state_put(rb, b.t[0], &y);
+  writes_at_least wb = {rb, 1};
+  assert_true(env_run_until(&e, writes_reached, &wb)); /* B's write reached Redis ... */
+  assert_int_equal(redis_mismatches(port, a.ids, a.want, 1, a.why, sizeof a.why), 0); /* ... and lost */
+
+  /* Equal device time: the later write wins, as it does in memory. */
+  hw_fix z = make_fix(10000);
+  fleet_put(&b, rb, 0, &z);
+  assert_fleet_in_redis(&e, &b);
+
+  /* A moves on; B's late data stays out. */
+  hw_fix w = make_fix(20000), old = make_fix(15000);
+  fleet_put(&a, ra, 0, &w);
+  assert_fleet_in_redis(&e, &a);
+  hw_redis_state_put(rb, b.t[0], &old);
+  wb.n = 3;
+  assert_true(env_run_until(&e, writes_reached, &wb));
+  assert_int_equal(redis_mismatches(port, a.ids, a.want, 1, a.why, sizeof a.why), 0);
+  assert_no_redis_errors(port);
+
+  stop_state(&e, ra);
+  stop_state(&e, rb);
+  env_close(&e);
+  fleet_free(&a);
+  fleet_free(&b);
+  hw_test_stop_pid(redis);
+}
+
+typedef struct reconnects_at_least {
+  hw_redis_state *r;
+  uint64_t n;
+} reconnects_at_least;
+
+static int reconnects_reached(void *arg) {
+  reconnects_at_least *w = arg;
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(w->r, &st);
+  return st.reconnects >= w->n;
+}
+
+/* Nothing listening at start: keeps retrying without holding the loop; data arrives later. */
+static void test_refused_then_redis_appears(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 200, "R%u", port);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 32);
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(1000 + (int64_t)i);
+    fleet_put(&f, r, i, &fix);
+  }
+
+  uint64_t ticks0 = e.ticks;
+  reconnects_at_least w = {r, 3};
+  assert_true(env_run_until(&e, reconnects_reached, &w));
+  /* The 5 ms tick kept firing while connects were refused: the loop was never blocked. */
+  assert_true(e.ticks - ticks0 >= 20);
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(r, &st);
+  assert_int_equal(st.connected, 0);
+  assert_int_equal(st.dirty, f.n);
+  assert_int_equal(st.writes, 0);
+
+  /* Fixes keep coming while Redis is away; only the newest is kept. */
+  for (size_t i = 0; i < f.n; i += 2) {
+    hw_fix fix = make_fix(5000 + (int64_t)i);
+    fleet_put(&f, r, i, &fix);
+  }
+  pid_t redis = hw_test_redis_start(port);
+  assert_fleet_in_redis(&e, &f);
+  hw_redis_state_get_stats(r, &st);
+  assert_int_equal(st.connected, 1);
+  assert_true(st.reconnects >= 3);
+
+  stop_state(&e, r);
+  env_close(&e);
+  fleet_free(&f);
+  hw_test_stop_pid(redis);
+}
+
+/* Feeds a round of newer fixes to every terminal on each tick while feeding is on. */
+typedef struct feeder {
+  fleet *f;
+  hw_redis_state *r;
+  int on;
+  size_t stride; /* feed every stride-th terminal */
+  int64_t ts;
+} feeder;
+
+static void feed_tick(env *e) {
+  feeder *fd = e->user;
+  if (!fd->on)
+    return;
+  fd->ts += 10;
+  for (size_t i = 0; i < fd->f->n; i += fd->stride) {
+    hw_fix fix = make_fix(fd->ts + (int64_t)(rng() % 10));
+    fleet_put(fd->f, fd->r, i, &fix);
+  }
+}
+
+static int disconnected(void *arg) {
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(arg, &st);
+  return !st.connected;
+}
+
+static int is_connected(void *arg) {
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(arg, &st);
+  return st.connected;
+}
+
+/* Redis dies mid-stream and comes back empty: everything known is written again. */
+static void test_redis_killed_and_restarted_empty(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  pid_t redis = hw_test_redis_start(port);
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 1000, "K%04u", port);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 128);
+  feeder fd = {&f, r, 1, 1, 1700000000000};
+  e.user = &fd;
+  e.on_tick = feed_tick;
+
+  writes_at_least w = {r, 3000};
+  int64_t deadline = hw_now_ms() + WAIT_MS;
+  hw_redis_state_stats st;
+  do {
+    uv_run(&e.loop, UV_RUN_ONCE);
+    hw_redis_state_get_stats(r, &st);
+  } while (st.writes < w.n && hw_now_ms() < deadline);
+  assert_true(st.writes >= w.n);
+
+  /* Odd terminals go quiet and reach Redis; even ones keep streaming through the kill. After the
+   * restart nothing new comes for the odd ones, so only the resend after reconnect can bring
+   * them back. */
+  fd.stride = 2;
+  fleet odd = f;
+  const char *odd_ids[500];
+  const hw_fix *odd_want[500];
+  odd.n = 0;
+  odd.ids = odd_ids;
+  odd.want = odd_want;
+  for (size_t i = 1; i < f.n; i += 2, odd.n++) {
+    odd_ids[odd.n] = f.ids[i];
+    odd_want[odd.n] = f.want[i];
+  }
+  assert_fleet_in_redis(&e, &odd);
+
+  kill_redis(redis); /* SIGKILL: no goodbye, writes in flight are lost */
+  assert_true(env_run_until(&e, disconnected, r));
+  env_run_for(&e, 300); /* the even half keeps coming while Redis is down */
+  fd.on = 0;
+
+  redis = hw_test_redis_start(port); /* same port, empty (no persistence) */
+  assert_fleet_in_redis(&e, &f);
+  hw_redis_state_get_stats(r, &st);
+  assert_int_equal(st.connected, 1);
+  assert_true(st.reconnects >= 1);
+  assert_no_redis_errors(port);
+
+  stop_state(&e, r);
+  env_close(&e);
+  fleet_free(&f);
+  hw_test_stop_pid(redis);
+}
+
+/* stop() writes out what is dirty before closing. */
+static void test_stop_flushes(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  pid_t redis = hw_test_redis_start(port);
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 5000, "S%u", port);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 8);
+  assert_true(env_run_until(&e, is_connected, r));
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(42);
+    fleet_put(&f, r, i, &fix);
+  }
+  stop_state(&e, r); /* no loop turn between the puts and stop */
+  assert_int_equal(redis_mismatches(port, f.ids, f.want, f.n, f.why, sizeof f.why), 0);
+  env_close(&e);
+  fleet_free(&f);
+  hw_test_stop_pid(redis);
+}
+
+/* Stopping while nothing answers must not wait for Redis. */
+static void test_stop_while_disconnected(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 3, "D%u", port);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 8);
+  hw_fix fix = make_fix(1);
+  fleet_put(&f, r, 0, &fix);
+  reconnects_at_least w = {r, 1};
+  assert_true(env_run_until(&e, reconnects_reached, &w));
+  stop_state(&e, r);
+  env_close(&e);
+  fleet_free(&f);
+}
+
+static void test_start_rejects_bad_config(void **state) {
+  (void)state;
+  env e;
+  env_init(&e);
+  hw_registry reg = {0};
+  hw_redis_state *r = NULL;
+  hw_redis_state_config nohost = {.host = NULL, .port = 6379};
+  hw_redis_state_config badport = {.host = "127.0.0.1", .port = 70000};
+  assert_int_equal(hw_redis_state_start(&r, &e.loop, &nohost, &reg), -EINVAL);
+  assert_int_equal(hw_redis_state_start(&r, &e.loop, &badport, &reg), -EINVAL);
+  assert_null(r);
+  env_close(&e);
+}
+
+int main(void) {
+  if (hw_log_set_level(getenv("HW_TEST_LOG") ? getenv("HW_TEST_LOG") : "warn") != 0)
+    return 2;
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_newest_state_wins),
+      cmocka_unit_test(test_two_writers_newest_wins),
+      cmocka_unit_test(test_refused_then_redis_appears),
+      cmocka_unit_test(test_redis_killed_and_restarted_empty),
+      cmocka_unit_test(test_stop_flushes),
+      cmocka_unit_test(test_stop_while_disconnected),
+      cmocka_unit_test(test_start_rejects_bad_config),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
