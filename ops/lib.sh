@@ -124,10 +124,11 @@ hw_pid_is() {
   hw_alive "$1" && [ "$(hw_pid_start "$1")" = "$2" ]
 }
 
-# hw_stop_pid PID START NAME [TIMEOUT_S]: SIGTERM, SIGKILL after TIMEOUT_S (default 10), reaped
-# if it is our child. Does nothing if that process is already gone.
+# hw_stop_pid PID START NAME [TIMEOUT_S]: SIGTERM, SIGKILL after TIMEOUT_S (default 10); reaps it
+# if it is our child. Does nothing if that process is already gone. Returns the exit status when
+# the process was our child (143 = killed by SIGTERM, 137 = SIGKILL), else 0.
 hw_stop_pid() {
-  local pid=$1 start=$2 name=$3 timeout=${4:-10} i
+  local pid=$1 start=$2 name=$3 timeout=${4:-10} i rc=0
   if hw_pid_is "$pid" "$start"; then
     hw_log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null
@@ -140,24 +141,50 @@ hw_stop_pid() {
       kill -KILL "$pid" 2>/dev/null
     fi
   fi
-  wait "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || rc=$?
+  if [ "$rc" -eq 127 ]; then rc=0; fi # not our child (or reaped before): nothing to report
+  return "$rc"
 }
 
 # hw_spawn NAME STDOUT STDERR [STOP_TIMEOUT_S] -- CMD [ARGS...]: starts CMD in the background and
-# registers its stop; the pid is left in HW_SPAWNED_PID.
+# registers its stop; leaves its pid and start time in HW_SPAWNED_PID and HW_SPAWNED_START.
+# CMD runs in a session of its own (as Redis does, and PostgreSQL through pg_ctl), so Ctrl-C
+# reaches only this script, which then stops everything in order: the daemon drains into
+# PostgreSQL and Redis while they are still up. (setsid execs in place here: a background job of
+# a script without job control is never a process group leader, so the pid stays CMD's.)
+# With HW_RUN_DIR set, the process is also recorded in HW_RUN_DIR/spawned-PID, so that a later
+# run can stop what a run killed with SIGKILL left behind (hw_stop_recorded).
 HW_SPAWNED_PID=
+HW_SPAWNED_START=
+HW_RUN_DIR=
 hw_spawn() {
-  local name=$1 out=$2 err=$3 timeout=10 start
+  local name=$1 out=$2 err=$3 timeout=10
   shift 3
   if [ "$1" != "--" ]; then
     timeout=$1
     shift
   fi
   shift
-  "$@" >"$out" 2>"$err" &
+  setsid "$@" >"$out" 2>"$err" &
   HW_SPAWNED_PID=$!
-  start=$(hw_pid_start "$HW_SPAWNED_PID") || start=gone
-  hw_on_exit hw_stop_pid "$HW_SPAWNED_PID" "$start" "$name" "$timeout"
+  HW_SPAWNED_START=$(hw_pid_start "$HW_SPAWNED_PID") || HW_SPAWNED_START=gone
+  if [ -n "$HW_RUN_DIR" ]; then
+    printf '%s %s %s\n' "$HW_SPAWNED_PID" "$HW_SPAWNED_START" "$name" \
+      >"$HW_RUN_DIR/spawned-$HW_SPAWNED_PID"
+    hw_on_exit rm -f "$HW_RUN_DIR/spawned-$HW_SPAWNED_PID"
+  fi
+  hw_on_exit hw_stop_pid "$HW_SPAWNED_PID" "$HW_SPAWNED_START" "$name" "$timeout"
+}
+
+# hw_stop_recorded DIR: stops what hw_spawn recorded in DIR, if still the same processes.
+hw_stop_recorded() {
+  local f pid start name
+  for f in "$1"/spawned-*; do
+    [ -f "$f" ] || continue
+    read -r pid start name <"$f"
+    hw_stop_pid "$pid" "$start" "$name (left by an earlier run)" 30 || true
+    rm -f "$f"
+  done
 }
 
 # Ports in use on this machine, any state, IPv4 and IPv6, one a line.
@@ -337,7 +364,8 @@ hw_pg_conninfo() {
 hw_psql() {
   local dir=$1 db=$2
   shift 2
-  "$HW_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$(hw_pg_conninfo "$dir" "$db")" "$@"
+  PGOPTIONS='-c client_min_messages=warning' \
+    "$HW_PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 "$(hw_pg_conninfo "$dir" "$db")" "$@"
 }
 
 # hw_pg_fresh_db DIR DB: drops (if there) and creates database DB.
@@ -353,7 +381,7 @@ hw_redis_start() {
   dir=$(mkdir -p "$1" && cd "$1" && pwd)
   port=$2
   hw_log "starting Redis on 127.0.0.1:$port"
-  redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
+  setsid redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
     --dir "$dir" >"$dir/redis.log" 2>&1 &
   pid=$!
   start=$(hw_pid_start "$pid") || start=gone
@@ -376,7 +404,7 @@ hw_redis_stop() {
   local dir=$1 pid start
   [ -f "$dir/redis.pid" ] || return 0
   read -r pid start <"$dir/redis.pid"
-  hw_stop_pid "$pid" "$start" redis 10
+  hw_stop_pid "$pid" "$start" redis 10 || true
   rm -f "$dir/redis.pid"
 }
 
@@ -395,12 +423,13 @@ hw_redis_count_veh() {
 # hw_progress PID INTERVAL_S LABEL CMD...: while PID runs, shows "LABEL  t=..s  <CMD output>"
 # every INTERVAL_S: one line rewritten in place on a terminal, a line per 10 s otherwise.
 hw_progress() {
-  local pid=$1 interval=$2 label=$3 t0=$SECONDS line last=-10 tty=0
+  local pid=$1 interval=$2 label=$3 t0=$SECONDS line out last=-10 tty=0
   shift 3
   [ -t 2 ] && tty=1
   while hw_alive "$pid"; do
     sleep "$interval"
-    line="$label  t=$((SECONDS - t0))s  $("$@" 2>/dev/null | tr '\n' ' ')"
+    out=$("$@" 2>/dev/null | tr '\n' ' ') || true # a failed probe must not end the script
+    line="$label  t=$((SECONDS - t0))s  $out"
     if [ "$tty" -eq 1 ]; then
       printf '\r\033[K%s' "$line" >&2
     elif [ $((SECONDS - last)) -ge 10 ]; then
