@@ -1,0 +1,311 @@
+/* fatigue_continuous, fatigue_daily and night_driving: driving-time counters fed interval by
+ * interval, each interval split at the calendar boundaries (GMT+8 midnight, night start, night
+ * end) so that every piece is in one day and wholly at night or wholly by day. */
+#include "rules_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Position at instant t, interpolated along the interval being evaluated. */
+static void hw_pos_at(const hw_rctx *cx, int64_t t, int32_t *lat, int32_t *lon) {
+  const hw_rpt *p = cx->p, *c = cx->c;
+  if (!p || c->ts_ms <= p->ts_ms || t >= c->ts_ms) {
+    *lat = c->lat_e6;
+    *lon = c->lon_e6;
+    return;
+  }
+  if (t <= p->ts_ms) {
+    *lat = p->lat_e6;
+    *lon = p->lon_e6;
+    return;
+  }
+  double f = (double)(t - p->ts_ms) / (double)(c->ts_ms - p->ts_ms);
+  *lat = p->lat_e6 + (int32_t)(f * ((double)c->lat_e6 - p->lat_e6));
+  *lon = p->lon_e6 + (int32_t)(f * ((double)c->lon_e6 - p->lon_e6));
+}
+
+static void hw_driver_evidence(const char *driver, const char *extra, char *out, size_t cap) {
+  char q[6 * HW_DRIVER_ID_MAX + 4];
+  size_t n = 0;
+  hw__json_str(q, sizeof q, &n, driver);
+  snprintf(out, cap, "{\"driver\":%s%s}", q, extra);
+}
+
+/* --- continuous and night ---------------------------------------------------------------- */
+
+static void hw_time_emit(hw_rctx *cx, hw_time_ep *ep, int kind, int phase, int64_t value_ms,
+                         int64_t limit_ms) {
+  hw_rule_state *st = cx->st;
+  char tail[24], extra[64] = "", ev[HW_EVIDENCE_MAX];
+  snprintf(tail, sizeof tail, "%" PRId64, ep->start_ms);
+  if (kind == HW_VIOL_FATIGUE_CONTINUOUS)
+    snprintf(extra, sizeof extra, ",\"driving_since_ms\":%" PRId64, st->cont_since_ms);
+  hw_driver_evidence(st->driver, extra, ev, sizeof ev);
+  hw__emit(cx, kind, phase, tail, ep->start_ms, ep->last_ms, ep->lat_e6, ep->lon_e6,
+           value_ms / 1000, limit_ms / 1000, 0, ev);
+}
+
+static void hw_time_open(hw_rctx *cx, hw_time_ep *ep, int kind, int64_t at, int64_t end,
+                         int64_t value_ms, int64_t limit_ms) {
+  ep->open = 1;
+  ep->start_ms = at;
+  ep->last_ms = end;
+  ep->emit_ms = end;
+  hw_pos_at(cx, at, &ep->lat_e6, &ep->lon_e6);
+  hw_time_emit(cx, ep, kind, HW_PHASE_OPEN, value_ms, limit_ms);
+}
+
+static void hw_time_close(hw_rctx *cx, hw_time_ep *ep, int kind, int64_t ended, int64_t value_ms,
+                          int64_t limit_ms) {
+  if (!ep->open)
+    return;
+  if (ended > ep->last_ms)
+    ep->last_ms = ended;
+  hw_time_emit(cx, ep, kind, HW_PHASE_CLOSE, value_ms, limit_ms);
+  ep->open = 0;
+}
+
+/* A qualifying rest or a driver change: the counts start again. */
+static void hw_counts_reset(hw_rctx *cx) {
+  hw_rule_state *st = cx->st;
+  hw_time_close(cx, &st->cont_ep, HW_VIOL_FATIGUE_CONTINUOUS, st->last_drive_ms, st->cont_ms,
+                cx->cont_limit_ms);
+  hw_time_close(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, st->last_night_drive_ms, st->night_ms,
+                cx->night_limit_ms);
+  st->cont_ms = 0;
+  st->night_ms = 0;
+}
+
+static void hw_cont_add(hw_rctx *cx, int64_t from, int64_t len) {
+  hw_rule_state *st = cx->st;
+  if (st->cont_ms == 0)
+    st->cont_since_ms = from;
+  int64_t before = st->cont_ms;
+  st->cont_ms += len;
+  if (st->cont_ep.open) {
+    st->cont_ep.last_ms = from + len;
+  } else if (st->cont_ms > cx->cont_limit_ms) {
+    int64_t at = from + (cx->cont_limit_ms > before ? cx->cont_limit_ms - before : 0);
+    hw_time_open(cx, &st->cont_ep, HW_VIOL_FATIGUE_CONTINUOUS, at, from + len, st->cont_ms,
+                 cx->cont_limit_ms);
+  }
+}
+
+/* --- daily ----------------------------------------------------------------------------------- */
+
+static void hw_daily_tail(const hw_rule_state *st, const hw_daily_slot *s, char *out, size_t cap) {
+  /* The identity is ASCII: a driver id from the wire may hold anything. */
+  char day[9], drv[HW_DRIVER_ID_MAX + 1];
+  size_t i = 0;
+  for (; s->driver[i] && i < HW_DRIVER_ID_MAX; i++) {
+    char ch = s->driver[i];
+    int ok = (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+             ch == '-' || ch == '_' || ch == '.';
+    drv[i] = ok ? ch : '_';
+  }
+  drv[i] = '\0';
+  hw_cst_day_format(st->daily_day, day);
+  snprintf(out, cap, "%s/%s", day, i ? drv : "-");
+}
+
+static void hw_daily_emit(hw_rctx *cx, hw_daily_slot *s, int phase) {
+  char tail[64], ev[HW_EVIDENCE_MAX];
+  hw_daily_tail(cx->st, s, tail, sizeof tail);
+  hw_driver_evidence(s->driver, "", ev, sizeof ev);
+  hw__emit(cx, HW_VIOL_FATIGUE_DAILY, phase, tail, s->ep.start_ms, s->ep.last_ms, s->ep.lat_e6,
+           s->ep.lon_e6, s->drive_ms / 1000, cx->daily_limit_ms / 1000, 0, ev);
+}
+
+static void hw_daily_close(hw_rctx *cx, hw_daily_slot *s) {
+  if (s->ep.open) {
+    s->ep.last_ms = s->last_drive_ms;
+    hw_daily_emit(cx, s, HW_PHASE_CLOSE);
+    s->ep.open = 0;
+  }
+}
+
+/* A new calendar day: yesterday's daily episodes are complete. */
+static void hw_daily_roll(hw_rctx *cx, int32_t day) {
+  hw_rule_state *st = cx->st;
+  for (int i = 0; i < HW_RULE_DRIVERS; i++) {
+    hw_daily_close(cx, &st->daily[i]);
+    memset(&st->daily[i], 0, sizeof st->daily[i]);
+  }
+  st->daily_day = day;
+}
+
+static hw_daily_slot *hw_daily_slot_for(hw_rctx *cx) {
+  hw_rule_state *st = cx->st;
+  hw_daily_slot *free_slot = NULL, *least = NULL;
+  for (int i = 0; i < HW_RULE_DRIVERS; i++) {
+    hw_daily_slot *s = &st->daily[i];
+    if (!s->used) {
+      if (!free_slot)
+        free_slot = s;
+      continue;
+    }
+    if (strcmp(s->driver, st->driver) == 0)
+      return s;
+    if (!least || s->drive_ms < least->drive_ms)
+      least = s;
+  }
+  if (!free_slot) {
+    /* More drivers in a day than slots: the one who drove least gives way. */
+    hw_daily_close(cx, least);
+    free_slot = least;
+  }
+  memset(free_slot, 0, sizeof *free_slot);
+  free_slot->used = 1;
+  memcpy(free_slot->driver, st->driver, sizeof free_slot->driver);
+  return free_slot;
+}
+
+/* --- segments -------------------------------------------------------------------------------- */
+
+static void hw_rest_segment(hw_rctx *cx, int64_t s, int64_t e) {
+  hw_rule_state *st = cx->st;
+  if (st->rest_ms == 0)
+    st->rest_since_ms = s;
+  st->rest_ms += e - s;
+  if (st->rest_ms >= cx->min_rest_ms &&
+      (st->cont_ms || st->night_ms || st->cont_ep.open || st->night_ep.open))
+    hw_counts_reset(cx);
+}
+
+static void hw_drive_segment(hw_rctx *cx, int64_t s, int64_t e, int night) {
+  hw_rule_state *st = cx->st;
+  int64_t len = e - s;
+  if (st->rest_ms > 0) {
+    if (st->rest_ms < cx->min_rest_ms && cx->cfg->count_short_stops)
+      hw_cont_add(cx, st->rest_since_ms, st->rest_ms);
+    st->rest_ms = 0;
+  }
+  hw_cont_add(cx, s, len);
+
+  if (cx->daily_limit_ms > 0) {
+    hw_daily_slot *d = hw_daily_slot_for(cx);
+    int64_t before = d->drive_ms;
+    d->drive_ms += len;
+    d->last_drive_ms = e;
+    if (d->ep.open) {
+      d->ep.last_ms = e;
+    } else if (d->drive_ms > cx->daily_limit_ms) {
+      int64_t at = s + (cx->daily_limit_ms > before ? cx->daily_limit_ms - before : 0);
+      d->ep.open = 1;
+      d->ep.start_ms = at;
+      d->ep.last_ms = e;
+      d->ep.emit_ms = e;
+      hw_pos_at(cx, at, &d->ep.lat_e6, &d->ep.lon_e6);
+      hw_daily_emit(cx, d, HW_PHASE_OPEN);
+    }
+  }
+
+  if (night && cx->night_rules) {
+    int64_t before = st->night_ms;
+    st->night_ms += len;
+    st->last_night_drive_ms = e;
+    if (st->night_ep.open) {
+      st->night_ep.last_ms = e;
+    } else if (st->night_ms > cx->night_limit_ms) {
+      int64_t at = s + (cx->night_limit_ms > before ? cx->night_limit_ms - before : 0);
+      hw_time_open(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, at, e, st->night_ms, cx->night_limit_ms);
+    }
+  }
+  st->last_drive_ms = e;
+}
+
+/* The next calendar boundary strictly after t: midnight, night start or night end. */
+static int64_t hw_next_boundary(const hw_rctx *cx, int64_t t) {
+  int64_t day0 = hw_cst_day_start(hw_cst_day(t));
+  int64_t best = day0 + HW_DAY_MS;
+  int64_t cand[2] = {(int64_t)cx->cfg->night_from_min * 60000, (int64_t)cx->cfg->night_to_min * 60000};
+  for (int i = 0; i < 2; i++)
+    if (day0 + cand[i] > t && day0 + cand[i] < best)
+      best = day0 + cand[i];
+  return best;
+}
+
+static void hw_boundary(hw_rctx *cx, int64_t b) {
+  hw_rule_state *st = cx->st;
+  int64_t ms = hw_cst_ms_of_day(b);
+  if (ms == 0)
+    hw_daily_roll(cx, hw_cst_day(b));
+  if (cx->cfg->night_from_min != cx->cfg->night_to_min && ms == (int64_t)cx->cfg->night_to_min * 60000) {
+    /* Morning: the night's count is over whatever happens next. */
+    hw_time_close(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, st->last_night_drive_ms, st->night_ms,
+                  cx->night_limit_ms);
+    st->night_ms = 0;
+  }
+}
+
+static void hw_span(hw_rctx *cx, int64_t s, int64_t e, int drive) {
+  while (s < e) {
+    int64_t b = hw_next_boundary(cx, s);
+    int64_t end = b < e ? b : e;
+    if (drive)
+      hw_drive_segment(cx, s, end, hw__is_night(cx, s));
+    else
+      hw_rest_segment(cx, s, end);
+    if (end == b)
+      hw_boundary(cx, b);
+    s = end;
+  }
+}
+
+void hw__fatigue_interval(hw_rctx *cx, int64_t a, int64_t x, int64_t b) {
+  hw_rule_state *st = cx->st;
+  int32_t day = hw_cst_day(a);
+  if (st->daily_day != day)
+    hw_daily_roll(cx, day);
+  if (st->night_ms && !hw__is_night(cx, a)) {
+    /* Restored or rebound in the daytime with a night count left over. */
+    hw_time_close(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, st->last_night_drive_ms, st->night_ms,
+                  cx->night_limit_ms);
+    st->night_ms = 0;
+  }
+  hw_span(cx, a, x, 0);
+  hw_span(cx, x, b, 1);
+}
+
+void hw__fatigue_first(hw_rctx *cx, const hw_rpt *c) {
+  hw_rule_state *st = cx->st;
+  if (c->has_driver)
+    memcpy(st->driver, c->driver, sizeof st->driver);
+  if (st->daily_day != hw_cst_day(c->ts_ms))
+    hw_daily_roll(cx, hw_cst_day(c->ts_ms));
+}
+
+void hw__fatigue_driver(hw_rctx *cx, const hw_rpt *c) {
+  hw_rule_state *st = cx->st;
+  if (!c->has_driver || strcmp(st->driver, c->driver) == 0)
+    return;
+  if (st->driver[0]) {
+    /* Another known driver: the previous one's continuous driving ends here. */
+    hw_counts_reset(cx);
+    st->rest_ms = 0;
+  }
+  memcpy(st->driver, c->driver, sizeof st->driver);
+}
+
+void hw__fatigue_updates(hw_rctx *cx, int64_t now_ms) {
+  hw_rule_state *st = cx->st;
+  int64_t every = (int64_t)cx->cfg->update_interval_s * 1000;
+  if (st->cont_ep.open && now_ms - st->cont_ep.emit_ms >= every) {
+    st->cont_ep.emit_ms = now_ms;
+    hw_time_emit(cx, &st->cont_ep, HW_VIOL_FATIGUE_CONTINUOUS, HW_PHASE_UPDATE, st->cont_ms,
+                 cx->cont_limit_ms);
+  }
+  if (st->night_ep.open && now_ms - st->night_ep.emit_ms >= every) {
+    st->night_ep.emit_ms = now_ms;
+    hw_time_emit(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, HW_PHASE_UPDATE, st->night_ms,
+                 cx->night_limit_ms);
+  }
+  for (int i = 0; i < HW_RULE_DRIVERS; i++) {
+    hw_daily_slot *s = &st->daily[i];
+    if (s->used && s->ep.open && now_ms - s->ep.emit_ms >= every) {
+      s->ep.emit_ms = now_ms;
+      hw_daily_emit(cx, s, HW_PHASE_UPDATE);
+    }
+  }
+}

@@ -1,0 +1,205 @@
+/* Registry rules, one episode per vehicle (or zone) per GMT+8 day: retired_class,
+ * deregistered_vehicle, expired_permit, unregistered_terminal, restricted_zone. They look at one
+ * fix at a time, so they also run on late fixes (see rules.h). */
+#include "rules_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static const int hw_vday_kind[HW_VDAY__N] = {
+    [HW_VDAY_RETIRED] = HW_VIOL_RETIRED_CLASS,
+    [HW_VDAY_DEREGISTERED] = HW_VIOL_DEREGISTERED_VEHICLE,
+    [HW_VDAY_PERMIT] = HW_VIOL_EXPIRED_PERMIT,
+    [HW_VDAY_UNREGISTERED] = HW_VIOL_UNREGISTERED_TERMINAL,
+};
+
+static void hw_day_emit(hw_rctx *cx, int kind, int phase, const hw_day_ep *ep) {
+  char tail[48], day[9], ev[HW_EVIDENCE_MAX], extra[200] = "";
+  hw_cst_day_format(ep->day, day);
+  if (kind == HW_VIOL_RESTRICTED_ZONE)
+    snprintf(tail, sizeof tail, "%s/%" PRId64, day, ep->key);
+  else
+    snprintf(tail, sizeof tail, "%s", day);
+  const hw_vehicle *v = cx->v;
+  size_t n = 0;
+  char q[128]; /* quoted wire/registry text; hw__json_str truncates to fit */
+  switch (kind) {
+  case HW_VIOL_RETIRED_CLASS:
+    if (cx->cls) {
+      hw__json_str(q, sizeof q, &n, cx->cls->code);
+      snprintf(extra, sizeof extra, ",\"class\":%s,\"retired_after_ms\":%" PRId64, q,
+               cx->cls->retired_after_ms);
+    }
+    break;
+  case HW_VIOL_DEREGISTERED_VEHICLE:
+    if (v)
+      snprintf(extra, sizeof extra, ",\"status\":\"%s\"",
+               v->status == HW_VEH_SCRAPPED ? "scrapped" : "deregistered");
+    break;
+  case HW_VIOL_EXPIRED_PERMIT:
+    if (v) {
+      hw__json_str(q, sizeof q, &n, v->permit_no);
+      snprintf(extra, sizeof extra, ",\"permit_no\":%s,\"permit_expires_ms\":%" PRId64, q,
+               v->permit_expires_ms);
+    }
+    break;
+  case HW_VIOL_RESTRICTED_ZONE:
+    snprintf(extra, sizeof extra, ",\"zone_id\":%" PRId64, ep->key);
+    break;
+  default:
+    break;
+  }
+  snprintf(ev, sizeof ev, "{\"last_ms\":%" PRId64 ",\"last_lat\":%.6f,\"last_lon\":%.6f%s}",
+           ep->last_ms, ep->last_lat_e6 / 1e6, ep->last_lon_e6 / 1e6, extra);
+  hw__emit(cx, kind, phase, tail, ep->start_ms, ep->last_ms, ep->lat_e6, ep->lon_e6,
+           ep->speed_dkmh, 0, 0, ev);
+}
+
+static void hw_day_close(hw_rctx *cx, hw_day_ep *ep, int kind) {
+  if (ep->open) {
+    hw_day_emit(cx, kind, HW_PHASE_CLOSE, ep);
+    ep->open = 0;
+  }
+}
+
+static void hw_day_fill(hw_day_ep *ep, const hw_rpt *c, int32_t day, int64_t key) {
+  memset(ep, 0, sizeof *ep);
+  ep->open = 1;
+  ep->day = day;
+  ep->key = key;
+  ep->start_ms = ep->last_ms = ep->emit_ms = c->ts_ms;
+  ep->lat_e6 = ep->last_lat_e6 = c->lat_e6;
+  ep->lon_e6 = ep->last_lon_e6 = c->lon_e6;
+  ep->speed_dkmh = c->speed_dkmh;
+}
+
+/* A late fix for a day whose episode is no longer in the state: report it as that day's
+ * episode (the consumer merges by identity), at most once per update interval of data. */
+static void hw_day_alone(hw_rctx *cx, hw_late_memo *memo, int kind, const hw_rpt *c, int32_t day,
+                         int64_t key) {
+  int64_t every = (int64_t)cx->cfg->update_interval_s * 1000;
+  if (memo->day == day && memo->key == key) {
+    if (c->ts_ms > memo->lo_ms - every && c->ts_ms < memo->hi_ms + every)
+      return;
+    if (c->ts_ms < memo->lo_ms)
+      memo->lo_ms = c->ts_ms;
+    if (c->ts_ms > memo->hi_ms)
+      memo->hi_ms = c->ts_ms;
+  } else {
+    memo->day = day;
+    memo->key = key;
+    memo->lo_ms = memo->hi_ms = c->ts_ms;
+  }
+  hw_day_ep ep;
+  hw_day_fill(&ep, c, day, key);
+  hw_day_emit(cx, kind, HW_PHASE_CLOSE, &ep);
+}
+
+/* A violating fix c for (day, key). ep: the state slot for it (NULL: none to spare). */
+static void hw_day_hit(hw_rctx *cx, hw_day_ep *ep, hw_late_memo *memo, int kind, const hw_rpt *c,
+                       int32_t day, int64_t key, int late) {
+  if (ep && ep->open && ep->day == day && ep->key == key) {
+    int emit = 0;
+    if (c->ts_ms < ep->start_ms) {
+      /* Back-filled data moves the first position earlier. */
+      ep->start_ms = c->ts_ms;
+      ep->lat_e6 = c->lat_e6;
+      ep->lon_e6 = c->lon_e6;
+      ep->speed_dkmh = c->speed_dkmh;
+      emit = 1;
+    }
+    if (c->ts_ms > ep->last_ms) {
+      ep->last_ms = c->ts_ms;
+      ep->last_lat_e6 = c->lat_e6;
+      ep->last_lon_e6 = c->lon_e6;
+      if (c->ts_ms - ep->emit_ms >= (int64_t)cx->cfg->update_interval_s * 1000)
+        emit = 1;
+    }
+    if (emit) {
+      if (c->ts_ms > ep->emit_ms)
+        ep->emit_ms = c->ts_ms;
+      hw_day_emit(cx, kind, HW_PHASE_UPDATE, ep);
+    }
+    return;
+  }
+  if (!ep || (late && day != hw_cst_day(cx->st->prev.ts_ms))) {
+    hw_day_alone(cx, memo, kind, c, day, key);
+    return;
+  }
+  hw_day_close(cx, ep, kind);
+  hw_day_fill(ep, c, day, key);
+  hw_day_emit(cx, kind, HW_PHASE_OPEN, ep);
+}
+
+static int hw_zone_restricted(const hw_rctx *cx, const hw_zone *z, int64_t ts_ms) {
+  if (!hw__zone_applies(cx, z, ts_ms))
+    return 0;
+  if (z->kind == HW_ZONE_NO_ENTRY)
+    return 1;
+  return z->is_expressway && cx->cls && !cx->cls->expressway_allowed;
+}
+
+static hw_day_ep *hw_zone_slot(hw_rctx *cx, int32_t day, int64_t key, int late) {
+  hw_rule_state *st = cx->st;
+  hw_day_ep *free_slot = NULL, *oldest = NULL;
+  for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++) {
+    hw_day_ep *s = &st->zday[i];
+    if (s->open && s->day == day && s->key == key)
+      return s;
+    if (!s->open && !free_slot)
+      free_slot = s;
+    if (s->open && (!oldest || s->last_ms < oldest->last_ms))
+      oldest = s;
+  }
+  if (late && day != hw_cst_day(st->prev.ts_ms))
+    return NULL;
+  if (free_slot)
+    return free_slot;
+  /* More restricted zones today than slots: the one left longest ago is complete. */
+  hw_day_close(cx, oldest, HW_VIOL_RESTRICTED_ZONE);
+  return oldest;
+}
+
+void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late) {
+  hw_rule_state *st = cx->st;
+  int32_t day = hw_cst_day(c->ts_ms);
+  hw_day_ep *un = &st->vday[HW_VDAY_UNREGISTERED];
+  if (!cx->v) {
+    hw_day_hit(cx, un, &st->late_vday[HW_VDAY_UNREGISTERED], HW_VIOL_UNREGISTERED_TERMINAL, c, day,
+               0, late);
+    return;
+  }
+  if (!late)
+    hw_day_close(cx, un, HW_VIOL_UNREGISTERED_TERMINAL); /* bound since */
+
+  const hw_vehicle *v = cx->v;
+  const hw_vehicle_class *k = cx->cls;
+  int hit[HW_VDAY_UNREGISTERED] = {
+      [HW_VDAY_RETIRED] = moving && k && k->retired_after_ms && c->ts_ms >= k->retired_after_ms,
+      [HW_VDAY_DEREGISTERED] =
+          moving && (v->status == HW_VEH_SCRAPPED || v->status == HW_VEH_DEREGISTERED),
+      [HW_VDAY_PERMIT] = moving && v->permit_expires_ms && c->ts_ms >= v->permit_expires_ms,
+  };
+  for (int i = 0; i < HW_VDAY_UNREGISTERED; i++) {
+    hw_day_ep *ep = &st->vday[i];
+    if (hit[i])
+      hw_day_hit(cx, ep, &st->late_vday[i], hw_vday_kind[i], c, day, 0, late);
+    else if (!late && ep->open && ep->day != day)
+      hw_day_close(cx, ep, hw_vday_kind[i]);
+  }
+
+  if (!late)
+    for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
+      if (st->zday[i].open && st->zday[i].day != day)
+        hw_day_close(cx, &st->zday[i], HW_VIOL_RESTRICTED_ZONE);
+  if (!moving)
+    return;
+  for (size_t i = 0; i < cx->nzones; i++) {
+    const hw_zone *z = cx->zones[i];
+    if (!hw_zone_restricted(cx, z, c->ts_ms))
+      continue;
+    hw_day_ep *slot = hw_zone_slot(cx, day, z->id, late);
+    hw_day_hit(cx, slot, &st->late_zone, HW_VIOL_RESTRICTED_ZONE, c, day, z->id, late);
+  }
+}

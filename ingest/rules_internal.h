@@ -1,0 +1,154 @@
+/* Internals shared by rules.c, rule_state.c and the rule_*.c families. Not a public interface. */
+#ifndef HW_RULES_INTERNAL_H
+#define HW_RULES_INTERNAL_H
+
+#include "geo.h"
+#include "rules.h"
+
+#define HW_RULE_STATE_MAGIC 0xA7
+#define HW_RULE_STATE_VERSION 1
+#define HW_RULE_DRIVERS 4     /* drivers with a daily total per vehicle and day */
+#define HW_RULE_ZONE_SLOTS 4  /* restricted zones with an open episode per vehicle */
+#define HW_RULE_ZONE_MATCH 32 /* zones considered at one point */
+#define HW_NO_LIMIT UINT32_MAX
+
+/* A good fix as the rules see it. */
+typedef struct hw_rpt {
+  int64_t ts_ms;
+  int64_t recv_ms;
+  int32_t lat_e6, lon_e6;
+  uint32_t speed_dkmh;
+  uint8_t has_driver;
+  char driver[HW_DRIVER_ID_MAX + 1];
+} hw_rpt;
+
+/* A run of fixes above a speed limit. */
+typedef struct hw_speed_ep {
+  uint8_t active;      /* inside a run */
+  uint8_t opened;      /* lasted the minimum: OPEN emitted */
+  int64_t start_ms, last_ms, emit_ms;
+  int32_t lat_e6, lon_e6;
+  uint32_t worst_speed, worst_limit, max_speed;
+  int64_t worst_zone;  /* zone that set the limit at the worst point, 0 = class limit */
+} hw_speed_ep;
+
+/* An episode opened by a driving-time counter passing its limit. */
+typedef struct hw_time_ep {
+  uint8_t open;
+  int64_t start_ms, last_ms, emit_ms;
+  int32_t lat_e6, lon_e6;
+} hw_time_ep;
+
+typedef struct hw_daily_slot {
+  uint8_t used;
+  char driver[HW_DRIVER_ID_MAX + 1];
+  int64_t drive_ms;
+  int64_t last_drive_ms;
+  hw_time_ep ep;
+} hw_daily_slot;
+
+/* One-per-day episodes (vehicle kinds, restricted zones). */
+typedef struct hw_day_ep {
+  uint8_t open;
+  int32_t day;
+  int64_t key;          /* restricted_zone: zone id */
+  int64_t start_ms, last_ms, emit_ms;
+  int32_t lat_e6, lon_e6, last_lat_e6, last_lon_e6;
+  uint32_t speed_dkmh;  /* at the first position */
+} hw_day_ep;
+
+/* What a late fix already reported for a past day, so a back-filled day is not re-emitted per fix
+ * (not persisted: after a restart a repeat is only a duplicate upsert). */
+typedef struct hw_late_memo {
+  int32_t day;
+  int64_t key, lo_ms, hi_ms;
+} hw_late_memo;
+
+typedef struct hw_rule_state hw_rule_state;
+
+enum { HW_VDAY_RETIRED = 0, HW_VDAY_DEREGISTERED, HW_VDAY_PERMIT, HW_VDAY_UNREGISTERED, HW_VDAY__N };
+
+struct hw_rule_state {
+  hw_quality_ref qref;
+  /* Evaluation horizon. */
+  uint8_t has_prev;
+  hw_rpt prev;
+  int64_t clock_ms;              /* newest receipt time seen */
+  /* Driver and driving-time counters (ms). */
+  char driver[HW_DRIVER_ID_MAX + 1];
+  int64_t cont_ms, cont_since_ms;
+  int64_t rest_ms, rest_since_ms;
+  int64_t night_ms;
+  int64_t last_drive_ms, last_night_drive_ms;
+  hw_time_ep cont_ep, night_ep;
+  int32_t daily_day;
+  hw_daily_slot daily[HW_RULE_DRIVERS];
+  hw_speed_ep speed_ep, night_speed_ep;
+  hw_day_ep vday[HW_VDAY__N];
+  hw_day_ep zday[HW_RULE_ZONE_SLOTS];
+  /* Not persisted. */
+  hw_late_memo late_vday[HW_VDAY__N], late_zone;
+  int64_t hold_since_ms;         /* receipt clock when the queue became non-empty */
+  hw_rpt *pending;               /* owned: sorted by ts_ms, npending used of cap_pending */
+  uint32_t npending, cap_pending;
+};
+
+struct hw_rules {
+  hw_rules_config cfg;
+  hw_violation_cb cb;
+  void *cb_arg;
+  const hw_zone_index *zones; /* borrowed */
+};
+
+/* Everything one evaluation needs: the engine, the vehicle and its thresholds resolved. */
+typedef struct hw_rctx {
+  hw_rules *e;
+  const hw_rules_config *cfg;
+  hw_rule_state *st;
+  const hw_terminal *t;
+  const hw_vehicle *v;            /* NULL: unbound terminal */
+  const hw_vehicle_class *cls;    /* NULL: no class */
+  int64_t speeding_min_ms, cont_limit_ms, min_rest_ms, daily_limit_ms, night_limit_ms;
+  uint32_t night_pct;
+  uint8_t night_rules;
+  /* The interval being evaluated (prev, cur); prev NULL for the first fix. */
+  const hw_rpt *p, *c;
+  /* Zones at the current fix. */
+  const hw_zone *zones[HW_RULE_ZONE_MATCH];
+  size_t nzones;
+} hw_rctx;
+
+/* --- rules.c: events --- */
+/* Emits one event; id_tail completes the identity after "<terminal>/<kind>/". evidence: JSON
+ * object text or NULL ("{}"). */
+void hw__emit(hw_rctx *cx, int kind, int phase, const char *id_tail, int64_t started_ms,
+              int64_t ended_ms, int32_t lat_e6, int32_t lon_e6, int64_t value, int64_t limit,
+              int grade, const char *evidence);
+/* Appends s as a JSON string (quoted, escaped, invalid UTF-8 bytes as '?') at dst[*len]. */
+void hw__json_str(char *dst, size_t cap, size_t *len, const char *s);
+/* 1 when local minute-of-day m lies in [from, to) (wrapping past midnight; from == to: always). */
+int hw__in_window(uint32_t m, uint32_t from, uint32_t to);
+int hw__is_night(const hw_rctx *cx, int64_t ts_ms);
+/* Whether zone z applies to the vehicle's class at ts. */
+int hw__zone_applies(const hw_rctx *cx, const hw_zone *z, int64_t ts_ms);
+
+/* --- rule_speeding.c --- */
+void hw__speeding_eval(hw_rctx *cx, const hw_rpt *c, int after_gap);
+void hw__speeding_end_all(hw_rctx *cx);
+uint32_t hw__effective_limit(const hw_rctx *cx, int64_t ts_ms, int64_t *zone_id);
+
+/* --- rule_fatigue.c --- */
+/* Applies the interval [a, b) of which [a, x) was rest and [x, b) driving. */
+void hw__fatigue_interval(hw_rctx *cx, int64_t a, int64_t x, int64_t b);
+void hw__fatigue_driver(hw_rctx *cx, const hw_rpt *c);
+void hw__fatigue_updates(hw_rctx *cx, int64_t now_ms);
+/* Starts the calendar at the first fix. */
+void hw__fatigue_first(hw_rctx *cx, const hw_rpt *c);
+
+/* --- rule_offline.c --- */
+void hw__offline_eval(hw_rctx *cx, const hw_rpt *p, const hw_rpt *c, int64_t dt_ms, double d_m);
+
+/* --- rule_vehicle.c --- */
+void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late);
+
+#endif
