@@ -277,17 +277,12 @@ static void hw_rs_on_script(redisAsyncContext *ac, void *reply, void *privdata) 
   if (first) {
     /* Redis may have lost everything (restart without persistence) or missed writes while we
      * were away: write every known state again; the script keeps newer data that is there. */
-    size_t before = r->dirty_count;
     hw_registry_foreach(r->registry, t) {
       if (t->has_latest)
         hw_rs_mark_dirty(r, t);
     }
-    if (r->failed_attempts > 0)
-      hw_info(HW_RS_LOG, NULL, "connected to %s:%d after %u failed attempts; resending %zu states",
-              r->host, r->port, r->failed_attempts, r->dirty_count);
-    else
-      hw_info(HW_RS_LOG, NULL, "connected to %s:%d; resending %zu states (%zu were dirty)", r->host,
-              r->port, r->dirty_count, before);
+    hw_info(HW_RS_LOG, NULL, "connected to %s:%d after %u failed attempts; %zu states to write",
+            r->host, r->port, r->failed_attempts, r->dirty_count);
     r->failed_attempts = 0;
     r->backoff_ms = HW_RS_BACKOFF_MIN_MS;
   }

@@ -94,9 +94,47 @@ static hw_redis_state *start_state(env *e, hw_registry *reg, int port, uint32_t 
   return r;
 }
 
+/* redis-servers of the running test, so a failed assertion (which longjmps out of the test)
+ * still stops them in the teardown. */
+static pid_t redis_pids[4];
+
+static pid_t start_redis(int port) {
+  pid_t pid = hw_test_redis_start(port);
+  for (size_t i = 0; i < HW_ARRAY_SIZE(redis_pids); i++) {
+    if (!redis_pids[i]) {
+      redis_pids[i] = pid;
+      return pid;
+    }
+  }
+  hw_test_stop_pid(pid);
+  fail_msg("too many redis-servers in one test");
+  return -1;
+}
+
+static void forget_redis(pid_t pid) {
+  for (size_t i = 0; i < HW_ARRAY_SIZE(redis_pids); i++)
+    if (redis_pids[i] == pid)
+      redis_pids[i] = 0;
+}
+
+static void stop_redis(pid_t pid) {
+  kill(pid, SIGCONT); /* in case a failed test left it stopped */
+  hw_test_stop_pid(pid);
+  forget_redis(pid);
+}
+
+static int teardown_redis(void **state) {
+  (void)state;
+  for (size_t i = 0; i < HW_ARRAY_SIZE(redis_pids); i++)
+    if (redis_pids[i])
+      stop_redis(redis_pids[i]);
+  return 0;
+}
+
 static void kill_redis(pid_t pid) {
   assert_int_equal(kill(pid, SIGKILL), 0);
   assert_int_equal(waitpid(pid, NULL, 0), pid);
+  forget_redis(pid);
 }
 
 /* ---- fixes and their expected Redis form ---- */
@@ -298,7 +336,7 @@ static void assert_fleet_in_redis(env *e, fleet *f) {
 static void test_newest_state_wins(void **state) {
   (void)state;
   int port = hw_test_free_port();
-  pid_t redis = hw_test_redis_start(port);
+  pid_t redis = start_redis(port);
   env e;
   env_init(&e);
   fleet f;
@@ -346,7 +384,7 @@ static void test_newest_state_wins(void **state) {
   stop_state(&e, r);
   env_close(&e);
   fleet_free(&f);
-  hw_test_stop_pid(redis);
+  stop_redis(redis);
 }
 
 typedef struct writes_at_least {
@@ -365,7 +403,7 @@ static int writes_reached(void *arg) {
 static void test_two_writers_newest_wins(void **state) {
   (void)state;
   int port = hw_test_free_port();
-  pid_t redis = hw_test_redis_start(port);
+  pid_t redis = start_redis(port);
   env e;
   env_init(&e);
   fleet a, b;
@@ -403,7 +441,7 @@ static void test_two_writers_newest_wins(void **state) {
   env_close(&e);
   fleet_free(&a);
   fleet_free(&b);
-  hw_test_stop_pid(redis);
+  stop_redis(redis);
 }
 
 typedef struct reconnects_at_least {
@@ -448,7 +486,7 @@ static void test_refused_then_redis_appears(void **state) {
     hw_fix fix = make_fix(5000 + (int64_t)i);
     fleet_put(&f, r, i, &fix);
   }
-  pid_t redis = hw_test_redis_start(port);
+  pid_t redis = start_redis(port);
   assert_fleet_in_redis(&e, &f);
   hw_redis_state_get_stats(r, &st);
   assert_int_equal(st.connected, 1);
@@ -457,7 +495,7 @@ static void test_refused_then_redis_appears(void **state) {
   stop_state(&e, r);
   env_close(&e);
   fleet_free(&f);
-  hw_test_stop_pid(redis);
+  stop_redis(redis);
 }
 
 /* Feeds a round of newer fixes to every terminal on each tick while feeding is on. */
@@ -496,7 +534,7 @@ static int is_connected(void *arg) {
 static void test_redis_killed_and_restarted_empty(void **state) {
   (void)state;
   int port = hw_test_free_port();
-  pid_t redis = hw_test_redis_start(port);
+  pid_t redis = start_redis(port);
   env e;
   env_init(&e);
   fleet f;
@@ -536,7 +574,7 @@ static void test_redis_killed_and_restarted_empty(void **state) {
   env_run_for(&e, 300); /* the even half keeps coming while Redis is down */
   fd.on = 0;
 
-  redis = hw_test_redis_start(port); /* same port, empty (no persistence) */
+  redis = start_redis(port); /* same port, empty (no persistence) */
   assert_fleet_in_redis(&e, &f);
   hw_redis_state_get_stats(r, &st);
   assert_int_equal(st.connected, 1);
@@ -546,14 +584,131 @@ static void test_redis_killed_and_restarted_empty(void **state) {
   stop_state(&e, r);
   env_close(&e);
   fleet_free(&f);
-  hw_test_stop_pid(redis);
+  stop_redis(redis);
+}
+
+/* Redis stops answering (SIGSTOP: the kernel still accepts connections and buffers commands):
+ * the reply timeout drops the connection, reconnects time out on SCRIPT LOAD, and once Redis
+ * answers again everything is written. Commands the stopped Redis buffered on the dropped
+ * connection run late, after newer ones: the script must keep them from winning. */
+static void test_unresponsive_redis_times_out(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  pid_t redis = start_redis(port);
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 300, "U%u", port);
+  hw_redis_state_config cfg = {.host = "127.0.0.1", .port = port, .max_in_flight = 64,
+                               .timeout_ms = 300};
+  hw_redis_state *r = NULL;
+  assert_int_equal(hw_redis_state_start(&r, &e.loop, &cfg, &f.reg), 0);
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(1000);
+    fleet_put(&f, r, i, &fix);
+  }
+  assert_fleet_in_redis(&e, &f);
+
+  assert_int_equal(kill(redis, SIGSTOP), 0);
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(2000);
+    fleet_put(&f, r, i, &fix);
+  }
+  assert_true(env_run_until(&e, disconnected, r)); /* reply timeout */
+  reconnects_at_least w = {r, 2};
+  assert_true(env_run_until(&e, reconnects_reached, &w)); /* connect timeouts, retried */
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(r, &st);
+  assert_int_equal(st.connected, 0);
+
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(3000);
+    fleet_put(&f, r, i, &fix);
+  }
+  assert_int_equal(kill(redis, SIGCONT), 0);
+  assert_fleet_in_redis(&e, &f);
+  env_run_for(&e, 300); /* let any late buffered commands run */
+  assert_int_equal(redis_mismatches(port, f.ids, f.want, f.n, f.why, sizeof f.why), 0);
+
+  stop_state(&e, r);
+  env_close(&e);
+  fleet_free(&f);
+  stop_redis(redis);
+}
+
+/* stop() while Redis hangs: bounded by the timeout, not by Redis. */
+static void test_stop_bounded_when_redis_hangs(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  pid_t redis = start_redis(port);
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 100, "H%u", port);
+  hw_redis_state_config cfg = {.host = "127.0.0.1", .port = port, .max_in_flight = 16,
+                               .timeout_ms = 300};
+  hw_redis_state *r = NULL;
+  assert_int_equal(hw_redis_state_start(&r, &e.loop, &cfg, &f.reg), 0);
+  assert_true(env_run_until(&e, is_connected, r));
+  assert_int_equal(kill(redis, SIGSTOP), 0);
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(1);
+    fleet_put(&f, r, i, &fix);
+  }
+  stop_state(&e, r);
+  env_close(&e);
+  assert_int_equal(kill(redis, SIGCONT), 0);
+  fleet_free(&f);
+  stop_redis(redis);
+}
+
+/* SCRIPT FLUSH under a live connection: NOSCRIPT makes it load the script again, nothing lost. */
+static void test_script_flush_reloads(void **state) {
+  (void)state;
+  int port = hw_test_free_port();
+  pid_t redis = start_redis(port);
+  env e;
+  env_init(&e);
+  fleet f;
+  fleet_init(&f, 500, "F%u", port);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 32);
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(1000);
+    fleet_put(&f, r, i, &fix);
+  }
+  assert_fleet_in_redis(&e, &f);
+
+  redisContext *c = rconnect(port);
+  redisReply *rep = redisCommand(c, "SCRIPT FLUSH");
+  assert_non_null(rep);
+  assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+  freeReplyObject(rep);
+  for (size_t i = 0; i < f.n; i++) {
+    hw_fix fix = make_fix(2000);
+    fleet_put(&f, r, i, &fix);
+  }
+  assert_fleet_in_redis(&e, &f);
+  rep = redisCommand(c, "INFO errorstats");
+  assert_non_null(rep);
+  assert_non_null(strstr(rep->str, "errorstat_NOSCRIPT")); /* the path was really taken */
+  freeReplyObject(rep);
+  redisFree(c);
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(r, &st);
+  assert_int_equal(st.reconnects, 0);
+  assert_int_equal(st.connected, 1);
+
+  stop_state(&e, r);
+  env_close(&e);
+  fleet_free(&f);
+  stop_redis(redis);
 }
 
 /* stop() writes out what is dirty before closing. */
 static void test_stop_flushes(void **state) {
   (void)state;
   int port = hw_test_free_port();
-  pid_t redis = hw_test_redis_start(port);
+  pid_t redis = start_redis(port);
   env e;
   env_init(&e);
   fleet f;
@@ -568,7 +723,7 @@ static void test_stop_flushes(void **state) {
   assert_int_equal(redis_mismatches(port, f.ids, f.want, f.n, f.why, sizeof f.why), 0);
   env_close(&e);
   fleet_free(&f);
-  hw_test_stop_pid(redis);
+  stop_redis(redis);
 }
 
 /* Stopping while nothing answers must not wait for Redis. */
@@ -607,13 +762,16 @@ int main(void) {
   if (hw_log_set_level(getenv("HW_TEST_LOG") ? getenv("HW_TEST_LOG") : "warn") != 0)
     return 2;
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_newest_state_wins),
-      cmocka_unit_test(test_two_writers_newest_wins),
-      cmocka_unit_test(test_refused_then_redis_appears),
-      cmocka_unit_test(test_redis_killed_and_restarted_empty),
-      cmocka_unit_test(test_stop_flushes),
-      cmocka_unit_test(test_stop_while_disconnected),
-      cmocka_unit_test(test_start_rejects_bad_config),
+      cmocka_unit_test_teardown(test_newest_state_wins, teardown_redis),
+      cmocka_unit_test_teardown(test_two_writers_newest_wins, teardown_redis),
+      cmocka_unit_test_teardown(test_refused_then_redis_appears, teardown_redis),
+      cmocka_unit_test_teardown(test_redis_killed_and_restarted_empty, teardown_redis),
+      cmocka_unit_test_teardown(test_unresponsive_redis_times_out, teardown_redis),
+      cmocka_unit_test_teardown(test_stop_bounded_when_redis_hangs, teardown_redis),
+      cmocka_unit_test_teardown(test_script_flush_reloads, teardown_redis),
+      cmocka_unit_test_teardown(test_stop_flushes, teardown_redis),
+      cmocka_unit_test_teardown(test_stop_while_disconnected, teardown_redis),
+      cmocka_unit_test_teardown(test_start_rejects_bad_config, teardown_redis),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
