@@ -27,8 +27,8 @@
 
 /* KEYS[1] hw:veh:<id>, KEYS[2] hw:geo.
  * ARGV: id, ts_ms, lat, lon, speed_kmh, heading, alt_m, recv_ms, alarm, status, odometer_km,
- * driver_id. Compares ts_ms numerically (as strings "9000" > "10000") so late data and a second
- * daemon never overwrite newer state; equal ts_ms is written (the later arrival wins, as in
+ * driver_id. Compares ts_ms numerically (as strings, "9000" would beat "10000") so late data and
+ * a second daemon never overwrite newer state; equal ts_ms is written (the later arrival wins, as in
  * memory). Where GEOADD cannot store the latitude the member is removed rather than left at an
  * older position the hash now contradicts. */
 static const char hw_rs_script[] =
