@@ -72,6 +72,13 @@ struct hw_redis_state {
   /* Dirty list, FIFO through hw_terminal.redis_next; terminals are owned by the registry. */
   hw_terminal *dirty_head, *dirty_tail;
   size_t dirty_count;
+  /* Pacing: the dirty list is written in cycles at most flush_ms apart, each cycle writing the
+   * terminals dirty when it began, so a terminal is written at most once per flush_ms however
+   * often it reports. Without it Redis spends a whole core re-running the script for trucks that
+   * moved a few metres. 0 = write as fast as Redis answers. */
+  uint32_t flush_ms;
+  size_t cycle_left;      /* writes left in the current cycle */
+  uint64_t next_cycle_ms; /* uv_now() when the next cycle may begin */
 
   uv_timer_t kick;     /* 0 ms: flush after the current loop iteration's events */
   uv_timer_t retry;    /* reconnect backoff */
@@ -389,8 +396,27 @@ static int hw_rs_send_write(hw_redis_state *r, hw_terminal *t) {
   return 0;
 }
 
+static void hw_rs_on_kick(uv_timer_t *timer);
+
 static void hw_rs_flush(hw_redis_state *r) {
+  int paced = r->flush_ms && !r->stopping;
+  if (paced && r->cycle_left == 0 && r->dirty_head) {
+    uint64_t now = uv_now(r->loop);
+    if (now < r->next_cycle_ms) {
+      if (!uv_is_active((uv_handle_t *)&r->kick))
+        (void)uv_timer_start(&r->kick, hw_rs_on_kick, r->next_cycle_ms - now, 0);
+      return;
+    }
+    r->cycle_left = r->dirty_count;
+    r->next_cycle_ms = now + r->flush_ms;
+  }
   while (r->state == HW_RS_READY && r->dirty_head && r->in_flight < r->max_in_flight) {
+    if (paced && r->cycle_left == 0) {
+      hw_rs_flush(r); /* arms the timer for the next cycle */
+      return;
+    }
+    if (paced)
+      r->cycle_left--;
     hw_terminal *t = hw_rs_pop_dirty(r);
     if (hw_rs_send_write(r, t) < 0) {
       hw_rs_mark_dirty(r, t);
@@ -536,6 +562,7 @@ int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_s
   r->port = cfg->port;
   r->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : 1024;
   r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 2000;
+  r->flush_ms = cfg->flush_ms;
   r->backoff_ms = HW_RS_BACKOFF_MIN_MS;
 
   uv_timer_t *timers[] = {&r->kick, &r->retry, &r->watchdog, &r->stop_deadline};

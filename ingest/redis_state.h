@@ -27,6 +27,7 @@ typedef struct hw_redis_state_config {
   int port;
   uint32_t max_in_flight; /* commands sent and not answered (default 1024) */
   uint32_t timeout_ms;    /* connect and reply timeout (default 2000) */
+  uint32_t flush_ms;      /* write each terminal at most once per this many ms (0: no pacing) */
 } hw_redis_state_config;
 
 /* registry: the daemon's terminal registry, walked after a reconnect. */

@@ -28,6 +28,7 @@ typedef struct hw_serve_config {
   uint32_t low_water;
   uint32_t max_connections;
   uint32_t stats_interval_s;
+  uint32_t redis_flush_ms;
   char log_level[8];
 } hw_serve_config;
 
@@ -45,6 +46,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows"),
     HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many"),
     HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once"),
+    HW_OPT_N(C, redis_flush_ms, "1000", 0, 60000, NULL, "write a vehicle's latest state to Redis at most this often, ms (0: at once)"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
 };
@@ -163,7 +165,8 @@ int hw_cmd_serve(int argc, char **argv) {
       .pg = {.conninfo = cfg.pg, .batch_rows = cfg.batch_rows, .batch_ms = cfg.batch_ms,
              .connections = cfg.pg_writers},
       .pg_conninfo_control = cfg.pg,
-      .redis = {.host = rhost, .port = rport, .max_in_flight = 1024, .timeout_ms = 2000},
+      .redis = {.host = rhost, .port = rport, .max_in_flight = 1024, .timeout_ms = 2000,
+                .flush_ms = cfg.redis_flush_ms},
       .high_water = cfg.high_water,
       .low_water = cfg.low_water,
   };

@@ -141,7 +141,7 @@ static void test_exactly_once_and_latest(void **state) {
   redisContext *r = redisConnect("127.0.0.1", redis_port);
   assert_non_null(r);
   for (int t = 0; t < M; t++) {
-    char want_ts[32], sql[160];
+    char want_ts[32], sql[256];
     snprintf(sql, sizeof sql,
              "SELECT (extract(epoch FROM max(ts)) * 1000)::bigint FROM positions WHERE terminal_id = '%s'",
              ids[t]);
