@@ -20,6 +20,12 @@ uint16_t hw_quality_static(const hw_quality_config *c, const hw_fix *f) {
     q |= HW_Q_BAD_COORD;
   else if (f->lat_e6 == 0 && f->lon_e6 == 0)
     q |= HW_Q_NULL_ISLAND;
+  /* Whatever the receipt clock says, a device time outside 2000..2100 is a broken clock (and
+   * keeps calendar arithmetic downstream far from overflow). */
+  if (f->ts_ms < HW_Q_TS_MIN)
+    q |= HW_Q_STALE;
+  else if (f->ts_ms > HW_Q_TS_MAX)
+    q |= HW_Q_FUTURE;
   if (f->recv_ms > 0) {
     /* Subtractions in a wider sense: ts_ms comes from the wire and may be anything. */
     if (f->ts_ms > f->recv_ms && (uint64_t)f->ts_ms - (uint64_t)f->recv_ms > (uint64_t)c->max_future_ms)

@@ -22,10 +22,14 @@
 #define HW_Q_NOT_POSITIONED 0x0001u /* status bit 1 (positioned) clear */
 #define HW_Q_BAD_COORD 0x0002u      /* latitude outside +-90 or longitude outside +-180 */
 #define HW_Q_NULL_ISLAND 0x0004u    /* exactly 0/0: an unset position */
-#define HW_Q_FUTURE 0x0008u         /* device time later than receipt + max_future */
-#define HW_Q_STALE 0x0010u          /* device time earlier than receipt - max_past */
+#define HW_Q_FUTURE 0x0008u         /* device time later than receipt + max_future, or > 2100 */
+#define HW_Q_STALE 0x0010u          /* device time earlier than receipt - max_past, or < 2000 */
 #define HW_Q_JUMP 0x0020u           /* impossible displacement from the last trusted fix */
 #define HW_Q_BAD_SPEED 0x0040u      /* reported speed above max_speed */
+
+/* Device times outside [2000-01-01, 2100-01-01) UTC are always flagged. */
+#define HW_Q_TS_MIN 946684800000LL
+#define HW_Q_TS_MAX 4102444800000LL
 
 /* JT/T 808 status bit 1: the position is a satellite fix. */
 #define HW_STATUS_POSITIONED 0x2u

@@ -255,6 +255,10 @@ static void hw_span(hw_rctx *cx, int64_t s, int64_t e, int drive) {
 
 void hw__fatigue_interval(hw_rctx *cx, int64_t a, int64_t x, int64_t b) {
   hw_rule_state *st = cx->st;
+  /* Two days of rest reset every counter and roll every day: walking a longer rest calendar
+   * boundary by boundary would change nothing but the time spent. */
+  if (x - a > 2 * HW_DAY_MS)
+    a = x - 2 * HW_DAY_MS;
   int32_t day = hw_cst_day(a);
   if (st->daily_day != day)
     hw_daily_roll(cx, day);

@@ -76,9 +76,9 @@ static void hw_speed_step(hw_rctx *cx, hw_speed_ep *ep, int kind, const hw_rpt *
     ep->worst_limit = limit;
     ep->worst_zone = zone_id;
   } else {
-    /* Worst point = largest relative excess: (s - l) / l compared by cross-multiplying. */
-    if (((int64_t)c->speed_dkmh - limit) * ep->worst_limit >
-        ((int64_t)ep->worst_speed - ep->worst_limit) * limit) {
+    /* Worst point = largest relative excess (s - l) / l; in double, as speeds and limits are
+     * 32-bit and their cross products would not fit. */
+    if ((double)c->speed_dkmh / limit > (double)ep->worst_speed / ep->worst_limit) {
       ep->worst_speed = c->speed_dkmh;
       ep->worst_limit = limit;
       ep->worst_zone = zone_id;

@@ -1,4 +1,4 @@
-/* The persistent form of hw_rule_state: magic, version, then every persisted field in a fixed
+/* The persistent form of hw_rule_state: magic byte 0xA7, version byte, then every persisted field in a fixed
  * order as varints (signed ones zigzagged) and length-prefixed strings. One function walks the
  * fields for both directions, so encoder and decoder cannot drift apart. A new field means a
  * new version; decode rejects versions it does not know (the daemon then starts that vehicle
@@ -52,6 +52,16 @@ static void hw_io_i64(hw_codec *c, int64_t *v) {
     *v = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
 }
 
+/* Timestamps and durations (ms): any value a state can legitimately hold is far inside
+ * +-1e14 (year 5138), and keeping decoded ones there keeps the engine's sums from overflowing. */
+#define HW_RULE_TS_LIMIT 100000000000000LL
+
+static void hw_io_ts(hw_codec *c, int64_t *v) {
+  hw_io_i64(c, v);
+  if (!c->writing && !c->err && (*v > HW_RULE_TS_LIMIT || *v < -HW_RULE_TS_LIMIT))
+    c->err = -EINVAL;
+}
+
 static void hw_io_i32(hw_codec *c, int32_t *v) {
   int64_t x = *v;
   hw_io_i64(c, &x);
@@ -61,6 +71,12 @@ static void hw_io_i32(hw_codec *c, int32_t *v) {
     else
       *v = (int32_t)x;
   }
+}
+
+static void hw_io_day(hw_codec *c, int32_t *v) {
+  hw_io_i32(c, v);
+  if (!c->writing && !c->err && (*v > 1200000 || *v < -1200000))
+    c->err = -EINVAL;
 }
 
 static void hw_io_u32(hw_codec *c, uint32_t *v) {
@@ -112,9 +128,9 @@ static void hw_io_time_ep(hw_codec *c, hw_time_ep *ep) {
   hw_io_u8(c, &ep->open, 1);
   if (!ep->open)
     return; /* closed episodes carry nothing worth keeping */
-  hw_io_i64(c, &ep->start_ms);
-  hw_io_i64(c, &ep->last_ms);
-  hw_io_i64(c, &ep->emit_ms);
+  hw_io_ts(c, &ep->start_ms);
+  hw_io_ts(c, &ep->last_ms);
+  hw_io_ts(c, &ep->emit_ms);
   hw_io_i32(c, &ep->lat_e6);
   hw_io_i32(c, &ep->lon_e6);
 }
@@ -124,9 +140,9 @@ static void hw_io_speed_ep(hw_codec *c, hw_speed_ep *ep) {
   if (!ep->active)
     return;
   hw_io_u8(c, &ep->opened, 1);
-  hw_io_i64(c, &ep->start_ms);
-  hw_io_i64(c, &ep->last_ms);
-  hw_io_i64(c, &ep->emit_ms);
+  hw_io_ts(c, &ep->start_ms);
+  hw_io_ts(c, &ep->last_ms);
+  hw_io_ts(c, &ep->emit_ms);
   hw_io_i32(c, &ep->lat_e6);
   hw_io_i32(c, &ep->lon_e6);
   hw_io_u32(c, &ep->worst_speed);
@@ -139,11 +155,11 @@ static void hw_io_day_ep(hw_codec *c, hw_day_ep *ep) {
   hw_io_u8(c, &ep->open, 1);
   if (!ep->open)
     return;
-  hw_io_i32(c, &ep->day);
+  hw_io_day(c, &ep->day);
   hw_io_i64(c, &ep->key);
-  hw_io_i64(c, &ep->start_ms);
-  hw_io_i64(c, &ep->last_ms);
-  hw_io_i64(c, &ep->emit_ms);
+  hw_io_ts(c, &ep->start_ms);
+  hw_io_ts(c, &ep->last_ms);
+  hw_io_ts(c, &ep->emit_ms);
   hw_io_i32(c, &ep->lat_e6);
   hw_io_i32(c, &ep->lon_e6);
   hw_io_i32(c, &ep->last_lat_e6);
@@ -151,53 +167,69 @@ static void hw_io_day_ep(hw_codec *c, hw_day_ep *ep) {
   hw_io_u32(c, &ep->speed_dkmh);
 }
 
+/* One byte as it is (the header is not varint-coded, so it stays at fixed offsets). */
+static void hw_io_raw8(hw_codec *c, uint8_t *v) {
+  if (c->err)
+    return;
+  if (c->pos >= c->cap) {
+    c->err = c->writing ? -ENOBUFS : -EINVAL;
+    return;
+  }
+  if (c->writing)
+    c->buf[c->pos] = *v;
+  else
+    *v = c->buf[c->pos];
+  c->pos++;
+}
+
 static void hw_io_state(hw_codec *c, hw_rule_state *st) {
+  /* Header: magic byte, version byte. */
   uint8_t magic = HW_RULE_STATE_MAGIC, version = HW_RULE_STATE_VERSION;
-  hw_io_u8(c, &magic, UINT8_MAX);
+  hw_io_raw8(c, &magic);
   if (!c->writing && !c->err && magic != HW_RULE_STATE_MAGIC)
     c->err = -EINVAL;
-  hw_io_u8(c, &version, UINT8_MAX);
+  hw_io_raw8(c, &version);
   if (!c->writing && !c->err && version != HW_RULE_STATE_VERSION)
     c->err = -ENOTSUP;
 
   hw_quality_ref *q = &st->qref;
   hw_io_u8(c, &q->has, 1);
-  hw_io_i64(c, &q->ts_ms);
+  hw_io_ts(c, &q->ts_ms);
   hw_io_i32(c, &q->lat_e6);
   hw_io_i32(c, &q->lon_e6);
   hw_io_u8(c, &q->suspects, UINT8_MAX);
-  hw_io_i64(c, &q->sus_ts_ms);
+  hw_io_ts(c, &q->sus_ts_ms);
   hw_io_i32(c, &q->sus_lat_e6);
   hw_io_i32(c, &q->sus_lon_e6);
 
   hw_io_u8(c, &st->has_prev, 1);
-  hw_io_i64(c, &st->prev.ts_ms);
-  hw_io_i64(c, &st->prev.recv_ms);
+  hw_io_ts(c, &st->prev.ts_ms);
+  hw_io_ts(c, &st->prev.recv_ms);
   hw_io_i32(c, &st->prev.lat_e6);
   hw_io_i32(c, &st->prev.lon_e6);
   hw_io_u32(c, &st->prev.speed_dkmh);
-  hw_io_i64(c, &st->clock_ms);
+  hw_io_ts(c, &st->clock_ms);
 
   hw_io_str(c, st->driver, sizeof st->driver);
-  hw_io_i64(c, &st->cont_ms);
-  hw_io_i64(c, &st->cont_since_ms);
-  hw_io_i64(c, &st->rest_ms);
-  hw_io_i64(c, &st->rest_since_ms);
-  hw_io_i64(c, &st->night_ms);
-  hw_io_i64(c, &st->last_drive_ms);
-  hw_io_i64(c, &st->last_night_drive_ms);
+  hw_io_ts(c, &st->cont_ms);
+  hw_io_ts(c, &st->cont_since_ms);
+  hw_io_ts(c, &st->rest_ms);
+  hw_io_ts(c, &st->rest_since_ms);
+  hw_io_ts(c, &st->night_ms);
+  hw_io_ts(c, &st->last_drive_ms);
+  hw_io_ts(c, &st->last_night_drive_ms);
   hw_io_time_ep(c, &st->cont_ep);
   hw_io_time_ep(c, &st->night_ep);
 
-  hw_io_i32(c, &st->daily_day);
+  hw_io_day(c, &st->daily_day);
   for (int i = 0; i < HW_RULE_DRIVERS; i++) {
     hw_daily_slot *s = &st->daily[i];
     hw_io_u8(c, &s->used, 1);
     if (!s->used)
       continue;
     hw_io_str(c, s->driver, sizeof s->driver);
-    hw_io_i64(c, &s->drive_ms);
-    hw_io_i64(c, &s->last_drive_ms);
+    hw_io_ts(c, &s->drive_ms);
+    hw_io_ts(c, &s->last_drive_ms);
     hw_io_time_ep(c, &s->ep);
   }
   hw_io_speed_ep(c, &st->speed_ep);

@@ -80,7 +80,7 @@ static void hw_day_alone(hw_rctx *cx, hw_late_memo *memo, int kind, const hw_rpt
                          int64_t key) {
   int64_t every = (int64_t)cx->cfg->update_interval_s * 1000;
   if (memo->day == day && memo->key == key) {
-    if (c->ts_ms > memo->lo_ms - every && c->ts_ms < memo->hi_ms + every)
+    if (c->ts_ms >= memo->lo_ms - every && c->ts_ms <= memo->hi_ms + every)
       return;
     if (c->ts_ms < memo->lo_ms)
       memo->lo_ms = c->ts_ms;
