@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -22,8 +23,20 @@ static int hw_exec(PGconn *conn, const char *sql, ExecStatusType want) {
 }
 
 int hw_schema_version(PGconn *conn, int *version) {
-  PGresult *res = PQexec(conn, "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN 0 "
-                               "ELSE (SELECT coalesce(max(version), 0) FROM schema_migrations) END");
+  /* Two statements: PostgreSQL resolves every table a query names before running it, so one
+   * query cannot test for schema_migrations and read it. */
+  PGresult *res = PQexec(conn, "SELECT to_regclass('schema_migrations') IS NOT NULL");
+  int exists = PQresultStatus(res) == PGRES_TUPLES_OK && !strcmp(PQgetvalue(res, 0, 0), "t");
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    hw_error("migrate", NULL, "cannot read schema version: %s", PQresultErrorMessage(res));
+    PQclear(res);
+    return -EIO;
+  }
+  PQclear(res);
+  *version = 0;
+  if (!exists)
+    return 0;
+  res = PQexec(conn, "SELECT coalesce(max(version), 0) FROM schema_migrations");
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     hw_error("migrate", NULL, "cannot read schema version: %s", PQresultErrorMessage(res));
     PQclear(res);
