@@ -49,8 +49,12 @@ static const char hw_sim_usage[] =
     "  --help                this text\n"
     "\n"
     "Progress goes to stderr: a live line each second on a terminal, else a line every 5 s.\n"
-    "Exit status: 0 when every fix generated was acknowledged, 1 otherwise (unacknowledged\n"
-    "fixes, refused logins, timeout, local failure), 2 on a usage error.\n";
+    "Exit status: 0 when every truck logged in and every fix generated was acknowledged,\n"
+    "1 otherwise (unacknowledged fixes, refused logins, trucks that never logged in, timeout,\n"
+    "local failure), 2 on a usage error.\n"
+    "\n"
+    "Sequence numbers continue after the last_acked_seq the server reports at a truck's first\n"
+    "login (1, 2, 3, ... for a terminal the server has no data of).\n";
 
 static int hw_sim_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   char *end;
@@ -231,8 +235,9 @@ static void hw_sim_summary(const hw_sim_config *cfg, const hw_sim_result *r, int
   if (ok)
     printf("  result       ok%s\n", r->interrupted ? " (interrupted)" : "");
   else
-    printf("  result       FAILED:%s%s%s\n", unacked ? " fixes unacknowledged" : "",
-           r->refused ? " logins refused" : "", r->timed_out ? " timeout" : "");
+    printf("  result       FAILED:%s%s%s%s\n", unacked ? " fixes unacknowledged" : "",
+           r->refused ? " logins refused" : "", r->timed_out ? " timeout" : "",
+           r->connected + r->refused < r->trucks ? " trucks never logged in" : "");
   fflush(stdout);
 }
 
@@ -387,7 +392,9 @@ int hw_cmd_sim(int argc, char **argv) {
   int run = hw_sim_run(&cfg, &res);
   if (run < 0)
     hw_error("sim", NULL, "simulation failed: %s", strerror(-run));
-  int ok = run == 0 && res.acked == res.generated && res.refused == 0 && !res.timed_out;
+  /* A truck that never logged in generated nothing flat out, yet did not work either. */
+  int ok = run == 0 && res.acked == res.generated && res.refused == 0 && !res.timed_out &&
+           res.connected == res.trucks;
   hw_sim_summary(&cfg, &res, ok);
   rc = ok ? 0 : 1;
 out:

@@ -469,10 +469,6 @@ void hw_sim_login_ok(hw_sim_conn *c, uint64_t last_acked_seq) {
     s->res->connected++;
     if (last_acked_seq)
       hw_debug("sim", c->id, "continuing after seq %llu", (unsigned long long)last_acked_seq);
-    if (s->cfg->interval_ms) {
-      uint64_t phase = hw_sim_rand(&s->rng) % s->cfg->interval_ms;
-      uv_timer_start(&c->tick, hw_sim_on_tick, phase, s->cfg->interval_ms);
-    }
     return;
   }
   s->res->reconnects++;
@@ -607,6 +603,8 @@ static void hw_sim_finish(hw_sim *s) {
   s->finishing = 1;
   s->generating = 0;
   s->res->seconds = (double)hw_sim_now_us(s) / 1e6;
+  if (s->cfg->progress)
+    hw_sim_progress_line(s, 1); /* before the connections close, so it shows them */
   uv_close((uv_handle_t *)&s->progress_timer, NULL);
   uv_close((uv_handle_t *)&s->deadline_timer, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
@@ -681,12 +679,16 @@ int hw_sim_run(const hw_sim_config *cfg, hw_sim_result *res) {
     uv_timer_start(&s->progress_timer, hw_sim_on_progress, 1000, 1000);
     uv_timer_start(&s->deadline_timer, hw_sim_on_deadline,
                    cfg->fixes ? (uint64_t)cfg->timeout_s * 1000 : cfg->duration_ms, 0);
-    for (uint32_t i = 0; i < cfg->trucks; i++)
+    for (uint32_t i = 0; i < cfg->trucks; i++) {
+      /* Paced trucks drive from the start, connected or not, and keep what they cannot send
+       * yet (seq numbers are assigned at sending, once the server said where to continue). */
+      if (cfg->interval_ms)
+        uv_timer_start(&s->conns[i].tick, hw_sim_on_tick, hw_sim_rand(&s->rng) % cfg->interval_ms,
+                       cfg->interval_ms);
       hw_sim_enqueue(&s->conns[i]);
+    }
   }
   uv_run(&s->loop, UV_RUN_DEFAULT);
-  if (s->cfg->progress)
-    hw_sim_progress_line(s, 1);
 
   for (uint32_t i = 0; i < cfg->trucks; i++) {
     hw_sim_conn *c = &s->conns[i];

@@ -184,6 +184,15 @@ static void test_no_server(void **state) {
   assert_true(r.connect_failures >= 2);
   assert_int_equal(r.acked, 0);
   assert_int_equal(r.connected, 0);
+  /* Paced trucks keep driving without a server: what they could not send stays unacked. */
+  config(&cfg, s, 2, 0);
+  cfg.duration_ms = 300;
+  cfg.interval_ms = cfg.step_ms = 20;
+  cfg.report_fixes = 1;
+  assert_int_equal(hw_sim_run(&cfg, &r), 0);
+  assert_true(r.generated >= 2 * 5);
+  assert_int_equal(r.acked, 0);
+  assert_int_equal(r.sent, 0);
   free(s);
 }
 
