@@ -3,8 +3,6 @@
  * end) so that every piece is in one day and wholly at night or wholly by day. */
 #include "rules_internal.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 /* Position at instant t, interpolated along the interval being evaluated. */
@@ -25,11 +23,17 @@ static void hw_pos_at(const hw_rctx *cx, int64_t t, int32_t *lat, int32_t *lon) 
   *lon = p->lon_e6 + (int32_t)(f * ((double)c->lon_e6 - p->lon_e6));
 }
 
-static void hw_driver_evidence(const char *driver, const char *extra, char *out, size_t cap) {
-  char q[6 * HW_DRIVER_ID_MAX + 4];
-  size_t n = 0;
-  hw__json_str(q, sizeof q, &n, driver);
-  snprintf(out, cap, "{\"driver\":%s%s}", q, extra);
+/* {"driver":"..."[,"driving_since_ms":N]} */
+static void hw_driver_evidence(const char *driver, int64_t since_ms, char *out, size_t cap) {
+  hw_sbuf b;
+  hw__sb_init(&b, out, cap);
+  hw__sb_str(&b, "{\"driver\":");
+  hw__sb_json(&b, driver, HW_DRIVER_ID_MAX);
+  if (since_ms) {
+    hw__sb_str(&b, ",\"driving_since_ms\":");
+    hw__sb_i64(&b, since_ms);
+  }
+  hw__sb_str(&b, "}");
 }
 
 /* --- continuous and night ---------------------------------------------------------------- */
@@ -37,11 +41,12 @@ static void hw_driver_evidence(const char *driver, const char *extra, char *out,
 static void hw_time_emit(hw_rctx *cx, hw_time_ep *ep, int kind, int phase, int64_t value_ms,
                          int64_t limit_ms) {
   hw_rule_state *st = cx->st;
-  char tail[24], extra[64] = "", ev[HW_EVIDENCE_MAX];
-  snprintf(tail, sizeof tail, "%" PRId64, ep->start_ms);
-  if (kind == HW_VIOL_FATIGUE_CONTINUOUS)
-    snprintf(extra, sizeof extra, ",\"driving_since_ms\":%" PRId64, st->cont_since_ms);
-  hw_driver_evidence(st->driver, extra, ev, sizeof ev);
+  char tail[24], ev[HW_EVIDENCE_MAX];
+  hw_sbuf b;
+  hw__sb_init(&b, tail, sizeof tail);
+  hw__sb_i64(&b, ep->start_ms);
+  hw_driver_evidence(st->driver, kind == HW_VIOL_FATIGUE_CONTINUOUS ? st->cont_since_ms : 0, ev,
+                     sizeof ev);
   hw__emit(cx, kind, phase, tail, ep->start_ms, ep->last_ms, ep->lat_e6, ep->lon_e6,
            value_ms / 1000, limit_ms / 1000, 0, ev);
 }
@@ -66,15 +71,23 @@ static void hw_time_close(hw_rctx *cx, hw_time_ep *ep, int kind, int64_t ended, 
   ep->open = 0;
 }
 
+/* The night count is over (morning, rest, driver change). */
+static void hw_night_reset(hw_rctx *cx) {
+  hw_rule_extra *x = hw__extra(cx, 0);
+  if (!x)
+    return;
+  hw_time_close(cx, &x->night_ep, HW_VIOL_NIGHT_DRIVING, x->last_night_drive_ms, x->night_ms,
+                cx->night_limit_ms);
+  x->night_ms = 0;
+}
+
 /* A qualifying rest or a driver change: the counts start again. */
 static void hw_counts_reset(hw_rctx *cx) {
   hw_rule_state *st = cx->st;
   hw_time_close(cx, &st->cont_ep, HW_VIOL_FATIGUE_CONTINUOUS, st->last_drive_ms, st->cont_ms,
                 cx->cont_limit_ms);
-  hw_time_close(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, st->last_night_drive_ms, st->night_ms,
-                cx->night_limit_ms);
   st->cont_ms = 0;
-  st->night_ms = 0;
+  hw_night_reset(cx);
 }
 
 static void hw_cont_add(hw_rctx *cx, int64_t from, int64_t len) {
@@ -94,9 +107,9 @@ static void hw_cont_add(hw_rctx *cx, int64_t from, int64_t len) {
 
 /* --- daily ----------------------------------------------------------------------------------- */
 
-static void hw_daily_tail(const hw_rule_state *st, const hw_daily_slot *s, char *out, size_t cap) {
+static void hw_daily_tail(const hw_rule_extra *x, const hw_daily_slot *s, char *out, size_t cap) {
   /* The identity is ASCII: a driver id from the wire may hold anything. */
-  char day[9], drv[HW_DRIVER_ID_MAX + 1];
+  char drv[HW_DRIVER_ID_MAX + 1];
   size_t i = 0;
   for (; s->driver[i] && i < HW_DRIVER_ID_MAX; i++) {
     char ch = s->driver[i];
@@ -105,14 +118,17 @@ static void hw_daily_tail(const hw_rule_state *st, const hw_daily_slot *s, char 
     drv[i] = ok ? ch : '_';
   }
   drv[i] = '\0';
-  hw_cst_day_format(st->daily_day, day);
-  snprintf(out, cap, "%s/%s", day, i ? drv : "-");
+  hw_sbuf b;
+  hw__sb_init(&b, out, cap);
+  hw__sb_day(&b, x->daily_day);
+  hw__sb_str(&b, "/");
+  hw__sb_str(&b, i ? drv : "-");
 }
 
 static void hw_daily_emit(hw_rctx *cx, hw_daily_slot *s, int phase) {
   char tail[64], ev[HW_EVIDENCE_MAX];
-  hw_daily_tail(cx->st, s, tail, sizeof tail);
-  hw_driver_evidence(s->driver, "", ev, sizeof ev);
+  hw_daily_tail(cx->st->x, s, tail, sizeof tail);
+  hw_driver_evidence(s->driver, 0, ev, sizeof ev);
   hw__emit(cx, HW_VIOL_FATIGUE_DAILY, phase, tail, s->ep.start_ms, s->ep.last_ms, s->ep.lat_e6,
            s->ep.lon_e6, s->drive_ms / 1000, cx->daily_limit_ms / 1000, 0, ev);
 }
@@ -127,19 +143,21 @@ static void hw_daily_close(hw_rctx *cx, hw_daily_slot *s) {
 
 /* A new calendar day: yesterday's daily episodes are complete. */
 static void hw_daily_roll(hw_rctx *cx, int32_t day) {
-  hw_rule_state *st = cx->st;
+  hw_rule_extra *x = hw__extra(cx, 0);
+  if (!x)
+    return;
   for (int i = 0; i < HW_RULE_DRIVERS; i++) {
-    hw_daily_close(cx, &st->daily[i]);
-    memset(&st->daily[i], 0, sizeof st->daily[i]);
+    hw_daily_close(cx, &x->daily[i]);
+    memset(&x->daily[i], 0, sizeof x->daily[i]);
   }
-  st->daily_day = day;
+  x->daily_day = day;
 }
 
-static hw_daily_slot *hw_daily_slot_for(hw_rctx *cx) {
+static hw_daily_slot *hw_daily_slot_for(hw_rctx *cx, hw_rule_extra *x) {
   hw_rule_state *st = cx->st;
   hw_daily_slot *free_slot = NULL, *least = NULL;
   for (int i = 0; i < HW_RULE_DRIVERS; i++) {
-    hw_daily_slot *s = &st->daily[i];
+    hw_daily_slot *s = &x->daily[i];
     if (!s->used) {
       if (!free_slot)
         free_slot = s;
@@ -169,49 +187,60 @@ static void hw_rest_segment(hw_rctx *cx, int64_t s, int64_t e) {
     st->rest_since_ms = s;
   st->rest_ms += e - s;
   if (st->rest_ms >= cx->min_rest_ms &&
-      (st->cont_ms || st->night_ms || st->cont_ep.open || st->night_ep.open))
+      (st->cont_ms || st->cont_ep.open || (st->x && (st->x->night_ms || st->x->night_ep.open))))
     hw_counts_reset(cx);
+}
+
+static void hw_daily_add(hw_rctx *cx, int64_t s, int64_t e) {
+  hw_rule_extra *x = hw__extra(cx, 1);
+  if (!x)
+    return;
+  if (!x->daily_day)
+    x->daily_day = hw_cst_day(s); /* a fresh extension starts counting today */
+  hw_daily_slot *d = hw_daily_slot_for(cx, x);
+  int64_t before = d->drive_ms;
+  d->drive_ms += e - s;
+  d->last_drive_ms = e;
+  if (d->ep.open) {
+    d->ep.last_ms = e;
+  } else if (d->drive_ms > cx->daily_limit_ms) {
+    int64_t at = s + (cx->daily_limit_ms > before ? cx->daily_limit_ms - before : 0);
+    d->ep.open = 1;
+    d->ep.start_ms = at;
+    d->ep.last_ms = e;
+    d->ep.emit_ms = e;
+    hw_pos_at(cx, at, &d->ep.lat_e6, &d->ep.lon_e6);
+    hw_daily_emit(cx, d, HW_PHASE_OPEN);
+  }
+}
+
+static void hw_night_add(hw_rctx *cx, int64_t s, int64_t e) {
+  hw_rule_extra *x = hw__extra(cx, 1);
+  if (!x)
+    return;
+  int64_t before = x->night_ms;
+  x->night_ms += e - s;
+  x->last_night_drive_ms = e;
+  if (x->night_ep.open) {
+    x->night_ep.last_ms = e;
+  } else if (x->night_ms > cx->night_limit_ms) {
+    int64_t at = s + (cx->night_limit_ms > before ? cx->night_limit_ms - before : 0);
+    hw_time_open(cx, &x->night_ep, HW_VIOL_NIGHT_DRIVING, at, e, x->night_ms, cx->night_limit_ms);
+  }
 }
 
 static void hw_drive_segment(hw_rctx *cx, int64_t s, int64_t e, int night) {
   hw_rule_state *st = cx->st;
-  int64_t len = e - s;
   if (st->rest_ms > 0) {
     if (st->rest_ms < cx->min_rest_ms && cx->cfg->count_short_stops)
       hw_cont_add(cx, st->rest_since_ms, st->rest_ms);
     st->rest_ms = 0;
   }
-  hw_cont_add(cx, s, len);
-
-  if (cx->daily_limit_ms > 0) {
-    hw_daily_slot *d = hw_daily_slot_for(cx);
-    int64_t before = d->drive_ms;
-    d->drive_ms += len;
-    d->last_drive_ms = e;
-    if (d->ep.open) {
-      d->ep.last_ms = e;
-    } else if (d->drive_ms > cx->daily_limit_ms) {
-      int64_t at = s + (cx->daily_limit_ms > before ? cx->daily_limit_ms - before : 0);
-      d->ep.open = 1;
-      d->ep.start_ms = at;
-      d->ep.last_ms = e;
-      d->ep.emit_ms = e;
-      hw_pos_at(cx, at, &d->ep.lat_e6, &d->ep.lon_e6);
-      hw_daily_emit(cx, d, HW_PHASE_OPEN);
-    }
-  }
-
-  if (night && cx->night_rules) {
-    int64_t before = st->night_ms;
-    st->night_ms += len;
-    st->last_night_drive_ms = e;
-    if (st->night_ep.open) {
-      st->night_ep.last_ms = e;
-    } else if (st->night_ms > cx->night_limit_ms) {
-      int64_t at = s + (cx->night_limit_ms > before ? cx->night_limit_ms - before : 0);
-      hw_time_open(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, at, e, st->night_ms, cx->night_limit_ms);
-    }
-  }
+  hw_cont_add(cx, s, e - s);
+  if (cx->daily_limit_ms > 0)
+    hw_daily_add(cx, s, e);
+  if (night && cx->night_rules)
+    hw_night_add(cx, s, e);
   st->last_drive_ms = e;
 }
 
@@ -227,16 +256,12 @@ static int64_t hw_next_boundary(const hw_rctx *cx, int64_t t) {
 }
 
 static void hw_boundary(hw_rctx *cx, int64_t b) {
-  hw_rule_state *st = cx->st;
   int64_t ms = hw_cst_ms_of_day(b);
   if (ms == 0)
     hw_daily_roll(cx, hw_cst_day(b));
-  if (cx->cfg->night_from_min != cx->cfg->night_to_min && ms == (int64_t)cx->cfg->night_to_min * 60000) {
-    /* Morning: the night's count is over whatever happens next. */
-    hw_time_close(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, st->last_night_drive_ms, st->night_ms,
-                  cx->night_limit_ms);
-    st->night_ms = 0;
-  }
+  /* Morning: the night's count is over whatever happens next. */
+  if (cx->cfg->night_from_min != cx->cfg->night_to_min && ms == (int64_t)cx->cfg->night_to_min * 60000)
+    hw_night_reset(cx);
 }
 
 static void hw_span(hw_rctx *cx, int64_t s, int64_t e, int drive) {
@@ -259,28 +284,25 @@ void hw__fatigue_interval(hw_rctx *cx, int64_t a, int64_t x, int64_t b) {
    * boundary by boundary would change nothing but the time spent. */
   if (x - a > 2 * HW_DAY_MS)
     a = x - 2 * HW_DAY_MS;
-  int32_t day = hw_cst_day(a);
-  if (st->daily_day != day)
-    hw_daily_roll(cx, day);
-  if (st->night_ms && !hw__is_night(cx, a)) {
-    /* Restored or rebound in the daytime with a night count left over. */
-    hw_time_close(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, st->last_night_drive_ms, st->night_ms,
-                  cx->night_limit_ms);
-    st->night_ms = 0;
+  if (st->x) {
+    if (st->x->daily_day != hw_cst_day(a))
+      hw_daily_roll(cx, hw_cst_day(a));
+    if (st->x->night_ms && !hw__is_night(cx, a))
+      hw_night_reset(cx); /* restored or rebound in the daytime with a night count left over */
   }
   hw_span(cx, a, x, 0);
   hw_span(cx, x, b, 1);
 }
 
-void hw__fatigue_first(hw_rctx *cx, const hw_rpt *c) {
+void hw__fatigue_first(hw_rctx *cx, const hw_qpt *c) {
   hw_rule_state *st = cx->st;
   if (c->has_driver)
     memcpy(st->driver, c->driver, sizeof st->driver);
-  if (st->daily_day != hw_cst_day(c->ts_ms))
-    hw_daily_roll(cx, hw_cst_day(c->ts_ms));
+  if (st->x && st->x->daily_day != hw_cst_day(c->pt.ts_ms))
+    hw_daily_roll(cx, hw_cst_day(c->pt.ts_ms));
 }
 
-void hw__fatigue_driver(hw_rctx *cx, const hw_rpt *c) {
+void hw__fatigue_driver(hw_rctx *cx, const hw_qpt *c) {
   hw_rule_state *st = cx->st;
   if (!c->has_driver || strcmp(st->driver, c->driver) == 0)
     return;
@@ -300,13 +322,16 @@ void hw__fatigue_updates(hw_rctx *cx, int64_t now_ms) {
     hw_time_emit(cx, &st->cont_ep, HW_VIOL_FATIGUE_CONTINUOUS, HW_PHASE_UPDATE, st->cont_ms,
                  cx->cont_limit_ms);
   }
-  if (st->night_ep.open && now_ms - st->night_ep.emit_ms >= every) {
-    st->night_ep.emit_ms = now_ms;
-    hw_time_emit(cx, &st->night_ep, HW_VIOL_NIGHT_DRIVING, HW_PHASE_UPDATE, st->night_ms,
+  hw_rule_extra *x = st->x;
+  if (!x)
+    return;
+  if (x->night_ep.open && now_ms - x->night_ep.emit_ms >= every) {
+    x->night_ep.emit_ms = now_ms;
+    hw_time_emit(cx, &x->night_ep, HW_VIOL_NIGHT_DRIVING, HW_PHASE_UPDATE, x->night_ms,
                  cx->night_limit_ms);
   }
   for (int i = 0; i < HW_RULE_DRIVERS; i++) {
-    hw_daily_slot *s = &st->daily[i];
+    hw_daily_slot *s = &x->daily[i];
     if (s->used && s->ep.open && now_ms - s->ep.emit_ms >= every) {
       s->ep.emit_ms = now_ms;
       hw_daily_emit(cx, s, HW_PHASE_UPDATE);

@@ -1,8 +1,6 @@
 /* speeding and night_speeding: runs of fixes above the effective limit. */
 #include "rules_internal.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 
 uint32_t hw__effective_limit(const hw_rctx *cx, int64_t ts_ms, int64_t *zone_id) {
   const hw_vehicle_class *k = cx->cls;
@@ -44,11 +42,19 @@ static int hw_grade(uint32_t speed, uint32_t limit) {
 
 static void hw_speed_emit(hw_rctx *cx, const hw_speed_ep *ep, int kind, int phase) {
   char tail[24], ev[160];
-  snprintf(tail, sizeof tail, "%" PRId64, ep->start_ms);
-  snprintf(ev, sizeof ev,
-           "{\"max_kmh\":%.1f,\"limit_kmh\":%.1f,\"zone_id\":%" PRId64 ",\"duration_s\":%" PRId64 "}",
-           ep->max_speed / 10.0, ep->worst_limit / 10.0, ep->worst_zone,
-           (ep->last_ms - ep->start_ms) / 1000);
+  hw_sbuf b;
+  hw__sb_init(&b, tail, sizeof tail);
+  hw__sb_i64(&b, ep->start_ms);
+  hw__sb_init(&b, ev, sizeof ev);
+  hw__sb_str(&b, "{\"max_kmh\":");
+  hw__sb_fixed(&b, ep->max_speed, 1);
+  hw__sb_str(&b, ",\"limit_kmh\":");
+  hw__sb_fixed(&b, ep->worst_limit, 1);
+  hw__sb_str(&b, ",\"zone_id\":");
+  hw__sb_i64(&b, ep->worst_zone);
+  hw__sb_str(&b, ",\"duration_s\":");
+  hw__sb_i64(&b, (ep->last_ms - ep->start_ms) / 1000);
+  hw__sb_str(&b, "}");
   hw__emit(cx, kind, phase, tail, ep->start_ms, ep->last_ms, ep->lat_e6, ep->lon_e6,
            ep->worst_speed, ep->worst_limit, hw_grade(ep->worst_speed, ep->worst_limit), ev);
 }
@@ -101,7 +107,9 @@ static void hw_speed_step(hw_rctx *cx, hw_speed_ep *ep, int kind, const hw_rpt *
 
 void hw__speeding_end_all(hw_rctx *cx) {
   hw_speed_end(cx, &cx->st->speed_ep, HW_VIOL_SPEEDING);
-  hw_speed_end(cx, &cx->st->night_speed_ep, HW_VIOL_NIGHT_SPEEDING);
+  hw_rule_extra *x = hw__extra(cx, 0);
+  if (x)
+    hw_speed_end(cx, &x->night_speed_ep, HW_VIOL_NIGHT_SPEEDING);
 }
 
 void hw__speeding_eval(hw_rctx *cx, const hw_rpt *c, int after_gap) {
@@ -112,10 +120,14 @@ void hw__speeding_eval(hw_rctx *cx, const hw_rpt *c, int after_gap) {
   int64_t zone_id = 0;
   uint32_t limit = hw__effective_limit(cx, c->ts_ms, &zone_id);
   hw_speed_step(cx, &st->speed_ep, HW_VIOL_SPEEDING, c, limit, zone_id);
-  if (cx->night_rules && limit != HW_NO_LIMIT && hw__is_night(cx, c->ts_ms)) {
-    uint32_t night = (uint32_t)((uint64_t)limit * cx->night_pct / 100);
-    hw_speed_step(cx, &st->night_speed_ep, HW_VIOL_NIGHT_SPEEDING, c, night, zone_id);
+  int night = cx->night_rules && limit != HW_NO_LIMIT && hw__is_night(cx, c->ts_ms);
+  hw_rule_extra *x = hw__extra(cx, night);
+  if (!x)
+    return;
+  if (night) {
+    uint32_t night_limit = (uint32_t)((uint64_t)limit * cx->night_pct / 100);
+    hw_speed_step(cx, &x->night_speed_ep, HW_VIOL_NIGHT_SPEEDING, c, night_limit, zone_id);
   } else {
-    hw_speed_end(cx, &st->night_speed_ep, HW_VIOL_NIGHT_SPEEDING);
+    hw_speed_end(cx, &x->night_speed_ep, HW_VIOL_NIGHT_SPEEDING);
   }
 }

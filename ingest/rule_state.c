@@ -204,7 +204,6 @@ static void hw_io_state(hw_codec *c, hw_rule_state *st) {
 
   hw_io_u8(c, &st->has_prev, 1);
   hw_io_ts(c, &st->prev.ts_ms);
-  hw_io_ts(c, &st->prev.recv_ms);
   hw_io_i32(c, &st->prev.lat_e6);
   hw_io_i32(c, &st->prev.lon_e6);
   hw_io_u32(c, &st->prev.speed_dkmh);
@@ -215,15 +214,30 @@ static void hw_io_state(hw_codec *c, hw_rule_state *st) {
   hw_io_ts(c, &st->cont_since_ms);
   hw_io_ts(c, &st->rest_ms);
   hw_io_ts(c, &st->rest_since_ms);
-  hw_io_ts(c, &st->night_ms);
   hw_io_ts(c, &st->last_drive_ms);
-  hw_io_ts(c, &st->last_night_drive_ms);
   hw_io_time_ep(c, &st->cont_ep);
-  hw_io_time_ep(c, &st->night_ep);
+  hw_io_speed_ep(c, &st->speed_ep);
 
-  hw_io_day(c, &st->daily_day);
+  /* The extension, when there is one. */
+  uint8_t has_x = st->x != NULL;
+  hw_io_u8(c, &has_x, 1);
+  if (!has_x || c->err)
+    return;
+  if (!c->writing) {
+    st->x = calloc(1, sizeof *st->x);
+    if (!st->x) {
+      c->err = -ENOMEM;
+      return;
+    }
+  }
+  hw_rule_extra *x = st->x;
+  hw_io_ts(c, &x->night_ms);
+  hw_io_ts(c, &x->last_night_drive_ms);
+  hw_io_time_ep(c, &x->night_ep);
+  hw_io_speed_ep(c, &x->night_speed_ep);
+  hw_io_day(c, &x->daily_day);
   for (int i = 0; i < HW_RULE_DRIVERS; i++) {
-    hw_daily_slot *s = &st->daily[i];
+    hw_daily_slot *s = &x->daily[i];
     hw_io_u8(c, &s->used, 1);
     if (!s->used)
       continue;
@@ -232,12 +246,10 @@ static void hw_io_state(hw_codec *c, hw_rule_state *st) {
     hw_io_ts(c, &s->last_drive_ms);
     hw_io_time_ep(c, &s->ep);
   }
-  hw_io_speed_ep(c, &st->speed_ep);
-  hw_io_speed_ep(c, &st->night_speed_ep);
   for (int i = 0; i < HW_VDAY__N; i++)
-    hw_io_day_ep(c, &st->vday[i]);
+    hw_io_day_ep(c, &x->vday[i]);
   for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
-    hw_io_day_ep(c, &st->zday[i]);
+    hw_io_day_ep(c, &x->zday[i]);
 }
 
 int hw_rule_state_encode(const struct hw_rule_state *st, uint8_t *buf, size_t cap, size_t *len) {
@@ -263,11 +275,9 @@ int hw_rule_state_decode(const uint8_t *buf, size_t len, struct hw_rule_state **
   if (!c.err && c.pos != len)
     c.err = -EINVAL; /* trailing bytes: not something this version wrote */
   if (c.err) {
-    free(st);
+    hw_rule_state_free(st);
     return c.err;
   }
-  if (st->has_prev)
-    st->prev.has_driver = 0; /* the driver lives in st->driver */
   *out = st;
   return 0;
 }

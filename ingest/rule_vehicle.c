@@ -3,8 +3,6 @@
  * fix at a time, so they also run on late fixes (see rules.h). */
 #include "rules_internal.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 static const int hw_vday_kind[HW_VDAY__N] = {
@@ -15,43 +13,51 @@ static const int hw_vday_kind[HW_VDAY__N] = {
 };
 
 static void hw_day_emit(hw_rctx *cx, int kind, int phase, const hw_day_ep *ep) {
-  char tail[48], day[9], ev[HW_EVIDENCE_MAX], extra[200] = "";
-  hw_cst_day_format(ep->day, day);
-  if (kind == HW_VIOL_RESTRICTED_ZONE)
-    snprintf(tail, sizeof tail, "%s/%" PRId64, day, ep->key);
-  else
-    snprintf(tail, sizeof tail, "%s", day);
+  char tail[48], ev[HW_EVIDENCE_MAX];
+  hw_sbuf b;
+  hw__sb_init(&b, tail, sizeof tail);
+  hw__sb_day(&b, ep->day);
+  if (kind == HW_VIOL_RESTRICTED_ZONE) {
+    hw__sb_str(&b, "/");
+    hw__sb_i64(&b, ep->key);
+  }
+  hw__sb_init(&b, ev, sizeof ev);
+  hw__sb_str(&b, "{\"last_ms\":");
+  hw__sb_i64(&b, ep->last_ms);
+  hw__sb_str(&b, ",\"last_lat\":");
+  hw__sb_fixed(&b, ep->last_lat_e6, 6);
+  hw__sb_str(&b, ",\"last_lon\":");
+  hw__sb_fixed(&b, ep->last_lon_e6, 6);
   const hw_vehicle *v = cx->v;
-  size_t n = 0;
-  char q[128]; /* quoted wire/registry text; hw__json_str truncates to fit */
   switch (kind) {
   case HW_VIOL_RETIRED_CLASS:
     if (cx->cls) {
-      hw__json_str(q, sizeof q, &n, cx->cls->code);
-      snprintf(extra, sizeof extra, ",\"class\":%s,\"retired_after_ms\":%" PRId64, q,
-               cx->cls->retired_after_ms);
+      hw__sb_str(&b, ",\"class\":");
+      hw__sb_json(&b, cx->cls->code, HW_CLASS_CODE_MAX);
+      hw__sb_str(&b, ",\"retired_after_ms\":");
+      hw__sb_i64(&b, cx->cls->retired_after_ms);
     }
     break;
   case HW_VIOL_DEREGISTERED_VEHICLE:
     if (v)
-      snprintf(extra, sizeof extra, ",\"status\":\"%s\"",
-               v->status == HW_VEH_SCRAPPED ? "scrapped" : "deregistered");
+      hw__sb_str(&b, v->status == HW_VEH_SCRAPPED ? ",\"status\":\"scrapped\"" : ",\"status\":\"deregistered\"");
     break;
   case HW_VIOL_EXPIRED_PERMIT:
     if (v) {
-      hw__json_str(q, sizeof q, &n, v->permit_no);
-      snprintf(extra, sizeof extra, ",\"permit_no\":%s,\"permit_expires_ms\":%" PRId64, q,
-               v->permit_expires_ms);
+      hw__sb_str(&b, ",\"permit_no\":");
+      hw__sb_json(&b, v->permit_no, HW_PERMIT_MAX);
+      hw__sb_str(&b, ",\"permit_expires_ms\":");
+      hw__sb_i64(&b, v->permit_expires_ms);
     }
     break;
   case HW_VIOL_RESTRICTED_ZONE:
-    snprintf(extra, sizeof extra, ",\"zone_id\":%" PRId64, ep->key);
+    hw__sb_str(&b, ",\"zone_id\":");
+    hw__sb_i64(&b, ep->key);
     break;
   default:
     break;
   }
-  snprintf(ev, sizeof ev, "{\"last_ms\":%" PRId64 ",\"last_lat\":%.6f,\"last_lon\":%.6f%s}",
-           ep->last_ms, ep->last_lat_e6 / 1e6, ep->last_lon_e6 / 1e6, extra);
+  hw__sb_str(&b, "}");
   hw__emit(cx, kind, phase, tail, ep->start_ms, ep->last_ms, ep->lat_e6, ep->lon_e6,
            ep->speed_dkmh, 0, 0, ev);
 }
@@ -74,31 +80,36 @@ static void hw_day_fill(hw_day_ep *ep, const hw_rpt *c, int32_t day, int64_t key
   ep->speed_dkmh = c->speed_dkmh;
 }
 
-/* A late fix for a day whose episode is no longer in the state: report it as that day's
- * episode (the consumer merges by identity), at most once per update interval of data. */
-static void hw_day_alone(hw_rctx *cx, hw_late_memo *memo, int kind, const hw_rpt *c, int32_t day,
-                         int64_t key) {
-  int64_t every = (int64_t)cx->cfg->update_interval_s * 1000;
-  if (memo->day == day && memo->key == key) {
-    if (c->ts_ms >= memo->lo_ms - every && c->ts_ms <= memo->hi_ms + every)
-      return;
-    if (c->ts_ms < memo->lo_ms)
-      memo->lo_ms = c->ts_ms;
-    if (c->ts_ms > memo->hi_ms)
-      memo->hi_ms = c->ts_ms;
-  } else {
-    memo->day = day;
-    memo->key = key;
-    memo->lo_ms = memo->hi_ms = c->ts_ms;
+/* A fix for a day whose episode is not in the state (a late fix for a past day, or no memory
+ * for the state): report it as that day's episode (the consumer merges by identity), at most
+ * once per update interval of data for the same day and key. */
+static void hw_day_alone(hw_rctx *cx, int kind, const hw_rpt *c, int32_t day, int64_t key) {
+  hw_rule_extra *x = hw__extra(cx, 1);
+  if (x) {
+    hw_late_memo *memo = &x->late;
+    int64_t every = (int64_t)cx->cfg->update_interval_s * 1000;
+    if (memo->kind == kind && memo->day == day && memo->key == key) {
+      if (c->ts_ms >= memo->lo_ms - every && c->ts_ms <= memo->hi_ms + every)
+        return;
+      if (c->ts_ms < memo->lo_ms)
+        memo->lo_ms = c->ts_ms;
+      if (c->ts_ms > memo->hi_ms)
+        memo->hi_ms = c->ts_ms;
+    } else {
+      memo->kind = kind;
+      memo->day = day;
+      memo->key = key;
+      memo->lo_ms = memo->hi_ms = c->ts_ms;
+    }
   }
   hw_day_ep ep;
   hw_day_fill(&ep, c, day, key);
   hw_day_emit(cx, kind, HW_PHASE_CLOSE, &ep);
 }
 
-/* A violating fix c for (day, key). ep: the state slot for it (NULL: none to spare). */
-static void hw_day_hit(hw_rctx *cx, hw_day_ep *ep, hw_late_memo *memo, int kind, const hw_rpt *c,
-                       int32_t day, int64_t key, int late) {
+/* A violating fix c for (day, key). ep: the state slot for it (NULL: none). */
+static void hw_day_hit(hw_rctx *cx, hw_day_ep *ep, int kind, const hw_rpt *c, int32_t day,
+                       int64_t key, int late) {
   if (ep && ep->open && ep->day == day && ep->key == key) {
     int emit = 0;
     if (c->ts_ms < ep->start_ms) {
@@ -124,7 +135,7 @@ static void hw_day_hit(hw_rctx *cx, hw_day_ep *ep, hw_late_memo *memo, int kind,
     return;
   }
   if (!ep || (late && day != hw_cst_day(cx->st->prev.ts_ms))) {
-    hw_day_alone(cx, memo, kind, c, day, key);
+    hw_day_alone(cx, kind, c, day, key);
     return;
   }
   hw_day_close(cx, ep, kind);
@@ -140,11 +151,10 @@ static int hw_zone_restricted(const hw_rctx *cx, const hw_zone *z, int64_t ts_ms
   return z->is_expressway && cx->cls && !cx->cls->expressway_allowed;
 }
 
-static hw_day_ep *hw_zone_slot(hw_rctx *cx, int32_t day, int64_t key, int late) {
-  hw_rule_state *st = cx->st;
+static hw_day_ep *hw_zone_slot(hw_rctx *cx, hw_rule_extra *x, int32_t day, int64_t key, int late) {
   hw_day_ep *free_slot = NULL, *oldest = NULL;
   for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++) {
-    hw_day_ep *s = &st->zday[i];
+    hw_day_ep *s = &x->zday[i];
     if (s->open && s->day == day && s->key == key)
       return s;
     if (!s->open && !free_slot)
@@ -152,7 +162,7 @@ static hw_day_ep *hw_zone_slot(hw_rctx *cx, int32_t day, int64_t key, int late) 
     if (s->open && (!oldest || s->last_ms < oldest->last_ms))
       oldest = s;
   }
-  if (late && day != hw_cst_day(st->prev.ts_ms))
+  if (late && day != hw_cst_day(cx->st->prev.ts_ms))
     return NULL;
   if (free_slot)
     return free_slot;
@@ -162,16 +172,16 @@ static hw_day_ep *hw_zone_slot(hw_rctx *cx, int32_t day, int64_t key, int late) 
 }
 
 void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late) {
-  hw_rule_state *st = cx->st;
   int32_t day = hw_cst_day(c->ts_ms);
-  hw_day_ep *un = &st->vday[HW_VDAY_UNREGISTERED];
+  hw_rule_extra *x = hw__extra(cx, 0);
   if (!cx->v) {
-    hw_day_hit(cx, un, &st->late_vday[HW_VDAY_UNREGISTERED], HW_VIOL_UNREGISTERED_TERMINAL, c, day,
-               0, late);
+    x = hw__extra(cx, 1);
+    hw_day_hit(cx, x ? &x->vday[HW_VDAY_UNREGISTERED] : NULL, HW_VIOL_UNREGISTERED_TERMINAL, c,
+               day, 0, late);
     return;
   }
-  if (!late)
-    hw_day_close(cx, un, HW_VIOL_UNREGISTERED_TERMINAL); /* bound since */
+  if (x && !late)
+    hw_day_close(cx, &x->vday[HW_VDAY_UNREGISTERED], HW_VIOL_UNREGISTERED_TERMINAL); /* bound since */
 
   const hw_vehicle *v = cx->v;
   const hw_vehicle_class *k = cx->cls;
@@ -182,24 +192,26 @@ void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late) {
       [HW_VDAY_PERMIT] = moving && v->permit_expires_ms && c->ts_ms >= v->permit_expires_ms,
   };
   for (int i = 0; i < HW_VDAY_UNREGISTERED; i++) {
-    hw_day_ep *ep = &st->vday[i];
-    if (hit[i])
-      hw_day_hit(cx, ep, &st->late_vday[i], hw_vday_kind[i], c, day, 0, late);
-    else if (!late && ep->open && ep->day != day)
-      hw_day_close(cx, ep, hw_vday_kind[i]);
+    if (hit[i]) {
+      x = hw__extra(cx, 1);
+      hw_day_hit(cx, x ? &x->vday[i] : NULL, hw_vday_kind[i], c, day, 0, late);
+    } else if (x && !late && x->vday[i].open && x->vday[i].day != day) {
+      hw_day_close(cx, &x->vday[i], hw_vday_kind[i]);
+    }
   }
 
-  if (!late)
+  if (x && !late)
     for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
-      if (st->zday[i].open && st->zday[i].day != day)
-        hw_day_close(cx, &st->zday[i], HW_VIOL_RESTRICTED_ZONE);
+      if (x->zday[i].open && x->zday[i].day != day)
+        hw_day_close(cx, &x->zday[i], HW_VIOL_RESTRICTED_ZONE);
   if (!moving)
     return;
   for (size_t i = 0; i < cx->nzones; i++) {
     const hw_zone *z = cx->zones[i];
     if (!hw_zone_restricted(cx, z, c->ts_ms))
       continue;
-    hw_day_ep *slot = hw_zone_slot(cx, day, z->id, late);
-    hw_day_hit(cx, slot, &st->late_zone, HW_VIOL_RESTRICTED_ZONE, c, day, z->id, late);
+    x = hw__extra(cx, 1);
+    hw_day_hit(cx, x ? hw_zone_slot(cx, x, day, z->id, late) : NULL, HW_VIOL_RESTRICTED_ZONE, c,
+               day, z->id, late);
   }
 }

@@ -3,7 +3,6 @@
  * rule_*.c; the persistent form of the state in rule_state.c. */
 #include "rules_internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,8 +54,34 @@ void hw_rules_set_zones(hw_rules *e, const hw_zone_index *zones) { e->zones = zo
 void hw_rule_state_free(struct hw_rule_state *st) {
   if (!st)
     return;
+  free(st->x);
   free(st->pending);
   free(st);
+}
+
+hw_rule_extra *hw__extra(hw_rctx *cx, int create) {
+  hw_rule_state *st = cx->st;
+  if (!st->x && create)
+    st->x = calloc(1, sizeof *st->x);
+  return st->x;
+}
+
+/* Frees the extension once nothing in it is running, checked once per vehicle-day. */
+static void hw_extra_release_if_idle(hw_rctx *cx) {
+  hw_rule_extra *x = cx->st->x;
+  if (!x || x->night_ms || x->night_ep.open || x->night_speed_ep.active)
+    return;
+  for (int i = 0; i < HW_RULE_DRIVERS; i++)
+    if (x->daily[i].used)
+      return;
+  for (int i = 0; i < HW_VDAY__N; i++)
+    if (x->vday[i].open)
+      return;
+  for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
+    if (x->zday[i].open)
+      return;
+  free(x);
+  cx->st->x = NULL;
 }
 
 int64_t hw_rule_state_horizon_ms(const struct hw_rule_state *st) {
@@ -67,86 +92,107 @@ size_t hw_rules_pending(const hw_terminal *t) { return t && t->rules ? t->rules-
 
 /* --- helpers shared by the families -------------------------------------------------------- */
 
-void hw__json_str(char *dst, size_t cap, size_t *len, const char *s) {
-  static const char hex[] = "0123456789abcdef";
-  size_t n = *len;
-  /* Worst case per input byte is 6 output bytes; stop early rather than emit broken JSON. */
-#define HW_PUT(ch)        \
-  do {                    \
-    if (n + 1 < cap)      \
-      dst[n++] = (ch);    \
-  } while (0)
-  if (n + 3 > cap)
-    return;
-  cap -= 1; /* room for the closing quote */
-  HW_PUT('"');
-  const unsigned char *p = (const unsigned char *)s;
-  while (*p && n + 7 < cap) {
-    unsigned char b = *p;
-    size_t seq = 0;
-    if (b < 0x80) {
-      if (b == '"' || b == '\\') {
-        HW_PUT('\\');
-        HW_PUT((char)b);
-      } else if (b < 0x20) {
-        HW_PUT('\\');
-        HW_PUT('u');
-        HW_PUT('0');
-        HW_PUT('0');
-        HW_PUT(hex[b >> 4]);
-        HW_PUT(hex[b & 15]);
-      } else {
-        HW_PUT((char)b);
-      }
+void hw__sb_init(hw_sbuf *b, char *p, size_t cap) {
+  b->p = p;
+  b->cap = cap;
+  b->len = 0;
+  if (cap)
+    p[0] = '\0';
+}
+
+static inline void hw_sb_put(hw_sbuf *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap)
+    n = b->cap > b->len + 1 ? b->cap - b->len - 1 : 0;
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  if (b->cap)
+    b->p[b->len] = '\0';
+}
+
+void hw__sb_str(hw_sbuf *b, const char *s) { hw_sb_put(b, s, strlen(s)); }
+
+void hw__sb_fixed(hw_sbuf *b, int64_t v, int decimals) {
+  char tmp[32];
+  int n = 0;
+  uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[sizeof tmp - 1 - n++] = (char)('0' + u % 10);
+    u /= 10;
+    if (n == decimals)
+      tmp[sizeof tmp - 1 - n++] = '.';
+  } while (u || (decimals > 0 && n <= decimals + 1));
+  if (v < 0)
+    tmp[sizeof tmp - 1 - n++] = '-';
+  hw_sb_put(b, tmp + sizeof tmp - n, (size_t)n);
+}
+
+void hw__sb_i64(hw_sbuf *b, int64_t v) { hw__sb_fixed(b, v, 0); }
+
+void hw__sb_day(hw_sbuf *b, int32_t day) {
+  char d[9];
+  hw_cst_day_format(day, d);
+  hw_sb_put(b, d, 8);
+}
+
+void hw__sb_json(hw_sbuf *b, const char *s, size_t max_in) {
+  hw_sb_put(b, "\"", 1);
+  const unsigned char *p = (const unsigned char *)s, *end = p + strnlen(s, max_in);
+  /* At most 2 output bytes per input byte (control characters in an identifier are garbage and
+   * become '?', not \u escapes), so callers can size their buffers; and always room for the
+   * closing quote, so a cut string is still a JSON string. */
+  while (p < end && b->len + 6 < b->cap) {
+    unsigned char c = *p;
+    if (c < 0x80) {
+      if (c == '"' || c == '\\')
+        hw_sb_put(b, "\\", 1);
+      hw_sb_put(b, c < 0x20 || c == 0x7F ? "?" : (const char *)p, 1);
       p++;
       continue;
     }
-    /* Pass well-formed UTF-8 through (plates, names); anything else becomes '?'. */
-    if (b >= 0xC2 && b <= 0xDF)
-      seq = 2;
-    else if (b >= 0xE0 && b <= 0xEF)
-      seq = 3;
-    else if (b >= 0xF0 && b <= 0xF4)
-      seq = 4;
-    int ok = seq > 0;
+    /* Pass well-formed UTF-8 through (plates, names, permits); anything else becomes '?'. */
+    size_t seq = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    int ok = seq > 0 && (size_t)(end - p) >= seq;
     for (size_t i = 1; ok && i < seq; i++)
       ok = (p[i] & 0xC0) == 0x80;
     if (ok && seq == 3)
-      ok = !(b == 0xE0 && p[1] < 0xA0) && !(b == 0xED && p[1] > 0x9F);
+      ok = !(c == 0xE0 && p[1] < 0xA0) && !(c == 0xED && p[1] > 0x9F);
     if (ok && seq == 4)
-      ok = !(b == 0xF0 && p[1] < 0x90) && !(b == 0xF4 && p[1] > 0x8F);
+      ok = !(c == 0xF0 && p[1] < 0x90) && !(c == 0xF4 && p[1] > 0x8F);
     if (!ok) {
-      HW_PUT('?');
+      hw_sb_put(b, "?", 1);
       p++;
       continue;
     }
-    for (size_t i = 0; i < seq; i++)
-      HW_PUT((char)p[i]);
+    hw_sb_put(b, (const char *)p, seq);
     p += seq;
   }
-#undef HW_PUT
-  dst[n++] = '"';
-  dst[n] = '\0';
-  *len = n;
+  hw_sb_put(b, "\"", 1);
 }
 
 void hw__emit(hw_rctx *cx, int kind, int phase, const char *id_tail, int64_t started_ms,
               int64_t ended_ms, int32_t lat_e6, int32_t lon_e6, int64_t value, int64_t limit,
               int grade, const char *evidence) {
   hw_violation_event ev;
+  hw_sbuf b;
   ev.kind = (uint8_t)kind;
   ev.phase = (uint8_t)phase;
   ev.grade = (uint8_t)grade;
-  snprintf(ev.terminal_id, sizeof ev.terminal_id, "%s", cx->t->id);
-  snprintf(ev.episode_id, sizeof ev.episode_id, "%s/%s/%s", cx->t->id, hw_violation_kind_name(kind),
-           id_tail);
+  hw__sb_init(&b, ev.terminal_id, sizeof ev.terminal_id);
+  hw__sb_str(&b, cx->t->id);
+  hw__sb_init(&b, ev.episode_id, sizeof ev.episode_id);
+  hw__sb_str(&b, cx->t->id);
+  hw__sb_str(&b, "/");
+  hw__sb_str(&b, hw_violation_kind_name(kind));
+  hw__sb_str(&b, "/");
+  hw__sb_str(&b, id_tail);
   ev.started_ms = started_ms;
   ev.ended_ms = ended_ms < started_ms ? started_ms : ended_ms;
   ev.lat_e6 = lat_e6;
   ev.lon_e6 = lon_e6;
   ev.value = value;
   ev.limit = limit;
-  snprintf(ev.evidence, sizeof ev.evidence, "%s", evidence ? evidence : "{}");
+  hw__sb_init(&b, ev.evidence, sizeof ev.evidence);
+  hw__sb_str(&b, evidence ? evidence : "{}");
   cx->e->cb(&ev, cx->e->cb_arg);
 }
 
@@ -216,17 +262,19 @@ static void hw_rctx_zones(hw_rctx *cx, const hw_rpt *c) {
   cx->nzones = n < HW_RULE_ZONE_MATCH ? n : HW_RULE_ZONE_MATCH;
 }
 
-/* Evaluates c, the next fix in device-time order after the horizon. */
-static void hw_rules_eval(hw_rctx *cx, const hw_rpt *c) {
+/* Evaluates q, the next fix in device-time order after the horizon. */
+static void hw_rules_eval(hw_rctx *cx, const hw_qpt *q) {
   hw_rule_state *st = cx->st;
   const hw_rules_config *cfg = cx->cfg;
+  const hw_rpt *c = &q->pt;
   int moving = c->speed_dkmh >= cfg->moving_dkmh;
   hw_rctx_zones(cx, c);
   cx->c = c;
+  cx->cq = q;
   if (!st->has_prev) {
     cx->p = NULL;
     if (cx->v) {
-      hw__fatigue_first(cx, c);
+      hw__fatigue_first(cx, q);
       hw__speeding_eval(cx, c, 0);
     }
     hw__vehicle_eval(cx, c, moving, 0);
@@ -246,7 +294,7 @@ static void hw_rules_eval(hw_rctx *cx, const hw_rpt *c) {
       drive_from = p->ts_ms;
     }
     if (cx->v) {
-      hw__fatigue_driver(cx, c);
+      hw__fatigue_driver(cx, q);
       hw__fatigue_interval(cx, p->ts_ms, drive_from, c->ts_ms);
       if (gap)
         hw__offline_eval(cx, p, c, dt, d);
@@ -255,6 +303,8 @@ static void hw_rules_eval(hw_rctx *cx, const hw_rpt *c) {
     hw__vehicle_eval(cx, c, moving || drive_from < c->ts_ms, 0);
     if (cx->v)
       hw__fatigue_updates(cx, c->ts_ms);
+    if (hw_cst_day(p->ts_ms) != hw_cst_day(c->ts_ms))
+      hw_extra_release_if_idle(cx);
   }
   if (!cx->v)
     hw__speeding_end_all(cx);
@@ -267,6 +317,7 @@ static void hw_rules_late(hw_rctx *cx, const hw_rpt *c) {
   hw_rctx_zones(cx, c);
   cx->p = NULL;
   cx->c = c;
+  cx->cq = NULL;
   hw__vehicle_eval(cx, c, c->speed_dkmh >= cx->cfg->moving_dkmh, 1);
 }
 
@@ -274,15 +325,15 @@ static void hw_rules_drain(hw_rctx *cx, int force) {
   hw_rule_state *st = cx->st;
   const hw_rules_config *cfg = cx->cfg;
   while (st->npending) {
-    const hw_rpt *h = &st->pending[0];
+    const hw_rpt *h = &st->pending[0].pt;
     int release = force || st->npending >= cfg->max_pending ||
                   st->clock_ms - st->hold_since_ms >= (int64_t)cfg->hold_s * 1000;
     if (!release && (!st->has_prev || h->ts_ms - st->prev.ts_ms <= (int64_t)cfg->max_interval_s * 1000))
       release = cfg->reorder_s == 0 ||
-                st->pending[st->npending - 1].ts_ms - h->ts_ms >= (int64_t)cfg->reorder_s * 1000;
+                st->pending[st->npending - 1].pt.ts_ms - h->ts_ms >= (int64_t)cfg->reorder_s * 1000;
     if (!release)
       break;
-    hw_rpt c = *h;
+    hw_qpt c = st->pending[0];
     st->npending--;
     memmove(st->pending, st->pending + 1, st->npending * sizeof *st->pending);
     hw_rules_eval(cx, &c);
@@ -298,12 +349,13 @@ static void hw_rules_drain(hw_rctx *cx, int force) {
   }
 }
 
-static void hw_rules_enqueue(hw_rctx *cx, const hw_rpt *pt) {
+static void hw_rules_enqueue(hw_rctx *cx, const hw_qpt *q) {
+  const hw_rpt *pt = &q->pt;
   hw_rule_state *st = cx->st;
   const hw_rules_config *cfg = cx->cfg;
   if (st->npending >= cfg->max_pending) {
     /* Full: the oldest is decided now, as it stands. */
-    hw_rpt c = st->pending[0];
+    hw_qpt c = st->pending[0];
     st->npending--;
     memmove(st->pending, st->pending + 1, st->npending * sizeof *st->pending);
     hw_rules_eval(cx, &c);
@@ -317,12 +369,12 @@ static void hw_rules_enqueue(hw_rctx *cx, const hw_rpt *pt) {
     uint32_t cap = st->cap_pending ? st->cap_pending * 2 : 4;
     if (cap > cfg->max_pending)
       cap = cfg->max_pending;
-    hw_rpt *np = realloc(st->pending, cap * sizeof *np);
+    hw_qpt *np = realloc(st->pending, cap * sizeof *np);
     if (!np) {
       /* No memory to wait: decide everything queued, then this fix, in order. */
       hw_rules_drain(cx, 1);
       if (!st->has_prev || pt->ts_ms > st->prev.ts_ms)
-        hw_rules_eval(cx, pt);
+        hw_rules_eval(cx, q);
       else if (pt->ts_ms < st->prev.ts_ms)
         hw_rules_late(cx, pt);
       return;
@@ -334,17 +386,17 @@ static void hw_rules_enqueue(hw_rctx *cx, const hw_rpt *pt) {
   uint32_t lo = 0, hi = st->npending;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    if (st->pending[mid].ts_ms < pt->ts_ms)
+    if (st->pending[mid].pt.ts_ms < pt->ts_ms)
       lo = mid + 1;
     else
       hi = mid;
   }
-  if (lo < st->npending && st->pending[lo].ts_ms == pt->ts_ms)
+  if (lo < st->npending && st->pending[lo].pt.ts_ms == pt->ts_ms)
     return;
   if (st->npending == 0)
     st->hold_since_ms = st->clock_ms;
   memmove(st->pending + lo + 1, st->pending + lo, (st->npending - lo) * sizeof *st->pending);
-  st->pending[lo] = *pt;
+  st->pending[lo] = *q;
   st->npending++;
 }
 
@@ -368,20 +420,19 @@ int hw_rules_on_fix(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, hw_f
   hw_rctx cx;
   hw_rctx_init(&cx, e, t, vehicle);
   if (fix->quality == 0) {
-    hw_rpt pt;
-    pt.ts_ms = fix->ts_ms;
-    pt.recv_ms = now;
-    pt.lat_e6 = fix->lat_e6;
-    pt.lon_e6 = fix->lon_e6;
-    pt.speed_dkmh = fix->speed_dkmh;
-    pt.has_driver = fix->has_driver && fix->driver_id[0];
-    memcpy(pt.driver, fix->driver_id, sizeof pt.driver);
-    pt.driver[HW_DRIVER_ID_MAX] = '\0';
-    if (st->has_prev && pt.ts_ms <= st->prev.ts_ms) {
-      if (pt.ts_ms < st->prev.ts_ms)
-        hw_rules_late(&cx, &pt);
+    hw_qpt q;
+    q.pt.ts_ms = fix->ts_ms;
+    q.pt.lat_e6 = fix->lat_e6;
+    q.pt.lon_e6 = fix->lon_e6;
+    q.pt.speed_dkmh = fix->speed_dkmh;
+    q.has_driver = fix->has_driver && fix->driver_id[0];
+    memcpy(q.driver, fix->driver_id, sizeof q.driver);
+    q.driver[HW_DRIVER_ID_MAX] = '\0';
+    if (st->has_prev && q.pt.ts_ms <= st->prev.ts_ms) {
+      if (q.pt.ts_ms < st->prev.ts_ms)
+        hw_rules_late(&cx, &q.pt);
     } else {
-      hw_rules_enqueue(&cx, &pt);
+      hw_rules_enqueue(&cx, &q);
     }
   }
   hw_rules_drain(&cx, 0);

@@ -3,6 +3,9 @@
  * restricted zone, unregistered terminal). Pure computation: no I/O, no event loop, no clock;
  * violations leave through a callback (violation.h), time comes from the fixes.
  *
+ * Not thread-safe: one engine per loop thread, terminals not shared between engines. The
+ * callback must not call back into the engine.
+ *
  * Pipeline (per fix, in arrival order, on the loop thread):
  *     hw_rules_on_fix(engine, terminal, terminal->vehicle, &fix);   sets fix.quality
  *     store the fix with its quality;  if (fix.quality == 0) update the latest state.
@@ -105,7 +108,7 @@ typedef struct hw_rules_config {
   /* Ordering (see LATE AND OUT-OF-ORDER DATA). */
   uint32_t reorder_s;         /* 0 */
   uint32_t hold_s;            /* 600 */
-  uint32_t max_pending;       /* 512 fixes per vehicle (48 bytes each) */
+  uint32_t max_pending;       /* 512 fixes per vehicle (56 bytes each, only while held) */
   uint32_t update_interval_s; /* 60: at most one UPDATE per open episode per this device time */
   /* Class defaults, used where the class has 0 or the vehicle has no class. */
   uint32_t speed_limit_dkmh;         /* 1000 = 100 km/h (trucks, anywhere) */

@@ -12,84 +12,97 @@
 #define HW_RULE_ZONE_MATCH 32 /* zones considered at one point */
 #define HW_NO_LIMIT UINT32_MAX
 
-/* A good fix as the rules see it. */
+/* A good fix as the stateful rules keep it (the driver lives in the state). */
 typedef struct hw_rpt {
   int64_t ts_ms;
-  int64_t recv_ms;
   int32_t lat_e6, lon_e6;
   uint32_t speed_dkmh;
+} hw_rpt;
+
+/* A fix waiting in the per-vehicle queue. */
+typedef struct hw_qpt {
+  hw_rpt pt;
   uint8_t has_driver;
   char driver[HW_DRIVER_ID_MAX + 1];
-} hw_rpt;
+} hw_qpt;
 
 /* A run of fixes above a speed limit. */
 typedef struct hw_speed_ep {
-  uint8_t active;      /* inside a run */
-  uint8_t opened;      /* lasted the minimum: OPEN emitted */
   int64_t start_ms, last_ms, emit_ms;
+  int64_t worst_zone;  /* zone that set the limit at the worst point, 0 = class limit */
   int32_t lat_e6, lon_e6;
   uint32_t worst_speed, worst_limit, max_speed;
-  int64_t worst_zone;  /* zone that set the limit at the worst point, 0 = class limit */
+  uint8_t active;      /* inside a run */
+  uint8_t opened;      /* lasted the minimum: OPEN emitted */
 } hw_speed_ep;
 
 /* An episode opened by a driving-time counter passing its limit. */
 typedef struct hw_time_ep {
-  uint8_t open;
   int64_t start_ms, last_ms, emit_ms;
   int32_t lat_e6, lon_e6;
+  uint8_t open;
 } hw_time_ep;
 
 typedef struct hw_daily_slot {
-  uint8_t used;
-  char driver[HW_DRIVER_ID_MAX + 1];
   int64_t drive_ms;
   int64_t last_drive_ms;
   hw_time_ep ep;
+  uint8_t used;
+  char driver[HW_DRIVER_ID_MAX + 1];
 } hw_daily_slot;
 
 /* One-per-day episodes (vehicle kinds, restricted zones). */
 typedef struct hw_day_ep {
-  uint8_t open;
-  int32_t day;
   int64_t key;          /* restricted_zone: zone id */
   int64_t start_ms, last_ms, emit_ms;
   int32_t lat_e6, lon_e6, last_lat_e6, last_lon_e6;
   uint32_t speed_dkmh;  /* at the first position */
+  int32_t day;
+  uint8_t open;
 } hw_day_ep;
 
 /* What a late fix already reported for a past day, so a back-filled day is not re-emitted per fix
  * (not persisted: after a restart a repeat is only a duplicate upsert). */
 typedef struct hw_late_memo {
-  int32_t day;
   int64_t key, lo_ms, hi_ms;
+  int32_t day;
+  int32_t kind;
 } hw_late_memo;
 
 typedef struct hw_rule_state hw_rule_state;
 
 enum { HW_VDAY_RETIRED = 0, HW_VDAY_DEREGISTERED, HW_VDAY_PERMIT, HW_VDAY_UNREGISTERED, HW_VDAY__N };
 
+/* The parts most vehicles never need (night rules, daily limits, per-day and zone episodes,
+ * late memo): allocated on first use, freed when idle again, so a plain truck costs ~300 bytes. */
+typedef struct hw_rule_extra {
+  int64_t night_ms, last_night_drive_ms;
+  hw_time_ep night_ep;
+  hw_speed_ep night_speed_ep;
+  int32_t daily_day;
+  hw_daily_slot daily[HW_RULE_DRIVERS];
+  hw_day_ep vday[HW_VDAY__N];
+  hw_day_ep zday[HW_RULE_ZONE_SLOTS];
+  hw_late_memo late; /* not persisted */
+} hw_rule_extra;
+
 struct hw_rule_state {
   hw_quality_ref qref;
   /* Evaluation horizon. */
-  uint8_t has_prev;
   hw_rpt prev;
-  int64_t clock_ms;              /* newest receipt time seen */
-  /* Driver and driving-time counters (ms). */
+  uint8_t has_prev;
   char driver[HW_DRIVER_ID_MAX + 1];
+  int64_t clock_ms;              /* newest receipt time seen */
+  /* Driving-time counters (ms). */
   int64_t cont_ms, cont_since_ms;
   int64_t rest_ms, rest_since_ms;
-  int64_t night_ms;
-  int64_t last_drive_ms, last_night_drive_ms;
-  hw_time_ep cont_ep, night_ep;
-  int32_t daily_day;
-  hw_daily_slot daily[HW_RULE_DRIVERS];
-  hw_speed_ep speed_ep, night_speed_ep;
-  hw_day_ep vday[HW_VDAY__N];
-  hw_day_ep zday[HW_RULE_ZONE_SLOTS];
+  int64_t last_drive_ms;
+  hw_time_ep cont_ep;
+  hw_speed_ep speed_ep;
+  hw_rule_extra *x;              /* owned, NULL until needed */
   /* Not persisted. */
-  hw_late_memo late_vday[HW_VDAY__N], late_zone;
   int64_t hold_since_ms;         /* receipt clock when the queue became non-empty */
-  hw_rpt *pending;               /* owned: sorted by ts_ms, npending used of cap_pending */
+  hw_qpt *pending;               /* owned: sorted by ts, npending used of cap_pending */
   uint32_t npending, cap_pending;
 };
 
@@ -113,19 +126,42 @@ typedef struct hw_rctx {
   uint8_t night_rules;
   /* The interval being evaluated (prev, cur); prev NULL for the first fix. */
   const hw_rpt *p, *c;
+  const hw_qpt *cq;               /* the current fix with its driver (NULL for late fixes) */
   /* Zones at the current fix. */
   const hw_zone *zones[HW_RULE_ZONE_MATCH];
   size_t nzones;
 } hw_rctx;
 
+/* --- rules.c: state --- */
+/* The extension, created when create is set (NULL when absent, or on allocation failure: the
+ * rules that need it are then skipped for this fix). */
+hw_rule_extra *hw__extra(hw_rctx *cx, int create);
+
 /* --- rules.c: events --- */
+/* A string being built in a caller's buffer: always NUL-terminated, stops (truncates) at cap.
+ * Hand-rolled because events are formatted on the hot path and printf's float code costs more
+ * than all the rules together; fixed-point output also prints coordinates exactly. */
+typedef struct hw_sbuf {
+  char *p;    /* borrowed */
+  size_t cap, len;
+} hw_sbuf;
+
+void hw__sb_init(hw_sbuf *b, char *p, size_t cap);
+void hw__sb_str(hw_sbuf *b, const char *s);
+void hw__sb_i64(hw_sbuf *b, int64_t v);
+/* v / 10^decimals with exactly `decimals` digits after the point ("30.123456", "130.0"). */
+void hw__sb_fixed(hw_sbuf *b, int64_t v, int decimals);
+/* s as a JSON string: quoted, '"' and '\\' escaped, well-formed UTF-8 kept, control characters
+ * and other bytes as '?'; at most max_in input bytes, at most 2 * max_in + 2 output bytes. */
+void hw__sb_json(hw_sbuf *b, const char *s, size_t max_in);
+/* The GMT+8 day as YYYYMMDD. */
+void hw__sb_day(hw_sbuf *b, int32_t day);
+
 /* Emits one event; id_tail completes the identity after "<terminal>/<kind>/". evidence: JSON
  * object text or NULL ("{}"). */
 void hw__emit(hw_rctx *cx, int kind, int phase, const char *id_tail, int64_t started_ms,
               int64_t ended_ms, int32_t lat_e6, int32_t lon_e6, int64_t value, int64_t limit,
               int grade, const char *evidence);
-/* Appends s as a JSON string (quoted, escaped, invalid UTF-8 bytes as '?') at dst[*len]. */
-void hw__json_str(char *dst, size_t cap, size_t *len, const char *s);
 /* 1 when local minute-of-day m lies in [from, to) (wrapping past midnight; from == to: always). */
 int hw__in_window(uint32_t m, uint32_t from, uint32_t to);
 int hw__is_night(const hw_rctx *cx, int64_t ts_ms);
@@ -140,10 +176,10 @@ uint32_t hw__effective_limit(const hw_rctx *cx, int64_t ts_ms, int64_t *zone_id)
 /* --- rule_fatigue.c --- */
 /* Applies the interval [a, b) of which [a, x) was rest and [x, b) driving. */
 void hw__fatigue_interval(hw_rctx *cx, int64_t a, int64_t x, int64_t b);
-void hw__fatigue_driver(hw_rctx *cx, const hw_rpt *c);
+void hw__fatigue_driver(hw_rctx *cx, const hw_qpt *c);
 void hw__fatigue_updates(hw_rctx *cx, int64_t now_ms);
 /* Starts the calendar at the first fix. */
-void hw__fatigue_first(hw_rctx *cx, const hw_rpt *c);
+void hw__fatigue_first(hw_rctx *cx, const hw_qpt *c);
 
 /* --- rule_offline.c --- */
 void hw__offline_eval(hw_rctx *cx, const hw_rpt *p, const hw_rpt *c, int64_t dt_ms, double d_m);

@@ -62,8 +62,8 @@ typedef struct hw_violation_event {
    *   other kinds                   ""     value = speed at the first position, limit 0 */
   int64_t value;
   int64_t limit;
-  char evidence[HW_EVIDENCE_MAX]; /* a JSON object, valid UTF-8 (non-ASCII bytes of wire
-                                     strings are replaced by '?') */
+  char evidence[HW_EVIDENCE_MAX]; /* a JSON object, valid UTF-8 (control characters and
+                                     ill-formed UTF-8 in wire strings become '?') */
 } hw_violation_event;
 
 /* "speeding", "fatigue_continuous", ...; NULL for an unknown kind. */

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "rules.h"
 
 /* Each test file uses some of these helpers. */
@@ -47,6 +49,15 @@ typedef struct rt {
 
 static void rt_cb(const hw_violation_event *ev, void *arg) {
   rt *r = arg;
+  /* Every event: evidence is a JSON object, the identity starts with the terminal and kind. */
+  cJSON *j = cJSON_Parse(ev->evidence);
+  if (!j || !cJSON_IsObject(j))
+    fail_msg("evidence is not a JSON object: %s", ev->evidence);
+  cJSON_Delete(j);
+  char prefix[96];
+  snprintf(prefix, sizeof prefix, "%s/%s/", ev->terminal_id, hw_violation_kind_name(ev->kind));
+  assert_memory_equal(ev->episode_id, prefix, strlen(prefix));
+  assert_true(ev->ended_ms >= ev->started_ms);
   if (r->nev < RT_MAXEV)
     r->ev[r->nev++] = *ev;
 }

@@ -1,6 +1,7 @@
 /* Data quality: flags on single fixes, the jump test with its re-anchoring, and flagged fixes
  * kept out of the rules. */
 #include "rules_test_util.h"
+#include "rules_internal.h"
 
 static hw_fix good_fix(void) {
   hw_fix f;
@@ -209,12 +210,40 @@ static void test_preflagged_fix_is_not_evaluated(void **state) {
   rt_free(&r);
 }
 
+static void test_event_text_formatting(void **state) {
+  (void)state;
+  char buf[64];
+  hw_sbuf b;
+  struct {
+    int64_t v;
+    int dec;
+    const char *want;
+  } fx[] = {{1300, 1, "130.0"},          {5, 6, "0.000005"},         {-5, 6, "-0.000005"},
+            {30123456, 6, "30.123456"}, {-122419400, 6, "-122.419400"}, {0, 1, "0.0"},
+            {0, 0, "0"},               {INT64_MIN, 0, "-9223372036854775808"}};
+  for (size_t i = 0; i < HW_ARRAY_SIZE(fx); i++) {
+    hw__sb_init(&b, buf, sizeof buf);
+    hw__sb_fixed(&b, fx[i].v, fx[i].dec);
+    assert_string_equal(buf, fx[i].want);
+  }
+  /* JSON strings: escapes, UTF-8 kept, broken bytes and controls replaced, never cut open. */
+  hw__sb_init(&b, buf, sizeof buf);
+  hw__sb_json(&b, "a\"b\\c\n\xff\xe5\x86\x80\xe5\x86", 32);
+  assert_string_equal(buf, "\"a\\\"b\\\\c??\xe5\x86\x80??\"");
+  char small[12];
+  hw__sb_init(&b, small, sizeof small);
+  hw__sb_json(&b, "0123456789abcdef", 32);
+  assert_true(strlen(small) < sizeof small);
+  assert_int_equal(small[strlen(small) - 1], '"');
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_static_flags),
       cmocka_unit_test(test_jump_and_reanchor),
       cmocka_unit_test(test_flagged_fixes_stay_out_of_rules),
       cmocka_unit_test(test_preflagged_fix_is_not_evaluated),
+      cmocka_unit_test(test_event_text_formatting),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -147,31 +147,34 @@ static struct hw_rule_state *full_state(void) {
   memset(st->driver, 'D', HW_DRIVER_ID_MAX);
   st->cont_ms = -TS_LIMIT;
   st->rest_ms = TS_LIMIT;
-  st->cont_ep.open = st->night_ep.open = 1;
+  st->cont_ep.open = 1;
   st->cont_ep.start_ms = -TS_LIMIT;
-  st->night_ep.lat_e6 = INT32_MAX;
-  st->daily_day = -1200000;
-  for (int i = 0; i < HW_RULE_DRIVERS; i++) {
-    st->daily[i].used = 1;
-    memset(st->daily[i].driver, 'a' + i, HW_DRIVER_ID_MAX);
-    st->daily[i].drive_ms = -TS_LIMIT + i;
-    st->daily[i].ep.open = 1;
-    st->daily[i].ep.emit_ms = TS_LIMIT - i;
-  }
   st->speed_ep.active = st->speed_ep.opened = 1;
   st->speed_ep.worst_zone = INT64_MIN;
-  st->night_speed_ep.active = 1;
-  st->night_speed_ep.max_speed = UINT32_MAX;
+  hw_rule_extra *x = st->x = calloc(1, sizeof *st->x);
+  assert_non_null(x);
+  x->night_ep.open = 1;
+  x->night_ep.lat_e6 = INT32_MAX;
+  x->daily_day = -1200000;
+  for (int i = 0; i < HW_RULE_DRIVERS; i++) {
+    x->daily[i].used = 1;
+    memset(x->daily[i].driver, 'a' + i, HW_DRIVER_ID_MAX);
+    x->daily[i].drive_ms = -TS_LIMIT + i;
+    x->daily[i].ep.open = 1;
+    x->daily[i].ep.emit_ms = TS_LIMIT - i;
+  }
+  x->night_speed_ep.active = 1;
+  x->night_speed_ep.max_speed = UINT32_MAX;
   for (int i = 0; i < HW_VDAY__N; i++) {
-    st->vday[i].open = 1;
-    st->vday[i].key = INT64_MIN;
-    st->vday[i].day = 1200000;
+    x->vday[i].open = 1;
+    x->vday[i].key = INT64_MIN;
+    x->vday[i].day = 1200000;
   }
   for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++) {
-    st->zday[i].open = 1;
-    st->zday[i].key = INT64_MAX - i;
-    st->zday[i].speed_dkmh = UINT32_MAX;
-    st->zday[i].start_ms = -TS_LIMIT;
+    x->zday[i].open = 1;
+    x->zday[i].key = INT64_MAX - i;
+    x->zday[i].speed_dkmh = UINT32_MAX;
+    x->zday[i].start_ms = -TS_LIMIT;
   }
   return st;
 }
@@ -189,8 +192,9 @@ static void test_roundtrip_and_bound(void **state) {
   assert_int_equal(la, lb);
   assert_memory_equal(a, b, la);
   assert_string_equal(back->driver, st->driver);
-  assert_int_equal(back->daily[3].drive_ms, -TS_LIMIT + 3);
-  assert_int_equal(back->zday[1].key, INT64_MAX - 1);
+  assert_non_null(back->x);
+  assert_int_equal(back->x->daily[3].drive_ms, -TS_LIMIT + 3);
+  assert_int_equal(back->x->zday[1].key, INT64_MAX - 1);
   assert_int_equal(back->prev.ts_ms, TS_LIMIT);
   assert_int_equal(hw_rule_state_horizon_ms(back), TS_LIMIT);
   /* Too small a buffer is an error, never an overrun. */
@@ -280,6 +284,26 @@ static void test_decoded_garbage_state_is_safe_to_run(void **state) {
   assert_true(decoded > 100);
 }
 
+static void test_extension_only_while_needed(void **state) {
+  rt *r = *state;
+  rt_start(r);
+  rt_drive(r, 245); /* fatigue and driving: all in the core state */
+  rt_stop(r, 30);
+  assert_int_equal(rt_count(r, HW_VIOL_FATIGUE_CONTINUOUS, HW_PHASE_CLOSE), 1);
+  assert_null(r->t.rules->x);
+  /* A per-day episode needs it... */
+  r->v.status = HW_VEH_DEREGISTERED;
+  rt_drive(r, 5);
+  assert_non_null(r->t.rules->x);
+  /* ...until the day is over and nothing is running. */
+  r->v.status = HW_VEH_ACTIVE;
+  rt_at(r, rt_cst(2026, 3, 3, 8, 0, 0), 0);
+  rt_settle(r);
+  rt_stop(r, 2);
+  assert_int_equal(rt_count(r, HW_VIOL_DEREGISTERED_VEHICLE, HW_PHASE_CLOSE), 1);
+  assert_null(r->t.rules->x);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_restart_in_open_episode_gives_one, setup, teardown),
@@ -287,6 +311,7 @@ int main(void) {
                                       setup, teardown),
       cmocka_unit_test_setup_teardown(test_restart_in_speeding_episode, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restart_keeps_per_day_identity, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_extension_only_while_needed, setup, teardown),
       cmocka_unit_test(test_roundtrip_and_bound),
       cmocka_unit_test(test_decode_rejects_bad_input),
       cmocka_unit_test_setup_teardown(test_decoded_garbage_state_is_safe_to_run, setup, teardown),
