@@ -50,6 +50,8 @@ static const uint8_t *hw_jt808_trim(const uint8_t *p, size_t *n) {
 
 void hw_jt808__ascii(const uint8_t *p, size_t n, char *out, size_t cap) {
   const uint8_t *s = hw_jt808_trim(p, &n);
+  if (cap == 0)
+    return;
   if (n >= cap)
     n = cap - 1;
   for (size_t i = 0; i < n; i++)
