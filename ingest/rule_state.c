@@ -250,6 +250,14 @@ static void hw_io_state(hw_codec *c, hw_rule_state *st) {
     hw_io_day_ep(c, &x->vday[i]);
   for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
     hw_io_day_ep(c, &x->zday[i]);
+  if (!c->writing) {
+    /* Derived, not stored: which per-day episodes are open. */
+    st->day_open = 0;
+    for (int i = 0; i < HW_VDAY__N; i++)
+      st->day_open |= (uint8_t)(x->vday[i].open << i);
+    for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
+      st->day_open |= (uint8_t)(x->zday[i].open << (HW_VDAY__N + i));
+  }
 }
 
 int hw_rule_state_encode(const struct hw_rule_state *st, uint8_t *buf, size_t cap, size_t *len) {

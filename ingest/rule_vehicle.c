@@ -62,10 +62,23 @@ static void hw_day_emit(hw_rctx *cx, int kind, int phase, const hw_day_ep *ep) {
            ep->speed_dkmh, 0, 0, ev);
 }
 
+/* The bit of st->day_open for a slot of the extension (0 for a temporary episode). */
+static uint8_t hw_day_bit(const hw_rctx *cx, const hw_day_ep *ep) {
+  const hw_rule_extra *x = cx->st->x;
+  if (!x)
+    return 0;
+  if (ep >= x->vday && ep < x->vday + HW_VDAY__N)
+    return (uint8_t)(1u << (ep - x->vday));
+  if (ep >= x->zday && ep < x->zday + HW_RULE_ZONE_SLOTS)
+    return (uint8_t)(1u << (HW_VDAY__N + (ep - x->zday)));
+  return 0;
+}
+
 static void hw_day_close(hw_rctx *cx, hw_day_ep *ep, int kind) {
   if (ep->open) {
     hw_day_emit(cx, kind, HW_PHASE_CLOSE, ep);
     ep->open = 0;
+    cx->st->day_open &= (uint8_t)~hw_day_bit(cx, ep);
   }
 }
 
@@ -140,6 +153,7 @@ static void hw_day_hit(hw_rctx *cx, hw_day_ep *ep, int kind, const hw_rpt *c, in
   }
   hw_day_close(cx, ep, kind);
   hw_day_fill(ep, c, day, key);
+  cx->st->day_open |= hw_day_bit(cx, ep);
   hw_day_emit(cx, kind, HW_PHASE_OPEN, ep);
 }
 
@@ -180,7 +194,8 @@ void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late) {
                day, 0, late);
     return;
   }
-  if (x && !late)
+  uint8_t open = cx->st->day_open; /* spares touching the extension's cache lines */
+  if (!late && (open & (1u << HW_VDAY_UNREGISTERED)))
     hw_day_close(cx, &x->vday[HW_VDAY_UNREGISTERED], HW_VIOL_UNREGISTERED_TERMINAL); /* bound since */
 
   const hw_vehicle *v = cx->v;
@@ -195,12 +210,12 @@ void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late) {
     if (hit[i]) {
       x = hw__extra(cx, 1);
       hw_day_hit(cx, x ? &x->vday[i] : NULL, hw_vday_kind[i], c, day, 0, late);
-    } else if (x && !late && x->vday[i].open && x->vday[i].day != day) {
+    } else if (!late && (open & (1u << i)) && x->vday[i].day != day) {
       hw_day_close(cx, &x->vday[i], hw_vday_kind[i]);
     }
   }
 
-  if (x && !late)
+  if (!late && (cx->st->day_open >> HW_VDAY__N))
     for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
       if (x->zday[i].open && x->zday[i].day != day)
         hw_day_close(cx, &x->zday[i], HW_VIOL_RESTRICTED_ZONE);

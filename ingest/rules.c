@@ -49,7 +49,12 @@ int hw_rules_new(const hw_rules_config *cfg, hw_violation_cb cb, void *cb_arg, h
 
 void hw_rules_free(hw_rules *e) { free(e); }
 
-void hw_rules_set_zones(hw_rules *e, const hw_zone_index *zones) { e->zones = zones; }
+void hw_rules_set_zones(hw_rules *e, const hw_zone_index *zones) {
+  e->zones = zones;
+  e->zones_gen++;
+  if (e->zones_gen == 0)
+    e->zones_gen = 1;
+}
 
 void hw_rule_state_free(struct hw_rule_state *st) {
   if (!st)
@@ -69,16 +74,10 @@ hw_rule_extra *hw__extra(hw_rctx *cx, int create) {
 /* Frees the extension once nothing in it is running, checked once per vehicle-day. */
 static void hw_extra_release_if_idle(hw_rctx *cx) {
   hw_rule_extra *x = cx->st->x;
-  if (!x || x->night_ms || x->night_ep.open || x->night_speed_ep.active)
+  if (!x || cx->st->day_open || x->night_ms || x->night_ep.open || x->night_speed_ep.active)
     return;
   for (int i = 0; i < HW_RULE_DRIVERS; i++)
     if (x->daily[i].used)
-      return;
-  for (int i = 0; i < HW_VDAY__N; i++)
-    if (x->vday[i].open)
-      return;
-  for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++)
-    if (x->zday[i].open)
       return;
   free(x);
   cx->st->x = NULL;
@@ -255,11 +254,24 @@ static void hw_rctx_init(hw_rctx *cx, hw_rules *e, hw_terminal *t, const hw_vehi
 }
 
 static void hw_rctx_zones(hw_rctx *cx, const hw_rpt *c) {
+  hw_rule_state *st = cx->st;
+  const hw_zone_index *ix = cx->e->zones;
   cx->nzones = 0;
-  if (!cx->v || !cx->e->zones)
+  if (!cx->v || !ix)
     return;
-  size_t n = hw_zone_index_query(cx->e->zones, c->lat_e6, c->lon_e6, cx->zones, HW_RULE_ZONE_MATCH);
+  /* Most fixes are in a cell no zone touches, often the vehicle's previous one: remembering
+   * that saves the lookup's cache misses. */
+  uint32_t cell = hw_zone_index_cell(ix, c->lat_e6, c->lon_e6);
+  if (cell == HW_ZONE_NO_CELL || (cell == st->zone_cell && st->zone_gen == cx->e->zones_gen))
+    return;
+  size_t n = hw_zone_index_query(ix, c->lat_e6, c->lon_e6, cx->zones, HW_RULE_ZONE_MATCH);
   cx->nzones = n < HW_RULE_ZONE_MATCH ? n : HW_RULE_ZONE_MATCH;
+  if (n == 0 && hw_zone_index_cell_empty(ix, cell)) {
+    st->zone_cell = cell;
+    st->zone_gen = cx->e->zones_gen;
+  } else {
+    st->zone_gen = 0;
+  }
 }
 
 /* Evaluates q, the next fix in device-time order after the horizon. */

@@ -86,6 +86,8 @@ typedef struct hw_rule_extra {
   hw_late_memo late; /* not persisted */
 } hw_rule_extra;
 
+_Static_assert(HW_VDAY__N + HW_RULE_ZONE_SLOTS <= 8, "day_open is a uint8_t bit set");
+
 struct hw_rule_state {
   hw_quality_ref qref;
   /* Evaluation horizon. */
@@ -101,6 +103,9 @@ struct hw_rule_state {
   hw_speed_ep speed_ep;
   hw_rule_extra *x;              /* owned, NULL until needed */
   /* Not persisted. */
+  uint8_t day_open;              /* bit i: x->vday[i] open; bit 4 + j: x->zday[j] open */
+  uint32_t zone_cell, zone_gen;  /* last fix was in this cell of index generation zone_gen,
+                                    and no zone touches that cell */
   int64_t hold_since_ms;         /* receipt clock when the queue became non-empty */
   hw_qpt *pending;               /* owned: sorted by ts, npending used of cap_pending */
   uint32_t npending, cap_pending;
@@ -111,6 +116,7 @@ struct hw_rules {
   hw_violation_cb cb;
   void *cb_arg;
   const hw_zone_index *zones; /* borrowed */
+  uint32_t zones_gen;         /* bumped by hw_rules_set_zones; 0 = never set */
 };
 
 /* Everything one evaluation needs: the engine, the vehicle and its thresholds resolved. */

@@ -404,15 +404,28 @@ size_t hw_zone_index_count(const hw_zone_index *ix) { return ix ? ix->nindexed :
 
 /* --- query ----------------------------------------------------------------------------------- */
 
-size_t hw_zone_index_query(const hw_zone_index *ix, int32_t lat_e6, int32_t lon_e6,
-                           const hw_zone **out, size_t cap) {
+uint32_t hw_zone_index_cell(const hw_zone_index *ix, int32_t lat_e6, int32_t lon_e6) {
   if (!ix || ix->nindexed == 0 || lon_e6 < ix->x0 || lat_e6 < ix->y0)
-    return 0;
+    return HW_ZONE_NO_CELL;
   uint64_t col = (uint64_t)(((int64_t)lon_e6 - ix->x0) / ix->cell);
   uint64_t row = (uint64_t)(((int64_t)lat_e6 - ix->y0) / ix->cell);
   if (col >= ix->cols || row >= ix->rows)
+    return HW_ZONE_NO_CELL;
+  return (uint32_t)(row * ix->cols + col);
+}
+
+int hw_zone_index_cell_empty(const hw_zone_index *ix, uint32_t cell) {
+  if (!ix || cell == HW_ZONE_NO_CELL || ix->nindexed == 0 || cell >= (uint64_t)ix->cols * ix->rows)
+    return 1;
+  return ix->cell_off[cell] == ix->cell_off[cell + 1];
+}
+
+size_t hw_zone_index_query(const hw_zone_index *ix, int32_t lat_e6, int32_t lon_e6,
+                           const hw_zone **out, size_t cap) {
+  uint32_t c = hw_zone_index_cell(ix, lat_e6, lon_e6);
+  if (c == HW_ZONE_NO_CELL)
     return 0;
-  size_t cell = (size_t)row * ix->cols + (size_t)col, found = 0;
+  size_t cell = c, found = 0, row = c / ix->cols;
   for (uint32_t k = ix->cell_off[cell]; k < ix->cell_off[cell + 1]; k++) {
     uint32_t zi = ix->entries[k] >> 1;
     int inside = ix->entries[k] & 1;

@@ -30,6 +30,13 @@ void hw_zone_index_free(hw_zone_index *ix);
 size_t hw_zone_index_query(const hw_zone_index *ix, int32_t lat_e6, int32_t lon_e6,
                            const hw_zone **out, size_t cap);
 
+/* Grid cell of a point, HW_ZONE_NO_CELL outside the grid (no zone there). With
+ * hw_zone_index_cell_empty a caller can remember that a moving object is still in a cell no
+ * zone touches and skip the query; neither touches more than the index header and one offset. */
+#define HW_ZONE_NO_CELL UINT32_MAX
+uint32_t hw_zone_index_cell(const hw_zone_index *ix, int32_t lat_e6, int32_t lon_e6);
+int hw_zone_index_cell_empty(const hw_zone_index *ix, uint32_t cell);
+
 size_t hw_zone_index_skipped(const hw_zone_index *ix);
 size_t hw_zone_index_count(const hw_zone_index *ix); /* zones indexed */
 

@@ -157,6 +157,34 @@ static void test_restricted_zone_with_hours(void **state) {
   hw_zone_index_free(ix);
 }
 
+static void test_new_zones_apply_at_once(void **state) {
+  rt *r = *state;
+  /* Zones south-west and north-east of the truck: it is inside the grid, in a cell no zone
+   * touches, which the engine remembers... */
+  rzone sw, ne, here;
+  rzone_rect(&sw, 1, HW_ZONE_NO_ENTRY, 29000000, 113000000, 29100000, 113100000);
+  rzone_rect(&ne, 3, HW_ZONE_NO_ENTRY, 31000000, 115000000, 31100000, 115100000);
+  hw_zone two[2] = {sw.z, ne.z};
+  hw_zone_index *ix1 = NULL, *ix2 = NULL;
+  assert_int_equal(hw_zone_index_build(two, 2, 0, &ix1), 0);
+  assert_int_not_equal(hw_zone_index_cell(ix1, r->lat, r->lon), HW_ZONE_NO_CELL);
+  rt_start(r);
+  hw_rules_set_zones(r->e, ix1);
+  rt_step(r, 10, 300);
+  rt_step(r, 10, 300);
+  assert_int_equal(r->nev, 0);
+  /* ...until a registry reload brings a no-entry zone right here. */
+  rzone_rect(&here, 2, HW_ZONE_NO_ENTRY, 29000000, 113000000, 31000000, 115000000);
+  hw_zone zs[3] = {sw.z, ne.z, here.z}; /* same extent, so the same cell numbers */
+  assert_int_equal(hw_zone_index_build(zs, 3, 0, &ix2), 0);
+  assert_int_equal(hw_zone_index_cell(ix2, r->lat, r->lon), hw_zone_index_cell(ix1, r->lat, r->lon));
+  hw_rules_set_zones(r->e, ix2);
+  hw_zone_index_free(ix1);
+  rt_step(r, 10, 300);
+  assert_int_equal(rt_count(r, HW_VIOL_RESTRICTED_ZONE, HW_PHASE_OPEN), 1);
+  hw_zone_index_free(ix2);
+}
+
 static void test_tractor_on_expressway(void **state) {
   rt *r = *state;
   snprintf(r->cls.code, sizeof r->cls.code, "tractor");
@@ -237,6 +265,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_expired_permit, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restricted_zone_with_hours, setup, teardown),
       cmocka_unit_test_setup_teardown(test_tractor_on_expressway, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_new_zones_apply_at_once, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unregistered_terminal_one_per_day, setup, teardown),
       cmocka_unit_test_setup_teardown(test_late_fix_of_past_day_is_reported_for_that_day, setup,
                                       teardown),
