@@ -18,6 +18,23 @@ void hw_jt808_deframer_init(hw_jt808_deframer *d) {
   d->esc = 0;
 }
 
+void hw_jt808_deframer_save(const hw_jt808_deframer *d, hw_jt808_deframer_resume *r) {
+  r->len = d->len;
+  r->state = d->state;
+  r->esc = d->esc;
+}
+
+void hw_jt808_deframer_restore(hw_jt808_deframer *d, const hw_jt808_deframer_resume *r,
+                               const uint8_t *partial) {
+  /* A zeroed resume is a fresh connection (ST_HUNT == 0); lengths are clamped so a corrupted one
+   * can never write past buf. */
+  d->len = r->len <= HW_JT808_FRAME_MAX ? r->len : 0;
+  d->state = r->state <= ST_SKIP ? r->state : ST_HUNT;
+  d->esc = r->esc != 0;
+  if (d->len)
+    memcpy(d->buf, partial, d->len);
+}
+
 uint8_t hw_jt808_xor(const uint8_t *p, size_t n) {
   /* Eight bytes at a time: this runs over every byte of every frame. */
   uint64_t w8 = 0;

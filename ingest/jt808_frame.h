@@ -74,6 +74,23 @@ void hw_jt808_deframer_init(hw_jt808_deframer *d);
 int hw_jt808_deframer_feed(hw_jt808_deframer *d, const uint8_t *data, size_t len,
                            hw_jt808_frame_cb cb, void *arg) HW_MUST_CHECK;
 
+/* Sharing one deframer among connections (one per loop, its buffer reused): between two reads a
+ * connection keeps only this and the partial frame, r.len bytes (often 0).
+ *   after a feed:   hw_jt808_deframer_save(d, &conn->r); copy d->buf[0..conn->r.len) away;
+ *   before a feed:  hw_jt808_deframer_restore(d, &conn->r, conn->partial);
+ * A fresh connection starts from a zeroed hw_jt808_deframer_resume. Stats keep accumulating in
+ * the shared struct; per-connection counts come from the events (or stats diffed around a feed). */
+typedef struct hw_jt808_deframer_resume {
+  uint16_t len;  /* bytes of the partial frame */
+  uint8_t state; /* private */
+  uint8_t esc;   /* private */
+} hw_jt808_deframer_resume;
+
+void hw_jt808_deframer_save(const hw_jt808_deframer *d, hw_jt808_deframer_resume *r);
+/* partial: r->len bytes saved from d->buf (may be NULL when r->len is 0). */
+void hw_jt808_deframer_restore(hw_jt808_deframer *d, const hw_jt808_deframer_resume *r,
+                               const uint8_t *partial);
+
 /* XOR of p[0..n): the JT/T 808 checksum. */
 uint8_t hw_jt808_xor(const uint8_t *p, size_t n);
 

@@ -5,7 +5,8 @@
  * the header it came with and with the other layout), sub-packages through the reassembler, and
  * a reply is built to the sender. Beyond "no crash, no sanitizer report", three oracles abort on
  * a wrong answer:
- *   - the events of the split stream equal those of the whole stream;
+ *   - the events of the split stream equal those of the whole stream, also when the deframer is
+ *     shared with another connection between the two reads (save/restore);
  *   - a delivered frame re-encoded and deframed again comes back byte for byte;
  *   - the 0x8001 reply to a frame deframes to a frame addressed to the sender's phone. */
 #include <stdint.h>
@@ -173,8 +174,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(hw_jt808_deframer_feed(&d, data, at, log_cb, &split) == 0);
   CHECK(hw_jt808_deframer_feed(&d, data + at, size - at, log_cb, &split) == 0);
   CHECK(whole.len == split.len && (whole.len == 0 || memcmp(whole.buf, split.buf, whole.len) == 0));
+
+  /* the same through a deframer shared with another connection between the two reads */
+  hw_jt808_deframer_resume r;
+  static uint8_t partial[HW_JT808_FRAME_MAX];
+  evlog shared = {0};
+  hw_jt808_deframer_init(&d);
+  CHECK(hw_jt808_deframer_feed(&d, data, at, log_cb, &shared) == 0);
+  hw_jt808_deframer_save(&d, &r);
+  memcpy(partial, d.buf, r.len);
+  memset(d.buf, 0x7D, sizeof d.buf);
+  d.esc = 1;
+  d.len = 3;
+  hw_jt808_deframer_restore(&d, &r, partial);
+  CHECK(hw_jt808_deframer_feed(&d, data + at, size - at, log_cb, &shared) == 0);
+  CHECK(whole.len == shared.len && (whole.len == 0 || memcmp(whole.buf, shared.buf, whole.len) == 0));
   free(whole.buf);
   free(split.buf);
+  free(shared.buf);
 
   memset(&c, 0, sizeof c);
   hw_jt808_reasm_init(&c.reasm, &cfg);

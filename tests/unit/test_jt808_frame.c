@@ -378,6 +378,61 @@ static void test_encode_go_escape(void **state) {
     assert_int_equal(hw_jt808_frame_encode(raw, n, out, cap, &on), -ENOSPC);
 }
 
+/* Two connections through one shared deframer, saving and restoring around every read, give
+ * each connection exactly what a deframer of its own gives. */
+static void test_shared_deframer(void **state) {
+  (void)state;
+  static uint8_t a[8192], b[8192];
+  size_t na = 0, nb = 0;
+  static const char *va[] = {"reg_2019", "auth_2019", "loc_sc_esc", "bad_cs_esc", "batch_hy"};
+  static const char *vb[] = {"hb_cs7e", "loc_2019_adas", "bad_escape", "hb_cs7d", "subpkg_2"};
+  for (size_t i = 0; i < 5; i++) {
+    na += wire_of(va[i], a + na, sizeof a - na);
+    nb += wire_of(vb[i], b + nb, sizeof b - nb);
+  }
+  memcpy(b + nb, "tail", 4); /* garbage after the last frame */
+  nb += 4;
+
+  evlog own_a = {0}, own_b = {0}, sh_a = {0}, sh_b = {0};
+  hw_jt808_deframer d, shared;
+  feed_cuts(a, na, NULL, 0, &own_a, &d);
+  feed_cuts(b, nb, NULL, 0, &own_b, &d);
+
+  hw_jt808_deframer_resume ra = {0}, rb = {0};
+  static uint8_t pa[HW_JT808_FRAME_MAX], pb[HW_JT808_FRAME_MAX];
+  size_t at_a = 0, at_b = 0, step = 1;
+  hw_jt808_deframer_init(&shared);
+  memset(shared.buf, 0xEE, sizeof shared.buf); /* stale bytes of "another connection" */
+  while (at_a < na || at_b < nb) {
+    size_t n = na - at_a < step ? na - at_a : step;
+    hw_jt808_deframer_restore(&shared, &ra, pa);
+    assert_int_equal(hw_jt808_deframer_feed(&shared, a + at_a, n, evlog_cb, &sh_a), 0);
+    hw_jt808_deframer_save(&shared, &ra);
+    memcpy(pa, shared.buf, ra.len);
+    at_a += n;
+    memset(shared.buf, 0xEE, sizeof shared.buf);
+
+    n = nb - at_b < step + 3 ? nb - at_b : step + 3;
+    hw_jt808_deframer_restore(&shared, &rb, pb);
+    assert_int_equal(hw_jt808_deframer_feed(&shared, b + at_b, n, evlog_cb, &sh_b), 0);
+    hw_jt808_deframer_save(&shared, &rb);
+    memcpy(pb, shared.buf, rb.len);
+    at_b += n;
+    memset(shared.buf, 0xEE, sizeof shared.buf);
+    step = step * 3 % 97 + 1;
+  }
+  assert_int_equal(sh_a.len, own_a.len);
+  assert_memory_equal(sh_a.buf, own_a.buf, own_a.len);
+  assert_int_equal(sh_b.len, own_b.len);
+  assert_memory_equal(sh_b.buf, own_b.buf, own_b.len);
+  assert_int_equal(sh_a.frames + sh_b.frames, 8);
+  assert_int_equal(rb.len, 4); /* "tail" is held as the start of a frame */
+  evlog_free(&own_a);
+  evlog_free(&own_b);
+  evlog_free(&sh_a);
+  evlog_free(&sh_b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_vectors_every_split),
@@ -388,6 +443,7 @@ int main(void) {
       cmocka_unit_test(test_oversize),
       cmocka_unit_test(test_runts_and_leading_garbage),
       cmocka_unit_test(test_callback_stops_feed),
+      cmocka_unit_test(test_shared_deframer),
       cmocka_unit_test(test_encode_roundtrip),
       cmocka_unit_test(test_encode_go_escape),
   };
