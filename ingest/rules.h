@@ -21,7 +21,8 @@
  *     does not go anywhere: a single fix of GPS speed noise does not break a rest, and a rest is
  *     never shorter than the stationary time the data proves.
  *   Gap (dt > max_interval_s, default 300 s): no reports to say what happened. Without
- *     displacement (d < gap_move_m) it is rest. With displacement the vehicle was driven for
+ *     displacement (d < gap_move_m) it is rest. With displacement (d >= gap_move_m, default
+ *     1 km: more than a cold-start drift) the vehicle was driven for
  *     at least d / gap_speed_kmh (default 30 km/h) of it (at most all of it); that driving is
  *     placed at the end of the gap and the rest before it (parked, then drove off before the
  *     terminal came back), so an hour-long gap over 40 km counts as an hour of driving while a
@@ -38,7 +39,8 @@
  *   speeding: speed above the effective limit = the lowest of the class limit (its expressway
  *     limit inside an expressway zone) and the limits of the speed-limit zones the fix is in
  *     (zones that apply to the class at that hour). An episode is a run of fixes above the limit
- *     without a gap; it becomes a violation once it lasts speeding_min_s (last - first fix).
+ *     without a gap (a gap ends it); it becomes a violation once it lasts speeding_min_s
+ *     (last - first fix above the limit).
  *     Graded on the worst point: 1 under 20 % over, 2 from 20 to under 50 %, 3 at 50 % and more.
  *   fatigue_continuous: continuous driving above continuous_limit_s. Opens at the instant the
  *     limit is passed, closes at the start of the next qualifying rest (or driver change);
@@ -57,6 +59,9 @@
  *   offline_displacement: a gap longer than offline_gap_s across which the vehicle moved more
  *     than offline_dist_m. Emitted once, closed, identity = start of the gap.
  *   unregistered_terminal: a good fix from a terminal with no vehicle. One per terminal per day.
+ *   Registry note: hw_vehicle_class.expressway_allowed must be set for every class allowed on
+ *   expressways (a zeroed class is not), and retired_after_ms is "may not move at or after":
+ *   the end of 2025-12-31 GMT+8 is 2026-01-01T00:00+08:00.
  *
  * LATE AND OUT-OF-ORDER DATA (policy)
  *   Stateful rules (speeding, fatigue, night, offline) see each vehicle's fixes strictly in
@@ -85,6 +90,11 @@
  *   horizon are late and cannot double-count. Episodes re-emitted during the replay carry the
  *   same episode_id (violation.h), so storing them is an idempotent upsert. Queued fixes are not
  *   encoded: they are newer than the horizon, so the replay brings them back.
+ *
+ * MEMORY
+ *   280 bytes of state per terminal; a 1 KB extension only while night or daily counting,
+ *   per-day or zone episodes need it (freed at the first day change after they end); the queue
+ *   only while a gap is held. Encoded: under 100 bytes typically, at most about 1.2 KB.
  */
 #ifndef HW_RULES_H
 #define HW_RULES_H
@@ -108,7 +118,7 @@ typedef struct hw_rules_config {
   /* Ordering (see LATE AND OUT-OF-ORDER DATA). */
   uint32_t reorder_s;         /* 0 */
   uint32_t hold_s;            /* 600 */
-  uint32_t max_pending;       /* 512 fixes per vehicle (56 bytes each, only while held) */
+  uint32_t max_pending;       /* 512 fixes per vehicle (64 bytes each, only while held) */
   uint32_t update_interval_s; /* 60: at most one UPDATE per open episode per this device time */
   /* Class defaults, used where the class has 0 or the vehicle has no class. */
   uint32_t speed_limit_dkmh;         /* 1000 = 100 km/h (trucks, anywhere) */
@@ -134,8 +144,9 @@ int hw_rules_new(const hw_rules_config *cfg, hw_violation_cb cb, void *cb_arg, h
     HW_MUST_CHECK;
 void hw_rules_free(hw_rules *e);
 
-/* The zones to evaluate against (borrowed; NULL = none). Swap after a registry reload; the old
- * index may be freed as soon as this returns. */
+/* The zones to evaluate against (borrowed; NULL = none). Swap after a registry reload, always
+ * through this call (it bumps the generation that per-vehicle "no zone in my cell" caches are
+ * keyed on); the old index may be freed as soon as this returns. */
 void hw_rules_set_zones(hw_rules *e, const hw_zone_index *zones);
 
 /* Checks the fix's quality (ORs HW_Q_* bits into fix->quality; a fix arriving with bits set is
@@ -159,8 +170,9 @@ void hw_rule_state_free(struct hw_rule_state *st);
 /* Device time of the last evaluated fix (0 when none): replay stored fixes newer than this. */
 int64_t hw_rule_state_horizon_ms(const struct hw_rule_state *st);
 
-/* Upper bound of an encoded state. */
-#define HW_RULE_STATE_ENCODED_MAX 4096
+/* Upper bound of an encoded state (the largest possible is about 1.2 KB; a truck driving
+ * without open episodes encodes to under 100 bytes). */
+#define HW_RULE_STATE_ENCODED_MAX 2048
 
 /* Encodes st into buf[0..cap) (versioned, little-endian varints); *len = bytes written.
  * -ENOBUFS when cap is too small (HW_RULE_STATE_ENCODED_MAX always suffices). */
