@@ -104,7 +104,9 @@ static void hw_pg_conn_teardown(hw_pg_conn *c) {
 
 static void hw_pg_conn_schedule(hw_pg_conn *c) {
   uv_timer_start(&c->timer, hw_pg_conn_on_timer, c->backoff_ms, 0);
-  c->backoff_ms = c->backoff_ms * 2 > HW_PG_BACKOFF_MAX_MS ? HW_PG_BACKOFF_MAX_MS : c->backoff_ms * 2;
+  c->backoff_ms *= 2;
+  if (c->backoff_ms > HW_PG_BACKOFF_MAX_MS)
+    c->backoff_ms = HW_PG_BACKOFF_MAX_MS;
 }
 
 /* Immediately: only from the loop's own callbacks, never under a call of the user's. */

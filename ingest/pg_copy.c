@@ -18,7 +18,8 @@ const uint8_t hw_pg_copy_trailer[HW_PG_COPY_TRAILER_LEN] = {0xff, 0xff};
 
 int hw_pg_copy_timestamp(int64_t unix_ms, int64_t *pg_us) {
   /* Compare before subtracting: unix_ms near INT64_MIN must not overflow. */
-  if (unix_ms < HW_PG_TS_MIN_MS + HW_PG_EPOCH_UNIX_MS || unix_ms >= HW_PG_TS_END_MS + HW_PG_EPOCH_UNIX_MS)
+  if (unix_ms < HW_PG_TS_MIN_MS + HW_PG_EPOCH_UNIX_MS ||
+      unix_ms >= HW_PG_TS_END_MS + HW_PG_EPOCH_UNIX_MS)
     return -EINVAL;
   *pg_us = (unix_ms - HW_PG_EPOCH_UNIX_MS) * 1000;
   return 0;

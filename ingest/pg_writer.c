@@ -51,8 +51,13 @@ static const char hw_pgw_stage_copy_sql[] =
     "COPY hw_positions_stage (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
 static const char hw_pgw_stage_merge_sql[] =
     "INSERT INTO positions SELECT * FROM hw_positions_stage ON CONFLICT DO NOTHING; COMMIT";
+/* One implicit transaction: if the upkeep cannot get its locks soon (a long query on the default
+ * partition), it gives up rather than queue every writer behind its ATTACH, and the SET is
+ * undone with it; the days it makes lie ahead, so the next hour's try is early enough. */
 static const char hw_pgw_partitions_sql[] =
-    "SELECT hw_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 1, 4)";
+    "SET lock_timeout = '5s'; "
+    "SELECT hw_ensure_partitions((now() AT TIME ZONE 'UTC')::date - 1, 4); "
+    "RESET lock_timeout";
 
 typedef enum { HW_B_OPEN, HW_B_QUEUED, HW_B_ACTIVE, HW_B_DURABLE } hw_batch_state;
 
@@ -408,6 +413,10 @@ static void hw_pgw_on_query_done(hw_pgw_conn *wc) {
   hw_pg_writer *w = wc->w;
   switch (wc->phase) {
   case HW_WC_PARTITIONS:
+    if (PQtransactionStatus(wc->conn.pg) != PQTRANS_IDLE) {
+      hw_pg_conn_fail(&wc->conn, "partition upkeep left a transaction open");
+      return;
+    }
     if (wc->has_err)
       hw_error(HW_PGW, NULL, "partition upkeep failed: SQLSTATE %s: %s; next try in an hour",
                wc->err_state, wc->err_msg);

@@ -10,7 +10,12 @@
  *
  * Failure: if PostgreSQL goes away the writer keeps the unacknowledged batches, reconnects with
  * backoff and sends them again (a batch whose COMMIT outcome is unknown is replayed; the
- * conflict path makes that safe). Nothing is acknowledged that is not committed. */
+ * conflict path makes that safe). Nothing is acknowledged that is not committed. Any other error
+ * (logged with its SQLSTATE) leaves the batch unacknowledged and it is retried with backoff: rows
+ * are validated before encoding, so such an error is the server's, not one bad fix's.
+ *
+ * Partitions: the writer owns the upkeep. It runs hw_ensure_partitions for yesterday through the
+ * day after tomorrow (UTC) at start, before its first batch, and every hour. */
 #ifndef HW_PG_WRITER_H
 #define HW_PG_WRITER_H
 
@@ -36,7 +41,9 @@ typedef void (*hw_pg_durable_cb)(void *arg, const hw_ack_ref *acks, size_t n);
 int hw_pg_writer_start(hw_pg_writer **out, uv_loop_t *loop, const hw_pg_writer_config *cfg,
                        hw_pg_durable_cb durable_cb, void *arg) HW_MUST_CHECK;
 
-/* Appends one row. The fix is encoded at once; the caller keeps ownership of both arguments. */
+/* Appends one row. The fix is encoded at once; the caller keeps ownership of both arguments.
+ * -EINVAL (nothing added) for a fix PostgreSQL would refuse: see hw_pg_copy_row; -ESHUTDOWN
+ * after stop; -ENOMEM. */
 int hw_pg_writer_add(hw_pg_writer *w, const char *terminal_id, const hw_fix *fix) HW_MUST_CHECK;
 
 /* Queues an ack behind every row added so far. */

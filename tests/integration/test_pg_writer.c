@@ -112,7 +112,7 @@ static void run_for(ctx *c, int ms) {
   int64_t end = hw_now_ms() + ms;
   uv_timer_t t;
   uv_timer_init(&c->loop, &t);
-  uv_timer_start(&t, on_wake, (uint64_t)ms, 0);
+  uv_timer_start(&t, on_wake, 5, 5); /* the loop never sleeps past end */
   while (hw_now_ms() < end)
     uv_run(&c->loop, UV_RUN_ONCE);
   uv_close((uv_handle_t *)&t, NULL);
@@ -284,11 +284,14 @@ static void test_default_partition_and_bad_fix(void **state) {
   add_row(c, "NOW", c->base_ms + 2000, 3);
   add_ack(c);
   run_until_acked(c);
-  assert_int_equal(scalar(c, "SELECT count(*) FROM ONLY positions_default WHERE terminal_id = 'OLD'"), 1);
+  assert_int_equal(
+      scalar(c, "SELECT count(*) FROM ONLY positions_default WHERE terminal_id = 'OLD'"), 1);
   assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id = 'NOW'"), 2);
-  assert_int_equal(scalar(c, "SELECT count(*) FROM ONLY positions_default WHERE terminal_id = 'NOW'"), 0);
-  /* The upkeep made yesterday through the day after tomorrow. */
-  assert_int_equal(scalar(c, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'positions'::regclass"), 5);
+  assert_int_equal(
+      scalar(c, "SELECT count(*) FROM ONLY positions_default WHERE terminal_id = 'NOW'"), 0);
+  /* The upkeep made yesterday through the day after tomorrow, besides the default partition. */
+  assert_int_equal(
+      scalar(c, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'positions'::regclass"), 5);
   stop_and_close(c);
 }
 
@@ -422,6 +425,47 @@ static void test_other_error_retried(void **state) {
   stop_and_close(c);
 }
 
+/* The server stops reading mid-COPY (its first row waits for another transaction's uncommitted
+ * row with the same key): the writer waits for the socket with ~11 MB queued, then that
+ * transaction commits, the COPY fails with 23505 and the replay stores every other row. */
+static void test_blocked_copy(void **state) {
+  (void)state;
+  const int rows = 100000;
+  ctx *c = ctx_new("hw_pg_it_blocked", (uint32_t)rows, 10, 1);
+  add_row(c, "BLK", c->base_ms - 1000, 1); /* lets the writer connect and do its upkeep */
+  add_ack(c);
+  run_until_acked(c);
+  PGconn *other = hw_test_pg_connect(c->conninfo);
+  hw_test_pg_scalar(other, "BEGIN");
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO positions VALUES ('BLK', to_timestamp(%lld / 1000.0), 0, now(), 0, 0, 0, "
+           "0, 424242, 0, 0, 0, NULL, 0)",
+           (long long)c->base_ms);
+  hw_test_pg_scalar(other, sql);
+  for (int i = 0; i < rows; i++)
+    add_row(c, "BLK", c->base_ms + i * 10, i + 2);
+  add_ack(c);
+  long waiting = 0;
+  for (int i = 0; i < 100 && !waiting; i++) {
+    run_for(c, 20);
+    waiting = scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                        "'haulwatch-pgwriter' AND wait_event_type = 'Lock'");
+  }
+  assert_int_equal(waiting, 1);
+  run_for(c, 200);
+  assert_int_equal(c->acks_seen, 1);
+  hw_test_pg_scalar(other, "COMMIT");
+  run_until_acked(c);
+  PQfinish(other);
+  assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id = 'BLK'"), rows + 1);
+  assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE alt_m = 424242"), 1);
+  hw_pg_writer_stats st;
+  hw_pg_writer_get_stats(c->w, &st);
+  assert_int_equal(st.conflict_replays, 1);
+  stop_and_close(c);
+}
+
 /* PostgreSQL unreachable: rows wait, stop drops them unacknowledged and still closes cleanly. */
 static void test_unreachable_stop(void **state) {
   (void)state;
@@ -479,7 +523,8 @@ static void throughput(uint32_t conns) {
   run_until_acked(c);
   int64_t ms = hw_now_ms() - t0;
   assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id LIKE 'R%'"), total);
-  fprintf(stderr, "  throughput: %ld rows in %lld ms = %.0f rows/s (batches of 5000, %u connection%s)\n",
+  fprintf(stderr,
+          "  throughput: %ld rows in %lld ms = %.0f rows/s (batches of 5000, %u connection%s)\n",
           added, (long long)ms, ms > 0 ? added * 1000.0 / (double)ms : 0.0, conns,
           conns > 1 ? "s" : "");
   stop_and_close(c);
@@ -555,8 +600,8 @@ static void test_pg_async(void **state) {
   assert_string_equal(ac.values[1], "ERR 22012");
   assert_string_equal(ac.values[2], "42");
   /* The session is killed while idle: the next query runs on a new one. */
-  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM "
-                                         "pg_stat_activity WHERE application_name = "
+  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
+                                         "FROM pg_stat_activity WHERE application_name = "
                                          "'haulwatch-pgtest'"), 1);
   /* A query in flight when its session dies gets NULL; the one behind it still runs. */
   assert_int_equal(hw_pg_async_query(a, "SELECT pg_terminate_backend(pg_backend_pid())", 0, NULL,
@@ -597,6 +642,7 @@ int main(void) {
       cmocka_unit_test(test_stop_commits_buffered),
       cmocka_unit_test(test_reconnect_replays),
       cmocka_unit_test(test_other_error_retried),
+      cmocka_unit_test(test_blocked_copy),
       cmocka_unit_test(test_unreachable_stop),
       cmocka_unit_test(test_pg_async),
       cmocka_unit_test(test_throughput_report),

@@ -108,7 +108,8 @@ static void test_timestamp(void **state) {
   assert_int_equal(us, INT64_C(762597015123000));
   assert_int_equal(hw_pg_copy_timestamp(0, &us), 0); /* 1970-01-01 */
   assert_int_equal(us, INT64_C(-946684800000000));
-  /* 4714-11-24 00:00 BC is the first value PostgreSQL accepts; 294277-01-01 the first it does not. */
+  /* 4714-11-24 00:00 BC is the first value PostgreSQL accepts, 294277-01-01 the first it does
+   * not. */
   const int64_t min_ms = INT64_C(-211813488000000) + INT64_C(946684800000);
   const int64_t end_ms = INT64_C(9223371331200000) + INT64_C(946684800000);
   assert_int_equal(hw_pg_copy_timestamp(min_ms, &us), 0);
