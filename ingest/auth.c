@@ -1,5 +1,6 @@
 #include "auth.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,17 +8,35 @@
 #include "pg_async.h"
 #include "token.h"
 
+/* Column limits of auth_refusals (schema/005_jt808.sql). */
+#define HW_REFUSAL_ID_MAX 64
+#define HW_REFUSAL_PLATE_MAX 128
+#define HW_REFUSAL_REMOTE_MAX 64
+#define HW_REFUSAL_REASON_MAX 200
+
 struct hw_auth {
   hw_pg_async *pg;
+  uint32_t refusals_in_flight;
+  hw_auth_stats stats;
+  uint64_t dropped_logged; /* refusals_dropped when last logged */
   void (*done_cb)(void *);
   void *done_arg;
 };
 
+typedef enum { HW_AUTH_PB = 0, HW_AUTH_JT808_CHECK, HW_AUTH_JT808_REGISTER } hw_auth_kind;
+
 struct hw_auth_req {
-  hw_auth_cb cb; /* NULL once cancelled */
+  hw_auth *auth;
+  hw_auth_kind kind;
+  uint8_t cancelled;
+  hw_auth_cb cb;              /* HW_AUTH_PB, HW_AUTH_JT808_CHECK */
+  hw_auth_register_cb reg_cb; /* HW_AUTH_JT808_REGISTER */
   void *arg;
-  uint8_t hash[HW_TOKEN_HASH_LEN];
-  char terminal_id[40];
+  uint8_t hash[HW_TOKEN_HASH_LEN];           /* of the token or code presented / issued */
+  char terminal_id[HW_REFUSAL_ID_MAX + 1];
+  char remote[HW_REFUSAL_REMOTE_MAX + 1];    /* "" = do not record refusals (hw_auth_check) */
+  char plate[HW_REFUSAL_PLATE_MAX + 1];      /* claimed at registration */
+  char code[HW_AUTH_JT808_CODE_LEN + 1];     /* issued at registration */
 };
 
 int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo) {
@@ -33,6 +52,19 @@ int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo) {
   return 0;
 }
 
+/* Copies at most max bytes of s into out (max + 1 bytes), not cutting a UTF-8 sequence. */
+static void hw_auth_copy(char *out, size_t max, const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  if (n > max) {
+    n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+      n--;
+  }
+  if (n)
+    memcpy(out, s, n);
+  out[n] = 0;
+}
+
 static int hw_hexval(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
@@ -41,44 +73,132 @@ static int hw_hexval(char c) {
   return -1;
 }
 
+/* bytea in hex output ("\x" + 64 hex digits) to a hash; 0 or -EINVAL. */
+static int hw_auth_bytea_hash(const char *v, uint8_t out[HW_TOKEN_HASH_LEN]) {
+  if (strlen(v) != 2 + 2 * HW_TOKEN_HASH_LEN)
+    return -EINVAL;
+  for (int i = 0; i < HW_TOKEN_HASH_LEN; i++) {
+    int hi = hw_hexval(v[2 + 2 * i]), lo = hw_hexval(v[3 + 2 * i]);
+    if (hi < 0 || lo < 0)
+      return -EINVAL;
+    out[i] = (uint8_t)(hi << 4 | lo);
+  }
+  return 0;
+}
+
+/* ---- refusals ---- */
+
+static void hw_auth_on_refusal_stored(void *arg, const PGresult *res) {
+  hw_auth *a = arg;
+  a->refusals_in_flight--;
+  if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
+    a->stats.refusals_recorded++;
+  else if (res)
+    hw_warn("auth", NULL, "cannot record a refusal: %s", PQresultErrorMessage(res));
+}
+
+void hw_auth_refusal(hw_auth *a, const char *protocol, const char *terminal_id,
+                     const char *claimed_plate, const char *remote, const char *reason) {
+  char id[HW_REFUSAL_ID_MAX + 1], plate[HW_REFUSAL_PLATE_MAX + 1];
+  char addr[HW_REFUSAL_REMOTE_MAX + 1], why[HW_REFUSAL_REASON_MAX + 1];
+  if (a->refusals_in_flight >= HW_AUTH_MAX_REFUSALS_IN_FLIGHT) {
+    /* One line per 1000 dropped: the flood itself is what the operator needs to see. */
+    if (a->stats.refusals_dropped++ - a->dropped_logged >= 1000 || a->dropped_logged == 0) {
+      a->dropped_logged = a->stats.refusals_dropped;
+      hw_warn("auth", terminal_id, "refusals arrive faster than they are recorded: %llu dropped so far",
+              (unsigned long long)a->stats.refusals_dropped);
+    }
+    return;
+  }
+  hw_auth_copy(id, HW_REFUSAL_ID_MAX, terminal_id);
+  hw_auth_copy(plate, HW_REFUSAL_PLATE_MAX, claimed_plate);
+  hw_auth_copy(addr, HW_REFUSAL_REMOTE_MAX, remote);
+  hw_auth_copy(why, HW_REFUSAL_REASON_MAX, reason);
+  const char *params[5] = {protocol, terminal_id ? id : NULL, claimed_plate && *plate ? plate : NULL,
+                           remote && *addr ? addr : NULL, why};
+  int rc = hw_pg_async_query(a->pg,
+                             "INSERT INTO auth_refusals (protocol, terminal_id, claimed_plate, "
+                             "remote_addr, reason) VALUES ($1, $2, $3, $4, $5)",
+                             5, params, hw_auth_on_refusal_stored, a);
+  if (rc) {
+    a->stats.refusals_dropped++;
+    hw_warn("auth", terminal_id, "cannot record a refusal: %s", strerror(-rc));
+    return;
+  }
+  a->refusals_in_flight++;
+}
+
+void hw_auth_get_stats(const hw_auth *a, hw_auth_stats *out) { *out = a->stats; }
+
+/* ---- look-ups ---- */
+
+static hw_auth_req *hw_auth_req_new(hw_auth *a, hw_auth_kind kind, const char *terminal_id,
+                                    const char *remote, void *arg) {
+  hw_auth_req *req = calloc(1, sizeof *req);
+  if (!req)
+    return NULL;
+  req->auth = a;
+  req->kind = kind;
+  req->arg = arg;
+  hw_auth_copy(req->terminal_id, HW_REFUSAL_ID_MAX, terminal_id);
+  hw_auth_copy(req->remote, HW_REFUSAL_REMOTE_MAX, remote);
+  return req;
+}
+
+/* A refusal decided here: logged, and recorded when the asker gave its address. */
+static void hw_auth_refused(hw_auth_req *req, const char *protocol, const char *reason) {
+  if (!req->remote[0]) {
+    hw_info("auth", req->terminal_id, "refused: %s", reason);
+    return;
+  }
+  hw_info("auth", req->terminal_id, "peer=%s refused: %s", req->remote, reason);
+  hw_auth_refusal(req->auth, protocol, req->terminal_id, req->plate[0] ? req->plate : NULL,
+                  req->remote, reason);
+}
+
+/* The stored hash in column 0 of res (or its absence) against req->hash: 0, -EACCES, -EAGAIN. */
+static int hw_auth_compare(hw_auth_req *req, const PGresult *res, const char *protocol,
+                           const char *what) {
+  char why[96];
+  if (!res)
+    return -EAGAIN;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    hw_warn("auth", req->terminal_id, "look-up failed: %s", PQresultErrorMessage(res));
+    return -EAGAIN;
+  }
+  if (PQntuples(res) == 0) {
+    hw_auth_refused(req, protocol, "unknown terminal");
+    return -EACCES;
+  }
+  if (PQgetisnull(res, 0, 0)) {
+    /* Only JT/T 808 codes can be absent: the terminal never registered. */
+    hw_auth_refused(req, protocol, "terminal never registered");
+    return -EACCES;
+  }
+  uint8_t stored[HW_TOKEN_HASH_LEN];
+  if (hw_auth_bytea_hash(PQgetvalue(res, 0, 0), stored) == 0 &&
+      hw_token_hash_equal(stored, req->hash))
+    return 0;
+  snprintf(why, sizeof why, "wrong %s", what);
+  hw_auth_refused(req, protocol, why);
+  return -EACCES;
+}
+
 static void hw_auth_on_result(void *arg, const PGresult *res) {
   hw_auth_req *req = arg;
-  int result = -EAGAIN;
-  if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-    result = -EACCES;
-    if (PQntuples(res) == 0) {
-      hw_info("auth", req->terminal_id, "refused: unknown terminal");
-    } else {
-      /* bytea in hex output: "\x" + 64 hex digits */
-      const char *v = PQgetvalue(res, 0, 0);
-      uint8_t stored[HW_TOKEN_HASH_LEN];
-      int ok = strlen(v) == 2 + 2 * HW_TOKEN_HASH_LEN;
-      for (int i = 0; ok && i < HW_TOKEN_HASH_LEN; i++) {
-        int hi = hw_hexval(v[2 + 2 * i]), lo = hw_hexval(v[3 + 2 * i]);
-        ok = hi >= 0 && lo >= 0;
-        stored[i] = (uint8_t)(hi << 4 | lo);
-      }
-      if (ok && hw_token_hash_equal(stored, req->hash))
-        result = 0;
-      else
-        hw_info("auth", req->terminal_id, "refused: wrong token");
-    }
-  } else if (res) {
-    hw_warn("auth", req->terminal_id, "look-up failed: %s", PQresultErrorMessage(res));
-  }
-  if (req->cb)
+  int result = req->kind == HW_AUTH_PB ? hw_auth_compare(req, res, "pb", "token")
+                                       : hw_auth_compare(req, res, "jt808", "auth code");
+  if (!req->cancelled)
     req->cb(req->arg, result);
   free(req);
 }
 
-int hw_auth_check(hw_auth *a, const char *terminal_id, const char *token, size_t token_len,
-                  hw_auth_cb cb, void *arg, hw_auth_req **out) {
-  hw_auth_req *req = calloc(1, sizeof *req);
+int hw_auth_check_from(hw_auth *a, const char *remote, const char *terminal_id, const char *token,
+                       size_t token_len, hw_auth_cb cb, void *arg, hw_auth_req **out) {
+  hw_auth_req *req = hw_auth_req_new(a, HW_AUTH_PB, terminal_id, remote, arg);
   if (!req)
     return -ENOMEM;
   req->cb = cb;
-  req->arg = arg;
-  snprintf(req->terminal_id, sizeof req->terminal_id, "%s", terminal_id);
   hw_token_hash(token, token_len, req->hash);
   const char *params[1] = {req->terminal_id};
   int rc = hw_pg_async_query(a->pg, "SELECT token_hash FROM terminals WHERE terminal_id = $1", 1,
@@ -91,7 +211,89 @@ int hw_auth_check(hw_auth *a, const char *terminal_id, const char *token, size_t
   return 0;
 }
 
-void hw_auth_cancel(hw_auth_req *req) { req->cb = NULL; }
+int hw_auth_check(hw_auth *a, const char *terminal_id, const char *token, size_t token_len,
+                  hw_auth_cb cb, void *arg, hw_auth_req **out) {
+  return hw_auth_check_from(a, NULL, terminal_id, token, token_len, cb, arg, out);
+}
+
+int hw_auth_jt808_check(hw_auth *a, const char *terminal_id, const char *remote,
+                        const uint8_t *code, size_t code_len, hw_auth_cb cb, void *arg,
+                        hw_auth_req **out) {
+  hw_auth_req *req = hw_auth_req_new(a, HW_AUTH_JT808_CHECK, terminal_id, remote, arg);
+  if (!req)
+    return -ENOMEM;
+  req->cb = cb;
+  hw_token_hash((const char *)code, code_len, req->hash);
+  const char *params[1] = {req->terminal_id};
+  int rc = hw_pg_async_query(a->pg, "SELECT jt808_auth_hash FROM terminals WHERE terminal_id = $1",
+                             1, params, hw_auth_on_result, req);
+  if (rc) {
+    free(req);
+    return rc;
+  }
+  *out = req;
+  return 0;
+}
+
+static void hw_auth_on_registered(void *arg, const PGresult *res) {
+  hw_auth_req *req = arg;
+  int result = -EAGAIN;
+  if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+    if (PQntuples(res) == 1) {
+      result = 0;
+      hw_info("auth", req->terminal_id, "peer=%s registered (plate '%s')", req->remote, req->plate);
+    } else {
+      result = -ENOENT;
+      hw_auth_refused(req, "jt808", "registration of an unknown terminal");
+    }
+  } else if (res) {
+    hw_warn("auth", req->terminal_id, "registration failed: %s", PQresultErrorMessage(res));
+  }
+  if (!req->cancelled)
+    req->reg_cb(req->arg, result, result == 0 ? req->code : NULL);
+  sodium_memzero(req->code, sizeof req->code);
+  free(req);
+}
+
+int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_register_cb cb,
+                           void *arg, hw_auth_req **out) {
+  if (sodium_init() < 0)
+    return -EIO;
+  hw_auth_req *req = hw_auth_req_new(a, HW_AUTH_JT808_REGISTER, reg->terminal_id, reg->remote, arg);
+  if (!req)
+    return -ENOMEM;
+  req->reg_cb = cb;
+  hw_auth_copy(req->plate, HW_REFUSAL_PLATE_MAX, reg->plate);
+  uint8_t raw[HW_AUTH_JT808_CODE_LEN / 2];
+  randombytes_buf(raw, sizeof raw);
+  sodium_bin2hex(req->code, sizeof req->code, raw, sizeof raw);
+  hw_token_hash(req->code, HW_AUTH_JT808_CODE_LEN, req->hash);
+
+  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1], version[8], province[8], city[8], colour[8];
+  hw_token_hash_bytea(req->hash, bytea);
+  snprintf(version, sizeof version, "%u", reg->version);
+  snprintf(province, sizeof province, "%u", reg->province);
+  snprintf(city, sizeof city, "%u", reg->city);
+  snprintf(colour, sizeof colour, "%u", reg->plate_colour);
+  const char *params[10] = {req->terminal_id, bytea,  version,        province,
+                            city,             reg->maker, reg->model, reg->device_id,
+                            colour,           reg->plate};
+  int rc = hw_pg_async_query(a->pg,
+                             "UPDATE terminals SET jt808_auth_hash = $2, jt808_registered_at = now(), "
+                             "jt808_version = $3, jt808_province = $4, jt808_city = $5, "
+                             "jt808_maker = $6, jt808_model = $7, jt808_device_id = $8, "
+                             "jt808_plate_colour = $9, jt808_plate = $10 "
+                             "WHERE terminal_id = $1 RETURNING 1",
+                             10, params, hw_auth_on_registered, req);
+  if (rc) {
+    free(req);
+    return rc;
+  }
+  *out = req;
+  return 0;
+}
+
+void hw_auth_cancel(hw_auth_req *req) { req->cancelled = 1; }
 
 static void hw_auth_on_stopped(void *arg) {
   hw_auth *a = arg;

@@ -99,8 +99,8 @@ static int hw_pb_on_hello(hw_session *s, hw_pb_state *st, const Haulwatch__V1__H
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__AUTH_FAILED, "missing or oversized token");
   memcpy(st->terminal_id, h->terminal_id, idlen + 1);
   st->phase = HW_PB_AUTHENTICATING;
-  int rc = hw_auth_check(hw_pipeline_auth(hw_server_pipeline(s->server)), st->terminal_id, h->token,
-                         toklen, hw_pb_on_auth, s, &st->auth);
+  int rc = hw_auth_check_from(hw_pipeline_auth(hw_server_pipeline(s->server)), s->peer,
+                              st->terminal_id, h->token, toklen, hw_pb_on_auth, s, &st->auth);
   if (rc)
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__INTERNAL, "authentication unavailable");
   hw_debug("pb", st->terminal_id, "peer=%s hello, client %s", s->peer,
