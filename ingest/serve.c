@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include "cli.h"
+#include "jt808_session.h"
 #include "log.h"
 #include "migrate.h"
 #include "options.h"
@@ -183,10 +184,8 @@ int hw_cmd_serve(int argc, char **argv) {
   hw_pb_proto_set_max_frame(cfg.max_frame);
   if ((rc = hw_server_listen(d.server, cfg.listen, &hw_pb_proto)))
     goto fail;
-  if (cfg.jt808_listen[0]) {
-    hw_error("serve", NULL, "--jt808-listen: the JT/T 808 listener is not built into this version");
+  if (cfg.jt808_listen[0] && (rc = hw_server_listen(d.server, cfg.jt808_listen, &hw_jt808_proto)))
     goto fail;
-  }
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.max_connections + 64)
     hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u: raise `ulimit -n`",

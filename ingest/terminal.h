@@ -34,6 +34,13 @@ typedef struct hw_terminal {
   const struct hw_vehicle *vehicle;
   struct hw_rule_state *rules;
 
+  /* The driver at the wheel as the terminal last reported it (JT/T 808 0x0702 IC card), kept
+   * here rather than on the connection because the card stays in across reconnects. A fix whose
+   * device time is at or after driver_since_ms carries driver_id; has_driver = 0 after removal. */
+  char driver_id[HW_DRIVER_ID_MAX + 1];
+  int64_t driver_since_ms;
+  uint8_t has_driver;
+
   UT_hash_handle hh;
 } hw_terminal;
 
