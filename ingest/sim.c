@@ -1,5 +1,5 @@
 /* `haulwatch sim`: command line, terminal provisioning, and the summary. The simulation itself is
- * sim_run.c; the wire protocol sim_pb.c. */
+ * sim_run.c; the wire protocols sim_pb.c and sim_jt808.c. */
 #include <getopt.h>
 #include <libpq-fe.h>
 #include <netdb.h>
@@ -17,6 +17,14 @@
 #define HW_SIM_DEFAULT_WINDOW 1000
 #define HW_SIM_MAX_TRUCKS 1000000
 #define HW_SIM_TOKEN_MAX 128
+#define HW_SIM_PB_REPORT_MAX 500 /* the largest max_report_fixes of any protocol */
+
+static uint64_t hw_sim_pow10(int n) {
+  uint64_t v = 1;
+  while (n-- > 0)
+    v *= 10;
+  return v;
+}
 
 static const char hw_sim_usage[] =
     "usage: haulwatch sim --server HOST:PORT --trucks N (--fixes N | --duration S) [options]\n"
@@ -25,8 +33,10 @@ static const char hw_sim_usage[] =
     "daemon. Each truck keeps every fix until it is acknowledged and sends it again after a\n"
     "reconnect. Prints one summary line (key=value) and a readable block on stdout.\n"
     "\n"
-    "  --server HOST:PORT    the daemon (required)\n"
-    "  --trucks N            number of trucks, terminal ids <prefix><6-digit index> (required)\n"
+    "  --server HOST:PORT    the daemon's listener for --protocol: --listen for pb,\n"
+    "                        --jt808-listen for jt808 (required)\n"
+    "  --trucks N            number of trucks (required); terminal ids <prefix><6-digit index>,\n"
+    "                        for jt808 12-digit phone numbers <prefix><index padded to 12 digits>\n"
     "  --fixes N             fixes per truck; ends when all are acknowledged\n"
     "  --duration S          or: generate for S seconds, then wait up to 10 s for acks\n"
     "  --interval-ms MS      wall time between a truck's fixes (default 10000);\n"
@@ -36,14 +46,20 @@ static const char hw_sim_usage[] =
     "  --start-time-ms T     device time of fix 0, UTC ms (default: with --fixes, now minus\n"
     "                        fixes x step, so the data ends now; with --duration, now)\n"
     "  --pg CONNINFO         provision the trucks' terminals with new tokens in this database\n"
-    "                        first (default: $HAULWATCH_PG)\n"
-    "  --tokens FILE         or: read tokens from FILE, lines 'ID TOKEN'\n"
-    "  --id-prefix P         terminal id prefix (default sim)\n"
-    "  --report-fixes K      fixes per report at most (default 1 when paced, 50 flat out; <= 500)\n"
+    "                        first (default: $HAULWATCH_PG); jt808 trucks then register\n"
+    "                        (0x0100) at their first connection to get an auth code\n"
+    "  --tokens FILE         or: read tokens from FILE, lines 'ID TOKEN'; for jt808 the\n"
+    "                        tokens are auth codes (no registration unless one is refused)\n"
+    "  --id-prefix P         terminal id prefix (default sim; jt808: 0138, digits only)\n"
+    "  --report-fixes K      fixes per report at most (default 1 when paced, 50 flat out;\n"
+    "                        pb <= 500; jt808 <= 28, one 0x0704 batch, single fixes as 0x0200)\n"
     "  --window W            fixes sent and not acknowledged per truck at most (default 1000)\n"
     "  --timeout-s S         with --fixes: give up after S seconds, exit 1 (default 600)\n"
     "  --seed S              random seed for routes (default: from the clock); same seed, same routes\n"
-    "  --protocol P          wire protocol: pb (haulwatch protobuf; the only one so far)\n"
+    "  --protocol P          wire protocol: pb (haulwatch protobuf, default) or jt808 (JT/T\n"
+    "                        808-2013; fixes resent after a reconnect go as 0x0704 back-fill,\n"
+    "                        drivers as 0x0702; device times are whole seconds, so --step-ms\n"
+    "                        must be a multiple of 1000)\n"
     "  --quiet               no progress output\n"
     "  --log-level L         debug, info, warn or error (default info)\n"
     "  --help                this text\n"
@@ -54,7 +70,8 @@ static const char hw_sim_usage[] =
     "local failure), 2 on a usage error.\n"
     "\n"
     "Sequence numbers continue after the last_acked_seq the server reports at a truck's first\n"
-    "login (1, 2, 3, ... for a terminal the server has no data of).\n";
+    "login (1, 2, 3, ... for a terminal the server has no data of). JT/T 808 has no sequence\n"
+    "numbers: a report is acknowledged by the 0x8001 for its flow number.\n";
 
 static int hw_sim_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   char *end;
@@ -267,7 +284,7 @@ int hw_cmd_sim(int argc, char **argv) {
       {"help", no_argument, NULL, O_HELP},
       {NULL, 0, NULL, 0},
   };
-  const char *server = NULL, *pg = NULL, *tokens_file = NULL, *prefix = "sim", *protocol = "pb";
+  const char *server = NULL, *pg = NULL, *tokens_file = NULL, *prefix = NULL, *protocol = "pb";
   uint64_t trucks = 0, fixes = 0, interval = HW_SIM_DEFAULT_INTERVAL_MS, step = 0, report = 0;
   uint64_t window = HW_SIM_DEFAULT_WINDOW, timeout = 600, seed = 0, start = 0;
   double duration = 0;
@@ -295,7 +312,7 @@ int hw_cmd_sim(int argc, char **argv) {
     case O_PG: pg = optarg; break;
     case O_TOKENS: tokens_file = optarg; break;
     case O_PREFIX: prefix = optarg; break;
-    case O_REPORT: rc = hw_sim_parse_u64(optarg, 1, hw_sim_proto_pb.max_report_fixes, &report); break;
+    case O_REPORT: rc = hw_sim_parse_u64(optarg, 1, HW_SIM_PB_REPORT_MAX, &report); break;
     case O_WINDOW: rc = hw_sim_parse_u64(optarg, 1, 1000000, &window); break;
     case O_TIMEOUT: rc = hw_sim_parse_u64(optarg, 1, 86400 * 30, &timeout); break;
     case O_SEED: rc = hw_sim_parse_u64(optarg, 0, UINT64_MAX, &seed); have_seed = 1; break;
@@ -319,8 +336,8 @@ int hw_cmd_sim(int argc, char **argv) {
     bad = "--trucks is required";
   else if (have_fixes == have_duration)
     bad = "give exactly one of --fixes and --duration";
-  else if (strcmp(protocol, "pb") != 0)
-    bad = strcmp(protocol, "jt808") == 0 ? "--protocol jt808 is not implemented yet" : "unknown --protocol";
+  else if (strcmp(protocol, "pb") != 0 && strcmp(protocol, "jt808") != 0)
+    bad = "unknown --protocol";
   else if (tokens_file && pg)
     bad = "give --pg or --tokens, not both";
   if (!bad && !tokens_file && !pg) {
@@ -328,9 +345,28 @@ int hw_cmd_sim(int argc, char **argv) {
     if (!pg || !*pg)
       bad = "tokens needed: --pg CONNINFO (or $HAULWATCH_PG) to provision, or --tokens FILE";
   }
-  char probe[HW_TERMINAL_ID_MAX + 16];
+  const hw_sim_proto *proto = strcmp(protocol, "jt808") == 0 ? &hw_sim_proto_jt808 : &hw_sim_proto_pb;
+  int jt808 = proto == &hw_sim_proto_jt808;
+  if (!prefix)
+    prefix = jt808 ? "0138" : "sim";
+  /* jt808: the index fills the phone number up to 12 digits (20 for a longer prefix: 2019). */
+  int digits = 6;
+  if (jt808) {
+    size_t pl = strlen(prefix);
+    digits = (int)((pl < 12 ? 12 : 20) - pl);
+    if (!bad && (pl == 0 || pl >= 20 || strspn(prefix, "0123456789") != pl))
+      bad = "--id-prefix for jt808 must be 1..19 digits";
+    else if (!bad && trucks > (digits >= 7 ? HW_SIM_MAX_TRUCKS : (uint64_t)(hw_sim_pow10(digits) - 1)))
+      bad = "--id-prefix for jt808 leaves too few digits for --trucks";
+    else if (!bad && (step ? step : interval ? interval : HW_SIM_DEFAULT_INTERVAL_MS) % 1000)
+      bad = "jt808 device times are whole seconds: --step-ms (default: the interval) must be a "
+            "multiple of 1000";
+  }
+  if (!bad && report > proto->max_report_fixes)
+    bad = jt808 ? "--report-fixes for jt808 is at most 28 (one 0x0704 batch)" : "--report-fixes too large";
+  char probe[HW_TERMINAL_ID_MAX + 24];
   if (!bad) {
-    snprintf(probe, sizeof probe, "%.32s%06u", prefix, (unsigned)trucks);
+    snprintf(probe, sizeof probe, "%.32s%0*u", prefix, digits, (unsigned)trucks);
     if (strlen(prefix) > HW_TERMINAL_ID_MAX || hw_terminal_id_check(probe, strlen(probe)) < 0)
       bad = "--id-prefix must leave valid terminal ids (1..32 of [0-9A-Za-z_-])";
   }
@@ -345,13 +381,15 @@ int hw_cmd_sim(int argc, char **argv) {
     fprintf(stderr, "haulwatch sim: bad --server '%s' (want HOST:PORT)\n", server);
     return 2;
   }
-  cfg.proto = &hw_sim_proto_pb;
+  cfg.proto = proto;
   cfg.trucks = (uint32_t)trucks;
   cfg.fixes = fixes;
   cfg.duration_ms = (uint64_t)(duration * 1000);
   cfg.interval_ms = (uint32_t)interval;
   cfg.step_ms = (uint32_t)(step ? step : interval ? interval : HW_SIM_DEFAULT_INTERVAL_MS);
   cfg.report_fixes = (uint32_t)(report ? report : interval ? 1 : 50);
+  if (cfg.report_fixes > proto->max_report_fixes)
+    cfg.report_fixes = (uint32_t)proto->max_report_fixes;
   cfg.window = (uint32_t)window;
   cfg.timeout_s = (uint32_t)timeout;
   if (!have_seed) {
@@ -374,7 +412,7 @@ int hw_cmd_sim(int argc, char **argv) {
     goto out;
   for (uint32_t i = 0; i < trucks; i++) {
     cfg.ids[i] = idblock + (size_t)i * (HW_TERMINAL_ID_MAX + 1);
-    snprintf(cfg.ids[i], HW_TERMINAL_ID_MAX + 1, "%s%06u", prefix, i + 1);
+    snprintf(cfg.ids[i], HW_TERMINAL_ID_MAX + 1, "%s%0*u", prefix, digits, i + 1);
   }
   if (tokens_file) {
     if (hw_sim_read_tokens(tokens_file, prefix, cfg.trucks, cfg.ids, cfg.tokens) < 0)
@@ -386,6 +424,10 @@ int hw_cmd_sim(int argc, char **argv) {
       cfg.tokens[i] = tokblock + (size_t)i * (HW_TOKEN_LEN + 1);
     if (hw_sim_provision(pg, cfg.trucks, cfg.ids, cfg.tokens) < 0)
       goto out;
+    /* JT/T 808 terminals have no use for the token: they register and get an auth code. */
+    if (jt808)
+      for (uint32_t i = 0; i < trucks; i++)
+        cfg.tokens[i][0] = 0;
   }
 
   hw_sim_result res;

@@ -2,7 +2,7 @@
  * connection, with a window of unacknowledged fixes, resend after reconnect and ack latency.
  *
  * The engine knows nothing of the wire format. A protocol module (sim_pb.c for haulwatch's own
- * protobuf protocol; JT/T 808 later) encodes the login, reports and heartbeats into the engine's
+ * protobuf protocol, sim_jt808.c for JT/T 808) encodes the login, reports and heartbeats into the engine's
  * output buffer and parses what the server sends, calling back hw_sim_login_ok / _refused,
  * hw_sim_acked and hw_sim_conn_fail. Acks are cumulative in the engine's terms ("every fix with
  * seq <= n is durable"); a protocol with per-message acks maps them onto that. */
@@ -43,10 +43,14 @@ typedef struct hw_sim_proto {
 } hw_sim_proto;
 
 extern const hw_sim_proto hw_sim_proto_pb;
+extern const hw_sim_proto hw_sim_proto_jt808;
 
 /* For protocol modules: the truck's identity, and what the server said. */
 const char *hw_sim_conn_id(const hw_sim_conn *c);
 const char *hw_sim_conn_token(const hw_sim_conn *c);
+/* Where on_data may append messages of its own (a login of several round trips, answers to the
+ * server); the engine sends them once on_data returns. */
+hw_sim_buf *hw_sim_conn_out(hw_sim_conn *c);
 /* Login accepted; last_acked_seq as the server reported it (0 when it does not know). */
 void hw_sim_login_ok(hw_sim_conn *c, uint64_t last_acked_seq);
 /* Login refused: the truck stops for good. */

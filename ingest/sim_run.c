@@ -110,6 +110,7 @@ uint8_t *hw_sim_buf_reserve(hw_sim_buf *b, size_t n) {
 }
 
 const char *hw_sim_conn_id(const hw_sim_conn *c) { return c->id; }
+hw_sim_buf *hw_sim_conn_out(hw_sim_conn *c) { return &c->out; }
 const char *hw_sim_conn_token(const hw_sim_conn *c) { return c->token; }
 
 /* Events that hit every truck at once (the daemon went away) would flood the log: at most one
@@ -301,6 +302,8 @@ static void hw_sim_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) 
   }
   if (c->state == HW_SC_READY)
     hw_sim_pump(c);
+  else
+    hw_sim_flush(c); /* a login of several round trips (JT/T 808 register, then authenticate) */
 }
 
 static void hw_sim_dequeue(hw_sim *s);
