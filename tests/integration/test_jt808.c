@@ -1,0 +1,530 @@
+/* JT/T 808 terminals through the daemon, against real PostgreSQL and Redis: registration and
+ * authentication (and their refusals, recorded), positions acknowledged only once stored and
+ * stored once, driver identity, broken frames, and the simulator end to end. The terminal side
+ * is tests/integration/jt808client.c, written apart from the daemon's codec. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "jt808client.h"
+#include "pbclient.h"
+#include "token.h"
+
+static char conninfo[512];
+static int port, jport, redis_port;
+static pid_t daemon_pid, redis_pid;
+static PGconn *db;
+static const char *logfile = "test_jt808.daemon.log";
+
+/* 京A12345 in GBK */
+static const uint8_t plate_gbk[] = {0xBE, 0xA9, 'A', '1', '2', '3', '4', '5'};
+
+static void add_terminal(const char *id) {
+  const char *params[1] = {id};
+  /* JT/T 808 terminals need no token; the column does, so any hash will do. */
+  PGresult *r = PQexecParams(db, "INSERT INTO terminals (terminal_id, token_hash) "
+                                 "VALUES ($1, sha256(convert_to($1, 'UTF8')))",
+                             1, NULL, params, NULL, NULL, 0);
+  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+  PQclear(r);
+}
+
+static long scalar(const char *fmt, ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return hw_test_pg_scalar(db, sql);
+}
+
+/* Refusals are recorded asynchronously and never acknowledged: wait until the count is reached
+ * (up to 5 s) and return the last count seen. */
+static long wait_count(long want, const char *fmt, ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  long n = hw_test_pg_scalar(db, sql);
+  for (int i = 0; i < 250 && n < want; i++) {
+    usleep(20000);
+    n = hw_test_pg_scalar(db, sql);
+  }
+  return n;
+}
+
+static void text_value(char *out, size_t cap, const char *fmt, ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  PGresult *r = PQexec(db, sql);
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  assert_int_equal(PQntuples(r), 1);
+  snprintf(out, cap, "%s", PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
+  PQclear(r);
+}
+
+/* Registers c's phone; returns the 0x8100 result and the code in code (>= 64 bytes). */
+static int do_register(j8c *c, char *code) {
+  uint8_t body[256];
+  size_t n = j8c_body_register(body, c->is_2019, 1, plate_gbk, sizeof plate_gbk);
+  int flow = j8c_send(c, 0x0100, body, n);
+  assert_true(flow >= 0);
+  j8c_msg m;
+  for (;;) {
+    assert_int_equal(j8c_recv(c, &m, 10000), 0);
+    if (m.id == 0x8100)
+      break;
+  }
+  assert_true(m.len >= 3);
+  assert_int_equal(m.body[0] << 8 | m.body[1], flow);
+  assert_string_equal(m.phone, c->phone);
+  code[0] = 0;
+  if (m.body[2] == 0) {
+    assert_true(m.len - 3 < 64);
+    memcpy(code, m.body + 3, m.len - 3);
+    code[m.len - 3] = 0;
+  }
+  return m.body[2];
+}
+
+static int do_auth(j8c *c, const char *code) {
+  uint8_t body[128];
+  size_t n = j8c_body_auth(body, c->is_2019, code);
+  int flow = j8c_send(c, 0x0102, body, n);
+  assert_true(flow >= 0);
+  return j8c_wait_response(c, (uint16_t)flow, 0x0102, 10000);
+}
+
+static j8c *login(const char *phone, char *code) {
+  j8c *c = j8c_connect(jport, phone);
+  assert_non_null(c);
+  assert_int_equal(do_register(c, code), 0);
+  assert_int_equal(do_auth(c, code), 0);
+  return c;
+}
+
+/* A fix at 2025-11-29 hh:mm:ss GMT+8, i.e. 1764374400 + (hh - 8) * 3600 + mm * 60 + ss UTC. */
+static j8c_loc loc_at(int hh, int mm, int ss) {
+  j8c_loc l = {.status = 0x3, .lat_e6 = 30500000, .lon_e6 = 114250000, .alt_m = 45,
+               .speed_dkmh = 655, .heading = 271, .yy = 25, .mo = 11, .dd = 29,
+               .hh = hh, .mi = mm, .ss = ss, .has_odometer = 1, .odometer_hm = 12345};
+  return l;
+}
+
+static long epoch_of(int hh, int mm, int ss) { return 1764374400L + (hh - 8) * 3600L + mm * 60L + ss; }
+
+static int send_location(j8c *c, const j8c_loc *l) {
+  uint8_t body[128];
+  size_t n = j8c_body_location(body, l);
+  int flow = j8c_send(c, 0x0200, body, n);
+  assert_true(flow >= 0);
+  return flow;
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  hw_test_fresh_db("hw_it_jt808", conninfo, sizeof conninfo);
+  db = hw_test_pg_connect(conninfo);
+  redis_port = hw_test_free_port();
+  redis_pid = hw_test_redis_start(redis_port);
+  port = hw_test_free_port();
+  jport = hw_test_free_port();
+  char listen[64], jlisten[64], redis[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+  snprintf(jlisten, sizeof jlisten, "127.0.0.1:%d", jport);
+  snprintf(redis, sizeof redis, "127.0.0.1:%d", redis_port);
+  unlink(logfile);
+  const char *argv[] = {"serve", "--listen", listen, "--jt808-listen", jlisten, "--pg", conninfo,
+                        "--redis", redis, "--batch-ms", "20", "--redis-flush-ms", "50",
+                        "--log-level", "debug", NULL};
+  daemon_pid = hw_test_spawn(argv, logfile);
+  if (hw_test_wait_port(port, 15000) || hw_test_wait_port(jport, 15000))
+    return -1;
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  hw_test_stop_pid(daemon_pid);
+  hw_test_stop_pid(redis_pid);
+  PQfinish(db);
+  return 0;
+}
+
+/* Register, authenticate, report singly and in batches of both types: every ack comes only once
+ * the rows are in PostgreSQL, and the values arrive converted (sign from status bits, GMT+8). */
+static void test_register_authenticate_report(void **state) {
+  (void)state;
+  const char *phone = "013800000001";
+  char code[64], want_hex[80], got[128];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  assert_int_equal(strlen(code), 16);
+
+  /* Only the code's SHA-256 is stored, with what the registration said. */
+  uint8_t h[HW_TOKEN_HASH_LEN];
+  hw_token_hash(code, strlen(code), h);
+  for (int i = 0; i < HW_TOKEN_HASH_LEN; i++)
+    sprintf(want_hex + 2 * i, "%02x", h[i]);
+  text_value(got, sizeof got, "SELECT encode(jt808_auth_hash, 'hex') FROM terminals WHERE terminal_id = '%s'", phone);
+  assert_string_equal(got, want_hex);
+  text_value(got, sizeof got, "SELECT jt808_plate || '/' || jt808_plate_colour || '/' || jt808_version "
+                              "FROM terminals WHERE terminal_id = '%s'", phone);
+  assert_string_equal(got, "京A12345/1/2013");
+
+  /* South and west from status bits 2 and 3; 08:00:00 GMT+8 is 00:00:00 UTC. */
+  j8c_loc l = loc_at(8, 0, 0);
+  l.status |= 0x4 | 0x8;
+  l.vendor_item = 1;
+  int flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  /* No waiting here: the ack promises the row is there. */
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 1);
+  assert_int_equal(scalar("SELECT extract(epoch FROM ts)::bigint FROM positions WHERE terminal_id = '%s'", phone),
+                   epoch_of(8, 0, 0));
+  assert_int_equal(scalar("SELECT round(lat * 1e6)::bigint FROM positions WHERE terminal_id = '%s'", phone), -30500000);
+  assert_int_equal(scalar("SELECT round(lon * 1e6)::bigint FROM positions WHERE terminal_id = '%s'", phone), -114250000);
+  assert_int_equal(scalar("SELECT round(odometer_km * 10)::bigint FROM positions WHERE terminal_id = '%s'", phone), 12345);
+  assert_int_equal(scalar("SELECT source FROM positions WHERE terminal_id = '%s'", phone), 1);
+  assert_int_equal(scalar("SELECT round(speed_kmh * 10)::bigint FROM positions WHERE terminal_id = '%s'", phone), 655);
+  assert_int_equal(scalar("SELECT heading + 1000 * alt_m FROM positions WHERE terminal_id = '%s'", phone), 271 + 45000);
+  assert_int_equal(scalar("SELECT status FROM positions WHERE terminal_id = '%s'", phone), 0xF);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s' AND driver_id IS NULL", phone), 1);
+
+  /* A normal batch of 3 and a back-fill batch of 2: one ack each, all rows there. */
+  j8c_loc b[3] = {loc_at(8, 1, 0), loc_at(8, 1, 30), loc_at(8, 2, 0)};
+  b[1].odometer_hm = 12350;
+  uint8_t body[1024];
+  size_t n = j8c_body_batch(body, 0, b, 3);
+  flow = j8c_send(c, 0x0704, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0704, 10000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 4);
+  assert_int_equal(scalar("SELECT round(odometer_km * 10)::bigint FROM positions WHERE terminal_id = '%s' "
+                          "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(8, 1, 30)), 12350);
+  j8c_loc bf[2] = {loc_at(7, 0, 0), loc_at(7, 0, 10)};
+  n = j8c_body_batch(body, 1, bf, 2);
+  flow = j8c_send(c, 0x0704, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0704, 10000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 6);
+  assert_int_equal(scalar("SELECT min(extract(epoch FROM ts))::bigint FROM positions WHERE terminal_id = '%s'", phone),
+                   epoch_of(7, 0, 0));
+
+  /* Redis holds the newest by device time (08:02:00), not the last received (07:00:10). */
+  redisContext *r = redisConnect("127.0.0.1", redis_port);
+  assert_non_null(r);
+  char want_ts[32];
+  snprintf(want_ts, sizeof want_ts, "%ld", epoch_of(8, 2, 0) * 1000);
+  int ok = 0;
+  for (int tries = 0; tries < 100 && !ok; tries++) {
+    redisReply *rep = redisCommand(r, "HGET hw:veh:%s ts_ms", phone);
+    ok = rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, want_ts);
+    freeReplyObject(rep);
+    if (!ok)
+      usleep(50 * 1000);
+  }
+  assert_true(ok);
+  redisReply *rep = redisCommand(r, "HGET hw:veh:%s lat", phone);
+  assert_non_null(rep);
+  assert_int_equal(rep->type, REDIS_REPLY_STRING);
+  assert_true(atof(rep->str) > 30.49 && atof(rep->str) < 30.51);
+  freeReplyObject(rep);
+  redisFree(r);
+
+  /* Heartbeat, then logout: answered, then closed. */
+  flow = j8c_send_empty(c, 0x0002);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0002, 5000), 0);
+  flow = j8c_send_empty(c, 0x0003);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0003, 5000), 0);
+  assert_true(j8c_wait_eof(c, 5000));
+  j8c_close(c);
+}
+
+/* The 2019 layout: 20-digit phone, 2019 register and authenticate bodies. */
+static void test_2019_terminal(void **state) {
+  (void)state;
+  const char *phone = "00000000013800000019";
+  char code[64], got[128];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  text_value(got, sizeof got, "SELECT jt808_version || '/' || jt808_model FROM terminals WHERE terminal_id = '%s'", phone);
+  assert_string_equal(got, "2019/HW-808-MODEL");
+  j8c_loc l = loc_at(9, 0, 0);
+  int flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 1);
+  j8c_close(c);
+}
+
+/* A wrong code is answered "fail", recorded, and the connection closed; the stored code still
+ * works afterwards. */
+static void test_wrong_auth_code(void **state) {
+  (void)state;
+  const char *phone = "013800000002";
+  char code[64];
+  add_terminal(phone);
+  j8c *c = j8c_connect(jport, phone);
+  assert_int_equal(do_register(c, code), 0);
+  assert_int_equal(do_auth(c, "0123456789abcdef"), 1);
+  assert_true(j8c_wait_eof(c, 5000));
+  j8c_close(c);
+  assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE protocol = 'jt808' AND terminal_id = '%s' "
+                                 "AND reason = 'wrong auth code' AND remote_addr LIKE '127.0.0.1:%%'", phone), 1);
+  c = j8c_connect(jport, phone);
+  assert_int_equal(do_auth(c, code), 0);
+  j8c_close(c);
+
+  /* Never registered: refused the same way, recorded with its own reason. */
+  add_terminal("013800000003");
+  c = j8c_connect(jport, "013800000003");
+  assert_int_equal(do_auth(c, "0123456789abcdef"), 1);
+  assert_true(j8c_wait_eof(c, 5000));
+  j8c_close(c);
+  assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE terminal_id = '013800000003' "
+                                 "AND reason = 'terminal never registered'"), 1);
+}
+
+static void test_unknown_terminal_register(void **state) {
+  (void)state;
+  char code[64], got[128];
+  j8c *c = j8c_connect(jport, "013899999999");
+  assert_int_equal(do_register(c, code), 4);
+  /* The connection lives: a heartbeat is still answered. */
+  int flow = j8c_send_empty(c, 0x0002);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0002, 5000), 0);
+  j8c_close(c);
+  assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE terminal_id = '013899999999'"), 1);
+  text_value(got, sizeof got, "SELECT protocol || '/' || claimed_plate || '/' || reason FROM auth_refusals "
+                              "WHERE terminal_id = '013899999999'");
+  assert_string_equal(got, "jt808/京A12345/registration of an unknown terminal");
+}
+
+static void test_report_before_auth(void **state) {
+  (void)state;
+  const char *phone = "013800000004";
+  add_terminal(phone);
+  j8c *c = j8c_connect(jport, phone);
+  j8c_loc l = loc_at(10, 0, 0);
+  int flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 5000), 1);
+  j8c_close(c);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 0);
+  assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE terminal_id = '%s' "
+                                 "AND reason = 'message 0x0200 before authentication'", phone), 1);
+}
+
+/* Broken frames are dropped and the connection lives, up to a limit; garbage between frames is
+ * skipped; unknown ids are "unsupported"; an invalid fix is a "message error" and not stored. */
+static void test_bad_frames(void **state) {
+  (void)state;
+  const char *phone = "013800000005";
+  char code[64];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  uint8_t body[128], out[512];
+  j8c_loc l = loc_at(11, 0, 0);
+  size_t n = j8c_body_location(body, &l);
+  size_t fl = j8c_frame(c, 0x0200, 500, body, n, 1, out, sizeof out);
+  assert_int_equal(j8c_send_raw(c, out, fl), 0);
+  /* garbage, then a heartbeat split over two writes with the split inside an escape-free run */
+  uint8_t junk[] = {0x01, 0x02, 0x03, 0xFF};
+  assert_int_equal(j8c_send_raw(c, junk, sizeof junk), 0);
+  size_t hl = j8c_frame(c, 0x0002, 501, NULL, 0, 0, out, sizeof out);
+  assert_int_equal(j8c_send_raw(c, out, 5), 0);
+  usleep(50000);
+  assert_int_equal(j8c_send_raw(c, out + 5, hl - 5), 0);
+  assert_int_equal(j8c_wait_response(c, 501, 0x0002, 5000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 0);
+
+  int flow = j8c_send(c, 0x0F01, (const uint8_t *)"\x01\x02", 2);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0F01, 5000), 3);
+
+  /* Latitude beyond 90 degrees (swapped with longitude), and an item running past the body. */
+  l.lat_e6 = 114250000;
+  l.lon_e6 = 30500000;
+  flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 5000), 2);
+  l = loc_at(11, 0, 5);
+  l.broken_item = 1;
+  flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 5000), 2);
+  l = loc_at(11, 0, 10);
+  flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 5000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 1);
+
+  /* One bad frame so far; ten more and the terminal is gone. */
+  for (int i = 0; i < 10; i++) {
+    fl = j8c_frame(c, 0x0002, (uint16_t)(600 + i), NULL, 0, 1, out, sizeof out);
+    assert_int_equal(j8c_send_raw(c, out, fl), 0);
+  }
+  assert_true(j8c_wait_eof(c, 5000));
+  j8c_close(c);
+}
+
+/* A 0x0200 sent again (no ack seen, new connection) has the same device time: stored once. */
+static void test_resent_location_stored_once(void **state) {
+  (void)state;
+  const char *phone = "013800000006";
+  char code[64];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  j8c_loc l = loc_at(12, 0, 0);
+  int f1 = send_location(c, &l);
+  /* again at once, with its own flow: both land in the same batch */
+  int f2 = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)f1, 0x0200, 10000), 0);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)f2, 0x0200, 10000), 0);
+  j8c_close(c);
+  c = j8c_connect(jport, phone);
+  assert_int_equal(do_auth(c, code), 0);
+  int f3 = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)f3, 0x0200, 10000), 0);
+  uint8_t body[1024];
+  j8c_loc b[2] = {l, loc_at(12, 0, 30)};
+  size_t n = j8c_body_batch(body, 1, b, 2);
+  int f4 = j8c_send(c, 0x0704, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)f4, 0x0704, 10000), 0);
+  j8c_close(c);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 2);
+}
+
+/* 0x0702: fixes after the card was inserted carry its certificate number; after removal none. */
+static void test_driver_identity(void **state) {
+  (void)state;
+  const char *phone = "013800000007";
+  char code[64];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  uint8_t body[256];
+  const int t_in[6] = {25, 11, 29, 13, 0, 0};
+  size_t n = j8c_body_driver(body, 1, "Zhang San", "110101199001011234", t_in);
+  int flow = j8c_send(c, 0x0702, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
+  j8c_loc before = loc_at(12, 59, 0), after = loc_at(13, 1, 0);
+  flow = send_location(c, &before);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  flow = send_location(c, &after);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  char got[64];
+  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 1, 0));
+  assert_string_equal(got, "110101199001011234");
+  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(12, 59, 0));
+  assert_string_equal(got, "<null>");
+
+  /* The card stays in across a reconnect. */
+  j8c_close(c);
+  c = j8c_connect(jport, phone);
+  assert_int_equal(do_auth(c, code), 0);
+  j8c_loc later = loc_at(13, 2, 0);
+  flow = send_location(c, &later);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 2, 0));
+  assert_string_equal(got, "110101199001011234");
+
+  const int t_out[6] = {25, 11, 29, 13, 5, 0};
+  n = j8c_body_driver(body, 0, NULL, NULL, t_out);
+  flow = j8c_send(c, 0x0702, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
+  j8c_loc gone = loc_at(13, 6, 0);
+  flow = send_location(c, &gone);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 6, 0));
+  assert_string_equal(got, "<null>");
+  j8c_close(c);
+}
+
+/* A batch sent in two sub-packages is put together and acknowledged as its last package. */
+static void test_subpackaged_batch(void **state) {
+  (void)state;
+  const char *phone = "013800000008";
+  char code[64];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  j8c_loc b[4] = {loc_at(14, 0, 0), loc_at(14, 0, 10), loc_at(14, 0, 20), loc_at(14, 0, 30)};
+  uint8_t body[1024];
+  size_t n = j8c_body_batch(body, 0, b, 4), half = n / 2;
+  assert_true(j8c_send_pkg(c, 0x0704, 2, 1, body, half) >= 0);
+  int flow = j8c_send_pkg(c, 0x0704, 2, 2, body + half, n - half);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0704, 10000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 4);
+  j8c_close(c);
+}
+
+/* A message naming another phone on an authenticated connection is refused, not stored. */
+static void test_other_phone_on_connection(void **state) {
+  (void)state;
+  char code[64];
+  add_terminal("013800000009");
+  add_terminal("013800000010");
+  j8c *c = login("013800000009", code);
+  memcpy(c->phone, "013800000010", 13);
+  j8c_loc l = loc_at(15, 0, 0);
+  int flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 5000), 1);
+  j8c_close(c);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id IN ('013800000009', '013800000010')"), 0);
+}
+
+/* Protobuf refusals land in the same table. */
+static void test_pb_refusal_recorded(void **state) {
+  (void)state;
+  pbc *c = pbc_connect(port);
+  assert_non_null(c);
+  assert_int_equal(pbc_hello(c, "pb-nosuch", "0000"), 0);
+  assert_true(pbc_wait_eof(c, 5000));
+  pbc_close(c);
+  assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE protocol = 'pb' AND terminal_id = 'pb-nosuch' "
+                                 "AND reason = 'unknown terminal' AND remote_addr LIKE '127.0.0.1:%%'"), 1);
+}
+
+/* The simulator speaks JT/T 808 end to end: registration, authentication, single reports and
+ * batches, every fix acknowledged and stored exactly once. */
+static void test_sim_end_to_end(void **state) {
+  (void)state;
+  char server[64];
+  snprintf(server, sizeof server, "127.0.0.1:%d", jport);
+  const char *argv[] = {"sim", "--protocol", "jt808", "--server", server, "--trucks", "50",
+                        "--fixes", "200", "--interval-ms", "0", "--report-fixes", "20", "--id-prefix", "013810",
+                        "--pg", conninfo, "--quiet", NULL};
+  pid_t sim = hw_test_spawn(argv, "test_jt808.sim.log");
+  assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013810%%' AND source = 1"),
+                   50 * 200);
+  assert_int_equal(scalar("SELECT count(DISTINCT terminal_id) FROM positions WHERE terminal_id LIKE '013810%%'"), 50);
+  /* Drivers come through 0x0702 and match the simulator's. */
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013810%%' AND driver_id IS NULL"), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_register_authenticate_report),
+      cmocka_unit_test(test_2019_terminal),
+      cmocka_unit_test(test_wrong_auth_code),
+      cmocka_unit_test(test_unknown_terminal_register),
+      cmocka_unit_test(test_report_before_auth),
+      cmocka_unit_test(test_bad_frames),
+      cmocka_unit_test(test_resent_location_stored_once),
+      cmocka_unit_test(test_driver_identity),
+      cmocka_unit_test(test_subpackaged_batch),
+      cmocka_unit_test(test_other_phone_on_connection),
+      cmocka_unit_test(test_pb_refusal_recorded),
+      cmocka_unit_test(test_sim_end_to_end),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
