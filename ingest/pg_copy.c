@@ -150,6 +150,7 @@ int hw_pg_copy_row(uint8_t *out, const char *terminal_id, const hw_fix *fix, siz
   else
     p = hw_put32(p, UINT32_MAX); /* length -1: NULL */
   p = hw_field_i16(p, fix->source);
+  p = hw_field_i16(p, (int16_t)fix->quality);
   *len = (size_t)(p - out);
   return 0;
 }

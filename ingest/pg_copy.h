@@ -3,18 +3,18 @@
  * would abort the whole batch). Columns, in this order (the order of the positions table):
  *   terminal_id text, ts timestamptz, seq int8, recv_ts timestamptz, lat float8, lon float8,
  *   speed_kmh float4, heading int2, alt_m int4, alarm int8, status int8, odometer_km float8,
- *   driver_id text (NULL without a driver), source int2 */
+ *   driver_id text (NULL without a driver), source int2, quality int2 */
 #ifndef HW_PG_COPY_H
 #define HW_PG_COPY_H
 
 #include "fix.h"
 
-#define HW_PG_COPY_NCOLS 14
+#define HW_PG_COPY_NCOLS 15
 
 /* The column list matching the encoded field order, for COPY statements. */
 #define HW_PG_COPY_COLUMNS                                                                    \
   "terminal_id, ts, seq, recv_ts, lat, lon, speed_kmh, heading, alt_m, alarm, status, "      \
-  "odometer_km, driver_id, source"
+  "odometer_km, driver_id, source, quality"
 
 /* Signature, flags and header extension length: starts every COPY stream. */
 #define HW_PG_COPY_HEADER_LEN 19
@@ -24,9 +24,9 @@ extern const uint8_t hw_pg_copy_header[HW_PG_COPY_HEADER_LEN];
 #define HW_PG_COPY_TRAILER_LEN 2
 extern const uint8_t hw_pg_copy_trailer[HW_PG_COPY_TRAILER_LEN];
 
-/* Largest encoded row: field count, 14 lengths, two texts of at most 32 bytes, fixed fields. */
+/* Largest encoded row: field count, 15 lengths, two texts of at most 32 bytes, fixed fields. */
 #define HW_PG_COPY_ROW_MAX \
-  (2 + 4 * HW_PG_COPY_NCOLS + HW_TERMINAL_ID_MAX + HW_DRIVER_ID_MAX + 8 * 8 + 4 * 2 + 2 * 2)
+  (2 + 4 * HW_PG_COPY_NCOLS + HW_TERMINAL_ID_MAX + HW_DRIVER_ID_MAX + 8 * 8 + 4 * 2 + 3 * 2)
 
 /* PostgreSQL timestamp of a UTC epoch time in ms: microseconds since 2000-01-01 00:00 UTC.
  * -EINVAL when outside what timestamptz accepts (4714-11-24 BC .. 294276 AD). */

@@ -4,7 +4,13 @@
 #include <string.h>
 
 #include "log.h"
+#include "quality.h"
+#include "registry_cache.h"
 #include "server.h"
+#include "zone_index.h"
+
+/* How often held fixes (waiting for a gap to be back-filled) are re-examined. */
+#define HW_RULES_TICK_MS 10000
 
 struct hw_pipeline {
   uv_loop_t *loop;
@@ -14,7 +20,14 @@ struct hw_pipeline {
   hw_redis_state *redis;
   hw_auth *auth;
   struct hw_server *server;
-  uint64_t fixes_in, fixes_duplicate, acks_delivered, pauses;
+  /* Safety rules (NULL when off). The zone index is rebuilt from each registry snapshot; it
+   * points into the snapshot, which stays current until the next swap rebuilds it. */
+  hw_rules *rules;
+  hw_registry_cache *cache;
+  hw_zone_index *zones;   /* owned */
+  uv_timer_t tick;
+  hw_quality_config quality; /* rules off: static checks only */
+  uint64_t fixes_in, fixes_duplicate, fixes_flagged, acks_delivered, pauses, violation_events;
   /* stop sequence */
   int stopping;
   int pending_stops;
@@ -43,6 +56,51 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
   }
 }
 
+static void hw_pipeline_on_violation(const hw_violation_event *ev, void *arg) {
+  hw_pipeline *p = arg;
+  p->violation_events++;
+  hw_info("rules", ev->terminal_id, "%s %s episode=%s value=%lld limit=%lld grade=%u",
+          hw_violation_kind_name(ev->kind), hw_violation_phase_name(ev->phase), ev->episode_id,
+          (long long)ev->value, (long long)ev->limit, ev->grade);
+}
+
+static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
+                                    const hw_registry_snapshot *old) {
+  hw_pipeline *p = arg;
+  (void)old;
+  hw_zone_index *ix = NULL;
+  int rc = hw_zone_index_build(now->zones, now->nzones, p->cfg.zone_cell_e6, &ix);
+  if (rc) {
+    /* Keep evaluating without zones rather than against zones of a freed snapshot. */
+    hw_error("rules", NULL, "cannot index %zu zones: %s; zone rules off until the next reload",
+             now->nzones, strerror(-rc));
+    ix = NULL;
+  }
+  hw_rules_set_zones(p->rules, ix);
+  hw_zone_index_free(p->zones);
+  p->zones = ix;
+  hw_info("rules", NULL, "registry generation %llu: %zu classes, %zu vehicles, %zu zones (%zu unusable)",
+          (unsigned long long)now->generation, now->nclasses, now->nvehicles, now->nzones,
+          ix ? hw_zone_index_skipped(ix) : now->nzones);
+}
+
+static void hw_pipeline_on_tick(uv_timer_t *timer) {
+  hw_pipeline *p = timer->data;
+  int64_t now = hw_now_ms();
+  hw_registry_foreach(&p->registry, t) {
+    if (hw_rules_pending(t) == 0)
+      continue;
+    int rc = hw_rules_tick(p->rules, t, t->vehicle, now);
+    if (rc)
+      hw_warn("rules", t->id, "held fixes not evaluated: %s", strerror(-rc));
+  }
+}
+
+void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
+  if (p->cache)
+    hw_registry_cache_bind(p->cache, t);
+}
+
 int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_config *cfg) {
   int rc;
   hw_pipeline *p = calloc(1, sizeof *p);
@@ -56,8 +114,23 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
     goto fail_pg;
   if ((rc = hw_auth_start(&p->auth, loop, cfg->pg_conninfo_control)))
     goto fail_redis;
+  p->quality = cfg->rules_cfg.quality;
+  if (cfg->rules) {
+    if ((rc = hw_rules_new(&cfg->rules_cfg, hw_pipeline_on_violation, p, &p->rules)))
+      goto fail_auth;
+    if ((rc = hw_registry_cache_start(&p->cache, loop, cfg->pg_conninfo_control, &p->registry,
+                                      hw_pipeline_on_registry, p)))
+      goto fail_rules;
+    uv_timer_init(loop, &p->tick);
+    p->tick.data = p;
+    uv_timer_start(&p->tick, hw_pipeline_on_tick, HW_RULES_TICK_MS, HW_RULES_TICK_MS);
+  }
   *out = p;
   return 0;
+fail_rules:
+  hw_rules_free(p->rules);
+fail_auth:
+  hw_auth_stop(p->auth, NULL, NULL);
 fail_redis:
   hw_redis_state_stop(p->redis, NULL, NULL);
 fail_pg:
@@ -87,9 +160,21 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
       }
       t->queued_seq = f->seq;
     }
-    if ((rc = hw_pg_writer_add(p->pg, t->id, f)))
+    /* The rules also judge data quality (with the terminal's jump reference); a flagged fix is
+     * stored with its flags but kept out of the latest state and the rules. */
+    hw_fix g = *f;
+    if (p->rules) {
+      if ((rc = hw_rules_on_fix(p->rules, t, t->vehicle, &g)))
+        hw_warn("rules", t->id, "fix at %lld not evaluated: %s", (long long)g.ts_ms, strerror(-rc));
+    } else {
+      g.quality |= hw_quality_static(&p->quality, &g);
+    }
+    if ((rc = hw_pg_writer_add(p->pg, t->id, &g)))
       return rc;
-    hw_redis_state_put(p->redis, t, f);
+    if (g.quality == 0)
+      hw_redis_state_put(p->redis, t, &g);
+    else
+      p->fixes_flagged++;
   }
   hw_ack_ref ack = {.term = t, .session_gen = s->gen, .kind = ack_kind, .token = ack_token};
   if ((rc = hw_pg_writer_add_ack(p->pg, &ack)))
@@ -107,6 +192,8 @@ void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
   memset(out, 0, sizeof *out);
   out->fixes_in = p->fixes_in;
   out->fixes_duplicate = p->fixes_duplicate;
+  out->fixes_flagged = p->fixes_flagged;
+  out->violation_events = p->violation_events;
   out->acks_delivered = p->acks_delivered;
   out->pauses = p->pauses;
   if (p->pg) {
@@ -120,6 +207,14 @@ static void hw_pipeline_stopped_one(void *arg) {
   hw_pipeline *p = arg;
   if (--p->pending_stops > 0)
     return;
+  if (p->rules) {
+    hw_registry_foreach(&p->registry, t) {
+      hw_rule_state_free(t->rules);
+      t->rules = NULL;
+    }
+    hw_rules_free(p->rules);
+    hw_zone_index_free(p->zones);
+  }
   hw_registry_free(&p->registry);
   void (*cb)(void *) = p->done_cb;
   void *cb_arg = p->done_arg;
@@ -137,6 +232,8 @@ static void hw_pipeline_pg_stopped(void *arg) {
     cb(p->done_arg);
 }
 
+static void hw_pipeline_tick_closed(uv_handle_t *h) { hw_pipeline_stopped_one(h->data); }
+
 void hw_pipeline_drain(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
   p->stopping = 1;
   p->done_cb = done_cb;
@@ -148,6 +245,13 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
   p->done_cb = done_cb;
   p->done_arg = arg;
   p->pending_stops = 2;
+  if (p->rules) {
+    p->pending_stops += 2;
+    uv_timer_stop(&p->tick);
+    uv_close((uv_handle_t *)&p->tick, hw_pipeline_tick_closed);
+    /* The cache unbinds every terminal before the registry goes. */
+    hw_registry_cache_stop(p->cache, hw_pipeline_stopped_one, p);
+  }
   hw_redis_state_stop(p->redis, hw_pipeline_stopped_one, p);
   hw_auth_stop(p->auth, hw_pipeline_stopped_one, p);
 }

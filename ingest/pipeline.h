@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "pg_writer.h"
 #include "redis_state.h"
+#include "rules.h"
 #include "session.h"
 
 typedef struct hw_pipeline hw_pipeline;
@@ -19,6 +20,10 @@ typedef struct hw_pipeline_config {
   hw_redis_state_config redis;
   uint32_t high_water; /* rows */
   uint32_t low_water;
+  /* Safety rules: off = only the per-fix data-quality checks, no registry, no violations. */
+  int rules;
+  hw_rules_config rules_cfg;
+  uint32_t zone_cell_e6;       /* zone index grid cell, 1e-6 degrees */
 } hw_pipeline_config;
 
 /* Ack kinds (hw_ack_ref.kind). Protobuf: token is the highest seq of the report. */
@@ -30,6 +35,10 @@ void hw_pipeline_set_server(hw_pipeline *p, struct hw_server *srv);
 hw_registry *hw_pipeline_registry(hw_pipeline *p);
 hw_auth *hw_pipeline_auth(hw_pipeline *p);
 
+/* A session now speaks for terminal t (after authentication): binds t to its registered
+ * vehicle. */
+void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
+
 /* Takes the fixes of session s's terminal (validated, recv_ms set). Protobuf fixes whose seq was
  * already queued are not queued again. The ack (kind, token) is delivered to s's protocol once
  * every fix before it is durable, if s still owns the terminal then. Fixes are copied. */
@@ -37,7 +46,7 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
                        uint32_t ack_kind, uint64_t ack_token) HW_MUST_CHECK;
 
 typedef struct hw_pipeline_stats {
-  uint64_t fixes_in, fixes_duplicate, acks_delivered, pauses;
+  uint64_t fixes_in, fixes_duplicate, fixes_flagged, acks_delivered, pauses, violation_events;
   hw_pg_writer_stats pg;
   hw_redis_state_stats redis;
   size_t backlog;

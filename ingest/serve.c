@@ -30,6 +30,10 @@ typedef struct hw_serve_config {
   uint32_t max_connections;
   uint32_t stats_interval_s;
   uint32_t redis_flush_ms;
+  uint32_t rules;
+  uint32_t max_future_s;
+  uint32_t max_past_s;
+  uint32_t max_speed_kmh;
   char log_level[8];
 } hw_serve_config;
 
@@ -48,6 +52,10 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many"),
     HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once"),
     HW_OPT_N(C, redis_flush_ms, "1000", 0, 60000, NULL, "write a vehicle's latest state to Redis at most this often, ms (0: at once)"),
+    HW_OPT_B(C, rules, "true", "evaluate the safety rules (speeding, fatigue, retired classes, ...)"),
+    HW_OPT_N(C, max_future_s, "600", 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
+    HW_OPT_N(C, max_past_s, "604800", 0, 86400 * 3650, NULL, "flag fixes whose device time is this far behind receipt"),
+    HW_OPT_N(C, max_speed_kmh, "250", 10, 2000, NULL, "flag fixes above this speed, reported or implied by a jump"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
 };
@@ -102,10 +110,12 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
   double secs = (double)uv_timer_get_repeat(t) / 1000.0;
   hw_info("stats", NULL,
           "sessions=%zu rows_per_s=%.0f rows=%llu duplicates=%llu backlog=%zu pauses=%llu "
-          "conflict_replays=%llu redis_connected=%d redis_dirty=%zu redis_writes=%llu",
+          "conflict_replays=%llu flagged=%llu violation_events=%llu redis_connected=%d "
+          "redis_dirty=%zu redis_writes=%llu",
           hw_server_sessions(d->server), (double)(st.pg.rows_committed - d->last_rows) / secs,
           (unsigned long long)st.pg.rows_committed, (unsigned long long)st.fixes_duplicate,
           st.backlog, (unsigned long long)st.pauses, (unsigned long long)st.pg.conflict_replays,
+          (unsigned long long)st.fixes_flagged, (unsigned long long)st.violation_events,
           st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes);
   d->last_rows = st.pg.rows_committed;
 }
@@ -170,7 +180,13 @@ int hw_cmd_serve(int argc, char **argv) {
                 .flush_ms = cfg.redis_flush_ms},
       .high_water = cfg.high_water,
       .low_water = cfg.low_water,
+      .rules = (int)cfg.rules,
+      .zone_cell_e6 = 20000,
   };
+  hw_rules_config_default(&pc.rules_cfg);
+  pc.rules_cfg.quality.max_future_ms = (int64_t)cfg.max_future_s * 1000;
+  pc.rules_cfg.quality.max_past_ms = (int64_t)cfg.max_past_s * 1000;
+  pc.rules_cfg.quality.max_speed_dkmh = cfg.max_speed_kmh * 10;
   if ((rc = hw_pipeline_start(&d.pipeline, d.loop, &pc))) {
     hw_error("serve", NULL, "cannot start the pipeline: %s", strerror(-rc));
     return 1;

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "pipeline.h"
 #include "server_internal.h"
 
 typedef struct hw_write_req {
@@ -146,6 +147,7 @@ void hw_session_bind(hw_session *s, hw_terminal *t) {
   t->session_gen++;
   s->term = t;
   s->gen = t->session_gen;
+  hw_pipeline_bind(s->server->pipeline, t);
 }
 
 void hw_session_start(hw_server *srv, hw_listener *l) {

@@ -16,6 +16,9 @@
 #include "pbclient.h"
 #include "token.h"
 
+/* A device time an hour ago, so no quality check flags it. */
+#define T0 ((uint64_t)hw_now_ms() - 3600 * 1000)
+
 static char conninfo[512];
 static int port, redis_port;
 static pid_t daemon_pid, redis_pid;
@@ -94,7 +97,8 @@ static void test_exactly_once_and_latest(void **state) {
   enum { M = 8, N = 400, PER = 40 };
   char ids[M][16], tokens[M][HW_TOKEN_LEN + 1];
   static Haulwatch__V1__Fix fixes[M][N];
-  uint64_t base = 1764400000000ULL;
+  /* Recent device times: older ones would be flagged stale and kept out of the latest state. */
+  uint64_t base = (uint64_t)hw_now_ms() - 3600 * 1000;
   for (int t = 0; t < M; t++) {
     snprintf(ids[t], sizeof ids[t], "it%03d", t);
     add_terminal(ids[t], tokens[t]);
@@ -203,7 +207,7 @@ static void test_report_before_hello_refused(void **state) {
   (void)state;
   pbc *c = pbc_connect(port);
   Haulwatch__V1__Fix f, *fp[1] = {&f};
-  fill_fix(&f, 1, 1764400000000ULL, 0);
+  fill_fix(&f, 1, T0, 0);
   assert_int_equal(pbc_report(c, fp, 1), 0);
   expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED);
   pbc_close(c);
@@ -216,7 +220,7 @@ static void test_bad_frames_close_only_their_connection(void **state) {
   add_terminal("good1", token);
   pbc *good = login("good1", token);
   Haulwatch__V1__Fix f, *fp[1] = {&f};
-  fill_fix(&f, 1, 1764400000000ULL, 1);
+  fill_fix(&f, 1, T0, 1);
   assert_int_equal(pbc_report(good, fp, 1), 0);
   assert_int_equal(pbc_wait_ack(good, 1, 10000), 1);
 
@@ -236,13 +240,13 @@ static void test_bad_frames_close_only_their_connection(void **state) {
   char token2[HW_TOKEN_LEN + 1];
   add_terminal("bad2", token2);
   bad = login("bad2", token2);
-  fill_fix(&f, 1, 1764400000000ULL, 1);
+  fill_fix(&f, 1, T0, 1);
   f.heading = 720;
   assert_int_equal(pbc_report(bad, fp, 1), 0);
   expect_error_then_eof(bad, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE);
   pbc_close(bad);
 
-  fill_fix(&f, 2, 1764400001000ULL, 1);
+  fill_fix(&f, 2, T0 + 1000, 1);
   assert_int_equal(pbc_report(good, fp, 1), 0);
   assert_int_equal(pbc_wait_ack(good, 2, 10000), 2);
   pbc_close(good);
@@ -257,7 +261,7 @@ static void test_newer_connection_replaces_older(void **state) {
   pbc *b = login("twice", token);
   expect_error_then_eof(a, HAULWATCH__V1__ERROR__CODE__REPLACED);
   Haulwatch__V1__Fix f, *fp[1] = {&f};
-  fill_fix(&f, 1, 1764400000000ULL, 2);
+  fill_fix(&f, 1, T0, 2);
   assert_int_equal(pbc_report(b, fp, 1), 0);
   assert_int_equal(pbc_wait_ack(b, 1, 10000), 1);
   pbc_close(a);
