@@ -8,6 +8,13 @@
 #include "pg_async.h"
 #include "token.h"
 
+/* Look-ups handed to the connection at once: it runs them one after another, so two keep it busy.
+ * The others wait here, where one whose asker went away (a terminal that timed out and
+ * reconnected) is dropped before it costs a round trip: after a restart thousands of terminals
+ * log in at once, and every stale look-up run would delay the live ones further. */
+#define HW_AUTH_IN_FLIGHT 2
+#define HW_AUTH_MAX_WAITING 50000
+
 /* Column limits of auth_refusals (schema/005_jt808.sql). */
 #define HW_REFUSAL_ID_MAX 64
 #define HW_REFUSAL_PLATE_MAX 128
@@ -16,6 +23,10 @@
 
 struct hw_auth {
   hw_pg_async *pg;
+  hw_auth_req *wait_head, *wait_tail; /* owned FIFO of look-ups not yet handed to pg */
+  uint32_t waiting;                   /* entries in the FIFO, cancelled ones included */
+  uint32_t in_flight;                 /* look-ups handed to pg and not yet answered */
+  int stopping;
   uint32_t refusals_in_flight;
   hw_auth_stats stats;
   uint64_t dropped_logged; /* refusals_dropped when last logged */
@@ -27,6 +38,7 @@ typedef enum { HW_AUTH_PB = 0, HW_AUTH_JT808_CHECK, HW_AUTH_JT808_REGISTER } hw_
 
 struct hw_auth_req {
   hw_auth *auth;
+  hw_auth_req *next;          /* wait FIFO */
   hw_auth_kind kind;
   uint8_t cancelled;
   hw_auth_cb cb;              /* HW_AUTH_PB, HW_AUTH_JT808_CHECK */
@@ -37,6 +49,10 @@ struct hw_auth_req {
   char remote[HW_REFUSAL_REMOTE_MAX + 1];    /* "" = do not record refusals (hw_auth_check) */
   char plate[HW_REFUSAL_PLATE_MAX + 1];      /* claimed at registration */
   char code[HW_AUTH_JT808_CODE_LEN + 1];     /* issued at registration */
+  /* Registration: the other parameters of the UPDATE, kept until it is sent. */
+  uint16_t version, province, city;
+  uint8_t plate_colour;
+  char maker[16], model[32], device_id[32];
 };
 
 int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo) {
@@ -184,13 +200,121 @@ static int hw_auth_compare(hw_auth_req *req, const PGresult *res, const char *pr
   return -EACCES;
 }
 
+static void hw_auth_on_result(void *arg, const PGresult *res);
+static void hw_auth_on_registered(void *arg, const PGresult *res);
+
+/* Hands req's query to the connection. */
+static int hw_auth_send(hw_auth *a, hw_auth_req *req) {
+  int rc;
+  if (req->kind == HW_AUTH_JT808_REGISTER) {
+    char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1], version[8], province[8], city[8], colour[8];
+    hw_token_hash_bytea(req->hash, bytea);
+    snprintf(version, sizeof version, "%u", req->version);
+    snprintf(province, sizeof province, "%u", req->province);
+    snprintf(city, sizeof city, "%u", req->city);
+    snprintf(colour, sizeof colour, "%u", req->plate_colour);
+    const char *params[10] = {req->terminal_id, bytea, version, province, city,
+                              req->maker[0] ? req->maker : NULL,
+                              req->model[0] ? req->model : NULL,
+                              req->device_id[0] ? req->device_id : NULL, colour,
+                              req->plate[0] ? req->plate : NULL};
+    rc = hw_pg_async_query(a->pg,
+                           "UPDATE terminals SET jt808_auth_hash = $2, jt808_registered_at = now(), "
+                           "jt808_version = $3, jt808_province = $4, jt808_city = $5, "
+                           "jt808_maker = $6, jt808_model = $7, jt808_device_id = $8, "
+                           "jt808_plate_colour = $9, jt808_plate = $10 "
+                           "WHERE terminal_id = $1 RETURNING 1",
+                           10, params, hw_auth_on_registered, req);
+  } else {
+    const char *params[1] = {req->terminal_id};
+    rc = hw_pg_async_query(a->pg,
+                           req->kind == HW_AUTH_PB
+                               ? "SELECT token_hash FROM terminals WHERE terminal_id = $1"
+                               : "SELECT jt808_auth_hash FROM terminals WHERE terminal_id = $1",
+                           1, params, hw_auth_on_result, req);
+  }
+  if (rc == 0)
+    a->in_flight++;
+  return rc;
+}
+
+/* Takes ownership of req: sent now if the connection has room, else queued. On failure req is
+ * freed and no callback runs. */
+static int hw_auth_submit(hw_auth *a, hw_auth_req *req, hw_auth_req **out) {
+  int rc = 0;
+  if (a->stopping)
+    rc = -ESHUTDOWN;
+  else if (a->in_flight < HW_AUTH_IN_FLIGHT && !a->wait_head)
+    rc = hw_auth_send(a, req);
+  else if (a->waiting >= HW_AUTH_MAX_WAITING)
+    rc = -EBUSY;
+  else {
+    req->next = NULL;
+    if (a->wait_tail)
+      a->wait_tail->next = req;
+    else
+      a->wait_head = req;
+    a->wait_tail = req;
+    a->waiting++;
+  }
+  if (rc) {
+    sodium_memzero(req->code, sizeof req->code);
+    free(req);
+    return rc;
+  }
+  *out = req;
+  return 0;
+}
+
+static hw_auth_req *hw_auth_pop(hw_auth *a) {
+  hw_auth_req *req = a->wait_head;
+  if (req) {
+    a->wait_head = req->next;
+    if (!a->wait_head)
+      a->wait_tail = NULL;
+    a->waiting--;
+  }
+  return req;
+}
+
+/* Answers req without a database: -EAGAIN (the asker says nothing to its client and closes). */
+static void hw_auth_fail(hw_auth_req *req) {
+  if (!req->cancelled) {
+    if (req->kind == HW_AUTH_JT808_REGISTER)
+      req->reg_cb(req->arg, -EAGAIN, NULL);
+    else
+      req->cb(req->arg, -EAGAIN);
+  }
+  sodium_memzero(req->code, sizeof req->code);
+  free(req);
+}
+
+/* A look-up finished: send the next ones that still have an asker. Runs in a connection
+ * callback, so answering a request here is safe (never inside the asker's own call). */
+static void hw_auth_pump(hw_auth *a) {
+  a->in_flight--;
+  while (!a->stopping && a->in_flight < HW_AUTH_IN_FLIGHT) {
+    hw_auth_req *req = hw_auth_pop(a);
+    if (!req)
+      break;
+    if (req->cancelled) {
+      free(req);
+      continue;
+    }
+    if (hw_auth_send(a, req))
+      hw_auth_fail(req);
+  }
+}
+
 static void hw_auth_on_result(void *arg, const PGresult *res) {
   hw_auth_req *req = arg;
+  hw_auth *a = req->auth;
   int result = req->kind == HW_AUTH_PB ? hw_auth_compare(req, res, "pb", "token")
                                        : hw_auth_compare(req, res, "jt808", "auth code");
   if (!req->cancelled)
     req->cb(req->arg, result);
   free(req);
+  hw_auth_pump(a);
 }
 
 int hw_auth_check_from(hw_auth *a, const char *remote, const char *terminal_id, const char *token,
@@ -200,15 +324,7 @@ int hw_auth_check_from(hw_auth *a, const char *remote, const char *terminal_id, 
     return -ENOMEM;
   req->cb = cb;
   hw_token_hash(token, token_len, req->hash);
-  const char *params[1] = {req->terminal_id};
-  int rc = hw_pg_async_query(a->pg, "SELECT token_hash FROM terminals WHERE terminal_id = $1", 1,
-                             params, hw_auth_on_result, req);
-  if (rc) {
-    free(req);
-    return rc;
-  }
-  *out = req;
-  return 0;
+  return hw_auth_submit(a, req, out);
 }
 
 int hw_auth_check(hw_auth *a, const char *terminal_id, const char *token, size_t token_len,
@@ -224,19 +340,12 @@ int hw_auth_jt808_check(hw_auth *a, const char *terminal_id, const char *remote,
     return -ENOMEM;
   req->cb = cb;
   hw_token_hash((const char *)code, code_len, req->hash);
-  const char *params[1] = {req->terminal_id};
-  int rc = hw_pg_async_query(a->pg, "SELECT jt808_auth_hash FROM terminals WHERE terminal_id = $1",
-                             1, params, hw_auth_on_result, req);
-  if (rc) {
-    free(req);
-    return rc;
-  }
-  *out = req;
-  return 0;
+  return hw_auth_submit(a, req, out);
 }
 
 static void hw_auth_on_registered(void *arg, const PGresult *res) {
   hw_auth_req *req = arg;
+  hw_auth *a = req->auth;
   int result = -EAGAIN;
   if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
     if (PQntuples(res) == 1) {
@@ -253,6 +362,7 @@ static void hw_auth_on_registered(void *arg, const PGresult *res) {
     req->reg_cb(req->arg, result, result == 0 ? req->code : NULL);
   sodium_memzero(req->code, sizeof req->code);
   free(req);
+  hw_auth_pump(a);
 }
 
 int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_register_cb cb,
@@ -268,29 +378,14 @@ int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_reg
   randombytes_buf(raw, sizeof raw);
   sodium_bin2hex(req->code, sizeof req->code, raw, sizeof raw);
   hw_token_hash(req->code, HW_AUTH_JT808_CODE_LEN, req->hash);
-
-  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1], version[8], province[8], city[8], colour[8];
-  hw_token_hash_bytea(req->hash, bytea);
-  snprintf(version, sizeof version, "%u", reg->version);
-  snprintf(province, sizeof province, "%u", reg->province);
-  snprintf(city, sizeof city, "%u", reg->city);
-  snprintf(colour, sizeof colour, "%u", reg->plate_colour);
-  const char *params[10] = {req->terminal_id, bytea,  version,        province,
-                            city,             reg->maker, reg->model, reg->device_id,
-                            colour,           reg->plate};
-  int rc = hw_pg_async_query(a->pg,
-                             "UPDATE terminals SET jt808_auth_hash = $2, jt808_registered_at = now(), "
-                             "jt808_version = $3, jt808_province = $4, jt808_city = $5, "
-                             "jt808_maker = $6, jt808_model = $7, jt808_device_id = $8, "
-                             "jt808_plate_colour = $9, jt808_plate = $10 "
-                             "WHERE terminal_id = $1 RETURNING 1",
-                             10, params, hw_auth_on_registered, req);
-  if (rc) {
-    free(req);
-    return rc;
-  }
-  *out = req;
-  return 0;
+  req->version = reg->version;
+  req->province = reg->province;
+  req->city = reg->city;
+  req->plate_colour = reg->plate_colour;
+  hw_auth_copy(req->maker, sizeof req->maker - 1, reg->maker);
+  hw_auth_copy(req->model, sizeof req->model - 1, reg->model);
+  hw_auth_copy(req->device_id, sizeof req->device_id - 1, reg->device_id);
+  return hw_auth_submit(a, req, out);
 }
 
 void hw_auth_cancel(hw_auth_req *req) { req->cancelled = 1; }
@@ -307,5 +402,9 @@ static void hw_auth_on_stopped(void *arg) {
 void hw_auth_stop(hw_auth *a, void (*done_cb)(void *arg), void *arg) {
   a->done_cb = done_cb;
   a->done_arg = arg;
+  a->stopping = 1;
+  hw_auth_req *req;
+  while ((req = hw_auth_pop(a)))
+    hw_auth_fail(req);
   hw_pg_async_stop(a->pg, hw_auth_on_stopped, a);
 }

@@ -1,5 +1,10 @@
 /* Terminal authentication against the terminals table, without blocking the loop. Unknown
- * terminal and wrong token look the same to the client; the log tells them apart. */
+ * terminal and wrong token look the same to the client; the log tells them apart.
+ *
+ * Look-ups run one after another on one connection. Those waiting their turn are kept here (at
+ * most 50,000) and dropped unsent once cancelled, so a login storm after a restart does not also
+ * run the look-ups of every client that gave up. Starting a look-up fails with -EBUSY when too
+ * many wait, -ESHUTDOWN after hw_auth_stop, -ENOMEM; no callback runs then. */
 #ifndef HW_AUTH_H
 #define HW_AUTH_H
 

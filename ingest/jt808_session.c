@@ -188,8 +188,8 @@ static int hw_j8_register(hw_session *s, const hw_jt808_header *h, const uint8_t
   };
   if ((rc = hw_auth_jt808_register(hw_j8_auth(s), &reg, hw_j8_on_registered, s, &p->req))) {
     free(p);
-    hw_error("jt808", h->phone, "peer=%s closed: cannot start the registration: %s", s->peer,
-             strerror(-rc));
+    hw_warn("jt808", h->phone, "peer=%s closed: cannot start the registration: %s", s->peer,
+            strerror(-rc));
     return rc;
   }
   st->pending = p;
@@ -255,8 +255,8 @@ static int hw_j8_authenticate(hw_session *s, const hw_jt808_header *h, const uin
   if ((rc = hw_auth_jt808_check(hw_j8_auth(s), h->phone, s->peer, a.code, a.code_len,
                                 hw_j8_on_authenticated, s, &p->req))) {
     free(p);
-    hw_error("jt808", h->phone, "peer=%s closed: cannot start the authentication: %s", s->peer,
-             strerror(-rc));
+    hw_warn("jt808", h->phone, "peer=%s closed: cannot start the authentication: %s", s->peer,
+            strerror(-rc));
     return rc;
   }
   st->pending = p;
