@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -115,15 +116,33 @@ static j8c *login(const char *phone, char *code) {
   return c;
 }
 
-/* A fix at 2025-11-29 hh:mm:ss GMT+8, i.e. 1764374400 + (hh - 8) * 3600 + mm * 60 + ss UTC. */
+/* Fixes are dated yesterday in China (GMT+8): recent enough to be trusted (the daemon flags fixes
+ * days old or in the future and keeps them out of the latest state), whatever the hour now. */
+static int day_yy, day_mo, day_dd;
+
+static void pick_day(void) {
+  time_t t = time(NULL) + 8 * 3600 - 86400;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  day_yy = tm.tm_year % 100;
+  day_mo = tm.tm_mon + 1;
+  day_dd = tm.tm_mday;
+}
+
+/* A fix at hh:mm:ss GMT+8 on that day. */
 static j8c_loc loc_at(int hh, int mm, int ss) {
   j8c_loc l = {.status = 0x3, .lat_e6 = 30500000, .lon_e6 = 114250000, .alt_m = 45,
-               .speed_dkmh = 655, .heading = 271, .yy = 25, .mo = 11, .dd = 29,
+               .speed_dkmh = 655, .heading = 271, .yy = day_yy, .mo = day_mo, .dd = day_dd,
                .hh = hh, .mi = mm, .ss = ss, .has_odometer = 1, .odometer_hm = 12345};
   return l;
 }
 
-static long epoch_of(int hh, int mm, int ss) { return 1764374400L + (hh - 8) * 3600L + mm * 60L + ss; }
+/* The same instant in UTC seconds: the clock reading minus 8 hours. */
+static long epoch_of(int hh, int mm, int ss) {
+  struct tm tm = {.tm_year = 100 + day_yy, .tm_mon = day_mo - 1, .tm_mday = day_dd,
+                  .tm_hour = hh, .tm_min = mm, .tm_sec = ss};
+  return (long)timegm(&tm) - 8 * 3600;
+}
 
 static int send_location(j8c *c, const j8c_loc *l) {
   uint8_t body[128];
@@ -135,6 +154,7 @@ static int send_location(j8c *c, const j8c_loc *l) {
 
 static int group_setup(void **state) {
   (void)state;
+  pick_day();
   hw_test_fresh_db("hw_it_jt808", conninfo, sizeof conninfo);
   db = hw_test_pg_connect(conninfo);
   redis_port = hw_test_free_port();
@@ -184,7 +204,8 @@ static void test_register_authenticate_report(void **state) {
                               "FROM terminals WHERE terminal_id = '%s'", phone);
   assert_string_equal(got, "京A12345/1/2013");
 
-  /* South and west from status bits 2 and 3; 08:00:00 GMT+8 is 00:00:00 UTC. */
+  /* South and west from status bits 2 and 3; 08:00:00 GMT+8 is 00:00:00 UTC. Good quality:
+   * the time was read as what it is (a wrong zone would put it in the future or days back). */
   j8c_loc l = loc_at(8, 0, 0);
   l.status |= 0x4 | 0x8;
   l.vendor_item = 1;
@@ -202,6 +223,7 @@ static void test_register_authenticate_report(void **state) {
   assert_int_equal(scalar("SELECT heading + 1000 * alt_m FROM positions WHERE terminal_id = '%s'", phone), 271 + 45000);
   assert_int_equal(scalar("SELECT status FROM positions WHERE terminal_id = '%s'", phone), 0xF);
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s' AND driver_id IS NULL", phone), 1);
+  assert_int_equal(scalar("SELECT quality FROM positions WHERE terminal_id = '%s'", phone), 0);
 
   /* A normal batch of 3 and a back-fill batch of 2: one ack each, all rows there. */
   j8c_loc b[3] = {loc_at(8, 1, 0), loc_at(8, 1, 30), loc_at(8, 2, 0)};
@@ -408,7 +430,7 @@ static void test_driver_identity(void **state) {
   add_terminal(phone);
   j8c *c = login(phone, code);
   uint8_t body[256];
-  const int t_in[6] = {25, 11, 29, 13, 0, 0};
+  const int t_in[6] = {day_yy, day_mo, day_dd, 13, 0, 0};
   size_t n = j8c_body_driver(body, 1, "Zhang San", "110101199001011234", t_in);
   int flow = j8c_send(c, 0x0702, body, n);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
@@ -436,7 +458,7 @@ static void test_driver_identity(void **state) {
                               "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 2, 0));
   assert_string_equal(got, "110101199001011234");
 
-  const int t_out[6] = {25, 11, 29, 13, 5, 0};
+  const int t_out[6] = {day_yy, day_mo, day_dd, 13, 5, 0};
   n = j8c_body_driver(body, 0, NULL, NULL, t_out);
   flow = j8c_send(c, 0x0702, body, n);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
