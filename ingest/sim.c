@@ -28,6 +28,7 @@ static uint64_t hw_sim_pow10(int n) {
 
 static const char hw_sim_usage[] =
     "usage: haulwatch sim --server HOST:PORT --trucks N (--fixes N | --duration S) [options]\n"
+    "       haulwatch sim --server HOST:PORT --scenario NAME[:PARAM] [--trucks N] [options]\n"
     "\n"
     "Simulates N trucks, each on its own TCP connection, reporting positions to a haulwatch\n"
     "daemon. Each truck keeps every fix until it is acknowledged and sends it again after a\n"
@@ -56,6 +57,9 @@ static const char hw_sim_usage[] =
     "  --window W            fixes sent and not acknowledged per truck at most (default 1000)\n"
     "  --timeout-s S         with --fixes: give up after S seconds, exit 1 (default 600)\n"
     "  --seed S              random seed for routes (default: from the clock); same seed, same routes\n"
+    "  --scenario NAME[:P]   scripted trucks that break one safety rule each, with known values\n"
+    "                        (see below); they send their script's fixes, flat out unless\n"
+    "                        --interval-ms is given; --trucks defaults to 1 (mixed: 20)\n"
     "  --protocol P          wire protocol: pb (haulwatch protobuf, default) or jt808 (JT/T\n"
     "                        808-2013; fixes resent after a reconnect go as 0x0704 back-fill,\n"
     "                        drivers as 0x0702; device times are whole seconds, so --step-ms\n"
@@ -71,7 +75,25 @@ static const char hw_sim_usage[] =
     "\n"
     "Sequence numbers continue after the last_acked_seq the server reports at a truck's first\n"
     "login (1, 2, 3, ... for a terminal the server has no data of). JT/T 808 has no sequence\n"
-    "numbers: a report is acknowledged by the 0x8001 for its flow number.\n";
+    "numbers: a report is acknowledged by the 0x8001 for its flow number.\n"
+    "\n"
+    "Scenarios (device time: a fix every --step-ms, default 10000, which must divide 60000; the\n"
+    "data ends now unless --start-time-ms is given, which is then 'fix 0' as above):\n"
+    "  tired[:M]     70 km/h for M minutes of driving (default 270) with a 10 min stop after\n"
+    "                2 h, then 25 min rest: one fatigue_continuous when M > 240\n"
+    "  speeder[:V]   north along 114.32E from 37.60N (an expressway, 100 km/h for trucks):\n"
+    "                10 min at 95 km/h, 2 min at V (default 130), 5 min at 95, 5 min stopped:\n"
+    "                one speeding, grade 2 at 130\n"
+    "  tractor       30 km/h for 90 min, 10 min stopped: retired_class when bound to a\n"
+    "                converted tractor\n"
+    "  dark[:M]      60 km/h for 30 min, silent M minutes (default 45) while moving 40 km,\n"
+    "                then 90 min and a 25 min rest: one offline_displacement\n"
+    "  mixed         of every 20 trucks: 1 tired, 1 speeder, 1 tractor, 1 dark, 16 ordinary\n"
+    "Scenario terminal ids are <prefix>-<kind>-<n> with n from 001 per kind (default prefix\n"
+    "scn; ordinary trucks of a mixed fleet are <prefix>-normal-<n>); for jt808\n"
+    "<prefix><kind digit><n padded to 12 digits>, kinds 0 normal, 1 tired, 2 speeder,\n"
+    "3 tractor, 4 dark (default prefix 0139). Ordinary trucks of a mixed fleet send as many\n"
+    "fixes as its longest script.\n";
 
 static int hw_sim_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {
   char *end;
@@ -185,41 +207,87 @@ out:
   return rc;
 }
 
+static int hw_sim_id_cmp(const void *a, const void *b, void *ids) {
+  return strcmp(((char **)ids)[*(const uint32_t *)a], ((char **)ids)[*(const uint32_t *)b]);
+}
+
 /* Lines "ID TOKEN"; blank lines and lines starting with # are skipped. Every truck must be
- * there; other ids are ignored. */
-static int hw_sim_read_tokens(const char *path, const char *prefix, uint32_t n, char **ids,
-                              char **tokens) {
+ * there; other ids are ignored. Ids are looked up in a sorted index, as scenario ids carry no
+ * index of their own. */
+static int hw_sim_read_tokens(const char *path, uint32_t n, char **ids, char **tokens) {
+  uint32_t *order = malloc((size_t)n * sizeof *order); /* owned: truck numbers sorted by id */
+  if (!order)
+    return -ENOMEM;
+  for (uint32_t i = 0; i < n; i++)
+    order[i] = i;
+  qsort_r(order, n, sizeof *order, hw_sim_id_cmp, ids);
   FILE *f = fopen(path, "r");
   if (!f) {
-    hw_error("sim", NULL, "cannot open %s: %s", path, strerror(errno));
-    return -errno;
+    int err = errno;
+    hw_error("sim", NULL, "cannot open %s: %s", path, strerror(err));
+    free(order);
+    return -err;
   }
   char line[512];
-  size_t plen = strlen(prefix);
   int rc = 0;
   while (fgets(line, sizeof line, f)) {
     char id[64], tok[HW_SIM_TOKEN_MAX + 1];
     if (line[0] == '#' || sscanf(line, "%63s %128s", id, tok) != 2)
       continue;
-    if (strncmp(id, prefix, plen) != 0)
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+      uint32_t mid = lo + (hi - lo) / 2;
+      if (strcmp(ids[order[mid]], id) < 0)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo == n || strcmp(ids[order[lo]], id) != 0)
       continue;
-    char *end;
-    unsigned long i = strtoul(id + plen, &end, 10);
-    if (*end || i < 1 || i > n || strcmp(id, ids[i - 1]) != 0)
-      continue;
-    free(tokens[i - 1]);
-    if (!(tokens[i - 1] = strdup(tok))) {
+    uint32_t i = order[lo];
+    free(tokens[i]);
+    if (!(tokens[i] = strdup(tok))) {
       rc = -ENOMEM;
       break;
     }
   }
   fclose(f);
+  free(order);
   for (uint32_t i = 0; rc == 0 && i < n; i++)
     if (!tokens[i]) {
       hw_error("sim", ids[i], "no token for this terminal in %s", path);
       rc = -ENOENT;
     }
   return rc;
+}
+
+/* A scenario truck's terminal id: <prefix>-<kind>-<nth>, or for JT/T 808 the digits
+ * <prefix><kind><nth padded to `digits`>. */
+static void hw_sim_scn_id(char *buf, size_t cap, const char *prefix, int jt808, int digits,
+                          uint8_t kind, uint32_t nth) {
+  if (jt808)
+    snprintf(buf, cap, "%s%u%0*u", prefix, (unsigned)kind, digits, (unsigned)nth);
+  else
+    snprintf(buf, cap, "%s-%s-%03u", prefix, hw_scn_kind_name(kind), (unsigned)nth);
+}
+
+/* Per kind: how many trucks, their ids and what the rules should find. */
+static void hw_sim_scn_summary(const hw_sim_config *cfg) {
+  for (uint8_t k = HW_SCN_NORMAL; k < HW_SCN_MIXED; k++) {
+    uint32_t n = 0, first = 0, last = 0;
+    for (uint32_t i = 0; i < cfg->trucks; i++)
+      if (cfg->scripts[i].kind == k) {
+        if (!n++)
+          first = i;
+        last = i;
+      }
+    if (!n)
+      continue;
+    char what[160];
+    hw_scn_expectation(&cfg->scripts[first], what, sizeof what);
+    printf("  scenario     %u %s (%s%s%s): %s\n", n, hw_scn_kind_name(k), cfg->ids[first],
+           n > 1 ? ".." : "", n > 1 ? cfg->ids[last] : "", what);
+  }
 }
 
 static double hw_sim_ms(const hw_hist *h, double p) { return (double)hw_hist_percentile(h, p) / 1000.0; }
@@ -261,7 +329,8 @@ static void hw_sim_summary(const hw_sim_config *cfg, const hw_sim_result *r, int
 int hw_cmd_sim(int argc, char **argv) {
   enum {
     O_SERVER = 256, O_TRUCKS, O_FIXES, O_DURATION, O_INTERVAL, O_STEP, O_START, O_PG, O_TOKENS,
-    O_PREFIX, O_REPORT, O_WINDOW, O_TIMEOUT, O_SEED, O_PROTOCOL, O_QUIET, O_LOGLEVEL, O_HELP
+    O_PREFIX, O_REPORT, O_WINDOW, O_TIMEOUT, O_SEED, O_PROTOCOL, O_SCENARIO, O_QUIET, O_LOGLEVEL,
+    O_HELP
   };
   static const struct option opts[] = {
       {"server", required_argument, NULL, O_SERVER},
@@ -279,6 +348,7 @@ int hw_cmd_sim(int argc, char **argv) {
       {"timeout-s", required_argument, NULL, O_TIMEOUT},
       {"seed", required_argument, NULL, O_SEED},
       {"protocol", required_argument, NULL, O_PROTOCOL},
+      {"scenario", required_argument, NULL, O_SCENARIO},
       {"quiet", no_argument, NULL, O_QUIET},
       {"log-level", required_argument, NULL, O_LOGLEVEL},
       {"help", no_argument, NULL, O_HELP},
@@ -286,6 +356,9 @@ int hw_cmd_sim(int argc, char **argv) {
   };
   const char *server = NULL, *pg = NULL, *tokens_file = NULL, *prefix = NULL, *protocol = "pb";
   uint64_t trucks = 0, fixes = 0, interval = HW_SIM_DEFAULT_INTERVAL_MS, step = 0, report = 0;
+  uint8_t scenario = HW_SCN_NORMAL; /* HW_SCN_NORMAL: no --scenario */
+  uint32_t scn_param = 0;
+  int have_interval = 0;
   uint64_t window = HW_SIM_DEFAULT_WINDOW, timeout = 600, seed = 0, start = 0;
   double duration = 0;
   int have_fixes = 0, have_duration = 0, have_start = 0, have_seed = 0, quiet = 0;
@@ -306,7 +379,7 @@ int hw_cmd_sim(int argc, char **argv) {
       have_duration = 1;
       break;
     }
-    case O_INTERVAL: rc = hw_sim_parse_u64(optarg, 0, 86400000, &interval); break;
+    case O_INTERVAL: rc = hw_sim_parse_u64(optarg, 0, 86400000, &interval); have_interval = 1; break;
     case O_STEP: rc = hw_sim_parse_u64(optarg, 1, 86400000, &step); break;
     case O_START: rc = hw_sim_parse_u64(optarg, 0, 4102444800000ull, &start); have_start = 1; break;
     case O_PG: pg = optarg; break;
@@ -317,6 +390,7 @@ int hw_cmd_sim(int argc, char **argv) {
     case O_TIMEOUT: rc = hw_sim_parse_u64(optarg, 1, 86400 * 30, &timeout); break;
     case O_SEED: rc = hw_sim_parse_u64(optarg, 0, UINT64_MAX, &seed); have_seed = 1; break;
     case O_PROTOCOL: protocol = optarg; break;
+    case O_SCENARIO: rc = hw_scn_parse(optarg, &scenario, &scn_param); break;
     case O_QUIET: quiet = 1; break;
     case O_LOGLEVEL: rc = hw_log_set_level(optarg); break;
     case O_HELP:
@@ -328,13 +402,26 @@ int hw_cmd_sim(int argc, char **argv) {
       return 2;
     }
   }
+  if (scenario != HW_SCN_NORMAL) {
+    /* Scripts set their own length and are fast-forwarded device time. */
+    if (!trucks)
+      trucks = scenario == HW_SCN_MIXED ? 20 : 1;
+    if (!have_interval)
+      interval = 0;
+    if (!step)
+      step = HW_SIM_DEFAULT_INTERVAL_MS;
+  }
   if (optind < argc)
     bad = "unexpected argument";
   else if (!server)
     bad = "--server is required";
   else if (!trucks)
     bad = "--trucks is required";
-  else if (have_fixes == have_duration)
+  else if (scenario != HW_SCN_NORMAL && (have_fixes || have_duration))
+    bad = "--scenario trucks send their script: no --fixes or --duration";
+  else if (scenario != HW_SCN_NORMAL && (step < 1000 || 60000 % step))
+    bad = "--scenario needs a --step-ms that divides 60000 (1000..60000)";
+  else if (scenario == HW_SCN_NORMAL && have_fixes == have_duration)
     bad = "give exactly one of --fixes and --duration";
   else if (strcmp(protocol, "pb") != 0 && strcmp(protocol, "jt808") != 0)
     bad = "unknown --protocol";
@@ -347,12 +434,14 @@ int hw_cmd_sim(int argc, char **argv) {
   }
   const hw_sim_proto *proto = strcmp(protocol, "jt808") == 0 ? &hw_sim_proto_jt808 : &hw_sim_proto_pb;
   int jt808 = proto == &hw_sim_proto_jt808;
+  int scn = scenario != HW_SCN_NORMAL;
   if (!prefix)
-    prefix = jt808 ? "0138" : "sim";
-  /* jt808: the index fills the phone number up to 12 digits (20 for a longer prefix: 2019). */
+    prefix = jt808 ? (scn ? "0139" : "0138") : scn ? "scn" : "sim";
+  /* jt808: the index fills the phone number up to 12 digits (20 for a longer prefix: 2019);
+   * scenario ids put the kind's digit first. */
   int digits = 6;
   if (jt808) {
-    size_t pl = strlen(prefix);
+    size_t pl = strlen(prefix) + (size_t)scn;
     digits = (int)((pl < 12 ? 12 : 20) - pl);
     if (!bad && (pl == 0 || pl >= 20 || strspn(prefix, "0123456789") != pl))
       bad = "--id-prefix for jt808 must be 1..19 digits";
@@ -366,8 +455,13 @@ int hw_cmd_sim(int argc, char **argv) {
     bad = jt808 ? "--report-fixes for jt808 is at most 28 (one 0x0704 batch)" : "--report-fixes too large";
   char probe[HW_TERMINAL_ID_MAX + 24];
   if (!bad) {
-    snprintf(probe, sizeof probe, "%.32s%0*u", prefix, digits, (unsigned)trucks);
-    if (strlen(prefix) > HW_TERMINAL_ID_MAX || hw_terminal_id_check(probe, strlen(probe)) < 0)
+    /* The longest id: the largest number, with the longest kind name. */
+    if (scn)
+      hw_sim_scn_id(probe, sizeof probe, prefix, jt808, digits, HW_SCN_SPEEDER, (uint32_t)trucks);
+    else
+      snprintf(probe, sizeof probe, "%.32s%0*u", prefix, digits, (unsigned)trucks);
+    if (strlen(prefix) > HW_TERMINAL_ID_MAX || strlen(probe) > HW_TERMINAL_ID_MAX ||
+        hw_terminal_id_check(probe, strlen(probe)) < 0)
       bad = "--id-prefix must leave valid terminal ids (1..32 of [0-9A-Za-z_-])";
   }
   if (bad) {
@@ -401,21 +495,49 @@ int hw_cmd_sim(int argc, char **argv) {
   cfg.start_ms = have_start ? (int64_t)start
                  : fixes    ? now - (int64_t)fixes * (int64_t)cfg.step_ms
                             : now;
+  if (scn && !have_start) {
+    /* The longest script ends now: the daemon flags device times in the future. */
+    int64_t span = 0;
+    for (uint8_t k = HW_SCN_TIRED; k < HW_SCN_MIXED; k++)
+      if (scenario == k || scenario == HW_SCN_MIXED) {
+        int64_t sp = hw_scn_span_ms(k, scenario == k ? scn_param : 0, cfg.step_ms);
+        span = sp > span ? sp : span;
+      }
+    cfg.start_ms = now - span - cfg.step_ms;
+  }
   cfg.progress = quiet ? 0 : isatty(STDERR_FILENO) ? 2 : 1;
 
   int rc = 1;
+  hw_scn_script *scripts = NULL; /* owned: per truck, with --scenario */
   cfg.ids = calloc(trucks, sizeof *cfg.ids);
   cfg.tokens = calloc(trucks, sizeof *cfg.tokens);
   char *idblock = malloc(trucks * (HW_TERMINAL_ID_MAX + 1));
   char *tokblock = NULL;
   if (!cfg.ids || !cfg.tokens || !idblock)
     goto out;
+  if (scn && !(scripts = calloc(trucks, sizeof *scripts)))
+    goto out;
   for (uint32_t i = 0; i < trucks; i++) {
     cfg.ids[i] = idblock + (size_t)i * (HW_TERMINAL_ID_MAX + 1);
-    snprintf(cfg.ids[i], HW_TERMINAL_ID_MAX + 1, "%s%0*u", prefix, digits, i + 1);
+    if (!scn) {
+      snprintf(cfg.ids[i], HW_TERMINAL_ID_MAX + 1, "%s%0*u", prefix, digits, i + 1);
+      continue;
+    }
+    uint32_t nth;
+    uint8_t kind = hw_scn_kind_of(scenario, i, &nth);
+    hw_sim_scn_id(cfg.ids[i], HW_TERMINAL_ID_MAX + 1, prefix, jt808, digits, kind, nth);
+    if (hw_scn_script_init(&scripts[i], kind, scenario == kind ? scn_param : 0, nth,
+                           cfg.start_ms + cfg.step_ms, cfg.step_ms) < 0) {
+      fprintf(stderr, "haulwatch sim: cannot build the %s script\n", hw_scn_kind_name(kind));
+      goto out;
+    }
+    /* Model trucks of a mixed fleet drive as long as the longest script. */
+    if ((uint64_t)scripts[i].nfixes > cfg.fixes)
+      cfg.fixes = (uint64_t)scripts[i].nfixes;
   }
+  cfg.scripts = scripts;
   if (tokens_file) {
-    if (hw_sim_read_tokens(tokens_file, prefix, cfg.trucks, cfg.ids, cfg.tokens) < 0)
+    if (hw_sim_read_tokens(tokens_file, cfg.trucks, cfg.ids, cfg.tokens) < 0)
       goto out;
   } else {
     if (!(tokblock = malloc(trucks * (HW_TOKEN_LEN + 1))))
@@ -438,8 +560,11 @@ int hw_cmd_sim(int argc, char **argv) {
   int ok = run == 0 && res.acked == res.generated && res.refused == 0 && !res.timed_out &&
            res.connected == res.trucks;
   hw_sim_summary(&cfg, &res, ok);
+  if (scn)
+    hw_sim_scn_summary(&cfg);
   rc = ok ? 0 : 1;
 out:
+  free(scripts);
   if (cfg.tokens && tokens_file)
     for (uint32_t i = 0; i < trucks; i++)
       free(cfg.tokens[i]);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include "hist.h"
+#include "sim_scenario.h"
 #include "sim_truck.h"
 
 /* A growable byte buffer owned by its connection. */
@@ -67,6 +68,11 @@ typedef struct hw_sim_config {
   char **ids;                   /* trucks entries, owned by the caller */
   char **tokens;                /* trucks entries, owned by the caller */
   uint64_t fixes;               /* per truck; 0: run for duration_ms instead */
+  /* Scripted trucks (sim_scenario.h), borrowed: trucks entries or NULL (all model trucks).
+   * Truck i follows scripts[i] and sends exactly its nfixes fixes, at the script's device
+   * times; a script of kind HW_SCN_NORMAL means a model truck sending `fixes`. Needs `fixes`
+   * mode, and scripts built with start_ms + step_ms as their first fix time and step_ms. */
+  const hw_scn_script *scripts;
   uint64_t duration_ms;
   uint32_t interval_ms;         /* wall-time pacing per truck; 0 = as fast as the window allows */
   uint32_t step_ms;             /* device time between fixes */

@@ -54,7 +54,9 @@ struct hw_sim_conn {
   uint8_t finished;       /* counted in finished_trucks (all acked, or refused) */
   hw_sim_buf out;         /* owned: encoded messages waiting for the current write to end */
   hw_sim_buf busy;        /* owned: what write_req is writing */
-  hw_sim_truck truck;
+  hw_sim_truck truck;     /* the model; for a scripted truck only its drivers are used */
+  hw_scn_gen *gen;        /* owned: the script's generator, NULL for a model truck */
+  int64_t limit;          /* fixes this truck sends in --fixes mode (0: no limit) */
   hw_sim_slot *ring;      /* owned: fix k in ring[k & (ring_cap - 1)] for acked_k < k <= gen_k */
   size_t ring_cap;        /* power of two, or 0 */
   /* acked_k <= sent_k <= gen_k and sent_k <= hi_sent_k: fix numbers 1, 2, ... of this run. */
@@ -165,7 +167,12 @@ static int hw_sim_generate(hw_sim_conn *c) {
   if ((size_t)(c->gen_k - c->acked_k) >= c->ring_cap && (rc = hw_sim_ring_grow(c)))
     return rc;
   hw_fix f;
-  hw_sim_truck_next(&c->truck, &f);
+  if (c->gen) {
+    if ((rc = hw_scn_gen_next(c->gen, &f)) < 0)
+      return rc;
+  } else {
+    hw_sim_truck_next(&c->truck, &f);
+  }
   int64_t k = ++c->gen_k;
   hw_sim_slot *slot = &c->ring[(size_t)k & (c->ring_cap - 1)];
   hw_sim_rec_pack(&slot->rec, &f, c->truck.driver_no);
@@ -201,7 +208,7 @@ static void hw_sim_ack_upto(hw_sim_conn *c, int64_t k) {
   c->acked_k = k;
   if (c->sent_k < k)
     c->sent_k = k;
-  if (s->cfg->fixes && (uint64_t)c->acked_k >= s->cfg->fixes && !c->finished) {
+  if (c->limit && c->acked_k >= c->limit && !c->finished) {
     c->finished = 1;
     s->finished_trucks++;
   }
@@ -400,8 +407,8 @@ static void hw_sim_pump(hw_sim_conn *c) {
   if (cfg->interval_ms == 0 && s->generating) {
     /* Flat out: keep the window full. */
     int64_t want = c->acked_k + w;
-    if (cfg->fixes && (uint64_t)want > cfg->fixes)
-      want = (int64_t)cfg->fixes;
+    if (c->limit && want > c->limit)
+      want = c->limit;
     while (c->gen_k < want)
       if ((rc = hw_sim_generate(c)) < 0) {
         hw_sim_fatal(s, rc);
@@ -421,6 +428,8 @@ static void hw_sim_pump(hw_sim_conn *c) {
       int64_t k = c->sent_k + 1 + i;
       hw_sim_slot *slot = &c->ring[(size_t)k & (c->ring_cap - 1)];
       hw_sim_rec_unpack(&c->truck, k, &slot->rec, &s->scratch[i]);
+      if (c->gen) /* scripts have gaps: the time is the script's, not start + k x step */
+        s->scratch[i].ts_ms = hw_scn_fix_ts(c->gen->s, k);
       s->scratch[i].seq = (int64_t)c->seq_base + k;
       if (slot->first_sent) {
         s->res->resent++;
@@ -443,7 +452,7 @@ static void hw_sim_pump(hw_sim_conn *c) {
 static void hw_sim_on_tick(uv_timer_t *t) {
   hw_sim_conn *c = t->data;
   hw_sim *s = c->sim;
-  if (!s->generating || (s->cfg->fixes && (uint64_t)c->gen_k >= s->cfg->fixes)) {
+  if (!s->generating || (c->limit && c->gen_k >= c->limit)) {
     uv_timer_stop(t);
     return;
   }
@@ -628,7 +637,8 @@ int hw_sim_run(const hw_sim_config *cfg, hw_sim_result *res) {
   hw_hist_init(&res->ack_latency_us);
   res->trucks = cfg->trucks;
   if (cfg->trucks == 0 || cfg->window == 0 || cfg->report_fixes == 0 ||
-      cfg->report_fixes > HW_SIM_MAX_REPORT || cfg->report_fixes > cfg->proto->max_report_fixes)
+      cfg->report_fixes > HW_SIM_MAX_REPORT || cfg->report_fixes > cfg->proto->max_report_fixes ||
+      (cfg->scripts && !cfg->fixes))
     return -EINVAL;
   hw_sim *s = calloc(1, sizeof *s);
   if (!s)
@@ -665,6 +675,15 @@ int hw_sim_run(const hw_sim_config *cfg, hw_sim_result *res) {
     uv_timer_init(&s->loop, &c->retry);
     c->tick.data = c->retry.data = c;
     hw_sim_truck_init(&c->truck, cfg->seed, i + 1, cfg->start_ms, cfg->step_ms);
+    c->limit = (int64_t)cfg->fixes;
+    if (cfg->scripts && cfg->scripts[i].kind != HW_SCN_NORMAL) {
+      if (!(c->gen = malloc(sizeof *c->gen))) {
+        s->error = -ENOMEM;
+        break;
+      }
+      hw_scn_gen_init(c->gen, &cfg->scripts[i], c->truck.odometer_m);
+      c->limit = cfg->scripts[i].nfixes;
+    }
     c->pstate = calloc(1, cfg->proto->state_size ? cfg->proto->state_size : 1);
     if (!c->pstate) {
       s->error = -ENOMEM;
@@ -698,6 +717,7 @@ int hw_sim_run(const hw_sim_config *cfg, hw_sim_result *res) {
     if (c->pstate)
       cfg->proto->conn_free(c->pstate);
     free(c->pstate);
+    free(c->gen);
     free(c->ring);
     free(c->out.data);
     free(c->busy.data);
