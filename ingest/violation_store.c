@@ -7,13 +7,13 @@
  * whose batch is in flight starts a new pending entry: the database merges the two. */
 #include "violation_store.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
 
 #include "log.h"
+#include "pg_array.h"
 #include "pg_async.h"
 #include "pg_conn.h"
 
@@ -93,13 +93,6 @@ typedef struct hw_vs_item {
   char enterprise[HW_ENTERPRISE_MAX + 1];
   UT_hash_handle hh;     /* in pending */
 } hw_vs_item;
-
-/* A growing string; `failed` is sticky so a sequence of appends is checked once. */
-typedef struct hw_vs_buf {
-  char *p; /* owned */
-  size_t len, cap;
-  int failed;
-} hw_vs_buf;
 
 struct hw_violation_store {
   uv_loop_t *loop;
@@ -182,103 +175,52 @@ static void hw_vs_merge(hw_vs_item *it, const hw_violation_event *ev) {
 
 /* ---- statement parameters -------------------------------------------------------------- */
 
-static void hw_vs_reserve(hw_vs_buf *b, size_t more) {
-  if (b->failed || b->len + more + 1 <= b->cap)
-    return;
-  size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->len + more + 1)
-    cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) {
-    b->failed = 1;
-    return;
-  }
-  b->p = p;
-  b->cap = cap;
+static void hw_vs_str(hw_pg_array *a, const char *s, size_t max) {
+  hw_pg_array_text(a, s, strnlen(s, max));
 }
 
-static void hw_vs_put(hw_vs_buf *b, const char *s, size_t n) {
-  hw_vs_reserve(b, n);
-  if (b->failed)
-    return;
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-}
-
-/* Opens or continues an array literal: '{' before the first element, ',' before the others. */
-static void hw_vs_sep(hw_vs_buf *b) { hw_vs_put(b, b->len ? "," : "{", 1); }
-
-/* A text element, quoted; "" stands for NULL when null_if_empty (optional registry data). */
-static void hw_vs_text(hw_vs_buf *b, const char *s, size_t max, int null_if_empty) {
-  size_t n = strnlen(s, max);
-  hw_vs_sep(b);
-  if (n == 0 && null_if_empty) {
-    hw_vs_put(b, "NULL", 4);
-    return;
-  }
-  hw_vs_reserve(b, 2 * n + 2);
-  if (b->failed)
-    return;
-  char *o = b->p + b->len;
-  *o++ = '"';
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] == '"' || s[i] == '\\')
-      *o++ = '\\';
-    *o++ = s[i];
-  }
-  *o++ = '"';
-  *o = '\0';
-  b->len = (size_t)(o - b->p);
-}
-
-static void hw_vs_num(hw_vs_buf *b, const char *fmt, ...) HW_PRINTF(2, 3);
-static void hw_vs_num(hw_vs_buf *b, const char *fmt, ...) {
-  char tmp[48];
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-  va_end(ap);
-  hw_vs_sep(b);
-  hw_vs_put(b, tmp, n > 0 && (size_t)n < sizeof tmp ? (size_t)n : 0);
-}
-
-static void hw_vs_null(hw_vs_buf *b) {
-  hw_vs_sep(b);
-  hw_vs_put(b, "NULL", 4);
+/* Optional registry data: "" is stored as NULL. */
+static void hw_vs_opt(hw_pg_array *a, const char *s, size_t max) {
+  if (s[0])
+    hw_vs_str(a, s, max);
+  else
+    hw_pg_array_null(a);
 }
 
 /* Value and limit in the stored unit: 0.1 km/h become km/h, others as they are. */
-static void hw_vs_measure(hw_vs_buf *b, int kind, int64_t v) {
-  if (!strcmp(hw_violation_unit(kind), "dkmh") || hw_vs_value_with_start(kind))
-    hw_vs_num(b, "%.1f", (double)v / 10.0);
-  else
-    hw_vs_num(b, "%lld", (long long)v);
+static void hw_vs_measure(hw_pg_array *a, int kind, int64_t v) {
+  if (!strcmp(hw_violation_unit(kind), "dkmh") || hw_vs_value_with_start(kind)) {
+    char tmp[32];
+    int n = snprintf(tmp, sizeof tmp, "%.1f", (double)v / 10.0);
+    hw_pg_array_raw(a, tmp, (size_t)n);
+  } else {
+    hw_pg_array_i64(a, v);
+  }
 }
 
-static void hw_vs_add(hw_vs_buf *p, const hw_vs_item *it) {
+static void hw_vs_add(hw_pg_array *p, const hw_vs_item *it) {
   const hw_violation_event *e = &it->ev;
-  hw_vs_text(&p[HW_VS_P_KIND], hw_violation_kind_name(e->kind), 64, 0);
-  hw_vs_text(&p[HW_VS_P_KEY], e->episode_id, sizeof e->episode_id, 0);
-  hw_vs_text(&p[HW_VS_P_TERMINAL], e->terminal_id, sizeof e->terminal_id, 0);
-  hw_vs_text(&p[HW_VS_P_PLATE], it->plate, sizeof it->plate, 1);
-  hw_vs_text(&p[HW_VS_P_REGION], it->region, sizeof it->region, 1);
-  hw_vs_text(&p[HW_VS_P_ENTERPRISE], it->enterprise, sizeof it->enterprise, 1);
-  hw_vs_num(&p[HW_VS_P_STARTED], "%lld", (long long)e->started_ms);
-  hw_vs_num(&p[HW_VS_P_LAST], "%lld", (long long)e->ended_ms);
-  hw_vs_num(&p[HW_VS_P_CLOSED], "%s", it->closed ? "t" : "f");
-  hw_vs_num(&p[HW_VS_P_LAT], "%d", (int)e->lat_e6);
-  hw_vs_num(&p[HW_VS_P_LON], "%d", (int)e->lon_e6);
+  hw_vs_str(&p[HW_VS_P_KIND], hw_violation_kind_name(e->kind), 64);
+  hw_vs_str(&p[HW_VS_P_KEY], e->episode_id, sizeof e->episode_id);
+  hw_vs_str(&p[HW_VS_P_TERMINAL], e->terminal_id, sizeof e->terminal_id);
+  hw_vs_opt(&p[HW_VS_P_PLATE], it->plate, sizeof it->plate);
+  hw_vs_opt(&p[HW_VS_P_REGION], it->region, sizeof it->region);
+  hw_vs_opt(&p[HW_VS_P_ENTERPRISE], it->enterprise, sizeof it->enterprise);
+  hw_pg_array_i64(&p[HW_VS_P_STARTED], e->started_ms);
+  hw_pg_array_i64(&p[HW_VS_P_LAST], e->ended_ms);
+  hw_pg_array_raw(&p[HW_VS_P_CLOSED], it->closed ? "t" : "f", 1);
+  hw_pg_array_i64(&p[HW_VS_P_LAT], e->lat_e6);
+  hw_pg_array_i64(&p[HW_VS_P_LON], e->lon_e6);
   hw_vs_measure(&p[HW_VS_P_MEASURED], e->kind, e->value);
   if (hw_vs_value_with_start(e->kind))
-    hw_vs_null(&p[HW_VS_P_LIMIT]);
+    hw_pg_array_null(&p[HW_VS_P_LIMIT]);
   else
     hw_vs_measure(&p[HW_VS_P_LIMIT], e->kind, e->limit);
   if (e->grade)
-    hw_vs_num(&p[HW_VS_P_GRADE], "%d", (int)e->grade);
+    hw_pg_array_i64(&p[HW_VS_P_GRADE], e->grade);
   else
-    hw_vs_null(&p[HW_VS_P_GRADE]);
-  hw_vs_text(&p[HW_VS_P_EVIDENCE], e->evidence[0] ? e->evidence : "{}", sizeof e->evidence, 0);
+    hw_pg_array_null(&p[HW_VS_P_GRADE]);
+  hw_vs_str(&p[HW_VS_P_EVIDENCE], e->evidence[0] ? e->evidence : "{}", sizeof e->evidence);
 }
 
 /* ---- batches ----------------------------------------------------------------------------- */
@@ -416,23 +358,20 @@ static void hw_vs_on_result(void *arg, const PGresult *res) {
 static void hw_vs_send(hw_violation_store *s) {
   if (s->inflight || s->closing || !s->nbatch)
     return;
-  hw_vs_buf p[HW_VS_P_COUNT];
+  hw_pg_array p[HW_VS_P_COUNT];
   const char *params[HW_VS_P_COUNT];
   memset(p, 0, sizeof p);
   size_t from = s->splitting ? s->done : 0, to = s->splitting ? s->done + 1 : s->nbatch;
   for (size_t i = from; i < to; i++)
     hw_vs_add(p, s->batch[i]);
   int rc = 0;
-  for (int i = 0; i < HW_VS_P_COUNT; i++) {
-    hw_vs_put(&p[i], "}", 1);
-    if (p[i].failed)
+  for (int i = 0; i < HW_VS_P_COUNT; i++)
+    if (!(params[i] = hw_pg_array_finish(&p[i])))
       rc = -ENOMEM;
-    params[i] = p[i].p;
-  }
   if (rc == 0)
     rc = hw_pg_async_query(s->pg, hw_vs_sql, HW_VS_P_COUNT, params, hw_vs_on_result, s);
   for (int i = 0; i < HW_VS_P_COUNT; i++)
-    free(p[i].p);
+    hw_pg_array_free(&p[i]);
   if (rc) {
     hw_error(HW_VS_LOG, NULL, "cannot queue a write of %zu episodes: %s; retrying", to - from,
              strerror(-rc));
