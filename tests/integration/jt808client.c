@@ -94,7 +94,8 @@ static size_t frame(const j8c *c, uint16_t id, uint16_t flow, int pkg, uint16_t 
     put16(raw + n + 2, index);
     n += 4;
   }
-  memcpy(raw + n, body, len);
+  if (len)
+    memcpy(raw + n, body, len);
   n += len;
   uint8_t x = 0;
   for (size_t i = 0; i < n; i++)
