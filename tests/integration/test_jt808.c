@@ -10,6 +10,7 @@
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +49,7 @@ static long scalar(const char *fmt, ...) {
 }
 
 /* Refusals are recorded asynchronously and never acknowledged: wait until the count is reached
- * (up to 5 s) and return the last count seen. */
+ * (up to 15 s) and return the last count seen. */
 static long wait_count(long want, const char *fmt, ...) {
   char sql[1024];
   va_list ap;
@@ -56,7 +57,7 @@ static long wait_count(long want, const char *fmt, ...) {
   vsnprintf(sql, sizeof sql, fmt, ap);
   va_end(ap);
   long n = hw_test_pg_scalar(db, sql);
-  for (int i = 0; i < 250 && n < want; i++) {
+  for (int i = 0; i < 750 && n < want; i++) {
     usleep(20000);
     n = hw_test_pg_scalar(db, sql);
   }
@@ -152,6 +153,16 @@ static int send_location(j8c *c, const j8c_loc *l) {
   return flow;
 }
 
+static char listen_addr[64], jlisten_addr[64], redis_addr[64];
+
+static int start_daemon(void) {
+  const char *argv[] = {"serve", "--listen", listen_addr, "--jt808-listen", jlisten_addr,
+                        "--pg", conninfo, "--redis", redis_addr, "--batch-ms", "20",
+                        "--redis-flush-ms", "50", "--log-level", "debug", NULL};
+  daemon_pid = hw_test_spawn(argv, logfile);
+  return hw_test_wait_port(port, 15000) || hw_test_wait_port(jport, 15000) ? -1 : 0;
+}
+
 static int group_setup(void **state) {
   (void)state;
   pick_day();
@@ -161,18 +172,11 @@ static int group_setup(void **state) {
   redis_pid = hw_test_redis_start(redis_port);
   port = hw_test_free_port();
   jport = hw_test_free_port();
-  char listen[64], jlisten[64], redis[64];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-  snprintf(jlisten, sizeof jlisten, "127.0.0.1:%d", jport);
-  snprintf(redis, sizeof redis, "127.0.0.1:%d", redis_port);
+  snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%d", port);
+  snprintf(jlisten_addr, sizeof jlisten_addr, "127.0.0.1:%d", jport);
+  snprintf(redis_addr, sizeof redis_addr, "127.0.0.1:%d", redis_port);
   unlink(logfile);
-  const char *argv[] = {"serve", "--listen", listen, "--jt808-listen", jlisten, "--pg", conninfo,
-                        "--redis", redis, "--batch-ms", "20", "--redis-flush-ms", "50",
-                        "--log-level", "debug", NULL};
-  daemon_pid = hw_test_spawn(argv, logfile);
-  if (hw_test_wait_port(port, 15000) || hw_test_wait_port(jport, 15000))
-    return -1;
-  return 0;
+  return start_daemon();
 }
 
 static int group_teardown(void **state) {
@@ -533,6 +537,28 @@ static void test_sim_end_to_end(void **state) {
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013810%%' AND driver_id IS NULL"), 0);
 }
 
+/* The daemon dies mid-run (SIGKILL: nothing buffered is acknowledged) and comes back: the
+ * terminals authenticate again with the codes they hold, send what was not acknowledged as
+ * back-fill, and every fix ends up stored exactly once. */
+static void test_sim_daemon_killed(void **state) {
+  (void)state;
+  char server[64];
+  snprintf(server, sizeof server, "127.0.0.1:%d", jport);
+  const char *argv[] = {"sim", "--protocol", "jt808", "--server", server, "--trucks", "20",
+                        "--fixes", "20000", "--interval-ms", "0", "--step-ms", "1000",
+                        "--id-prefix", "013811", "--pg", conninfo, "--timeout-s", "240",
+                        "--quiet", NULL};
+  pid_t sim = hw_test_spawn(argv, "test_jt808.sim-kill.log");
+  assert_int_equal(wait_count(20000, "SELECT count(*) FROM positions WHERE terminal_id LIKE '013811%%'") >= 20000, 1);
+  kill(daemon_pid, SIGKILL);
+  assert_int_equal(hw_test_wait_exit(daemon_pid, 5000), 128 + SIGKILL);
+  assert_int_equal(start_daemon(), 0);
+  assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013811%%'"), 20 * 20000);
+  assert_int_equal(scalar("SELECT count(DISTINCT (terminal_id, ts)) FROM positions WHERE terminal_id LIKE '013811%%'"),
+                   20 * 20000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_register_authenticate_report),
@@ -547,6 +573,7 @@ int main(void) {
       cmocka_unit_test(test_other_phone_on_connection),
       cmocka_unit_test(test_pb_refusal_recorded),
       cmocka_unit_test(test_sim_end_to_end),
+      cmocka_unit_test(test_sim_daemon_killed),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
