@@ -51,6 +51,9 @@ const size_t hw_jt808_state_size = sizeof(hw_j8_state);
  * full before the next one starts, so neither is ever shared by two sessions at once. */
 static hw_jt808_deframer hw_j8_df;
 static hw_fix hw_j8_fixes[HW_J8_MAX_BATCH];
+static hw_jt808_stats hw_j8_stats;
+
+void hw_jt808_get_stats(hw_jt808_stats *out) { *out = hw_j8_stats; }
 
 static const hw_jt808_reasm_cfg hw_j8_reasm_cfg = {
     .max_total = HW_J8_REASM_MAX_TOTAL,
@@ -80,6 +83,7 @@ static int hw_j8_strike(hw_session *s, const char *tid, const char *what) {
            HW_JT808_STRIKE_WINDOW_MS / 1000);
   if (st->strikes <= HW_JT808_MAX_STRIKES)
     return 0;
+  hw_j8_stats.disconnected++;
   hw_info("jt808", tid, "peer=%s closed: more than %d bad or refused messages within %d s, last: %s",
           s->peer, HW_JT808_MAX_STRIKES, HW_JT808_STRIKE_WINDOW_MS / 1000, what);
   return -EPROTO;
@@ -127,6 +131,7 @@ static int hw_j8_refuse(hw_session *s, const hw_jt808_header *h, const char *why
   hw_j8_state *st = hw_session_state(s);
   char reason[128];
   snprintf(reason, sizeof reason, "message 0x%04x %s", h->msg_id, why);
+  hw_j8_stats.refused++;
   hw_info("jt808", h->phone, "peer=%s refused: %s", s->peer, reason);
   if (st->refusals < HW_J8_REFUSALS_RECORDED) {
     st->refusals++;
@@ -299,6 +304,7 @@ static int hw_j8_location(hw_session *s, const hw_jt808_header *h, const uint8_t
   if (rc) {
     /* Answered at once and not stored; the terminal lives on (a swapped lat/lon is a device
      * bug, not an attack), but it must not resend this fix forever. */
+    hw_j8_stats.invalid_fixes++;
     hw_info("jt808", s->term->id, "peer=%s invalid location (flow %u): %s", s->peer, h->flow,
             strerror(-rc));
     return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
@@ -326,6 +332,7 @@ static int hw_j8_batch(hw_session *s, const hw_jt808_header *h, const uint8_t *b
     n++;
   }
   int cut = rc < 0 || n == HW_J8_MAX_BATCH;
+  hw_j8_stats.invalid_fixes += bad;
   if (bad || cut)
     hw_info("jt808", s->term->id, "peer=%s batch (flow %u, type %u) of %u: %zu stored, %zu invalid%s",
             s->peer, h->flow, b.type, b.count, n, bad, cut ? ", the rest unreadable" : "");
@@ -467,6 +474,8 @@ static int hw_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t *dat
   const uint8_t *body;
   if (s->closing)
     return -ECANCELED;
+  if (ev != HW_JT808_FRAME)
+    hw_j8_stats.bad_frames++;
   switch (ev) {
   case HW_JT808_FRAME:
     break;
@@ -477,8 +486,11 @@ static int hw_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t *dat
   default:
     return hw_j8_strike(s, hw_session_tid(s), "oversized frame dropped");
   }
-  if (hw_jt808_header_parse(data, len, &h, &body))
+  if (hw_jt808_header_parse(data, len, &h, &body)) {
+    hw_j8_stats.bad_frames++;
     return hw_j8_strike(s, hw_session_tid(s), "frame with an impossible header dropped");
+  }
+  hw_j8_stats.frames++;
   if (h.subpackaged)
     return hw_j8_subpackage(s, &h, body, h.body_len);
   return hw_j8_dispatch(s, &h, body, h.body_len);

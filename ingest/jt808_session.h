@@ -27,4 +27,14 @@ extern const hw_proto hw_jt808_proto;
 /* The protocol state appended to each session, for memory accounting. */
 extern const size_t hw_jt808_state_size;
 
+/* Counters over every JT/T 808 session since start (one loop: plain integers). */
+typedef struct hw_jt808_stats {
+  uint64_t frames;         /* good frames received */
+  uint64_t bad_frames;     /* dropped: checksum, escape, oversize, impossible header */
+  uint64_t refused;        /* answered "fail" for lack of (the right) authentication */
+  uint64_t invalid_fixes;  /* 0x0200 and 0x0704 items answered "message error", not stored */
+  uint64_t disconnected;   /* terminals closed for too many strikes */
+} hw_jt808_stats;
+void hw_jt808_get_stats(hw_jt808_stats *out);
+
 #endif

@@ -68,6 +68,7 @@ typedef struct hw_daemon {
   uv_signal_t sigint, sigterm;
   uv_timer_t stats;
   int stopping;
+  int jt808;          /* the JT/T 808 listener is on */
   uint64_t last_rows;
 } hw_daemon;
 
@@ -118,6 +119,14 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
           (unsigned long long)st.fixes_flagged, (unsigned long long)st.violation_events,
           st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes);
   d->last_rows = st.pg.rows_committed;
+  if (d->jt808) {
+    hw_jt808_stats j;
+    hw_jt808_get_stats(&j);
+    hw_info("stats", NULL, "jt808 frames=%llu bad_frames=%llu refused=%llu invalid_fixes=%llu "
+            "disconnected=%llu", (unsigned long long)j.frames, (unsigned long long)j.bad_frames,
+            (unsigned long long)j.refused, (unsigned long long)j.invalid_fixes,
+            (unsigned long long)j.disconnected);
+  }
 }
 
 /* serve refuses an older schema: running against it would fail on the first batch instead. */
@@ -202,6 +211,7 @@ int hw_cmd_serve(int argc, char **argv) {
     goto fail;
   if (cfg.jt808_listen[0] && (rc = hw_server_listen(d.server, cfg.jt808_listen, &hw_jt808_proto)))
     goto fail;
+  d.jt808 = cfg.jt808_listen[0] != 0;
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.max_connections + 64)
     hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u: raise `ulimit -n`",
