@@ -2,10 +2,10 @@
  * connection, with a window of unacknowledged fixes, resend after reconnect and ack latency.
  *
  * The engine knows nothing of the wire format. A protocol module (sim_pb.c for haulwatch's own
- * protobuf protocol, sim_jt808.c for JT/T 808) encodes the login, reports and heartbeats into the engine's
- * output buffer and parses what the server sends, calling back hw_sim_login_ok / _refused,
- * hw_sim_acked and hw_sim_conn_fail. Acks are cumulative in the engine's terms ("every fix with
- * seq <= n is durable"); a protocol with per-message acks maps them onto that. */
+ * protobuf protocol, sim_jt808.c for JT/T 808) encodes the login, reports and heartbeats into
+ * the engine's output buffer and parses what the server sends, calling back hw_sim_login_ok /
+ * _refused, hw_sim_acked and hw_sim_conn_fail. Acks are cumulative in the engine's terms ("every
+ * fix with seq <= n is durable"); a protocol with per-message acks maps them onto that. */
 #ifndef HW_SIM_H
 #define HW_SIM_H
 
