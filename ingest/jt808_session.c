@@ -15,6 +15,7 @@
 #define HW_J8_GARBAGE_STRIKE 4096   /* bytes outside frames that count as one strike */
 #define HW_J8_REFUSALS_RECORDED 3   /* "before authentication" refusals recorded per connection */
 #define HW_J8_CODE_MAX 64           /* longest auth code looked up; ours are 16 */
+#define HW_J8_PREAUTH_HEARTBEATS 5  /* answered before authentication; then the connection ends */
 #define HW_J8_REASM_MAX_TOTAL 64
 #define HW_J8_REASM_MAX_BYTES 32768
 #define HW_J8_REASM_TIMEOUT_MS 60000
@@ -36,6 +37,7 @@ typedef struct hw_j8_state {
   uint8_t peer_2019, peer_version, peer_bcd_len;
   uint8_t peer_bcd[10];
   uint8_t refusals;         /* refusals recorded on this connection */
+  uint8_t preauth_heartbeats; /* answered while not authenticated */
   uint8_t strikes;          /* within the window that started at strike_start_ms */
   uint16_t flow;            /* platform flow number of the next message sent */
   uint32_t garbage;         /* bytes outside frames not yet counted as a strike */
@@ -383,6 +385,13 @@ static int hw_j8_before_auth(hw_session *s, const hw_jt808_header *h, const uint
   hw_j8_state *st = hw_session_state(s);
   switch (h->msg_id) {
   case HW_JT808_MSG_HEARTBEAT:
+    /* A few, while registering; a connection that only ever heartbeats would hold its slot
+     * forever, since every heartbeat resets the idle timeout. */
+    if (!s->term && ++st->preauth_heartbeats > HW_J8_PREAUTH_HEARTBEATS) {
+      hw_info("jt808", h->phone, "peer=%s closed: %d heartbeats and no authentication", s->peer,
+              HW_J8_PREAUTH_HEARTBEATS);
+      return -EACCES;
+    }
     return hw_j8_answer(s, h, HW_JT808_RES_OK);
   case HW_JT808_MSG_REGISTER:
   case HW_JT808_MSG_AUTH:

@@ -1,7 +1,8 @@
 /* JT/T 808 terminals on a server session (docs: /work/shared/docs/jt808.md).
  *
- * Before authentication only 0x0100 register, 0x0102 authenticate and 0x0002 heartbeat are
- * taken; anything else is answered 0x8001 "fail", not processed, and recorded in auth_refusals.
+ * Before authentication only 0x0100 register, 0x0102 authenticate and 0x0002 heartbeat (five at
+ * most) are taken; anything else is answered 0x8001 "fail", not processed, and recorded in
+ * auth_refusals.
  * Registration looks the terminal (the header's phone number) up and issues a new auth code;
  * authentication checks it and binds the session to the terminal. Positions (0x0200, 0x0704)
  * are answered 0x8001 only once they are durable in PostgreSQL; invalid ones are answered

@@ -348,6 +348,17 @@ static void test_report_before_auth(void **state) {
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 0);
   assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE terminal_id = '%s' "
                                  "AND reason = 'message 0x0200 before authentication'", phone), 1);
+
+  /* Heartbeats are answered before authentication, a few: a connection cannot idle forever
+   * without ever authenticating. */
+  c = j8c_connect(jport, phone);
+  for (int i = 0; i < 5; i++) {
+    flow = j8c_send_empty(c, 0x0002);
+    assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0002, 5000), 0);
+  }
+  assert_true(j8c_send_empty(c, 0x0002) >= 0);
+  assert_true(j8c_wait_eof(c, 5000));
+  j8c_close(c);
 }
 
 /* Broken frames are dropped and the connection lives, up to a limit; garbage between frames is
