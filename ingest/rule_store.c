@@ -11,6 +11,7 @@
 #include "pg_conn.h"
 
 #define HW_RSTORE_LOG "rulestate"
+#define HW_RSTORE_SCAN 8192 /* records looked at per loop turn (about 5 ms) */
 
 /* ---- load and replay ---------------------------------------------------------------------- */
 
@@ -230,6 +231,7 @@ struct hw_rule_store {
   hw_registry *reg;  /* borrowed */
   uint32_t interval_ms;
   uv_timer_t timer;
+  uv_idle_t next;      /* continues a cycle at the next loop turn after a slice of encoding */
   uv_timer_t deadline;
 
   hw_rstore_slot *slots; /* owned; power-of-two size */
@@ -354,13 +356,22 @@ static void hw_rstore_on_result(void *arg, const PGresult *res) {
   hw_rstore_step(s);
 }
 
+/* An idle handle, not a 0 ms timer: libuv runs a timer started from a timer callback in the same
+ * pass, which would make the whole scan one long turn again. */
+static void hw_rstore_on_next(uv_idle_t *h) {
+  (void)uv_idle_stop(h);
+  hw_rstore_step(h->data);
+}
+
 /* Encodes from the cursor until a chunk of changed states is full, and sends it; ends the cycle
- * at the end of the registry. */
+ * at the end of the registry. Looks at HW_RSTORE_SCAN records per call at most, so that a
+ * registry of unchanged states does not hold the loop for one long pass. */
 static void hw_rstore_step(hw_rule_store *s) {
   hw_pg_array ids = {0}, states = {0};
   uint8_t buf[HW_RULE_STATE_ENCODED_MAX];
+  size_t scanned = 0;
   s->nchunk = 0;
-  while (s->cursor && s->nchunk < HW_RSTORE_CHUNK) {
+  while (s->cursor && s->nchunk < HW_RSTORE_CHUNK && scanned++ < HW_RSTORE_SCAN) {
     hw_terminal *t = s->cursor;
     s->cursor = t->hh.next;
     if (!t->rules)
@@ -385,7 +396,10 @@ static void hw_rstore_step(hw_rule_store *s) {
   if (s->nchunk == 0) {
     hw_pg_array_free(&ids);
     hw_pg_array_free(&states);
-    hw_rstore_end(s, 1);
+    if (s->cursor)
+      (void)uv_idle_start(&s->next, hw_rstore_on_next); /* the rest after other events */
+    else
+      hw_rstore_end(s, 1);
     return;
   }
   const char *params[2] = {hw_pg_array_finish(&ids), hw_pg_array_finish(&states)};
@@ -429,8 +443,9 @@ int hw_rule_store_start(hw_rule_store **out, uv_loop_t *loop, const char *connin
     return rc;
   }
   (void)uv_timer_init(loop, &s->timer); /* only initialises memory */
+  (void)uv_idle_init(loop, &s->next);
   (void)uv_timer_init(loop, &s->deadline);
-  s->timer.data = s->deadline.data = s;
+  s->timer.data = s->next.data = s->deadline.data = s;
   (void)uv_timer_start(&s->timer, hw_rstore_on_timer, s->interval_ms, s->interval_ms);
   *out = s;
   return 0;
@@ -470,8 +485,9 @@ static void hw_rstore_close(hw_rule_store *s) {
           "terminals with a state", (unsigned long long)s->stats.cycles,
           (unsigned long long)s->stats.cycles_failed, (unsigned long long)s->stats.saved,
           s->stats.terminals);
-  s->handles = 2;
+  s->handles = 3;
   uv_close((uv_handle_t *)&s->timer, hw_rstore_on_handle_closed);
+  uv_close((uv_handle_t *)&s->next, hw_rstore_on_handle_closed);
   uv_close((uv_handle_t *)&s->deadline, hw_rstore_on_handle_closed);
   hw_pg_async_stop(s->pg, hw_rstore_on_pg_stopped, s);
 }

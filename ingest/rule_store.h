@@ -27,7 +27,7 @@
 #include "terminal.h"
 
 #define HW_RSTORE_INTERVAL_MS 30000 /* default save interval */
-#define HW_RSTORE_CHUNK 2000        /* terminals per statement */
+#define HW_RSTORE_CHUNK 1000        /* terminals per statement */
 #define HW_RSTORE_STOP_MS 10000     /* stop gives up the final save after this long */
 
 /* BLOCKING: once at daemon start, before the loop runs and before live data. conn: a blocking

@@ -41,7 +41,7 @@
 
 #define HW_VSTORE_FLUSH_MS 200
 #define HW_VSTORE_BATCH 500         /* a write starts at once when this many episodes wait */
-#define HW_VSTORE_MAX_BATCH 2000    /* episodes per statement */
+#define HW_VSTORE_MAX_BATCH 1000    /* episodes per statement (about 10 ms of building) */
 #define HW_VSTORE_MAX_PENDING 32768 /* about 900 bytes each */
 #define HW_VSTORE_RETRY_MIN_MS 500
 #define HW_VSTORE_RETRY_MAX_MS 30000
