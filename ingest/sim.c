@@ -441,10 +441,11 @@ int hw_cmd_sim(int argc, char **argv) {
    * scenario ids put the kind's digit first. */
   int digits = 6;
   if (jt808) {
-    size_t pl = strlen(prefix) + (size_t)scn;
+    size_t own = strlen(prefix), pl = own + (size_t)scn;
     digits = (int)((pl < 12 ? 12 : 20) - pl);
-    if (!bad && (pl == 0 || pl >= 20 || strspn(prefix, "0123456789") != pl))
-      bad = "--id-prefix for jt808 must be 1..19 digits";
+    if (!bad && (own == 0 || pl >= 20 || strspn(prefix, "0123456789") != own))
+      bad = scn ? "--id-prefix for jt808 scenarios must be 1..18 digits"
+                : "--id-prefix for jt808 must be 1..19 digits";
     else if (!bad && trucks > (digits >= 7 ? HW_SIM_MAX_TRUCKS : (uint64_t)(hw_sim_pow10(digits) - 1)))
       bad = "--id-prefix for jt808 leaves too few digits for --trucks";
     else if (!bad && (step ? step : interval ? interval : HW_SIM_DEFAULT_INTERVAL_MS) % 1000)
