@@ -267,11 +267,15 @@ static void hw_vs_schedule(hw_violation_store *s, uint64_t delay_ms) {
   (void)uv_timer_start(&s->timer, hw_vs_on_timer, delay_ms, 0); /* cannot fail on a live timer */
 }
 
-static void hw_vs_retry_later(hw_violation_store *s) {
+/* grow: the database refused; wait longer each time. Otherwise the session was lost: pg_async
+ * holds a query until the next session is up, so the short first delay only spaces attempts
+ * when sessions keep dying under the statement. */
+static void hw_vs_retry_later(hw_violation_store *s, int grow) {
   s->stats.retries++;
-  hw_vs_schedule(s, s->backoff_ms);
-  s->backoff_ms = s->backoff_ms * 2 > HW_VSTORE_RETRY_MAX_MS ? HW_VSTORE_RETRY_MAX_MS
-                                                             : s->backoff_ms * 2;
+  hw_vs_schedule(s, grow ? s->backoff_ms : HW_VSTORE_RETRY_MIN_MS);
+  if (grow)
+    s->backoff_ms = s->backoff_ms * 2 > HW_VSTORE_RETRY_MAX_MS ? HW_VSTORE_RETRY_MAX_MS
+                                                               : s->backoff_ms * 2;
 }
 
 /* After a statement: what to write next, and when. */
@@ -319,9 +323,9 @@ static void hw_vs_on_result(void *arg, const PGresult *res) {
     return;
   }
   if (!res) {
-    hw_warn(HW_VS_LOG, NULL, "write of %zu episodes lost with the connection; sending again in %u ms",
-            n, s->backoff_ms);
-    hw_vs_retry_later(s);
+    hw_warn(HW_VS_LOG, NULL, "write of %zu episodes lost with the connection; sending again on "
+            "the next session", n);
+    hw_vs_retry_later(s, 0);
     return;
   }
   const char *state = hw_pg_sqlstate(res);
@@ -351,7 +355,7 @@ static void hw_vs_on_result(void *arg, const PGresult *res) {
   }
   hw_warn(HW_VS_LOG, NULL, "write of %zu episodes failed: %s %s; sending again in %u ms", n, state,
           hw_pg_errmsg(res), s->backoff_ms);
-  hw_vs_retry_later(s);
+  hw_vs_retry_later(s, 1);
 }
 
 /* Sends the batch (or, when splitting, its next episode). */
@@ -375,7 +379,7 @@ static void hw_vs_send(hw_violation_store *s) {
   if (rc) {
     hw_error(HW_VS_LOG, NULL, "cannot queue a write of %zu episodes: %s; retrying", to - from,
              strerror(-rc));
-    hw_vs_retry_later(s);
+    hw_vs_retry_later(s, 1);
     return;
   }
   s->inflight = 1;
@@ -390,7 +394,7 @@ static void hw_vs_on_timer(uv_timer_t *t) {
     if (!s->npending)
       return;
     if (hw_vs_take_batch(s)) {
-      hw_vs_retry_later(s);
+      hw_vs_retry_later(s, 1);
       return;
     }
   }

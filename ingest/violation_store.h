@@ -22,11 +22,11 @@
  * Units: measured and limit_value in km/h for speeds (the engine's 0.1 km/h / 10), seconds for
  * driving times, metres for displacements; limit_value is NULL for the registry kinds.
  *
- * Failures. A statement lost with the connection, or refused for a reason that may pass (schema
- * not there yet, serialisation, resources), is sent again, the same batch, after a backoff
- * (HW_VSTORE_RETRY_MIN_MS doubling to HW_VSTORE_RETRY_MAX_MS). A batch refused for its data
- * (SQLSTATE class 22 or 23) is split and its episodes sent one per statement; an episode refused
- * on its own is dropped and logged (stats.rejected). Memory is bounded: at most
+ * Failures. A statement lost with the connection is sent again, the same batch, on the next
+ * session; one refused for a reason that may pass (schema not there yet, serialisation,
+ * resources) after a backoff (HW_VSTORE_RETRY_MIN_MS doubling to HW_VSTORE_RETRY_MAX_MS). A
+ * batch refused for its data (SQLSTATE class 22 or 23) is split and its episodes sent one per
+ * statement; an episode refused on its own is dropped and logged (stats.rejected). Memory is bounded: at most
  * HW_VSTORE_MAX_PENDING episodes wait (the batch included); an event for an episode not already
  * waiting is dropped beyond that and counted (stats.dropped, logged at most once a second). A
  * later event of a dropped episode stores it again, since every event carries the whole record.

@@ -251,6 +251,35 @@ static void test_survives_lost_connection(void **state) {
   fx_stop(&f);
 }
 
+static int retried(void *arg) {
+  fixture *f = arg;
+  hw_violation_store_stats st;
+  hw_violation_store_get_stats(f->s, &st);
+  return st.retries >= 2;
+}
+
+/* Refused for a reason that passes (here the table is missing for a while): kept, sent again
+ * with backoff, written once the table is back. */
+static void test_kept_until_the_table_is_back(void **state) {
+  (void)state;
+  fixture f;
+  fx_start(&f);
+  free(vu_pg_text(f.pg, "ALTER TABLE violations RENAME TO violations_away"));
+  hw_violation_event a = vu_event(TID, HW_VIOL_FATIGUE_DAILY, HW_PHASE_OPEN, VU_T0, VU_T0 + MINUTE,
+                                  30000, 28800, 0, "{}");
+  hw_violation_store_put(f.s, &a, NULL);
+  assert_true(vu_run_until(&f.env, retried, &f));
+  hw_violation_store_stats st;
+  hw_violation_store_get_stats(f.s, &st);
+  assert_int_equal(st.pending, 1);
+  assert_int_equal(st.written, 0);
+  free(vu_pg_text(f.pg, "ALTER TABLE violations_away RENAME TO violations"));
+  f.want_written = 1;
+  assert_true(vu_run_until(&f.env, wrote_enough, &f));
+  vu_expect(f.pg, "30000|28800", "SELECT measured || '|' || limit_value FROM violations");
+  fx_stop(&f);
+}
+
 /* Stop writes what waits, then frees everything (the loop closes clean in fx_stop). */
 static void test_stop_flushes(void **state) {
   (void)state;
@@ -284,6 +313,7 @@ int main(void) {
       cmocka_unit_test(test_transition_survives_upserts),
       cmocka_unit_test(test_bad_episode_rejected_alone),
       cmocka_unit_test(test_survives_lost_connection),
+      cmocka_unit_test(test_kept_until_the_table_is_back),
       cmocka_unit_test(test_stop_flushes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
