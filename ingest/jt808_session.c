@@ -29,10 +29,8 @@ typedef struct hw_j8_pending {
 
 typedef struct hw_j8_state {
   /* The deframer is loop-wide (hw_j8_df); between reads only its position is kept here. */
-  uint8_t *part;            /* owned: bytes of a partial frame, part_len of them; NULL if none */
-  uint16_t part_len;
-  uint8_t df_state, df_esc; /* the deframer's state and escape flag, saved verbatim */
-  uint8_t started;          /* the deframer position above is valid */
+  hw_jt808_deframer_resume df; /* zeroed: a fresh connection */
+  uint8_t *part;            /* owned: the partial frame's df.len bytes; NULL when none */
   /* Layout and phone of the bound terminal's frames, for replies sent later (durable acks). */
   uint8_t peer_2019, peer_version, peer_bcd_len;
   uint8_t peer_bcd[10];
@@ -505,42 +503,32 @@ static int hw_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t *dat
   return hw_j8_dispatch(s, &h, body, h.body_len);
 }
 
-/* The deframer position between reads: only a partial frame's bytes take memory. */
-static void hw_j8_df_restore(hw_j8_state *st) {
-  hw_jt808_deframer_init(&hw_j8_df);
-  if (!st->started)
-    return;
-  hw_j8_df.state = st->df_state;
-  hw_j8_df.esc = st->df_esc;
-  hw_j8_df.len = st->part_len;
-  if (st->part_len)
-    memcpy(hw_j8_df.buf, st->part, st->part_len);
-}
-
+/* The deframer position between reads: only a partial frame's bytes take memory, exactly their
+ * size, and none at all when a read ends on a frame boundary (an idle terminal). */
 static int hw_j8_df_save(hw_j8_state *st) {
-  st->started = 1;
-  st->df_state = hw_j8_df.state;
-  st->df_esc = hw_j8_df.esc;
-  if (hw_j8_df.len == 0) {
+  uint16_t had = st->df.len;
+  hw_jt808_deframer_save(&hw_j8_df, &st->df);
+  if (st->df.len == 0) {
     free(st->part);
     st->part = NULL;
-    st->part_len = 0;
     return 0;
   }
-  if (hw_j8_df.len != st->part_len) {
-    uint8_t *p = realloc(st->part, hw_j8_df.len);
-    if (!p)
+  if (st->df.len != had || !st->part) {
+    uint8_t *p = realloc(st->part, st->df.len);
+    if (!p) {
+      st->df.len = had;
       return -ENOMEM;
+    }
     st->part = p;
   }
-  st->part_len = hw_j8_df.len;
-  memcpy(st->part, hw_j8_df.buf, st->part_len);
+  memcpy(st->part, hw_j8_df.buf, st->df.len);
   return 0;
 }
 
 static int hw_j8_on_data(hw_session *s, const uint8_t *data, size_t len) {
   hw_j8_state *st = hw_session_state(s);
-  hw_j8_df_restore(st);
+  hw_jt808_deframer_restore(&hw_j8_df, &st->df, st->part);
+  uint64_t garbage = hw_j8_df.stats.garbage_bytes; /* the shared stats keep accumulating */
   int rc = hw_jt808_deframer_feed(&hw_j8_df, data, len, hw_j8_on_frame, s);
   if (rc || s->closing)
     return rc ? rc : -ECANCELED;
@@ -548,7 +536,7 @@ static int hw_j8_on_data(hw_session *s, const uint8_t *data, size_t len) {
     return rc;
   /* Bytes outside frames: harmless noise in small amounts, a stream of nothing but garbage
    * otherwise (it would never hit the idle timeout). */
-  st->garbage += (uint32_t)hw_j8_df.stats.garbage_bytes;
+  st->garbage += (uint32_t)(hw_j8_df.stats.garbage_bytes - garbage);
   while (st->garbage >= HW_J8_GARBAGE_STRIKE) {
     st->garbage -= HW_J8_GARBAGE_STRIKE;
     if ((rc = hw_j8_strike(s, hw_session_tid(s), "4 KiB of bytes outside frames")))
