@@ -6,7 +6,10 @@
 #include "log.h"
 #include "quality.h"
 #include "registry_cache.h"
+#include "rule_store.h"
 #include "server.h"
+#include "violation_relay.h"
+#include "violation_store.h"
 #include "zone_index.h"
 
 /* How often held fixes (waiting for a gap to be back-filled) are re-examined. */
@@ -25,6 +28,9 @@ struct hw_pipeline {
   hw_rules *rules;
   hw_registry_cache *cache;
   hw_zone_index *zones;   /* owned */
+  hw_violation_store *vstore;
+  hw_violation_relay *relay;
+  hw_rule_store *rstore;
   uv_timer_t tick;
   hw_quality_config quality; /* rules off: static checks only */
   uint64_t fixes_in, fixes_duplicate, fixes_flagged, acks_delivered, pauses, violation_events;
@@ -59,9 +65,30 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
 static void hw_pipeline_on_violation(const hw_violation_event *ev, void *arg) {
   hw_pipeline *p = arg;
   p->violation_events++;
-  hw_info("rules", ev->terminal_id, "%s %s episode=%s value=%lld limit=%lld grade=%u",
-          hw_violation_kind_name(ev->kind), hw_violation_phase_name(ev->phase), ev->episode_id,
-          (long long)ev->value, (long long)ev->limit, ev->grade);
+  if (ev->phase != HW_PHASE_UPDATE)
+    hw_info("rules", ev->terminal_id, "%s %s episode=%s value=%lld limit=%lld grade=%u",
+            hw_violation_kind_name(ev->kind), hw_violation_phase_name(ev->phase), ev->episode_id,
+            (long long)ev->value, (long long)ev->limit, ev->grade);
+  hw_terminal *t = hw_registry_find(&p->registry, ev->terminal_id);
+  hw_violation_store_put(p->vstore, ev, t ? t->vehicle : NULL);
+}
+
+/* Rule state saved by an earlier run comes back before any fix is evaluated, and the fixes
+ * stored after that save are replayed, so a restart neither forgets nor repeats an episode.
+ * Blocking, before the loop runs. */
+static int hw_pipeline_restore_rules(hw_pipeline *p) {
+  PGconn *c = PQconnectdb(p->cfg.pg_conninfo_control);
+  size_t loaded = 0, replayed = 0;
+  int rc;
+  if (PQstatus(c) != CONNECTION_OK) {
+    hw_error("rules", NULL, "cannot restore rule state: %s", PQerrorMessage(c));
+    rc = -EIO;
+  } else if ((rc = hw_rule_store_load(c, &p->registry, p->rules, NULL, &loaded, &replayed)) == 0) {
+    hw_info("rules", NULL, "restored the state of %zu terminals, replayed %zu stored fixes", loaded,
+            replayed);
+  }
+  PQfinish(c);
+  return rc;
 }
 
 static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
@@ -116,8 +143,20 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
     goto fail_redis;
   p->quality = cfg->rules_cfg.quality;
   if (cfg->rules) {
+    hw_violation_relay_config rc_cfg = {.conninfo = cfg->pg_conninfo_control,
+                                        .redis_host = cfg->redis.host,
+                                        .redis_port = cfg->redis.port};
     if ((rc = hw_rules_new(&cfg->rules_cfg, hw_pipeline_on_violation, p, &p->rules)))
       goto fail_auth;
+    /* The store buffers what the replay below emits until the loop runs. */
+    if ((rc = hw_violation_store_start(&p->vstore, loop, cfg->pg_conninfo_control)))
+      goto fail_rules;
+    if ((rc = hw_pipeline_restore_rules(p)))
+      goto fail_rules;
+    if ((rc = hw_rule_store_start(&p->rstore, loop, cfg->pg_conninfo_control, &p->registry, 0)))
+      goto fail_rules;
+    if ((rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg)))
+      goto fail_rules;
     if ((rc = hw_registry_cache_start(&p->cache, loop, cfg->pg_conninfo_control, &p->registry,
                                       hw_pipeline_on_registry, p)))
       goto fail_rules;
@@ -246,10 +285,14 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
   p->done_arg = arg;
   p->pending_stops = 2;
   if (p->rules) {
-    p->pending_stops += 2;
+    p->pending_stops += 5;
     uv_timer_stop(&p->tick);
     uv_close((uv_handle_t *)&p->tick, hw_pipeline_tick_closed);
-    /* The cache unbinds every terminal before the registry goes. */
+    /* Rule state is saved once more and violations flushed; the cache unbinds every terminal
+     * before the registry goes. */
+    hw_rule_store_stop(p->rstore, hw_pipeline_stopped_one, p);
+    hw_violation_store_stop(p->vstore, hw_pipeline_stopped_one, p);
+    hw_violation_relay_stop(p->relay, hw_pipeline_stopped_one, p);
     hw_registry_cache_stop(p->cache, hw_pipeline_stopped_one, p);
   }
   hw_redis_state_stop(p->redis, hw_pipeline_stopped_one, p);
