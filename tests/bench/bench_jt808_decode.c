@@ -4,7 +4,10 @@
  *   gcc -std=c11 -D_GNU_SOURCE -O2 -Iingest tests/bench/bench_jt808_decode.c \
  *       ingest/jt808_frame.c ingest/jt808_header.c ingest/jt808_location.c \
  *       ingest/jt808_text.c -o /tmp/bench_jt808
- *   /tmp/bench_jt808 [frames]
+ *   /tmp/bench_jt808 [frames] [full-only]
+ *
+ * Built by CMake as build/tests/bench_jt808_decode; ops/bench runs it, and counts instructions
+ * per frame with callgrind in `full-only` mode (repeatable on a noisy machine).
  *
  * The frames are a real traccar test report (83-byte body, 7 standard and 5 vendor items) fed as
  * 64 KiB reads, the way a busy connection delivers them, so frames straddle read boundaries. */
@@ -55,6 +58,8 @@ static double now_ns(void) {
   return ts.tv_sec * 1e9 + ts.tv_nsec;
 }
 
+static uint64_t frames_done;
+
 static double run(const uint8_t *stream, size_t len, size_t per_stream, uint64_t want, int parse) {
   hw_jt808_deframer d;
   sink s = {.parse = parse};
@@ -72,6 +77,7 @@ static double run(const uint8_t *stream, size_t len, size_t per_stream, uint64_t
     }
   }
   double ns = (now_ns() - t0) / (double)s.frames;
+  frames_done = s.frames;
   if (parse && s.fixes != s.frames) {
     fprintf(stderr, "invalid fixes\n");
     exit(1);
@@ -100,6 +106,14 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < copies; i++)
     memcpy(stream + i * n, one, n);
 
+  if (argc > 2 && !strcmp(argv[2], "full-only")) {
+    /* For instruction counts under callgrind: one pass of full decodes, nothing else. The
+     * difference between two runs of different sizes is the per-frame cost without set-up. */
+    run(stream, len, copies, want, 1);
+    printf("frames=%llu\n", (unsigned long long)frames_done);
+    free(stream);
+    return 0;
+  }
   run(stream, len, copies, want / 10, 1); /* warm up */
   double deframe = run(stream, len, copies, want, 0);
   double full = run(stream, len, copies, want, 1);
