@@ -1,25 +1,19 @@
 /* Latest state per terminal in Redis: coalescing dirty list, one connection, pipelined EVALSHA.
  *
- * Connection life: IDLE (retry timer armed) -> [RESOLVING] -> CONNECTING (TCP connect and SCRIPT
- * LOAD, both under the connect timeout) -> READY (writes flow) <-> LOADING (script cache lost,
- * SCRIPT LOAD again) -> back to IDLE on any loss. A context is created only from the retry timer
- * (or start), and hiredis runs every pending callback of a context before it frees it, so callbacks
- * of an old context never overlap with a new one. */
+ * The connection (redis_conn.c) has a handshake: SCRIPT LOAD is queued on every new context and
+ * the session is up once it answered (both under the connect timeout). Up, writes flow, except
+ * while the script cache was lost under us (loading: SCRIPT LOAD again, writes paused). */
 #include "redis_state.h"
 
-#include <arpa/inet.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "redis_uv.h"
+#include "redis_conn.h"
 
 #define HW_RS_LOG "redis"
-#define HW_RS_BACKOFF_MIN_MS 100
-#define HW_RS_BACKOFF_MAX_MS 5000
 #define HW_RS_GEO_KEY "hw:geo"
 #define HW_RS_KEY_PREFIX "hw:veh:"
 /* Redis' GEOADD limit (EPSG:900913 square); outside it GEOADD errors. */
@@ -46,28 +40,16 @@ static const char hw_rs_script[] =
     "end\n"
     "return 1\n";
 
-typedef enum {
-  HW_RS_IDLE = 0,   /* no context; retry timer armed unless stopping */
-  HW_RS_RESOLVING,  /* uv_getaddrinfo in flight */
-  HW_RS_CONNECTING, /* context exists, TCP connect and/or SCRIPT LOAD pending */
-  HW_RS_READY,      /* script loaded, EVALSHA flowing */
-  HW_RS_LOADING,    /* connected, NOSCRIPT seen: SCRIPT LOAD again, writes paused */
-  HW_RS_CLOSED      /* stop finished: only handle closes left */
-} hw_rs_state;
-
 struct hw_redis_state {
   uv_loop_t *loop;
   hw_registry *registry; /* not owned; outlives us */
-  char *host;            /* owned copy of cfg->host */
-  int port;
   uint32_t max_in_flight;
   uint32_t timeout_ms;
-  int host_numeric; /* host is an IP literal: no resolver round trip */
 
-  hw_rs_state state;
-  redisAsyncContext *ac; /* current context or NULL; owned by hiredis, freed by it or by us */
-  char sha[41];          /* script SHA1 from SCRIPT LOAD on this connection */
-  uint32_t in_flight;    /* commands sent on ac and not answered (SCRIPT LOAD included) */
+  /* conn.in_flight counts commands sent and not answered, SCRIPT LOAD included. */
+  hw_redis_conn conn;
+  int loading;  /* up, NOSCRIPT seen: SCRIPT LOAD again, writes paused */
+  char sha[41]; /* script SHA1 from SCRIPT LOAD on this connection */
 
   /* Dirty list, FIFO through hw_terminal.redis_next; terminals are owned by the registry. */
   hw_terminal *dirty_head, *dirty_tail;
@@ -80,32 +62,23 @@ struct hw_redis_state {
   size_t cycle_left;      /* writes left in the current cycle */
   uint64_t next_cycle_ms; /* uv_now() when the next cycle may begin */
 
-  uv_timer_t kick;     /* 0 ms: flush after the current loop iteration's events */
-  uv_timer_t retry;    /* reconnect backoff */
-  uv_timer_t watchdog; /* connect and reply timeouts while a context exists */
+  uv_timer_t kick; /* 0 ms: flush after the current loop iteration's events */
   uv_timer_t stop_deadline;
-  uv_getaddrinfo_t gai;
-  int resolving;
 
-  uint32_t backoff_ms;
-  uint32_t failed_attempts; /* consecutive, for logging */
-  uint64_t conn_started;    /* uv_now() when the context was created */
-  uint64_t last_progress;   /* uv_now() of the last reply, or of a send onto an idle pipe */
-
-  uint64_t writes, reconnects, stale_skips, errors;
+  uint64_t writes, stale_skips, errors;
   uint64_t err_log_ms;  /* rate limit of error-reply logging */
   uint64_t err_unlogged;
 
   int stopping;
-  uint32_t open_handles; /* timers + adapter poll handles + getaddrinfo; done when 0 after close */
+  int closing;           /* finish has begun: only handle closes left */
+  int conn_closed;       /* conn reported closed */
+  uint32_t open_handles; /* our timers; done when 0 (and conn_closed) after close */
   void (*done_cb)(void *arg);
   void *done_arg;
 };
 
 static void hw_rs_kick(hw_redis_state *r);
-static void hw_rs_connect(hw_redis_state *r);
 static void hw_rs_finish(hw_redis_state *r);
-static void hw_rs_on_retry(uv_timer_t *timer);
 
 /* ---- value formatting: integers only, no printf on the write path ---- */
 
@@ -174,133 +147,33 @@ static hw_terminal *hw_rs_pop_dirty(hw_redis_state *r) {
   return t;
 }
 
-/* ---- connection loss and reconnect ---- */
-
-static void hw_rs_schedule_retry(hw_redis_state *r) {
-  r->state = HW_RS_IDLE;
-  uv_timer_stop(&r->watchdog);
-  if (r->stopping) {
-    hw_rs_finish(r);
-    return;
-  }
-  uint32_t delay = r->backoff_ms;
-  r->backoff_ms = delay * 2 > HW_RS_BACKOFF_MAX_MS ? HW_RS_BACKOFF_MAX_MS : delay * 2;
-  (void)uv_timer_start(&r->retry, hw_rs_on_retry, delay, 0); /* cannot fail on a live timer */
-}
-
-/* A connect attempt failed (no context was ever usable). */
-static void hw_rs_attempt_failed(hw_redis_state *r, const char *reason) {
-  r->failed_attempts++;
-  /* The first failure is news; the same failure every few seconds while Redis is down is not. */
-  if (r->failed_attempts == 1)
-    hw_warn(HW_RS_LOG, NULL, "connect to %s:%d failed: %s; retrying with backoff", r->host,
-            r->port, reason);
-  else
-    hw_debug(HW_RS_LOG, NULL, "connect to %s:%d failed (attempt %u): %s", r->host, r->port,
-             r->failed_attempts, reason);
-  hw_rs_schedule_retry(r);
-}
-
-/* The current context is gone or being freed (r->ac already cleared). */
-static void hw_rs_conn_lost(hw_redis_state *r, int was_connected, const char *reason) {
-  if (was_connected) {
-    hw_warn(HW_RS_LOG, NULL, "disconnected from %s:%d: %s; %zu terminals dirty", r->host, r->port,
-            reason, r->dirty_count);
-    r->failed_attempts = 0;
-    r->backoff_ms = HW_RS_BACKOFF_MIN_MS;
-    hw_rs_schedule_retry(r);
-  } else {
-    hw_rs_attempt_failed(r, reason);
-  }
-}
-
-/* We give up on the current context ourselves (timeout, protocol trouble). */
-static void hw_rs_drop(hw_redis_state *r, const char *reason) {
-  redisAsyncContext *ac = r->ac;
-  int was_connected = r->state == HW_RS_READY || r->state == HW_RS_LOADING;
-  r->ac = NULL; /* before the free: our connect/disconnect callbacks then ignore this context */
-  if (ac)
-    redisAsyncFree(ac); /* pending replies come back NULL; deferred when inside a reply callback */
-  hw_rs_conn_lost(r, was_connected, reason);
-}
-
-static const char *hw_rs_errstr(const redisAsyncContext *ac) {
-  if (ac->c.err && ac->c.errstr[0])
-    return ac->c.errstr;
-  if (ac->errstr && ac->errstr[0])
-    return ac->errstr;
-  return "connection closed";
-}
-
-static void hw_rs_on_connect(const redisAsyncContext *ac, int status) {
-  hw_redis_state *r = ac->data;
-  if (ac != r->ac)
-    return; /* a context we already dropped */
-  if (status != REDIS_OK) {
-    /* hiredis frees ac right after this callback returns. */
-    r->ac = NULL;
-    hw_rs_conn_lost(r, 0, hw_rs_errstr(ac));
-  }
-  /* On success wait for SCRIPT LOAD's reply: only then are we ready. */
-}
-
-static void hw_rs_on_disconnect(const redisAsyncContext *ac, int status) {
-  hw_redis_state *r = ac->data;
-  if (ac != r->ac)
-    return; /* we dropped it ourselves and have already scheduled what follows */
-  int was_connected = r->state == HW_RS_READY || r->state == HW_RS_LOADING;
-  r->ac = NULL; /* hiredis frees it after we return */
-  hw_rs_conn_lost(r, was_connected,
-                  status == REDIS_OK ? "closed" : hw_rs_errstr(ac));
-}
-
-static void hw_rs_on_poll_closed(void *arg) {
-  hw_redis_state *r = arg;
-  r->open_handles--;
-  if (r->state == HW_RS_CLOSED)
-    hw_rs_finish(r);
-}
-
 /* ---- script load ---- */
 
 static void hw_rs_on_script(redisAsyncContext *ac, void *reply, void *privdata) {
-  hw_redis_state *r = ac->data;
+  hw_redis_conn *c = ac->data;
+  hw_redis_state *r = c->data;
   redisReply *rep = reply;
   (void)privdata;
-  r->in_flight--;
-  r->last_progress = uv_now(r->loop);
-  if (!rep || ac != r->ac)
-    return; /* the context is going away; whoever freed it handles the rest */
+  if (!hw_redis_conn_reply(c, ac, rep))
+    return; /* the context is going away; its loss is reported to hw_rs_conn_lost */
   if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-    hw_error(HW_RS_LOG, NULL, "SCRIPT LOAD failed on %s:%d: %s", r->host, r->port,
+    hw_error(HW_RS_LOG, NULL, "SCRIPT LOAD failed on %s:%d: %s", c->host, c->port,
              rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-    hw_rs_drop(r, "SCRIPT LOAD failed");
+    hw_redis_conn_drop(c, "SCRIPT LOAD failed");
     return;
   }
   memcpy(r->sha, rep->str, 40);
   r->sha[40] = '\0';
-  int first = r->state == HW_RS_CONNECTING;
-  r->state = HW_RS_READY;
-  if (first) {
-    /* Redis may have lost everything (restart without persistence) or missed writes while we
-     * were away: write every known state again; the script keeps newer data that is there. */
-    hw_registry_foreach(r->registry, t) {
-      if (t->has_latest)
-        hw_rs_mark_dirty(r, t);
-    }
-    hw_info(HW_RS_LOG, NULL, "connected to %s:%d after %u failed attempts; %zu states to write",
-            r->host, r->port, r->failed_attempts, r->dirty_count);
-    r->failed_attempts = 0;
-    r->backoff_ms = HW_RS_BACKOFF_MIN_MS;
-  }
+  r->loading = 0;
+  hw_redis_conn_ready(c); /* first load on this context: the session comes up */
   hw_rs_kick(r);
 }
 
 static int hw_rs_send_script_load(hw_redis_state *r) {
-  if (redisAsyncCommand(r->ac, hw_rs_on_script, NULL, "SCRIPT LOAD %s", hw_rs_script) != REDIS_OK)
+  if (redisAsyncCommand(r->conn.ac, hw_rs_on_script, NULL, "SCRIPT LOAD %s", hw_rs_script) !=
+      REDIS_OK)
     return -EIO;
-  if (r->in_flight++ == 0)
-    r->last_progress = uv_now(r->loop);
+  hw_redis_conn_sent(&r->conn);
   return 0;
 }
 
@@ -320,12 +193,11 @@ static void hw_rs_log_error_reply(hw_redis_state *r, const hw_terminal *t, const
 }
 
 static void hw_rs_on_write(redisAsyncContext *ac, void *reply, void *privdata) {
-  hw_redis_state *r = ac->data;
+  hw_redis_conn *c = ac->data;
+  hw_redis_state *r = c->data;
   hw_terminal *t = privdata;
   redisReply *rep = reply;
-  r->in_flight--;
-  r->last_progress = uv_now(r->loop);
-  if (!rep || ac != r->ac)
+  if (!hw_redis_conn_reply(c, ac, rep))
     return; /* connection lost: after reconnect every state is marked dirty anyway */
 
   if (rep->type == REDIS_REPLY_INTEGER) {
@@ -335,11 +207,11 @@ static void hw_rs_on_write(redisAsyncContext *ac, void *reply, void *privdata) {
   } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
     /* SCRIPT FLUSH or a failover under us: load again, write this one again. */
     hw_rs_mark_dirty(r, t);
-    if (r->state == HW_RS_READY) {
-      hw_warn(HW_RS_LOG, NULL, "script cache lost on %s:%d, loading again", r->host, r->port);
-      r->state = HW_RS_LOADING;
+    if (!r->loading) {
+      hw_warn(HW_RS_LOG, NULL, "script cache lost on %s:%d, loading again", c->host, c->port);
+      r->loading = 1;
       if (hw_rs_send_script_load(r) < 0) {
-        hw_rs_drop(r, "cannot send SCRIPT LOAD");
+        hw_redis_conn_drop(c, "cannot send SCRIPT LOAD");
         return;
       }
     }
@@ -348,7 +220,7 @@ static void hw_rs_on_write(redisAsyncContext *ac, void *reply, void *privdata) {
     hw_rs_log_error_reply(r, t, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
   }
 
-  if (r->stopping && r->in_flight == 0 && !r->dirty_head) {
+  if (r->stopping && c->in_flight == 0 && !r->dirty_head) {
     hw_rs_finish(r);
     return;
   }
@@ -389,14 +261,16 @@ static int hw_rs_send_write(hw_redis_state *r, hw_terminal *t) {
   len[16] = f->has_driver ? strnlen(f->driver_id, HW_DRIVER_ID_MAX) : 0;
 
   /* hiredis copies the arguments into its output buffer. */
-  if (redisAsyncCommandArgv(r->ac, hw_rs_on_write, t, 17, argv, len) != REDIS_OK)
+  if (redisAsyncCommandArgv(r->conn.ac, hw_rs_on_write, t, 17, argv, len) != REDIS_OK)
     return -EIO;
-  if (r->in_flight++ == 0)
-    r->last_progress = uv_now(r->loop);
+  hw_redis_conn_sent(&r->conn);
   return 0;
 }
 
 static void hw_rs_on_kick(uv_timer_t *timer);
+
+/* Up, with the script loaded on this connection. */
+static int hw_rs_writable(const hw_redis_state *r) { return r->conn.up && !r->loading; }
 
 static void hw_rs_flush(hw_redis_state *r) {
   int paced = r->flush_ms && !r->stopping;
@@ -410,7 +284,7 @@ static void hw_rs_flush(hw_redis_state *r) {
     r->cycle_left = r->dirty_count;
     r->next_cycle_ms = now + r->flush_ms;
   }
-  while (r->state == HW_RS_READY && r->dirty_head && r->in_flight < r->max_in_flight) {
+  while (hw_rs_writable(r) && r->dirty_head && r->conn.in_flight < r->max_in_flight) {
     if (paced && r->cycle_left == 0) {
       hw_rs_flush(r); /* arms the timer for the next cycle */
       return;
@@ -431,147 +305,84 @@ static void hw_rs_on_kick(uv_timer_t *timer) {
 }
 
 static void hw_rs_kick(hw_redis_state *r) {
-  if (r->state == HW_RS_READY && r->dirty_head && r->in_flight < r->max_in_flight &&
+  if (hw_rs_writable(r) && r->dirty_head && r->conn.in_flight < r->max_in_flight &&
       !uv_is_active((uv_handle_t *)&r->kick))
     (void)uv_timer_start(&r->kick, hw_rs_on_kick, 0, 0); /* cannot fail on a live timer */
 }
 
-/* ---- timers and connecting ---- */
+/* ---- connection ---- */
 
-static void hw_rs_on_watchdog(uv_timer_t *timer) {
-  hw_redis_state *r = timer->data;
-  uint64_t now = uv_now(r->loop);
-  if (r->state == HW_RS_CONNECTING && now - r->conn_started >= r->timeout_ms)
-    hw_rs_drop(r, "connect timeout");
-  else if ((r->state == HW_RS_READY || r->state == HW_RS_LOADING) && r->in_flight > 0 &&
-           now - r->last_progress >= r->timeout_ms)
-    hw_rs_drop(r, "reply timeout");
+/* Queued before the connect completes: written as soon as it does. */
+static int hw_rs_conn_attached(hw_redis_conn *c) {
+  hw_redis_state *r = c->data;
+  r->loading = 0;
+  return hw_rs_send_script_load(r);
 }
 
-static void hw_rs_on_retry(uv_timer_t *timer) {
-  hw_redis_state *r = timer->data;
-  r->reconnects++;
-  hw_rs_connect(r);
+static void hw_rs_conn_ready(hw_redis_conn *c) {
+  hw_redis_state *r = c->data;
+  /* Redis may have lost everything (restart without persistence) or missed writes while we
+   * were away: write every known state again; the script keeps newer data that is there. */
+  hw_registry_foreach(r->registry, t) {
+    if (t->has_latest)
+      hw_rs_mark_dirty(r, t);
+  }
 }
 
-static void hw_rs_connect_ip(hw_redis_state *r, const char *ip) {
-  redisAsyncContext *ac = redisAsyncConnect(ip, r->port);
-  if (!ac) {
-    hw_rs_attempt_failed(r, "out of memory");
-    return;
-  }
-  if (ac->err) {
-    char reason[128];
-    snprintf(reason, sizeof reason, "%s", ac->errstr ? ac->errstr : "connect error");
-    redisAsyncFree(ac); /* never attached: frees synchronously, no callbacks */
-    hw_rs_attempt_failed(r, reason);
-    return;
-  }
-  ac->data = r;
-  int rc = hw_redis_uv_attach(ac, r->loop, hw_rs_on_poll_closed, r);
-  if (rc < 0) {
-    redisAsyncFree(ac);
-    hw_rs_attempt_failed(r, uv_strerror(rc));
-    return;
-  }
-  r->open_handles++; /* the adapter's poll handle, until hw_rs_on_poll_closed */
-  r->ac = ac;
-  r->state = HW_RS_CONNECTING;
-  r->conn_started = uv_now(r->loop);
-  /* Attach first: setting the connect callback already asks for the first write event. */
-  (void)redisAsyncSetConnectCallback(ac, hw_rs_on_connect);
-  (void)redisAsyncSetDisconnectCallback(ac, hw_rs_on_disconnect);
-  uint64_t every = r->timeout_ms / 4 ? r->timeout_ms / 4 : 1;
-  (void)uv_timer_start(&r->watchdog, hw_rs_on_watchdog, every, every);
-  /* Queued now, written as soon as the socket connects: saves a round trip. */
-  if (hw_rs_send_script_load(r) < 0)
-    hw_rs_drop(r, "cannot queue SCRIPT LOAD");
+static void hw_rs_conn_lost(hw_redis_conn *c) {
+  hw_redis_state *r = c->data;
+  r->loading = 0;
+  if (r->stopping)
+    hw_rs_finish(r); /* no reconnect for a stop */
 }
 
-static void hw_rs_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  hw_redis_state *r = req->data;
-  r->resolving = 0;
-  r->open_handles--;
-  if (r->state == HW_RS_CLOSED) {
-    uv_freeaddrinfo(res);
-    hw_rs_finish(r);
-    return;
-  }
-  if (status < 0) {
-    uv_freeaddrinfo(res);
-    r->state = HW_RS_IDLE;
-    hw_rs_attempt_failed(r, uv_strerror(status));
-    return;
-  }
-  /* Prefer IPv4: a Redis bound to 127.0.0.1 must not be missed because localhost is ::1 first. */
-  const struct addrinfo *pick = res;
-  for (const struct addrinfo *a = res; a; a = a->ai_next) {
-    if (a->ai_family == AF_INET) {
-      pick = a;
-      break;
-    }
-  }
-  char ip[INET6_ADDRSTRLEN] = "";
-  if (pick->ai_family == AF_INET)
-    (void)uv_ip4_name((const struct sockaddr_in *)pick->ai_addr, ip, sizeof ip);
-  else
-    (void)uv_ip6_name((const struct sockaddr_in6 *)pick->ai_addr, ip, sizeof ip);
-  uv_freeaddrinfo(res);
-  r->state = HW_RS_IDLE;
-  hw_rs_connect_ip(r, ip);
+static void hw_rs_conn_closed(hw_redis_conn *c) {
+  hw_redis_state *r = c->data;
+  r->conn_closed = 1;
+  hw_rs_finish(r);
 }
 
-static void hw_rs_connect(hw_redis_state *r) {
-  if (r->host_numeric) {
-    hw_rs_connect_ip(r, r->host);
-    return;
-  }
-  /* hiredis would call getaddrinfo itself, blocking the loop on DNS: resolve off the loop. */
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  r->gai.data = r;
-  int rc = uv_getaddrinfo(r->loop, &r->gai, hw_rs_on_resolved, r->host, NULL, &hints);
-  if (rc < 0) {
-    hw_rs_attempt_failed(r, uv_strerror(rc));
-    return;
-  }
-  r->resolving = 1;
-  r->open_handles++;
-  r->state = HW_RS_RESOLVING;
-}
+static const hw_redis_conn_ops hw_rs_conn_ops = {
+    .attached = hw_rs_conn_attached,
+    .ready = hw_rs_conn_ready,
+    .lost = hw_rs_conn_lost,
+    .closed = hw_rs_conn_closed,
+};
 
 /* ---- public ---- */
 
 int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_state_config *cfg,
                          hw_registry *registry) {
-  if (!out || !loop || !cfg || !cfg->host || !*cfg->host || cfg->port <= 0 || cfg->port > 65535 ||
-      !registry)
+  if (!out || !loop || !cfg || !registry)
     return -EINVAL;
   hw_redis_state *r = calloc(1, sizeof *r);
   if (!r)
     return -ENOMEM;
-  r->host = strdup(cfg->host);
-  if (!r->host) {
-    free(r);
-    return -ENOMEM;
-  }
-  unsigned char addr[sizeof(struct in6_addr)];
-  r->host_numeric =
-      inet_pton(AF_INET, r->host, addr) == 1 || inet_pton(AF_INET6, r->host, addr) == 1;
   r->loop = loop;
   r->registry = registry;
-  r->port = cfg->port;
   r->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : 1024;
   r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 2000;
   r->flush_ms = cfg->flush_ms;
-  r->backoff_ms = HW_RS_BACKOFF_MIN_MS;
+  hw_redis_conn_config cc = {.host = cfg->host,
+                             .port = cfg->port,
+                             .timeout_ms = r->timeout_ms,
+                             .component = HW_RS_LOG,
+                             .handshake = 1, /* SCRIPT LOAD */
+                             .backlog = &r->dirty_count,
+                             .backlog_what = "states to write"};
+  int rc = hw_redis_conn_init(&r->conn, loop, &cc, &hw_rs_conn_ops, r);
+  if (rc) {
+    free(r);
+    return rc;
+  }
 
-  uv_timer_t *timers[] = {&r->kick, &r->retry, &r->watchdog, &r->stop_deadline};
+  uv_timer_t *timers[] = {&r->kick, &r->stop_deadline};
   for (size_t i = 0; i < HW_ARRAY_SIZE(timers); i++) {
     (void)uv_timer_init(loop, timers[i]); /* only initialises memory; cannot fail */
     timers[i]->data = r;
     r->open_handles++;
   }
-  hw_rs_connect(r);
+  hw_redis_conn_start(&r->conn);
   *out = r;
   return 0;
 }
@@ -581,7 +392,7 @@ void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix) {
     return; /* older than what we have: nothing to write */
   t->latest = *fix;
   t->has_latest = 1;
-  if (r->state == HW_RS_CLOSED)
+  if (r->closing)
     return;
   hw_rs_mark_dirty(r, t);
   hw_rs_kick(r);
@@ -589,15 +400,15 @@ void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix) {
 
 void hw_redis_state_get_stats(const hw_redis_state *r, hw_redis_state_stats *out) {
   out->writes = r->writes;
-  out->reconnects = r->reconnects;
+  out->reconnects = r->conn.reconnects;
   out->dirty = r->dirty_count;
-  out->connected = r->state == HW_RS_READY || r->state == HW_RS_LOADING;
+  out->connected = r->conn.up;
 }
 
 static void hw_rs_on_stop_deadline(uv_timer_t *timer) {
   hw_redis_state *r = timer->data;
   hw_warn(HW_RS_LOG, NULL, "stop: gave up after %u ms with %zu states unwritten, %u in flight",
-          r->timeout_ms, r->dirty_count, r->in_flight);
+          r->timeout_ms, r->dirty_count, r->conn.in_flight);
   hw_rs_finish(r);
 }
 
@@ -607,23 +418,18 @@ static void hw_rs_on_timer_closed(uv_handle_t *h) {
   hw_rs_finish(r);
 }
 
-/* Moves to CLOSED (dropping the context and closing our timers) and, once every handle has
- * reported its close, frees r and calls done_cb. Safe to call again at each close. */
+/* Begins closing (the connection and our timers) and, once every handle has reported its
+ * close, frees r and calls done_cb. Safe to call again at each close. */
 static void hw_rs_finish(hw_redis_state *r) {
-  if (r->state != HW_RS_CLOSED) {
-    redisAsyncContext *ac = r->ac;
-    r->state = HW_RS_CLOSED;
-    r->ac = NULL;
-    if (ac)
-      redisAsyncFree(ac); /* its poll handle closes via the adapter, counted in open_handles */
-    if (r->resolving)
-      (void)uv_cancel((uv_req_t *)&r->gai); /* its callback still runs (ECANCELED) */
-    uv_timer_t *timers[] = {&r->kick, &r->retry, &r->watchdog, &r->stop_deadline};
+  if (!r->closing) {
+    r->closing = 1;
+    hw_redis_conn_close(&r->conn);
+    uv_timer_t *timers[] = {&r->kick, &r->stop_deadline};
     for (size_t i = 0; i < HW_ARRAY_SIZE(timers); i++)
       uv_close((uv_handle_t *)timers[i], hw_rs_on_timer_closed);
     return; /* every close reports back here, so done_cb never runs inside stop() */
   }
-  if (r->open_handles > 0)
+  if (r->open_handles > 0 || !r->conn_closed)
     return;
   void (*cb)(void *) = r->done_cb;
   void *arg = r->done_arg;
@@ -634,7 +440,6 @@ static void hw_rs_finish(hw_redis_state *r) {
   /* Terminals outlive us: unlink them so a later instance starts from a clean list. */
   while (hw_rs_pop_dirty(r))
     ;
-  free(r->host);
   free(r);
   if (cb)
     cb(arg);
@@ -646,9 +451,7 @@ void hw_redis_state_stop(hw_redis_state *r, void (*done_cb)(void *arg), void *ar
   r->stopping = 1;
   r->done_cb = done_cb;
   r->done_arg = arg;
-  uv_timer_stop(&r->retry);
-  int connected = r->state == HW_RS_READY || r->state == HW_RS_LOADING;
-  if (connected && (r->dirty_head || r->in_flight)) {
+  if (r->conn.up && (r->dirty_head || r->conn.in_flight)) {
     (void)uv_timer_start(&r->stop_deadline, hw_rs_on_stop_deadline, r->timeout_ms, 0);
     hw_rs_kick(r);
     return;
