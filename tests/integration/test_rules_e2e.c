@@ -1,0 +1,337 @@
+/* The safety rules end to end: `haulwatch sim --scenario` trucks (sim_scenario.h) report to the
+ * daemon, which evaluates every fix against the registry and the zones imported with the CLI,
+ * stores what it finds in table violations and publishes it on Redis channel hw:violations.
+ * Each scenario must give exactly its one violation, with the scripted values; the variants
+ * just under a limit give none; a daemon restart in the middle of an episode gives it once.
+ *
+ * "Exactly one" and "none" need to know the daemon is done with a run: the rules judge a fix
+ * before it is acknowledged, and the violation store writes in the order events come, so once a
+ * later run's violation is in the table, everything an earlier run produced is too. Runs that
+ * should find nothing therefore go first, and their checks follow a later run's violation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+#include "harness.h"
+
+#define MIN_MS 60000LL
+#define HOUR_MS (60 * MIN_MS)
+#define STEP_MS 10000LL
+#define WAIT_MS 60000 /* a bound against hanging, not a performance assertion */
+
+static char conninfo[512], listen_addr[64], redis_addr[64];
+static int port, redis_port;
+static pid_t daemon_pid, redis_pid;
+static PGconn *db;
+
+/* Every terminal the tests use is bound here; pre-tractor and e2e-tractor are two converted
+ * tractors (retired after 2025-12-31). */
+static const char registry_csv[] =
+    "plate,plate_colour,class,terminal_id,region,enterprise,permit_no,permit_expires,status\n"
+    "苏A10001,yellow,heavy_truck,e2e-tired-001,320100,南京测试物流有限公司,苏交运管许可宁字320100000001号,2029-12-31,active\n"
+    "苏A10002,yellow,heavy_truck,ok-tired-001,320100,南京测试物流有限公司,苏交运管许可宁字320100000002号,2029-12-31,active\n"
+    "冀A10003,yellow,heavy_truck,e2e-speeder-001,130100,石家庄测试运输有限公司,冀交运管许可石字130100000003号,2029-12-31,active\n"
+    "冀A10004,yellow,heavy_truck,pub-speeder-001,130100,石家庄测试运输有限公司,冀交运管许可石字130100000004号,2029-12-31,active\n"
+    "鲁A10005,yellow,converted_tractor,pre-tractor-001,370100,济南测试农机合作社,,,active\n"
+    "鲁A10006,yellow,converted_tractor,e2e-tractor-001,370100,济南测试农机合作社,,,active\n"
+    "陕A10007,yellow,semi_trailer_tractor,e2e-dark-001,610100,西安测试货运有限公司,陕交运管许可西字610100000007号,2029-12-31,active\n"
+    "苏A10008,yellow,heavy_truck,rst-tired-001,320100,南京测试物流有限公司,苏交运管许可宁字320100000008号,2029-12-31,active\n";
+
+/* The expressway the speeder scenario drives on (trucks: 100 km/h there, 80 elsewhere). */
+static const char zones_geojson[] =
+    "{\"type\": \"FeatureCollection\", \"features\": [{\"type\": \"Feature\",\n"
+    " \"properties\": {\"name\": \"G4京港澳高速(测试)\", \"kind\": \"speed_limit\",\n"
+    "                \"is_expressway\": true, \"limit_kmh\": 120},\n"
+    " \"geometry\": {\"type\": \"Polygon\", \"coordinates\": [[[114.30, 37.40], [114.34, 37.40],\n"
+    "              [114.34, 38.40], [114.30, 38.40], [114.30, 37.40]]]}}]}\n";
+
+/* Epoch milliseconds of a GMT+8 wall-clock time. */
+static int64_t cst_ms(int y, int mo, int d, int h, int mi, int s) {
+  y -= mo <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400;
+  int64_t yoe = y - era * 400;
+  int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  int64_t days = era * 146097 + doe - 719468;
+  return ((days * 86400 + h * 3600 + mi * 60 + s) * 1000) - 8 * HOUR_MS;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(fputs(text, f) >= 0, 1);
+  assert_int_equal(fclose(f), 0);
+}
+
+static void cli(const char *const *argv) {
+  pid_t pid = hw_test_spawn(argv, "test_rules_e2e.cli.log");
+  assert_int_equal(hw_test_wait_exit(pid, WAIT_MS), 0);
+}
+
+static pid_t start_daemon(void) {
+  /* Device times back to 2025-12-31 pass the quality checks (default: a week). */
+  const char *argv[] = {"serve", "--listen", listen_addr, "--pg", conninfo, "--redis", redis_addr,
+                        "--batch-ms", "20", "--max-past-s", "34560000", NULL};
+  pid_t pid = hw_test_spawn(argv, "test_rules_e2e.daemon.log");
+  assert_int_equal(hw_test_wait_port(port, 15000), 0);
+  return pid;
+}
+
+/* Starts `sim --scenario SCENARIO --id-prefix PREFIX` with the first fix at first_ms + STEP (0:
+ * the data ends now), flat out unless interval_ms is given. */
+static pid_t start_sim(const char *scenario, const char *prefix, int64_t start_ms,
+                       const char *interval_ms) {
+  char server[64], start[32], log[64];
+  snprintf(server, sizeof server, "127.0.0.1:%d", port);
+  snprintf(start, sizeof start, "%lld", (long long)start_ms);
+  snprintf(log, sizeof log, "test_rules_e2e.sim-%s.log", prefix);
+  const char *argv[24] = {"sim", "--server", server, "--scenario", scenario, "--id-prefix", prefix,
+                          "--pg", conninfo, "--timeout-s", "240", "--quiet"};
+  size_t n = 12;
+  if (start_ms) {
+    argv[n++] = "--start-time-ms";
+    argv[n++] = start;
+  }
+  if (interval_ms) {
+    argv[n++] = "--interval-ms";
+    argv[n++] = interval_ms;
+    argv[n++] = "--report-fixes";
+    argv[n++] = "1";
+  }
+  argv[n] = NULL;
+  return hw_test_spawn(argv, log);
+}
+
+/* Runs a scenario to its end: exit 0 means every fix was acknowledged (and judged). */
+static void run_sim(const char *scenario, const char *prefix, int64_t start_ms) {
+  assert_int_equal(hw_test_wait_exit(start_sim(scenario, prefix, start_ms, NULL), 240000), 0);
+}
+
+static long q(const char *fmt, ...) HW_PRINTF(1, 2);
+static long q(const char *fmt, ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return hw_test_pg_scalar(db, sql);
+}
+
+/* Polls `sql` (a count) until it is at least 1; fails after WAIT_MS. */
+static void wait_for(const char *what, const char *sql) {
+  for (int waited = 0; waited < WAIT_MS; waited += 50) {
+    if (hw_test_pg_scalar(db, sql) > 0)
+      return;
+    usleep(50 * 1000);
+  }
+  fail_msg("waited %d s for %s", WAIT_MS / 1000, what);
+}
+
+static void wait_closed(const char *terminal, const char *kind) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM violations WHERE terminal_id = '%s' AND kind = '%s' "
+           "AND ended_at IS NOT NULL", terminal, kind);
+  wait_for(sql, sql);
+}
+
+static long count_of(const char *terminal, const char *kind) {
+  if (kind)
+    return q("SELECT count(*) FROM violations WHERE terminal_id = '%s' AND kind = '%s'", terminal, kind);
+  return q("SELECT count(*) FROM violations WHERE terminal_id = '%s'", terminal);
+}
+
+/* A column of the terminal's only violation, as a whole number (times: epoch ms). */
+static long col(const char *terminal, const char *expr) {
+  return q("SELECT round(%s)::bigint FROM violations WHERE terminal_id = '%s'", expr, terminal);
+}
+
+#define STARTED_MS "extract(epoch FROM started_at) * 1000"
+#define ENDED_MS "extract(epoch FROM ended_at) * 1000"
+
+static int group_setup(void **state) {
+  (void)state;
+  hw_test_fresh_db("hw_it_rules_e2e", conninfo, sizeof conninfo);
+  db = hw_test_pg_connect(conninfo);
+  write_file("test_rules_e2e.registry.csv", registry_csv);
+  write_file("test_rules_e2e.zones.geojson", zones_geojson);
+  unlink("test_rules_e2e.cli.log");
+  unlink("test_rules_e2e.daemon.log");
+  const char *reg[] = {"registry", "import", "test_rules_e2e.registry.csv", "--pg", conninfo, NULL};
+  cli(reg);
+  const char *zones[] = {"zones", "import", "test_rules_e2e.zones.geojson", "--pg", conninfo, NULL};
+  cli(zones);
+  redis_port = hw_test_free_port();
+  redis_pid = hw_test_redis_start(redis_port);
+  port = hw_test_free_port();
+  snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%d", port);
+  snprintf(redis_addr, sizeof redis_addr, "127.0.0.1:%d", redis_port);
+  daemon_pid = start_daemon();
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  hw_test_stop_pid(daemon_pid);
+  hw_test_stop_pid(redis_pid);
+  PQfinish(db);
+  return 0;
+}
+
+/* 4 h 30 of driving with only a 10 min stop: one fatigue_continuous; 3 h 55: nothing. */
+static void test_tired(void **state) {
+  (void)state;
+  int64_t start = (hw_now_ms() / 1000) * 1000 - 6 * HOUR_MS, first = start + STEP_MS;
+  run_sim("tired:235", "ok", start);
+  run_sim("tired", "e2e", start);
+  wait_closed("e2e-tired-001", "fatigue_continuous");
+  assert_int_equal(count_of("e2e-tired-001", NULL), 1);
+  assert_int_equal(count_of("e2e-tired-001", "fatigue_continuous"), 1);
+  assert_int_equal(col("e2e-tired-001", "measured"), 270 * 60);
+  assert_int_equal(col("e2e-tired-001", "limit_value"), 4 * 3600);
+  /* From the moment 4 h of driving were passed (2 h, the 10 min stop, 2 h) to the last moving
+   * fix, 30 min later. */
+  assert_int_equal(col("e2e-tired-001", STARTED_MS), first + 250 * MIN_MS);
+  assert_int_equal(col("e2e-tired-001", ENDED_MS), first + 280 * MIN_MS);
+  assert_int_equal(q("SELECT count(*) FROM violations WHERE terminal_id = 'e2e-tired-001' "
+                     "AND plate = '苏A10001' AND region = '320100'"), 1);
+  /* Stored before e2e's: the 3 h 55 truck broke nothing. */
+  assert_int_equal(count_of("ok-tired-001", NULL), 0);
+}
+
+/* 2 min at 130 km/h on an expressway where trucks may do 100: one speeding, grade 2. */
+static void test_speeder(void **state) {
+  (void)state;
+  run_sim("speeder", "e2e", 0);
+  wait_closed("e2e-speeder-001", "speeding");
+  assert_int_equal(count_of("e2e-speeder-001", NULL), 1);
+  assert_int_equal(col("e2e-speeder-001", "grade"), 2);
+  assert_int_equal(col("e2e-speeder-001", "measured"), 130);
+  assert_int_equal(col("e2e-speeder-001", "limit_value"), 100);
+  assert_int_equal(col("e2e-speeder-001", ENDED_MS) - col("e2e-speeder-001", STARTED_MS), 2 * MIN_MS);
+}
+
+/* A converted tractor moving until 23:59 on 2025-12-31 (GMT+8) is within the rules; one moving
+ * on 2026-01-05 is a retired_class. Two vehicles of the class: the same one would also be an
+ * offline_displacement, as its script starts again where it started on the 31st. */
+static void test_tractor(void **state) {
+  (void)state;
+  /* 90 min of driving ending at 23:59:00, then stopped past midnight. */
+  int64_t first_pre = cst_ms(2025, 12, 31, 23, 59, 0) - 90 * MIN_MS;
+  run_sim("tractor", "pre", first_pre - STEP_MS);
+  int64_t first = cst_ms(2026, 1, 5, 10, 0, 0);
+  run_sim("tractor", "e2e", first - STEP_MS);
+  wait_for("the retired_class of e2e-tractor-001",
+           "SELECT count(*) FROM violations WHERE terminal_id = 'e2e-tractor-001' "
+           "AND kind = 'retired_class'");
+  assert_int_equal(count_of("e2e-tractor-001", NULL), 1);
+  assert_int_equal(col("e2e-tractor-001", STARTED_MS), first);
+  assert_int_equal(count_of("pre-tractor-001", NULL), 0);
+}
+
+/* Silent for 45 min, back 40 km on: one offline_displacement. */
+static void test_dark(void **state) {
+  (void)state;
+  run_sim("dark", "e2e", 0);
+  wait_closed("e2e-dark-001", "offline_displacement");
+  assert_int_equal(count_of("e2e-dark-001", NULL), 1);
+  long m = col("e2e-dark-001", "measured");
+  assert_in_range(m, 40000 - 20, 40000 + 20);
+  assert_int_equal(col("e2e-dark-001", ENDED_MS) - col("e2e-dark-001", STARTED_MS), 45 * MIN_MS);
+}
+
+/* The daemon stopped (SIGTERM) and started again while the tired truck's episode is open: still
+ * one violation, closed with the whole 4 h 30. The simulator keeps driving meanwhile (paced) and
+ * sends what was not acknowledged once the daemon is back. */
+static void test_restart_mid_episode(void **state) {
+  (void)state;
+  int64_t start = (hw_now_ms() / 1000) * 1000 - 6 * HOUR_MS, first = start + STEP_MS;
+  /* 1,830 fixes, one every 20 ms: the episode stays open for about 6 s of wall time. */
+  pid_t sim = start_sim("tired", "rst", start, "20");
+  wait_for("the open episode of rst-tired-001",
+           "SELECT count(*) FROM violations WHERE terminal_id = 'rst-tired-001'");
+  /* Really in the middle: opened, not yet closed. */
+  assert_int_equal(q("SELECT count(*) FROM violations WHERE terminal_id = 'rst-tired-001' "
+                     "AND ended_at IS NULL"), 1);
+  kill(daemon_pid, SIGTERM);
+  assert_int_equal(hw_test_wait_exit(daemon_pid, 60000), 0);
+  daemon_pid = start_daemon();
+  assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
+  wait_closed("rst-tired-001", "fatigue_continuous");
+  assert_int_equal(count_of("rst-tired-001", NULL), 1);
+  assert_int_equal(col("rst-tired-001", "measured"), 270 * 60);
+  assert_int_equal(col("rst-tired-001", STARTED_MS), first + 250 * MIN_MS);
+  assert_int_equal(col("rst-tired-001", ENDED_MS), first + 280 * MIN_MS);
+}
+
+/* A new violation is announced on Redis channel hw:violations. */
+static void test_redis_feed(void **state) {
+  (void)state;
+  struct timeval tv = {5, 0};
+  redisContext *sub = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+  assert_non_null(sub);
+  assert_int_equal(sub->err, 0);
+  redisReply *r = redisCommand(sub, "SUBSCRIBE hw:violations");
+  assert_non_null(r);
+  assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+  freeReplyObject(r);
+
+  pid_t sim = start_sim("speeder", "pub", 0, NULL);
+  int found = 0;
+  int64_t deadline = hw_now_ms() + WAIT_MS;
+  while (!found && hw_now_ms() < deadline) {
+    void *reply = NULL;
+    assert_int_equal(redisReaderGetReply(sub->reader, &reply), REDIS_OK);
+    if (!reply) {
+      struct pollfd p = {.fd = sub->fd, .events = POLLIN};
+      if (poll(&p, 1, 100) == 1)
+        assert_int_equal(redisBufferRead(sub), REDIS_OK);
+      continue;
+    }
+    r = reply;
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[1]->str, "hw:violations");
+    cJSON *j = cJSON_Parse(r->element[2]->str);
+    if (!j)
+      fail_msg("not JSON: %s", r->element[2]->str);
+    const cJSON *tid = cJSON_GetObjectItemCaseSensitive(j, "terminal_id");
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+    const cJSON *kind = cJSON_GetObjectItemCaseSensitive(j, "kind");
+    if (cJSON_IsString(tid) && !strcmp(tid->valuestring, "pub-speeder-001") && cJSON_IsString(ev) &&
+        !strcmp(ev->valuestring, "new")) {
+      assert_true(cJSON_IsString(kind));
+      assert_string_equal(kind->valuestring, "speeding");
+      found = 1;
+    }
+    cJSON_Delete(j);
+    freeReplyObject(r);
+  }
+  redisFree(sub);
+  assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
+  if (!found)
+    fail_msg("no 'new' message for pub-speeder-001 on hw:violations within %d s", WAIT_MS / 1000);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_tired),
+      cmocka_unit_test(test_speeder),
+      cmocka_unit_test(test_tractor),
+      cmocka_unit_test(test_dark),
+      cmocka_unit_test(test_restart_mid_episode),
+      cmocka_unit_test(test_redis_feed),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
