@@ -36,6 +36,9 @@ struct hw_pipeline {
   uint64_t fixes_in, fixes_duplicate, fixes_flagged, acks_delivered, pauses, violation_events;
   /* stop sequence */
   int stopping;
+  /* With rules on, nothing is read before the registry's first load: a fix evaluated earlier
+   * would find its terminal unbound and raise a false unregistered_terminal. */
+  int ready;
   int pending_stops;
   void (*done_cb)(void *);
   void *done_arg;
@@ -55,7 +58,7 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
       p->acks_delivered++;
     }
   }
-  if (p->server && hw_server_paused(p->server) && !p->stopping &&
+  if (p->server && hw_server_paused(p->server) && !p->stopping && p->ready &&
       hw_pg_writer_backlog(p->pg) <= p->cfg.low_water) {
     hw_info("pipeline", NULL, "backlog %zu rows: reading again", hw_pg_writer_backlog(p->pg));
     hw_server_resume(p->server);
@@ -109,6 +112,11 @@ static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
   hw_info("rules", NULL, "registry generation %llu: %zu classes, %zu vehicles, %zu zones (%zu unusable)",
           (unsigned long long)now->generation, now->nclasses, now->nvehicles, now->nzones,
           ix ? hw_zone_index_skipped(ix) : now->nzones);
+  if (!p->ready) {
+    p->ready = 1;
+    if (p->server && !p->stopping)
+      hw_server_resume(p->server);
+  }
 }
 
 static void hw_pipeline_on_tick(uv_timer_t *timer) {
@@ -142,6 +150,7 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
   if ((rc = hw_auth_start(&p->auth, loop, cfg->pg_conninfo_control)))
     goto fail_redis;
   p->quality = cfg->rules_cfg.quality;
+  p->ready = !cfg->rules;
   if (cfg->rules) {
     hw_violation_relay_config rc_cfg = {.conninfo = cfg->pg_conninfo_control,
                                         .redis_host = cfg->redis.host,
@@ -179,7 +188,11 @@ fail:
   return rc;
 }
 
-void hw_pipeline_set_server(hw_pipeline *p, struct hw_server *srv) { p->server = srv; }
+void hw_pipeline_set_server(hw_pipeline *p, struct hw_server *srv) {
+  p->server = srv;
+  if (!p->ready)
+    hw_server_pause(srv);
+}
 hw_registry *hw_pipeline_registry(hw_pipeline *p) { return &p->registry; }
 hw_auth *hw_pipeline_auth(hw_pipeline *p) { return p->auth; }
 
