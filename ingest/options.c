@@ -20,9 +20,9 @@ static int hw_opt_set(const hw_option *o, void *base, const char *value, const c
   case HW_OPT_BOOL: {
     char *end;
     unsigned long long v;
-    if (o->type == HW_OPT_BOOL && (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on")))
+    if (o->type == HW_OPT_BOOL && (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "on") || !strcmp(value, "1")))
       v = 1;
-    else if (o->type == HW_OPT_BOOL && (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off")))
+    else if (o->type == HW_OPT_BOOL && (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "off") || !strcmp(value, "0")))
       v = 0;
     else {
       errno = 0;
@@ -159,8 +159,16 @@ int hw_options_parse(const hw_option *table, size_t n, void *base, int argc, cha
       return -EINVAL;
     }
     const char *value = eq ? eq + 1 : NULL;
-    if (!value && o->type == HW_OPT_BOOL)
+    if (!value && o->type == HW_OPT_BOOL) {
+      /* `--rules off` as well as `--rules=off` and a bare `--rules`. */
+      static const char *const words[] = {"true", "false", "yes", "no", "on", "off", "1", "0"};
       value = "true";
+      for (size_t w = 0; i + 1 < argc && w < HW_ARRAY_SIZE(words); w++)
+        if (!strcmp(argv[i + 1], words[w])) {
+          value = argv[++i];
+          break;
+        }
+    }
     if (!value) {
       if (i + 1 >= argc) {
         fprintf(stderr, "option '%s' needs a value\n", a);

@@ -99,6 +99,7 @@ static void hw_daemon_on_signal(uv_signal_t *h, int signum) {
     _exit(1);
   }
   d->stopping = 1;
+  uv_timer_stop(&d->stats);
   hw_info("serve", NULL, "%s: committing what is buffered, then stopping", strsignal(signum));
   hw_server_stop_accepting(d->server);
   hw_pipeline_drain(d->pipeline, hw_daemon_on_drained, d);
@@ -106,6 +107,8 @@ static void hw_daemon_on_signal(uv_signal_t *h, int signum) {
 
 static void hw_daemon_on_stats(uv_timer_t *t) {
   hw_daemon *d = t->data;
+  if (d->stopping)
+    return; /* the server and pipeline are being taken down */
   hw_pipeline_stats st;
   hw_pipeline_get_stats(d->pipeline, &st);
   double secs = (double)uv_timer_get_repeat(t) / 1000.0;
