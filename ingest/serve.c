@@ -34,6 +34,13 @@ typedef struct hw_serve_config {
   uint32_t max_future_s;
   uint32_t max_past_s;
   uint32_t max_speed_kmh;
+  uint32_t speeding_min_s;
+  uint32_t continuous_limit_s;
+  uint32_t min_rest_s;
+  uint32_t daily_limit_s;
+  uint32_t offline_gap_s;
+  uint32_t offline_dist_m;
+  uint32_t late_hold_s;
   char log_level[8];
 } hw_serve_config;
 
@@ -56,6 +63,14 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, max_future_s, "600", 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
     HW_OPT_N(C, max_past_s, "604800", 0, 86400 * 3650, NULL, "flag fixes whose device time is this far behind receipt"),
     HW_OPT_N(C, max_speed_kmh, "250", 10, 2000, NULL, "flag fixes above this speed, reported or implied by a jump"),
+    /* Rule thresholds used where a vehicle's class leaves them unset (vehicle_classes). */
+    HW_OPT_N(C, speeding_min_s, "30", 0, 86400, NULL, "default: shortest speeding episode that is a violation, s"),
+    HW_OPT_N(C, continuous_limit_s, "14400", 60, 86400, NULL, "default: continuous driving limit, s"),
+    HW_OPT_N(C, min_rest_s, "1200", 60, 86400, NULL, "default: shortest stop that ends continuous driving, s"),
+    HW_OPT_N(C, daily_limit_s, "0", 0, 86400, NULL, "default: daily driving limit (GMT+8 day), s; 0 = none"),
+    HW_OPT_N(C, offline_gap_s, "600", 60, 86400 * 7, NULL, "silence longer than this with displacement is offline_displacement, s"),
+    HW_OPT_N(C, offline_dist_m, "2000", 100, 1000000, NULL, "... when the vehicle reappears at least this far away, m"),
+    HW_OPT_N(C, late_hold_s, "600", 0, 86400, NULL, "how long fixes after a gap wait for back-filled data before the gap is judged, s"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
 };
@@ -199,6 +214,13 @@ int hw_cmd_serve(int argc, char **argv) {
   pc.rules_cfg.quality.max_future_ms = (int64_t)cfg.max_future_s * 1000;
   pc.rules_cfg.quality.max_past_ms = (int64_t)cfg.max_past_s * 1000;
   pc.rules_cfg.quality.max_speed_dkmh = cfg.max_speed_kmh * 10;
+  pc.rules_cfg.speeding_min_s = cfg.speeding_min_s;
+  pc.rules_cfg.continuous_limit_s = cfg.continuous_limit_s;
+  pc.rules_cfg.min_rest_s = cfg.min_rest_s;
+  pc.rules_cfg.daily_limit_s = cfg.daily_limit_s;
+  pc.rules_cfg.offline_gap_s = cfg.offline_gap_s;
+  pc.rules_cfg.offline_dist_m = cfg.offline_dist_m;
+  pc.rules_cfg.hold_s = cfg.late_hold_s;
   if ((rc = hw_pipeline_start(&d.pipeline, d.loop, &pc))) {
     hw_error("serve", NULL, "cannot start the pipeline: %s", strerror(-rc));
     return 1;
