@@ -143,13 +143,19 @@ static int hw_j8_refuse(hw_session *s, const hw_jt808_header *h, const char *why
 
 /* ---- registration and authentication ---- */
 
-static void hw_j8_on_registered(void *arg, int result, const char *code) {
-  hw_session *s = arg;
-  hw_j8_state *st = hw_session_state(s);
+/* The header of the register/authenticate request whose answer just came; frees its record. */
+static hw_jt808_header hw_j8_take_pending(hw_j8_state *st) {
   hw_j8_pending *p = st->pending;
   hw_jt808_header h = p->hdr;
   st->pending = NULL;
   free(p);
+  return h;
+}
+
+static void hw_j8_on_registered(void *arg, int result, const char *code) {
+  hw_session *s = arg;
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_header h = hw_j8_take_pending(st);
   if (result == -EAGAIN) {
     /* No answer rather than a wrong one: the terminal asks again on its next connection. */
     hw_warn("jt808", h.phone, "peer=%s closed: registration unavailable", s->peer);
@@ -207,10 +213,7 @@ static int hw_j8_register(hw_session *s, const hw_jt808_header *h, const uint8_t
 static void hw_j8_on_authenticated(void *arg, int result) {
   hw_session *s = arg;
   hw_j8_state *st = hw_session_state(s);
-  hw_j8_pending *p = st->pending;
-  hw_jt808_header h = p->hdr;
-  st->pending = NULL;
-  free(p);
+  hw_jt808_header h = hw_j8_take_pending(st);
   if (result == -EAGAIN) {
     /* Said nothing: a "fail" would make many terminals throw their code away and register. */
     hw_warn("jt808", h.phone, "peer=%s closed: authentication unavailable", s->peer);
