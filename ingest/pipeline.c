@@ -205,12 +205,9 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
   for (size_t i = 0; i < n; i++) {
     const hw_fix *f = &fixes[i];
     p->fixes_in++;
-    if (f->source == HW_SRC_PROTOBUF) {
-      if (f->seq <= t->queued_seq) {
-        p->fixes_duplicate++;
-        continue;
-      }
-      t->queued_seq = f->seq;
+    if (f->source == HW_SRC_PROTOBUF && f->seq <= t->queued_seq) {
+      p->fixes_duplicate++;
+      continue;
     }
     /* The rules also judge data quality (with the terminal's jump reference); a flagged fix is
      * stored with its flags but kept out of the latest state and the rules. */
@@ -223,6 +220,9 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     }
     if ((rc = hw_pg_writer_add(p->pg, t->id, &g)))
       return rc;
+    /* Only once queued: a fix the writer refused must not count as sent when it comes again. */
+    if (f->source == HW_SRC_PROTOBUF)
+      t->queued_seq = f->seq;
     if (g.quality == 0)
       hw_redis_state_put(p->redis, t, &g);
     else
