@@ -148,3 +148,22 @@ void hw_test_stop_pid(pid_t pid) {
   if (hw_test_wait_exit(pid, 5000) == -1)
     fprintf(stderr, "harness: pid %d killed after 5 s\n", (int)pid);
 }
+
+void hw_test_env_up(hw_test_env *e, const char *dbname) {
+  memset(e, 0, sizeof *e);
+  hw_test_fresh_db(dbname, e->conninfo, sizeof e->conninfo);
+  e->db = hw_test_pg_connect(e->conninfo);
+  e->redis_port = hw_test_free_port();
+  e->redis_pid = hw_test_redis_start(e->redis_port);
+  snprintf(e->redis_addr, sizeof e->redis_addr, "127.0.0.1:%d", e->redis_port);
+  e->port = hw_test_free_port();
+  snprintf(e->listen_addr, sizeof e->listen_addr, "127.0.0.1:%d", e->port);
+}
+
+void hw_test_env_down(hw_test_env *e) {
+  hw_test_stop_pid(e->daemon_pid);
+  hw_test_stop_pid(e->redis_pid);
+  PQfinish(e->db);
+  e->daemon_pid = e->redis_pid = 0;
+  e->db = NULL;
+}

@@ -27,6 +27,25 @@ pid_t hw_test_redis_start(int port);
 /* SIGTERM, then SIGKILL after 5 s; waits for it. */
 void hw_test_stop_pid(pid_t pid);
 
+/* What most daemon tests share: a fresh database and a connection to it, a private Redis, and a
+ * free port (with its "127.0.0.1:port" form) for the daemon, which each test starts itself with
+ * its own flags and records in daemon_pid so that hw_test_env_down stops it. */
+typedef struct hw_test_env {
+  char conninfo[512];
+  PGconn *db; /* owned; closed by hw_test_env_down */
+  int redis_port;
+  pid_t redis_pid;
+  char redis_addr[64];
+  int port; /* for the daemon's --listen */
+  char listen_addr[64];
+  pid_t daemon_pid; /* 0 until the test starts one */
+} hw_test_env;
+
+/* Fresh database `dbname`, connection, Redis and a free daemon port; fails the test on error. */
+void hw_test_env_up(hw_test_env *e, const char *dbname);
+/* Stops the daemon (if any) and Redis, closes the connection. */
+void hw_test_env_down(hw_test_env *e);
+
 /* Starts `haulwatch` with argv (NULL-terminated, argv[0] is the subcommand), stderr to logfile;
  * returns its pid. */
 pid_t hw_test_spawn(const char *const *argv, const char *logfile);

@@ -16,22 +16,19 @@
 
 #include "harness.h"
 
-static char conninfo[512], listen_addr[64], redis_addr[64], server_addr[64];
-static int port, redis_port;
-static pid_t daemon_pid, redis_pid;
-static PGconn *db;
+static hw_test_env env;
 
 static pid_t start_daemon(void) {
-  const char *argv[] = {"serve", "--listen", listen_addr, "--pg", conninfo, "--redis", redis_addr,
+  const char *argv[] = {"serve", "--listen", env.listen_addr, "--pg", env.conninfo, "--redis", env.redis_addr,
                         "--batch-ms", "20", "--stats-interval-s", "1", NULL};
   pid_t pid = hw_test_spawn(argv, "test_fault.daemon.log");
-  assert_int_equal(hw_test_wait_port(port, 15000), 0);
+  assert_int_equal(hw_test_wait_port(env.port, 15000), 0);
   return pid;
 }
 
 static pid_t start_sim(const char *prefix, const char *trucks, const char *fixes, const char *log) {
-  const char *argv[] = {"sim", "--server", server_addr, "--trucks", trucks, "--fixes", fixes,
-                        "--interval-ms", "0", "--pg", conninfo, "--id-prefix", prefix,
+  const char *argv[] = {"sim", "--server", env.listen_addr, "--trucks", trucks, "--fixes", fixes,
+                        "--interval-ms", "0", "--pg", env.conninfo, "--id-prefix", prefix,
                         "--timeout-s", "240", "--quiet", NULL};
   return hw_test_spawn(argv, log);
 }
@@ -39,7 +36,7 @@ static pid_t start_sim(const char *prefix, const char *trucks, const char *fixes
 static long count_rows(const char *prefix) {
   char sql[200];
   snprintf(sql, sizeof sql, "SELECT count(*) FROM positions WHERE terminal_id LIKE '%s%%'", prefix);
-  return hw_test_pg_scalar(db, sql);
+  return hw_test_pg_scalar(env.db, sql);
 }
 
 static void wait_rows_above(const char *prefix, long n) {
@@ -50,24 +47,15 @@ static void wait_rows_above(const char *prefix, long n) {
 
 static int group_setup(void **state) {
   (void)state;
-  hw_test_fresh_db("hw_it_fault", conninfo, sizeof conninfo);
-  db = hw_test_pg_connect(conninfo);
-  redis_port = hw_test_free_port();
-  redis_pid = hw_test_redis_start(redis_port);
-  port = hw_test_free_port();
-  snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%d", port);
-  snprintf(server_addr, sizeof server_addr, "127.0.0.1:%d", port);
-  snprintf(redis_addr, sizeof redis_addr, "127.0.0.1:%d", redis_port);
+  hw_test_env_up(&env, "hw_it_fault");
   unlink("test_fault.daemon.log");
-  daemon_pid = start_daemon();
+  env.daemon_pid = start_daemon();
   return 0;
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  hw_test_stop_pid(daemon_pid);
-  hw_test_stop_pid(redis_pid);
-  PQfinish(db);
+  hw_test_env_down(&env);
   return 0;
 }
 
@@ -76,16 +64,16 @@ static void test_daemon_killed_mid_stream(void **state) {
   enum { TRUCKS = 40, FIXES = 3000 };
   pid_t sim = start_sim("kill", "40", "3000", "test_fault.sim1.log");
   wait_rows_above("kill", 5000);
-  kill(daemon_pid, SIGKILL);
-  waitpid(daemon_pid, NULL, 0);
+  kill(env.daemon_pid, SIGKILL);
+  waitpid(env.daemon_pid, NULL, 0);
   long at_kill = count_rows("kill");
   assert_true(at_kill < TRUCKS * FIXES); /* the kill really was mid-stream */
   usleep(500 * 1000);
-  daemon_pid = start_daemon();
+  env.daemon_pid = start_daemon();
   /* exit 0: every fix the simulator generated was acknowledged */
   assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
   assert_int_equal(count_rows("kill"), TRUCKS * FIXES);
-  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(DISTINCT (terminal_id, seq)) FROM positions "
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(DISTINCT (terminal_id, seq)) FROM positions "
                                          "WHERE terminal_id LIKE 'kill%'"), TRUCKS * FIXES);
 }
 
@@ -94,25 +82,25 @@ static void test_redis_restarted_mid_stream(void **state) {
   enum { TRUCKS = 40, FIXES = 3000 };
   pid_t sim = start_sim("rr", "40", "3000", "test_fault.sim2.log");
   wait_rows_above("rr", 5000);
-  kill(redis_pid, SIGKILL);
-  waitpid(redis_pid, NULL, 0);
+  kill(env.redis_pid, SIGKILL);
+  waitpid(env.redis_pid, NULL, 0);
   long before = count_rows("rr");
   /* Ingest into PostgreSQL goes on without Redis. */
   wait_rows_above("rr", before);
   usleep(500 * 1000);
-  redis_pid = hw_test_redis_start(redis_port); /* empty: no persistence */
+  env.redis_pid = hw_test_redis_start(env.redis_port); /* empty: no persistence */
   assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
   assert_int_equal(count_rows("rr"), TRUCKS * FIXES);
 
   /* Latest state rebuilt: every truck's hash holds its newest device time. */
-  redisContext *r = redisConnect("127.0.0.1", redis_port);
+  redisContext *r = redisConnect("127.0.0.1", env.redis_port);
   assert_non_null(r);
   for (int t = 1; t <= TRUCKS; t++) {
     char id[32], sql[200], want[32];
     snprintf(id, sizeof id, "rr%06d", t);
     snprintf(sql, sizeof sql,
              "SELECT (extract(epoch FROM max(ts)) * 1000)::bigint FROM positions WHERE terminal_id = '%s'", id);
-    snprintf(want, sizeof want, "%ld", hw_test_pg_scalar(db, sql));
+    snprintf(want, sizeof want, "%ld", hw_test_pg_scalar(env.db, sql));
     int ok = 0;
     for (int tries = 0; tries < 200 && !ok; tries++) {
       redisReply *rep = redisCommand(r, "HGET hw:veh:%s ts_ms", id);

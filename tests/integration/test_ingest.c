@@ -19,10 +19,7 @@
 /* A device time an hour ago, so no quality check flags it. */
 #define T0 ((uint64_t)hw_now_ms() - 3600 * 1000)
 
-static char conninfo[512];
-static int port, redis_port;
-static pid_t daemon_pid, redis_pid;
-static PGconn *db;
+static hw_test_env env;
 static const char *logfile = "test_ingest.daemon.log";
 
 static void add_terminal(const char *id, char token[HW_TOKEN_LEN + 1]) {
@@ -32,14 +29,14 @@ static void add_terminal(const char *id, char token[HW_TOKEN_LEN + 1]) {
   hw_token_hash(token, strlen(token), h);
   hw_token_hash_bytea(h, bytea);
   const char *params[2] = {id, bytea};
-  PGresult *r = PQexecParams(db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)", 2,
+  PGresult *r = PQexecParams(env.db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)", 2,
                              NULL, params, NULL, NULL, 0);
   assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
   PQclear(r);
 }
 
 static pbc *login(const char *id, const char *token) {
-  pbc *c = pbc_connect(port);
+  pbc *c = pbc_connect(env.port);
   assert_non_null(c);
   assert_int_equal(pbc_hello(c, id, token), 0);
   Haulwatch__V1__ServerMessage *m = pbc_recv(c, 10000);
@@ -65,26 +62,17 @@ static void fill_fix(Haulwatch__V1__Fix *f, uint64_t seq, uint64_t ts, int k) {
 
 static int group_setup(void **state) {
   (void)state;
-  hw_test_fresh_db("hw_it_ingest", conninfo, sizeof conninfo);
-  db = hw_test_pg_connect(conninfo);
-  redis_port = hw_test_free_port();
-  redis_pid = hw_test_redis_start(redis_port);
-  port = hw_test_free_port();
-  char listen[64], redis[64];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
-  snprintf(redis, sizeof redis, "127.0.0.1:%d", redis_port);
+  hw_test_env_up(&env, "hw_it_ingest");
   unlink(logfile);
-  const char *argv[] = {"serve", "--listen", listen, "--pg", conninfo, "--redis", redis,
+  const char *argv[] = {"serve", "--listen", env.listen_addr, "--pg", env.conninfo, "--redis", env.redis_addr,
                         "--batch-ms", "20", "--idle-timeout-s", "3", NULL};
-  daemon_pid = hw_test_spawn(argv, logfile);
-  return hw_test_wait_port(port, 15000);
+  env.daemon_pid = hw_test_spawn(argv, logfile);
+  return hw_test_wait_port(env.port, 15000);
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  hw_test_stop_pid(daemon_pid);
-  hw_test_stop_pid(redis_pid);
-  PQfinish(db);
+  hw_test_env_down(&env);
   return 0;
 }
 
@@ -134,22 +122,22 @@ static void test_exactly_once_and_latest(void **state) {
     assert_int_equal(pbc_wait_ack(c, N, 15000), N);
     pbc_close(c);
   }
-  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FROM positions WHERE terminal_id LIKE 'it%'"), M * N);
-  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(DISTINCT (terminal_id, seq)) FROM positions "
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions WHERE terminal_id LIKE 'it%'"), M * N);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(DISTINCT (terminal_id, seq)) FROM positions "
                                          "WHERE terminal_id LIKE 'it%'"), M * N);
   /* Values made it through unchanged (spot check one row). */
-  assert_int_equal(hw_test_pg_scalar(db, "SELECT odometer_km * 10 FROM positions WHERE terminal_id = 'it003' AND seq = 77"), 1077);
-  assert_int_equal(hw_test_pg_scalar(db, "SELECT round(lat * 1e6) FROM positions WHERE terminal_id = 'it003' AND seq = 77"), 30003000);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT odometer_km * 10 FROM positions WHERE terminal_id = 'it003' AND seq = 77"), 1077);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT round(lat * 1e6) FROM positions WHERE terminal_id = 'it003' AND seq = 77"), 30003000);
 
   /* Redis: latest = newest device time, not last seq. Give the coalescing writer a moment. */
-  redisContext *r = redisConnect("127.0.0.1", redis_port);
+  redisContext *r = redisConnect("127.0.0.1", env.redis_port);
   assert_non_null(r);
   for (int t = 0; t < M; t++) {
     char want_ts[32], sql[256];
     snprintf(sql, sizeof sql,
              "SELECT (extract(epoch FROM max(ts)) * 1000)::bigint FROM positions WHERE terminal_id = '%s'",
              ids[t]);
-    long newest = hw_test_pg_scalar(db, sql);
+    long newest = hw_test_pg_scalar(env.db, sql);
     snprintf(want_ts, sizeof want_ts, "%ld", newest);
     int ok = 0;
     for (int tries = 0; tries < 100 && !ok; tries++) {
@@ -184,7 +172,7 @@ static void test_bad_token_refused(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
   add_terminal("badtok", token);
-  pbc *c = pbc_connect(port);
+  pbc *c = pbc_connect(env.port);
   assert_int_equal(pbc_hello(c, "badtok", "0000000000000000000000000000000000000000000000000000000000000000"), 0);
   Haulwatch__V1__ServerMessage *m = pbc_recv(c, 5000);
   assert_non_null(m);
@@ -194,7 +182,7 @@ static void test_bad_token_refused(void **state) {
   expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__AUTH_FAILED);
   pbc_close(c);
   /* An unknown terminal gets the same answer. */
-  c = pbc_connect(port);
+  c = pbc_connect(env.port);
   assert_int_equal(pbc_hello(c, "nosuchterminal", token), 0);
   m = pbc_recv(c, 5000);
   assert_non_null(m);
@@ -205,7 +193,7 @@ static void test_bad_token_refused(void **state) {
 
 static void test_report_before_hello_refused(void **state) {
   (void)state;
-  pbc *c = pbc_connect(port);
+  pbc *c = pbc_connect(env.port);
   Haulwatch__V1__Fix f, *fp[1] = {&f};
   fill_fix(&f, 1, T0, 0);
   assert_int_equal(pbc_report(c, fp, 1), 0);
@@ -224,13 +212,13 @@ static void test_bad_frames_close_only_their_connection(void **state) {
   assert_int_equal(pbc_report(good, fp, 1), 0);
   assert_int_equal(pbc_wait_ack(good, 1, 10000), 1);
 
-  pbc *bad = pbc_connect(port);
+  pbc *bad = pbc_connect(env.port);
   uint8_t garbage[] = {0x05, 0xff, 0xff, 0xff, 0xff, 0xff};
   assert_int_equal(pbc_send_raw(bad, garbage, sizeof garbage), 0);
   expect_error_then_eof(bad, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE);
   pbc_close(bad);
 
-  bad = pbc_connect(port);
+  bad = pbc_connect(env.port);
   uint8_t huge[] = {0xff, 0xff, 0xff, 0x7f}; /* 256 MiB announced */
   assert_int_equal(pbc_send_raw(bad, huge, sizeof huge), 0);
   expect_error_then_eof(bad, HAULWATCH__V1__ERROR__CODE__BAD_FRAME);
@@ -250,7 +238,7 @@ static void test_bad_frames_close_only_their_connection(void **state) {
   assert_int_equal(pbc_report(good, fp, 1), 0);
   assert_int_equal(pbc_wait_ack(good, 2, 10000), 2);
   pbc_close(good);
-  assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FROM positions WHERE terminal_id = 'bad2'"), 0);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions WHERE terminal_id = 'bad2'"), 0);
 }
 
 static void test_newer_connection_replaces_older(void **state) {
@@ -270,7 +258,7 @@ static void test_newer_connection_replaces_older(void **state) {
 
 static void test_idle_connection_times_out(void **state) {
   (void)state;
-  pbc *c = pbc_connect(port);
+  pbc *c = pbc_connect(env.port);
   /* idle timeout is 3 s in this daemon */
   expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__IDLE_TIMEOUT);
   pbc_close(c);

@@ -20,10 +20,8 @@
 #include "pbclient.h"
 #include "token.h"
 
-static char conninfo[512];
-static int port, jport, redis_port;
-static pid_t daemon_pid, redis_pid;
-static PGconn *db;
+static hw_test_env env;
+static int jport; /* the daemon's JT/T 808 listener; env.port is its protobuf one */
 static const char *logfile = "test_jt808.daemon.log";
 
 /* 京A12345 in GBK */
@@ -32,7 +30,7 @@ static const uint8_t plate_gbk[] = {0xBE, 0xA9, 'A', '1', '2', '3', '4', '5'};
 static void add_terminal(const char *id) {
   const char *params[1] = {id};
   /* JT/T 808 terminals need no token; the column does, so any hash will do. */
-  PGresult *r = PQexecParams(db, "INSERT INTO terminals (terminal_id, token_hash) "
+  PGresult *r = PQexecParams(env.db, "INSERT INTO terminals (terminal_id, token_hash) "
                                  "VALUES ($1, sha256(convert_to($1, 'UTF8')))",
                              1, NULL, params, NULL, NULL, 0);
   assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
@@ -45,7 +43,7 @@ static long scalar(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(sql, sizeof sql, fmt, ap);
   va_end(ap);
-  return hw_test_pg_scalar(db, sql);
+  return hw_test_pg_scalar(env.db, sql);
 }
 
 /* Refusals are recorded asynchronously and never acknowledged: wait until the count is reached
@@ -56,10 +54,10 @@ static long wait_count(long want, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(sql, sizeof sql, fmt, ap);
   va_end(ap);
-  long n = hw_test_pg_scalar(db, sql);
+  long n = hw_test_pg_scalar(env.db, sql);
   for (int i = 0; i < 750 && n < want; i++) {
     usleep(20000);
-    n = hw_test_pg_scalar(db, sql);
+    n = hw_test_pg_scalar(env.db, sql);
   }
   return n;
 }
@@ -70,7 +68,7 @@ static void text_value(char *out, size_t cap, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(sql, sizeof sql, fmt, ap);
   va_end(ap);
-  PGresult *r = PQexec(db, sql);
+  PGresult *r = PQexec(env.db, sql);
   assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
   assert_int_equal(PQntuples(r), 1);
   snprintf(out, cap, "%s", PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
@@ -153,37 +151,29 @@ static int send_location(j8c *c, const j8c_loc *l) {
   return flow;
 }
 
-static char listen_addr[64], jlisten_addr[64], redis_addr[64];
+static char jlisten_addr[64];
 
 static int start_daemon(void) {
-  const char *argv[] = {"serve", "--listen", listen_addr, "--jt808-listen", jlisten_addr,
-                        "--pg", conninfo, "--redis", redis_addr, "--batch-ms", "20",
+  const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt808-listen", jlisten_addr,
+                        "--pg", env.conninfo, "--redis", env.redis_addr, "--batch-ms", "20",
                         "--redis-flush-ms", "50", "--log-level", "debug", NULL};
-  daemon_pid = hw_test_spawn(argv, logfile);
-  return hw_test_wait_port(port, 15000) || hw_test_wait_port(jport, 15000) ? -1 : 0;
+  env.daemon_pid = hw_test_spawn(argv, logfile);
+  return hw_test_wait_port(env.port, 15000) || hw_test_wait_port(jport, 15000) ? -1 : 0;
 }
 
 static int group_setup(void **state) {
   (void)state;
   pick_day();
-  hw_test_fresh_db("hw_it_jt808", conninfo, sizeof conninfo);
-  db = hw_test_pg_connect(conninfo);
-  redis_port = hw_test_free_port();
-  redis_pid = hw_test_redis_start(redis_port);
-  port = hw_test_free_port();
+  hw_test_env_up(&env, "hw_it_jt808");
   jport = hw_test_free_port();
-  snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%d", port);
   snprintf(jlisten_addr, sizeof jlisten_addr, "127.0.0.1:%d", jport);
-  snprintf(redis_addr, sizeof redis_addr, "127.0.0.1:%d", redis_port);
   unlink(logfile);
   return start_daemon();
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  hw_test_stop_pid(daemon_pid);
-  hw_test_stop_pid(redis_pid);
-  PQfinish(db);
+  hw_test_env_down(&env);
   return 0;
 }
 
@@ -248,7 +238,7 @@ static void test_register_authenticate_report(void **state) {
                    epoch_of(7, 0, 0));
 
   /* Redis holds the newest by device time (08:02:00), not the last received (07:00:10). */
-  redisContext *r = redisConnect("127.0.0.1", redis_port);
+  redisContext *r = redisConnect("127.0.0.1", env.redis_port);
   assert_non_null(r);
   char want_ts[32];
   snprintf(want_ts, sizeof want_ts, "%ld", epoch_of(8, 2, 0) * 1000);
@@ -521,7 +511,7 @@ static void test_other_phone_on_connection(void **state) {
 /* Protobuf refusals land in the same table. */
 static void test_pb_refusal_recorded(void **state) {
   (void)state;
-  pbc *c = pbc_connect(port);
+  pbc *c = pbc_connect(env.port);
   assert_non_null(c);
   assert_int_equal(pbc_hello(c, "pb-nosuch", "0000"), 0);
   assert_true(pbc_wait_eof(c, 5000));
@@ -538,7 +528,7 @@ static void test_sim_end_to_end(void **state) {
   snprintf(server, sizeof server, "127.0.0.1:%d", jport);
   const char *argv[] = {"sim", "--protocol", "jt808", "--server", server, "--trucks", "50",
                         "--fixes", "200", "--interval-ms", "0", "--report-fixes", "20", "--id-prefix", "013810",
-                        "--pg", conninfo, "--quiet", NULL};
+                        "--pg", env.conninfo, "--quiet", NULL};
   pid_t sim = hw_test_spawn(argv, "test_jt808.sim.log");
   assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013810%%' AND source = 1"),
@@ -557,12 +547,12 @@ static void test_sim_daemon_killed(void **state) {
   snprintf(server, sizeof server, "127.0.0.1:%d", jport);
   const char *argv[] = {"sim", "--protocol", "jt808", "--server", server, "--trucks", "20",
                         "--fixes", "20000", "--interval-ms", "0", "--step-ms", "1000",
-                        "--id-prefix", "013811", "--pg", conninfo, "--timeout-s", "240",
+                        "--id-prefix", "013811", "--pg", env.conninfo, "--timeout-s", "240",
                         "--quiet", NULL};
   pid_t sim = hw_test_spawn(argv, "test_jt808.sim-kill.log");
   assert_int_equal(wait_count(20000, "SELECT count(*) FROM positions WHERE terminal_id LIKE '013811%%'") >= 20000, 1);
-  kill(daemon_pid, SIGKILL);
-  assert_int_equal(hw_test_wait_exit(daemon_pid, 5000), 128 + SIGKILL);
+  kill(env.daemon_pid, SIGKILL);
+  assert_int_equal(hw_test_wait_exit(env.daemon_pid, 5000), 128 + SIGKILL);
   assert_int_equal(start_daemon(), 0);
   assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013811%%'"), 20 * 20000);

@@ -30,10 +30,7 @@
 #define STEP_MS 10000LL
 #define WAIT_MS 60000 /* a bound against hanging, not a performance assertion */
 
-static char conninfo[512], listen_addr[64], redis_addr[64];
-static int port, redis_port;
-static pid_t daemon_pid, redis_pid;
-static PGconn *db;
+static hw_test_env env;
 
 /* Every terminal the tests use is bound here; pre-tractor and e2e-tractor are two converted
  * tractors (retired after 2025-12-31). */
@@ -81,10 +78,10 @@ static void cli(const char *const *argv) {
 
 static pid_t start_daemon(void) {
   /* Device times back to 2025-12-31 pass the quality checks (default: a week). */
-  const char *argv[] = {"serve", "--listen", listen_addr, "--pg", conninfo, "--redis", redis_addr,
+  const char *argv[] = {"serve", "--listen", env.listen_addr, "--pg", env.conninfo, "--redis", env.redis_addr,
                         "--batch-ms", "20", "--max-past-s", "34560000", NULL};
   pid_t pid = hw_test_spawn(argv, "test_rules_e2e.daemon.log");
-  assert_int_equal(hw_test_wait_port(port, 15000), 0);
+  assert_int_equal(hw_test_wait_port(env.port, 15000), 0);
   return pid;
 }
 
@@ -93,11 +90,11 @@ static pid_t start_daemon(void) {
 static pid_t start_sim(const char *scenario, const char *prefix, int64_t start_ms,
                        const char *interval_ms) {
   char server[64], start[32], log[64];
-  snprintf(server, sizeof server, "127.0.0.1:%d", port);
+  snprintf(server, sizeof server, "127.0.0.1:%d", env.port);
   snprintf(start, sizeof start, "%lld", (long long)start_ms);
   snprintf(log, sizeof log, "test_rules_e2e.sim-%s.log", prefix);
   const char *argv[24] = {"sim", "--server", server, "--scenario", scenario, "--id-prefix", prefix,
-                          "--pg", conninfo, "--timeout-s", "240", "--quiet"};
+                          "--pg", env.conninfo, "--timeout-s", "240", "--quiet"};
   size_t n = 12;
   if (start_ms) {
     argv[n++] = "--start-time-ms";
@@ -125,13 +122,13 @@ static long q(const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(sql, sizeof sql, fmt, ap);
   va_end(ap);
-  return hw_test_pg_scalar(db, sql);
+  return hw_test_pg_scalar(env.db, sql);
 }
 
 /* Polls `sql` (a count) until it is at least 1; fails after WAIT_MS. */
 static void wait_for(const char *what, const char *sql) {
   for (int waited = 0; waited < WAIT_MS; waited += 50) {
-    if (hw_test_pg_scalar(db, sql) > 0)
+    if (hw_test_pg_scalar(env.db, sql) > 0)
       return;
     usleep(50 * 1000);
   }
@@ -162,30 +159,22 @@ static long col(const char *terminal, const char *expr) {
 
 static int group_setup(void **state) {
   (void)state;
-  hw_test_fresh_db("hw_it_rules_e2e", conninfo, sizeof conninfo);
-  db = hw_test_pg_connect(conninfo);
+  hw_test_env_up(&env, "hw_it_rules_e2e");
   write_file("test_rules_e2e.registry.csv", registry_csv);
   write_file("test_rules_e2e.zones.geojson", zones_geojson);
   unlink("test_rules_e2e.cli.log");
   unlink("test_rules_e2e.daemon.log");
-  const char *reg[] = {"registry", "import", "test_rules_e2e.registry.csv", "--pg", conninfo, NULL};
+  const char *reg[] = {"registry", "import", "test_rules_e2e.registry.csv", "--pg", env.conninfo, NULL};
   cli(reg);
-  const char *zones[] = {"zones", "import", "test_rules_e2e.zones.geojson", "--pg", conninfo, NULL};
+  const char *zones[] = {"zones", "import", "test_rules_e2e.zones.geojson", "--pg", env.conninfo, NULL};
   cli(zones);
-  redis_port = hw_test_free_port();
-  redis_pid = hw_test_redis_start(redis_port);
-  port = hw_test_free_port();
-  snprintf(listen_addr, sizeof listen_addr, "127.0.0.1:%d", port);
-  snprintf(redis_addr, sizeof redis_addr, "127.0.0.1:%d", redis_port);
-  daemon_pid = start_daemon();
+  env.daemon_pid = start_daemon();
   return 0;
 }
 
 static int group_teardown(void **state) {
   (void)state;
-  hw_test_stop_pid(daemon_pid);
-  hw_test_stop_pid(redis_pid);
-  PQfinish(db);
+  hw_test_env_down(&env);
   return 0;
 }
 
@@ -264,9 +253,9 @@ static void test_restart_mid_episode(void **state) {
   /* Really in the middle: opened, not yet closed. */
   assert_int_equal(q("SELECT count(*) FROM violations WHERE terminal_id = 'rst-tired-001' "
                      "AND ended_at IS NULL"), 1);
-  kill(daemon_pid, SIGTERM);
-  assert_int_equal(hw_test_wait_exit(daemon_pid, 60000), 0);
-  daemon_pid = start_daemon();
+  kill(env.daemon_pid, SIGTERM);
+  assert_int_equal(hw_test_wait_exit(env.daemon_pid, 60000), 0);
+  env.daemon_pid = start_daemon();
   assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
   wait_closed("rst-tired-001", "fatigue_continuous");
   assert_int_equal(count_of("rst-tired-001", NULL), 1);
@@ -279,7 +268,7 @@ static void test_restart_mid_episode(void **state) {
 static void test_redis_feed(void **state) {
   (void)state;
   struct timeval tv = {5, 0};
-  redisContext *sub = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+  redisContext *sub = redisConnectWithTimeout("127.0.0.1", env.redis_port, tv);
   assert_non_null(sub);
   assert_int_equal(sub->err, 0);
   redisReply *r = redisCommand(sub, "SUBSCRIBE hw:violations");
