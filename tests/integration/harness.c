@@ -1,5 +1,11 @@
 #include "harness.h"
 
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -12,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "migrate.h"
 
 static void hw_test_die(const char *what) {
@@ -167,3 +174,49 @@ void hw_test_env_down(hw_test_env *e) {
   e->daemon_pid = e->redis_pid = 0;
   e->db = NULL;
 }
+
+static void hw_test_loop_on_tick(uv_timer_t *t) {
+  hw_test_loop *l = t->data;
+  l->ticks++;
+  if (l->on_tick)
+    l->on_tick(l);
+}
+
+void hw_test_loop_init(hw_test_loop *l) {
+  memset(l, 0, sizeof *l);
+  l->poll_ms = 10;
+  assert_int_equal(uv_loop_init(&l->loop), 0);
+  assert_int_equal(uv_timer_init(&l->loop, &l->tick), 0);
+  l->tick.data = l;
+  assert_int_equal(uv_timer_start(&l->tick, hw_test_loop_on_tick, 5, 5), 0);
+}
+
+int hw_test_loop_run_until(hw_test_loop *l, int (*pred)(void *), void *arg) {
+  int64_t deadline = hw_now_ms() + HW_TEST_WAIT_MS, next = 0;
+  for (;;) {
+    int64_t now = hw_now_ms();
+    if (now >= next) {
+      if (pred(arg))
+        return 1;
+      if (now >= deadline)
+        return 0;
+      next = now + l->poll_ms;
+    }
+    uv_run(&l->loop, UV_RUN_ONCE);
+  }
+}
+
+void hw_test_loop_run_for(hw_test_loop *l, int ms) {
+  int64_t until = hw_now_ms() + ms;
+  while (hw_now_ms() < until)
+    uv_run(&l->loop, UV_RUN_ONCE);
+}
+
+void hw_test_loop_close(hw_test_loop *l) {
+  uv_close((uv_handle_t *)&l->tick, NULL);
+  assert_int_equal(uv_run(&l->loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(uv_loop_close(&l->loop), 0);
+}
+
+void hw_test_on_done(void *arg) { (*(int *)arg)++; }
+int hw_test_int_set(void *arg) { return *(int *)arg != 0; }

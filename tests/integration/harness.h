@@ -1,11 +1,14 @@
 /* Integration-test harness: the private PostgreSQL that ./ops/test started (HW_TEST_PG, a conninfo
- * of a superuser), fresh databases, private Redis servers, and the daemon under test.
+ * of a superuser), fresh databases, private Redis servers, the daemon under test, and a loop for
+ * tests that run daemon modules in process.
  * Every server a test starts listens on 127.0.0.1 on a port the test chose and is stopped by pid. */
 #ifndef HW_TEST_HARNESS_H
 #define HW_TEST_HARNESS_H
 
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <sys/types.h>
+#include <uv.h>
 
 /* HW_TEST_PG, or the test fails at once (a missing server must not look like a pass). */
 const char *hw_test_pg_admin(void);
@@ -53,5 +56,30 @@ pid_t hw_test_spawn(const char *const *argv, const char *logfile);
 int hw_test_wait_port(int port, int timeout_ms);
 /* Waits for pid to exit; returns its exit status, or -1 on timeout (the process is then killed). */
 int hw_test_wait_exit(pid_t pid, int timeout_ms);
+
+/* A bound against hanging in tests that drive a loop, not a performance assertion. */
+#define HW_TEST_WAIT_MS 20000
+
+/* A loop the test drives itself, for tests that run daemon modules in process. */
+typedef struct hw_test_loop {
+  uv_loop_t loop;
+  /* Every 5 ms: keeps UV_RUN_ONCE returning while the modules wait, and proves the loop turns. */
+  uv_timer_t tick;
+  uint64_t ticks;
+  void (*on_tick)(struct hw_test_loop *l); /* optional: called on every tick */
+  void *user;                              /* not owned; for on_tick */
+  int poll_ms; /* hw_test_loop_run_until asks its predicate this often at most; 10 after init */
+} hw_test_loop;
+
+/* Asserts (cmocka) on failure, like the rest of these helpers. */
+void hw_test_loop_init(hw_test_loop *l);
+/* Runs the loop until pred(arg) holds or HW_TEST_WAIT_MS pass; returns whether it held. */
+int hw_test_loop_run_until(hw_test_loop *l, int (*pred)(void *), void *arg);
+void hw_test_loop_run_for(hw_test_loop *l, int ms);
+/* Every test ends here: a handle left open by a module makes uv_loop_close fail. */
+void hw_test_loop_close(hw_test_loop *l);
+/* A done callback that counts into *(int *)arg, and the predicate that waits for it. */
+void hw_test_on_done(void *arg);
+int hw_test_int_set(void *arg);
 
 #endif

@@ -18,71 +18,20 @@
 #include "log.h"
 #include "redis_state.h"
 
-#define WAIT_MS 20000 /* generous: a bound against hanging, not a performance assertion */
-
-typedef struct env {
-  uv_loop_t loop;
-  uv_timer_t tick; /* keeps UV_RUN_ONCE returning, and proves the loop keeps turning */
-  uint64_t ticks;
-  void (*on_tick)(struct env *e);
-  void *user;
-} env;
-
-static void env_on_tick(uv_timer_t *t) {
-  env *e = t->data;
-  e->ticks++;
-  if (e->on_tick)
-    e->on_tick(e);
-}
+typedef hw_test_loop env;
 
 static void env_init(env *e) {
-  memset(e, 0, sizeof *e);
-  assert_int_equal(uv_loop_init(&e->loop), 0);
-  assert_int_equal(uv_timer_init(&e->loop, &e->tick), 0);
-  e->tick.data = e;
-  assert_int_equal(uv_timer_start(&e->tick, env_on_tick, 5, 5), 0);
+  hw_test_loop_init(e);
+  e->poll_ms = 20; /* some predicates read all of Redis */
 }
-
-/* Runs the loop until pred(arg) holds or WAIT_MS pass; returns whether it held. pred is asked at
- * most every 20 ms: some predicates read all of Redis. */
-static int env_run_until(env *e, int (*pred)(void *), void *arg) {
-  int64_t deadline = hw_now_ms() + WAIT_MS, next = 0;
-  for (;;) {
-    int64_t now = hw_now_ms();
-    if (now >= next) {
-      if (pred(arg))
-        return 1;
-      if (now >= deadline)
-        return 0;
-      next = now + 20;
-    }
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
-}
-
-static void env_run_for(env *e, int ms) {
-  int64_t until = hw_now_ms() + ms;
-  while (hw_now_ms() < until)
-    uv_run(&e->loop, UV_RUN_ONCE);
-}
-
-static void on_done(void *arg) { (*(int *)arg)++; }
-static int int_set(void *arg) { return *(int *)arg != 0; }
 
 /* Stops r and runs until done_cb. */
 static void stop_state(env *e, hw_redis_state *r) {
   int done = 0;
-  hw_redis_state_stop(r, on_done, &done);
+  hw_redis_state_stop(r, hw_test_on_done, &done);
   assert_int_equal(done, 0); /* never synchronous */
-  assert_true(env_run_until(e, int_set, &done));
+  assert_true(hw_test_loop_run_until(e, hw_test_int_set, &done));
   assert_int_equal(done, 1);
-}
-
-/* Every test ends here: a handle left open by the module makes uv_loop_close fail. */
-static void env_close(env *e) {
-  uv_close((uv_handle_t *)&e->tick, NULL);
-  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
-  assert_int_equal(uv_loop_close(&e->loop), 0);
 }
 
 static hw_redis_state *start_state(env *e, hw_registry *reg, int port, uint32_t max_in_flight) {
@@ -327,7 +276,7 @@ static int fleet_in_redis(void *arg) {
 }
 
 static void assert_fleet_in_redis(env *e, fleet *f) {
-  if (!env_run_until(e, fleet_in_redis, f))
+  if (!hw_test_loop_run_until(e, fleet_in_redis, f))
     fail_msg("redis does not hold the newest state: %s", f->why);
 }
 
@@ -382,7 +331,7 @@ static void test_newest_state_wins(void **state) {
   assert_no_redis_errors(port);
 
   stop_state(&e, r);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&f);
   stop_redis(redis);
 }
@@ -418,7 +367,7 @@ static void test_two_writers_newest_wins(void **state) {
   assert_fleet_in_redis(&e, &a);
   hw_redis_state_put(rb, b.t[0], &y);
   writes_at_least wb = {rb, 1};
-  assert_true(env_run_until(&e, writes_reached, &wb)); /* B's write reached Redis ... */
+  assert_true(hw_test_loop_run_until(&e, writes_reached, &wb)); /* B's write reached Redis ... */
   assert_int_equal(redis_mismatches(port, a.ids, a.want, 1, a.why, sizeof a.why), 0); /* ... and lost */
 
   /* Equal device time: the later write wins, as it does in memory. */
@@ -432,13 +381,13 @@ static void test_two_writers_newest_wins(void **state) {
   assert_fleet_in_redis(&e, &a);
   hw_redis_state_put(rb, b.t[0], &old);
   wb.n = 3;
-  assert_true(env_run_until(&e, writes_reached, &wb));
+  assert_true(hw_test_loop_run_until(&e, writes_reached, &wb));
   assert_int_equal(redis_mismatches(port, a.ids, a.want, 1, a.why, sizeof a.why), 0);
   assert_no_redis_errors(port);
 
   stop_state(&e, ra);
   stop_state(&e, rb);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&a);
   fleet_free(&b);
   stop_redis(redis);
@@ -472,7 +421,7 @@ static void test_refused_then_redis_appears(void **state) {
 
   uint64_t ticks0 = e.ticks;
   reconnects_at_least w = {r, 3};
-  assert_true(env_run_until(&e, reconnects_reached, &w));
+  assert_true(hw_test_loop_run_until(&e, reconnects_reached, &w));
   /* The 5 ms tick kept firing while connects were refused: the loop was never blocked. */
   assert_true(e.ticks - ticks0 >= 20);
   hw_redis_state_stats st;
@@ -493,7 +442,7 @@ static void test_refused_then_redis_appears(void **state) {
   assert_true(st.reconnects >= 3);
 
   stop_state(&e, r);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&f);
   stop_redis(redis);
 }
@@ -545,7 +494,7 @@ static void test_redis_killed_and_restarted_empty(void **state) {
   e.on_tick = feed_tick;
 
   writes_at_least w = {r, 3000};
-  int64_t deadline = hw_now_ms() + WAIT_MS;
+  int64_t deadline = hw_now_ms() + HW_TEST_WAIT_MS;
   hw_redis_state_stats st;
   do {
     uv_run(&e.loop, UV_RUN_ONCE);
@@ -570,8 +519,8 @@ static void test_redis_killed_and_restarted_empty(void **state) {
   assert_fleet_in_redis(&e, &odd);
 
   kill_redis(redis); /* SIGKILL: no goodbye, writes in flight are lost */
-  assert_true(env_run_until(&e, disconnected, r));
-  env_run_for(&e, 300); /* the even half keeps coming while Redis is down */
+  assert_true(hw_test_loop_run_until(&e, disconnected, r));
+  hw_test_loop_run_for(&e, 300); /* the even half keeps coming while Redis is down */
   fd.on = 0;
 
   redis = start_redis(port); /* same port, empty (no persistence) */
@@ -582,7 +531,7 @@ static void test_redis_killed_and_restarted_empty(void **state) {
   assert_no_redis_errors(port);
 
   stop_state(&e, r);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&f);
   stop_redis(redis);
 }
@@ -614,9 +563,9 @@ static void test_unresponsive_redis_times_out(void **state) {
     hw_fix fix = make_fix(2000);
     fleet_put(&f, r, i, &fix);
   }
-  assert_true(env_run_until(&e, disconnected, r)); /* reply timeout */
+  assert_true(hw_test_loop_run_until(&e, disconnected, r)); /* reply timeout */
   reconnects_at_least w = {r, 2};
-  assert_true(env_run_until(&e, reconnects_reached, &w)); /* connect timeouts, retried */
+  assert_true(hw_test_loop_run_until(&e, reconnects_reached, &w)); /* connect timeouts, retried */
   hw_redis_state_stats st;
   hw_redis_state_get_stats(r, &st);
   assert_int_equal(st.connected, 0);
@@ -627,11 +576,11 @@ static void test_unresponsive_redis_times_out(void **state) {
   }
   assert_int_equal(kill(redis, SIGCONT), 0);
   assert_fleet_in_redis(&e, &f);
-  env_run_for(&e, 300); /* let any late buffered commands run */
+  hw_test_loop_run_for(&e, 300); /* let any late buffered commands run */
   assert_int_equal(redis_mismatches(port, f.ids, f.want, f.n, f.why, sizeof f.why), 0);
 
   stop_state(&e, r);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&f);
   stop_redis(redis);
 }
@@ -649,14 +598,14 @@ static void test_stop_bounded_when_redis_hangs(void **state) {
                                .timeout_ms = 300};
   hw_redis_state *r = NULL;
   assert_int_equal(hw_redis_state_start(&r, &e.loop, &cfg, &f.reg), 0);
-  assert_true(env_run_until(&e, is_connected, r));
+  assert_true(hw_test_loop_run_until(&e, is_connected, r));
   assert_int_equal(kill(redis, SIGSTOP), 0);
   for (size_t i = 0; i < f.n; i++) {
     hw_fix fix = make_fix(1);
     fleet_put(&f, r, i, &fix);
   }
   stop_state(&e, r);
-  env_close(&e);
+  hw_test_loop_close(&e);
   assert_int_equal(kill(redis, SIGCONT), 0);
   fleet_free(&f);
   stop_redis(redis);
@@ -699,7 +648,7 @@ static void test_script_flush_reloads(void **state) {
   assert_int_equal(st.connected, 1);
 
   stop_state(&e, r);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&f);
   stop_redis(redis);
 }
@@ -714,14 +663,14 @@ static void test_stop_flushes(void **state) {
   fleet f;
   fleet_init(&f, 5000, "S%u", port);
   hw_redis_state *r = start_state(&e, &f.reg, port, 8);
-  assert_true(env_run_until(&e, is_connected, r));
+  assert_true(hw_test_loop_run_until(&e, is_connected, r));
   for (size_t i = 0; i < f.n; i++) {
     hw_fix fix = make_fix(42);
     fleet_put(&f, r, i, &fix);
   }
   stop_state(&e, r); /* no loop turn between the puts and stop */
   assert_int_equal(redis_mismatches(port, f.ids, f.want, f.n, f.why, sizeof f.why), 0);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&f);
   stop_redis(redis);
 }
@@ -738,9 +687,9 @@ static void test_stop_while_disconnected(void **state) {
   hw_fix fix = make_fix(1);
   fleet_put(&f, r, 0, &fix);
   reconnects_at_least w = {r, 1};
-  assert_true(env_run_until(&e, reconnects_reached, &w));
+  assert_true(hw_test_loop_run_until(&e, reconnects_reached, &w));
   stop_state(&e, r);
-  env_close(&e);
+  hw_test_loop_close(&e);
   fleet_free(&f);
 }
 
@@ -755,7 +704,7 @@ static void test_start_rejects_bad_config(void **state) {
   assert_int_equal(hw_redis_state_start(&r, &e.loop, &nohost, &reg), -EINVAL);
   assert_int_equal(hw_redis_state_start(&r, &e.loop, &badport, &reg), -EINVAL);
   assert_null(r);
-  env_close(&e);
+  hw_test_loop_close(&e);
 }
 
 int main(void) {

@@ -21,7 +21,7 @@
 #define MAXFIX 1024
 
 typedef struct fixture {
-  vu_env env;
+  hw_test_loop env;
   char conninfo[512];
   PGconn *pg;
   hw_registry_snapshot *snap; /* the registry as the daemon would load it */
@@ -141,11 +141,11 @@ static void fx_start(fixture *f) {
   assert_int_equal(hw_registry_snapshot_load(f->pg, &f->snap), 0);
   f->v = hw_registry_snapshot_vehicle(f->snap, TID);
   assert_non_null(f->v);
-  vu_env_init(&f->env);
+  hw_test_loop_init(&f->env);
 }
 
 static void fx_stop(fixture *f) {
-  vu_env_close(&f->env);
+  hw_test_loop_close(&f->env);
   hw_registry_snapshot_unref(f->snap);
   PQfinish(f->pg);
 }
@@ -158,15 +158,15 @@ static int store_idle(void *arg) {
 
 static void stop_store(fixture *f, hw_violation_store *s) {
   int done = 0;
-  hw_violation_store_stop(s, vu_on_done, &done);
-  assert_true(vu_run_until(&f->env, vu_int_set, &done));
+  hw_violation_store_stop(s, hw_test_on_done, &done);
+  assert_true(hw_test_loop_run_until(&f->env, hw_test_int_set, &done));
 }
 
 static void stop_rule_store(fixture *f, hw_rule_store *rs) {
   int done = 0;
-  hw_rule_store_stop(rs, vu_on_done, &done);
+  hw_rule_store_stop(rs, hw_test_on_done, &done);
   assert_int_equal(done, 0);
-  assert_true(vu_run_until(&f->env, vu_int_set, &done));
+  assert_true(hw_test_loop_run_until(&f->env, hw_test_int_set, &done));
 }
 
 /* ---- comparing runs ----------------------------------------------------------------------- */
@@ -231,7 +231,7 @@ static void restart_scenario(fixture *f, size_t cut, size_t nreplay, run *ref, r
   run_feed(before, f->fix, 0, cut);
   store_fixes(f, 0, cut, 0);
   stop_rule_store(f, rs);
-  assert_true(vu_run_until(&f->env, store_idle, vs));
+  assert_true(hw_test_loop_run_until(&f->env, store_idle, vs));
   stop_store(f, vs);
   run_free_engine(before);
   vu_expect(f->pg, "1", "SELECT count(*) FROM rule_state WHERE terminal_id = '" TID "'");
@@ -257,7 +257,7 @@ static void restart_scenario(fixture *f, size_t cut, size_t nreplay, run *ref, r
   assert_non_null(t->rules);
   assert_null(t->vehicle); /* no cache given: records stay unbound */
   run_feed(after, f->fix, cut + nreplay, f->nfix);
-  assert_true(vu_run_until(&f->env, store_idle, vs));
+  assert_true(hw_test_loop_run_until(&f->env, store_idle, vs));
   stop_store(f, vs);
   run_free_engine(after);
 
@@ -348,7 +348,7 @@ static void test_saves_only_changes(void **state) {
   run_feed(&r, f.fix, 0, 10);
   uint64_t want = 3;
   void *args[2] = {rs, &want};
-  assert_true(vu_run_until(&f.env, cycles_at_least, args));
+  assert_true(hw_test_loop_run_until(&f.env, cycles_at_least, args));
   hw_rule_store_stats st;
   hw_rule_store_get_stats(rs, &st);
   assert_int_equal(st.saved, 1);
@@ -358,7 +358,7 @@ static void test_saves_only_changes(void **state) {
 
   run_feed(&r, f.fix, 10, 11);
   want = st.cycles + 2;
-  assert_true(vu_run_until(&f.env, cycles_at_least, args));
+  assert_true(hw_test_loop_run_until(&f.env, cycles_at_least, args));
   hw_rule_store_get_stats(rs, &st);
   assert_int_equal(st.saved, 2);
   char *saved2 = vu_pg_text(f.pg, "SELECT encode(state, 'hex') FROM rule_state");

@@ -15,7 +15,7 @@
 #define TID "013800000002"
 
 typedef struct fixture {
-  vu_env env;
+  hw_test_loop env;
   char conninfo[512];
   PGconn *pg;
   int port;
@@ -56,9 +56,9 @@ static void subscribe(fixture *f) {
 }
 
 /* The next message on the channel, parsed; the loop runs while waiting (the relay lives on it).
- * NULL when none came within VU_WAIT_MS. */
+ * NULL when none came within HW_TEST_WAIT_MS. */
 static cJSON *next_message(fixture *f) {
-  int64_t deadline = hw_now_ms() + VU_WAIT_MS;
+  int64_t deadline = hw_now_ms() + HW_TEST_WAIT_MS;
   while (hw_now_ms() < deadline) {
     void *reply = NULL;
     assert_int_equal(redisReaderGetReply(f->sub->reader, &reply), REDIS_OK);
@@ -85,7 +85,7 @@ static cJSON *next_message(fixture *f) {
 
 /* No message within ms (the loop runs meanwhile). */
 static void expect_silence(fixture *f, int ms) {
-  vu_run_for(&f->env, ms);
+  hw_test_loop_run_for(&f->env, ms);
   struct pollfd p = {.fd = f->sub->fd, .events = POLLIN};
   void *reply = NULL;
   assert_int_equal(redisReaderGetReply(f->sub->reader, &reply), REDIS_OK);
@@ -121,24 +121,24 @@ static void fx_start(fixture *f, uint32_t max_pending) {
   f->port = hw_test_free_port();
   redis_up(f);
   subscribe(f);
-  vu_env_init(&f->env);
+  hw_test_loop_init(&f->env);
   hw_violation_relay_config cfg = {.conninfo = f->conninfo, .redis_host = "127.0.0.1",
                                    .redis_port = f->port, .max_pending = max_pending,
                                    .timeout_ms = 2000};
   assert_int_equal(hw_violation_relay_start(&f->relay, &f->env.loop, &cfg), 0);
   assert_int_equal(hw_violation_store_start(&f->store, &f->env.loop, f->conninfo), 0);
-  assert_true(vu_run_until(&f->env, relay_ready, f));
+  assert_true(hw_test_loop_run_until(&f->env, relay_ready, f));
 }
 
 static void fx_stop(fixture *f) {
   int done = 0;
-  hw_violation_relay_stop(f->relay, vu_on_done, &done);
-  hw_violation_store_stop(f->store, vu_on_done, &done);
+  hw_violation_relay_stop(f->relay, hw_test_on_done, &done);
+  hw_violation_store_stop(f->store, hw_test_on_done, &done);
   assert_int_equal(done, 0);
-  for (int64_t until = hw_now_ms() + VU_WAIT_MS; done < 2 && hw_now_ms() < until;)
+  for (int64_t until = hw_now_ms() + HW_TEST_WAIT_MS; done < 2 && hw_now_ms() < until;)
     uv_run(&f->env.loop, UV_RUN_ONCE);
   assert_int_equal(done, 2);
-  vu_env_close(&f->env);
+  hw_test_loop_close(&f->env);
   redisFree(f->sub);
   if (f->redis)
     redis_down(f);
@@ -259,7 +259,7 @@ static void test_redis_down_then_up(void **state) {
 
   redisFree(f.sub);
   redis_down(&f);
-  assert_true(vu_run_until(&f.env, redis_lost, &f));
+  assert_true(hw_test_loop_run_until(&f.env, redis_lost, &f));
   for (int i = 1; i <= 5; i++) {
     char key[8];
     snprintf(key, sizeof key, "k%d", i);
@@ -267,7 +267,7 @@ static void test_redis_down_then_up(void **state) {
   }
   uint64_t want = 6;
   void *args[2] = {&f, &want};
-  int got = vu_run_until(&f.env, received_n, args);
+  int got = hw_test_loop_run_until(&f.env, received_n, args);
   hw_violation_relay_stats st;
   hw_violation_relay_get_stats(f.relay, &st);
   if (!got)
@@ -296,7 +296,7 @@ static void test_redis_down_then_up(void **state) {
   assert_string_equal(jstr(m, "episode_key"), "k6");
   cJSON_Delete(m);
   /* The subscriber may hear k6 before the relay hears Redis' answer to its PUBLISH. */
-  assert_true(vu_run_until(&f.env, all_published, &f));
+  assert_true(hw_test_loop_run_until(&f.env, all_published, &f));
   hw_violation_relay_get_stats(f.relay, &st);
   assert_int_equal(st.published, 5);
   assert_int_equal(st.pending, 0);
@@ -315,8 +315,8 @@ static void test_listens_again_after_pg_loss(void **state) {
   vu_expect(f.pg, "t", "SELECT pg_terminate_backend(%s)", pid);
   /* Ready again on a new session: a session other than the killed one has run LISTEN. */
   int again = 0;
-  for (int64_t until = hw_now_ms() + VU_WAIT_MS; !again && hw_now_ms() < until;) {
-    vu_run_for(&f.env, 20);
+  for (int64_t until = hw_now_ms() + HW_TEST_WAIT_MS; !again && hw_now_ms() < until;) {
+    hw_test_loop_run_for(&f.env, 20);
     char *n = vu_pg_text(f.pg, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
                                "'haulwatch-vfeed' AND datname = '" DB "' AND pid <> %s AND "
                                "query LIKE 'LISTEN%%'", pid);

@@ -9,7 +9,7 @@
 #define MINUTE 60000LL
 
 typedef struct fixture {
-  vu_env env;
+  hw_test_loop env;
   char conninfo[512];
   PGconn *pg;
   hw_violation_store *s;
@@ -20,16 +20,16 @@ static void fx_start(fixture *f) {
   memset(f, 0, sizeof *f);
   hw_test_fresh_db(DB, f->conninfo, sizeof f->conninfo);
   f->pg = hw_test_pg_connect(f->conninfo);
-  vu_env_init(&f->env);
+  hw_test_loop_init(&f->env);
   assert_int_equal(hw_violation_store_start(&f->s, &f->env.loop, f->conninfo), 0);
 }
 
 static void fx_stop(fixture *f) {
   int done = 0;
-  hw_violation_store_stop(f->s, vu_on_done, &done);
+  hw_violation_store_stop(f->s, hw_test_on_done, &done);
   assert_int_equal(done, 0); /* never inside stop */
-  assert_true(vu_run_until(&f->env, vu_int_set, &done));
-  vu_env_close(&f->env);
+  assert_true(hw_test_loop_run_until(&f->env, hw_test_int_set, &done));
+  hw_test_loop_close(&f->env);
   PQfinish(f->pg);
 }
 
@@ -47,7 +47,7 @@ static void put_and_flush(fixture *f, const hw_violation_event *ev, size_t n, co
   for (size_t i = 0; i < n; i++)
     hw_violation_store_put(f->s, &ev[i], v);
   f->want_written = st.written + 1; /* at least one episode record more */
-  assert_true(vu_run_until(&f->env, wrote_enough, f));
+  assert_true(hw_test_loop_run_until(&f->env, wrote_enough, f));
 }
 
 static hw_vehicle vehicle(const char *plate, const char *region, const char *enterprise) {
@@ -199,7 +199,7 @@ static void test_bad_episode_rejected_alone(void **state) {
   for (int i = 0; i < 3; i++)
     hw_violation_store_put(f.s, &ev[i], i == 2 ? &v : NULL);
   hw_violation_store_stats st;
-  for (int64_t until = hw_now_ms() + VU_WAIT_MS; hw_now_ms() < until;) {
+  for (int64_t until = hw_now_ms() + HW_TEST_WAIT_MS; hw_now_ms() < until;) {
     hw_violation_store_get_stats(f.s, &st);
     if (st.pending == 0)
       break;
@@ -242,8 +242,8 @@ static void test_survives_lost_connection(void **state) {
     b.value = 7200 + (round + 1) * 60;
     hw_violation_store_put(f.s, &b, NULL);
     f.want_written = 0;
-    assert_true(vu_run_until(&f.env, wrote_enough, &f));
-    assert_true(vu_run_until(&f.env, backend_back, &f));
+    assert_true(hw_test_loop_run_until(&f.env, wrote_enough, &f));
+    assert_true(hw_test_loop_run_until(&f.env, backend_back, &f));
     char want[64];
     snprintf(want, sizeof want, "%d|1", 7200 + (round + 1) * 60);
     vu_expect(f.pg, want, "SELECT measured || '|' || count(*) OVER () FROM violations");
@@ -268,14 +268,14 @@ static void test_kept_until_the_table_is_back(void **state) {
   hw_violation_event a = vu_event(TID, HW_VIOL_FATIGUE_DAILY, HW_PHASE_OPEN, VU_T0, VU_T0 + MINUTE,
                                   30000, 28800, 0, "{}");
   hw_violation_store_put(f.s, &a, NULL);
-  assert_true(vu_run_until(&f.env, retried, &f));
+  assert_true(hw_test_loop_run_until(&f.env, retried, &f));
   hw_violation_store_stats st;
   hw_violation_store_get_stats(f.s, &st);
   assert_int_equal(st.pending, 1);
   assert_int_equal(st.written, 0);
   free(vu_pg_text(f.pg, "ALTER TABLE violations_away RENAME TO violations"));
   f.want_written = 1;
-  assert_true(vu_run_until(&f.env, wrote_enough, &f));
+  assert_true(hw_test_loop_run_until(&f.env, wrote_enough, &f));
   vu_expect(f.pg, "30000|28800", "SELECT measured || '|' || limit_value FROM violations");
   fx_stop(&f);
 }
@@ -297,11 +297,11 @@ static void test_stop_flushes(void **state) {
   }
   free(ev);
   int done = 0;
-  hw_violation_store_stop(f.s, vu_on_done, &done);
-  assert_true(vu_run_until(&f.env, vu_int_set, &done));
+  hw_violation_store_stop(f.s, hw_test_on_done, &done);
+  assert_true(hw_test_loop_run_until(&f.env, hw_test_int_set, &done));
   vu_expect(f.pg, "1200|1|5000|6199", "SELECT count(*) || '|' || count(DISTINCT limit_value) || '|' || "
             "min(measured) || '|' || max(measured) FROM violations WHERE ended_at IS NOT NULL");
-  vu_env_close(&f.env);
+  hw_test_loop_close(&f.env);
   PQfinish(f.pg);
 }
 

@@ -1,5 +1,6 @@
-/* Helpers shared by test_violation_store.c, test_violation_relay.c and test_rule_store.c: a loop
- * driven by the test, a blocking PostgreSQL connection for checks, and event builders. */
+/* Helpers shared by test_violation_store.c, test_violation_relay.c and test_rule_store.c: a
+ * blocking PostgreSQL connection for checks, and event builders. The loop they drive is
+ * harness.h's hw_test_loop. */
 #ifndef HW_VIOL_UTIL_H
 #define HW_VIOL_UTIL_H
 
@@ -19,54 +20,6 @@
 #include "violation.h"
 
 #pragma GCC diagnostic ignored "-Wunused-function"
-
-#define VU_WAIT_MS 20000 /* a bound against hanging, not a performance assertion */
-
-typedef struct vu_env {
-  uv_loop_t loop;
-  uv_timer_t tick; /* keeps UV_RUN_ONCE returning while the modules wait */
-} vu_env;
-
-static void vu_on_tick(uv_timer_t *t) { (void)t; }
-
-static void vu_env_init(vu_env *e) {
-  memset(e, 0, sizeof *e);
-  assert_int_equal(uv_loop_init(&e->loop), 0);
-  assert_int_equal(uv_timer_init(&e->loop, &e->tick), 0);
-  assert_int_equal(uv_timer_start(&e->tick, vu_on_tick, 5, 5), 0);
-}
-
-/* Runs the loop until pred(arg) holds (asked every 10 ms at most) or VU_WAIT_MS pass. */
-static int vu_run_until(vu_env *e, int (*pred)(void *), void *arg) {
-  int64_t deadline = hw_now_ms() + VU_WAIT_MS, next = 0;
-  for (;;) {
-    int64_t now = hw_now_ms();
-    if (now >= next) {
-      if (pred(arg))
-        return 1;
-      if (now >= deadline)
-        return 0;
-      next = now + 10;
-    }
-    uv_run(&e->loop, UV_RUN_ONCE);
-  }
-}
-
-static void vu_run_for(vu_env *e, int ms) {
-  int64_t until = hw_now_ms() + ms;
-  while (hw_now_ms() < until)
-    uv_run(&e->loop, UV_RUN_ONCE);
-}
-
-/* Every test ends here: a handle left open by a module makes uv_loop_close fail. */
-static void vu_env_close(vu_env *e) {
-  uv_close((uv_handle_t *)&e->tick, NULL);
-  assert_int_equal(uv_run(&e->loop, UV_RUN_DEFAULT), 0);
-  assert_int_equal(uv_loop_close(&e->loop), 0);
-}
-
-static void vu_on_done(void *arg) { (*(int *)arg)++; }
-static int vu_int_set(void *arg) { return *(int *)arg != 0; }
 
 /* Runs sql and returns the first column of the first row as text (malloc'ed; "" for no row,
  * "<null>" for NULL). Fails the test on error. */
