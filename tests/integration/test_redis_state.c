@@ -280,16 +280,40 @@ static void assert_fleet_in_redis(env *e, fleet *f) {
     fail_msg("redis does not hold the newest state: %s", f->why);
 }
 
+/* Most tests run one fleet of n terminals (ids from fmt) on a loop of their own against a Redis
+ * on a free port, started unless redis is NULL. Returns the port. */
+static int begin_test(env *e, fleet *f, size_t n, const char *fmt, pid_t *redis) {
+  int port = hw_test_free_port();
+  if (redis)
+    *redis = start_redis(port);
+  env_init(e);
+  fleet_init(f, n, fmt, port);
+  return port;
+}
+
+static void end_test(env *e, fleet *f, hw_redis_state *r, pid_t redis) {
+  stop_state(e, r);
+  hw_test_loop_close(e);
+  fleet_free(f);
+  stop_redis(redis);
+}
+
+/* Puts a fix of device time ts for every terminal of f. */
+static void fleet_put_all(fleet *f, hw_redis_state *r, int64_t ts) {
+  for (size_t i = 0; i < f->n; i++) {
+    hw_fix fix = make_fix(ts);
+    fleet_put(f, r, i, &fix);
+  }
+}
+
 /* ---- tests ---- */
 
 static void test_newest_state_wins(void **state) {
   (void)state;
-  int port = hw_test_free_port();
-  pid_t redis = start_redis(port);
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 3000, "0138%08u", port);
+  pid_t redis;
+  int port = begin_test(&e, &f, 3000, "0138%08u", &redis);
   /* A small window so the dirty list really backs up and coalesces. */
   hw_redis_state *r = start_state(&e, &f.reg, port, 64);
 
@@ -330,10 +354,7 @@ static void test_newest_state_wins(void **state) {
   assert_int_equal(st.reconnects, 0);
   assert_no_redis_errors(port);
 
-  stop_state(&e, r);
-  hw_test_loop_close(&e);
-  fleet_free(&f);
-  stop_redis(redis);
+  end_test(&e, &f, r, redis);
 }
 
 typedef struct writes_at_least {
@@ -408,11 +429,9 @@ static int reconnects_reached(void *arg) {
 /* Nothing listening at start: keeps retrying without holding the loop; data arrives later. */
 static void test_refused_then_redis_appears(void **state) {
   (void)state;
-  int port = hw_test_free_port();
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 200, "R%u", port);
+  int port = begin_test(&e, &f, 200, "R%u", NULL);
   hw_redis_state *r = start_state(&e, &f.reg, port, 32);
   for (size_t i = 0; i < f.n; i++) {
     hw_fix fix = make_fix(1000 + (int64_t)i);
@@ -441,10 +460,7 @@ static void test_refused_then_redis_appears(void **state) {
   assert_int_equal(st.connected, 1);
   assert_true(st.reconnects >= 3);
 
-  stop_state(&e, r);
-  hw_test_loop_close(&e);
-  fleet_free(&f);
-  stop_redis(redis);
+  end_test(&e, &f, r, redis);
 }
 
 /* Feeds a round of newer fixes to every terminal on each tick while feeding is on. */
@@ -482,12 +498,10 @@ static int is_connected(void *arg) {
 /* Redis dies mid-stream and comes back empty: everything known is written again. */
 static void test_redis_killed_and_restarted_empty(void **state) {
   (void)state;
-  int port = hw_test_free_port();
-  pid_t redis = start_redis(port);
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 1000, "K%04u", port);
+  pid_t redis;
+  int port = begin_test(&e, &f, 1000, "K%04u", &redis);
   hw_redis_state *r = start_state(&e, &f.reg, port, 128);
   feeder fd = {&f, r, 1, 1, 1700000000000};
   e.user = &fd;
@@ -530,10 +544,7 @@ static void test_redis_killed_and_restarted_empty(void **state) {
   assert_true(st.reconnects >= 1);
   assert_no_redis_errors(port);
 
-  stop_state(&e, r);
-  hw_test_loop_close(&e);
-  fleet_free(&f);
-  stop_redis(redis);
+  end_test(&e, &f, r, redis);
 }
 
 /* Redis stops answering (SIGSTOP: the kernel still accepts connections and buffers commands):
@@ -542,27 +553,19 @@ static void test_redis_killed_and_restarted_empty(void **state) {
  * connection run late, after newer ones: the script must keep them from winning. */
 static void test_unresponsive_redis_times_out(void **state) {
   (void)state;
-  int port = hw_test_free_port();
-  pid_t redis = start_redis(port);
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 300, "U%u", port);
+  pid_t redis;
+  int port = begin_test(&e, &f, 300, "U%u", &redis);
   hw_redis_state_config cfg = {.host = "127.0.0.1", .port = port, .max_in_flight = 64,
                                .timeout_ms = 300};
   hw_redis_state *r = NULL;
   assert_int_equal(hw_redis_state_start(&r, &e.loop, &cfg, &f.reg), 0);
-  for (size_t i = 0; i < f.n; i++) {
-    hw_fix fix = make_fix(1000);
-    fleet_put(&f, r, i, &fix);
-  }
+  fleet_put_all(&f, r, 1000);
   assert_fleet_in_redis(&e, &f);
 
   assert_int_equal(kill(redis, SIGSTOP), 0);
-  for (size_t i = 0; i < f.n; i++) {
-    hw_fix fix = make_fix(2000);
-    fleet_put(&f, r, i, &fix);
-  }
+  fleet_put_all(&f, r, 2000);
   assert_true(hw_test_loop_run_until(&e, disconnected, r)); /* reply timeout */
   reconnects_at_least w = {r, 2};
   assert_true(hw_test_loop_run_until(&e, reconnects_reached, &w)); /* connect timeouts, retried */
@@ -570,40 +573,29 @@ static void test_unresponsive_redis_times_out(void **state) {
   hw_redis_state_get_stats(r, &st);
   assert_int_equal(st.connected, 0);
 
-  for (size_t i = 0; i < f.n; i++) {
-    hw_fix fix = make_fix(3000);
-    fleet_put(&f, r, i, &fix);
-  }
+  fleet_put_all(&f, r, 3000);
   assert_int_equal(kill(redis, SIGCONT), 0);
   assert_fleet_in_redis(&e, &f);
   hw_test_loop_run_for(&e, 300); /* let any late buffered commands run */
   assert_int_equal(redis_mismatches(port, f.ids, f.want, f.n, f.why, sizeof f.why), 0);
 
-  stop_state(&e, r);
-  hw_test_loop_close(&e);
-  fleet_free(&f);
-  stop_redis(redis);
+  end_test(&e, &f, r, redis);
 }
 
 /* stop() while Redis hangs: bounded by the timeout, not by Redis. */
 static void test_stop_bounded_when_redis_hangs(void **state) {
   (void)state;
-  int port = hw_test_free_port();
-  pid_t redis = start_redis(port);
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 100, "H%u", port);
+  pid_t redis;
+  int port = begin_test(&e, &f, 100, "H%u", &redis);
   hw_redis_state_config cfg = {.host = "127.0.0.1", .port = port, .max_in_flight = 16,
                                .timeout_ms = 300};
   hw_redis_state *r = NULL;
   assert_int_equal(hw_redis_state_start(&r, &e.loop, &cfg, &f.reg), 0);
   assert_true(hw_test_loop_run_until(&e, is_connected, r));
   assert_int_equal(kill(redis, SIGSTOP), 0);
-  for (size_t i = 0; i < f.n; i++) {
-    hw_fix fix = make_fix(1);
-    fleet_put(&f, r, i, &fix);
-  }
+  fleet_put_all(&f, r, 1);
   stop_state(&e, r);
   hw_test_loop_close(&e);
   assert_int_equal(kill(redis, SIGCONT), 0);
@@ -614,17 +606,12 @@ static void test_stop_bounded_when_redis_hangs(void **state) {
 /* SCRIPT FLUSH under a live connection: NOSCRIPT makes it load the script again, nothing lost. */
 static void test_script_flush_reloads(void **state) {
   (void)state;
-  int port = hw_test_free_port();
-  pid_t redis = start_redis(port);
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 500, "F%u", port);
+  pid_t redis;
+  int port = begin_test(&e, &f, 500, "F%u", &redis);
   hw_redis_state *r = start_state(&e, &f.reg, port, 32);
-  for (size_t i = 0; i < f.n; i++) {
-    hw_fix fix = make_fix(1000);
-    fleet_put(&f, r, i, &fix);
-  }
+  fleet_put_all(&f, r, 1000);
   assert_fleet_in_redis(&e, &f);
 
   redisContext *c = rconnect(port);
@@ -632,10 +619,7 @@ static void test_script_flush_reloads(void **state) {
   assert_non_null(rep);
   assert_int_equal(rep->type, REDIS_REPLY_STATUS);
   freeReplyObject(rep);
-  for (size_t i = 0; i < f.n; i++) {
-    hw_fix fix = make_fix(2000);
-    fleet_put(&f, r, i, &fix);
-  }
+  fleet_put_all(&f, r, 2000);
   assert_fleet_in_redis(&e, &f);
   rep = redisCommand(c, "INFO errorstats");
   assert_non_null(rep);
@@ -647,27 +631,19 @@ static void test_script_flush_reloads(void **state) {
   assert_int_equal(st.reconnects, 0);
   assert_int_equal(st.connected, 1);
 
-  stop_state(&e, r);
-  hw_test_loop_close(&e);
-  fleet_free(&f);
-  stop_redis(redis);
+  end_test(&e, &f, r, redis);
 }
 
 /* stop() writes out what is dirty before closing. */
 static void test_stop_flushes(void **state) {
   (void)state;
-  int port = hw_test_free_port();
-  pid_t redis = start_redis(port);
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 5000, "S%u", port);
+  pid_t redis;
+  int port = begin_test(&e, &f, 5000, "S%u", &redis);
   hw_redis_state *r = start_state(&e, &f.reg, port, 8);
   assert_true(hw_test_loop_run_until(&e, is_connected, r));
-  for (size_t i = 0; i < f.n; i++) {
-    hw_fix fix = make_fix(42);
-    fleet_put(&f, r, i, &fix);
-  }
+  fleet_put_all(&f, r, 42);
   stop_state(&e, r); /* no loop turn between the puts and stop */
   assert_int_equal(redis_mismatches(port, f.ids, f.want, f.n, f.why, sizeof f.why), 0);
   hw_test_loop_close(&e);
@@ -678,11 +654,9 @@ static void test_stop_flushes(void **state) {
 /* Stopping while nothing answers must not wait for Redis. */
 static void test_stop_while_disconnected(void **state) {
   (void)state;
-  int port = hw_test_free_port();
   env e;
-  env_init(&e);
   fleet f;
-  fleet_init(&f, 3, "D%u", port);
+  int port = begin_test(&e, &f, 3, "D%u", NULL);
   hw_redis_state *r = start_state(&e, &f.reg, port, 8);
   hw_fix fix = make_fix(1);
   fleet_put(&f, r, 0, &fix);
