@@ -109,6 +109,21 @@ static void rt_free(rt *r) {
   free(r->log);
 }
 
+/* cmocka fixtures: a fresh engine, truck and event recorder per test. */
+static int rt_setup(void **state) {
+  rt *r = malloc(sizeof *r);
+  rt_init(r);
+  *state = r;
+  return 0;
+}
+
+static int rt_teardown(void **state) {
+  rt *r = *state;
+  rt_free(r);
+  free(r);
+  return 0;
+}
+
 static hw_fix rt_fix(const rt *r, int64_t ts, uint32_t speed) {
   hw_fix f;
   memset(&f, 0, sizeof f);

@@ -1,19 +1,6 @@
 /* Fatigue rules: continuous driving, rests, driver changes, daily and night limits. */
 #include "rules_test_util.h"
 
-static int setup(void **state) {
-  rt *r = malloc(sizeof *r);
-  rt_init(r);
-  *state = r;
-  return 0;
-}
-
-static int teardown(void **state) {
-  rt_free(*state);
-  free(*state);
-  return 0;
-}
-
 static void test_continuous_4h05_gives_one(void **state) {
   rt *r = *state;
   rt_start(r);
@@ -242,23 +229,23 @@ static void test_night_rules_only_for_classes_with_them(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_continuous_4h05_gives_one, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_continuous_3h55_gives_none, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_exactly_4h_gives_none, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_19_min_stop_does_not_reset, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_20_min_stop_resets, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_short_stops_counted_when_configured, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_driver_change_resets, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_card_removal_does_not_reset, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_continuous_4h05_gives_one, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_continuous_3h55_gives_none, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_exactly_4h_gives_none, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_19_min_stop_does_not_reset, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_20_min_stop_resets, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_short_stops_counted_when_configured, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_driver_change_resets, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_card_removal_does_not_reset, rt_setup, rt_teardown),
       cmocka_unit_test_setup_teardown(test_first_card_after_unidentified_driving_does_not_reset,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_driver_change_closes_open_episode, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_daily_limit, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_daily_limit_is_per_driver, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_daily_splits_at_midnight, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_night_continuous, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_night_ends_at_six, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_night_rules_only_for_classes_with_them, setup, teardown),
+                                      rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_driver_change_closes_open_episode, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_daily_limit, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_daily_limit_is_per_driver, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_daily_splits_at_midnight, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_night_continuous, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_night_ends_at_six, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_night_rules_only_for_classes_with_them, rt_setup, rt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

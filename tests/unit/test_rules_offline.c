@@ -2,20 +2,6 @@
  * late-data policy in rules.h). */
 #include "rules_test_util.h"
 
-static int setup(void **state) {
-  rt *r = malloc(sizeof *r);
-  rt_init(r);
-  *state = r;
-  return 0;
-}
-
-static int teardown(void **state) {
-  rt *r = *state;
-  rt_free(r);
-  free(r);
-  return 0;
-}
-
 static void test_gap_with_40km_gives_one_offline_displacement(void **state) {
   rt *r = *state;
   rt_start(r);
@@ -215,19 +201,19 @@ static void test_reorder_window(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_gap_with_40km_gives_one_offline_displacement, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_gap_without_displacement_is_rest, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_short_gap_without_displacement_is_a_short_rest, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_night_parked_with_drift_is_rest, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_backfilled_hour_is_driving_not_offline, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_backfilled_loop_is_not_a_false_rest, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_without_backfill_the_gap_is_decided_as_it_is, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_backfill_after_the_decision_reopens_nothing, setup,
-                                      teardown),
-      cmocka_unit_test_setup_teardown(test_reorder_window, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gap_with_40km_gives_one_offline_displacement, rt_setup,
+                                      rt_teardown),
+      cmocka_unit_test_setup_teardown(test_gap_without_displacement_is_rest, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_short_gap_without_displacement_is_a_short_rest, rt_setup,
+                                      rt_teardown),
+      cmocka_unit_test_setup_teardown(test_night_parked_with_drift_is_rest, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_backfilled_hour_is_driving_not_offline, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_backfilled_loop_is_not_a_false_rest, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_without_backfill_the_gap_is_decided_as_it_is, rt_setup,
+                                      rt_teardown),
+      cmocka_unit_test_setup_teardown(test_backfill_after_the_decision_reopens_nothing, rt_setup,
+                                      rt_teardown),
+      cmocka_unit_test_setup_teardown(test_reorder_window, rt_setup, rt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,20 +1,6 @@
 /* Speeding and night speeding: minimum duration, grade, maximum, zone and expressway limits. */
 #include "rules_test_util.h"
 
-static int setup(void **state) {
-  rt *r = malloc(sizeof *r);
-  rt_init(r);
-  *state = r;
-  return 0;
-}
-
-static int teardown(void **state) {
-  rt *r = *state;
-  rt_free(r);
-  free(r);
-  return 0;
-}
-
 /* Fixes every 10 s at the given speeds, then one at 90 km/h. */
 static void run(rt *r, const uint32_t *speeds, size_t n) {
   for (size_t i = 0; i < n; i++)
@@ -237,15 +223,15 @@ static void test_night_speeding(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_shorter_than_minimum_gives_nothing, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_longer_gives_one_with_grade_and_max, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_shorter_than_minimum_gives_nothing, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_longer_gives_one_with_grade_and_max, rt_setup, rt_teardown),
       cmocka_unit_test(test_grade_boundaries),
-      cmocka_unit_test_setup_teardown(test_long_episode_is_one_violation, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_zone_limit_lower_than_class, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_zone_limit_with_hours_and_classes, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_expressway_limit_replaces_class_limit, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_gap_splits_episodes, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_night_speeding, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_long_episode_is_one_violation, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_zone_limit_lower_than_class, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_zone_limit_with_hours_and_classes, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_expressway_limit_replaces_class_limit, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_gap_splits_episodes, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_night_speeding, rt_setup, rt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,20 +3,6 @@
 #include "rules_test_util.h"
 #include "rules_internal.h"
 
-static int setup(void **state) {
-  rt *r = malloc(sizeof *r);
-  rt_init(r);
-  *state = r;
-  return 0;
-}
-
-static int teardown(void **state) {
-  rt *r = *state;
-  rt_free(r);
-  free(r);
-  return 0;
-}
-
 /* Simulates a daemon restart: the engine and the terminal record are gone; a new engine gets
  * the state back from bytes. The event recorder and the truck carry on. */
 static void restart(rt *r, const uint8_t *bytes, size_t len) {
@@ -306,15 +292,15 @@ static void test_extension_only_while_needed(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_restart_in_open_episode_gives_one, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_restart_in_open_episode_gives_one, rt_setup, rt_teardown),
       cmocka_unit_test_setup_teardown(test_restart_from_older_snapshot_replays_to_same_identity,
-                                      setup, teardown),
-      cmocka_unit_test_setup_teardown(test_restart_in_speeding_episode, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_restart_keeps_per_day_identity, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_extension_only_while_needed, setup, teardown),
+                                      rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_restart_in_speeding_episode, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_restart_keeps_per_day_identity, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_extension_only_while_needed, rt_setup, rt_teardown),
       cmocka_unit_test(test_roundtrip_and_bound),
       cmocka_unit_test(test_decode_rejects_bad_input),
-      cmocka_unit_test_setup_teardown(test_decoded_garbage_state_is_safe_to_run, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_decoded_garbage_state_is_safe_to_run, rt_setup, rt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,20 +2,6 @@
  * unregistered terminals. One violation per vehicle (zone) per GMT+8 day. */
 #include "rules_test_util.h"
 
-static int setup(void **state) {
-  rt *r = malloc(sizeof *r);
-  rt_init(r);
-  *state = r;
-  return 0;
-}
-
-static int teardown(void **state) {
-  rt *r = *state;
-  rt_free(r);
-  free(r);
-  return 0;
-}
-
 /* A converted tractor: retired at the end of 2025-12-31, GMT+8. */
 static void tractor(rt *r) {
   snprintf(r->cls.code, sizeof r->cls.code, "converted_tractor");
@@ -259,16 +245,16 @@ static void test_late_fix_of_past_day_is_reported_for_that_day(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_retired_class_boundary_and_one_per_day, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_deregistered_vehicle, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_active_vehicle_with_valid_permit_is_fine, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_expired_permit, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_restricted_zone_with_hours, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_tractor_on_expressway, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_new_zones_apply_at_once, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_unregistered_terminal_one_per_day, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_late_fix_of_past_day_is_reported_for_that_day, setup,
-                                      teardown),
+      cmocka_unit_test_setup_teardown(test_retired_class_boundary_and_one_per_day, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_deregistered_vehicle, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_active_vehicle_with_valid_permit_is_fine, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_expired_permit, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_restricted_zone_with_hours, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_tractor_on_expressway, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_new_zones_apply_at_once, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_unregistered_terminal_one_per_day, rt_setup, rt_teardown),
+      cmocka_unit_test_setup_teardown(test_late_fix_of_past_day_is_reported_for_that_day, rt_setup,
+                                      rt_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
