@@ -3,10 +3,10 @@
 
     python3 ops/demo-data/gen-registry.py > ops/demo-data/registry.csv
 
-Terminals (see `haulwatch sim --help`):
-  scn-*         the scripted fleet of `haulwatch sim --scenario mixed --trucks 40`: 2 tired,
+Terminals (see `haulwatch-sim --help`):
+  scn-*         the scripted fleet of `haulwatch-sim --scenario mixed --trucks 40`: 2 tired,
                 2 speeder, 2 tractor, 2 dark and 32 ordinary trucks (scn-normal-001..032)
-  sim000001..   the paced fleet of `haulwatch sim --trucks 1000`
+  sim000001..   the paced fleet of `haulwatch-sim --trucks 1000`
 Registry facts the rules check, on purpose:
   scn-tractor-*      converted tractors (变型拖拉机), retired after 2025-12-31: retired_class
   scn-normal-001     a permit that expired on 2026-06-30: expired_permit

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "jt808_frame.h"
-#include "jt808_header.h"
-#include "jt808_location.h"
+#include "jt808/jt808_frame.h"
+#include "jt808/jt808_header.h"
+#include "jt808/jt808_location.h"
 
 static const char frame_hex[] =
     "7E02000053200002604323004800000000000C00000158B91406CB7007006B0000000022051210113801"

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "rules.h"
+#include "rules/rules.h"
 
 static uint64_t rng = 0x853C49E6748FEA9Bull;
 static uint32_t rnd(void) {

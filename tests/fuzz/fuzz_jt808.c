@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jt808_frame.h"
-#include "jt808_header.h"
-#include "jt808_location.h"
-#include "jt808_msg.h"
-#include "jt808_reasm.h"
+#include "jt808/jt808_frame.h"
+#include "jt808/jt808_header.h"
+#include "jt808/jt808_location.h"
+#include "jt808/jt808_msg.h"
+#include "jt808/jt808_reasm.h"
 
 #define CHECK(c) \
   do { \

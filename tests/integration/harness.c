@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common.h"
-#include "migrate.h"
+#include "base/common.h"
+#include "sinks/migrate.h"
 
 static void hw_test_die(const char *what) {
   fprintf(stderr, "harness: %s\n", what);
@@ -126,13 +126,21 @@ pid_t hw_test_redis_start(int port) {
   return pid;
 }
 
-pid_t hw_test_spawn(const char *const *argv, const char *logfile) {
-  const char *full[64] = {HW_BINARY};
+static pid_t hw_test_spawn_bin(const char *bin, const char *const *argv, const char *logfile) {
+  const char *full[64] = {bin};
   size_t i = 0;
   for (; argv[i] && i < 62; i++)
     full[i + 1] = argv[i];
   full[i + 1] = NULL;
-  return hw_test_exec(HW_BINARY, full, logfile);
+  return hw_test_exec(bin, full, logfile);
+}
+
+pid_t hw_test_spawn(const char *const *argv, const char *logfile) {
+  return hw_test_spawn_bin(HW_BINARY, argv, logfile);
+}
+
+pid_t hw_test_spawn_sim(const char *const *argv, const char *logfile) {
+  return hw_test_spawn_bin(HW_SIM_BINARY, argv, logfile);
 }
 
 int hw_test_wait_exit(pid_t pid, int timeout_ms) {

@@ -52,6 +52,8 @@ void hw_test_env_down(hw_test_env *e);
 /* Starts `haulwatch` with argv (NULL-terminated, argv[0] is the subcommand), stderr to logfile;
  * returns its pid. */
 pid_t hw_test_spawn(const char *const *argv, const char *logfile);
+/* The same for the load tool haulwatch-sim (argv starts with its first option). */
+pid_t hw_test_spawn_sim(const char *const *argv, const char *logfile);
 /* Waits up to timeout_ms until something accepts on 127.0.0.1:port; 0 when it does. */
 int hw_test_wait_port(int port, int timeout_ms);
 /* Waits for pid to exit; returns its exit status, or -1 on timeout (the process is then killed). */

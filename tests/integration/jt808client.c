@@ -8,7 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "jt808_header.h"
+#include "jt808/jt808_header.h"
 
 j8c *j8c_connect(int port, const char *phone) {
   size_t pl = strlen(phone);

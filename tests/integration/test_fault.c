@@ -27,10 +27,10 @@ static pid_t start_daemon(void) {
 }
 
 static pid_t start_sim(const char *prefix, const char *trucks, const char *fixes, const char *log) {
-  const char *argv[] = {"sim", "--server", env.listen_addr, "--trucks", trucks, "--fixes", fixes,
+  const char *argv[] = {"--server", env.listen_addr, "--trucks", trucks, "--fixes", fixes,
                         "--interval-ms", "0", "--pg", env.conninfo, "--id-prefix", prefix,
                         "--timeout-s", "240", "--quiet", NULL};
-  return hw_test_spawn(argv, log);
+  return hw_test_spawn_sim(argv, log);
 }
 
 static long count_rows(const char *prefix) {

@@ -14,7 +14,7 @@
 
 #include "harness.h"
 #include "pbclient.h"
-#include "token.h"
+#include "base/token.h"
 
 /* A device time an hour ago, so no quality check flags it. */
 #define T0 ((uint64_t)hw_now_ms() - 3600 * 1000)

@@ -18,7 +18,7 @@
 #include "harness.h"
 #include "jt808client.h"
 #include "pbclient.h"
-#include "token.h"
+#include "base/token.h"
 
 static hw_test_env env;
 static int jport; /* the daemon's JT/T 808 listener; env.port is its protobuf one */
@@ -526,10 +526,10 @@ static void test_sim_end_to_end(void **state) {
   (void)state;
   char server[64];
   snprintf(server, sizeof server, "127.0.0.1:%d", jport);
-  const char *argv[] = {"sim", "--protocol", "jt808", "--server", server, "--trucks", "50",
+  const char *argv[] = {"--protocol", "jt808", "--server", server, "--trucks", "50",
                         "--fixes", "200", "--interval-ms", "0", "--report-fixes", "20", "--id-prefix", "013810",
                         "--pg", env.conninfo, "--quiet", NULL};
-  pid_t sim = hw_test_spawn(argv, "test_jt808.sim.log");
+  pid_t sim = hw_test_spawn_sim(argv, "test_jt808.sim.log");
   assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013810%%' AND source = 1"),
                    50 * 200);
@@ -545,11 +545,11 @@ static void test_sim_daemon_killed(void **state) {
   (void)state;
   char server[64];
   snprintf(server, sizeof server, "127.0.0.1:%d", jport);
-  const char *argv[] = {"sim", "--protocol", "jt808", "--server", server, "--trucks", "20",
+  const char *argv[] = {"--protocol", "jt808", "--server", server, "--trucks", "20",
                         "--fixes", "20000", "--interval-ms", "0", "--step-ms", "1000",
                         "--id-prefix", "013811", "--pg", env.conninfo, "--timeout-s", "240",
                         "--quiet", NULL};
-  pid_t sim = hw_test_spawn(argv, "test_jt808.sim-kill.log");
+  pid_t sim = hw_test_spawn_sim(argv, "test_jt808.sim-kill.log");
   assert_int_equal(wait_count(20000, "SELECT count(*) FROM positions WHERE terminal_id LIKE '013811%%'") >= 20000, 1);
   kill(env.daemon_pid, SIGKILL);
   assert_int_equal(hw_test_wait_exit(env.daemon_pid, 5000), 128 + SIGKILL);

@@ -12,9 +12,10 @@
 #include <string.h>
 
 #include "harness.h"
-#include "log.h"
-#include "pg_async.h"
-#include "pg_writer.h"
+#include "base/log.h"
+#include "sinks/pg_async.h"
+#include "sinks/pg_writer.h"
+#include "registry/terminal.h"
 
 #define MAX_ACKS 200000
 #define WAIT_MS 60000 /* guard against a hang, not a performance bound */

@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 
 #include "harness.h"
-#include "log.h"
-#include "redis_state.h"
+#include "base/log.h"
+#include "sinks/redis_state.h"
 
 typedef hw_test_loop env;
 

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "registry_cache.h"
-#include "zone_index.h"
+#include "registry/registry_cache.h"
+#include "registry/zone_index.h"
 
 #define WAIT_MS 30000 /* guard against a hang, not a performance bound */
 

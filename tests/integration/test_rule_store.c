@@ -9,10 +9,10 @@
  * hw_violation_store) must hold one row per episode. */
 #include "viol_util.h"
 
-#include "registry_cache.h"
-#include "rule_store.h"
-#include "rules.h"
-#include "violation_store.h"
+#include "registry/registry_cache.h"
+#include "sinks/rule_store.h"
+#include "rules/rules.h"
+#include "sinks/violation_store.h"
 
 #define DB "hw_test_rstore"
 #define TID "013800000003"

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "base/common.h"
 #include "harness.h"
 
 #define MIN_MS 60000LL
@@ -93,9 +93,9 @@ static pid_t start_sim(const char *scenario, const char *prefix, int64_t start_m
   snprintf(server, sizeof server, "127.0.0.1:%d", env.port);
   snprintf(start, sizeof start, "%lld", (long long)start_ms);
   snprintf(log, sizeof log, "test_rules_e2e.sim-%s.log", prefix);
-  const char *argv[24] = {"sim", "--server", server, "--scenario", scenario, "--id-prefix", prefix,
+  const char *argv[24] = {"--server", server, "--scenario", scenario, "--id-prefix", prefix,
                           "--pg", env.conninfo, "--timeout-s", "240", "--quiet"};
-  size_t n = 12;
+  size_t n = 11;
   if (start_ms) {
     argv[n++] = "--start-time-ms";
     argv[n++] = start;
@@ -107,7 +107,7 @@ static pid_t start_sim(const char *scenario, const char *prefix, int64_t start_m
     argv[n++] = "1";
   }
   argv[n] = NULL;
-  return hw_test_spawn(argv, log);
+  return hw_test_spawn_sim(argv, log);
 }
 
 /* Runs a scenario to its end: exit 0 means every fix was acknowledged (and judged). */

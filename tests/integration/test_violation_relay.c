@@ -8,8 +8,8 @@
 #include <poll.h>
 #include <signal.h>
 
-#include "violation_relay.h"
-#include "violation_store.h"
+#include "sinks/violation_relay.h"
+#include "sinks/violation_store.h"
 
 #define DB "hw_test_vrelay"
 #define TID "013800000002"

@@ -2,7 +2,7 @@
  * transitions left alone, refused data, retry after a lost connection, flush at stop. */
 #include "viol_util.h"
 
-#include "violation_store.h"
+#include "sinks/violation_store.h"
 
 #define DB "hw_test_vstore"
 #define TID "013800000001"

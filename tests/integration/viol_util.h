@@ -16,8 +16,8 @@
 #include <uv.h>
 
 #include "harness.h"
-#include "log.h"
-#include "violation.h"
+#include "base/log.h"
+#include "rules/violation.h"
 
 #pragma GCC diagnostic ignored "-Wunused-function"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jt808_frame.h"
+#include "jt808/jt808_frame.h"
 
 typedef struct jt808_vector {
   const char *name;

@@ -17,7 +17,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "rules.h"
+#include "rules/rules.h"
 
 /* Each test file uses some of these helpers. */
 #pragma GCC diagnostic ignored "-Wunused-function"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <uv.h>
 
-#include "frame.h"
+#include "protobuf/frame.h"
 #include "haulwatch.pb-c.h"
 
 #define FAKE_MAX_TERMS 4096

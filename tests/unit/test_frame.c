@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "protobuf/frame.h"
 
 typedef struct {
   size_t n;

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jt808_frame.h"
+#include "jt808/jt808_frame.h"
 #include "jt808_vectors.h"
 
 /* Every event the deframer reports, serialised (kind, length, bytes) so two runs compare with

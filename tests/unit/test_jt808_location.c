@@ -9,8 +9,8 @@
 
 #include <string.h>
 
-#include "jt808_header.h"
-#include "jt808_location.h"
+#include "jt808/jt808_header.h"
+#include "jt808/jt808_location.h"
 #include "jt808_vectors.h"
 
 #define RECV 1700000000123LL

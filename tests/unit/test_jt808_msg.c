@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "jt808_msg.h"
+#include "jt808/jt808_msg.h"
 #include "jt808_vectors.h"
 
 typedef struct parsed {

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "jt808_reasm.h"
+#include "jt808/jt808_reasm.h"
 #include "jt808_vectors.h"
 
 static const hw_jt808_reasm_cfg cfg = {.max_total = 64, .max_bytes = 16 * 1024, .timeout_ms = 30000};

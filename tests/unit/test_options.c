@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "options.h"
+#include "base/options.h"
 
 typedef struct {
   char name[16];

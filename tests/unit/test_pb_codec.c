@@ -6,8 +6,8 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "frame.h"
-#include "pb_codec.h"
+#include "protobuf/frame.h"
+#include "protobuf/pb_codec.h"
 
 static size_t pack_report(uint8_t *out, size_t cap, Haulwatch__V1__Fix **fixes, size_t n) {
   Haulwatch__V1__Report rep = HAULWATCH__V1__REPORT__INIT;

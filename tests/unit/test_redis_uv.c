@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "redis_uv.h"
+#include "sinks/redis_uv.h"
 
 typedef enum { SRV_PONG, SRV_RESET } srv_mode;
 

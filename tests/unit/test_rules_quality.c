@@ -1,7 +1,7 @@
 /* Data quality: flags on single fixes, the jump test with its re-anchoring, and flagged fixes
  * kept out of the rules. */
 #include "rules_test_util.h"
-#include "rules_internal.h"
+#include "rules/rules_internal.h"
 
 static hw_fix good_fix(void) {
   hw_fix f;

@@ -1,7 +1,7 @@
 /* Restart safety: the rule state survives encode/decode, replays keep episode identities, and
  * the decoder rejects anything that is not a state this version wrote. */
 #include "rules_test_util.h"
-#include "rules_internal.h"
+#include "rules/rules_internal.h"
 
 /* Simulates a daemon restart: the engine and the terminal record are gone; a new engine gets
  * the state back from bytes. The event recorder and the truck carry on. */

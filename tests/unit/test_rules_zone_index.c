@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "zone_index.h"
+#include "registry/zone_index.h"
 
 /* A zone with storage owned by the test: rings given as flat lon,lat pairs. */
 typedef struct tz {

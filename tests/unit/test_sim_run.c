@@ -9,7 +9,7 @@
 
 #include <stdio.h>
 
-#include "sim.h"
+#include "load/sim.h"
 #include "sim_fake_server.h"
 
 #define MAX_TRUCKS 64

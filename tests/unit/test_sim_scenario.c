@@ -4,11 +4,11 @@
  * Also: the simulator engine sends each scripted truck's fixes, and ordinary trucks of a mixed
  * fleet their own count, to a fake daemon. */
 #include "rules_test_util.h"
-#include "sim.h"
+#include "load/sim.h"
 #include "sim_fake_server.h"
-#include "sim_scenario.h"
+#include "load/sim_scenario.h"
 
-#include "geo.h"
+#include "base/geo.h"
 
 #define STEP 10000
 #define T0 1764540000000LL /* any instant; the quality gate only compares it with receipt */

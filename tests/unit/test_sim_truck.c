@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sim_truck.h"
+#include "load/sim_truck.h"
 
 #define STEP_MS 10000
 #define DAY_FIXES (24 * 3600 * 1000 / STEP_MS)

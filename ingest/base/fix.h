@@ -1,0 +1,37 @@
+/* The internal fix record: what every protocol decoder produces and every sink consumes.
+ * Units follow JT/T 808 so both protocols map onto it without loss. */
+#ifndef HW_FIX_H
+#define HW_FIX_H
+
+#include "base/common.h"
+
+/* Terminal ids: protobuf clients 1..32 chars of [0-9A-Za-z_-]; JT/T 808 the 12- or 20-digit phone
+ * number with its leading zeros. */
+#define HW_TERMINAL_ID_MAX 32
+#define HW_DRIVER_ID_MAX 32
+
+/* Where a fix came from; stored with it. */
+typedef enum { HW_SRC_PROTOBUF = 0, HW_SRC_JT808 = 1 } hw_fix_source;
+
+typedef struct hw_fix {
+  int64_t seq;          /* per terminal, strictly growing (protobuf); JT/T 808: 0 */
+  int64_t ts_ms;        /* device time, UTC ms */
+  int64_t recv_ms;      /* server receipt time, UTC ms */
+  int32_t lat_e6;       /* 1e-6 degrees, south negative */
+  int32_t lon_e6;       /* 1e-6 degrees, west negative */
+  uint32_t speed_dkmh;  /* 0.1 km/h */
+  uint16_t heading;     /* degrees, 0..359 */
+  uint8_t source;       /* hw_fix_source */
+  uint8_t has_driver;   /* driver_id is set */
+  int32_t alt_m;        /* metres */
+  uint32_t alarm;       /* JT/T 808 alarm bits */
+  uint32_t status;      /* JT/T 808 status bits */
+  uint32_t odometer_hm; /* 0.1 km */
+  uint16_t quality;     /* 0 = good; else HW_Q_* bits saying why the fix is not trusted */
+  char driver_id[HW_DRIVER_ID_MAX + 1];
+} hw_fix;
+
+/* 0 when the terminal id is acceptable, -EINVAL otherwise. */
+int hw_terminal_id_check(const char *id, size_t len) HW_MUST_CHECK;
+
+#endif

@@ -1,0 +1,40 @@
+/* haulwatch: one binary, subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *help;
+} hw_command;
+
+static const hw_command hw_commands[] = {
+    {"serve", hw_cmd_serve, "run the ingest daemon"},
+    {"migrate", hw_cmd_migrate, "apply schema migrations to PostgreSQL"},
+    {"terminal", hw_cmd_terminal, "manage terminals (terminal add ID)"},
+    {"registry", hw_cmd_registry, "import vehicles from CSV (registry import FILE.csv)"},
+    {"zones", hw_cmd_zones, "import zones from GeoJSON (zones import FILE.geojson)"},
+    {"violations", hw_cmd_violations, "list violations, move them towards closing"},
+};
+
+static void hw_usage(FILE *f) {
+  fprintf(f, "usage: haulwatch COMMAND [OPTIONS]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof hw_commands / sizeof hw_commands[0]; i++)
+    fprintf(f, "  %-10s %s\n", hw_commands[i].name, hw_commands[i].help);
+  fprintf(f, "\n`haulwatch COMMAND --help` describes each command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    hw_usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (size_t i = 0; i < sizeof hw_commands / sizeof hw_commands[0]; i++)
+    if (!strcmp(argv[1], hw_commands[i].name))
+      return hw_commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "haulwatch: unknown command '%s'\n", argv[1]);
+  hw_usage(stderr);
+  return 2;
+}

@@ -1,0 +1,265 @@
+/* `haulwatch serve`: the ingest daemon. Wires the server, the protocols and the pipeline on one
+ * libuv loop, and shuts down in the order that loses nothing: stop reading, commit and ack what
+ * is buffered, close the sessions, then Redis and the rest. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli/cli.h"
+#include "jt808/jt808_session.h"
+#include "base/log.h"
+#include "sinks/migrate.h"
+#include "base/options.h"
+#include "protobuf/pb_session.h"
+#include "pipeline/pipeline.h"
+#include "net/server.h"
+
+typedef struct hw_serve_config {
+  char listen[64];
+  char jt808_listen[64];
+  char pg[1024];
+  char redis[128];
+  uint32_t batch_rows;
+  uint32_t batch_ms;
+  uint32_t pg_writers;
+  uint32_t max_frame;
+  uint32_t idle_timeout_s;
+  uint32_t high_water;
+  uint32_t low_water;
+  uint32_t max_connections;
+  uint32_t stats_interval_s;
+  uint32_t redis_flush_ms;
+  uint32_t rules;
+  uint32_t max_future_s;
+  uint32_t max_past_s;
+  uint32_t max_speed_kmh;
+  uint32_t speeding_min_s;
+  uint32_t continuous_limit_s;
+  uint32_t min_rest_s;
+  uint32_t daily_limit_s;
+  uint32_t offline_gap_s;
+  uint32_t offline_dist_m;
+  uint32_t late_hold_s;
+  char log_level[8];
+} hw_serve_config;
+
+#define C hw_serve_config
+static const hw_option hw_serve_options[] = {
+    HW_OPT_S(C, listen, "127.0.0.1:7100", NULL, "protobuf listener ADDR:PORT (loopback unless told otherwise)"),
+    HW_OPT_S(C, jt808_listen, "", NULL, "JT/T 808 listener ADDR:PORT (off when empty)"),
+    HW_OPT_S(C, pg, "", "HAULWATCH_PG", "PostgreSQL connection string (libpq conninfo or URI)"),
+    HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT"),
+    HW_OPT_N(C, batch_rows, "5000", 1, 1000000, NULL, "commit a batch of positions at this many rows"),
+    HW_OPT_N(C, batch_ms, "50", 1, 60000, NULL, "... or when its oldest row is this many ms old"),
+    HW_OPT_N(C, pg_writers, "2", 1, 16, NULL, "PostgreSQL writer connections committing in parallel"),
+    HW_OPT_N(C, max_frame, "65536", 64, 16777216, NULL, "largest protobuf frame accepted, bytes"),
+    HW_OPT_N(C, idle_timeout_s, "120", 1, 86400, NULL, "close a connection silent this many seconds"),
+    HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows"),
+    HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many"),
+    HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once"),
+    HW_OPT_N(C, redis_flush_ms, "1000", 0, 60000, NULL, "write a vehicle's latest state to Redis at most this often, ms (0: at once)"),
+    HW_OPT_B(C, rules, "true", "evaluate the safety rules (speeding, fatigue, retired classes, ...)"),
+    HW_OPT_N(C, max_future_s, "600", 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
+    HW_OPT_N(C, max_past_s, "604800", 0, 86400 * 3650, NULL, "flag fixes whose device time is this far behind receipt"),
+    HW_OPT_N(C, max_speed_kmh, "250", 10, 2000, NULL, "flag fixes above this speed, reported or implied by a jump"),
+    /* Rule thresholds used where a vehicle's class leaves them unset (vehicle_classes). */
+    HW_OPT_N(C, speeding_min_s, "30", 0, 86400, NULL, "default: shortest speeding episode that is a violation, s"),
+    HW_OPT_N(C, continuous_limit_s, "14400", 60, 86400, NULL, "default: continuous driving limit, s"),
+    HW_OPT_N(C, min_rest_s, "1200", 60, 86400, NULL, "default: shortest stop that ends continuous driving, s"),
+    HW_OPT_N(C, daily_limit_s, "0", 0, 86400, NULL, "default: daily driving limit (GMT+8 day), s; 0 = none"),
+    HW_OPT_N(C, offline_gap_s, "600", 60, 86400 * 7, NULL, "silence longer than this with displacement is offline_displacement, s"),
+    HW_OPT_N(C, offline_dist_m, "2000", 100, 1000000, NULL, "... when the vehicle reappears at least this far away, m"),
+    HW_OPT_N(C, late_hold_s, "600", 0, 86400, NULL, "how long fixes after a gap wait for back-filled data before the gap is judged, s"),
+    HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
+    HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
+};
+#undef C
+
+typedef struct hw_daemon {
+  uv_loop_t *loop;
+  hw_server *server;
+  hw_pipeline *pipeline;
+  uv_signal_t sigint, sigterm;
+  uv_timer_t stats;
+  int stopping;
+  int jt808;          /* the JT/T 808 listener is on */
+  uint64_t last_rows;
+} hw_daemon;
+
+static void hw_daemon_on_pipeline_stopped(void *arg) {
+  hw_daemon *d = arg;
+  d->pipeline = NULL;
+  uv_close((uv_handle_t *)&d->sigint, NULL);
+  uv_close((uv_handle_t *)&d->sigterm, NULL);
+  uv_close((uv_handle_t *)&d->stats, NULL);
+  hw_info("serve", NULL, "stopped");
+}
+
+static void hw_daemon_on_server_closed(void *arg) {
+  hw_daemon *d = arg;
+  d->server = NULL;
+  hw_pipeline_stop(d->pipeline, hw_daemon_on_pipeline_stopped, d);
+}
+
+static void hw_daemon_on_drained(void *arg) {
+  hw_daemon *d = arg;
+  hw_server_close(d->server, hw_daemon_on_server_closed, d);
+}
+
+static void hw_daemon_on_signal(uv_signal_t *h, int signum) {
+  hw_daemon *d = h->data;
+  if (d->stopping) {
+    hw_warn("serve", NULL, "second signal: exiting now, uncommitted fixes are not acknowledged");
+    _exit(1);
+  }
+  d->stopping = 1;
+  uv_timer_stop(&d->stats);
+  hw_info("serve", NULL, "%s: committing what is buffered, then stopping", strsignal(signum));
+  hw_server_stop_accepting(d->server);
+  hw_pipeline_drain(d->pipeline, hw_daemon_on_drained, d);
+}
+
+static void hw_daemon_on_stats(uv_timer_t *t) {
+  hw_daemon *d = t->data;
+  if (d->stopping)
+    return; /* the server and pipeline are being taken down */
+  hw_pipeline_stats st;
+  hw_pipeline_get_stats(d->pipeline, &st);
+  double secs = (double)uv_timer_get_repeat(t) / 1000.0;
+  hw_info("stats", NULL,
+          "sessions=%zu rows_per_s=%.0f rows=%llu duplicates=%llu backlog=%zu pauses=%llu "
+          "conflict_replays=%llu flagged=%llu violation_events=%llu redis_connected=%d "
+          "redis_dirty=%zu redis_writes=%llu",
+          hw_server_sessions(d->server), (double)(st.pg.rows_committed - d->last_rows) / secs,
+          (unsigned long long)st.pg.rows_committed, (unsigned long long)st.fixes_duplicate,
+          st.backlog, (unsigned long long)st.pauses, (unsigned long long)st.pg.conflict_replays,
+          (unsigned long long)st.fixes_flagged, (unsigned long long)st.violation_events,
+          st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes);
+  d->last_rows = st.pg.rows_committed;
+  if (d->jt808) {
+    hw_jt808_stats j;
+    hw_jt808_get_stats(&j);
+    hw_info("stats", NULL, "jt808 frames=%llu bad_frames=%llu refused=%llu invalid_fixes=%llu "
+            "disconnected=%llu", (unsigned long long)j.frames, (unsigned long long)j.bad_frames,
+            (unsigned long long)j.refused, (unsigned long long)j.invalid_fixes,
+            (unsigned long long)j.disconnected);
+  }
+}
+
+/* serve refuses an older schema: running against it would fail on the first batch instead. */
+static int hw_serve_check_schema(const char *conninfo) {
+  PGconn *c = PQconnectdb(conninfo);
+  int version = 0, rc = 0;
+  if (PQstatus(c) != CONNECTION_OK) {
+    hw_error("serve", NULL, "cannot connect to PostgreSQL: %s", PQerrorMessage(c));
+    rc = -EIO;
+  } else if ((rc = hw_schema_version(c, &version)) == 0 && version < hw_schema_latest()) {
+    hw_error("serve", NULL,
+             "database schema is at version %d, this binary needs %d: run `haulwatch migrate` first",
+             version, hw_schema_latest());
+    rc = -EINVAL;
+  } else if (rc == 0 && version > hw_schema_latest()) {
+    hw_error("serve", NULL, "database schema %d is newer than this binary knows (%d): upgrade haulwatch",
+             version, hw_schema_latest());
+    rc = -EINVAL;
+  }
+  PQfinish(c);
+  return rc;
+}
+
+int hw_cmd_serve(int argc, char **argv) {
+  hw_serve_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  int npos, rc = hw_options_parse(hw_serve_options, HW_ARRAY_SIZE(hw_serve_options), &cfg, argc, argv,
+                                  "usage: haulwatch serve [OPTIONS]\n\nRuns the ingest daemon.",
+                                  NULL, 0, &npos);
+  if (rc)
+    return rc > 0 ? 0 : 2;
+  if (hw_log_set_level(cfg.log_level)) {
+    fprintf(stderr, "serve: unknown log level '%s'\n", cfg.log_level);
+    return 2;
+  }
+  if (!cfg.pg[0]) {
+    fprintf(stderr, "serve: no PostgreSQL given: --pg CONNINFO or HAULWATCH_PG\n");
+    return 2;
+  }
+  if (cfg.low_water >= cfg.high_water) {
+    fprintf(stderr, "serve: low_water must be below high_water\n");
+    return 2;
+  }
+  char rhost[128];
+  int rport;
+  if (hw_parse_hostport(cfg.redis, rhost, sizeof rhost, &rport)) {
+    fprintf(stderr, "serve: --redis '%s' is not HOST:PORT\n", cfg.redis);
+    return 2;
+  }
+  if (hw_serve_check_schema(cfg.pg))
+    return 1;
+  signal(SIGPIPE, SIG_IGN);
+
+  hw_daemon d = {.loop = uv_default_loop()};
+  hw_pipeline_config pc = {
+      .pg = {.conninfo = cfg.pg, .batch_rows = cfg.batch_rows, .batch_ms = cfg.batch_ms,
+             .connections = cfg.pg_writers},
+      .pg_conninfo_control = cfg.pg,
+      .redis = {.host = rhost, .port = rport, .max_in_flight = 1024, .timeout_ms = 2000,
+                .flush_ms = cfg.redis_flush_ms},
+      .high_water = cfg.high_water,
+      .low_water = cfg.low_water,
+      .rules = (int)cfg.rules,
+      .zone_cell_e6 = 20000,
+  };
+  hw_rules_config_default(&pc.rules_cfg);
+  pc.rules_cfg.quality.max_future_ms = (int64_t)cfg.max_future_s * 1000;
+  pc.rules_cfg.quality.max_past_ms = (int64_t)cfg.max_past_s * 1000;
+  pc.rules_cfg.quality.max_speed_dkmh = cfg.max_speed_kmh * 10;
+  pc.rules_cfg.speeding_min_s = cfg.speeding_min_s;
+  pc.rules_cfg.continuous_limit_s = cfg.continuous_limit_s;
+  pc.rules_cfg.min_rest_s = cfg.min_rest_s;
+  pc.rules_cfg.daily_limit_s = cfg.daily_limit_s;
+  pc.rules_cfg.offline_gap_s = cfg.offline_gap_s;
+  pc.rules_cfg.offline_dist_m = cfg.offline_dist_m;
+  pc.rules_cfg.hold_s = cfg.late_hold_s;
+  if ((rc = hw_pipeline_start(&d.pipeline, d.loop, &pc))) {
+    hw_error("serve", NULL, "cannot start the pipeline: %s", strerror(-rc));
+    return 1;
+  }
+  hw_server_config sc = {.idle_timeout_s = cfg.idle_timeout_s,
+                         .max_connections = cfg.max_connections,
+                         .max_write_queue = 1u << 20};
+  if ((rc = hw_server_init(&d.server, d.loop, &sc, d.pipeline)))
+    return 1;
+  hw_pipeline_set_server(d.pipeline, d.server);
+  hw_pb_proto_set_max_frame(cfg.max_frame);
+  if ((rc = hw_server_listen(d.server, cfg.listen, &hw_pb_proto)))
+    goto fail;
+  if (cfg.jt808_listen[0] && (rc = hw_server_listen(d.server, cfg.jt808_listen, &hw_jt808_proto)))
+    goto fail;
+  d.jt808 = cfg.jt808_listen[0] != 0;
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.max_connections + 64)
+    hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u: raise `ulimit -n`",
+            (unsigned long long)rl.rlim_cur, cfg.max_connections);
+
+  uv_signal_init(d.loop, &d.sigint);
+  uv_signal_init(d.loop, &d.sigterm);
+  d.sigint.data = d.sigterm.data = &d;
+  uv_signal_start(&d.sigint, hw_daemon_on_signal, SIGINT);
+  uv_signal_start(&d.sigterm, hw_daemon_on_signal, SIGTERM);
+  uv_timer_init(d.loop, &d.stats);
+  d.stats.data = &d;
+  if (cfg.stats_interval_s)
+    uv_timer_start(&d.stats, hw_daemon_on_stats, cfg.stats_interval_s * 1000ull,
+                   cfg.stats_interval_s * 1000ull);
+  hw_info("serve", NULL, "haulwatch %s ready (batch %u rows / %u ms, %u writer connections)",
+          HW_VERSION, cfg.batch_rows, cfg.batch_ms, cfg.pg_writers);
+  uv_run(d.loop, UV_RUN_DEFAULT);
+  rc = uv_loop_close(d.loop);
+  if (rc)
+    hw_warn("serve", NULL, "loop closed with handles still open");
+  return 0;
+fail:
+  /* Startup failed: nothing was accepted, so there is nothing to drain. */
+  return 1;
+}

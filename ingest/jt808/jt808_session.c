@@ -1,0 +1,597 @@
+#include "jt808/jt808_session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "registry/auth.h"
+#include "jt808/jt808_location.h"
+#include "jt808/jt808_msg.h"
+#include "jt808/jt808_reasm.h"
+#include "base/log.h"
+#include "pipeline/pipeline.h"
+#include "net/server.h"
+
+#define HW_J8_MAX_BATCH 2048        /* fixes of one 0x0704; the reassembly limit allows ~1100 */
+#define HW_J8_GARBAGE_STRIKE 4096   /* bytes outside frames that count as one strike */
+#define HW_J8_REFUSALS_RECORDED 3   /* "before authentication" refusals recorded per connection */
+#define HW_J8_CODE_MAX 64           /* longest auth code looked up; ours are 16 */
+#define HW_J8_PREAUTH_HEARTBEATS 5  /* answered before authentication; then the connection ends */
+#define HW_J8_REASM_MAX_TOTAL 64
+#define HW_J8_REASM_MAX_BYTES 32768
+#define HW_J8_REASM_TIMEOUT_MS 60000
+
+/* A look-up in flight and what its answer needs: the request's header (layout, phone, flow). */
+typedef struct hw_j8_pending {
+  hw_auth_req *req;
+  hw_jt808_header hdr;
+  uint8_t is_register;
+} hw_j8_pending;
+
+typedef struct hw_j8_state {
+  /* The deframer is loop-wide (hw_j8_df); between reads only its position is kept here. */
+  hw_jt808_deframer_resume df; /* zeroed: a fresh connection */
+  uint8_t *part;            /* owned: the partial frame's df.len bytes; NULL when none */
+  /* Layout and phone of the bound terminal's frames, for replies sent later (durable acks). */
+  uint8_t peer_2019, peer_version, peer_bcd_len;
+  uint8_t peer_bcd[10];
+  uint8_t refusals;         /* refusals recorded on this connection */
+  uint8_t preauth_heartbeats; /* answered while not authenticated */
+  uint8_t strikes;          /* within the window that started at strike_start_ms */
+  uint16_t flow;            /* platform flow number of the next message sent */
+  uint32_t garbage;         /* bytes outside frames not yet counted as a strike */
+  uint64_t strike_start_ms;
+  hw_j8_pending *pending;   /* owned, NULL unless a look-up is in flight */
+  hw_jt808_reasm *reasm;    /* owned, NULL unless sub-packaged messages are pending */
+  char *driver_name;        /* owned, UTF-8; NULL without a driver */
+} hw_j8_state;
+
+const size_t hw_jt808_state_size = sizeof(hw_j8_state);
+
+/* One loop thread: one deframer and one fix buffer serve every session. A read is consumed in
+ * full before the next one starts, so neither is ever shared by two sessions at once. */
+static hw_jt808_deframer hw_j8_df;
+static hw_fix hw_j8_fixes[HW_J8_MAX_BATCH];
+static hw_jt808_stats hw_j8_stats;
+
+void hw_jt808_get_stats(hw_jt808_stats *out) { *out = hw_j8_stats; }
+
+static const hw_jt808_reasm_cfg hw_j8_reasm_cfg = {
+    .max_total = HW_J8_REASM_MAX_TOTAL,
+    .max_bytes = HW_J8_REASM_MAX_BYTES,
+    .timeout_ms = HW_J8_REASM_TIMEOUT_MS,
+};
+
+static hw_auth *hw_j8_auth(hw_session *s) { return hw_pipeline_auth(hw_server_pipeline(s->server)); }
+
+/* The terminal id for log lines: the bound one, else the one the frame claims. */
+static const char *hw_j8_tid(const hw_session *s, const hw_jt808_header *h) {
+  return s->term ? s->term->id : h ? h->phone : NULL;
+}
+
+/* Counts a broken frame, a refused message or a run of garbage. Returns -EPROTO (the caller
+ * closes the session) once the terminal has had more than HW_JT808_MAX_STRIKES within the
+ * window: a device that misbehaves this much is broken or hostile, and costs us work. */
+static int hw_j8_strike(hw_session *s, const char *tid, const char *what) {
+  hw_j8_state *st = hw_session_state(s);
+  uint64_t now = uv_now(hw_server_loop(s->server));
+  if (st->strikes == 0 || now - st->strike_start_ms > HW_JT808_STRIKE_WINDOW_MS) {
+    st->strike_start_ms = now;
+    st->strikes = 0;
+  }
+  st->strikes++;
+  hw_debug("jt808", tid, "peer=%s %s (%u within %d s)", s->peer, what, st->strikes,
+           HW_JT808_STRIKE_WINDOW_MS / 1000);
+  if (st->strikes <= HW_JT808_MAX_STRIKES)
+    return 0;
+  hw_j8_stats.disconnected++;
+  hw_info("jt808", tid, "peer=%s closed: more than %d bad or refused messages within %d s, last: %s",
+          s->peer, HW_JT808_MAX_STRIKES, HW_JT808_STRIKE_WINDOW_MS / 1000, what);
+  return -EPROTO;
+}
+
+/* ---- replies ---- */
+
+static void hw_j8_peer_header(const hw_j8_state *st, hw_jt808_header *h) {
+  memset(h, 0, sizeof *h);
+  h->is_2019 = st->peer_2019;
+  h->version = st->peer_version;
+  h->phone_bcd_len = st->peer_bcd_len;
+  memcpy(h->phone_bcd, st->peer_bcd, sizeof h->phone_bcd);
+}
+
+static void hw_j8_remember_peer(hw_j8_state *st, const hw_jt808_header *h) {
+  st->peer_2019 = h->is_2019;
+  st->peer_version = h->version;
+  st->peer_bcd_len = h->phone_bcd_len;
+  memcpy(st->peer_bcd, h->phone_bcd, sizeof st->peer_bcd);
+}
+
+/* 0x8001 to the terminal that sent `peer`. 0, or negative when the session is being closed. */
+static int hw_j8_reply(hw_session *s, const hw_jt808_header *peer, uint16_t reply_flow,
+                       uint16_t reply_id, uint8_t result) {
+  hw_j8_state *st = hw_session_state(s);
+  uint8_t out[64]; /* 0x8001: at most 23 raw bytes, 48 escaped */
+  size_t n;
+  int rc = hw_jt808_encode_platform_response(out, sizeof out, &n, peer, st->flow, reply_flow,
+                                             reply_id, result);
+  if (rc) {
+    hw_error("jt808", hw_j8_tid(s, peer), "cannot encode a reply: %s", strerror(-rc));
+    return rc;
+  }
+  st->flow++;
+  return hw_session_write(s, out, n);
+}
+
+static int hw_j8_answer(hw_session *s, const hw_jt808_header *h, uint8_t result) {
+  return hw_j8_reply(s, h, h->flow, h->msg_id, result);
+}
+
+/* Refuses a message for lack of (the right) authentication: "fail", recorded, a strike. */
+static int hw_j8_refuse(hw_session *s, const hw_jt808_header *h, const char *why) {
+  hw_j8_state *st = hw_session_state(s);
+  char reason[128];
+  snprintf(reason, sizeof reason, "message 0x%04x %s", h->msg_id, why);
+  hw_j8_stats.refused++;
+  hw_info("jt808", h->phone, "peer=%s refused: %s", s->peer, reason);
+  if (st->refusals < HW_J8_REFUSALS_RECORDED) {
+    st->refusals++;
+    hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, reason);
+  }
+  int rc = hw_j8_answer(s, h, HW_JT808_RES_FAIL);
+  return rc ? rc : hw_j8_strike(s, h->phone, reason);
+}
+
+/* ---- registration and authentication ---- */
+
+/* The header of the register/authenticate request whose answer just came; frees its record. */
+static hw_jt808_header hw_j8_take_pending(hw_j8_state *st) {
+  hw_j8_pending *p = st->pending;
+  hw_jt808_header h = p->hdr;
+  st->pending = NULL;
+  free(p);
+  return h;
+}
+
+static void hw_j8_on_registered(void *arg, int result, const char *code) {
+  hw_session *s = arg;
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_header h = hw_j8_take_pending(st);
+  if (result == -EAGAIN) {
+    /* No answer rather than a wrong one: the terminal asks again on its next connection. */
+    hw_warn("jt808", h.phone, "peer=%s closed: registration unavailable", s->peer);
+    hw_session_close(s);
+    return;
+  }
+  uint8_t out[128]; /* 0x8100 with a 16-byte code: at most 37 raw bytes, 76 escaped */
+  size_t n;
+  uint8_t res = result == 0 ? HW_JT808_REG_OK : HW_JT808_REG_NO_TERMINAL;
+  int rc = hw_jt808_encode_register_response(out, sizeof out, &n, &h, st->flow, h.flow, res,
+                                             (const uint8_t *)code, code ? strlen(code) : 0);
+  if (rc == 0) {
+    st->flow++;
+    rc = hw_session_write(s, out, n);
+  }
+  if (rc == 0 && result != 0)
+    rc = hw_j8_strike(s, h.phone, "registration of an unknown terminal");
+  if (rc)
+    hw_session_close(s);
+}
+
+static int hw_j8_register(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
+                          size_t len) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_register r;
+  int rc = hw_jt808_parse_register(h, body, len, &r);
+  if (rc) {
+    hw_info("jt808", h->phone, "peer=%s unreadable registration: %s", s->peer, strerror(-rc));
+    rc = hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
+    return rc ? rc : hw_j8_strike(s, h->phone, "unreadable registration");
+  }
+  hw_j8_pending *p = calloc(1, sizeof *p);
+  if (!p)
+    return -ENOMEM;
+  p->hdr = *h;
+  p->is_register = 1;
+  hw_auth_jt808_reg reg = {
+      .terminal_id = h->phone, .remote = s->peer, .version = r.version,
+      .province = r.province, .city = r.city, .maker = r.maker, .model = r.model,
+      .device_id = r.terminal_id, .plate_colour = r.plate_colour, .plate = r.plate,
+  };
+  if ((rc = hw_auth_jt808_register(hw_j8_auth(s), &reg, hw_j8_on_registered, s, &p->req))) {
+    free(p);
+    hw_warn("jt808", h->phone, "peer=%s closed: cannot start the registration: %s", s->peer,
+            strerror(-rc));
+    return rc;
+  }
+  st->pending = p;
+  hw_debug("jt808", h->phone, "peer=%s registers: %u layout, plate '%s' colour %u, maker '%s' "
+           "model '%s' device '%s'", s->peer, r.version, r.plate, r.plate_colour, r.maker, r.model,
+           r.terminal_id);
+  return 0;
+}
+
+static void hw_j8_on_authenticated(void *arg, int result) {
+  hw_session *s = arg;
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_header h = hw_j8_take_pending(st);
+  if (result == -EAGAIN) {
+    /* Said nothing: a "fail" would make many terminals throw their code away and register. */
+    hw_warn("jt808", h.phone, "peer=%s closed: authentication unavailable", s->peer);
+    hw_session_close(s);
+    return;
+  }
+  if (result != 0) {
+    /* Logged and recorded by the auth module; a wrong code ends the connection. */
+    (void)hw_j8_answer(s, &h, HW_JT808_RES_FAIL);
+    hw_session_close(s);
+    return;
+  }
+  hw_terminal *t;
+  if (hw_registry_get(hw_pipeline_registry(hw_server_pipeline(s->server)), h.phone, &t)) {
+    hw_error("jt808", h.phone, "peer=%s closed: out of memory", s->peer);
+    hw_session_close(s);
+    return;
+  }
+  /* Binding anew would orphan the acks owed to this very connection. */
+  if (s->term != t)
+    hw_session_bind(s, t);
+  hw_j8_remember_peer(st, &h);
+  if (hw_j8_answer(s, &h, HW_JT808_RES_OK))
+    return;
+  hw_info("jt808", t->id, "peer=%s authenticated (%s layout)", s->peer,
+          h.is_2019 ? "2019" : "2011/2013");
+}
+
+static int hw_j8_authenticate(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
+                              size_t len) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_auth a;
+  int rc = hw_jt808_parse_auth(h, body, len, &a);
+  if (rc == 0 && (a.code_len == 0 || a.code_len > HW_J8_CODE_MAX))
+    rc = -EBADMSG;
+  if (rc) {
+    const char *why = "unreadable or empty authentication";
+    hw_info("jt808", h->phone, "peer=%s closed: %s", s->peer, why);
+    hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, why);
+    (void)hw_j8_answer(s, h, HW_JT808_RES_FAIL);
+    return -EACCES;
+  }
+  hw_j8_pending *p = calloc(1, sizeof *p);
+  if (!p)
+    return -ENOMEM;
+  p->hdr = *h;
+  if ((rc = hw_auth_jt808_check(hw_j8_auth(s), h->phone, s->peer, a.code, a.code_len,
+                                hw_j8_on_authenticated, s, &p->req))) {
+    free(p);
+    hw_warn("jt808", h->phone, "peer=%s closed: cannot start the authentication: %s", s->peer,
+            strerror(-rc));
+    return rc;
+  }
+  st->pending = p;
+  if (a.version == 2019)
+    hw_debug("jt808", h->phone, "peer=%s authenticates, IMEI %s, software %s", s->peer, a.imei,
+             a.software);
+  return 0;
+}
+
+/* ---- positions ---- */
+
+/* The ack token: which message to answer once its fixes are durable. */
+static uint64_t hw_j8_token(const hw_jt808_header *h) {
+  return (uint64_t)h->msg_id << 16 | h->flow;
+}
+
+static void hw_j8_set_driver(const hw_terminal *t, hw_fix *f) {
+  if (t->has_driver && f->ts_ms >= t->driver_since_ms) {
+    f->has_driver = 1;
+    memcpy(f->driver_id, t->driver_id, sizeof f->driver_id);
+  } else {
+    f->has_driver = 0;
+    f->driver_id[0] = 0;
+  }
+}
+
+static int hw_j8_submit(hw_session *s, const hw_jt808_header *h, size_t n) {
+  int rc = hw_pipeline_submit(hw_server_pipeline(s->server), s, hw_j8_fixes, n, HW_ACK_JT808,
+                              hw_j8_token(h));
+  if (rc)
+    /* Unacknowledged: the terminal sends these again on its next connection. */
+    hw_error("jt808", s->term->id, "peer=%s closed: cannot queue fixes: %s", s->peer, strerror(-rc));
+  return rc;
+}
+
+static int hw_j8_location(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
+                          size_t len) {
+  hw_fix *f = &hw_j8_fixes[0];
+  int rc = hw_jt808_parse_location(body, len, hw_now_ms(), f, NULL);
+  if (rc) {
+    /* Answered at once and not stored; the terminal lives on (a swapped lat/lon is a device
+     * bug, not an attack), but it must not resend this fix forever. */
+    hw_j8_stats.invalid_fixes++;
+    hw_info("jt808", s->term->id, "peer=%s invalid location (flow %u): %s", s->peer, h->flow,
+            strerror(-rc));
+    return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
+  }
+  hw_j8_set_driver(s->term, f);
+  return hw_j8_submit(s, h, 1);
+}
+
+static int hw_j8_batch(hw_session *s, const hw_jt808_header *h, const uint8_t *body, size_t len) {
+  hw_jt808_batch b;
+  size_t n = 0, bad = 0;
+  int rc, item_rc;
+  if (hw_jt808_batch_begin(&b, body, len)) {
+    hw_info("jt808", s->term->id, "peer=%s batch (flow %u) too short", s->peer, h->flow);
+    return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
+  }
+  int64_t now = hw_now_ms();
+  while (n < HW_J8_MAX_BATCH &&
+         (rc = hw_jt808_batch_next(&b, now, &hw_j8_fixes[n], NULL, &item_rc)) == 1) {
+    if (item_rc) {
+      bad++;
+      continue;
+    }
+    hw_j8_set_driver(s->term, &hw_j8_fixes[n]);
+    n++;
+  }
+  int cut = rc < 0 || n == HW_J8_MAX_BATCH;
+  hw_j8_stats.invalid_fixes += bad;
+  if (bad || cut)
+    hw_info("jt808", s->term->id, "peer=%s batch (flow %u, type %u) of %u: %zu stored, %zu invalid%s",
+            s->peer, h->flow, b.type, b.count, n, bad, cut ? ", the rest unreadable" : "");
+  /* Valid items are stored and acknowledged even beside invalid ones: a "message error" would
+   * make the terminal send the whole batch again, and its invalid items stay invalid. */
+  if (n == 0)
+    return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
+  return hw_j8_submit(s, h, n);
+}
+
+static int hw_j8_driver(hw_session *s, const hw_jt808_header *h, const uint8_t *body, size_t len) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_terminal *t = s->term;
+  hw_jt808_driver d; /* ~850 bytes, on the stack for this call only */
+  int rc = hw_jt808_parse_driver(h, body, len, &d);
+  if (rc) {
+    hw_info("jt808", t->id, "peer=%s unreadable driver identity: %s", s->peer, strerror(-rc));
+    return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
+  }
+  free(st->driver_name);
+  st->driver_name = NULL;
+  /* time_ms is 0 in the 2011 layout: the driver then counts for every fix from now on. */
+  t->driver_since_ms = d.time_ms;
+  t->has_driver = 0;
+  t->driver_id[0] = 0;
+  if (d.status == 1 && d.ic_result == 0 && d.has_identity && d.certificate[0]) {
+    if (strlen(d.certificate) > HW_DRIVER_ID_MAX)
+      hw_warn("jt808", t->id, "certificate number '%s' cut to %d characters", d.certificate,
+              HW_DRIVER_ID_MAX);
+    snprintf(t->driver_id, sizeof t->driver_id, "%.*s", HW_DRIVER_ID_MAX, d.certificate);
+    t->has_driver = 1;
+    st->driver_name = strdup(d.name);
+    hw_info("jt808", t->id, "peer=%s driver '%s' certificate %s", s->peer, d.name, t->driver_id);
+  } else if (d.status == 1) {
+    /* A card that could not be read names nobody: better no driver than the previous one. */
+    hw_info("jt808", t->id, "peer=%s IC card read failed (result %u): no driver", s->peer,
+            d.ic_result);
+  } else {
+    hw_info("jt808", t->id, "peer=%s IC card removed: no driver", s->peer);
+  }
+  return hw_j8_answer(s, h, HW_JT808_RES_OK);
+}
+
+/* ---- dispatch ---- */
+
+static int hw_j8_before_auth(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
+                             size_t len) {
+  hw_j8_state *st = hw_session_state(s);
+  switch (h->msg_id) {
+  case HW_JT808_MSG_HEARTBEAT:
+    /* A few, while registering; a connection that only ever heartbeats would hold its slot
+     * forever, since every heartbeat resets the idle timeout. */
+    if (!s->term && ++st->preauth_heartbeats > HW_J8_PREAUTH_HEARTBEATS) {
+      hw_info("jt808", h->phone, "peer=%s closed: %d heartbeats and no authentication", s->peer,
+              HW_J8_PREAUTH_HEARTBEATS);
+      return -EACCES;
+    }
+    return hw_j8_answer(s, h, HW_JT808_RES_OK);
+  case HW_JT808_MSG_REGISTER:
+  case HW_JT808_MSG_AUTH:
+    if (st->pending) {
+      /* One look-up at a time: a terminal that does not wait for the answer asks again. */
+      int rc = hw_j8_answer(s, h, HW_JT808_RES_FAIL);
+      return rc ? rc : hw_j8_strike(s, h->phone, "registration or authentication while one is pending");
+    }
+    return h->msg_id == HW_JT808_MSG_REGISTER ? hw_j8_register(s, h, body, len)
+                                              : hw_j8_authenticate(s, h, body, len);
+  default:
+    return hw_j8_refuse(s, h, "before authentication");
+  }
+}
+
+static int hw_j8_dispatch(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
+                          size_t len) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_terminal_response tr;
+  if (!s->term)
+    return hw_j8_before_auth(s, h, body, len);
+  if (strcmp(h->phone, s->term->id) != 0)
+    return hw_j8_refuse(s, h, "for another terminal on an authenticated connection");
+  hw_j8_remember_peer(st, h);
+  if (h->encryption) {
+    /* RSA bodies need keys exchanged with 0x0A00/0x8A00, which haulwatch does not do. */
+    return hw_j8_answer(s, h, HW_JT808_RES_UNSUPPORTED);
+  }
+  switch (h->msg_id) {
+  case HW_JT808_MSG_LOCATION:
+    return hw_j8_location(s, h, body, len);
+  case HW_JT808_MSG_BATCH:
+    return hw_j8_batch(s, h, body, len);
+  case HW_JT808_MSG_HEARTBEAT:
+    return hw_j8_answer(s, h, HW_JT808_RES_OK);
+  case HW_JT808_MSG_DRIVER:
+    return hw_j8_driver(s, h, body, len);
+  case HW_JT808_MSG_TERMINAL_RESPONSE:
+    if (hw_jt808_parse_terminal_response(body, len, &tr) == 0)
+      hw_debug("jt808", s->term->id, "terminal answered 0x%04x flow %u: result %u", tr.reply_id,
+               tr.reply_flow, tr.result);
+    return 0;
+  case HW_JT808_MSG_LOGOUT:
+    hw_info("jt808", s->term->id, "peer=%s logged out", s->peer);
+    (void)hw_j8_answer(s, h, HW_JT808_RES_OK);
+    return -ECONNRESET;
+  case HW_JT808_MSG_REGISTER:
+  case HW_JT808_MSG_AUTH:
+    /* A registered terminal may register again (it lost its code) or re-authenticate. */
+    return hw_j8_before_auth(s, h, body, len);
+  default:
+    hw_debug("jt808", s->term->id, "message 0x%04x not supported", h->msg_id);
+    return hw_j8_answer(s, h, HW_JT808_RES_UNSUPPORTED);
+  }
+}
+
+/* Sub-packages are put together before dispatch; only authenticated terminals get the memory. */
+static int hw_j8_subpackage(hw_session *s, hw_jt808_header *h, const uint8_t *body, size_t len) {
+  hw_j8_state *st = hw_session_state(s);
+  if (!s->term)
+    return hw_j8_refuse(s, h, "sub-packaged before authentication");
+  if (!st->reasm) {
+    if (!(st->reasm = malloc(sizeof *st->reasm)))
+      return -ENOMEM;
+    hw_jt808_reasm_init(st->reasm, &hw_j8_reasm_cfg);
+  }
+  const uint8_t *whole;
+  size_t whole_len;
+  int rc = hw_jt808_reasm_add(st->reasm, h, body, len, (int64_t)uv_now(hw_server_loop(s->server)),
+                              &whole, &whole_len);
+  if (rc == 0)
+    return 0;
+  if (rc == -ENOMEM)
+    return rc;
+  if (rc < 0) {
+    hw_info("jt808", s->term->id, "peer=%s sub-packaged 0x%04x dropped: %s", s->peer, h->msg_id,
+            strerror(-rc));
+    rc = hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
+    return rc ? rc : hw_j8_strike(s, s->term->id, "sub-packaged message over the limits");
+  }
+  /* The whole message is answered as its last package: that is the flow the reply names. */
+  h->body_len = (uint16_t)(whole_len > UINT16_MAX ? UINT16_MAX : whole_len);
+  return hw_j8_dispatch(s, h, whole, whole_len);
+}
+
+static int hw_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t *data, size_t len) {
+  hw_session *s = arg;
+  hw_jt808_header h;
+  const uint8_t *body;
+  if (s->closing)
+    return -ECANCELED;
+  if (ev != HW_JT808_FRAME)
+    hw_j8_stats.bad_frames++;
+  switch (ev) {
+  case HW_JT808_FRAME:
+    break;
+  case HW_JT808_BAD_CHECKSUM:
+    return hw_j8_strike(s, hw_session_tid(s), "frame with a bad checksum dropped");
+  case HW_JT808_BAD_ESCAPE:
+    return hw_j8_strike(s, hw_session_tid(s), "frame with a bad escape dropped");
+  default:
+    return hw_j8_strike(s, hw_session_tid(s), "oversized frame dropped");
+  }
+  if (hw_jt808_header_parse(data, len, &h, &body)) {
+    hw_j8_stats.bad_frames++;
+    return hw_j8_strike(s, hw_session_tid(s), "frame with an impossible header dropped");
+  }
+  hw_j8_stats.frames++;
+  if (h.subpackaged)
+    return hw_j8_subpackage(s, &h, body, h.body_len);
+  return hw_j8_dispatch(s, &h, body, h.body_len);
+}
+
+/* The deframer position between reads: only a partial frame's bytes take memory, exactly their
+ * size, and none at all when a read ends on a frame boundary (an idle terminal). */
+static int hw_j8_df_save(hw_j8_state *st) {
+  uint16_t had = st->df.len;
+  hw_jt808_deframer_save(&hw_j8_df, &st->df);
+  if (st->df.len == 0) {
+    free(st->part);
+    st->part = NULL;
+    return 0;
+  }
+  if (st->df.len != had || !st->part) {
+    uint8_t *p = realloc(st->part, st->df.len);
+    if (!p) {
+      st->df.len = had;
+      return -ENOMEM;
+    }
+    st->part = p;
+  }
+  memcpy(st->part, hw_j8_df.buf, st->df.len);
+  return 0;
+}
+
+static int hw_j8_on_data(hw_session *s, const uint8_t *data, size_t len) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_deframer_restore(&hw_j8_df, &st->df, st->part);
+  uint64_t garbage = hw_j8_df.stats.garbage_bytes; /* the shared stats keep accumulating */
+  int rc = hw_jt808_deframer_feed(&hw_j8_df, data, len, hw_j8_on_frame, s);
+  if (rc || s->closing)
+    return rc ? rc : -ECANCELED;
+  if ((rc = hw_j8_df_save(st)))
+    return rc;
+  /* Bytes outside frames: harmless noise in small amounts, a stream of nothing but garbage
+   * otherwise (it would never hit the idle timeout). */
+  st->garbage += (uint32_t)(hw_j8_df.stats.garbage_bytes - garbage);
+  while (st->garbage >= HW_J8_GARBAGE_STRIKE) {
+    st->garbage -= HW_J8_GARBAGE_STRIKE;
+    if ((rc = hw_j8_strike(s, hw_session_tid(s), "4 KiB of bytes outside frames")))
+      return rc;
+  }
+  if (st->reasm) {
+    hw_jt808_reasm_expire(st->reasm, (int64_t)uv_now(hw_server_loop(s->server)));
+    if (hw_jt808_reasm_pending(st->reasm) == 0) {
+      hw_jt808_reasm_free(st->reasm);
+      free(st->reasm);
+      st->reasm = NULL;
+    }
+  }
+  return 0;
+}
+
+static void hw_j8_on_durable(hw_session *s, const hw_ack_ref *ack) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_header peer;
+  hw_j8_peer_header(st, &peer);
+  (void)hw_j8_reply(s, &peer, (uint16_t)ack->token, (uint16_t)(ack->token >> 16), HW_JT808_RES_OK);
+}
+
+static void hw_j8_on_closing(hw_session *s, int reason) {
+  /* JT/T 808 has no message for "going away": the terminal reconnects and resends. */
+  if (reason == HW_CLOSE_REPLACED)
+    hw_debug("jt808", NULL, "peer=%s replaced by a newer connection", s->peer);
+}
+
+static void hw_j8_on_close(hw_session *s) {
+  hw_j8_state *st = hw_session_state(s);
+  if (st->pending) {
+    hw_auth_cancel(st->pending->req);
+    free(st->pending);
+    st->pending = NULL;
+  }
+  if (st->reasm) {
+    hw_jt808_reasm_free(st->reasm);
+    free(st->reasm);
+    st->reasm = NULL;
+  }
+  free(st->part);
+  st->part = NULL;
+  free(st->driver_name);
+  st->driver_name = NULL;
+}
+
+const hw_proto hw_jt808_proto = {
+    .name = "jt808",
+    .state_size = sizeof(hw_j8_state),
+    .on_data = hw_j8_on_data,
+    .on_durable = hw_j8_on_durable,
+    .on_closing = hw_j8_on_closing,
+    .on_close = hw_j8_on_close,
+};

@@ -1,0 +1,39 @@
+/* TCP listeners and the sessions they accept, on one libuv loop. */
+#ifndef HW_SERVER_H
+#define HW_SERVER_H
+
+#include "net/session.h"
+
+struct hw_pipeline;
+
+typedef struct hw_server_config {
+  uint32_t idle_timeout_s;   /* close a session silent this long */
+  uint32_t max_connections;  /* refuse (close at once) above this */
+  uint32_t max_write_queue;  /* bytes queued to a client that does not read: above, close it */
+} hw_server_config;
+
+typedef struct hw_server hw_server;
+
+int hw_server_init(hw_server **out, uv_loop_t *loop, const hw_server_config *cfg,
+                   struct hw_pipeline *pipeline) HW_MUST_CHECK;
+
+/* Listens on "HOST:PORT" for protocol proto. */
+int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto) HW_MUST_CHECK;
+
+/* Backpressure: stop / restart reading from every session. Sockets stay open; the kernel queue
+ * fills and TCP flow control slows the senders; nothing is dropped. */
+void hw_server_pause(hw_server *srv);
+void hw_server_resume(hw_server *srv);
+int hw_server_paused(const hw_server *srv);
+
+struct hw_pipeline *hw_server_pipeline(hw_server *srv);
+uv_loop_t *hw_server_loop(hw_server *srv);
+size_t hw_server_sessions(const hw_server *srv);
+
+/* Closes the listeners and stops reading; sessions stay open so acks can still be delivered. */
+void hw_server_stop_accepting(hw_server *srv);
+/* Closes every session (on_closing with HW_CLOSE_SHUTDOWN) and the server's handles; done_cb
+ * runs once everything is closed. */
+void hw_server_close(hw_server *srv, void (*done_cb)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,202 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "pipeline/pipeline.h"
+#include "net/server_internal.h"
+
+typedef struct hw_write_req {
+  uv_write_t req;
+  hw_session *s;
+  size_t len;
+  uint8_t data[]; /* owned copy of what the socket did not take at once */
+} hw_write_req;
+
+static void hw_session_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  hw_session *s = h->data;
+  hw_server *srv = s->server;
+  (void)suggested;
+  /* The shared buffer is free again by the time libuv asks: every read is consumed in read_cb. */
+  buf->base = (char *)srv->readbuf;
+  buf->len = HW_READ_BUF;
+}
+
+static void hw_session_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  hw_session *s = st->data;
+  if (nread < 0) {
+    if (nread != UV_EOF)
+      hw_debug(s->proto->name, hw_session_tid(s), "peer=%s read error: %s", s->peer,
+               uv_strerror((int)nread));
+    hw_session_close(s);
+    return;
+  }
+  if (nread == 0 || s->closing)
+    return;
+  s->last_rx_ms = uv_now(s->server->loop);
+  if (s->proto->on_data(s, (const uint8_t *)buf->base, (size_t)nread) < 0)
+    hw_session_close(s);
+}
+
+void hw_session_read_start(hw_session *s) {
+  if (s->reading || s->closing)
+    return;
+  int rc = uv_read_start((uv_stream_t *)&s->tcp, hw_session_alloc, hw_session_on_read);
+  if (rc) {
+    hw_warn(s->proto->name, hw_session_tid(s), "peer=%s cannot read: %s", s->peer, uv_strerror(rc));
+    hw_session_close(s);
+    return;
+  }
+  s->reading = 1;
+}
+
+void hw_session_read_stop(hw_session *s) {
+  if (!s->reading)
+    return;
+  uv_read_stop((uv_stream_t *)&s->tcp);
+  s->reading = 0;
+}
+
+static void hw_session_on_closed(uv_handle_t *h) {
+  hw_session *s = h->data;
+  hw_server *srv = s->server;
+  free(s);
+  hw_server_session_gone(srv);
+}
+
+void hw_session_close(hw_session *s) {
+  if (s->closing)
+    return;
+  s->closing = 1;
+  hw_server *srv = s->server;
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    srv->sessions = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  s->prev = s->next = NULL;
+  if (s->term && s->term->session == s)
+    s->term->session = NULL;
+  if (s->proto->on_close)
+    s->proto->on_close(s);
+  uv_close((uv_handle_t *)&s->tcp, hw_session_on_closed);
+}
+
+static void hw_session_on_written(uv_write_t *req, int status) {
+  hw_write_req *w = HW_CONTAINER_OF(req, hw_write_req, req);
+  hw_session *s = w->s;
+  s->write_queued -= (uint32_t)w->len;
+  if (status < 0 && status != UV_ECANCELED)
+    hw_debug(s->proto->name, hw_session_tid(s), "peer=%s write failed: %s", s->peer,
+             uv_strerror(status));
+  free(w);
+}
+
+int hw_session_write(hw_session *s, const uint8_t *data, size_t len) {
+  if (s->closing)
+    return -EPIPE;
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  /* Acks are small: most of the time the socket takes them whole and nothing is copied. */
+  if (s->write_queued == 0) {
+    int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
+    if (n == (int)len)
+      return 0;
+    if (n > 0) {
+      data += n;
+      len -= (size_t)n;
+    } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+      hw_session_close(s);
+      return n;
+    }
+  }
+  if (s->write_queued + len > s->server->cfg.max_write_queue) {
+    hw_warn(s->proto->name, hw_session_tid(s), "peer=%s does not read its replies (%u bytes queued): closing",
+            s->peer, s->write_queued);
+    hw_session_close(s);
+    return -ENOBUFS;
+  }
+  hw_write_req *w = malloc(sizeof *w + len);
+  if (!w) {
+    hw_session_close(s);
+    return -ENOMEM;
+  }
+  w->s = s;
+  w->len = len;
+  memcpy(w->data, data, len);
+  b = uv_buf_init((char *)w->data, (unsigned)len);
+  int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, hw_session_on_written);
+  if (rc) {
+    free(w);
+    hw_session_close(s);
+    return rc;
+  }
+  s->write_queued += (uint32_t)len;
+  return 0;
+}
+
+void hw_session_bind(hw_session *s, hw_terminal *t) {
+  hw_session *old = t->session;
+  if (old && old != s) {
+    hw_info(s->proto->name, t->id, "peer=%s replaces the session from %s", s->peer, old->peer);
+    old->term = NULL; /* the old session no longer speaks for t */
+    if (old->proto->on_closing)
+      old->proto->on_closing(old, HW_CLOSE_REPLACED);
+    hw_session_close(old);
+  }
+  t->session = s;
+  t->session_gen++;
+  s->term = t;
+  s->gen = t->session_gen;
+  hw_pipeline_bind(s->server->pipeline, t);
+}
+
+void hw_session_start(hw_server *srv, hw_listener *l) {
+  hw_session *s = calloc(1, sizeof *s + l->proto->state_size);
+  if (!s) {
+    hw_error("server", NULL, "out of memory accepting on %s", l->addr);
+    return;
+  }
+  s->server = srv;
+  s->proto = l->proto;
+  s->tcp.data = s;
+  int rc = uv_tcp_init(srv->loop, &s->tcp);
+  if (rc) {
+    free(s);
+    return;
+  }
+  if ((rc = uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&s->tcp))) {
+    s->closing = 1;
+    uv_close((uv_handle_t *)&s->tcp, hw_session_on_closed);
+    srv->nsessions++;
+    return;
+  }
+  struct sockaddr_storage ss;
+  int sl = sizeof ss;
+  if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+    char ip[40] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    snprintf(s->peer, sizeof s->peer, "%s:%d", ip, port);
+  }
+  uv_tcp_nodelay(&s->tcp, 1);
+  s->last_rx_ms = uv_now(srv->loop);
+  s->next = srv->sessions;
+  if (s->next)
+    s->next->prev = s;
+  srv->sessions = s;
+  srv->nsessions++;
+  if (srv->nsessions > srv->cfg.max_connections) {
+    hw_warn("server", NULL, "peer=%s refused: %zu connections is the limit", s->peer,
+            (size_t)srv->cfg.max_connections);
+    hw_session_close(s);
+    return;
+  }
+  if (!srv->paused)
+    hw_session_read_start(s);
+}

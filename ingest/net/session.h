@@ -1,0 +1,63 @@
+/* A client connection, whatever its protocol. The server owns sessions: it accepts them, reads
+ * into one loop-wide buffer and hands the bytes to the protocol, times out idle ones, pauses
+ * reading for backpressure, and frees them after close. A protocol keeps its own state in the
+ * memory right after struct hw_session (proto->state_size bytes). */
+#ifndef HW_SESSION_H
+#define HW_SESSION_H
+
+#include <uv.h>
+
+#include "base/ack.h"
+#include "registry/terminal.h"
+
+struct hw_server;
+typedef struct hw_session hw_session;
+
+typedef struct hw_proto {
+  const char *name;  /* log component: "pb", "jt808" */
+  size_t state_size; /* protocol state appended to the session */
+  /* Bytes received; valid during the call only. A negative return closes the session (the
+   * protocol has already told the client why, if it could). */
+  int (*on_data)(hw_session *s, const uint8_t *data, size_t len);
+  /* Fixes the session submitted are durable; ack->token/kind are what the session queued. */
+  void (*on_durable)(hw_session *s, const hw_ack_ref *ack);
+  /* The server is about to close the session: tell the client why (idle, replaced, shutdown). */
+  void (*on_closing)(hw_session *s, int reason);
+  /* The session is closed; release protocol state (not the session itself). */
+  void (*on_close)(hw_session *s);
+} hw_proto;
+
+/* Why the server closes a session (on_closing). */
+enum { HW_CLOSE_IDLE = 1, HW_CLOSE_REPLACED, HW_CLOSE_SHUTDOWN, HW_CLOSE_SLOW_READER };
+
+struct hw_session {
+  uv_tcp_t tcp;               /* first: the uv handle's data points back at the session */
+  struct hw_server *server;
+  const hw_proto *proto;
+  hw_terminal *term;          /* bound after authentication, else NULL */
+  uint32_t gen;               /* term->session_gen when bound */
+  uint8_t closing;
+  uint8_t reading;
+  uint32_t write_queued;      /* bytes handed to uv_write and not yet written */
+  uint64_t last_rx_ms;        /* loop time of the last byte received */
+  hw_session *prev, *next;    /* server's session list */
+  char peer[48];              /* "ip:port" for logs */
+  /* protocol state follows (proto->state_size bytes, zeroed) */
+};
+
+static inline void *hw_session_state(hw_session *s) { return (void *)(s + 1); }
+
+/* Sends bytes; copies what the socket does not take at once. Returns 0 or a negative code (the
+ * session is then being closed: e.g. the client stopped reading and the queue is over its limit). */
+int hw_session_write(hw_session *s, const uint8_t *data, size_t len) HW_MUST_CHECK;
+
+/* Closes the session (idempotent); on_close runs, then the memory is freed. */
+void hw_session_close(hw_session *s);
+
+/* Binds the session to terminal t: an older session of t is told it was replaced and closed. */
+void hw_session_bind(hw_session *s, hw_terminal *t);
+
+/* The terminal id for log lines, or NULL before authentication. */
+static inline const char *hw_session_tid(const hw_session *s) { return s->term ? s->term->id : NULL; }
+
+#endif

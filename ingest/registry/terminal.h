@@ -1,0 +1,60 @@
+/* The terminal registry: one record per terminal seen since start, shared by every protocol
+ * session and every sink. Records live until the daemon exits, so sinks may hold pointers to
+ * them; the session that currently owns a terminal is found through `session`/`session_gen`. */
+#ifndef HW_TERMINAL_H
+#define HW_TERMINAL_H
+
+#include <uthash.h>
+
+#include "base/fix.h"
+
+struct hw_session;
+struct hw_rule_state;
+struct hw_vehicle;
+
+typedef struct hw_terminal {
+  char id[HW_TERMINAL_ID_MAX + 1];
+  /* Resend/duplicate bookkeeping (protobuf seq). queued_seq >= durable_seq. A fix with
+   * seq <= queued_seq is already on its way to PostgreSQL and is not queued again. */
+  int64_t queued_seq;
+  int64_t durable_seq;
+  /* Owning session, or NULL. session_gen changes every time ownership changes, so an ack that
+   * was meant for an older connection is recognised and dropped. */
+  struct hw_session *session;
+  uint32_t session_gen;
+
+  /* Latest state (newest device time seen), owned by the Redis state module. */
+  hw_fix latest;
+  uint8_t has_latest;
+  uint8_t redis_dirty;             /* on the Redis dirty list */
+  struct hw_terminal *redis_next;  /* dirty list link */
+
+  /* Safety rules: the vehicle bound to this terminal (registry cache, NULL when unbound) and
+   * the rules' per-vehicle state (owned by the rules engine). */
+  const struct hw_vehicle *vehicle;
+  struct hw_rule_state *rules;
+
+  /* The driver at the wheel as the terminal last reported it (JT/T 808 0x0702 IC card), kept
+   * here rather than on the connection because the card stays in across reconnects. A fix whose
+   * device time is at or after driver_since_ms carries driver_id; has_driver = 0 after removal. */
+  char driver_id[HW_DRIVER_ID_MAX + 1];
+  int64_t driver_since_ms;
+  uint8_t has_driver;
+
+  UT_hash_handle hh;
+} hw_terminal;
+
+typedef struct hw_registry {
+  hw_terminal *by_id; /* uthash head */
+  size_t count;
+} hw_registry;
+
+/* Finds the record of `id`, creating it when absent. *out is owned by the registry. */
+int hw_registry_get(hw_registry *r, const char *id, hw_terminal **out) HW_MUST_CHECK;
+/* NULL when absent. */
+hw_terminal *hw_registry_find(hw_registry *r, const char *id);
+void hw_registry_free(hw_registry *r);
+
+#define hw_registry_foreach(r, t) for (hw_terminal *t = (r)->by_id; t; t = t->hh.next)
+
+#endif

@@ -1,0 +1,65 @@
+/* PostgreSQL position writer: buffers fixes as binary COPY rows and writes them in batches on its
+ * own non-blocking libpq connection driven by the libuv loop. A batch is committed when it holds
+ * batch_rows rows or its first row is batch_ms old, whichever comes first; only then are the acks
+ * queued behind its rows handed to durable_cb, in the order they were added.
+ *
+ * Duplicates: a fix sent again after a lost ack may reach a batch (the daemon restarted and forgot
+ * what it had stored). The primary key (terminal_id, ts) then makes COPY fail with
+ * unique_violation; the writer replays that batch through a staging table with
+ * INSERT ... ON CONFLICT DO NOTHING, so nothing is lost and nothing is stored twice.
+ *
+ * Failure: if PostgreSQL goes away the writer keeps the unacknowledged batches, reconnects with
+ * backoff and sends them again (a batch whose COMMIT outcome is unknown is replayed; the
+ * conflict path makes that safe). Nothing is acknowledged that is not committed. Any other error
+ * (logged with its SQLSTATE) leaves the batch unacknowledged and it is retried with backoff: rows
+ * are validated before encoding, so such an error is the server's, not one bad fix's.
+ *
+ * Partitions: the writer owns the upkeep. It runs hw_ensure_partitions for yesterday through the
+ * day after tomorrow (UTC) at start, before its first batch, and every hour. */
+#ifndef HW_PG_WRITER_H
+#define HW_PG_WRITER_H
+
+#include <uv.h>
+
+#include "base/ack.h"
+#include "base/fix.h"
+
+typedef struct hw_pg_writer hw_pg_writer;
+
+typedef struct hw_pg_writer_config {
+  const char *conninfo;  /* libpq connection string; copied */
+  uint32_t batch_rows;   /* commit after this many rows (default 5000) */
+  uint32_t batch_ms;     /* ... or when the oldest row is this old (default 50) */
+  uint32_t connections;  /* parallel writer connections, each committing its own batches (default 1) */
+} hw_pg_writer_config;
+
+/* Called on the loop after a batch committed, with the acks queued behind its rows, in order.
+ * The array is owned by the writer and valid during the call only. */
+typedef void (*hw_pg_durable_cb)(void *arg, const hw_ack_ref *acks, size_t n);
+
+/* Starts connecting at once; rows may be added immediately and wait for the connection. */
+int hw_pg_writer_start(hw_pg_writer **out, uv_loop_t *loop, const hw_pg_writer_config *cfg,
+                       hw_pg_durable_cb durable_cb, void *arg) HW_MUST_CHECK;
+
+/* Appends one row. The fix is encoded at once; the caller keeps ownership of both arguments.
+ * -EINVAL (nothing added) for a fix PostgreSQL would refuse: see hw_pg_copy_row; -ESHUTDOWN
+ * after stop; -ENOMEM. */
+int hw_pg_writer_add(hw_pg_writer *w, const char *terminal_id, const hw_fix *fix) HW_MUST_CHECK;
+
+/* Queues an ack behind every row added so far. */
+int hw_pg_writer_add_ack(hw_pg_writer *w, const hw_ack_ref *ack) HW_MUST_CHECK;
+
+/* Rows added and not yet committed: the backpressure measure. */
+size_t hw_pg_writer_backlog(const hw_pg_writer *w);
+
+typedef struct hw_pg_writer_stats {
+  uint64_t rows_committed, batches_committed, conflict_replays, reconnects;
+} hw_pg_writer_stats;
+void hw_pg_writer_get_stats(const hw_pg_writer *w, hw_pg_writer_stats *out);
+
+/* Commits what is buffered, then closes every handle; done_cb runs when the last handle closed
+ * (the loop may then be closed). Rows still uncommitted when PostgreSQL is unreachable are
+ * dropped unacknowledged: their senders will send them again. */
+void hw_pg_writer_stop(hw_pg_writer *w, void (*done_cb)(void *arg), void *arg);
+
+#endif

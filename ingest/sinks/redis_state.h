@@ -1,0 +1,51 @@
+/* The latest state of every terminal in Redis.
+ *
+ * Keys: hash hw:veh:<terminal_id> (lat, lon, speed_kmh, heading, alt_m, ts_ms, recv_ms, alarm,
+ * status, odometer_km, driver_id) and geo set hw:geo (member = terminal id).
+ *
+ * Only the newest fix per terminal matters, so updates coalesce in memory: hw_redis_state_put keeps
+ * the fix in the terminal's record if it is newer than what is there and puts the terminal on a
+ * dirty list; the dirty list is written out pipelined (a bounded number of commands in flight) by a
+ * Lua script that compares ts_ms in Redis too, so late data never overwrites newer state even when
+ * two daemons write. Memory is bounded by the number of terminals, not by how far Redis lags, so
+ * Redis never needs to slow ingest.
+ *
+ * Uses its own hiredis<->libuv adapter (hiredis 0.14.1's loses socket errors). When Redis goes
+ * away: reconnect with exponential backoff (100 ms .. 5 s); once back, every terminal with a
+ * latest state is marked dirty so Redis is brought up to date. */
+#ifndef HW_REDIS_STATE_H
+#define HW_REDIS_STATE_H
+
+#include <uv.h>
+
+#include "registry/terminal.h"
+
+typedef struct hw_redis_state hw_redis_state;
+
+typedef struct hw_redis_state_config {
+  const char *host;       /* copied */
+  int port;
+  uint32_t max_in_flight; /* commands sent and not answered (default 1024) */
+  uint32_t timeout_ms;    /* connect and reply timeout (default 2000) */
+  uint32_t flush_ms;      /* write each terminal at most once per this many ms (0: no pacing) */
+} hw_redis_state_config;
+
+/* registry: the daemon's terminal registry, walked after a reconnect. */
+int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_state_config *cfg,
+                         hw_registry *registry) HW_MUST_CHECK;
+
+/* Records fix as t's latest state if its device time is newer (ties: the later arrival wins),
+ * and schedules the write. */
+void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix);
+
+typedef struct hw_redis_state_stats {
+  uint64_t writes, reconnects;
+  size_t dirty;   /* terminals waiting to be written */
+  int connected;
+} hw_redis_state_stats;
+void hw_redis_state_get_stats(const hw_redis_state *r, hw_redis_state_stats *out);
+
+/* Flushes the dirty list if connected (bounded by timeout_ms), then closes handles; done_cb after. */
+void hw_redis_state_stop(hw_redis_state *r, void (*done_cb)(void *arg), void *arg);
+
+#endif

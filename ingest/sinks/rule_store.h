@@ -1,0 +1,70 @@
+/* Persistence of the rules engine's per-terminal state (table rule_state), so that a restart
+ * neither resets a fatigue count nor opens an episode a second time (rules.h, RESTART SAFETY).
+ *
+ * At start, before the loop runs: hw_rule_store_load decodes every saved state into its terminal
+ * record, then replays through the engine the stored good fixes newer than each state's horizon
+ * (they were stored but possibly not evaluated, or evaluated after the last save). Events of the
+ * replay go through the engine's callback as usual; they carry the episode ids of the first run,
+ * so storing them (violation_store) is an idempotent upsert.
+ *
+ * While running: every interval the state of every terminal is encoded and compared with what
+ * was last saved (a 64-bit hash of the bytes, kept here: terminal.h is not touched); the changed
+ * ones are upserted, HW_RSTORE_CHUNK terminals per statement (one unnest of text[] ids and
+ * hex-encoded states), the next chunk encoded when the previous one is written, so the loop is
+ * never held long and a state is at most one interval plus one write old. A failed chunk ends
+ * the cycle; its terminals stay "changed" and go in the next one.
+ *
+ * Limit: a terminal first seen after the last successful save has no row; after a crash its
+ * fixes of that interval are not replayed (its state starts fresh from the next live fix). */
+#ifndef HW_RULE_STORE_H
+#define HW_RULE_STORE_H
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "registry/registry_cache.h"
+#include "rules/rules.h"
+#include "registry/terminal.h"
+
+#define HW_RSTORE_INTERVAL_MS 30000 /* default save interval */
+#define HW_RSTORE_CHUNK 1000        /* terminals per statement */
+#define HW_RSTORE_STOP_MS 10000     /* stop gives up the final save after this long */
+
+/* BLOCKING: once at daemon start, before the loop runs and before live data. conn: a blocking
+ * connection (left idle; no transaction is left open). For each row of rule_state: the
+ * terminal's record in reg (created if needed) gets the decoded state in t->rules (a record that
+ * already has a state keeps it; an undecodable state is logged and skipped: that terminal starts
+ * fresh). Then the good fixes (quality 0) stored after each state's horizon are fed, per terminal
+ * in device-time order, to hw_rules_on_fix(engine, t, vehicle, fix) with their stored receipt
+ * time, streamed row by row. vehicle: the terminal's bound vehicle, from cache when given (the
+ * records created here are bound with hw_registry_cache_bind; call after the cache's first load),
+ * else from a registry snapshot this call loads and releases itself (records stay unbound).
+ * *loaded: states attached; *replayed: fixes fed (either may be NULL).
+ * 0; -EIO a query failed (logged; states attached so far stay attached, the replay may be
+ * partial); -ENOMEM. */
+int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_registry_cache *cache,
+                       size_t *loaded, size_t *replayed) HW_MUST_CHECK;
+
+typedef struct hw_rule_store hw_rule_store;
+
+/* Connects (conninfo copied; its own connection) and saves every interval_ms (0 = default) the
+ * states of reg's terminals (borrowed: reg and its records must outlive the store). */
+int hw_rule_store_start(hw_rule_store **out, uv_loop_t *loop, const char *conninfo,
+                        hw_registry *reg, uint32_t interval_ms) HW_MUST_CHECK;
+
+typedef struct hw_rule_store_stats {
+  uint64_t cycles;        /* save cycles completed */
+  uint64_t cycles_failed; /* ended early by a failed statement */
+  uint64_t saved;         /* states written */
+  uint64_t unchanged;     /* states skipped: the same bytes as last saved */
+  size_t terminals;       /* terminals with a state at the last completed cycle */
+  int64_t last_cycle_ms;  /* duration of the last completed cycle */
+} hw_rule_store_stats;
+void hw_rule_store_get_stats(const hw_rule_store *s, hw_rule_store_stats *out);
+
+/* Saves once more (waiting for a cycle in progress, then a full one; at most HW_RSTORE_STOP_MS),
+ * closes the connection, frees s, then calls done_cb (may be NULL) from the loop. Call after the
+ * sessions are closed (no more fixes) and before the registry is freed. */
+void hw_rule_store_stop(hw_rule_store *s, void (*done_cb)(void *arg), void *arg);
+
+#endif
