@@ -130,9 +130,11 @@ static int hw_j8_answer(hw_session *s, const hw_jt808_header *h, uint8_t result)
 static int hw_j8_refuse(hw_session *s, const hw_jt808_header *h, const char *why) {
   hw_j8_state *st = hw_session_state(s);
   char reason[128];
-  snprintf(reason, sizeof reason, "message 0x%04x %s", h->msg_id, why);
+  /* Recorded without the message id: refusals are aggregated per reason, which must therefore
+   * come from a small fixed set (registry/refusals.h). The log line has the id. */
+  snprintf(reason, sizeof reason, "message %s", why);
   hw_j8_stats.refused++;
-  hw_info("jt808", h->phone, "peer=%s refused: %s", s->peer, reason);
+  hw_info("jt808", h->phone, "peer=%s refused: message 0x%04x %s", s->peer, h->msg_id, why);
   if (st->refusals < HW_J8_REFUSALS_RECORDED) {
     st->refusals++;
     hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, reason);
@@ -164,15 +166,18 @@ static void hw_j8_on_registered(void *arg, int result, const char *code) {
   }
   uint8_t out[128]; /* 0x8100 with a 16-byte code: at most 37 raw bytes, 76 escaped */
   size_t n;
-  uint8_t res = result == 0 ? HW_JT808_REG_OK : HW_JT808_REG_NO_TERMINAL;
+  /* HW_AUTH_REG_* are the standard's 0x8100 results: a refusal is answered with its own. */
+  uint8_t res = (uint8_t)result;
   int rc = hw_jt808_encode_register_response(out, sizeof out, &n, &h, st->flow, h.flow, res,
                                              (const uint8_t *)code, code ? strlen(code) : 0);
   if (rc == 0) {
     st->flow++;
     rc = hw_session_write(s, out, n);
   }
-  if (rc == 0 && result != 0)
-    rc = hw_j8_strike(s, h.phone, "registration of an unknown terminal");
+  if (rc == 0 && result != HW_AUTH_REG_OK) {
+    hw_info("jt808", h.phone, "peer=%s registration refused: 0x8100 result %u", s->peer, res);
+    rc = hw_j8_strike(s, h.phone, "registration refused");
+  }
   if (rc)
     hw_session_close(s);
 }
