@@ -265,13 +265,18 @@ static size_t put_field(uint8_t *out, const char *s, size_t width) {
 
 size_t j8c_body_register(uint8_t *out, int is_2019, uint8_t colour, const uint8_t *plate_gbk,
                          size_t plate_len) {
+  return j8c_body_register_dev(out, is_2019, "T000001", colour, plate_gbk, plate_len);
+}
+
+size_t j8c_body_register_dev(uint8_t *out, int is_2019, const char *device_id, uint8_t colour,
+                             const uint8_t *plate_gbk, size_t plate_len) {
   size_t n = 0;
   put16(out, 44);
   put16(out + 2, 300);
   n = 4;
   n += put_field(out + n, "HWTST", is_2019 ? 11 : 5);
   n += put_field(out + n, "HW-808-MODEL", is_2019 ? 30 : 20);
-  n += put_field(out + n, "T000001", is_2019 ? 30 : 7);
+  n += put_field(out + n, device_id, is_2019 ? 30 : 7);
   out[n++] = colour;
   memcpy(out + n, plate_gbk, plate_len);
   return n + plate_len;

@@ -57,6 +57,9 @@ int j8c_wait_eof(j8c *c, int timeout_ms);
  * id "T000001", plate colour and plate given as GBK bytes. Returns the body length. */
 size_t j8c_body_register(uint8_t *out, int is_2019, uint8_t colour, const uint8_t *plate_gbk,
                          size_t plate_len);
+/* The same with another device id (at most 7 characters in the 2013 layout, 30 in 2019). */
+size_t j8c_body_register_dev(uint8_t *out, int is_2019, const char *device_id, uint8_t colour,
+                             const uint8_t *plate_gbk, size_t plate_len);
 /* 0x0102: 2013 (the code alone) or 2019 (length, code, IMEI, software version). */
 size_t j8c_body_auth(uint8_t *out, int is_2019, const char *code);
 
