@@ -373,9 +373,11 @@ static void hw_auth_on_registered(void *arg, const PGresult *res) {
         hw_warn("auth", req->terminal_id, "peer=%s registration accepted but not stored", req->remote);
         result = -EAGAIN;
       } else if (result == HW_AUTH_REG_OK) {
+        const char *how = PQgetvalue(res, 0, 1);
+        int reset_used = atoi(PQgetvalue(res, 0, 3)) > 0 && strcmp(how, "operator reset") != 0;
         hw_info("auth", req->terminal_id, "peer=%s registered (plate '%s' device '%s'): %s%s",
-                req->remote, req->plate, req->device_id, PQgetvalue(res, 0, 1),
-                atoi(PQgetvalue(res, 0, 3)) ? ", operator reset consumed" : "");
+                req->remote, req->plate, req->device_id, how,
+                reset_used ? "; the pending operator reset is used up too" : "");
       } else if (result >= HW_AUTH_REG_VEHICLE_TAKEN && result <= HW_AUTH_REG_NO_TERMINAL) {
         hw_auth_refused(req, "jt808", hw_auth_register_refusal(result));
       } else {
