@@ -13,7 +13,6 @@
 
 #define HW_J8_MAX_BATCH 2048        /* fixes of one 0x0704; the reassembly limit allows ~1100 */
 #define HW_J8_GARBAGE_STRIKE 4096   /* bytes outside frames that count as one strike */
-#define HW_J8_REFUSALS_RECORDED 3   /* "before authentication" refusals recorded per connection */
 #define HW_J8_CODE_MAX 64           /* longest auth code looked up; ours are 16 */
 #define HW_J8_PREAUTH_HEARTBEATS 5  /* answered before authentication; then the connection ends */
 #define HW_J8_REASM_MAX_TOTAL 64
@@ -34,7 +33,6 @@ typedef struct hw_j8_state {
   /* Layout and phone of the bound terminal's frames, for replies sent later (durable acks). */
   uint8_t peer_2019, peer_version, peer_bcd_len;
   uint8_t peer_bcd[10];
-  uint8_t refusals;         /* refusals recorded on this connection */
   uint8_t preauth_heartbeats; /* answered while not authenticated */
   uint8_t strikes;          /* within the window that started at strike_start_ms */
   uint16_t flow;            /* platform flow number of the next message sent */
@@ -128,17 +126,14 @@ static int hw_j8_answer(hw_session *s, const hw_jt808_header *h, uint8_t result)
 
 /* Refuses a message for lack of (the right) authentication: "fail", recorded, a strike. */
 static int hw_j8_refuse(hw_session *s, const hw_jt808_header *h, const char *why) {
-  hw_j8_state *st = hw_session_state(s);
   char reason[128];
   /* Recorded without the message id: refusals are aggregated per reason, which must therefore
    * come from a small fixed set (registry/refusals.h). The log line has the id. */
   snprintf(reason, sizeof reason, "message %s", why);
   hw_j8_stats.refused++;
   hw_info("jt808", h->phone, "peer=%s refused: message 0x%04x %s", s->peer, h->msg_id, why);
-  if (st->refusals < HW_J8_REFUSALS_RECORDED) {
-    st->refusals++;
-    hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, reason);
-  }
+  /* Every one: recording is a merge in memory (registry/refusals.h). */
+  hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, reason);
   int rc = hw_j8_answer(s, h, HW_JT808_RES_FAIL);
   return rc ? rc : hw_j8_strike(s, h->phone, reason);
 }

@@ -67,7 +67,6 @@ fail:
   return rc;
 }
 
-#define hw_auth_copy hw_refusal_copy
 
 static int hw_hexval(char c) {
   if (c >= '0' && c <= '9')
@@ -114,8 +113,8 @@ static hw_auth_req *hw_auth_req_new(hw_auth *a, hw_auth_kind kind, const char *t
   req->auth = a;
   req->kind = kind;
   req->arg = arg;
-  hw_auth_copy(req->terminal_id, HW_REFUSAL_ID_MAX, terminal_id);
-  hw_auth_copy(req->remote, HW_REFUSAL_REMOTE_MAX, remote);
+  hw_refusal_copy(req->terminal_id, HW_REFUSAL_ID_MAX, terminal_id);
+  hw_refusal_copy(req->remote, HW_REFUSAL_REMOTE_MAX, remote);
   return req;
 }
 
@@ -404,7 +403,7 @@ int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_reg
   if (!req)
     return -ENOMEM;
   req->reg_cb = cb;
-  hw_auth_copy(req->plate, HW_REFUSAL_PLATE_MAX, reg->plate);
+  hw_refusal_copy(req->plate, HW_REFUSAL_PLATE_MAX, reg->plate);
   uint8_t raw[HW_AUTH_JT808_CODE_LEN / 2];
   randombytes_buf(raw, sizeof raw);
   sodium_bin2hex(req->code, sizeof req->code, raw, sizeof raw);
@@ -413,9 +412,9 @@ int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_reg
   req->province = reg->province;
   req->city = reg->city;
   req->plate_colour = reg->plate_colour;
-  hw_auth_copy(req->maker, sizeof req->maker - 1, reg->maker);
-  hw_auth_copy(req->model, sizeof req->model - 1, reg->model);
-  hw_auth_copy(req->device_id, sizeof req->device_id - 1, reg->device_id);
+  hw_refusal_copy(req->maker, sizeof req->maker - 1, reg->maker);
+  hw_refusal_copy(req->model, sizeof req->model - 1, reg->model);
+  hw_refusal_copy(req->device_id, sizeof req->device_id - 1, reg->device_id);
   return hw_auth_submit(a, req, out);
 }
 
