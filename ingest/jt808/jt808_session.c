@@ -441,7 +441,8 @@ static int hw_j8_dispatch(hw_session *s, const hw_jt808_header *h, const uint8_t
     return -ECONNRESET;
   case HW_JT808_MSG_REGISTER:
   case HW_JT808_MSG_AUTH:
-    /* A registered terminal may register again (it lost its code) or re-authenticate. */
+    /* Re-authenticating is allowed; registering again is decided by the identity policy
+     * (registry/auth.c) like any other registration. */
     return hw_j8_before_auth(s, h, body, len);
   default:
     hw_debug("jt808", s->term->id, "message 0x%04x not supported", h->msg_id);
