@@ -162,6 +162,12 @@ static void hw_j8_on_registered(void *arg, int result, const char *code) {
   uint8_t out[128]; /* 0x8100 with a 16-byte code: at most 37 raw bytes, 76 escaped */
   size_t n;
   /* HW_AUTH_REG_* are the standard's 0x8100 results: a refusal is answered with its own. */
+  _Static_assert((int)HW_AUTH_REG_OK == (int)HW_JT808_REG_OK &&
+                     (int)HW_AUTH_REG_VEHICLE_TAKEN == (int)HW_JT808_REG_VEHICLE_TAKEN &&
+                     (int)HW_AUTH_REG_NO_VEHICLE == (int)HW_JT808_REG_NO_VEHICLE &&
+                     (int)HW_AUTH_REG_TERMINAL_TAKEN == (int)HW_JT808_REG_TERMINAL_TAKEN &&
+                     (int)HW_AUTH_REG_NO_TERMINAL == (int)HW_JT808_REG_NO_TERMINAL,
+                 "registration outcomes are 0x8100 results");
   uint8_t res = (uint8_t)result;
   int rc = hw_jt808_encode_register_response(out, sizeof out, &n, &h, st->flow, h.flow, res,
                                              (const uint8_t *)code, code ? strlen(code) : 0);
@@ -170,7 +176,8 @@ static void hw_j8_on_registered(void *arg, int result, const char *code) {
     rc = hw_session_write(s, out, n);
   }
   if (rc == 0 && result != HW_AUTH_REG_OK) {
-    hw_info("jt808", h.phone, "peer=%s registration refused: 0x8100 result %u", s->peer, res);
+    /* The auth module logged and recorded why. */
+    hw_debug("jt808", h.phone, "peer=%s registration refused: 0x8100 result %u", s->peer, res);
     rc = hw_j8_strike(s, h.phone, "registration refused");
   }
   if (rc)

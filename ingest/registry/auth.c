@@ -67,7 +67,6 @@ fail:
   return rc;
 }
 
-
 static int hw_hexval(char c) {
   if (c >= '0' && c <= '9')
     return c - '0';
