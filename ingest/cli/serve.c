@@ -41,6 +41,7 @@ typedef struct hw_serve_config {
   uint32_t offline_gap_s;
   uint32_t offline_dist_m;
   uint32_t late_hold_s;
+  uint32_t refusal_retention_days;
   char log_level[8];
 } hw_serve_config;
 
@@ -71,6 +72,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, offline_gap_s, "600", 60, 86400 * 7, NULL, "silence longer than this with displacement is offline_displacement, s"),
     HW_OPT_N(C, offline_dist_m, "2000", 100, 1000000, NULL, "... when the vehicle reappears at least this far away, m"),
     HW_OPT_N(C, late_hold_s, "600", 0, 86400, NULL, "how long fixes after a gap wait for back-filled data before the gap is judged, s"),
+    HW_OPT_N(C, refusal_retention_days, "90", 0, 36500, NULL, "delete auth_refusals rows whose last attempt is older than this, days (0: keep)"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
 };
@@ -203,6 +205,7 @@ int hw_cmd_serve(int argc, char **argv) {
       .pg = {.conninfo = cfg.pg, .batch_rows = cfg.batch_rows, .batch_ms = cfg.batch_ms,
              .connections = cfg.pg_writers},
       .pg_conninfo_control = cfg.pg,
+      .refusal_retention_days = cfg.refusal_retention_days,
       .redis = {.host = rhost, .port = rport, .max_in_flight = 1024, .timeout_ms = 2000,
                 .flush_ms = cfg.redis_flush_ms},
       .high_water = cfg.high_water,

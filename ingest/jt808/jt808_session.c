@@ -13,7 +13,6 @@
 
 #define HW_J8_MAX_BATCH 2048        /* fixes of one 0x0704; the reassembly limit allows ~1100 */
 #define HW_J8_GARBAGE_STRIKE 4096   /* bytes outside frames that count as one strike */
-#define HW_J8_REFUSALS_RECORDED 3   /* "before authentication" refusals recorded per connection */
 #define HW_J8_CODE_MAX 64           /* longest auth code looked up; ours are 16 */
 #define HW_J8_PREAUTH_HEARTBEATS 5  /* answered before authentication; then the connection ends */
 #define HW_J8_REASM_MAX_TOTAL 64
@@ -34,7 +33,6 @@ typedef struct hw_j8_state {
   /* Layout and phone of the bound terminal's frames, for replies sent later (durable acks). */
   uint8_t peer_2019, peer_version, peer_bcd_len;
   uint8_t peer_bcd[10];
-  uint8_t refusals;         /* refusals recorded on this connection */
   uint8_t preauth_heartbeats; /* answered while not authenticated */
   uint8_t strikes;          /* within the window that started at strike_start_ms */
   uint16_t flow;            /* platform flow number of the next message sent */
@@ -128,15 +126,14 @@ static int hw_j8_answer(hw_session *s, const hw_jt808_header *h, uint8_t result)
 
 /* Refuses a message for lack of (the right) authentication: "fail", recorded, a strike. */
 static int hw_j8_refuse(hw_session *s, const hw_jt808_header *h, const char *why) {
-  hw_j8_state *st = hw_session_state(s);
   char reason[128];
-  snprintf(reason, sizeof reason, "message 0x%04x %s", h->msg_id, why);
+  /* Recorded without the message id: refusals are aggregated per reason, which must therefore
+   * come from a small fixed set (registry/refusals.h). The log line has the id. */
+  snprintf(reason, sizeof reason, "message %s", why);
   hw_j8_stats.refused++;
-  hw_info("jt808", h->phone, "peer=%s refused: %s", s->peer, reason);
-  if (st->refusals < HW_J8_REFUSALS_RECORDED) {
-    st->refusals++;
-    hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, reason);
-  }
+  hw_info("jt808", h->phone, "peer=%s refused: message 0x%04x %s", s->peer, h->msg_id, why);
+  /* Every one: recording is a merge in memory (registry/refusals.h). */
+  hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, reason);
   int rc = hw_j8_answer(s, h, HW_JT808_RES_FAIL);
   return rc ? rc : hw_j8_strike(s, h->phone, reason);
 }
@@ -164,15 +161,25 @@ static void hw_j8_on_registered(void *arg, int result, const char *code) {
   }
   uint8_t out[128]; /* 0x8100 with a 16-byte code: at most 37 raw bytes, 76 escaped */
   size_t n;
-  uint8_t res = result == 0 ? HW_JT808_REG_OK : HW_JT808_REG_NO_TERMINAL;
+  /* HW_AUTH_REG_* are the standard's 0x8100 results: a refusal is answered with its own. */
+  _Static_assert((int)HW_AUTH_REG_OK == (int)HW_JT808_REG_OK &&
+                     (int)HW_AUTH_REG_VEHICLE_TAKEN == (int)HW_JT808_REG_VEHICLE_TAKEN &&
+                     (int)HW_AUTH_REG_NO_VEHICLE == (int)HW_JT808_REG_NO_VEHICLE &&
+                     (int)HW_AUTH_REG_TERMINAL_TAKEN == (int)HW_JT808_REG_TERMINAL_TAKEN &&
+                     (int)HW_AUTH_REG_NO_TERMINAL == (int)HW_JT808_REG_NO_TERMINAL,
+                 "registration outcomes are 0x8100 results");
+  uint8_t res = (uint8_t)result;
   int rc = hw_jt808_encode_register_response(out, sizeof out, &n, &h, st->flow, h.flow, res,
                                              (const uint8_t *)code, code ? strlen(code) : 0);
   if (rc == 0) {
     st->flow++;
     rc = hw_session_write(s, out, n);
   }
-  if (rc == 0 && result != 0)
-    rc = hw_j8_strike(s, h.phone, "registration of an unknown terminal");
+  if (rc == 0 && result != HW_AUTH_REG_OK) {
+    /* The auth module logged and recorded why. */
+    hw_debug("jt808", h.phone, "peer=%s registration refused: 0x8100 result %u", s->peer, res);
+    rc = hw_j8_strike(s, h.phone, "registration refused");
+  }
   if (rc)
     hw_session_close(s);
 }
@@ -441,7 +448,8 @@ static int hw_j8_dispatch(hw_session *s, const hw_jt808_header *h, const uint8_t
     return -ECONNRESET;
   case HW_JT808_MSG_REGISTER:
   case HW_JT808_MSG_AUTH:
-    /* A registered terminal may register again (it lost its code) or re-authenticate. */
+    /* Re-authenticating is allowed; registering again is decided by the identity policy
+     * (registry/auth.c) like any other registration. */
     return hw_j8_before_auth(s, h, body, len);
   default:
     hw_debug("jt808", s->term->id, "message 0x%04x not supported", h->msg_id);

@@ -147,7 +147,7 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
     goto fail;
   if ((rc = hw_redis_state_start(&p->redis, loop, &cfg->redis, &p->registry)))
     goto fail_pg;
-  if ((rc = hw_auth_start(&p->auth, loop, cfg->pg_conninfo_control)))
+  if ((rc = hw_auth_start(&p->auth, loop, cfg->pg_conninfo_control, cfg->refusal_retention_days)))
     goto fail_redis;
   p->quality = cfg->rules_cfg.quality;
   p->ready = !cfg->rules;

@@ -17,6 +17,7 @@ struct hw_server;
 typedef struct hw_pipeline_config {
   hw_pg_writer_config pg;
   const char *pg_conninfo_control; /* authentication queries */
+  uint32_t refusal_retention_days; /* auth_refusals rows kept this long after their last attempt; 0 = forever */
   hw_redis_state_config redis;
   uint32_t high_water; /* rows */
   uint32_t low_water;

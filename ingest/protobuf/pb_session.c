@@ -148,6 +148,11 @@ static int hw_pb_on_frame(void *arg, const uint8_t *frame, size_t len) {
   Haulwatch__V1__ClientMessage *m = hw_pb_decode_client(frame, len);
   if (!m)
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE, "frame is not a ClientMessage");
+  /* Identity: data before any Hello is recorded as a refusal (README); refused below. */
+  if (st->phase == HW_PB_NEW && (m->msg_case == HAULWATCH__V1__CLIENT_MESSAGE__MSG_REPORT ||
+                                 m->msg_case == HAULWATCH__V1__CLIENT_MESSAGE__MSG_HEARTBEAT))
+    hw_auth_refusal(hw_pipeline_auth(hw_server_pipeline(s->server)), "pb", NULL, NULL, s->peer,
+                    "message before Hello");
   switch (m->msg_case) {
   case HAULWATCH__V1__CLIENT_MESSAGE__MSG_HELLO:
     return hw_pb_on_hello(s, st, m->hello);

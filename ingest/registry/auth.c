@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "registry/refusals.h"
 #include "sinks/pg_async.h"
 #include "base/token.h"
 
@@ -15,21 +16,13 @@
 #define HW_AUTH_IN_FLIGHT 2
 #define HW_AUTH_MAX_WAITING 50000
 
-/* Column limits of auth_refusals (schema/005_jt808.sql). */
-#define HW_REFUSAL_ID_MAX 64
-#define HW_REFUSAL_PLATE_MAX 128
-#define HW_REFUSAL_REMOTE_MAX 64
-#define HW_REFUSAL_REASON_MAX 200
-
 struct hw_auth {
   hw_pg_async *pg;
   hw_auth_req *wait_head, *wait_tail; /* owned FIFO of look-ups not yet handed to pg */
   uint32_t waiting;                   /* entries in the FIFO, cancelled ones included */
   uint32_t in_flight;                 /* look-ups handed to pg and not yet answered */
   int stopping;
-  uint32_t refusals_in_flight;
-  hw_auth_stats stats;
-  uint64_t dropped_logged; /* refusals_dropped when last logged */
+  hw_refusals *refusals; /* owned; writes through pg */
   void (*done_cb)(void *);
   void *done_arg;
 };
@@ -55,30 +48,23 @@ struct hw_auth_req {
   char maker[16], model[32], device_id[32];
 };
 
-int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo) {
+int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo,
+                  uint32_t refusal_retention_days) {
   hw_auth *a = calloc(1, sizeof *a);
   if (!a)
     return -ENOMEM;
   int rc = hw_pg_async_start(&a->pg, loop, conninfo, "auth");
-  if (rc) {
-    free(a);
-    return rc;
-  }
+  if (rc)
+    goto fail;
+  if ((rc = hw_refusals_start(&a->refusals, loop, a->pg, refusal_retention_days)))
+    goto fail_pg;
   *out = a;
   return 0;
-}
-
-/* Copies at most max bytes of s into out (max + 1 bytes), not cutting a UTF-8 sequence. */
-static void hw_auth_copy(char *out, size_t max, const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n > max) {
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-      n--;
-  }
-  if (n)
-    memcpy(out, s, n);
-  out[n] = 0;
+fail_pg:
+  hw_pg_async_stop(a->pg, NULL, NULL);
+fail:
+  free(a);
+  return rc;
 }
 
 static int hw_hexval(char c) {
@@ -104,47 +90,17 @@ static int hw_auth_bytea_hash(const char *v, uint8_t out[HW_TOKEN_HASH_LEN]) {
 
 /* ---- refusals ---- */
 
-static void hw_auth_on_refusal_stored(void *arg, const PGresult *res) {
-  hw_auth *a = arg;
-  a->refusals_in_flight--;
-  if (res && PQresultStatus(res) == PGRES_COMMAND_OK)
-    a->stats.refusals_recorded++;
-  else if (res)
-    hw_warn("auth", NULL, "cannot record a refusal: %s", PQresultErrorMessage(res));
-}
-
 void hw_auth_refusal(hw_auth *a, const char *protocol, const char *terminal_id,
                      const char *claimed_plate, const char *remote, const char *reason) {
-  char id[HW_REFUSAL_ID_MAX + 1], plate[HW_REFUSAL_PLATE_MAX + 1];
-  char addr[HW_REFUSAL_REMOTE_MAX + 1], why[HW_REFUSAL_REASON_MAX + 1];
-  if (a->refusals_in_flight >= HW_AUTH_MAX_REFUSALS_IN_FLIGHT) {
-    /* One line per 1000 dropped: the flood itself is what the operator needs to see. */
-    if (a->stats.refusals_dropped++ - a->dropped_logged >= 1000 || a->dropped_logged == 0) {
-      a->dropped_logged = a->stats.refusals_dropped;
-      hw_warn("auth", terminal_id, "refusals arrive faster than they are recorded: %llu dropped so far",
-              (unsigned long long)a->stats.refusals_dropped);
-    }
-    return;
-  }
-  hw_auth_copy(id, HW_REFUSAL_ID_MAX, terminal_id);
-  hw_auth_copy(plate, HW_REFUSAL_PLATE_MAX, claimed_plate);
-  hw_auth_copy(addr, HW_REFUSAL_REMOTE_MAX, remote);
-  hw_auth_copy(why, HW_REFUSAL_REASON_MAX, reason);
-  const char *params[5] = {protocol, terminal_id ? id : NULL, claimed_plate && *plate ? plate : NULL,
-                           remote && *addr ? addr : NULL, why};
-  int rc = hw_pg_async_query(a->pg,
-                             "INSERT INTO auth_refusals (protocol, terminal_id, claimed_plate, "
-                             "remote_addr, reason) VALUES ($1, $2, $3, $4, $5)",
-                             5, params, hw_auth_on_refusal_stored, a);
-  if (rc) {
-    a->stats.refusals_dropped++;
-    hw_warn("auth", terminal_id, "cannot record a refusal: %s", strerror(-rc));
-    return;
-  }
-  a->refusals_in_flight++;
+  hw_refusals_add(a->refusals, protocol, terminal_id, claimed_plate, remote, reason);
 }
 
-void hw_auth_get_stats(const hw_auth *a, hw_auth_stats *out) { *out = a->stats; }
+void hw_auth_get_stats(const hw_auth *a, hw_auth_stats *out) {
+  hw_refusals_stats rs;
+  hw_refusals_get_stats(a->refusals, &rs);
+  out->refusals_recorded = rs.recorded;
+  out->refusals_dropped = rs.dropped;
+}
 
 /* ---- look-ups ---- */
 
@@ -156,8 +112,8 @@ static hw_auth_req *hw_auth_req_new(hw_auth *a, hw_auth_kind kind, const char *t
   req->auth = a;
   req->kind = kind;
   req->arg = arg;
-  hw_auth_copy(req->terminal_id, HW_REFUSAL_ID_MAX, terminal_id);
-  hw_auth_copy(req->remote, HW_REFUSAL_REMOTE_MAX, remote);
+  hw_refusal_copy(req->terminal_id, HW_REFUSAL_ID_MAX, terminal_id);
+  hw_refusal_copy(req->remote, HW_REFUSAL_REMOTE_MAX, remote);
   return req;
 }
 
@@ -203,6 +159,57 @@ static int hw_auth_compare(hw_auth_req *req, const PGresult *res, const char *pr
 static void hw_auth_on_result(void *arg, const PGresult *res);
 static void hw_auth_on_registered(void *arg, const PGresult *res);
 
+/* A registration decided and, when accepted, applied in one statement, so that nothing is
+ * changed by a refused one and two daemons cannot both hand out a code (the terminal's row is
+ * locked first). The order of the cases is the policy (README, "JT/T 808 terminals"):
+ *   1  the claimed plate (or VIN) is bound to another terminal: in vehicles, or provisioned;
+ *   0  the device id is the provisioned one, and the plate the expected one if there is one
+ *      (provisioned, else the plate of the vehicle bound to this terminal);
+ *   0  an operator reset is pending (consumed by this registration);
+ *   3  the terminal already holds an auth code;
+ *   4  a device id was provisioned and this is another;
+ *   2  a plate is expected and this is another;
+ *   0  otherwise (a first registration of a terminal provisioned without details).
+ * No row: the terminal is not provisioned. Columns: result, how it was decided, rows updated,
+ * resets consumed. */
+static const char hw_auth_register_sql[] =
+    "WITH t AS ("
+    " SELECT jt808_auth_hash IS NOT NULL AS has_code, provisioned_device_id AS pdev,"
+    "  coalesce(provisioned_plate,"
+    "   (SELECT v.plate FROM vehicles v WHERE v.terminal_id = $1::text LIMIT 1)) AS pplate,"
+    "  (SELECT v.vin FROM vehicles v WHERE v.terminal_id = $1::text LIMIT 1) AS pvin,"
+    "  EXISTS (SELECT 1 FROM terminal_resets x WHERE x.terminal_id = $1::text"
+    "          AND x.used_at IS NULL) AS reset"
+    " FROM terminals WHERE terminal_id = $1::text FOR UPDATE),"
+    "d AS ("
+    " SELECT CASE"
+    "  WHEN $10::text IS NOT NULL AND ("
+    "   EXISTS (SELECT 1 FROM vehicles v WHERE (v.plate = $10::text OR v.vin = $10::text)"
+    "           AND v.terminal_id <> $1::text)"
+    "   OR EXISTS (SELECT 1 FROM terminals o WHERE o.provisioned_plate = $10::text"
+    "              AND o.terminal_id <> $1::text)) THEN 1"
+    "  WHEN t.pdev = $8::text AND (t.pplate IS NULL OR $10::text IN (t.pplate, t.pvin)) THEN 0"
+    "  WHEN t.reset THEN 0"
+    "  WHEN t.has_code THEN 3"
+    "  WHEN t.pdev IS NOT NULL AND t.pdev IS DISTINCT FROM $8::text THEN 4"
+    "  WHEN t.pplate IS NOT NULL AND $10::text IS DISTINCT FROM t.pplate"
+    "   AND $10::text IS DISTINCT FROM t.pvin THEN 2"
+    "  ELSE 0 END AS result,"
+    " CASE WHEN t.pdev = $8::text AND (t.pplate IS NULL OR $10::text IN (t.pplate, t.pvin))"
+    "  THEN 'matches provisioning'"
+    "  WHEN t.reset THEN 'operator reset' ELSE 'first registration' END AS how"
+    " FROM t),"
+    "u AS ("
+    " UPDATE terminals SET jt808_auth_hash = $2::bytea, jt808_registered_at = now(),"
+    "  jt808_version = $3::smallint, jt808_province = $4::int, jt808_city = $5::int,"
+    "  jt808_maker = $6::text, jt808_model = $7::text, jt808_device_id = $8::text,"
+    "  jt808_plate_colour = $9::smallint, jt808_plate = $10::text"
+    " FROM d WHERE terminal_id = $1::text AND d.result = 0 RETURNING 1),"
+    "x AS ("
+    " UPDATE terminal_resets SET used_at = now(), used_by = $11::text"
+    " FROM d WHERE terminal_id = $1::text AND used_at IS NULL AND d.result = 0 RETURNING 1)"
+    "SELECT d.result, d.how, (SELECT count(*) FROM u), (SELECT count(*) FROM x) FROM d";
+
 /* Hands req's query to the connection. */
 static int hw_auth_send(hw_auth *a, hw_auth_req *req) {
   int rc;
@@ -213,18 +220,12 @@ static int hw_auth_send(hw_auth *a, hw_auth_req *req) {
     snprintf(province, sizeof province, "%u", req->province);
     snprintf(city, sizeof city, "%u", req->city);
     snprintf(colour, sizeof colour, "%u", req->plate_colour);
-    const char *params[10] = {req->terminal_id, bytea, version, province, city,
+    const char *params[11] = {req->terminal_id, bytea, version, province, city,
                               req->maker[0] ? req->maker : NULL,
                               req->model[0] ? req->model : NULL,
                               req->device_id[0] ? req->device_id : NULL, colour,
-                              req->plate[0] ? req->plate : NULL};
-    rc = hw_pg_async_query(a->pg,
-                           "UPDATE terminals SET jt808_auth_hash = $2, jt808_registered_at = now(), "
-                           "jt808_version = $3, jt808_province = $4, jt808_city = $5, "
-                           "jt808_maker = $6, jt808_model = $7, jt808_device_id = $8, "
-                           "jt808_plate_colour = $9, jt808_plate = $10 "
-                           "WHERE terminal_id = $1 RETURNING 1",
-                           10, params, hw_auth_on_registered, req);
+                              req->plate[0] ? req->plate : NULL, req->remote};
+    rc = hw_pg_async_query(a->pg, hw_auth_register_sql, 11, params, hw_auth_on_registered, req);
   } else {
     const char *params[1] = {req->terminal_id};
     rc = hw_pg_async_query(a->pg,
@@ -343,23 +344,51 @@ int hw_auth_jt808_check(hw_auth *a, const char *terminal_id, const char *remote,
   return hw_auth_submit(a, req, out);
 }
 
+static const char *hw_auth_register_refusal(int result) {
+  switch (result) {
+  case HW_AUTH_REG_VEHICLE_TAKEN:
+    return "registration: vehicle bound to another terminal";
+  case HW_AUTH_REG_NO_VEHICLE:
+    return "registration: plate not as provisioned";
+  case HW_AUTH_REG_TERMINAL_TAKEN:
+    return "registration: terminal already registered";
+  default:
+    return "registration: device id not as provisioned";
+  }
+}
+
 static void hw_auth_on_registered(void *arg, const PGresult *res) {
   hw_auth_req *req = arg;
   hw_auth *a = req->auth;
   int result = -EAGAIN;
   if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-    if (PQntuples(res) == 1) {
-      result = 0;
-      hw_info("auth", req->terminal_id, "peer=%s registered (plate '%s')", req->remote, req->plate);
-    } else {
-      result = -ENOENT;
+    if (PQntuples(res) == 0) {
+      result = HW_AUTH_REG_NO_TERMINAL;
       hw_auth_refused(req, "jt808", "registration of an unknown terminal");
+    } else {
+      result = atoi(PQgetvalue(res, 0, 0));
+      if (result == HW_AUTH_REG_OK && atoi(PQgetvalue(res, 0, 2)) != 1) {
+        hw_warn("auth", req->terminal_id, "peer=%s registration accepted but not stored", req->remote);
+        result = -EAGAIN;
+      } else if (result == HW_AUTH_REG_OK) {
+        const char *how = PQgetvalue(res, 0, 1);
+        int reset_used = atoi(PQgetvalue(res, 0, 3)) > 0 && strcmp(how, "operator reset") != 0;
+        hw_info("auth", req->terminal_id, "peer=%s registered (plate '%s' device '%s'): %s%s",
+                req->remote, req->plate, req->device_id, how,
+                reset_used ? "; the pending operator reset is used up too" : "");
+      } else if (result >= HW_AUTH_REG_VEHICLE_TAKEN && result <= HW_AUTH_REG_NO_TERMINAL) {
+        hw_auth_refused(req, "jt808", hw_auth_register_refusal(result));
+      } else {
+        hw_warn("auth", req->terminal_id, "registration gave result %d", result);
+        result = -EAGAIN;
+      }
     }
   } else if (res) {
-    hw_warn("auth", req->terminal_id, "registration failed: %s", PQresultErrorMessage(res));
+    hw_warn("auth", req->terminal_id, "peer=%s registration failed: %s", req->remote,
+            PQresultErrorMessage(res));
   }
   if (!req->cancelled)
-    req->reg_cb(req->arg, result, result == 0 ? req->code : NULL);
+    req->reg_cb(req->arg, result, result == HW_AUTH_REG_OK ? req->code : NULL);
   sodium_memzero(req->code, sizeof req->code);
   free(req);
   hw_auth_pump(a);
@@ -373,7 +402,7 @@ int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_reg
   if (!req)
     return -ENOMEM;
   req->reg_cb = cb;
-  hw_auth_copy(req->plate, HW_REFUSAL_PLATE_MAX, reg->plate);
+  hw_refusal_copy(req->plate, HW_REFUSAL_PLATE_MAX, reg->plate);
   uint8_t raw[HW_AUTH_JT808_CODE_LEN / 2];
   randombytes_buf(raw, sizeof raw);
   sodium_bin2hex(req->code, sizeof req->code, raw, sizeof raw);
@@ -382,9 +411,9 @@ int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_reg
   req->province = reg->province;
   req->city = reg->city;
   req->plate_colour = reg->plate_colour;
-  hw_auth_copy(req->maker, sizeof req->maker - 1, reg->maker);
-  hw_auth_copy(req->model, sizeof req->model - 1, reg->model);
-  hw_auth_copy(req->device_id, sizeof req->device_id - 1, reg->device_id);
+  hw_refusal_copy(req->maker, sizeof req->maker - 1, reg->maker);
+  hw_refusal_copy(req->model, sizeof req->model - 1, reg->model);
+  hw_refusal_copy(req->device_id, sizeof req->device_id - 1, reg->device_id);
   return hw_auth_submit(a, req, out);
 }
 
@@ -399,6 +428,12 @@ static void hw_auth_on_stopped(void *arg) {
     cb(cb_arg);
 }
 
+static void hw_auth_on_refusals_stopped(void *arg) {
+  hw_auth *a = arg;
+  a->refusals = NULL;
+  hw_pg_async_stop(a->pg, hw_auth_on_stopped, a);
+}
+
 void hw_auth_stop(hw_auth *a, void (*done_cb)(void *arg), void *arg) {
   a->done_cb = done_cb;
   a->done_arg = arg;
@@ -406,5 +441,6 @@ void hw_auth_stop(hw_auth *a, void (*done_cb)(void *arg), void *arg) {
   hw_auth_req *req;
   while ((req = hw_auth_pop(a)))
     hw_auth_fail(req);
-  hw_pg_async_stop(a->pg, hw_auth_on_stopped, a);
+  /* The refusals merged since the last flush are written first, on the same connection. */
+  hw_refusals_stop(a->refusals, hw_auth_on_refusals_stopped, a);
 }

@@ -18,7 +18,10 @@ typedef struct hw_auth_req hw_auth_req;
 /* result: 0 accepted, -EACCES unknown terminal or wrong token, -EAGAIN database unavailable. */
 typedef void (*hw_auth_cb)(void *arg, int result);
 
-int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo) HW_MUST_CHECK;
+/* Refusals are aggregated and written by registry/refusals.h on this connection; rows whose last
+ * attempt is older than refusal_retention_days are deleted (0: kept forever). */
+int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo,
+                  uint32_t refusal_retention_days) HW_MUST_CHECK;
 
 /* Starts a check; *req identifies it until cb has run. terminal_id and token are copied. */
 int hw_auth_check(hw_auth *a, const char *terminal_id, const char *token, size_t token_len,
@@ -30,9 +33,9 @@ int hw_auth_check_from(hw_auth *a, const char *remote, const char *terminal_id, 
 
 /* Records a refused attempt in auth_refusals, fire and forget. protocol is "pb" or "jt808";
  * terminal_id (as claimed), claimed_plate and remote may be NULL; every string is copied and
- * cut to its column's limit. Bounded: while HW_AUTH_MAX_REFUSALS_IN_FLIGHT inserts are queued the
- * record is dropped, counted and logged, so a flood of bad clients cannot back up the look-ups. */
-#define HW_AUTH_MAX_REFUSALS_IN_FLIGHT 256
+ * cut to its column's limit. reason must come from a small fixed set (no ids or numbers in it):
+ * attempts are aggregated per (protocol, source address, reason), merged in memory and written
+ * once a second (registry/refusals.h), so a flood costs neither round trips nor rows. */
 void hw_auth_refusal(hw_auth *a, const char *protocol, const char *terminal_id,
                      const char *claimed_plate, const char *remote, const char *reason);
 
@@ -53,12 +56,23 @@ typedef struct hw_auth_jt808_reg {
   const char *plate;       /* UTF-8 */
 } hw_auth_jt808_reg;
 
-/* result: 0 registered and code (HW_AUTH_JT808_CODE_LEN ASCII characters, NUL terminated, valid
- * during the call) is the terminal's new auth code; -ENOENT the terminal is not provisioned
- * (recorded in auth_refusals); -EAGAIN database unavailable. */
+/* Outcomes of a registration; the values are the 0x8100 result codes of the standard. */
+enum {
+  HW_AUTH_REG_OK = 0,
+  HW_AUTH_REG_VEHICLE_TAKEN = 1,  /* the claimed plate is bound to another terminal */
+  HW_AUTH_REG_NO_VEHICLE = 2,     /* the plate is not the one provisioned / bound */
+  HW_AUTH_REG_TERMINAL_TAKEN = 3, /* the terminal holds a code; no reset, no provisioned match */
+  HW_AUTH_REG_NO_TERMINAL = 4,    /* not provisioned, or the device id is not the provisioned one */
+};
+
+/* result: HW_AUTH_REG_OK and code (HW_AUTH_JT808_CODE_LEN ASCII characters, NUL terminated, valid
+ * during the call) is the terminal's new auth code; another HW_AUTH_REG_* (code NULL): refused,
+ * nothing stored changed, the attempt recorded in auth_refusals; -EAGAIN database unavailable. */
 typedef void (*hw_auth_register_cb)(void *arg, int result, const char *code);
 
-/* Starts a registration: a new code replaces the stored one. *req as for hw_auth_check. */
+/* Starts a registration, decided by the identity policy (auth.c, hw_auth_register_sql; README):
+ * when accepted, a new code replaces the stored one and a pending operator reset is consumed.
+ * *req as for hw_auth_check. */
 int hw_auth_jt808_register(hw_auth *a, const hw_auth_jt808_reg *reg, hw_auth_register_cb cb,
                            void *arg, hw_auth_req **req) HW_MUST_CHECK;
 

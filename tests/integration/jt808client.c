@@ -240,6 +240,31 @@ int j8c_wait_response(j8c *c, uint16_t flow, uint16_t id, int timeout_ms) {
   return -1;
 }
 
+int j8c_register(j8c *c, const char *device_id, uint8_t colour, const uint8_t *plate_gbk,
+                 size_t plate_len, char *code, size_t cap) {
+  uint8_t body[256];
+  size_t n = j8c_body_register_dev(body, c->is_2019, device_id, colour, plate_gbk, plate_len);
+  int flow = j8c_send(c, 0x0100, body, n);
+  j8c_msg m;
+  code[0] = 0;
+  if (flow < 0)
+    return -1;
+  while (j8c_recv(c, &m, 10000) == 0) {
+    if (m.id != 0x8100 || m.len < 3 || (uint16_t)(m.body[0] << 8 | m.body[1]) != flow)
+      continue;
+    if (m.body[2] == 0) {
+      if (m.len - 3 >= cap)
+        return -1;
+      memcpy(code, m.body + 3, m.len - 3);
+      code[m.len - 3] = 0;
+    } else if (m.len != 3) {
+      return -1; /* a refusal carries no code */
+    }
+    return m.body[2];
+  }
+  return -1;
+}
+
 int j8c_wait_eof(j8c *c, int timeout_ms) {
   for (;;) {
     struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
@@ -265,13 +290,18 @@ static size_t put_field(uint8_t *out, const char *s, size_t width) {
 
 size_t j8c_body_register(uint8_t *out, int is_2019, uint8_t colour, const uint8_t *plate_gbk,
                          size_t plate_len) {
+  return j8c_body_register_dev(out, is_2019, "T000001", colour, plate_gbk, plate_len);
+}
+
+size_t j8c_body_register_dev(uint8_t *out, int is_2019, const char *device_id, uint8_t colour,
+                             const uint8_t *plate_gbk, size_t plate_len) {
   size_t n = 0;
   put16(out, 44);
   put16(out + 2, 300);
   n = 4;
   n += put_field(out + n, "HWTST", is_2019 ? 11 : 5);
   n += put_field(out + n, "HW-808-MODEL", is_2019 ? 30 : 20);
-  n += put_field(out + n, "T000001", is_2019 ? 30 : 7);
+  n += put_field(out + n, device_id, is_2019 ? 30 : 7);
   out[n++] = colour;
   memcpy(out + n, plate_gbk, plate_len);
   return n + plate_len;

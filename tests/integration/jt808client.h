@@ -48,6 +48,11 @@ int j8c_send_empty(j8c *c, uint16_t id);
 int j8c_recv(j8c *c, j8c_msg *m, int timeout_ms);
 /* Reads until the 0x8001 answering (flow, id); returns its result, or -1. */
 int j8c_wait_response(j8c *c, uint16_t flow, uint16_t id, int timeout_ms);
+/* Sends 0x0100 (j8c_body_register_dev) and waits for the 0x8100 answering it: returns its
+ * result, or -1 on timeout or a malformed answer (a refusal carrying a code is malformed); the
+ * code (result 0) into code[cap], "" otherwise. */
+int j8c_register(j8c *c, const char *device_id, uint8_t colour, const uint8_t *plate_gbk,
+                 size_t plate_len, char *code, size_t cap);
 /* 1 when the server closed the connection within timeout_ms (after any pending messages). */
 int j8c_wait_eof(j8c *c, int timeout_ms);
 
@@ -57,6 +62,9 @@ int j8c_wait_eof(j8c *c, int timeout_ms);
  * id "T000001", plate colour and plate given as GBK bytes. Returns the body length. */
 size_t j8c_body_register(uint8_t *out, int is_2019, uint8_t colour, const uint8_t *plate_gbk,
                          size_t plate_len);
+/* The same with another device id (at most 7 characters in the 2013 layout, 30 in 2019). */
+size_t j8c_body_register_dev(uint8_t *out, int is_2019, const char *device_id, uint8_t colour,
+                             const uint8_t *plate_gbk, size_t plate_len);
 /* 0x0102: 2013 (the code alone) or 2019 (length, code, IMEI, software version). */
 size_t j8c_body_auth(uint8_t *out, int is_2019, const char *code);
 

@@ -337,7 +337,7 @@ static void test_report_before_auth(void **state) {
   j8c_close(c);
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 0);
   assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE terminal_id = '%s' "
-                                 "AND reason = 'message 0x0200 before authentication'", phone), 1);
+                                 "AND reason = 'message before authentication'", phone), 1);
 
   /* Heartbeats are answered before authentication, a few: a connection cannot idle forever
    * without ever authenticating. */
