@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "sinks/pg_async.h"
 #include "base/token.h"
 
@@ -70,15 +71,7 @@ int hw_auth_start(hw_auth **out, uv_loop_t *loop, const char *conninfo) {
 
 /* Copies at most max bytes of s into out (max + 1 bytes), not cutting a UTF-8 sequence. */
 static void hw_auth_copy(char *out, size_t max, const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n > max) {
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-      n--;
-  }
-  if (n)
-    memcpy(out, s, n);
-  out[n] = 0;
+  hw_utf8_truncate(out, max + 1, s ? s : "", s ? strlen(s) : 0);
 }
 
 static int hw_hexval(char c) {
