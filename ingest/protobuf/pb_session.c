@@ -21,6 +21,9 @@
 #define HW_PB_EARLY_MAX 4096      /* bytes of frames kept behind a Hello until it is answered */
 #define HW_PB_REFUSED_PER_ACK 24  /* keeps an Ack with refusals within hw_pb_send's buffer */
 #define HW_PB_VERSION_LOGGED 64   /* bytes of Hello.client_version that reach the log */
+/* A connection that keeps sending bad fixes stays open now: its refusals are logged at most
+ * this often (with the count since the last line), so it cannot flood the log. */
+#define HW_PB_REFUSAL_LOG_MS 10000
 
 typedef enum { HW_PB_NEW = 0, HW_PB_AUTHENTICATING, HW_PB_READY } hw_pb_phase;
 
@@ -36,6 +39,8 @@ typedef struct hw_pb_state {
   /* Sequence bookkeeping of this connection only (proto: SEQUENCE NUMBERS AND ACKS). */
   uint64_t last_seq;  /* highest seq taken from a Report so far (stored or refused for content) */
   uint64_t acked_seq; /* highest Ack sent */
+  uint64_t refused_unlogged; /* fixes refused since the last log line about refusals */
+  int64_t refusal_logged_ms; /* when that line was written, 0 before the first */
 } hw_pb_state;
 
 static size_t hw_pb_max_frame = 64 * 1024;
@@ -249,9 +254,16 @@ static int hw_pb_on_report(hw_session *s, hw_pb_state *st, const Haulwatch__V1__
     n++;
   }
   hw_pb_refusals_flush(s, st, &refusals);
-  if (refusals.total)
-    hw_warn("pb", hw_session_tid(s), "peer=%s refused %zu of %zu fixes (first seq %llu: %s)", s->peer,
-            refusals.total, r->n_fixes, (unsigned long long)refusals.first_seq, refusals.first_why);
+  st->refused_unlogged += refusals.total;
+  if (refusals.total &&
+      (st->refusal_logged_ms == 0 || now - st->refusal_logged_ms >= HW_PB_REFUSAL_LOG_MS)) {
+    hw_warn("pb", hw_session_tid(s), "peer=%s refused %llu fixes since the last such line, "
+            "%zu of %zu in this report (first seq %llu: %s)", s->peer,
+            (unsigned long long)st->refused_unlogged, refusals.total, r->n_fixes,
+            (unsigned long long)refusals.first_seq, refusals.first_why);
+    st->refused_unlogged = 0;
+    st->refusal_logged_ms = now;
+  }
   if (n == 0)
     return 0;
   /* The ack covers every seq this connection sent so far: the refused ones were answered above. */
