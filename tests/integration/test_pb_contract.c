@@ -82,14 +82,18 @@ static long rows(const char *id) {
   return hw_test_pg_scalar(env.db, sql);
 }
 
-/* 1 when the fix of device time t0 + k s is stored for id. */
-static int stored(const char *id, int k) {
-  char sql[256];
+/* SQL expression expr over the row of id's fix of device time t0 + k s (0 when no row). */
+static long fix_col(const char *id, int k, const char *expr) {
+  char sql[384];
   snprintf(sql, sizeof sql,
-           "SELECT count(*) FROM positions WHERE terminal_id = '%s' AND ts = to_timestamp(%llu / 1000.0)",
-           id, (unsigned long long)(t0 + (uint64_t)k * 1000));
-  return hw_test_pg_scalar(env.db, sql) == 1;
+           "SELECT %s FROM positions WHERE terminal_id = '%s' "
+           "AND ts = timestamptz 'epoch' + %llu * interval '1 millisecond'",
+           expr, id, (unsigned long long)(t0 + (uint64_t)k * 1000));
+  return hw_test_pg_scalar(env.db, sql);
 }
+
+/* 1 when the fix of device time t0 + k s is stored for id. */
+static int stored(const char *id, int k) { return fix_col(id, k, "count(*)") == 1; }
 
 /* What one connection sent: seq -> fix number k (-1: expected to be refused), to check that an
  * Ack never covers a fix that is not stored. */
@@ -261,7 +265,8 @@ static void test_seq_restart_across_daemon_restart(void **state) {
   assert_int_equal(wait_ack_checked(c, &l2, 25, NULL, NULL), 25);
   pbc_close(c);
   assert_int_equal(rows("restart1"), 35);
-  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(DISTINCT ts) FROM positions WHERE terminal_id = 'restart1'"), 35);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(DISTINCT ts) FROM positions "
+                                             "WHERE terminal_id = 'restart1'"), 35);
 }
 
 /* Ack(100) after Ack(10) covers only what this connection sent (10 and 100); a seq that goes
@@ -349,21 +354,13 @@ static void test_bad_fix_alone(void **state) {
     pbc_close(c);
   }
   assert_int_equal(rows("badfix1"), 6); /* 0, 1, 2, 4, 10, 11 */
-  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions WHERE terminal_id = 'badfix1' "
-                                         "AND ts < '2000-01-01'"), 0);
-  char sql[256];
-  snprintf(sql, sizeof sql, "SELECT quality FROM positions WHERE terminal_id = 'badfix1' AND ts = to_timestamp(%llu / 1000.0)",
-           (unsigned long long)(t0 + 1000));
-  assert_int_equal(hw_test_pg_scalar(env.db, sql), 0x0100); /* BAD_HEADING */
-  snprintf(sql, sizeof sql, "SELECT heading FROM positions WHERE terminal_id = 'badfix1' AND ts = to_timestamp(%llu / 1000.0)",
-           (unsigned long long)(t0 + 1000));
-  assert_int_equal(hw_test_pg_scalar(env.db, sql), 400);
-  snprintf(sql, sizeof sql, "SELECT quality + (driver_id IS NULL)::int * 1000000 FROM positions "
-           "WHERE terminal_id = 'badfix1' AND ts = to_timestamp(%llu / 1000.0)", (unsigned long long)(t0 + 2000));
-  assert_int_equal(hw_test_pg_scalar(env.db, sql), 1000000 + 0x0200); /* BAD_DRIVER, no driver */
-  snprintf(sql, sizeof sql, "SELECT quality FROM positions WHERE terminal_id = 'badfix1' AND ts = to_timestamp(%llu / 1000.0)",
-           (unsigned long long)t0);
-  assert_int_equal(hw_test_pg_scalar(env.db, sql), 0);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions "
+                                             "WHERE terminal_id = 'badfix1' AND ts < '2000-01-01'"), 0);
+  assert_int_equal(fix_col("badfix1", 0, "quality"), 0);
+  assert_int_equal(fix_col("badfix1", 1, "quality"), 0x0100); /* BAD_HEADING */
+  assert_int_equal(fix_col("badfix1", 1, "heading"), 400);    /* as sent */
+  assert_int_equal(fix_col("badfix1", 2, "quality"), 0x0200); /* BAD_DRIVER */
+  assert_int_equal(fix_col("badfix1", 2, "(driver_id IS NULL)::int"), 1);
 }
 
 /* Invalid UTF-8 in a driver id (protobuf-c lets it through) is Error BAD_MESSAGE naming the
