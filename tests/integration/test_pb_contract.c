@@ -428,6 +428,24 @@ static void test_hello_and_report_in_one_write(void **state) {
   pbc_close(c);
   assert_int_equal(rows("pipe1"), 4);
 
+  /* A refused Hello takes its pipelined frames with it: nothing of them is stored. */
+  Haulwatch__V1__Fix other;
+  Haulwatch__V1__Fix *op[1] = {&other};
+  fill_fix(&other, 5, 50);
+  n = put_hello(buf, sizeof buf, "pipe1", "wrong-token");
+  n += put_report(buf + n, sizeof buf - n, op, 1);
+  c = pbc_connect(env.port);
+  assert_int_equal(pbc_send_raw(c, buf, n), 0);
+  Haulwatch__V1__ServerMessage *hr = pbc_recv(c, 10000);
+  assert_non_null(hr);
+  assert_int_equal(hr->msg_case, HAULWATCH__V1__SERVER_MESSAGE__MSG_HELLO_RESULT);
+  assert_false(hr->hello_result->accepted);
+  haulwatch__v1__server_message__free_unpacked(hr, NULL);
+  expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__AUTH_FAILED, NULL);
+  pbc_close(c);
+  usleep(300 * 1000); /* ample for a wrongly queued fix to commit (batch_ms is 20) */
+  assert_false(stored("pipe1", 50));
+
   /* More than the 4096 bytes the proto allows behind a Hello: NOT_AUTHENTICATED, nothing stored. */
   Haulwatch__V1__Fix big[80], *bp[80];
   for (int i = 0; i < 80; i++) {
