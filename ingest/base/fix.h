@@ -27,9 +27,15 @@ typedef struct hw_fix {
   uint32_t alarm;       /* JT/T 808 alarm bits */
   uint32_t status;      /* JT/T 808 status bits */
   uint32_t odometer_hm; /* 0.1 km */
-  uint16_t quality;     /* 0 = good; else HW_Q_* bits saying why the fix is not trusted */
+  uint16_t quality;     /* 0 = good; else HW_Q_* bits saying why the fix is not trusted (the
+                           rules' checks in rules/quality.h, a decoder's below) */
   char driver_id[HW_DRIVER_ID_MAX + 1];
 } hw_fix;
+
+/* Quality bits a protocol decoder sets for a field it could not take, so that the fix is still
+ * stored (flagged) rather than refused; the same bit space as rules/quality.h (HW_Q_*). */
+#define HW_Q_BAD_HEADING 0x0100u /* heading above 359: stored as sent, at most INT16_MAX */
+#define HW_Q_BAD_DRIVER 0x0200u  /* driver id too long: stored without the driver */
 
 /* 0 when the terminal id is acceptable, -EINVAL otherwise. */
 int hw_terminal_id_check(const char *id, size_t len) HW_MUST_CHECK;

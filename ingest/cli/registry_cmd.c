@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
 #include "base/fix.h"
+#include "base/text.h"
 #include "base/options.h"
 
 #define HW_REG_SCHEMA 2 /* vehicles, vehicle_classes */
@@ -108,37 +109,8 @@ static void hw_bad(hw_import *im, unsigned line, const char *fmt, ...) {
   im->row_bad = 1;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. A spreadsheet saved
- * as GBK fails here, with a message saying so, rather than as mojibake in the database. */
-static int hw_utf8_valid(const unsigned char *s) {
-  while (*s) {
-    unsigned c = *s, n;
-    uint32_t cp;
-    if (c < 0x80) {
-      s++;
-      continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      n = 1, cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2, cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    for (unsigned i = 1; i <= n; i++) {
-      if ((s[i] & 0xc0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-      return 0;
-    s += n + 1;
-  }
-  return 1;
-}
-
+/* A spreadsheet saved as GBK fails hw_utf8_valid, with a message saying so, rather than
+ * arriving as mojibake in the database. */
 static int hw_has_control(const char *s) {
   for (; *s; s++)
     if ((unsigned char)*s < 0x20 || *s == 0x7f)
@@ -303,7 +275,7 @@ static void hw_row(hw_import *im) {
         hw_bad(im, line, "%s is empty", hw_col_names[c]);
       continue;
     }
-    if (!hw_utf8_valid((const unsigned char *)r.f[c])) {
+    if (!hw_utf8_valid(r.f[c], strlen(r.f[c]))) {
       hw_bad(im, line, "%s is not valid UTF-8 (save the file as UTF-8)", hw_col_names[c]);
       free(r.f[c]);
       r.f[c] = NULL;

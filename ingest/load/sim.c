@@ -73,9 +73,11 @@ static const char hw_sim_usage[] =
     "1 otherwise (unacknowledged fixes, refused logins, trucks that never logged in, timeout,\n"
     "local failure), 2 on a usage error.\n"
     "\n"
-    "Sequence numbers continue after the last_acked_seq the server reports at a truck's first\n"
-    "login (1, 2, 3, ... for a terminal the server has no data of). JT/T 808 has no sequence\n"
-    "numbers: a report is acknowledged by the 0x8001 for its flow number.\n"
+    "Sequence numbers are 1, 2, 3, ... per truck and run (after the last_acked_seq of a truck's\n"
+    "first login, which haulwatch always reports as 0: its acks are per connection and fixes\n"
+    "are told apart by device time). A fix the server refuses (Ack.refused) is counted, never\n"
+    "acknowledged, and makes the run fail. JT/T 808 has no sequence numbers: a report is\n"
+    "acknowledged by the 0x8001 for its flow number.\n"
     "\n"
     "Scenarios (device time: a fix every --step-ms, default 10000, which must divide 60000; the\n"
     "data ends now unless --start-time-ms is given, which is then 'fix 0' as above):\n"
@@ -306,6 +308,9 @@ static void hw_sim_summary(const hw_sim_config *cfg, const hw_sim_result *r, int
          "%llu acknowledged, %llu not\n",
          (unsigned long long)r->generated, (unsigned long long)r->sent, (unsigned long long)r->resent,
          (unsigned long long)r->acked, unacked);
+  if (r->fixes_refused)
+    printf("  refused      %llu fixes refused by the server (Ack.refused): dropped, not resent\n",
+           (unsigned long long)r->fixes_refused);
   printf("  time         %.1f s, %.1f acknowledged fixes/s\n", r->seconds, rate);
   printf("  ack latency  p50 %.1f ms, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f (first send to ack)\n",
          hw_sim_ms(h, 50), hw_sim_ms(h, 90), hw_sim_ms(h, 99), hw_sim_ms(h, 99.9),
@@ -558,8 +563,8 @@ int hw_cmd_sim(int argc, char **argv) {
   if (run < 0)
     hw_error("sim", NULL, "simulation failed: %s", strerror(-run));
   /* A truck that never logged in generated nothing flat out, yet did not work either. */
-  int ok = run == 0 && res.acked == res.generated && res.refused == 0 && !res.timed_out &&
-           res.connected == res.trucks;
+  int ok = run == 0 && res.acked == res.generated && res.refused == 0 && res.fixes_refused == 0 &&
+           !res.timed_out && res.connected == res.trucks;
   hw_sim_summary(&cfg, &res, ok);
   if (scn)
     hw_sim_scn_summary(&cfg);

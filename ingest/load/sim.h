@@ -58,6 +58,10 @@ void hw_sim_login_ok(hw_sim_conn *c, uint64_t last_acked_seq);
 void hw_sim_login_refused(hw_sim_conn *c, const char *reason);
 /* Every fix with wire seq <= seq is durable. */
 void hw_sim_acked(hw_sim_conn *c, uint64_t seq);
+/* The server refused the fix with wire seq seq (reason: the protocol's name for why). The
+ * simulator only generates valid fixes, so this is counted and logged: the run fails. The fix
+ * is not resent on this connection; the server's next Ack covers its seq. */
+void hw_sim_fix_refused(hw_sim_conn *c, uint64_t seq, const char *reason);
 /* Close this connection and reconnect after a backoff. */
 void hw_sim_conn_fail(hw_sim_conn *c, const char *why);
 
@@ -87,6 +91,7 @@ typedef struct hw_sim_config {
 typedef struct hw_sim_result {
   uint32_t trucks, connected, refused;
   uint64_t generated, sent, resent, acked, reconnects, connect_failures, heartbeats;
+  uint64_t fixes_refused;       /* listed in a protobuf Ack.refused: the run fails */
   double seconds;
   hw_hist ack_latency_us;       /* first send of a fix to its ack */
   int timed_out, interrupted;

@@ -131,6 +131,12 @@ static int hw_sim_pb_on_frame(void *arg, const uint8_t *frame, size_t len) {
     }
     break;
   case HAULWATCH__V1__SERVER_MESSAGE__MSG_ACK:
+    /* Refusals first: the Ack's seq covers them too, and they are not durable. */
+    for (size_t i = 0; i < m->ack->n_refused; i++) {
+      const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(
+          &haulwatch__v1__refused_fix__reason__descriptor, (int)m->ack->refused[i]->reason);
+      hw_sim_fix_refused(c, m->ack->refused[i]->seq, v ? v->name : "?");
+    }
     hw_sim_acked(c, m->ack->seq);
     break;
   case HAULWATCH__V1__SERVER_MESSAGE__MSG_ERROR: {

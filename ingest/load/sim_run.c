@@ -524,6 +524,14 @@ void hw_sim_acked(hw_sim_conn *c, uint64_t seq) {
   hw_sim_ack_upto(c, (int64_t)k);
 }
 
+void hw_sim_fix_refused(hw_sim_conn *c, uint64_t seq, const char *reason) {
+  c->sim->res->fixes_refused++;
+  long n = hw_sim_log_gate(c->sim);
+  if (n >= 0)
+    hw_warn("sim", c->id, "server refused the fix of seq %llu: %s%s", (unsigned long long)seq,
+            reason, hw_sim_left_out(n));
+}
+
 /* ---- run control ---- */
 
 static void hw_sim_progress_line(hw_sim *s, int final) {

@@ -49,8 +49,6 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
   for (size_t i = 0; i < n; i++) {
     const hw_ack_ref *a = &acks[i];
     hw_terminal *t = a->term;
-    if (a->kind == HW_ACK_PB && (int64_t)a->token > t->durable_seq)
-      t->durable_seq = (int64_t)a->token;
     /* An ack meant for a connection that has since gone is dropped: the terminal will send
      * those fixes again and learn they are durable from the ack to the resend. */
     if (t->session && t->session_gen == a->session_gen && !t->session->closing) {
@@ -205,10 +203,6 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
   for (size_t i = 0; i < n; i++) {
     const hw_fix *f = &fixes[i];
     p->fixes_in++;
-    if (f->source == HW_SRC_PROTOBUF && f->seq <= t->queued_seq) {
-      p->fixes_duplicate++;
-      continue;
-    }
     /* The rules also judge data quality (with the terminal's jump reference); a flagged fix is
      * stored with its flags but kept out of the latest state and the rules. */
     hw_fix g = *f;
@@ -220,9 +214,6 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     }
     if ((rc = hw_pg_writer_add(p->pg, t->id, &g)))
       return rc;
-    /* Only once queued: a fix the writer refused must not count as sent when it comes again. */
-    if (f->source == HW_SRC_PROTOBUF)
-      t->queued_seq = f->seq;
     if (g.quality == 0)
       hw_redis_state_put(p->redis, t, &g);
     else

@@ -27,7 +27,7 @@ typedef struct hw_pipeline_config {
   uint32_t zone_cell_e6;       /* zone index grid cell, 1e-6 degrees */
 } hw_pipeline_config;
 
-/* Ack kinds (hw_ack_ref.kind). Protobuf: token is the highest seq of the report. */
+/* Ack kinds (hw_ack_ref.kind). Protobuf: token is the highest seq the connection sent so far. */
 enum { HW_ACK_PB = 1, HW_ACK_JT808 = 2 };
 
 int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_config *cfg) HW_MUST_CHECK;
@@ -40,8 +40,8 @@ hw_auth *hw_pipeline_auth(hw_pipeline *p);
  * vehicle. */
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
 
-/* Takes the fixes of session s's terminal (validated, recv_ms set). Protobuf fixes whose seq was
- * already queued are not queued again. The ack (kind, token) is delivered to s's protocol once
+/* Takes the fixes of session s's terminal (validated, recv_ms set); a fix already stored under
+ * the same (terminal, device time) is not stored again (the writer's conflict replay). The ack (kind, token) is delivered to s's protocol once
  * every fix before it is durable, if s still owns the terminal then. Fixes are copied. */
 int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
                        uint32_t ack_kind, uint64_t ack_token) HW_MUST_CHECK;

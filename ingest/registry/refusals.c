@@ -5,6 +5,7 @@
 #include <uthash.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "sinks/pg_array.h"
 
 #define HW_REFUSALS_STOP_WAIT_MS 2000
@@ -48,15 +49,7 @@ struct hw_refusals {
 };
 
 void hw_refusal_copy(char *out, size_t max, const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  if (n > max) {
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-      n--;
-  }
-  if (n)
-    memcpy(out, s, n);
-  out[n] = 0;
+  (void)hw_utf8_truncate(out, max + 1, s ? s : "", s ? strlen(s) : 0);
 }
 
 static void hw_refusals_drop(hw_refusals *r, uint64_t attempts, const char *why) {

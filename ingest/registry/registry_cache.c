@@ -6,6 +6,7 @@
 #include <uthash.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "sinks/pg_conn.h"
 
 /* A lookup entry: the hash key lives in the item (terminal id or class code). */
@@ -100,14 +101,7 @@ const hw_vehicle_class *hw_registry_snapshot_class(const hw_registry_snapshot *s
 /* Copies at most cap - 1 bytes, never cutting a UTF-8 character in two. The schema's limits
  * match the struct sizes, so this only guards against a schema changed behind our back. */
 static void hw_copy_str(char *dst, size_t cap, const char *src) {
-  size_t n = strlen(src);
-  if (n >= cap) {
-    n = cap - 1;
-    while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-      n--;
-  }
-  memcpy(dst, src, n);
-  dst[n] = '\0';
+  hw_utf8_truncate(dst, cap, src, strlen(src));
 }
 
 static int64_t hw_val(const PGresult *r, int row, int col) {

@@ -14,10 +14,6 @@ struct hw_vehicle;
 
 typedef struct hw_terminal {
   char id[HW_TERMINAL_ID_MAX + 1];
-  /* Resend/duplicate bookkeeping (protobuf seq). queued_seq >= durable_seq. A fix with
-   * seq <= queued_seq is already on its way to PostgreSQL and is not queued again. */
-  int64_t queued_seq;
-  int64_t durable_seq;
   /* Owning session, or NULL. session_gen changes every time ownership changes, so an ack that
    * was meant for an older connection is recognised and dropped. */
   struct hw_session *session;

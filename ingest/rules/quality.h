@@ -26,6 +26,8 @@
 #define HW_Q_STALE 0x0010u          /* device time earlier than receipt - max_past, or < 2000 */
 #define HW_Q_JUMP 0x0020u           /* impossible displacement from the last trusted fix */
 #define HW_Q_BAD_SPEED 0x0040u      /* reported speed above max_speed */
+/* 0x0100 and 0x0200 are the decoders' (base/fix.h). A new bit is also listed in the proto's
+ * QUALITY section. */
 
 /* Device times outside [2000-01-01, 2100-01-01) UTC are always flagged. */
 #define HW_Q_TS_MIN 946684800000LL

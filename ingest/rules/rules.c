@@ -3,6 +3,8 @@
  * rule_*.c; the persistent form of the state in rule_state.c. */
 #include "rules/rules_internal.h"
 
+#include "base/text.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,15 +151,8 @@ void hw__sb_json(hw_sbuf *b, const char *s, size_t max_in) {
       continue;
     }
     /* Pass well-formed UTF-8 through (plates, names, permits); anything else becomes '?'. */
-    size_t seq = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
-    int ok = seq > 0 && (size_t)(end - p) >= seq;
-    for (size_t i = 1; ok && i < seq; i++)
-      ok = (p[i] & 0xC0) == 0x80;
-    if (ok && seq == 3)
-      ok = !(c == 0xE0 && p[1] < 0xA0) && !(c == 0xED && p[1] > 0x9F);
-    if (ok && seq == 4)
-      ok = !(c == 0xF0 && p[1] < 0x90) && !(c == 0xF4 && p[1] > 0x8F);
-    if (!ok) {
+    size_t seq = hw_utf8_char(p, (size_t)(end - p));
+    if (seq == 0) {
       hw_sb_put(b, "?", 1);
       p++;
       continue;

@@ -1,5 +1,7 @@
 #include "sinks/pg_copy.h"
 
+#include "base/text.h"
+
 #include <string.h>
 
 const uint8_t hw_pg_copy_header[HW_PG_COPY_HEADER_LEN] = {
@@ -23,45 +25,6 @@ int hw_pg_copy_timestamp(int64_t unix_ms, int64_t *pg_us) {
     return -EINVAL;
   *pg_us = (unix_ms - HW_PG_EPOCH_UNIX_MS) * 1000;
   return 0;
-}
-
-/* Strict UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF), the same rule
- * PostgreSQL's UTF8 input applies; NUL cannot occur since len comes from strnlen. */
-static int hw_utf8_valid(const uint8_t *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t n;
-    uint8_t lo = 0x80, hi = 0xbf; /* allowed range of the second byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 3;
-      if (c == 0xe0)
-        lo = 0xa0;
-      else if (c == 0xed)
-        hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 4;
-      if (c == 0xf0)
-        lo = 0x90;
-      else if (c == 0xf4)
-        hi = 0x8f;
-    } else {
-      return 0;
-    }
-    if (len - i < n || s[i + 1] < lo || s[i + 1] > hi)
-      return 0;
-    for (size_t k = 2; k < n; k++)
-      if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
-    i += n;
-  }
-  return 1;
 }
 
 static inline uint8_t *hw_put16(uint8_t *p, uint16_t v) {
@@ -128,7 +91,7 @@ int hw_pg_copy_row(uint8_t *out, const char *terminal_id, const hw_fix *fix, siz
   if (fix->has_driver) {
     driver_len = strnlen(fix->driver_id, sizeof fix->driver_id);
     if (driver_len == sizeof fix->driver_id ||
-        !hw_utf8_valid((const uint8_t *)fix->driver_id, driver_len))
+        !hw_utf8_valid(fix->driver_id, driver_len))
       return -EINVAL;
   }
   /* Every float below comes from an integer, so none can be NaN or infinite. */

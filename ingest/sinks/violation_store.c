@@ -13,6 +13,7 @@
 #include <uthash.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "sinks/pg_array.h"
 #include "sinks/pg_async.h"
 #include "sinks/pg_conn.h"
@@ -124,14 +125,10 @@ static void hw_vs_close(hw_violation_store *s);
 /* Kinds whose value is the speed at the first position: it goes with the start. */
 static int hw_vs_value_with_start(int kind) { return hw_violation_unit(kind)[0] == '\0'; }
 
+/* Plates and names are UTF-8: never cut a character in two. strnlen(cap) is enough to know
+ * whether src must be cut. */
 static void hw_vs_copy(char *dst, size_t cap, const char *src) {
-  size_t n = strnlen(src, cap - 1);
-  /* Never cut a UTF-8 character in two (plates and names are UTF-8). */
-  if (n == cap - 1)
-    while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-      n--;
-  memcpy(dst, src, n);
-  dst[n] = '\0';
+  hw_utf8_truncate(dst, cap, src, strnlen(src, cap));
 }
 
 static void hw_vs_vehicle(hw_vs_item *it, const hw_vehicle *v) {

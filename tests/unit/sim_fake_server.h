@@ -1,7 +1,8 @@
 /* A tiny stand-in for the daemon, for testing the simulator: speaks the protobuf protocol on its
  * own loop in its own thread, keeps per terminal the highest contiguous seq "stored", acks after
  * every read, and
- * can misbehave on purpose (drop connections with or without storing, refuse a terminal).
+ * can misbehave on purpose (drop connections with or without storing, refuse a terminal, refuse
+ * one fix alone in Ack.refused).
  * Header-only so a test and a throwaway benchmark can both include it. */
 #ifndef HW_SIM_FAKE_SERVER_H
 #define HW_SIM_FAKE_SERVER_H
@@ -39,9 +40,10 @@ struct fake_server {
   uint64_t initial_stored;  /* terminals start with this seq stored, and say so in HelloResult */
   int refuse_index;         /* refuse the terminal with this numeric suffix (0: none) */
   const char *token;        /* the token every terminal must present */
+  uint64_t refuse_seq;      /* refuse the fix of this seq of every terminal, alone (0: none) */
   /* results, read after fake_server_stop */
   fake_term terms[FAKE_MAX_TERMS];
-  uint64_t hellos, reports, fixes, gaps, bad, drops, heartbeats;
+  uint64_t hellos, reports, fixes, gaps, bad, drops, heartbeats, refusals;
   /* internals */
   uv_loop_t loop;
   uv_tcp_t listener;
@@ -138,6 +140,22 @@ static int fake_frame(void *arg, const uint8_t *frame, size_t len) {
           c->term->dups++;
       } else if (seq == c->pending_to + 1) {
         c->pending_to = seq;
+        if (seq == s->refuse_seq) {
+          /* As the daemon does: at once, with the highest seq acked so far, claiming nothing. */
+          Haulwatch__V1__RefusedFix rf = HAULWATCH__V1__REFUSED_FIX__INIT;
+          rf.seq = seq;
+          rf.reason = HAULWATCH__V1__REFUSED_FIX__REASON__TIME_OUT_OF_RANGE;
+          Haulwatch__V1__RefusedFix *rp = &rf;
+          Haulwatch__V1__Ack ack = HAULWATCH__V1__ACK__INIT;
+          ack.seq = c->term->stored;
+          ack.refused = &rp;
+          ack.n_refused = 1;
+          Haulwatch__V1__ServerMessage out = HAULWATCH__V1__SERVER_MESSAGE__INIT;
+          out.msg_case = HAULWATCH__V1__SERVER_MESSAGE__MSG_ACK;
+          out.ack = &ack;
+          fake_write(c, &out.base);
+          s->refusals++;
+        }
       } else {
         s->gaps++;
       }

@@ -49,7 +49,10 @@ static void test_report_roundtrip(void **state) {
   assert_int_equal(m->report->n_fixes, 1);
   hw_fix out;
   const char *why = NULL;
-  assert_int_equal(hw_pb_fix_from_wire(m->report->fixes[0], &out, &why), 0);
+  int reason = -1;
+  assert_int_equal(hw_pb_fix_from_wire(m->report->fixes[0], &out, &reason, &why), 0);
+  assert_int_equal(reason, 0);
+  assert_int_equal(out.quality, 0);
   assert_int_equal(out.seq, 42);
   assert_int_equal(out.ts_ms, 1764400000123LL);
   assert_int_equal(out.lat_e6, -33868800);
@@ -65,37 +68,133 @@ static void test_report_roundtrip(void **state) {
   assert_int_equal(out.source, HW_SRC_PROTOBUF);
 }
 
-static void expect_invalid(Haulwatch__V1__Fix *f, const char *needle) {
+static void expect_refused(Haulwatch__V1__Fix *f, int want_reason, const char *needle) {
   hw_fix out;
   const char *why = NULL;
-  assert_int_equal(hw_pb_fix_from_wire(f, &out, &why), -EINVAL);
+  int reason = 0;
+  assert_int_equal(hw_pb_fix_from_wire(f, &out, &reason, &why), -EINVAL);
+  assert_int_equal(reason, want_reason);
   assert_non_null(why);
   assert_non_null(strstr(why, needle));
 }
 
-static void test_fix_validation(void **state) {
+static void expect_stored(Haulwatch__V1__Fix *f, hw_fix *out) {
+  const char *why = "unset";
+  int reason = -1;
+  assert_int_equal(hw_pb_fix_from_wire(f, out, &reason, &why), 0);
+  assert_int_equal(reason, 0);
+}
+
+/* Only what cannot be stored meaningfully is refused (bad seq, no usable device time); the
+ * rest is stored, flagged, within the proto's bounds. */
+static void test_fix_bounds(void **state) {
   (void)state;
   Haulwatch__V1__Fix f = HAULWATCH__V1__FIX__INIT;
   f.seq = 1;
   f.time_ms = 1764400000000ULL;
   hw_fix out;
-  const char *why;
-  assert_int_equal(hw_pb_fix_from_wire(&f, &out, &why), 0);
+  expect_stored(&f, &out);
   assert_int_equal(out.has_driver, 0);
+  assert_int_equal(out.quality, 0);
 
   f.seq = 0;
-  expect_invalid(&f, "seq");
+  expect_refused(&f, HAULWATCH__V1__REFUSED_FIX__REASON__BAD_SEQ, "seq");
+  f.seq = (uint64_t)INT64_MAX + 1;
+  expect_refused(&f, HAULWATCH__V1__REFUSED_FIX__REASON__BAD_SEQ, "seq");
+  f.seq = (uint64_t)INT64_MAX;
+  expect_stored(&f, &out);
+  assert_int_equal(out.seq, INT64_MAX);
   f.seq = 1;
+
   f.time_ms = 0;
-  expect_invalid(&f, "time_ms");
+  expect_refused(&f, HAULWATCH__V1__REFUSED_FIX__REASON__TIME_OUT_OF_RANGE, "time_ms");
   f.time_ms = 5000000000000ULL;
-  expect_invalid(&f, "time_ms");
+  expect_refused(&f, HAULWATCH__V1__REFUSED_FIX__REASON__TIME_OUT_OF_RANGE, "time_ms");
+  f.time_ms = UINT64_MAX; /* would be negative as int64 */
+  expect_refused(&f, HAULWATCH__V1__REFUSED_FIX__REASON__TIME_OUT_OF_RANGE, "time_ms");
+  f.time_ms = (uint64_t)HW_TS_MIN_MS - 1;
+  expect_refused(&f, HAULWATCH__V1__REFUSED_FIX__REASON__TIME_OUT_OF_RANGE, "time_ms");
+  f.time_ms = (uint64_t)HW_TS_MAX_MS;
+  expect_refused(&f, HAULWATCH__V1__REFUSED_FIX__REASON__TIME_OUT_OF_RANGE, "time_ms");
+  f.time_ms = (uint64_t)HW_TS_MIN_MS; /* both ends of [2000, 2100) */
+  expect_stored(&f, &out);
+  f.time_ms = (uint64_t)HW_TS_MAX_MS - 1;
+  expect_stored(&f, &out);
   f.time_ms = 1764400000000ULL;
+
   f.heading = 360;
-  expect_invalid(&f, "heading");
-  f.heading = 0;
-  f.driver_id = "0123456789012345678901234567890123";
-  expect_invalid(&f, "driver_id");
+  expect_stored(&f, &out);
+  assert_int_equal(out.quality, HW_Q_BAD_HEADING);
+  assert_int_equal(out.heading, 360);
+  f.heading = UINT32_MAX; /* within the smallint column */
+  expect_stored(&f, &out);
+  assert_int_equal(out.quality, HW_Q_BAD_HEADING);
+  assert_int_equal(out.heading, HW_PB_HEADING_STORE_MAX);
+  f.heading = 359;
+  expect_stored(&f, &out);
+  assert_int_equal(out.quality, 0);
+
+  f.driver_id = "0123456789012345678901234567890123"; /* 34 bytes */
+  expect_stored(&f, &out);
+  assert_int_equal(out.quality, HW_Q_BAD_DRIVER);
+  assert_int_equal(out.has_driver, 0);
+  assert_string_equal(out.driver_id, "");
+  f.driver_id = "01234567890123456789012345678901"; /* 32 bytes: the limit */
+  expect_stored(&f, &out);
+  assert_int_equal(out.quality, 0);
+  assert_int_equal(out.has_driver, 1);
+  assert_string_equal(out.driver_id, f.driver_id);
+
+  /* Speeds are the quality checks' to judge: stored as sent. */
+  f.speed_dkmh = UINT32_MAX;
+  expect_stored(&f, &out);
+  assert_int_equal(out.speed_dkmh, UINT32_MAX);
+}
+
+/* A Report of two fixes, the second with driver_id = "\xff" + tail, as raw bytes: protobuf-c
+ * 1.4 unpacks it; hw_pb_check_utf8 must not. */
+static void test_invalid_utf8_anywhere(void **state) {
+  (void)state;
+  Haulwatch__V1__Fix a = HAULWATCH__V1__FIX__INIT, b = HAULWATCH__V1__FIX__INIT;
+  a.seq = 1, a.time_ms = 1764400000000ULL, a.driver_id = "\xe4\xba\xac" "A1"; /* valid */
+  b.seq = 2, b.time_ms = 1764400001000ULL, b.driver_id = "D\xff" "1";
+  Haulwatch__V1__Fix *fp[2] = {&a, &b};
+  uint8_t buf[256];
+  size_t len = pack_report(buf, sizeof buf, fp, 2);
+  uint64_t flen;
+  int k = hw_varint_get(buf, len, &flen);
+  Haulwatch__V1__ClientMessage *m = hw_pb_decode_client(buf + k, (size_t)flen);
+  assert_non_null(m);
+  const char *field = NULL;
+  assert_int_equal(hw_pb_check_utf8(&m->base, &field), -EILSEQ);
+  assert_string_equal(field, "driver_id");
+
+  b.driver_id = "D1";
+  len = pack_report(buf, sizeof buf, fp, 2);
+  k = hw_varint_get(buf, len, &flen);
+  m = hw_pb_decode_client(buf + k, (size_t)flen);
+  assert_non_null(m);
+  assert_int_equal(hw_pb_check_utf8(&m->base, &field), 0);
+
+  /* Hello: every string field, not only the first. */
+  Haulwatch__V1__Hello h = HAULWATCH__V1__HELLO__INIT;
+  h.terminal_id = "T1";
+  h.token = "tok";
+  h.client_version = "v\xed\xa0\x80"; /* a surrogate */
+  Haulwatch__V1__ClientMessage hm = HAULWATCH__V1__CLIENT_MESSAGE__INIT;
+  hm.msg_case = HAULWATCH__V1__CLIENT_MESSAGE__MSG_HELLO;
+  hm.hello = &h;
+  len = (size_t)hw_pb_encode_delimited(&hm.base, buf, sizeof buf);
+  k = hw_varint_get(buf, len, &flen);
+  m = hw_pb_decode_client(buf + k, (size_t)flen);
+  assert_non_null(m);
+  assert_int_equal(hw_pb_check_utf8(&m->base, &field), -EILSEQ);
+  assert_string_equal(field, "client_version");
+  /* A oneof member that is not set is not read, whatever its memory holds. */
+  hm.msg_case = HAULWATCH__V1__CLIENT_MESSAGE__MSG_HEARTBEAT;
+  Haulwatch__V1__Heartbeat hb = HAULWATCH__V1__HEARTBEAT__INIT;
+  hm.heartbeat = &hb;
+  assert_int_equal(hw_pb_check_utf8(&hm.base, &field), 0);
 }
 
 static void test_garbage_is_not_a_message(void **state) {
@@ -146,7 +245,8 @@ static void test_encode_too_small(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_report_roundtrip),
-      cmocka_unit_test(test_fix_validation),
+      cmocka_unit_test(test_fix_bounds),
+      cmocka_unit_test(test_invalid_utf8_anywhere),
       cmocka_unit_test(test_garbage_is_not_a_message),
       cmocka_unit_test(test_large_report_spills_arena),
       cmocka_unit_test(test_encode_too_small),

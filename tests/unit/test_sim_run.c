@@ -136,6 +136,25 @@ static void test_refused(void **state) {
   free(s);
 }
 
+/* A fix refused alone (Ack.refused) is counted, per truck, and does not stop the truck: the
+ * server's next Ack covers its seq and every other fix is acknowledged. */
+static void test_fix_refused(void **state) {
+  (void)state;
+  fake_server *s = server_new();
+  s->refuse_seq = 7;
+  assert_int_equal(fake_server_start(s), 0);
+  hw_sim_config cfg;
+  config(&cfg, s, 3, 100);
+  hw_sim_result r;
+  assert_int_equal(hw_sim_run(&cfg, &r), 0);
+  fake_server_stop(s);
+  assert_int_equal(s->refusals, 3);
+  assert_int_equal(r.fixes_refused, 3);
+  assert_int_equal(r.acked, 300);
+  assert_false(r.timed_out);
+  free(s);
+}
+
 static void test_duration(void **state) {
   (void)state;
   fake_server *s = server_new();
@@ -200,6 +219,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_flat_out),     cmocka_unit_test(test_resend_after_drops),
       cmocka_unit_test(test_paced),        cmocka_unit_test(test_refused),
+      cmocka_unit_test(test_fix_refused),
       cmocka_unit_test(test_duration),     cmocka_unit_test(test_seq_continues),
       cmocka_unit_test(test_no_server),
   };
