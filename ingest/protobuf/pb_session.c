@@ -6,7 +6,7 @@
 #include "protobuf/frame.h"
 #include "base/log.h"
 #include "protobuf/pb_codec.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/backend.h"
 #include "net/server.h"
 
 #define HW_PB_MAX_FIXES_PER_REPORT 4096
@@ -76,12 +76,14 @@ static void hw_pb_on_auth(void *arg, int result) {
     return;
   }
   hw_terminal *t;
-  if (hw_registry_get(hw_pipeline_registry(hw_server_pipeline(s->server)), st->terminal_id, &t)) {
+  hw_backend *be = hw_server_backend(s->server);
+  if (hw_registry_get(be->registry, st->terminal_id, &t)) {
     hw_pb_send_hello_result(s, 0, "out of memory", 0);
     hw_session_close(s);
     return;
   }
   hw_session_bind(s, t);
+  hw_pipeline_bind(be->pipeline, t);
   st->phase = HW_PB_READY;
   hw_pb_send_hello_result(s, 1, NULL, (uint64_t)(t->durable_seq > 0 ? t->durable_seq : 0));
   hw_info("pb", t->id, "peer=%s authenticated", s->peer);
@@ -99,7 +101,7 @@ static int hw_pb_on_hello(hw_session *s, hw_pb_state *st, const Haulwatch__V1__H
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__AUTH_FAILED, "missing or oversized token");
   memcpy(st->terminal_id, h->terminal_id, idlen + 1);
   st->phase = HW_PB_AUTHENTICATING;
-  int rc = hw_auth_check_from(hw_pipeline_auth(hw_server_pipeline(s->server)), s->peer,
+  int rc = hw_auth_check_from(hw_server_backend(s->server)->auth, s->peer,
                               st->terminal_id, h->token, toklen, hw_pb_on_auth, s, &st->auth);
   if (rc)
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__INTERNAL, "authentication unavailable");
@@ -130,8 +132,8 @@ static int hw_pb_on_report(hw_session *s, const Haulwatch__V1__Report *r) {
     prev = f->seq;
     f->recv_ms = now;
   }
-  int rc = hw_pipeline_submit(hw_server_pipeline(s->server), s, hw_pb_fixes, r->n_fixes, HW_ACK_PB,
-                              (uint64_t)prev);
+  int rc = hw_pipeline_submit(hw_server_backend(s->server)->pipeline, s, hw_pb_fixes, r->n_fixes,
+                              HW_ACK_PB, (uint64_t)prev);
   if (rc) {
     hw_error("pb", hw_session_tid(s), "peer=%s cannot queue fixes: %s", s->peer, strerror(-rc));
     hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__INTERNAL, "cannot queue fixes");
