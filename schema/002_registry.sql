@@ -31,8 +31,9 @@ CREATE TABLE vehicle_classes (
     updated_at                timestamptz NOT NULL DEFAULT now()
 );
 
--- Seed values follow domain-rules.md; local authorities tune them with UPDATE (the daemon
--- reloads). Off-expressway limits are the class's legal or design maximum, not a posted limit.
+-- Seed values follow the provincial plan (README, "Safety rules"); local authorities tune them
+-- with UPDATE (the daemon reloads). Off-expressway limits are the class's legal or design
+-- maximum, not a posted limit.
 INSERT INTO vehicle_classes (code, name_zh, name_en, speed_limit_kmh, expressway_limit_kmh,
                              expressway_allowed, daily_limit_s, night_rules,
                              night_continuous_limit_s, night_speed_pct, retired_after) VALUES

@@ -9,8 +9,11 @@
  * to well under a metre). */
 double hw_geo_distance_m(int32_t lat1_e6, int32_t lon1_e6, int32_t lat2_e6, int32_t lon2_e6);
 
-/* China Standard Time, GMT+8, no daylight saving: the calendar every rule is written in. */
-#define HW_CST_OFFSET_MS (8LL * 3600 * 1000)
+/* China Standard Time, GMT+8, no daylight saving (none since 1991): the calendar every rule is
+ * written in, JT/T 808 device clocks and the registry's dates. The one definition of the offset:
+ * HW_CST_OFFSET_S stays a bare literal so that SQL text can embed it (HW_XSTR). */
+#define HW_CST_OFFSET_S 28800
+#define HW_CST_OFFSET_MS (HW_CST_OFFSET_S * 1000LL)
 #define HW_DAY_MS (86400LL * 1000)
 
 /* Days since 1970-01-01 of the GMT+8 calendar day that contains ts_ms (floored, so correct

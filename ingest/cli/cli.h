@@ -3,7 +3,14 @@
 #ifndef HW_CLI_H
 #define HW_CLI_H
 
+#include <uv.h>
+
 int hw_cmd_serve(int argc, char **argv);
+
+/* serve on a loop the caller owns: starts, runs loop until stopped by SIGINT/SIGTERM or, after a
+ * failed start, until what had started is closed; the caller then closes the loop (a test
+ * asserts uv_loop_close() == 0). Returns the exit code like hw_cmd_serve. */
+int hw_serve_run(uv_loop_t *loop, int argc, char **argv);
 int hw_cmd_migrate(int argc, char **argv);
 int hw_cmd_terminal(int argc, char **argv);
 int hw_cmd_registry(int argc, char **argv);

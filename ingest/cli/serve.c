@@ -1,6 +1,10 @@
-/* `haulwatch serve`: the ingest daemon. Wires the server, the protocols and the pipeline on one
- * libuv loop, and shuts down in the order that loses nothing: stop reading, commit and ack what
- * is buffered, close the sessions, then Redis and the rest. */
+/* `haulwatch serve`: the ingest daemon. Owns, on one libuv loop, the terminal registry and
+ * authentication, and wires them with the pipeline into the server's sessions (hw_backend);
+ * applies the pipeline's backpressure to the server (flow callback). Start-up does the only
+ * blocking work, before the loop runs: the schema check and the rule-state restore, on one
+ * connection. Shuts down in the order that loses nothing: stop reading, commit and ack what is
+ * buffered, close the sessions, then the pipeline's other parts and authentication, and last the
+ * registry. A start that fails part-way closes what it started the same way. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,11 +12,12 @@
 
 #include "cli/cli.h"
 #include "jt808/jt808_session.h"
+#include "base/fault.h"
 #include "base/log.h"
 #include "sinks/migrate.h"
 #include "base/options.h"
 #include "protobuf/pb_session.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/backend.h"
 #include "net/server.h"
 
 typedef struct hw_serve_config {
@@ -51,8 +56,8 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_S(C, jt808_listen, "", NULL, "JT/T 808 listener ADDR:PORT (off when empty)"),
     HW_OPT_S(C, pg, "", "HAULWATCH_PG", "PostgreSQL connection string (libpq conninfo or URI)"),
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT"),
-    HW_OPT_N(C, batch_rows, "5000", 1, 1000000, NULL, "commit a batch of positions at this many rows"),
-    HW_OPT_N(C, batch_ms, "50", 1, 60000, NULL, "... or when its oldest row is this many ms old"),
+    HW_OPT_N(C, batch_rows, HW_XSTR(HW_PGW_DEFAULT_ROWS), 1, 1000000, NULL, "commit a batch of positions at this many rows"),
+    HW_OPT_N(C, batch_ms, HW_XSTR(HW_PGW_DEFAULT_MS), 1, 60000, NULL, "... or when its oldest row is this many ms old"),
     HW_OPT_N(C, pg_writers, "2", 1, 16, NULL, "PostgreSQL writer connections committing in parallel"),
     HW_OPT_N(C, max_frame, "65536", 64, 16777216, NULL, "largest protobuf frame accepted, bytes"),
     HW_OPT_N(C, idle_timeout_s, "120", 1, 86400, NULL, "close a connection silent this many seconds"),
@@ -61,17 +66,17 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once"),
     HW_OPT_N(C, redis_flush_ms, "1000", 0, 60000, NULL, "write a vehicle's latest state to Redis at most this often, ms (0: at once)"),
     HW_OPT_B(C, rules, "true", "evaluate the safety rules (speeding, fatigue, retired classes, ...)"),
-    HW_OPT_N(C, max_future_s, "600", 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
-    HW_OPT_N(C, max_past_s, "604800", 0, 86400 * 3650, NULL, "flag fixes whose device time is this far behind receipt"),
-    HW_OPT_N(C, max_speed_kmh, "250", 10, 2000, NULL, "flag fixes above this speed, reported or implied by a jump"),
+    HW_OPT_N(C, max_future_s, HW_XSTR(HW_QUALITY_DEF_MAX_FUTURE_S), 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
+    HW_OPT_N(C, max_past_s, HW_XSTR(HW_QUALITY_DEF_MAX_PAST_S), 0, 86400 * 3650, NULL, "flag fixes whose device time is this far behind receipt"),
+    HW_OPT_N(C, max_speed_kmh, HW_XSTR(HW_QUALITY_DEF_MAX_SPEED_KMH), 10, 2000, NULL, "flag fixes above this speed, reported or implied by a jump"),
     /* Rule thresholds used where a vehicle's class leaves them unset (vehicle_classes). */
-    HW_OPT_N(C, speeding_min_s, "30", 0, 86400, NULL, "default: shortest speeding episode that is a violation, s"),
-    HW_OPT_N(C, continuous_limit_s, "14400", 60, 86400, NULL, "default: continuous driving limit, s"),
-    HW_OPT_N(C, min_rest_s, "1200", 60, 86400, NULL, "default: shortest stop that ends continuous driving, s"),
-    HW_OPT_N(C, daily_limit_s, "0", 0, 86400, NULL, "default: daily driving limit (GMT+8 day), s; 0 = none"),
-    HW_OPT_N(C, offline_gap_s, "600", 60, 86400 * 7, NULL, "silence longer than this with displacement is offline_displacement, s"),
-    HW_OPT_N(C, offline_dist_m, "2000", 100, 1000000, NULL, "... when the vehicle reappears at least this far away, m"),
-    HW_OPT_N(C, late_hold_s, "600", 0, 86400, NULL, "how long fixes after a gap wait for back-filled data before the gap is judged, s"),
+    HW_OPT_N(C, speeding_min_s, HW_XSTR(HW_RULES_DEF_SPEEDING_MIN_S), 0, 86400, NULL, "default: shortest speeding episode that is a violation, s"),
+    HW_OPT_N(C, continuous_limit_s, HW_XSTR(HW_RULES_DEF_CONTINUOUS_LIMIT_S), 60, 86400, NULL, "default: continuous driving limit, s"),
+    HW_OPT_N(C, min_rest_s, HW_XSTR(HW_RULES_DEF_MIN_REST_S), 60, 86400, NULL, "default: shortest stop that ends continuous driving, s"),
+    HW_OPT_N(C, daily_limit_s, HW_XSTR(HW_RULES_DEF_DAILY_LIMIT_S), 0, 86400, NULL, "default: daily driving limit (GMT+8 day), s; 0 = none"),
+    HW_OPT_N(C, offline_gap_s, HW_XSTR(HW_RULES_DEF_OFFLINE_GAP_S), 60, 86400 * 7, NULL, "silence longer than this with displacement is offline_displacement, s"),
+    HW_OPT_N(C, offline_dist_m, HW_XSTR(HW_RULES_DEF_OFFLINE_DIST_M), 100, 1000000, NULL, "... when the vehicle reappears at least this far away, m"),
+    HW_OPT_N(C, late_hold_s, HW_XSTR(HW_RULES_DEF_HOLD_S), 0, 86400, NULL, "how long fixes after a gap wait for back-filled data before the gap is judged, s"),
     HW_OPT_N(C, refusal_retention_days, "90", 0, 36500, NULL, "delete auth_refusals rows whose last attempt is older than this, days (0: keep)"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
@@ -80,33 +85,87 @@ static const hw_option hw_serve_options[] = {
 
 typedef struct hw_daemon {
   uv_loop_t *loop;
-  hw_server *server;
+  /* Owned here and lent out through backend (and the registry to the pipeline): every terminal's
+   * record, and authentication. The registry goes last: every other part points into it. */
+  hw_registry registry;
+  hw_auth *auth;
   hw_pipeline *pipeline;
+  hw_server *server;
+  hw_backend backend;
   uv_signal_t sigint, sigterm;
   uv_timer_t stats;
+  int handles;        /* sigint, sigterm and stats are initialised */
   int stopping;
+  int pending;        /* parts still stopping after the server closed */
   int jt808;          /* the JT/T 808 listener is on */
   uint64_t last_rows;
 } hw_daemon;
 
-static void hw_daemon_on_pipeline_stopped(void *arg) {
+/* The pipeline's backpressure, applied to the server. */
+static void hw_daemon_on_flow(void *arg, hw_pipeline_flow ev) {
   hw_daemon *d = arg;
-  d->pipeline = NULL;
-  uv_close((uv_handle_t *)&d->sigint, NULL);
-  uv_close((uv_handle_t *)&d->sigterm, NULL);
-  uv_close((uv_handle_t *)&d->stats, NULL);
+  if (!d->server || d->stopping)
+    return;
+  if (ev == HW_FLOW_HIGH_WATER)
+    hw_server_pause(d->server);
+  else
+    hw_server_resume(d->server);
+}
+
+static void hw_daemon_part_stopped(void *arg) {
+  hw_daemon *d = arg;
+  if (--d->pending > 0)
+    return;
+  hw_registry_free(&d->registry);
+  if (d->handles) {
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->stats, NULL);
+  }
   hw_info("serve", NULL, "stopped");
 }
 
+static void hw_daemon_on_pipeline_stopped(void *arg) {
+  hw_daemon *d = arg;
+  d->pipeline = NULL;
+  hw_daemon_part_stopped(d);
+}
+
+static void hw_daemon_on_auth_stopped(void *arg) {
+  hw_daemon *d = arg;
+  d->auth = NULL;
+  hw_daemon_part_stopped(d);
+}
+
+/* The sessions are gone (none held a look-up or owed an ack any more): the rest can stop. */
 static void hw_daemon_on_server_closed(void *arg) {
   hw_daemon *d = arg;
   d->server = NULL;
-  hw_pipeline_stop(d->pipeline, hw_daemon_on_pipeline_stopped, d);
+  d->pending = 1; /* held until both stops are issued */
+  if (d->pipeline) {
+    d->pending++;
+    hw_pipeline_stop(d->pipeline, hw_daemon_on_pipeline_stopped, d);
+  }
+  if (d->auth) {
+    d->pending++;
+    hw_auth_stop(d->auth, hw_daemon_on_auth_stopped, d);
+  }
+  hw_daemon_part_stopped(d);
 }
 
 static void hw_daemon_on_drained(void *arg) {
   hw_daemon *d = arg;
   hw_server_close(d->server, hw_daemon_on_server_closed, d);
+}
+
+/* A start that failed part-way: nothing was accepted, so nothing is drained; whatever started
+ * closes in the usual order once the loop runs. */
+static void hw_daemon_abort(hw_daemon *d) {
+  d->stopping = 1;
+  if (d->server)
+    hw_server_close(d->server, hw_daemon_on_server_closed, d);
+  else
+    hw_daemon_on_server_closed(d);
 }
 
 static void hw_daemon_on_signal(uv_signal_t *h, int signum) {
@@ -150,27 +209,106 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
 }
 
 /* serve refuses an older schema: running against it would fail on the first batch instead. */
-static int hw_serve_check_schema(const char *conninfo) {
-  PGconn *c = PQconnectdb(conninfo);
-  int version = 0, rc = 0;
-  if (PQstatus(c) != CONNECTION_OK) {
-    hw_error("serve", NULL, "cannot connect to PostgreSQL: %s", PQerrorMessage(c));
-    rc = -EIO;
-  } else if ((rc = hw_schema_version(c, &version)) == 0 && version < hw_schema_latest()) {
+static int hw_serve_check_schema(PGconn *c) {
+  int version = 0, rc;
+  if ((rc = hw_schema_version(c, &version)))
+    return rc;
+  if (version < hw_schema_latest()) {
     hw_error("serve", NULL,
              "database schema is at version %d, this binary needs %d: run `haulwatch migrate` first",
              version, hw_schema_latest());
-    rc = -EINVAL;
-  } else if (rc == 0 && version > hw_schema_latest()) {
+    return -EINVAL;
+  }
+  if (version > hw_schema_latest()) {
     hw_error("serve", NULL, "database schema %d is newer than this binary knows (%d): upgrade haulwatch",
              version, hw_schema_latest());
-    rc = -EINVAL;
+    return -EINVAL;
   }
-  PQfinish(c);
+  return 0;
+}
+
+/* Starts every part on d->loop. On failure the parts started so far are closing (the caller runs
+ * the loop to let them finish). pg: the start-up connection, for the rule-state restore. */
+static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char *rhost, int rport,
+                           PGconn *pg) {
+  int rc;
+  if ((rc = HW_FAULT("serve.auth")) || (rc = hw_auth_start(&d->auth, d->loop, cfg->pg, cfg->refusal_retention_days))) {
+    hw_error("serve", NULL, "cannot start authentication: %s", strerror(-rc));
+    goto fail;
+  }
+  hw_pipeline_config pc = {
+      .registry = &d->registry,
+      .pg = {.conninfo = cfg->pg, .batch_rows = cfg->batch_rows, .batch_ms = cfg->batch_ms,
+             .connections = cfg->pg_writers},
+      .pg_conninfo_control = cfg->pg,
+      /* in-flight limit and timeout: the module's defaults */
+      .redis = {.host = rhost, .port = rport, .flush_ms = cfg->redis_flush_ms},
+      .high_water = cfg->high_water,
+      .low_water = cfg->low_water,
+      .on_flow = hw_daemon_on_flow,
+      .flow_arg = d,
+      .rules = (int)cfg->rules,
+      .zone_cell_e6 = 20000,
+  };
+  hw_rules_config_default(&pc.rules_cfg);
+  pc.rules_cfg.quality.max_future_ms = (int64_t)cfg->max_future_s * 1000;
+  pc.rules_cfg.quality.max_past_ms = (int64_t)cfg->max_past_s * 1000;
+  pc.rules_cfg.quality.max_speed_dkmh = cfg->max_speed_kmh * 10;
+  pc.rules_cfg.speeding_min_s = cfg->speeding_min_s;
+  pc.rules_cfg.continuous_limit_s = cfg->continuous_limit_s;
+  pc.rules_cfg.min_rest_s = cfg->min_rest_s;
+  pc.rules_cfg.daily_limit_s = cfg->daily_limit_s;
+  pc.rules_cfg.offline_gap_s = cfg->offline_gap_s;
+  pc.rules_cfg.offline_dist_m = cfg->offline_dist_m;
+  pc.rules_cfg.hold_s = cfg->late_hold_s;
+  if ((rc = hw_pipeline_start(&d->pipeline, d->loop, &pc))) {
+    d->pipeline = NULL; /* closing by itself */
+    hw_error("serve", NULL, "cannot start the pipeline: %s", strerror(-rc));
+    goto fail;
+  }
+  /* Blocking, here rather than on the loop: hw_rule_store_load streams the stored fixes through
+   * the engine before any live fix, and the schema check has the connection open anyway. */
+  if ((rc = hw_pipeline_restore_rules(d->pipeline, pg)))
+    goto fail;
+  d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline};
+  hw_server_config sc = {.idle_timeout_s = cfg->idle_timeout_s,
+                         .max_connections = cfg->max_connections,
+                         .max_write_queue = 1u << 20};
+  if ((rc = HW_FAULT("serve.server")) ||
+      (rc = hw_server_init(&d->server, d->loop, &sc, &d->backend))) {
+    hw_error("serve", NULL, "cannot start the server: %s", strerror(-rc));
+    goto fail;
+  }
+  /* With rules on, nothing is read before the registry's first load (HW_FLOW_READY). */
+  if (!hw_pipeline_ready(d->pipeline))
+    hw_server_pause(d->server);
+  hw_pb_proto_set_max_frame(cfg->max_frame);
+  if ((rc = HW_FAULT("serve.listen")) ||
+      (rc = hw_server_listen(d->server, cfg->listen, &hw_pb_proto)))
+    goto fail;
+  if (cfg->jt808_listen[0] &&
+      ((rc = HW_FAULT("serve.listen_jt808")) ||
+       (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
+    goto fail;
+  d->jt808 = cfg->jt808_listen[0] != 0;
+  /* Cannot fail on Unix: libuv only initialises these. */
+  uv_signal_init(d->loop, &d->sigint);
+  uv_signal_init(d->loop, &d->sigterm);
+  uv_timer_init(d->loop, &d->stats);
+  d->handles = 1;
+  d->sigint.data = d->sigterm.data = d->stats.data = d;
+  uv_signal_start(&d->sigint, hw_daemon_on_signal, SIGINT);
+  uv_signal_start(&d->sigterm, hw_daemon_on_signal, SIGTERM);
+  if (cfg->stats_interval_s)
+    uv_timer_start(&d->stats, hw_daemon_on_stats, cfg->stats_interval_s * 1000ull,
+                   cfg->stats_interval_s * 1000ull);
+  return 0;
+fail:
+  hw_daemon_abort(d);
   return rc;
 }
 
-int hw_cmd_serve(int argc, char **argv) {
+int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   hw_serve_config cfg;
   memset(&cfg, 0, sizeof cfg);
   int npos, rc = hw_options_parse(hw_serve_options, HW_ARRAY_SIZE(hw_serve_options), &cfg, argc, argv,
@@ -196,73 +334,40 @@ int hw_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "serve: --redis '%s' is not HOST:PORT\n", cfg.redis);
     return 2;
   }
-  if (hw_serve_check_schema(cfg.pg))
-    return 1;
-  signal(SIGPIPE, SIG_IGN);
-
-  hw_daemon d = {.loop = uv_default_loop()};
-  hw_pipeline_config pc = {
-      .pg = {.conninfo = cfg.pg, .batch_rows = cfg.batch_rows, .batch_ms = cfg.batch_ms,
-             .connections = cfg.pg_writers},
-      .pg_conninfo_control = cfg.pg,
-      .refusal_retention_days = cfg.refusal_retention_days,
-      .redis = {.host = rhost, .port = rport, .max_in_flight = 1024, .timeout_ms = 2000,
-                .flush_ms = cfg.redis_flush_ms},
-      .high_water = cfg.high_water,
-      .low_water = cfg.low_water,
-      .rules = (int)cfg.rules,
-      .zone_cell_e6 = 20000,
-  };
-  hw_rules_config_default(&pc.rules_cfg);
-  pc.rules_cfg.quality.max_future_ms = (int64_t)cfg.max_future_s * 1000;
-  pc.rules_cfg.quality.max_past_ms = (int64_t)cfg.max_past_s * 1000;
-  pc.rules_cfg.quality.max_speed_dkmh = cfg.max_speed_kmh * 10;
-  pc.rules_cfg.speeding_min_s = cfg.speeding_min_s;
-  pc.rules_cfg.continuous_limit_s = cfg.continuous_limit_s;
-  pc.rules_cfg.min_rest_s = cfg.min_rest_s;
-  pc.rules_cfg.daily_limit_s = cfg.daily_limit_s;
-  pc.rules_cfg.offline_gap_s = cfg.offline_gap_s;
-  pc.rules_cfg.offline_dist_m = cfg.offline_dist_m;
-  pc.rules_cfg.hold_s = cfg.late_hold_s;
-  if ((rc = hw_pipeline_start(&d.pipeline, d.loop, &pc))) {
-    hw_error("serve", NULL, "cannot start the pipeline: %s", strerror(-rc));
+  /* The start-up connection: schema check, then the rule-state restore; closed before the loop
+   * runs. */
+  PGconn *pg = PQconnectdb(cfg.pg);
+  if (PQstatus(pg) != CONNECTION_OK) {
+    hw_error("serve", NULL, "cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
+    PQfinish(pg);
     return 1;
   }
-  hw_server_config sc = {.idle_timeout_s = cfg.idle_timeout_s,
-                         .max_connections = cfg.max_connections,
-                         .max_write_queue = 1u << 20};
-  if ((rc = hw_server_init(&d.server, d.loop, &sc, d.pipeline)))
+  if (hw_serve_check_schema(pg)) {
+    PQfinish(pg);
     return 1;
-  hw_pipeline_set_server(d.pipeline, d.server);
-  hw_pb_proto_set_max_frame(cfg.max_frame);
-  if ((rc = hw_server_listen(d.server, cfg.listen, &hw_pb_proto)))
-    goto fail;
-  if (cfg.jt808_listen[0] && (rc = hw_server_listen(d.server, cfg.jt808_listen, &hw_jt808_proto)))
-    goto fail;
-  d.jt808 = cfg.jt808_listen[0] != 0;
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.max_connections + 64)
-    hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u: raise `ulimit -n`",
-            (unsigned long long)rl.rlim_cur, cfg.max_connections);
+  }
+  signal(SIGPIPE, SIG_IGN);
 
-  uv_signal_init(d.loop, &d.sigint);
-  uv_signal_init(d.loop, &d.sigterm);
-  d.sigint.data = d.sigterm.data = &d;
-  uv_signal_start(&d.sigint, hw_daemon_on_signal, SIGINT);
-  uv_signal_start(&d.sigterm, hw_daemon_on_signal, SIGTERM);
-  uv_timer_init(d.loop, &d.stats);
-  d.stats.data = &d;
-  if (cfg.stats_interval_s)
-    uv_timer_start(&d.stats, hw_daemon_on_stats, cfg.stats_interval_s * 1000ull,
-                   cfg.stats_interval_s * 1000ull);
-  hw_info("serve", NULL, "haulwatch %s ready (batch %u rows / %u ms, %u writer connections)",
-          HW_VERSION, cfg.batch_rows, cfg.batch_ms, cfg.pg_writers);
-  uv_run(d.loop, UV_RUN_DEFAULT);
-  rc = uv_loop_close(d.loop);
-  if (rc)
+  hw_daemon d = {.loop = loop};
+  rc = hw_daemon_start(&d, &cfg, rhost, rport, pg);
+  PQfinish(pg);
+  if (rc == 0) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.max_connections + 64)
+      hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u: raise `ulimit -n`",
+              (unsigned long long)rl.rlim_cur, cfg.max_connections);
+    hw_info("serve", NULL, "haulwatch %s ready (batch %u rows / %u ms, %u writer connections)",
+            HW_VERSION, cfg.batch_rows, cfg.batch_ms, cfg.pg_writers);
+  }
+  /* Until stopped by a signal or, after a failed start, until what started has closed. */
+  uv_run(loop, UV_RUN_DEFAULT);
+  return rc ? 1 : 0;
+}
+
+int hw_cmd_serve(int argc, char **argv) {
+  uv_loop_t *loop = uv_default_loop();
+  int rc = hw_serve_run(loop, argc, argv);
+  if (uv_loop_close(loop))
     hw_warn("serve", NULL, "loop closed with handles still open");
-  return 0;
-fail:
-  /* Startup failed: nothing was accepted, so there is nothing to drain. */
-  return 1;
+  return rc;
 }

@@ -8,7 +8,7 @@
 #include "jt808/jt808_msg.h"
 #include "jt808/jt808_reasm.h"
 #include "base/log.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/backend.h"
 #include "net/server.h"
 
 #define HW_J8_MAX_BATCH 2048        /* fixes of one 0x0704; the reassembly limit allows ~1100 */
@@ -59,7 +59,7 @@ static const hw_jt808_reasm_cfg hw_j8_reasm_cfg = {
     .timeout_ms = HW_J8_REASM_TIMEOUT_MS,
 };
 
-static hw_auth *hw_j8_auth(hw_session *s) { return hw_pipeline_auth(hw_server_pipeline(s->server)); }
+static hw_auth *hw_j8_auth(hw_session *s) { return hw_server_backend(s->server)->auth; }
 
 /* The terminal id for log lines: the bound one, else the one the frame claims. */
 static const char *hw_j8_tid(const hw_session *s, const hw_jt808_header *h) {
@@ -234,14 +234,17 @@ static void hw_j8_on_authenticated(void *arg, int result) {
     return;
   }
   hw_terminal *t;
-  if (hw_registry_get(hw_pipeline_registry(hw_server_pipeline(s->server)), h.phone, &t)) {
+  hw_backend *be = hw_server_backend(s->server);
+  if (hw_registry_get(be->registry, h.phone, &t)) {
     hw_error("jt808", h.phone, "peer=%s closed: out of memory", s->peer);
     hw_session_close(s);
     return;
   }
   /* Binding anew would orphan the acks owed to this very connection. */
-  if (s->term != t)
+  if (s->term != t) {
     hw_session_bind(s, t);
+    hw_pipeline_bind(be->pipeline, t);
+  }
   hw_j8_remember_peer(st, &h);
   if (hw_j8_answer(s, &h, HW_JT808_RES_OK))
     return;
@@ -299,8 +302,8 @@ static void hw_j8_set_driver(const hw_terminal *t, hw_fix *f) {
 }
 
 static int hw_j8_submit(hw_session *s, const hw_jt808_header *h, size_t n) {
-  int rc = hw_pipeline_submit(hw_server_pipeline(s->server), s, hw_j8_fixes, n, HW_ACK_JT808,
-                              hw_j8_token(h));
+  int rc = hw_pipeline_submit(hw_server_backend(s->server)->pipeline, s, hw_j8_fixes, n,
+                              HW_ACK_JT808, hw_j8_token(h));
   if (rc)
     /* Unacknowledged: the terminal sends these again on its next connection. */
     hw_error("jt808", s->term->id, "peer=%s closed: cannot queue fixes: %s", s->peer, strerror(-rc));

@@ -2,6 +2,7 @@
 #include <iconv.h>
 #include <string.h>
 
+#include "base/geo.h"
 #include "jt808/jt808_internal.h"
 
 int64_t hw_jt808__days(int y, int m, int d) {
@@ -31,7 +32,7 @@ int hw_jt808__bcd_time(const uint8_t *p, int64_t *ms) {
   if (mo < 1 || mo > 12 || d < 1 || d > hw_jt808_mdays(y, mo) || h > 23 || mi > 59 || s > 59)
     return -EINVAL;
   int64_t secs = hw_jt808__days(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
-  *ms = (secs - 8 * 3600) * 1000; /* device clocks run on Beijing time */
+  *ms = (secs - HW_CST_OFFSET_S) * 1000; /* device clocks run on Beijing time */
   return 0;
 }
 

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/geo.h"
 #include "jt808/jt808_msg.h"
 #include "base/log.h"
 #include "load/sim.h"
@@ -66,7 +67,7 @@ static void hw_sim_j8_put32(uint8_t *p, uint32_t v) {
 
 /* BCD[6] YYMMDDhhmmss in GMT+8 of a UTC time in ms (seconds truncated). */
 static void hw_sim_j8_time(uint8_t *p, int64_t ts_ms) {
-  time_t t = (time_t)(ts_ms / 1000) + 8 * 3600;
+  time_t t = (time_t)(ts_ms / 1000) + HW_CST_OFFSET_S;
   struct tm tm;
   gmtime_r(&t, &tm);
   int v[6] = {tm.tm_year % 100, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};

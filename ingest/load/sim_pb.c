@@ -55,7 +55,7 @@ static int hw_sim_pb_login(hw_sim_conn *c, void *st, hw_sim_buf *out) {
   Haulwatch__V1__Hello hello = HAULWATCH__V1__HELLO__INIT;
   hello.terminal_id = (char *)hw_sim_conn_id(c);
   hello.token = (char *)hw_sim_conn_token(c);
-  hello.client_version = "haulwatch-sim/0.1";
+  hello.client_version = "haulwatch-sim/" HW_VERSION;
   Haulwatch__V1__ClientMessage m = HAULWATCH__V1__CLIENT_MESSAGE__INIT;
   m.msg_case = HAULWATCH__V1__CLIENT_MESSAGE__MSG_HELLO;
   m.hello = &hello;

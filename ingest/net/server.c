@@ -40,7 +40,7 @@ static void hw_server_on_sweep(uv_timer_t *t) {
 }
 
 int hw_server_init(hw_server **out, uv_loop_t *loop, const hw_server_config *cfg,
-                   struct hw_pipeline *pipeline) {
+                   struct hw_backend *backend) {
   hw_server *srv = calloc(1, sizeof *srv);
   if (!srv)
     return -ENOMEM;
@@ -51,7 +51,7 @@ int hw_server_init(hw_server **out, uv_loop_t *loop, const hw_server_config *cfg
   }
   srv->loop = loop;
   srv->cfg = *cfg;
-  srv->pipeline = pipeline;
+  srv->backend = backend;
   srv->accepting = 1;
   uv_timer_init(loop, &srv->sweep);
   srv->sweep.data = srv;
@@ -126,7 +126,7 @@ void hw_server_resume(hw_server *srv) {
 }
 
 int hw_server_paused(const hw_server *srv) { return srv->paused; }
-struct hw_pipeline *hw_server_pipeline(hw_server *srv) { return srv->pipeline; }
+struct hw_backend *hw_server_backend(hw_server *srv) { return srv->backend; }
 uv_loop_t *hw_server_loop(hw_server *srv) { return srv->loop; }
 size_t hw_server_sessions(const hw_server *srv) { return srv->nsessions; }
 

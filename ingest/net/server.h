@@ -1,10 +1,12 @@
-/* TCP listeners and the sessions they accept, on one libuv loop. */
+/* TCP listeners and the sessions they accept, on one libuv loop. The server carries, unread, the
+ * back end its sessions talk to (pipeline/backend.h: registry, authentication, pipeline), which
+ * serve wires; backpressure is asked of it with hw_server_pause/resume. */
 #ifndef HW_SERVER_H
 #define HW_SERVER_H
 
 #include "net/session.h"
 
-struct hw_pipeline;
+struct hw_backend;
 
 typedef struct hw_server_config {
   uint32_t idle_timeout_s;   /* close a session silent this long */
@@ -14,8 +16,9 @@ typedef struct hw_server_config {
 
 typedef struct hw_server hw_server;
 
+/* backend: borrowed, handed to the sessions (hw_server_backend); must outlive the server. */
 int hw_server_init(hw_server **out, uv_loop_t *loop, const hw_server_config *cfg,
-                   struct hw_pipeline *pipeline) HW_MUST_CHECK;
+                   struct hw_backend *backend) HW_MUST_CHECK;
 
 /* Listens on "HOST:PORT" for protocol proto. */
 int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto) HW_MUST_CHECK;
@@ -26,7 +29,7 @@ void hw_server_pause(hw_server *srv);
 void hw_server_resume(hw_server *srv);
 int hw_server_paused(const hw_server *srv);
 
-struct hw_pipeline *hw_server_pipeline(hw_server *srv);
+struct hw_backend *hw_server_backend(hw_server *srv);
 uv_loop_t *hw_server_loop(hw_server *srv);
 size_t hw_server_sessions(const hw_server *srv);
 

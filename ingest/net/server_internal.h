@@ -17,7 +17,7 @@ typedef struct hw_listener {
 struct hw_server {
   uv_loop_t *loop;
   hw_server_config cfg;
-  struct hw_pipeline *pipeline;
+  struct hw_backend *backend; /* borrowed */
   hw_listener listeners[HW_MAX_LISTENERS];
   int nlisteners;
   uv_timer_t sweep;

@@ -2,7 +2,6 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "pipeline/pipeline.h"
 #include "net/server_internal.h"
 
 typedef struct hw_write_req {
@@ -147,7 +146,14 @@ void hw_session_bind(hw_session *s, hw_terminal *t) {
   t->session_gen++;
   s->term = t;
   s->gen = t->session_gen;
-  hw_pipeline_bind(s->server->pipeline, t);
+}
+
+int hw_session_deliver_ack(const hw_ack_ref *ack) {
+  hw_session *s = ack->term->session;
+  if (!s || ack->term->session_gen != ack->session_gen || s->closing)
+    return 0;
+  s->proto->on_durable(s, ack);
+  return 1;
 }
 
 void hw_session_start(hw_server *srv, hw_listener *l) {

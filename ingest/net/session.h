@@ -57,6 +57,20 @@ void hw_session_close(hw_session *s);
 /* Binds the session to terminal t: an older session of t is told it was replaced and closed. */
 void hw_session_bind(hw_session *s, hw_terminal *t);
 
+/* The reference that brings an ack back to s (bound to a terminal) once what it queued now is
+ * durable. Sinks carry it opaquely; hw_session_deliver_ack interprets it. */
+static inline hw_ack_ref hw_session_ack_ref(const hw_session *s, uint32_t kind, uint64_t token) {
+  hw_ack_ref a = {.term = s->term, .session_gen = s->gen, .kind = kind, .token = token};
+  return a;
+}
+
+/* Delivers a durable ack to the session that owns ack->term now, through its protocol's
+ * on_durable, if that is still the session that queued it (same session_gen) and it is not
+ * closing. Returns 1 when delivered, 0 when dropped: the terminal reconnected or went away, and
+ * learns its fixes are durable from the ack to their resend. The caller (the pipeline) never
+ * looks inside sessions. */
+int hw_session_deliver_ack(const hw_ack_ref *ack);
+
 /* The terminal id for log lines, or NULL before authentication. */
 static inline const char *hw_session_tid(const hw_session *s) { return s->term ? s->term->id : NULL; }
 

@@ -1,13 +1,17 @@
+/* The pipeline: owns the PostgreSQL writer, the Redis state writer and, with rules on, the rules
+ * engine, its zone index, the registry cache, the rule and violation stores and the violation
+ * relay. Borrows the registry (serve's). Touches no session: acks go to hw_session_deliver_ack,
+ * backpressure to the flow callback. */
 #include "pipeline/pipeline.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/fault.h"
 #include "base/log.h"
 #include "rules/quality.h"
 #include "registry/registry_cache.h"
 #include "sinks/rule_store.h"
-#include "net/server.h"
 #include "sinks/violation_relay.h"
 #include "sinks/violation_store.h"
 #include "registry/zone_index.h"
@@ -18,11 +22,10 @@
 struct hw_pipeline {
   uv_loop_t *loop;
   hw_pipeline_config cfg;
-  hw_registry registry;
-  hw_pg_writer *pg;
+  hw_registry *registry; /* borrowed (cfg.registry) */
+  /* Each part is NULL until started; stop stops those that are not. */
+  hw_pg_writer *pg;      /* NULL again once drained */
   hw_redis_state *redis;
-  hw_auth *auth;
-  struct hw_server *server;
   /* Safety rules (NULL when off). The zone index is rebuilt from each registry snapshot; it
    * points into the snapshot, which stays current until the next swap rebuilds it. */
   hw_rules *rules;
@@ -31,7 +34,7 @@ struct hw_pipeline {
   hw_violation_store *vstore;
   hw_violation_relay *relay;
   hw_rule_store *rstore;
-  uv_timer_t tick;
+  uv_timer_t tick;        /* initialised when tick.data is set */
   hw_quality_config quality; /* rules off: static checks only */
   uint64_t fixes_in, fixes_duplicate, fixes_flagged, acks_delivered, pauses, violation_events;
   /* stop sequence */
@@ -39,27 +42,31 @@ struct hw_pipeline {
   /* With rules on, nothing is read before the registry's first load: a fix evaluated earlier
    * would find its terminal unbound and raise a false unregistered_terminal. */
   int ready;
+  int throttled; /* HW_FLOW_HIGH_WATER reported, LOW_WATER not yet */
   int pending_stops;
   void (*done_cb)(void *);
   void *done_arg;
 };
 
+static void hw_pipeline_flow_report(hw_pipeline *p, hw_pipeline_flow ev) {
+  if (p->cfg.on_flow)
+    p->cfg.on_flow(p->cfg.flow_arg, ev);
+}
+
 static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) {
   hw_pipeline *p = arg;
   for (size_t i = 0; i < n; i++) {
     const hw_ack_ref *a = &acks[i];
-    hw_terminal *t = a->term;
-    /* An ack meant for a connection that has since gone is dropped: the terminal will send
-     * those fixes again and learn they are durable from the ack to the resend. */
-    if (t->session && t->session_gen == a->session_gen && !t->session->closing) {
-      t->session->proto->on_durable(t->session, a);
+    /* An ack meant for a connection that has since gone is dropped by the session layer: the
+     * terminal will send those fixes again and learn they are durable from the ack to the resend. */
+    if (hw_session_deliver_ack(a))
       p->acks_delivered++;
-    }
   }
-  if (p->server && hw_server_paused(p->server) && !p->stopping && p->ready &&
-      hw_pg_writer_backlog(p->pg) <= p->cfg.low_water) {
+  if (p->throttled && !p->stopping && hw_pg_writer_backlog(p->pg) <= p->cfg.low_water) {
+    p->throttled = 0;
     hw_info("pipeline", NULL, "backlog %zu rows: reading again", hw_pg_writer_backlog(p->pg));
-    hw_server_resume(p->server);
+    if (p->ready)
+      hw_pipeline_flow_report(p, HW_FLOW_LOW_WATER);
   }
 }
 
@@ -70,26 +77,27 @@ static void hw_pipeline_on_violation(const hw_violation_event *ev, void *arg) {
     hw_info("rules", ev->terminal_id, "%s %s episode=%s value=%lld limit=%lld grade=%u",
             hw_violation_kind_name(ev->kind), hw_violation_phase_name(ev->phase), ev->episode_id,
             (long long)ev->value, (long long)ev->limit, ev->grade);
-  hw_terminal *t = hw_registry_find(&p->registry, ev->terminal_id);
+  hw_terminal *t = hw_registry_find(p->registry, ev->terminal_id);
   hw_violation_store_put(p->vstore, ev, t ? t->vehicle : NULL);
 }
 
 /* Rule state saved by an earlier run comes back before any fix is evaluated, and the fixes
  * stored after that save are replayed, so a restart neither forgets nor repeats an episode.
- * Blocking, before the loop runs. */
-static int hw_pipeline_restore_rules(hw_pipeline *p) {
-  PGconn *c = PQconnectdb(p->cfg.pg_conninfo_control);
+ * Blocking on the caller's connection, before the loop runs: the violation store buffers what
+ * the replay emits until then. */
+int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) {
   size_t loaded = 0, replayed = 0;
   int rc;
-  if (PQstatus(c) != CONNECTION_OK) {
-    hw_error("rules", NULL, "cannot restore rule state: %s", PQerrorMessage(c));
-    rc = -EIO;
-  } else if ((rc = hw_rule_store_load(c, &p->registry, p->rules, NULL, &loaded, &replayed)) == 0) {
-    hw_info("rules", NULL, "restored the state of %zu terminals, replayed %zu stored fixes", loaded,
-            replayed);
+  if (!p->rules)
+    return 0;
+  if ((rc = HW_FAULT("pipeline.restore_rules")) ||
+      (rc = hw_rule_store_load(conn, p->registry, p->rules, NULL, &loaded, &replayed))) {
+    hw_error("rules", NULL, "cannot restore rule state: %s", strerror(-rc));
+    return rc;
   }
-  PQfinish(c);
-  return rc;
+  hw_info("rules", NULL, "restored the state of %zu terminals, replayed %zu stored fixes", loaded,
+          replayed);
+  return 0;
 }
 
 static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
@@ -112,15 +120,15 @@ static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
           ix ? hw_zone_index_skipped(ix) : now->nzones);
   if (!p->ready) {
     p->ready = 1;
-    if (p->server && !p->stopping)
-      hw_server_resume(p->server);
+    if (!p->stopping && !p->throttled)
+      hw_pipeline_flow_report(p, HW_FLOW_READY);
   }
 }
 
 static void hw_pipeline_on_tick(uv_timer_t *timer) {
   hw_pipeline *p = timer->data;
   int64_t now = hw_now_ms();
-  hw_registry_foreach(&p->registry, t) {
+  hw_registry_foreach(p->registry, t) {
     if (hw_rules_pending(t) == 0)
       continue;
     int rc = hw_rules_tick(p->rules, t, t->vehicle, now);
@@ -134,65 +142,61 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
     hw_registry_cache_bind(p->cache, t);
 }
 
+/* Each step that can fail has a fault point (base/fault.h) so that a test fails them in turn. On
+ * failure hw_pipeline_stop closes what has started, whatever that was. */
 int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_config *cfg) {
   int rc;
+  if (!cfg->registry)
+    return -EINVAL;
   hw_pipeline *p = calloc(1, sizeof *p);
   if (!p)
     return -ENOMEM;
   p->loop = loop;
   p->cfg = *cfg;
-  if ((rc = hw_pg_writer_start(&p->pg, loop, &cfg->pg, hw_pipeline_on_durable, p)))
-    goto fail;
-  if ((rc = hw_redis_state_start(&p->redis, loop, &cfg->redis, &p->registry)))
-    goto fail_pg;
-  if ((rc = hw_auth_start(&p->auth, loop, cfg->pg_conninfo_control, cfg->refusal_retention_days)))
-    goto fail_redis;
+  p->registry = cfg->registry;
   p->quality = cfg->rules_cfg.quality;
   p->ready = !cfg->rules;
+  if ((rc = HW_FAULT("pipeline.pg_writer")) ||
+      (rc = hw_pg_writer_start(&p->pg, loop, &cfg->pg, hw_pipeline_on_durable, p)))
+    goto fail;
+  if ((rc = HW_FAULT("pipeline.redis_state")) ||
+      (rc = hw_redis_state_start(&p->redis, loop, &cfg->redis, p->registry)))
+    goto fail;
   if (cfg->rules) {
     hw_violation_relay_config rc_cfg = {.conninfo = cfg->pg_conninfo_control,
                                         .redis_host = cfg->redis.host,
                                         .redis_port = cfg->redis.port};
-    if ((rc = hw_rules_new(&cfg->rules_cfg, hw_pipeline_on_violation, p, &p->rules)))
-      goto fail_auth;
-    /* The store buffers what the replay below emits until the loop runs. */
-    if ((rc = hw_violation_store_start(&p->vstore, loop, cfg->pg_conninfo_control)))
-      goto fail_rules;
-    if ((rc = hw_pipeline_restore_rules(p)))
-      goto fail_rules;
-    if ((rc = hw_rule_store_start(&p->rstore, loop, cfg->pg_conninfo_control, &p->registry, 0)))
-      goto fail_rules;
-    if ((rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg)))
-      goto fail_rules;
-    if ((rc = hw_registry_cache_start(&p->cache, loop, cfg->pg_conninfo_control, &p->registry,
+    if ((rc = HW_FAULT("pipeline.rules")) ||
+        (rc = hw_rules_new(&cfg->rules_cfg, hw_pipeline_on_violation, p, &p->rules)))
+      goto fail;
+    /* The store buffers what the restore's replay emits until the loop runs. */
+    if ((rc = HW_FAULT("pipeline.violation_store")) ||
+        (rc = hw_violation_store_start(&p->vstore, loop, cfg->pg_conninfo_control)))
+      goto fail;
+    if ((rc = HW_FAULT("pipeline.rule_store")) ||
+        (rc = hw_rule_store_start(&p->rstore, loop, cfg->pg_conninfo_control, p->registry, 0)))
+      goto fail;
+    if ((rc = HW_FAULT("pipeline.violation_relay")) ||
+        (rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg)))
+      goto fail;
+    if ((rc = HW_FAULT("pipeline.registry_cache")) ||
+        (rc = hw_registry_cache_start(&p->cache, loop, cfg->pg_conninfo_control, p->registry,
                                       hw_pipeline_on_registry, p)))
-      goto fail_rules;
+      goto fail;
     uv_timer_init(loop, &p->tick);
     p->tick.data = p;
     uv_timer_start(&p->tick, hw_pipeline_on_tick, HW_RULES_TICK_MS, HW_RULES_TICK_MS);
   }
   *out = p;
   return 0;
-fail_rules:
-  hw_rules_free(p->rules);
-fail_auth:
-  hw_auth_stop(p->auth, NULL, NULL);
-fail_redis:
-  hw_redis_state_stop(p->redis, NULL, NULL);
-fail_pg:
-  hw_pg_writer_stop(p->pg, NULL, NULL);
 fail:
-  free(p);
+  /* The start functions leave nothing behind when they fail, so those before are all to stop. */
+  hw_error("pipeline", NULL, "cannot start: %s", strerror(-rc));
+  hw_pipeline_stop(p, NULL, NULL);
   return rc;
 }
 
-void hw_pipeline_set_server(hw_pipeline *p, struct hw_server *srv) {
-  p->server = srv;
-  if (!p->ready)
-    hw_server_pause(srv);
-}
-hw_registry *hw_pipeline_registry(hw_pipeline *p) { return &p->registry; }
-hw_auth *hw_pipeline_auth(hw_pipeline *p) { return p->auth; }
+int hw_pipeline_ready(const hw_pipeline *p) { return p->ready; }
 
 int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
                        uint32_t ack_kind, uint64_t ack_token) {
@@ -219,14 +223,15 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     else
       p->fixes_flagged++;
   }
-  hw_ack_ref ack = {.term = t, .session_gen = s->gen, .kind = ack_kind, .token = ack_token};
+  hw_ack_ref ack = hw_session_ack_ref(s, ack_kind, ack_token);
   if ((rc = hw_pg_writer_add_ack(p->pg, &ack)))
     return rc;
-  if (p->server && !hw_server_paused(p->server) && hw_pg_writer_backlog(p->pg) >= p->cfg.high_water) {
+  if (!p->throttled && hw_pg_writer_backlog(p->pg) >= p->cfg.high_water) {
+    p->throttled = 1;
     p->pauses++;
     hw_info("pipeline", NULL, "backlog %zu rows: reading paused until PostgreSQL catches up",
             hw_pg_writer_backlog(p->pg));
-    hw_server_pause(p->server);
+    hw_pipeline_flow_report(p, HW_FLOW_HIGH_WATER);
   }
   return 0;
 }
@@ -243,7 +248,8 @@ void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
     hw_pg_writer_get_stats(p->pg, &out->pg);
     out->backlog = hw_pg_writer_backlog(p->pg);
   }
-  hw_redis_state_get_stats(p->redis, &out->redis);
+  if (p->redis)
+    hw_redis_state_get_stats(p->redis, &out->redis);
 }
 
 static void hw_pipeline_stopped_one(void *arg) {
@@ -251,14 +257,14 @@ static void hw_pipeline_stopped_one(void *arg) {
   if (--p->pending_stops > 0)
     return;
   if (p->rules) {
-    hw_registry_foreach(&p->registry, t) {
+    /* The states are the engine's; the records they hang on are the registry owner's. */
+    hw_registry_foreach(p->registry, t) {
       hw_rule_state_free(t->rules);
       t->rules = NULL;
     }
     hw_rules_free(p->rules);
     hw_zone_index_free(p->zones);
   }
-  hw_registry_free(&p->registry);
   void (*cb)(void *) = p->done_cb;
   void *cb_arg = p->done_arg;
   free(p);
@@ -285,20 +291,43 @@ void hw_pipeline_drain(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
 }
 
 void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
+  p->stopping = 1;
   p->done_cb = done_cb;
   p->done_arg = arg;
-  p->pending_stops = 2;
-  if (p->rules) {
-    p->pending_stops += 5;
+  /* One count held until every stop is issued: a part that finishes at once must not free p
+   * under us. Parts that never started (a failed start) are NULL and skipped. */
+  p->pending_stops = 1;
+  if (p->pg) {
+    /* Only after a failed start: otherwise drain has stopped the writer already. */
+    p->pending_stops++;
+    hw_pg_writer_stop(p->pg, hw_pipeline_stopped_one, p);
+  }
+  if (p->tick.data) {
+    p->pending_stops++;
     uv_timer_stop(&p->tick);
     uv_close((uv_handle_t *)&p->tick, hw_pipeline_tick_closed);
-    /* Rule state is saved once more and violations flushed; the cache unbinds every terminal
-     * before the registry goes. */
+  }
+  /* Rule state is saved once more and violations flushed; the cache unbinds every terminal
+   * before the registry goes. */
+  if (p->rstore) {
+    p->pending_stops++;
     hw_rule_store_stop(p->rstore, hw_pipeline_stopped_one, p);
+  }
+  if (p->vstore) {
+    p->pending_stops++;
     hw_violation_store_stop(p->vstore, hw_pipeline_stopped_one, p);
+  }
+  if (p->relay) {
+    p->pending_stops++;
     hw_violation_relay_stop(p->relay, hw_pipeline_stopped_one, p);
+  }
+  if (p->cache) {
+    p->pending_stops++;
     hw_registry_cache_stop(p->cache, hw_pipeline_stopped_one, p);
   }
-  hw_redis_state_stop(p->redis, hw_pipeline_stopped_one, p);
-  hw_auth_stop(p->auth, hw_pipeline_stopped_one, p);
+  if (p->redis) {
+    p->pending_stops++;
+    hw_redis_state_stop(p->redis, hw_pipeline_stopped_one, p);
+  }
+  hw_pipeline_stopped_one(p);
 }

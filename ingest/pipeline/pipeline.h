@@ -1,26 +1,41 @@
-/* Where accepted fixes go, whatever protocol brought them: PostgreSQL (durable, acknowledged),
- * the latest state in Redis, and (later) the safety rules. Also owns what every session needs
- * from the back end: the terminal registry and authentication. Backpressure is decided here:
- * above high_water rows not yet committed the server stops reading, below low_water it resumes. */
+/* Where accepted fixes go, whatever protocol brought them: the safety rules, PostgreSQL
+ * (durable, acknowledged) and the latest state in Redis. Owns those sinks and the rules engine;
+ * borrows the terminal registry from serve. Acks go back through the session layer
+ * (hw_session_deliver_ack), and backpressure is reported, not applied: above high_water rows not
+ * yet committed the pipeline tells its flow callback to stop reading, below low_water to read
+ * again; whoever wired it (serve) pauses and resumes the server. */
 #ifndef HW_PIPELINE_H
 #define HW_PIPELINE_H
 
-#include "registry/auth.h"
+#include <libpq-fe.h>
+
 #include "sinks/pg_writer.h"
 #include "sinks/redis_state.h"
 #include "rules/rules.h"
 #include "net/session.h"
 
 typedef struct hw_pipeline hw_pipeline;
-struct hw_server;
+
+/* What the pipeline reports to its flow callback. HIGH_WATER: stop reading. LOW_WATER and
+ * READY: read again; each comes only when reading is wanted (the first registry load is in, the
+ * backlog is at or below low_water, no drain has begun). Never called during a call into the
+ * pipeline other than hw_pipeline_submit (HIGH_WATER). */
+typedef enum hw_pipeline_flow {
+  HW_FLOW_HIGH_WATER = 1, /* backlog reached high_water */
+  HW_FLOW_LOW_WATER,      /* backlog fell to low_water */
+  HW_FLOW_READY,          /* rules on: the registry's first load is in (see hw_pipeline_ready) */
+} hw_pipeline_flow;
+typedef void (*hw_pipeline_flow_cb)(void *arg, hw_pipeline_flow ev);
 
 typedef struct hw_pipeline_config {
+  hw_registry *registry; /* borrowed: must outlive the pipeline */
   hw_pg_writer_config pg;
-  const char *pg_conninfo_control; /* authentication queries */
-  uint32_t refusal_retention_days; /* auth_refusals rows kept this long after their last attempt; 0 = forever */
+  const char *pg_conninfo_control; /* rule state, violations, registry cache */
   hw_redis_state_config redis;
   uint32_t high_water; /* rows */
   uint32_t low_water;
+  hw_pipeline_flow_cb on_flow; /* may be NULL: no backpressure */
+  void *flow_arg;
   /* Safety rules: off = only the per-fix data-quality checks, no registry, no violations. */
   int rules;
   hw_rules_config rules_cfg;
@@ -30,14 +45,23 @@ typedef struct hw_pipeline_config {
 /* Ack kinds (hw_ack_ref.kind). Protobuf: token is the highest seq the connection sent so far. */
 enum { HW_ACK_PB = 1, HW_ACK_JT808 = 2 };
 
+/* Starts every part on loop without blocking (connections are made on the loop). On failure
+ * nothing is returned and what had started is already closing: run the loop until uv_run
+ * returns before closing it. */
 int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_config *cfg) HW_MUST_CHECK;
-void hw_pipeline_set_server(hw_pipeline *p, struct hw_server *srv);
 
-hw_registry *hw_pipeline_registry(hw_pipeline *p);
-hw_auth *hw_pipeline_auth(hw_pipeline *p);
+/* BLOCKING, once, after start and before the loop first runs (serve's start-up): restores the
+ * rule state an earlier run saved and replays the fixes stored after it (rule_store.h), on conn,
+ * a connection the caller owns. 0 (also when rules are off) or a negative code (logged). */
+int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) HW_MUST_CHECK;
+
+/* 0 until reading may start: with rules on, nothing is read before the registry's first load (a
+ * fix evaluated earlier would find its terminal unbound and raise a false unregistered_terminal);
+ * HW_FLOW_READY reports the change. 1 from the start with rules off. */
+int hw_pipeline_ready(const hw_pipeline *p);
 
 /* A session now speaks for terminal t (after authentication): binds t to its registered
- * vehicle. */
+ * vehicle. Called by the protocol sessions after hw_session_bind. */
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
 
 /* Takes the fixes of session s's terminal (validated, recv_ms set); a fix already stored under
@@ -55,9 +79,12 @@ typedef struct hw_pipeline_stats {
 void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out);
 
 /* Shutdown, phase 1: commits what is buffered (its acks are still delivered to the sessions,
- * which must stay open until done_cb) and closes the PostgreSQL writer. No submit after this. */
+ * which must stay open until done_cb) and closes the PostgreSQL writer. No submit after this;
+ * no flow callback either. */
 void hw_pipeline_drain(hw_pipeline *p, void (*done_cb)(void *arg), void *arg);
-/* Phase 2, after every session is closed: Redis (flushed), authentication, the registry. */
+/* Phase 2, after every session is closed: rule state saved, violations flushed, Redis flushed,
+ * the registry cache; then the rule states of the borrowed registry's terminals are freed (the
+ * registry itself is the caller's), p is freed and done_cb (may be NULL) runs. */
 void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg);
 
 #endif

@@ -13,7 +13,7 @@
 #include "protobuf/frame.h"
 #include "base/log.h"
 #include "protobuf/pb_codec.h"
-#include "pipeline/pipeline.h"
+#include "pipeline/backend.h"
 #include "net/server.h"
 
 /* Bounds written in proto/haulwatch.proto. */
@@ -139,12 +139,14 @@ static void hw_pb_on_auth(void *arg, int result) {
     return;
   }
   hw_terminal *t;
-  if (hw_registry_get(hw_pipeline_registry(hw_server_pipeline(s->server)), st->terminal_id, &t)) {
+  hw_backend *be = hw_server_backend(s->server);
+  if (hw_registry_get(be->registry, st->terminal_id, &t)) {
     hw_pb_send_hello_result(s, 0, "out of memory", 0);
     hw_session_close(s);
     return;
   }
   hw_session_bind(s, t);
+  hw_pipeline_bind(be->pipeline, t);
   st->phase = HW_PB_READY;
   /* last_acked_seq stays 0: acks are per connection, nothing is known of earlier ones. */
   hw_pb_send_hello_result(s, 1, NULL, 0);
@@ -164,7 +166,7 @@ static int hw_pb_on_hello(hw_session *s, hw_pb_state *st, const Haulwatch__V1__H
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__AUTH_FAILED, "missing or oversized token");
   memcpy(st->terminal_id, h->terminal_id, idlen + 1);
   st->phase = HW_PB_AUTHENTICATING;
-  int rc = hw_auth_check_from(hw_pipeline_auth(hw_server_pipeline(s->server)), s->peer,
+  int rc = hw_auth_check_from(hw_server_backend(s->server)->auth, s->peer,
                               st->terminal_id, h->token, toklen, hw_pb_on_auth, s, &st->auth);
   if (rc)
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__INTERNAL, "authentication unavailable");
@@ -267,7 +269,7 @@ static int hw_pb_on_report(hw_session *s, hw_pb_state *st, const Haulwatch__V1__
   if (n == 0)
     return 0;
   /* The ack covers every seq this connection sent so far: the refused ones were answered above. */
-  int rc = hw_pipeline_submit(hw_server_pipeline(s->server), s, hw_pb_fixes, n, HW_ACK_PB,
+  int rc = hw_pipeline_submit(hw_server_backend(s->server)->pipeline, s, hw_pb_fixes, n, HW_ACK_PB,
                               st->last_seq);
   if (rc) {
     hw_error("pb", hw_session_tid(s), "peer=%s cannot queue fixes: %s", s->peer, strerror(-rc));
@@ -297,7 +299,7 @@ static int hw_pb_on_frame(void *arg, const uint8_t *frame, size_t len) {
   /* Identity: data before any Hello is recorded as a refusal (README); refused below. */
   if (st->phase == HW_PB_NEW && (m->msg_case == HAULWATCH__V1__CLIENT_MESSAGE__MSG_REPORT ||
                                  m->msg_case == HAULWATCH__V1__CLIENT_MESSAGE__MSG_HEARTBEAT))
-    hw_auth_refusal(hw_pipeline_auth(hw_server_pipeline(s->server)), "pb", NULL, NULL, s->peer,
+    hw_auth_refusal(hw_server_backend(s->server)->auth, "pb", NULL, NULL, s->peer,
                     "message before Hello");
   switch (m->msg_case) {
   case HAULWATCH__V1__CLIENT_MESSAGE__MSG_HELLO:

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "base/geo.h"
 #include "base/log.h"
 #include "base/text.h"
 #include "sinks/pg_conn.h"
@@ -15,9 +16,9 @@ typedef struct hw_snap_key {
   UT_hash_handle hh;
 } hw_snap_key;
 
-/* China keeps GMT+8 all year (no DST since 1991): day boundaries are fixed UTC offsets, which
- * keeps the result independent of the server's time zone data and of the session TimeZone. */
-#define HW_GMT8_S "28800"
+/* Day boundaries are fixed UTC offsets (base/geo.h), which keeps the result independent of the
+ * server's time zone data and of the session TimeZone. */
+#define HW_GMT8_S HW_XSTR(HW_CST_OFFSET_S)
 
 /* Each query's columns are read by position in the matching hw_build_* function. */
 #define HW_Q_CLASSES                                                                               \

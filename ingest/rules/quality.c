@@ -3,9 +3,9 @@
 #include "base/geo.h"
 
 void hw_quality_config_default(hw_quality_config *c) {
-  c->max_future_ms = 10LL * 60 * 1000;
-  c->max_past_ms = 7LL * 24 * 3600 * 1000;
-  c->max_speed_dkmh = 2500;
+  c->max_future_ms = HW_QUALITY_DEF_MAX_FUTURE_S * 1000LL;
+  c->max_past_ms = HW_QUALITY_DEF_MAX_PAST_S * 1000LL;
+  c->max_speed_dkmh = HW_QUALITY_DEF_MAX_SPEED_KMH * 10;
   c->jump_slack_m = 500;
   c->require_positioned = 1;
   c->reanchor_after = 3;

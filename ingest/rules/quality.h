@@ -36,10 +36,16 @@
 /* JT/T 808 status bit 1: the position is a satellite fix. */
 #define HW_STATUS_POSITIONED 0x2u
 
+/* Defaults of the limits `serve` exposes as settings (in its units), written once: used by
+ * hw_quality_config_default and quoted as text by serve's settings table (bare literals). */
+#define HW_QUALITY_DEF_MAX_FUTURE_S 600    /* 10 min */
+#define HW_QUALITY_DEF_MAX_PAST_S 604800   /* 7 days */
+#define HW_QUALITY_DEF_MAX_SPEED_KMH 250
+
 typedef struct hw_quality_config {
-  int64_t max_future_ms;   /* default 10 min */
-  int64_t max_past_ms;     /* default 7 days */
-  uint32_t max_speed_dkmh; /* implied and reported, default 250 km/h */
+  int64_t max_future_ms;   /* default HW_QUALITY_DEF_MAX_FUTURE_S */
+  int64_t max_past_ms;     /* default HW_QUALITY_DEF_MAX_PAST_S */
+  uint32_t max_speed_dkmh; /* implied and reported, default HW_QUALITY_DEF_MAX_SPEED_KMH */
   uint32_t jump_slack_m;   /* displacement always tolerated (GPS noise, same-second fixes), 500 m */
   uint8_t require_positioned; /* flag fixes with status bit 1 clear (default 1) */
   uint8_t reanchor_after;  /* consecutive consistent jumps that move the reference (default 3, 0 = never) */

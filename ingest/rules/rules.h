@@ -105,6 +105,17 @@
 #include "rules/violation.h"
 #include "registry/zone_index.h"
 
+/* Defaults of the thresholds `serve` exposes as settings, written once: hw_rules_config_default
+ * uses them, and serve's settings table quotes them as text (HW_XSTR), so they stay bare
+ * literals. */
+#define HW_RULES_DEF_OFFLINE_GAP_S 600
+#define HW_RULES_DEF_OFFLINE_DIST_M 2000
+#define HW_RULES_DEF_HOLD_S 600
+#define HW_RULES_DEF_SPEEDING_MIN_S 30
+#define HW_RULES_DEF_CONTINUOUS_LIMIT_S 14400 /* 4 h */
+#define HW_RULES_DEF_MIN_REST_S 1200          /* 20 min */
+#define HW_RULES_DEF_DAILY_LIMIT_S 0          /* no daily rule unless the class has one */
+
 typedef struct hw_rules_config {
   hw_quality_config quality;
   /* Movement and gaps. */
@@ -113,19 +124,19 @@ typedef struct hw_rules_config {
   uint32_t max_interval_s;    /* 300: longer intervals are gaps */
   uint32_t gap_move_m;        /* 1000: a gap with at least this displacement included driving */
   uint32_t gap_speed_kmh;     /* 30: assumed speed for the driving part of a gap */
-  uint32_t offline_gap_s;     /* 600 */
-  uint32_t offline_dist_m;    /* 2000 */
+  uint32_t offline_gap_s;     /* HW_RULES_DEF_OFFLINE_GAP_S */
+  uint32_t offline_dist_m;    /* HW_RULES_DEF_OFFLINE_DIST_M */
   /* Ordering (see LATE AND OUT-OF-ORDER DATA). */
   uint32_t reorder_s;         /* 0 */
-  uint32_t hold_s;            /* 600 */
+  uint32_t hold_s;            /* HW_RULES_DEF_HOLD_S */
   uint32_t max_pending;       /* 512 fixes per vehicle (64 bytes each, only while held) */
   uint32_t update_interval_s; /* 60: at most one UPDATE per open episode per this device time */
   /* Class defaults, used where the class has 0 or the vehicle has no class. */
   uint32_t speed_limit_dkmh;         /* 1000 = 100 km/h (trucks, anywhere) */
-  uint32_t speeding_min_s;           /* 30 */
-  uint32_t continuous_limit_s;       /* 4 h */
-  uint32_t min_rest_s;               /* 20 min */
-  uint32_t daily_limit_s;            /* 0 = no daily rule unless the class has one */
+  uint32_t speeding_min_s;           /* HW_RULES_DEF_SPEEDING_MIN_S */
+  uint32_t continuous_limit_s;       /* HW_RULES_DEF_CONTINUOUS_LIMIT_S */
+  uint32_t min_rest_s;               /* HW_RULES_DEF_MIN_REST_S */
+  uint32_t daily_limit_s;            /* HW_RULES_DEF_DAILY_LIMIT_S; 0 = no daily rule */
   uint32_t night_continuous_limit_s; /* 2 h */
   uint32_t night_speed_pct;          /* 80 */
   uint16_t night_from_min;           /* 22:00 = 1320 */

@@ -31,8 +31,6 @@
 #include "sinks/pg_copy.h"
 
 #define HW_PGW "pgwriter"
-#define HW_PGW_DEFAULT_ROWS 5000
-#define HW_PGW_DEFAULT_MS 50
 #define HW_PGW_MAX_ROWS 1000000
 #define HW_PGW_MAX_CONNECTIONS 32
 #define HW_PGW_PUT_CHUNK (64 * 1024) /* bounds what libpq buffers beyond the socket */

@@ -26,10 +26,14 @@
 
 typedef struct hw_pg_writer hw_pg_writer;
 
+/* Batch defaults, written once (serve's settings table quotes them: bare literals). */
+#define HW_PGW_DEFAULT_ROWS 5000
+#define HW_PGW_DEFAULT_MS 50
+
 typedef struct hw_pg_writer_config {
   const char *conninfo;  /* libpq connection string; copied */
-  uint32_t batch_rows;   /* commit after this many rows (default 5000) */
-  uint32_t batch_ms;     /* ... or when the oldest row is this old (default 50) */
+  uint32_t batch_rows;   /* commit after this many rows (0: HW_PGW_DEFAULT_ROWS) */
+  uint32_t batch_ms;     /* ... or when the oldest row is this old (0: HW_PGW_DEFAULT_MS) */
   uint32_t connections;  /* parallel writer connections, each committing its own batches (default 1) */
 } hw_pg_writer_config;
 

@@ -1,0 +1,18 @@
+/* What a protocol session needs from the rest of the daemon on its loop: the terminal registry,
+ * authentication, and the pipeline its fixes go to. serve creates and owns each of them (one set
+ * per loop), fills this struct and gives the server a pointer to it; a session reaches it with
+ * hw_server_backend(). Every member is borrowed and outlives the server. */
+#ifndef HW_BACKEND_H
+#define HW_BACKEND_H
+
+#include "pipeline/pipeline.h"
+#include "registry/auth.h"
+#include "registry/terminal.h"
+
+typedef struct hw_backend {
+  hw_registry *registry; /* every terminal's record; sinks and rules hold pointers into it */
+  hw_auth *auth;
+  hw_pipeline *pipeline;
+} hw_backend;
+
+#endif
