@@ -22,9 +22,9 @@
  * the other is one query over the positions received since the mark (at most one interval plus
  * one cycle of data; a block-range index on recv_ts keeps it to the recent blocks of each
  * partition), without the saved terminals (a hashed anti-join), sorted per terminal in device
- * time and streamed row by row. Both are bounded by what arrived in the last save interval, not
- * by the number of terminals or the history. After a clean stop the mark is the final save's,
- * so nothing is replayed but what the horizons ask for. */
+ * time and streamed row by row. Both read what arrived since the last complete save (and fixes
+ * held behind a gap then), not the history. After a clean stop the mark is the final save's, so
+ * nothing is replayed but what the horizons ask for. */
 #ifndef HW_RULE_STORE_H
 #define HW_RULE_STORE_H
 
