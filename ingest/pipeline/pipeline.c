@@ -122,6 +122,8 @@ static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
 static void hw_pipeline_on_tick(uv_timer_t *timer) {
   hw_pipeline *p = timer->data;
   int64_t now = hw_now_ms();
+  if (!p->ready)
+    return; /* terminals restored at start are bound to their vehicles by the first load */
   hw_registry_foreach(&p->registry, t) {
     if (!t->rules)
       continue;
