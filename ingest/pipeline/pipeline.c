@@ -304,9 +304,10 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
     p->pending_stops += 5;
     uv_timer_stop(&p->tick);
     uv_close((uv_handle_t *)&p->tick, hw_pipeline_tick_closed);
-    /* No fix comes any more: open episodes carry their last fix before they are saved. */
+    /* No fix comes any more: open episodes carry their last fix before they are saved (not
+     * before the registry's first load: the vehicles are not bound yet). */
     hw_registry_foreach(&p->registry, t)
-      if (t->rules && hw_rules_flush(p->rules, t, t->vehicle, NULL))
+      if (p->ready && t->rules && hw_rules_flush(p->rules, t, t->vehicle, NULL))
         hw_warn("rules", t->id, "open episodes not flushed");
     /* Rule state is saved once more and violations flushed; the cache unbinds every terminal
      * before the registry goes. */
