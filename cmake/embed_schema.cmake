@@ -8,6 +8,8 @@ foreach(f ${FILES})
   file(READ ${f} sql HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," sql "${sql}")
   string(REGEX MATCH "^[0-9]+" ver "${name}")
+  # Without its leading zeros: C reads 010 as octal 8, and 008 does not compile.
+  string(REGEX REPLACE "^0+([0-9])" "\\1" ver "${ver}")
   string(APPEND body "static const char hw_mig_${n}[] = {${sql} 0};\n")
   string(APPEND table "  {${ver}, \"${name}\", hw_mig_${n}},\n")
   math(EXPR n "${n} + 1")

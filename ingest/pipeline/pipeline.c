@@ -128,12 +128,15 @@ static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
 static void hw_pipeline_on_tick(uv_timer_t *timer) {
   hw_pipeline *p = timer->data;
   int64_t now = hw_now_ms();
+  if (!p->ready)
+    return; /* terminals restored at start are bound to their vehicles by the first load */
   hw_registry_foreach(p->registry, t) {
-    if (hw_rules_pending(t) == 0)
+    if (!t->rules)
       continue;
+    /* Held fixes whose hold expired; open episodes of a quiet terminal brought up to date. */
     int rc = hw_rules_tick(p->rules, t, t->vehicle, now);
     if (rc)
-      hw_warn("rules", t->id, "held fixes not evaluated: %s", strerror(-rc));
+      hw_warn("rules", t->id, "rules tick failed: %s", strerror(-rc));
   }
 }
 
@@ -307,6 +310,12 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
     uv_timer_stop(&p->tick);
     uv_close((uv_handle_t *)&p->tick, hw_pipeline_tick_closed);
   }
+  /* No fix comes any more: open episodes carry their last fix before they are saved (not before
+   * the registry's first load: the vehicles are not bound yet). */
+  if (p->rules && p->ready)
+    hw_registry_foreach(p->registry, t)
+      if (t->rules && hw_rules_flush(p->rules, t, t->vehicle, NULL))
+        hw_warn("rules", t->id, "open episodes not flushed");
   /* Rule state is saved once more and violations flushed; the cache unbinds every terminal
    * before the registry goes. */
   if (p->rstore) {

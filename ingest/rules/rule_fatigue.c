@@ -338,3 +338,30 @@ void hw__fatigue_updates(hw_rctx *cx, int64_t now_ms) {
     }
   }
 }
+
+void hw__fatigue_flush(hw_rctx *cx, size_t *n) {
+  hw_rule_state *st = cx->st;
+  if (st->cont_ep.open && st->cont_ep.last_ms > st->cont_ep.emit_ms) {
+    st->cont_ep.emit_ms = st->cont_ep.last_ms;
+    hw_time_emit(cx, &st->cont_ep, HW_VIOL_FATIGUE_CONTINUOUS, HW_PHASE_UPDATE, st->cont_ms,
+                 cx->cont_limit_ms);
+    (*n)++;
+  }
+  hw_rule_extra *x = st->x;
+  if (!x)
+    return;
+  if (x->night_ep.open && x->night_ep.last_ms > x->night_ep.emit_ms) {
+    x->night_ep.emit_ms = x->night_ep.last_ms;
+    hw_time_emit(cx, &x->night_ep, HW_VIOL_NIGHT_DRIVING, HW_PHASE_UPDATE, x->night_ms,
+                 cx->night_limit_ms);
+    (*n)++;
+  }
+  for (int i = 0; i < HW_RULE_DRIVERS; i++) {
+    hw_daily_slot *s = &x->daily[i];
+    if (s->used && s->ep.open && s->ep.last_ms > s->ep.emit_ms) {
+      s->ep.emit_ms = s->ep.last_ms;
+      hw_daily_emit(cx, s, HW_PHASE_UPDATE);
+      (*n)++;
+    }
+  }
+}

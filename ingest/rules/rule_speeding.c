@@ -105,6 +105,20 @@ static void hw_speed_step(hw_rctx *cx, hw_speed_ep *ep, int kind, const hw_rpt *
   }
 }
 
+static void hw_speed_flush(hw_rctx *cx, hw_speed_ep *ep, int kind, size_t *n) {
+  if (!ep->active || !ep->opened || ep->last_ms <= ep->emit_ms)
+    return;
+  ep->emit_ms = ep->last_ms;
+  hw_speed_emit(cx, ep, kind, HW_PHASE_UPDATE);
+  (*n)++;
+}
+
+void hw__speeding_flush(hw_rctx *cx, size_t *n) {
+  hw_speed_flush(cx, &cx->st->speed_ep, HW_VIOL_SPEEDING, n);
+  if (cx->st->x)
+    hw_speed_flush(cx, &cx->st->x->night_speed_ep, HW_VIOL_NIGHT_SPEEDING, n);
+}
+
 void hw__speeding_end_all(hw_rctx *cx) {
   hw_speed_end(cx, &cx->st->speed_ep, HW_VIOL_SPEEDING);
   hw_rule_extra *x = hw__extra(cx, 0);

@@ -230,3 +230,25 @@ void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late) {
                day, z->id, late);
   }
 }
+
+void hw__vehicle_flush(hw_rctx *cx, size_t *n) {
+  hw_rule_extra *x = cx->st->x;
+  if (!x || !cx->st->day_open)
+    return;
+  for (int i = 0; i < HW_VDAY__N; i++) {
+    hw_day_ep *ep = &x->vday[i];
+    if (ep->open && ep->last_ms > ep->emit_ms) {
+      ep->emit_ms = ep->last_ms;
+      hw_day_emit(cx, hw_vday_kind[i], HW_PHASE_UPDATE, ep);
+      (*n)++;
+    }
+  }
+  for (int i = 0; i < HW_RULE_ZONE_SLOTS; i++) {
+    hw_day_ep *ep = &x->zday[i];
+    if (ep->open && ep->last_ms > ep->emit_ms) {
+      ep->emit_ms = ep->last_ms;
+      hw_day_emit(cx, HW_VIOL_RESTRICTED_ZONE, HW_PHASE_UPDATE, ep);
+      (*n)++;
+    }
+  }
+}

@@ -22,6 +22,7 @@ void hw_rules_config_default(hw_rules_config *c) {
   c->hold_s = HW_RULES_DEF_HOLD_S;
   c->max_pending = 512;
   c->update_interval_s = 60;
+  c->flush_quiet_s = 60;
   c->speed_limit_dkmh = 1000;
   c->speeding_min_s = HW_RULES_DEF_SPEEDING_MIN_S;
   c->continuous_limit_s = HW_RULES_DEF_CONTINUOUS_LIMIT_S;
@@ -422,6 +423,8 @@ int hw_rules_on_fix(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, hw_f
   int64_t now = fix->recv_ms > 0 ? fix->recv_ms : fix->ts_ms;
   if (now > st->clock_ms)
     st->clock_ms = now;
+  if (now > st->seen_ms)
+    st->seen_ms = now;
   if (fix->quality == 0)
     fix->quality = hw_quality_check(&e->cfg.quality, &st->qref, fix);
   hw_rctx cx;
@@ -446,16 +449,48 @@ int hw_rules_on_fix(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, hw_f
   return 0;
 }
 
+/* Brings every open episode of the state in cx up to its newest evaluated fix. */
+static size_t hw_rules_flush_cx(hw_rctx *cx) {
+  size_t n = 0;
+  hw__speeding_flush(cx, &n);
+  hw__fatigue_flush(cx, &n);
+  hw__vehicle_flush(cx, &n);
+  return n;
+}
+
+int hw_rules_flush(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, size_t *emitted) {
+  if (!e || !t)
+    return -EINVAL;
+  size_t n = 0;
+  if (t->rules) {
+    hw_rctx cx;
+    hw_rctx_init(&cx, e, t, vehicle);
+    n = hw_rules_flush_cx(&cx);
+  }
+  if (emitted)
+    *emitted = n;
+  return 0;
+}
+
 int hw_rules_tick(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, int64_t now_ms) {
   if (!e || !t)
     return -EINVAL;
   hw_rule_state *st = t->rules;
   if (!st)
     return 0;
-  if (now_ms > st->clock_ms)
-    st->clock_ms = now_ms;
+  int quiet = now_ms - st->seen_ms >= (int64_t)e->cfg.flush_quiet_s * 1000;
+  /* Most terminals have neither held fixes nor a quiet episode to bring up to date: leave their
+   * state (and so its saved bytes) untouched. */
+  if (st->npending == 0 && !quiet)
+    return 0;
   hw_rctx cx;
   hw_rctx_init(&cx, e, t, vehicle);
-  hw_rules_drain(&cx, 0);
+  if (st->npending) {
+    if (now_ms > st->clock_ms)
+      st->clock_ms = now_ms;
+    hw_rules_drain(&cx, 0);
+  }
+  if (quiet)
+    (void)hw_rules_flush_cx(&cx);
   return 0;
 }

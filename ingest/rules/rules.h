@@ -81,6 +81,20 @@
  *   expired_permit, unregistered_terminal, restricted_zone) still check it, merging into the
  *   day's episode (an earlier start) or emitting that day's episode, which the consumer upserts.
  *
+ * OPEN EPISODES AT THE EDGES
+ *   While a terminal reports, an open episode is re-emitted (HW_PHASE_UPDATE) at most once per
+ *   update_interval_s of device time, so what the consumer holds may lag the newest fix by up to
+ *   that much. The lag is closed (an UPDATE carrying the newest evaluated fix: last position,
+ *   ended_ms, value) by hw_rules_flush:
+ *     - when the terminal goes quiet: hw_rules_tick flushes a terminal that has had no fix for
+ *       flush_quiet_s of receipt time, so within flush_quiet_s + the sweep period (60 + 10 s in
+ *       the daemon) of its last fix arriving;
+ *     - at shutdown, for every terminal, before the rule state is saved;
+ *     - after a restart, the replayed terminals at the first sweep (their fixes' receipt times
+ *       are old).
+ *   A close is always exact. Fixes held behind a gap are not evaluated by a flush: they are
+ *   decided when their hold ends (and flushed one sweep later), or replayed after a restart.
+ *
  * RESTART SAFETY
  *   Open episodes, counters, the horizon and the quality reference live in hw_rule_state and
  *   can be encoded into versioned bytes (hw_rule_state_encode), which the daemon persists
@@ -89,10 +103,12 @@
  *   hw_rules_on_fix (with their stored recv time) before live data; fixes at or before the
  *   horizon are late and cannot double-count. Episodes re-emitted during the replay carry the
  *   same episode_id (violation.h), so storing them is an idempotent upsert. Queued fixes are not
- *   encoded: they are newer than the horizon, so the replay brings them back.
+ *   encoded: they are newer than the horizon, so the replay brings them back. A terminal with no
+ *   saved state (first seen after the last completed save) starts fresh and is replayed from all
+ *   its fixes received since that save (sinks/rule_store.h), so a crash loses no evaluation.
  *
  * MEMORY
- *   280 bytes of state per terminal; a 1 KB extension only while night or daily counting,
+ *   About 300 bytes of state per terminal; a 1 KB extension only while night or daily counting,
  *   per-day or zone episodes need it (freed at the first day change after they end); the queue
  *   only while a gap is held. Encoded: under 100 bytes typically, at most about 1.2 KB.
  */
@@ -131,6 +147,8 @@ typedef struct hw_rules_config {
   uint32_t hold_s;            /* HW_RULES_DEF_HOLD_S */
   uint32_t max_pending;       /* 512 fixes per vehicle (64 bytes each, only while held) */
   uint32_t update_interval_s; /* 60: at most one UPDATE per open episode per this device time */
+  uint32_t flush_quiet_s;     /* 60: a terminal this long without a fix (receipt time) is quiet:
+                                 hw_rules_tick brings its open episodes up to date */
   /* Class defaults, used where the class has 0 or the vehicle has no class. */
   uint32_t speed_limit_dkmh;         /* 1000 = 100 km/h (trucks, anywhere) */
   uint32_t speeding_min_s;           /* HW_RULES_DEF_SPEEDING_MIN_S */
@@ -167,9 +185,21 @@ void hw_rules_set_zones(hw_rules *e, const hw_zone_index *zones);
 int hw_rules_on_fix(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, hw_fix *fix)
     HW_MUST_CHECK;
 
-/* Advances t's receipt clock to now_ms and evaluates fixes whose hold has expired; call for
- * terminals with hw_rules_pending() > 0 from a periodic sweep (e.g. every 10-60 s). */
+/* The periodic sweep: call for every terminal with a state (t->rules), every few seconds (the
+ * daemon: every 10 s). When t has held fixes, advances its receipt clock to now_ms and evaluates
+ * those whose hold has expired; when t has been quiet (no fix handed to hw_rules_on_fix for
+ * flush_quiet_s of receipt time), brings its open episodes up to date (hw_rules_flush). A
+ * terminal with neither is left untouched (its encoded state does not change). 0, -EINVAL. */
 int hw_rules_tick(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, int64_t now_ms)
+    HW_MUST_CHECK;
+
+/* Emits an UPDATE for every open episode of t whose last emitted event is behind its newest
+ * evaluated fix (see OPEN EPISODES AT THE EDGES), so that the consumer holds its true last
+ * position, time and value; episodes already up to date emit nothing, so calling it again is
+ * free. Fixes still held behind a gap are not evaluated by it. *emitted (may be NULL): events
+ * emitted. Call for every terminal at shutdown, after the last fix and before the last save of
+ * the rule state and of the violations. 0, -EINVAL. */
+int hw_rules_flush(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, size_t *emitted)
     HW_MUST_CHECK;
 
 /* Fixes of t waiting for a gap to be filled (0 when t has no state). */

@@ -107,6 +107,8 @@ struct hw_rule_state {
   uint32_t zone_cell, zone_gen;  /* last fix was in this cell of index generation zone_gen,
                                     and no zone touches that cell */
   int64_t hold_since_ms;         /* receipt clock when the queue became non-empty */
+  int64_t seen_ms;               /* receipt time of the newest fix handed in (ticks leave it
+                                    alone: it tells how long the terminal has been quiet) */
   hw_qpt *pending;               /* owned: sorted by ts, npending used of cap_pending */
   uint32_t npending, cap_pending;
 };
@@ -174,9 +176,14 @@ int hw__is_night(const hw_rctx *cx, int64_t ts_ms);
 /* Whether zone z applies to the vehicle's class at ts. */
 int hw__zone_applies(const hw_rctx *cx, const hw_zone *z, int64_t ts_ms);
 
+/* --- flushing (see hw_rules_flush): each family emits an UPDATE for every open episode whose
+ * last emitted event is behind its newest fix (last_ms > emit_ms), sets emit_ms = last_ms, and
+ * adds the events emitted to *n. --- */
+
 /* --- rule_speeding.c --- */
 void hw__speeding_eval(hw_rctx *cx, const hw_rpt *c, int after_gap);
 void hw__speeding_end_all(hw_rctx *cx);
+void hw__speeding_flush(hw_rctx *cx, size_t *n);
 uint32_t hw__effective_limit(const hw_rctx *cx, int64_t ts_ms, int64_t *zone_id);
 
 /* --- rule_fatigue.c --- */
@@ -184,6 +191,7 @@ uint32_t hw__effective_limit(const hw_rctx *cx, int64_t ts_ms, int64_t *zone_id)
 void hw__fatigue_interval(hw_rctx *cx, int64_t a, int64_t x, int64_t b);
 void hw__fatigue_driver(hw_rctx *cx, const hw_qpt *c);
 void hw__fatigue_updates(hw_rctx *cx, int64_t now_ms);
+void hw__fatigue_flush(hw_rctx *cx, size_t *n);
 /* Starts the calendar at the first fix. */
 void hw__fatigue_first(hw_rctx *cx, const hw_qpt *c);
 
@@ -192,5 +200,6 @@ void hw__offline_eval(hw_rctx *cx, const hw_rpt *p, const hw_rpt *c, int64_t dt_
 
 /* --- rule_vehicle.c --- */
 void hw__vehicle_eval(hw_rctx *cx, const hw_rpt *c, int moving, int late);
+void hw__vehicle_flush(hw_rctx *cx, size_t *n);
 
 #endif

@@ -9,9 +9,15 @@
 #include "sinks/pg_array.h"
 #include "sinks/pg_async.h"
 #include "sinks/pg_conn.h"
+#include "registry/zone_index.h"
 
 #define HW_RSTORE_LOG "rulestate"
 #define HW_RSTORE_SCAN 8192 /* records looked at per loop turn (about 5 ms) */
+/* The mark is the start of the last complete save cycle less this: a wall clock stepped back by
+ * less than it between a receipt and a save loses nothing. More only replays a little more. */
+#define HW_RSTORE_MARK_SLACK_MS 1000
+/* Grid of the zone index built for the replay (any size gives the same results). */
+#define HW_RSTORE_ZONE_CELL_E6 20000
 
 /* ---- load and replay ---------------------------------------------------------------------- */
 
@@ -28,6 +34,23 @@ static const char hw_q_replay[] =
     "JOIN positions p ON p.terminal_id = h.tid "
     "AND p.ts > timestamptz 'epoch' + h.hz * interval '1 millisecond' "
     "WHERE p.quality = 0 ORDER BY p.terminal_id, p.ts";
+
+/* Terminals without an attached state ($1: the attached ids) are replayed from the mark: every
+ * fix received since (rule_store.h). recv_ts has a block-range index (schema 010), as rows are
+ * appended in receipt order, so this reads the recent blocks of each partition, not all of them.
+ * Same columns as hw_q_replay. */
+static const char hw_q_mark[] =
+    "SELECT (extract(epoch FROM saved_before) * 1000)::bigint FROM rule_state_mark";
+static const char hw_q_replay_new[] =
+    "SELECT p.terminal_id, (extract(epoch FROM p.ts) * 1000)::bigint, "
+    "(extract(epoch FROM p.recv_ts) * 1000)::bigint, round(p.lat * 1e6)::integer, "
+    "round(p.lon * 1e6)::integer, round(p.speed_kmh::float8 * 10)::bigint, p.heading, p.alt_m, "
+    "p.alarm, p.status, round(p.odometer_km * 10)::bigint, p.driver_id, p.source, p.seq "
+    "FROM positions p "
+    "WHERE p.recv_ts >= timestamptz 'epoch' + $2::bigint * interval '1 millisecond' "
+    "AND p.quality = 0 "
+    "AND NOT EXISTS (SELECT 1 FROM unnest($1::text[]) AS h(tid) WHERE h.tid = p.terminal_id) "
+    "ORDER BY p.terminal_id, p.ts";
 
 static int64_t hw_rstore_val(const PGresult *r, int row, int col) {
   return strtoll(PQgetvalue(r, row, col), NULL, 10);
@@ -114,12 +137,14 @@ static int hw_rstore_attach(PGconn *conn, hw_registry *reg, hw_registry_cache *c
   return rc;
 }
 
-/* Streams the replay query row by row into the engine. */
+/* Streams a replay query (sql with its two parameters) row by row into the engine. create: the
+ * terminals are not attached yet; their records are created (and bound through cache). */
 static int hw_rstore_replay(PGconn *conn, hw_registry *reg, hw_rules *engine,
                             hw_registry_cache *cache, const hw_registry_snapshot *snap,
-                            const char *ids, const char *horizons, size_t *replayed) {
-  const char *params[2] = {ids, horizons};
-  if (!PQsendQueryParams(conn, hw_q_replay, 2, NULL, params, NULL, NULL, 0)) {
+                            const char *sql, const char *p1, const char *p2, int create,
+                            size_t *replayed, size_t *terminals) {
+  const char *params[2] = {p1, p2};
+  if (!PQsendQueryParams(conn, sql, 2, NULL, params, NULL, NULL, 0)) {
     hw_error(HW_RSTORE_LOG, NULL, "cannot send the replay query: %s", PQerrorMessage(conn));
     return -EIO;
   }
@@ -137,9 +162,10 @@ static int hw_rstore_replay(PGconn *conn, hw_registry *reg, hw_rules *engine,
       continue; /* the end of a single-row stream */
     }
     if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
-      if (rc == 0)
+      if (rc == 0) {
         hw_error(HW_RSTORE_LOG, NULL, "replay query failed: %s", hw_pg_errmsg(res));
-      rc = -EIO;
+        rc = -EIO;
+      }
       PQclear(res);
       continue; /* drain to the end so conn is usable */
     }
@@ -148,11 +174,22 @@ static int hw_rstore_replay(PGconn *conn, hw_registry *reg, hw_rules *engine,
       const char *id = PQgetvalue(res, row, 0);
       if (!t || strcmp(t->id, id) != 0) {
         t = hw_registry_find(reg, id);
+        if (!t && create && rc == 0 && strlen(id) <= HW_TERMINAL_ID_MAX) {
+          int grc = hw_registry_get(reg, id, &t);
+          if (grc) {
+            rc = grc; /* out of memory: drain the stream, report it */
+            t = NULL;
+          } else if (cache) {
+            hw_registry_cache_bind(cache, t);
+          }
+        }
         v = !t ? NULL : cache ? hw_registry_cache_vehicle(cache, id)
                               : hw_registry_snapshot_vehicle(snap, id);
+        if (t)
+          (*terminals)++;
       }
       if (!t)
-        continue; /* cannot happen: only attached terminals are asked for */
+        continue; /* attached terminals only, unless create */
       hw_fix f;
       hw_rstore_fix(res, row, &f);
       int frc = hw_rules_on_fix(engine, t, v, &f);
@@ -167,22 +204,44 @@ static int hw_rstore_replay(PGconn *conn, hw_registry *reg, hw_rules *engine,
   return rc;
 }
 
+/* The mark: fixes received from it on may be in no saved state. */
+static int hw_rstore_read_mark(PGconn *conn, int64_t *mark_ms) {
+  PGresult *res = PQexec(conn, hw_q_mark);
+  int rc = 0;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    hw_error(HW_RSTORE_LOG, NULL, "cannot read rule_state_mark: %s", hw_pg_errmsg(res));
+    rc = -EIO;
+  } else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+    /* Only a hand-edited table: without a mark, replay everything stored. */
+    hw_warn(HW_RSTORE_LOG, NULL, "rule_state_mark is empty: terminals without a saved state are "
+            "replayed from all their stored fixes");
+    *mark_ms = 0;
+  } else {
+    *mark_ms = hw_rstore_val(res, 0, 0);
+  }
+  PQclear(res);
+  return rc;
+}
+
 int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_registry_cache *cache,
                        size_t *loaded, size_t *replayed) {
-  size_t nloaded = 0, nreplayed = 0;
+  size_t nloaded = 0, nreplayed = 0, nnew = 0, nnew_terminals = 0, nold_terminals = 0;
   hw_pg_array ids = {0}, horizons = {0};
   const hw_registry_snapshot *snap = NULL;
-  int64_t t0 = hw_now_ms();
+  hw_zone_index *zones = NULL;
+  int64_t t0 = hw_now_ms(), mark_ms = 0;
   if (!conn || !reg || !engine)
     return -EINVAL;
   int rc = hw_rstore_attach(conn, reg, cache, &ids, &horizons, &nloaded);
-  if (rc || nloaded == 0)
+  if (rc)
     goto out;
   const char *pids = hw_pg_array_finish(&ids), *phz = hw_pg_array_finish(&horizons);
   if (!pids || !phz) {
     rc = -ENOMEM;
     goto out;
   }
+  if ((rc = hw_rstore_read_mark(conn, &mark_ms)))
+    goto out;
   if (!cache) {
     hw_registry_snapshot *s = NULL;
     if ((rc = hw_registry_snapshot_load(conn, &s))) {
@@ -190,15 +249,37 @@ int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_regi
       goto out;
     }
     snap = s;
+    /* The replay judges zone rules and zone speed limits as live evaluation would. */
+    if (snap->nzones &&
+        hw_zone_index_build(snap->zones, snap->nzones, HW_RSTORE_ZONE_CELL_E6, &zones) == 0)
+      hw_rules_set_zones(engine, zones);
+    else if (snap->nzones)
+      hw_warn(HW_RSTORE_LOG, NULL, "cannot index %zu zones: the replay is without zones",
+              snap->nzones);
   }
-  rc = hw_rstore_replay(conn, reg, engine, cache, snap, pids, phz, &nreplayed);
+  if (nloaded)
+    rc = hw_rstore_replay(conn, reg, engine, cache, snap, hw_q_replay, pids, phz, 0, &nreplayed,
+                          &nold_terminals);
+  if (rc == 0) {
+    char mark[32];
+    snprintf(mark, sizeof mark, "%lld", (long long)(mark_ms > HW_RSTORE_MARK_SLACK_MS
+                                                        ? mark_ms - HW_RSTORE_MARK_SLACK_MS : 0));
+    rc = hw_rstore_replay(conn, reg, engine, cache, snap, hw_q_replay_new, pids, mark, 1, &nnew,
+                          &nnew_terminals);
+    nreplayed += nnew;
+  }
 out:
+  if (zones) {
+    hw_rules_set_zones(engine, NULL);
+    hw_zone_index_free(zones);
+  }
   hw_registry_snapshot_unref(snap);
   hw_pg_array_free(&ids);
   hw_pg_array_free(&horizons);
   if (rc == 0)
-    hw_info(HW_RSTORE_LOG, NULL, "%zu rule states loaded, %zu stored fixes replayed (%lld ms)",
-            nloaded, nreplayed, (long long)(hw_now_ms() - t0));
+    hw_info(HW_RSTORE_LOG, NULL, "%zu rule states loaded, %zu stored fixes replayed (%zu of %zu "
+            "terminals without a saved state, received since the last complete save) (%lld ms)",
+            nloaded, nreplayed, nnew, nnew_terminals, (long long)(hw_now_ms() - t0));
   if (loaded)
     *loaded = nloaded;
   if (replayed)
@@ -207,6 +288,13 @@ out:
 }
 
 /* ---- periodic save ------------------------------------------------------------------------ */
+
+/* Every state was encoded after the cycle started, so every fix received before then is in a
+ * saved state (or newer than its horizon): what a restart owes a replay starts here. */
+static const char hw_q_save_mark[] =
+    "INSERT INTO rule_state_mark (id, saved_before) "
+    "VALUES (1, timestamptz 'epoch' + $1::bigint * interval '1 millisecond') "
+    "ON CONFLICT (id) DO UPDATE SET saved_before = EXCLUDED.saved_before";
 
 static const char hw_q_save[] =
     "INSERT INTO rule_state (terminal_id, state, updated_at) "
@@ -245,6 +333,7 @@ struct hw_rule_store {
   size_t nchunk;
   size_t cycle_terminals;
   uint64_t cycle_start;
+  int64_t cycle_start_wall; /* hw_now_ms() at the start: the mark once the cycle completes */
   hw_rule_store_stats stats;
 
   int stopping, closing, handles;
@@ -312,6 +401,8 @@ static void hw_rstore_begin(hw_rule_store *s) {
   s->cursor = s->reg->by_id;
   s->cycle_terminals = 0;
   s->cycle_start = uv_now(s->loop);
+  /* The same clock as the fixes' receipt times (recv_ts), which the mark is compared with. */
+  s->cycle_start_wall = hw_now_ms();
   hw_rstore_step(s);
 }
 
@@ -354,6 +445,32 @@ static void hw_rstore_on_result(void *arg, const PGresult *res) {
   s->stats.saved += s->nchunk;
   s->nchunk = 0;
   hw_rstore_step(s);
+}
+
+static void hw_rstore_on_mark(void *arg, const PGresult *res) {
+  hw_rule_store *s = arg;
+  if (s->closing)
+    return;
+  if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    /* The states are saved; only the mark stays behind, so a restart replays a little more. */
+    hw_warn(HW_RSTORE_LOG, NULL, "saving the replay mark failed: %s%s%s",
+            res ? hw_pg_sqlstate(res) : "", res ? " " : "", res ? hw_pg_errmsg(res) : "connection lost");
+    hw_rstore_end(s, 0);
+    return;
+  }
+  hw_rstore_end(s, 1);
+}
+
+/* The last statement of a cycle whose states are all written. */
+static void hw_rstore_save_mark(hw_rule_store *s) {
+  char mark[32];
+  snprintf(mark, sizeof mark, "%lld", (long long)s->cycle_start_wall);
+  const char *params[1] = {mark};
+  int rc = hw_pg_async_query(s->pg, hw_q_save_mark, 1, params, hw_rstore_on_mark, s);
+  if (rc) {
+    hw_error(HW_RSTORE_LOG, NULL, "cannot queue the replay mark: %s", strerror(-rc));
+    hw_rstore_end(s, 0);
+  }
 }
 
 /* An idle handle, not a 0 ms timer: libuv runs a timer started from a timer callback in the same
@@ -399,7 +516,7 @@ static void hw_rstore_step(hw_rule_store *s) {
     if (s->cursor)
       (void)uv_idle_start(&s->next, hw_rstore_on_next); /* the rest after other events */
     else
-      hw_rstore_end(s, 1);
+      hw_rstore_save_mark(s);
     return;
   }
   const char *params[2] = {hw_pg_array_finish(&ids), hw_pg_array_finish(&states)};

@@ -3,19 +3,28 @@
  *
  * At start, before the loop runs: hw_rule_store_load decodes every saved state into its terminal
  * record, then replays through the engine the stored good fixes newer than each state's horizon
- * (they were stored but possibly not evaluated, or evaluated after the last save). Events of the
- * replay go through the engine's callback as usual; they carry the episode ids of the first run,
- * so storing them (violation_store) is an idempotent upsert.
+ * (they were stored but possibly not evaluated, or evaluated after the last save), and then, for
+ * every terminal without a saved state, the good fixes received since the mark (below): such a
+ * terminal was first seen after the last complete save, so its whole evaluation is in them.
+ * Events of the replay go through the engine's callback as usual; they carry the episode ids of
+ * the first run, so storing them (violation_store) is an idempotent upsert.
  *
  * While running: every interval the state of every terminal is encoded and compared with what
  * was last saved (a 64-bit hash of the bytes, kept here: terminal.h is not touched); the changed
  * ones are upserted, HW_RSTORE_CHUNK terminals per statement (one unnest of text[] ids and
  * hex-encoded states), the next chunk encoded when the previous one is written, so the loop is
  * never held long and a state is at most one interval plus one write old. A failed chunk ends
- * the cycle; its terminals stay "changed" and go in the next one.
+ * the cycle; its terminals stay "changed" and go in the next one. A cycle that wrote every
+ * chunk ends by setting the mark (table rule_state_mark, schema/010) to the time it started:
+ * every fix received before then is in a saved state, by its terminal's horizon.
  *
- * Limit: a terminal first seen after the last successful save has no row; after a crash its
- * fixes of that interval are not replayed (its state starts fresh from the next live fix). */
+ * Cost of the start after a crash: the horizon replay is one index range per saved terminal;
+ * the other is one query over the positions received since the mark (at most one interval plus
+ * one cycle of data; a block-range index on recv_ts keeps it to the recent blocks of each
+ * partition), without the saved terminals (a hashed anti-join), sorted per terminal in device
+ * time and streamed row by row. Both read what arrived since the last complete save (and fixes
+ * held behind a gap then), not the history. After a clean stop the mark is the final save's, so
+ * nothing is replayed but what the horizons ask for. */
 #ifndef HW_RULE_STORE_H
 #define HW_RULE_STORE_H
 
@@ -34,11 +43,14 @@
  * connection (left idle; no transaction is left open). For each row of rule_state: the
  * terminal's record in reg (created if needed) gets the decoded state in t->rules (a record that
  * already has a state keeps it; an undecodable state is logged and skipped: that terminal starts
- * fresh). Then the good fixes (quality 0) stored after each state's horizon are fed, per terminal
- * in device-time order, to hw_rules_on_fix(engine, t, vehicle, fix) with their stored receipt
- * time, streamed row by row. vehicle: the terminal's bound vehicle, from cache when given (the
- * records created here are bound with hw_registry_cache_bind; call after the cache's first load),
- * else from a registry snapshot this call loads and releases itself (records stay unbound).
+ * fresh, like one without a saved state). Then the good fixes (quality 0) stored after each state's horizon, and those received
+ * since the mark of every terminal without an attached state (its record created, its state
+ * fresh), are fed, per terminal in device-time order, to hw_rules_on_fix(engine, t, vehicle, fix)
+ * with their stored receipt time, streamed row by row. vehicle: the terminal's bound vehicle,
+ * from cache when given (the records created here are bound with hw_registry_cache_bind; call
+ * after the cache's first load, with the engine's zones set), else from a registry snapshot this
+ * call loads and releases itself (records stay unbound; the engine gets the snapshot's zones for
+ * the replay and none after it: set them again).
  * *loaded: states attached; *replayed: fixes fed (either may be NULL).
  * 0; -EIO a query failed (logged; states attached so far stay attached, the replay may be
  * partial); -ENOMEM. */

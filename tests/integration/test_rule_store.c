@@ -56,6 +56,8 @@ static void run_init(run *r, const fixture *f, hw_violation_store *store) {
   r->v = f->v;
   hw_rules_config cfg;
   hw_rules_config_default(&cfg);
+  /* The drive is in March 2026; fixes received after a crash are received now. */
+  cfg.quality.max_past_ms = 400LL * 86400000;
   assert_int_equal(hw_rules_new(&cfg, run_cb, r, &r->e), 0);
 }
 
@@ -70,14 +72,18 @@ static void run_free_engine(run *r) {
   r->e = NULL;
 }
 
-static void run_feed(run *r, const hw_fix *fixes, size_t from, size_t to) {
+static void run_feed_as(run *r, const char *tid, const hw_fix *fixes, size_t from, size_t to) {
   hw_terminal *t;
-  assert_int_equal(hw_registry_get(&r->reg, TID, &t), 0);
+  assert_int_equal(hw_registry_get(&r->reg, tid, &t), 0);
   for (size_t i = from; i < to; i++) {
     hw_fix f = fixes[i];
     assert_int_equal(hw_rules_on_fix(r->e, t, r->v, &f), 0);
     assert_int_equal(f.quality, 0);
   }
+}
+
+static void run_feed(run *r, const hw_fix *fixes, size_t from, size_t to) {
+  run_feed_as(r, TID, fixes, from, to);
 }
 
 /* ---- the drive ---------------------------------------------------------------------------- */
@@ -105,8 +111,9 @@ static void drive(fixture *f, int minutes, int moving) {
   }
 }
 
-/* Stores fixes [from, to) in positions with the given quality. */
-static void store_fixes(fixture *f, size_t from, size_t to, int quality) {
+/* Stores fixes[from, to) of terminal tid in positions with the given quality. */
+static void store_fixes_as(fixture *f, const char *tid, const hw_fix *fixes, size_t from,
+                           size_t to, int quality) {
   size_t cap = 256 + (to - from) * 320, len = 0;
   char *sql = malloc(cap);
   assert_non_null(sql);
@@ -114,12 +121,12 @@ static void store_fixes(fixture *f, size_t from, size_t to, int quality) {
                           "speed_kmh, heading, alt_m, alarm, status, odometer_km, driver_id, source, "
                           "quality) VALUES ");
   for (size_t i = from; i < to; i++) {
-    const hw_fix *p = &f->fix[i];
+    const hw_fix *p = &fixes[i];
     len += (size_t)snprintf(sql + len, cap - len,
-                            "%s('" TID "', timestamptz 'epoch' + %lld * interval '1 ms', 0, "
+                            "%s('%s', timestamptz 'epoch' + %lld * interval '1 ms', 0, "
                             "timestamptz 'epoch' + %lld * interval '1 ms', %d / 1e6, %d / 1e6, %u / 10.0, "
                             "%u, %d, %u, %u, %u / 10.0, '%s', %u, %d)",
-                            i == from ? "" : ", ", (long long)p->ts_ms, (long long)p->recv_ms,
+                            i == from ? "" : ", ", tid, (long long)p->ts_ms, (long long)p->recv_ms,
                             p->lat_e6, p->lon_e6, p->speed_dkmh, p->heading, p->alt_m, p->alarm,
                             p->status, p->odometer_hm, p->driver_id, p->source, quality);
     assert_true(len < cap);
@@ -129,6 +136,10 @@ static void store_fixes(fixture *f, size_t from, size_t to, int quality) {
     fail_msg("storing fixes: %s", PQresultErrorMessage(res));
   PQclear(res);
   free(sql);
+}
+
+static void store_fixes(fixture *f, size_t from, size_t to, int quality) {
+  store_fixes_as(f, TID, f->fix, from, to, quality);
 }
 
 static void fx_start(fixture *f) {
@@ -412,6 +423,109 @@ static void test_bad_state_skipped(void **state) {
   fx_stop(&f);
 }
 
+
+/* kill -9 within the save window, for a terminal first seen after the last save: it has no
+ * rule_state row, so no horizon asks for its fixes; the mark does. Its fixes received since the
+ * last complete save are replayed from a fresh state: the events are exactly those of an
+ * uninterrupted run and its episode is stored once, with the values of its last fix. A terminal
+ * without a row whose fixes were all received before the mark is not read (the replay costs what
+ * arrived since the last save, not the history). */
+#define TID2 "013800000004"
+#define TID3 "013800000005"
+
+static void test_crash_replays_unsaved_terminal(void **state) {
+  (void)state;
+  fixture f;
+  fx_start(&f);
+  free(vu_pg_text(f.pg, "INSERT INTO vehicles (plate, plate_colour, class_code, terminal_id, "
+                        "region, enterprise) VALUES ('冀A12346', 2, 'heavy_truck', '" TID2 "', "
+                        "'130100', 'Hebei Haulage')"));
+  hw_registry_snapshot *snap2 = NULL;
+  assert_int_equal(hw_registry_snapshot_load(f.pg, &snap2), 0);
+  const hw_vehicle *v2 = hw_registry_snapshot_vehicle(snap2, TID2);
+  assert_non_null(v2);
+  drive(&f, 270, 1); /* 4 h 30 without a rest: fatigue_continuous open since 4 h */
+
+  /* First life: TID only, saved at stop, which sets the mark. */
+  int64_t before_stop = hw_now_ms();
+  hw_violation_store *vs;
+  assert_int_equal(hw_violation_store_start(&vs, &f.env.loop, f.conninfo), 0);
+  run before;
+  run_init(&before, &f, vs);
+  hw_rule_store *rs;
+  assert_int_equal(hw_rule_store_start(&rs, &f.env.loop, f.conninfo, &before.reg, 3600000), 0);
+  run_feed(&before, f.fix, 0, 31);
+  store_fixes(&f, 0, 31, 0);
+  stop_rule_store(&f, rs);
+  assert_true(hw_test_loop_run_until(&f.env, store_idle, vs));
+  stop_store(&f, vs);
+  run_free_engine(&before);
+  free(before.ev);
+  int64_t mark = hw_test_pg_scalar(f.pg, "SELECT (extract(epoch FROM saved_before) * 1000)::bigint "
+                                          "FROM rule_state_mark");
+  assert_in_range(mark, before_stop, hw_now_ms());
+  vu_expect(f.pg, "1|0", "SELECT count(*) FILTER (WHERE terminal_id = '" TID "') || '|' || "
+            "count(*) FILTER (WHERE terminal_id = '" TID2 "') FROM rule_state");
+
+  /* The crash window: TID2's whole drive received (and stored) after the save, never evaluated
+   * by a saved state; a flagged fix among it; TID3's fixes received before the save. */
+  static hw_fix fix2[MAXFIX];
+  int64_t recv0 = hw_now_ms() + 1000;
+  for (size_t i = 0; i < f.nfix; i++) {
+    fix2[i] = f.fix[i];
+    fix2[i].recv_ms = recv0 + (int64_t)i;
+  }
+  store_fixes_as(&f, TID2, fix2, 0, f.nfix, 0);
+  hw_fix bad = fix2[100];
+  bad.ts_ms += 20000;
+  bad.lat_e6 += 5000000;
+  store_fixes_as(&f, TID2, &bad, 0, 1, 0x20);
+  store_fixes_as(&f, TID3, f.fix, 0, 10, 0); /* recv_ts in March 2026 */
+
+  /* Second life. */
+  assert_int_equal(hw_violation_store_start(&vs, &f.env.loop, f.conninfo), 0);
+  run after;
+  run_init(&after, &f, vs);
+  after.v = v2; /* the events recorded from here on are TID2's */
+  size_t loaded = 0, replayed = 0;
+  assert_int_equal(hw_rule_store_load(f.pg, &after.reg, after.e, NULL, &loaded, &replayed), 0);
+  assert_int_equal(loaded, 1);
+  assert_int_equal(replayed, f.nfix);
+  hw_terminal *t2 = hw_registry_find(&after.reg, TID2);
+  assert_non_null(t2);
+  assert_non_null(t2->rules);
+  assert_int_equal(hw_rule_state_horizon_ms(t2->rules), f.fix[f.nfix - 1].ts_ms);
+  assert_null(hw_registry_find(&after.reg, TID3));
+  assert_true(hw_test_loop_run_until(&f.env, store_idle, vs));
+  stop_store(&f, vs);
+  run_free_engine(&after);
+
+  /* The reference: TID2's drive evaluated live. */
+  run ref;
+  run_init(&ref, &f, NULL);
+  ref.v = v2;
+  run_feed_as(&ref, TID2, fix2, 0, f.nfix);
+  run_free_engine(&ref);
+  run none = {0};
+  expect_same_events(&ref, &none, &after);
+  assert_true(count_kind(&after, HW_VIOL_FATIGUE_CONTINUOUS) >= 2);
+
+  const hw_violation_event *last = &after.ev[after.nev - 1];
+  assert_int_equal(last->ended_ms, f.fix[f.nfix - 1].ts_ms);
+  assert_int_equal(last->value, 270 * 60);
+  char want[256];
+  snprintf(want, sizeof want, "1|%s|%lld|%lld|<null>|冀A12346", last->episode_id,
+           (long long)last->value, (long long)last->ended_ms);
+  vu_expect(f.pg, want, "SELECT count(*) OVER () || '|' || episode_key || '|' || measured || '|' || "
+            "(extract(epoch FROM last_at) * 1000)::bigint || '|' || "
+            "coalesce(ended_at::text, '<null>') || '|' || plate FROM violations "
+            "WHERE terminal_id = '" TID2 "'");
+  free(ref.ev);
+  free(after.ev);
+  hw_registry_snapshot_unref(snap2);
+  fx_stop(&f);
+}
+
 int main(void) {
   vu_log_level();
   const struct CMUnitTest tests[] = {
@@ -419,6 +533,7 @@ int main(void) {
       cmocka_unit_test(test_restart_inside_an_episode),
       cmocka_unit_test(test_saves_only_changes),
       cmocka_unit_test(test_bad_state_skipped),
+      cmocka_unit_test(test_crash_replays_unsaved_terminal),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,9 @@ static const char registry_csv[] =
     "鲁A10005,yellow,converted_tractor,pre-tractor-001,370100,济南测试农机合作社,,,active\n"
     "鲁A10006,yellow,converted_tractor,e2e-tractor-001,370100,济南测试农机合作社,,,active\n"
     "陕A10007,yellow,semi_trailer_tractor,e2e-dark-001,610100,西安测试货运有限公司,陕交运管许可西字610100000007号,2029-12-31,active\n"
-    "苏A10008,yellow,heavy_truck,rst-tired-001,320100,南京测试物流有限公司,苏交运管许可宁字320100000008号,2029-12-31,active\n";
+    "苏A10008,yellow,heavy_truck,rst-tired-001,320100,南京测试物流有限公司,苏交运管许可宁字320100000008号,2029-12-31,active\n"
+    "鲁A10009,yellow,converted_tractor,sig-tractor-001,370100,济南测试农机合作社,,,active\n"
+    "冀A10010,yellow,heavy_truck,k9-speeder-001,130100,石家庄测试运输有限公司,冀交运管许可石字130100000010号,2029-12-31,active\n";
 
 /* The expressway the speeder scenario drives on (trucks: 100 km/h there, 80 elsewhere). */
 static const char zones_geojson[] =
@@ -240,6 +242,72 @@ static void test_dark(void **state) {
   assert_int_equal(col("e2e-dark-001", ENDED_MS) - col("e2e-dark-001", STARTED_MS), 45 * MIN_MS);
 }
 
+static void stop_daemon(int sig) {
+  assert_true(env.daemon_pid > 0); /* kill(0, ...) would signal the whole test run */
+  assert_int_equal(kill(env.daemon_pid, sig), 0);
+  int status = hw_test_wait_exit(env.daemon_pid, 60000);
+  env.daemon_pid = 0;
+  if (sig == SIGTERM)
+    assert_int_equal(status, 0);
+  else
+    assert_int_not_equal(status, -1);
+}
+
+/* The daemon stopped (SIGTERM) right after a converted tractor's last fix: its open retired_class
+ * carries that fix (time, position), not the last throttled update. The drive crosses the
+ * retirement at 00:00:00 with fixes at :00 and :30 offsets, so the updates (every 60 s from
+ * 00:00:00) miss the last moving fix, at hh:mm:30, by 30 s. */
+static void test_stop_flushes_open_episode(void **state) {
+  (void)state;
+  int64_t first = cst_ms(2025, 12, 31, 23, 50, 30);
+  run_sim("tractor", "sig", first - STEP_MS);
+  stop_daemon(SIGTERM);
+  /* Up again for the next tests before anything can fail; it changes nothing of this episode
+   * (its state was saved at stop with the last fix as horizon). */
+  env.daemon_pid = start_daemon();
+  long last_ms = q("SELECT (extract(epoch FROM max(ts)) * 1000)::bigint FROM positions "
+                   "WHERE terminal_id = 'sig-tractor-001' AND speed_kmh >= 5");
+  assert_int_equal(last_ms % MIN_MS, 30000); /* the case this test is about */
+  assert_int_equal(count_of("sig-tractor-001", NULL), 1);
+  assert_int_equal(count_of("sig-tractor-001", "retired_class"), 1);
+  assert_int_equal(col("sig-tractor-001", STARTED_MS), cst_ms(2026, 1, 1, 0, 0, 0));
+  assert_int_equal(col("sig-tractor-001", "extract(epoch FROM last_at) * 1000"), last_ms);
+  assert_int_equal(col("sig-tractor-001", "(evidence->>'last_ms')::bigint"), last_ms);
+  /* The last position in the evidence is that fix's. */
+  assert_int_equal(q("SELECT count(*) FROM violations v JOIN positions p ON p.terminal_id = "
+                     "v.terminal_id AND p.ts = v.last_at WHERE v.terminal_id = 'sig-tractor-001' "
+                     "AND round(p.lat * 1e6) = round((v.evidence->>'last_lat')::numeric * 1e6) "
+                     "AND round(p.lon * 1e6) = round((v.evidence->>'last_lon')::numeric * 1e6)"), 1);
+  assert_int_equal(q("SELECT count(*) FROM violations WHERE terminal_id = 'sig-tractor-001' "
+                     "AND ended_at IS NULL"), 1); /* still open: the day is not over */
+}
+
+/* kill -9 within the save window (30 s from start) for a terminal never saved: after the
+ * restart its fixes, received since the last complete save, are replayed (with the zones: the
+ * limit is the expressway's), and its episode is there once with the scripted values. What the
+ * first daemon may have stored of it before the crash is removed first, so that only the replay
+ * can bring it back. */
+static void test_crash_replays_unsaved_terminal(void **state) {
+  (void)state;
+  stop_daemon(SIGTERM);
+  env.daemon_pid = start_daemon(); /* its first save is 30 s away */
+  int64_t t0 = hw_now_ms();
+  run_sim("speeder", "k9", 0);
+  stop_daemon(SIGKILL);
+  if (hw_now_ms() - t0 >= 25000)
+    fail_msg("the scenario took %lld ms: not within the save window", (long long)(hw_now_ms() - t0));
+  assert_int_equal(q("SELECT count(*) FROM rule_state WHERE terminal_id = 'k9-speeder-001'"), 0);
+  assert_int_equal(q("SELECT count(*) FROM positions WHERE terminal_id = 'k9-speeder-001'") > 0, 1);
+  hw_test_pg_scalar(env.db, "DELETE FROM violations WHERE terminal_id = 'k9-speeder-001'");
+  env.daemon_pid = start_daemon();
+  wait_closed("k9-speeder-001", "speeding");
+  assert_int_equal(count_of("k9-speeder-001", NULL), 1);
+  assert_int_equal(col("k9-speeder-001", "grade"), 2);
+  assert_int_equal(col("k9-speeder-001", "measured"), 130);
+  assert_int_equal(col("k9-speeder-001", "limit_value"), 100);
+  assert_int_equal(col("k9-speeder-001", ENDED_MS) - col("k9-speeder-001", STARTED_MS), 2 * MIN_MS);
+}
+
 /* The daemon stopped (SIGTERM) and started again while the tired truck's episode is open: still
  * one violation, closed with the whole 4 h 30. The simulator keeps driving meanwhile (paced) and
  * sends what was not acknowledged once the daemon is back. */
@@ -253,8 +321,7 @@ static void test_restart_mid_episode(void **state) {
   /* Really in the middle: opened, not yet closed. */
   assert_int_equal(q("SELECT count(*) FROM violations WHERE terminal_id = 'rst-tired-001' "
                      "AND ended_at IS NULL"), 1);
-  kill(env.daemon_pid, SIGTERM);
-  assert_int_equal(hw_test_wait_exit(env.daemon_pid, 60000), 0);
+  stop_daemon(SIGTERM);
   env.daemon_pid = start_daemon();
   assert_int_equal(hw_test_wait_exit(sim, 240000), 0);
   wait_closed("rst-tired-001", "fatigue_continuous");
@@ -319,6 +386,8 @@ int main(void) {
       cmocka_unit_test(test_speeder),
       cmocka_unit_test(test_tractor),
       cmocka_unit_test(test_dark),
+      cmocka_unit_test(test_stop_flushes_open_episode),
+      cmocka_unit_test(test_crash_replays_unsaved_terminal),
       cmocka_unit_test(test_restart_mid_episode),
       cmocka_unit_test(test_redis_feed),
   };
