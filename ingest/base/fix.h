@@ -36,6 +36,14 @@ typedef struct hw_fix {
  * stored (flagged) rather than refused; the same bit space as rules/quality.h (HW_Q_*). */
 #define HW_Q_BAD_HEADING 0x0100u /* heading above 359: stored as sent, at most INT16_MAX */
 #define HW_Q_BAD_DRIVER 0x0200u  /* driver id too long: stored without the driver */
+/* These two say one field was not usable; the time and the position still are, so such a fix
+ * still counts for the latest state and the safety rules (a device that always sends heading
+ * 360 must not vanish from the map). Every other bit keeps the fix out of both. */
+#define HW_Q_FIELD_ONLY 768 /* decimal: also spliced into SQL (rule_store.c) */
+_Static_assert(HW_Q_FIELD_ONLY == (HW_Q_BAD_HEADING | HW_Q_BAD_DRIVER), "HW_Q_FIELD_ONLY");
+
+/* 1 when the fix's time and position can be trusted (no bit outside HW_Q_FIELD_ONLY). */
+static inline int hw_fix_trusted(const hw_fix *f) { return (f->quality & ~HW_Q_FIELD_ONLY) == 0; }
 
 /* 0 when the terminal id is acceptable, -EINVAL otherwise. */
 int hw_terminal_id_check(const char *id, size_t len) HW_MUST_CHECK;

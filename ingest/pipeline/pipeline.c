@@ -210,8 +210,9 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
   for (size_t i = 0; i < n; i++) {
     const hw_fix *f = &fixes[i];
     p->fixes_in++;
-    /* The rules also judge data quality (with the terminal's jump reference); a flagged fix is
-     * stored with its flags but kept out of the latest state and the rules. */
+    /* The rules also judge data quality (with the terminal's jump reference); a fix whose time or
+     * position is flagged is stored with its flags but kept out of the latest state and the
+     * rules (base/fix.h: hw_fix_trusted). */
     hw_fix g = *f;
     if (p->rules) {
       if ((rc = hw_rules_on_fix(p->rules, t, t->vehicle, &g)))
@@ -221,7 +222,7 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     }
     if ((rc = hw_pg_writer_add(p->pg, t->id, &g)))
       return rc;
-    if (g.quality == 0)
+    if (hw_fix_trusted(&g))
       hw_redis_state_put(p->redis, t, &g);
     else
       p->fixes_flagged++;

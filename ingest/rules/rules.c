@@ -425,11 +425,11 @@ int hw_rules_on_fix(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, hw_f
     st->clock_ms = now;
   if (now > st->seen_ms)
     st->seen_ms = now;
-  if (fix->quality == 0)
-    fix->quality = hw_quality_check(&e->cfg.quality, &st->qref, fix);
+  if (hw_fix_trusted(fix))
+    fix->quality |= hw_quality_check(&e->cfg.quality, &st->qref, fix);
   hw_rctx cx;
   hw_rctx_init(&cx, e, t, vehicle);
-  if (fix->quality == 0) {
+  if (hw_fix_trusted(fix)) {
     hw_qpt q;
     q.pt.ts_ms = fix->ts_ms;
     q.pt.lat_e6 = fix->lat_e6;

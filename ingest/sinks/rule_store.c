@@ -33,7 +33,7 @@ static const char hw_q_replay[] =
     "FROM unnest($1::text[], $2::bigint[]) AS h(tid, hz) "
     "JOIN positions p ON p.terminal_id = h.tid "
     "AND p.ts > timestamptz 'epoch' + h.hz * interval '1 millisecond' "
-    "WHERE p.quality = 0 ORDER BY p.terminal_id, p.ts";
+    "WHERE (p.quality & ~" HW_XSTR(HW_Q_FIELD_ONLY) ") = 0 ORDER BY p.terminal_id, p.ts";
 
 /* Terminals without an attached state ($1: the attached ids) are replayed from the mark: every
  * fix received since (rule_store.h). recv_ts has a block-range index (schema 010), as rows are
@@ -48,7 +48,7 @@ static const char hw_q_replay_new[] =
     "p.alarm, p.status, round(p.odometer_km * 10)::bigint, p.driver_id, p.source, p.seq "
     "FROM positions p "
     "WHERE p.recv_ts >= timestamptz 'epoch' + $2::bigint * interval '1 millisecond' "
-    "AND p.quality = 0 "
+    "AND (p.quality & ~" HW_XSTR(HW_Q_FIELD_ONLY) ") = 0 "
     "AND NOT EXISTS (SELECT 1 FROM unnest($1::text[]) AS h(tid) WHERE h.tid = p.terminal_id) "
     "ORDER BY p.terminal_id, p.ts";
 

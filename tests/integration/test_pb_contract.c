@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "harness.h"
 #include "pbclient.h"
 #include "base/token.h"
@@ -363,6 +365,39 @@ static void test_bad_fix_alone(void **state) {
   assert_int_equal(fix_col("badfix1", 2, "(driver_id IS NULL)::int"), 1);
 }
 
+/* A fix flagged only for one field (heading above 359) still has a trusted time and position:
+ * it becomes the latest state in Redis (a device that always sends heading 360 must not vanish
+ * from the map). */
+static void test_field_flag_keeps_latest_state(void **state) {
+  (void)state;
+  char token[HW_TOKEN_LEN + 1];
+  add_terminal("badhead1", token);
+  pbc *c = login("badhead1", token);
+  sent_log l = {.id = "badhead1"};
+  Haulwatch__V1__Fix f, *fp = &f;
+  fill_fix(&f, 1, 7);
+  f.heading = 360;
+  sent_add(&l, 1, 7);
+  assert_int_equal(pbc_report(c, &fp, 1), 0);
+  assert_int_equal(wait_ack_checked(c, &l, 1, NULL, NULL), 1);
+  pbc_close(c);
+  assert_int_equal(fix_col("badhead1", 7, "quality"), 0x0100);
+  char want_ts[32];
+  snprintf(want_ts, sizeof want_ts, "%llu", (unsigned long long)f.time_ms);
+  redisContext *r = redisConnect("127.0.0.1", env.redis_port);
+  assert_non_null(r);
+  int ok = 0;
+  for (int tries = 0; tries < 100 && !ok; tries++) { /* the state is written within ~1 s */
+    redisReply *rep = redisCommand(r, "HGET hw:veh:badhead1 ts_ms");
+    ok = rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, want_ts);
+    freeReplyObject(rep);
+    if (!ok)
+      usleep(50 * 1000);
+  }
+  redisFree(r);
+  assert_true(ok);
+}
+
 /* Invalid UTF-8 in a driver id (protobuf-c lets it through) is Error BAD_MESSAGE naming the
  * field, not INTERNAL; the connection is closed, nothing of it stored, and another terminal is
  * not affected. */
@@ -497,6 +532,7 @@ int main(void) {
       cmocka_unit_test(test_seq_restart_across_daemon_restart),
       cmocka_unit_test(test_ack_skip_and_backwards_seq),
       cmocka_unit_test(test_bad_fix_alone),
+      cmocka_unit_test(test_field_flag_keeps_latest_state),
       cmocka_unit_test(test_invalid_utf8_is_bad_message),
       cmocka_unit_test(test_hello_and_report_in_one_write),
       cmocka_unit_test(test_fixes_per_report_bound),
