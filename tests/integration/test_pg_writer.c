@@ -749,8 +749,9 @@ static void test_parallel_same_keys(void **state) {
 }
 
 /* Not an assertion: rows/s for batches of 5000, keeping the backlog under 50000 as the pipeline
- * would, from the first add to the last ack. */
-static void throughput(uint32_t conns) {
+ * would, from the first add to the last ack; flags HW_PG_ROW_MAYBE_DUP measures the merge path
+ * on the same rows (none stored before). */
+static void throughput(uint32_t conns, unsigned flags) {
   ctx *c = ctx_new("hw_pg_it_rate", 5000, 50, conns);
   const int terminals = 100, per = 2000;
   long total = (long)terminals * per;
@@ -764,8 +765,10 @@ static void throughput(uint32_t conns) {
     for (int t = 0; t < terminals; t++) {
       char tid[16];
       snprintf(tid, sizeof tid, "R%03d", t);
-      for (int k = 0; k < 10; k++)
-        add_row(c, tid, c->base_ms + (i + k) * 100, i + k + 1);
+      for (int k = 0; k < 10; k++) {
+        hw_fix f = make_fix(c->base_ms + (i + k) * 100, i + k + 1);
+        add_fix(c, tid, &f, flags);
+      }
       added += 10;
       add_ack(c);
     }
@@ -777,16 +780,18 @@ static void throughput(uint32_t conns) {
   int64_t ms = hw_now_ms() - t0;
   assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id LIKE 'R%'"), total);
   fprintf(stderr,
-          "  throughput: %ld rows in %lld ms = %.0f rows/s (batches of 5000, %u connection%s)\n",
+          "  throughput: %ld rows in %lld ms = %.0f rows/s (batches of 5000, %u connection%s%s)\n",
           added, (long long)ms, ms > 0 ? added * 1000.0 / (double)ms : 0.0, conns,
-          conns > 1 ? "s" : "");
+          conns > 1 ? "s" : "", flags ? ", every row hinted: merge path" : "");
   stop_and_close(c);
 }
 
 static void test_throughput_report(void **state) {
   (void)state;
-  throughput(1);
-  throughput(2);
+  throughput(1, 0);
+  throughput(2, 0);
+  throughput(1, HW_PG_ROW_MAYBE_DUP);
+  throughput(2, HW_PG_ROW_MAYBE_DUP);
 }
 
 /* --- pg_async ---------------------------------------------------------------------------- */
