@@ -190,11 +190,13 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
   double secs = (double)uv_timer_get_repeat(t) / 1000.0;
   hw_info("stats", NULL,
           "sessions=%zu rows_per_s=%.0f rows=%llu duplicates=%llu backlog=%zu pauses=%llu "
-          "conflict_replays=%llu flagged=%llu violation_events=%llu redis_connected=%d "
+          "conflict_replays=%llu merges=%llu folded=%llu flagged=%llu violation_events=%llu "
+          "redis_connected=%d "
           "redis_dirty=%zu redis_writes=%llu",
           hw_server_sessions(d->server), (double)(st.pg.rows_committed - d->last_rows) / secs,
           (unsigned long long)st.pg.rows_committed, (unsigned long long)st.fixes_duplicate,
           st.backlog, (unsigned long long)st.pauses, (unsigned long long)st.pg.conflict_replays,
+          (unsigned long long)st.pg.merge_batches, (unsigned long long)st.pg.rows_folded,
           (unsigned long long)st.fixes_flagged, (unsigned long long)st.violation_events,
           st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes);
   d->last_rows = st.pg.rows_committed;

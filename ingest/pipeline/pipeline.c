@@ -220,7 +220,11 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     } else {
       g.quality |= hw_quality_static(&p->quality, &g);
     }
-    if ((rc = hw_pg_writer_add(p->pg, t->id, &g)))
+    /* Not newer than the terminal's latest trusted fix: a resend, a second fix of that second
+     * (JT/T 808 times are whole seconds) or back-fill, often stored already: its batch goes to
+     * the merge at once rather than through a COPY bound to fail. */
+    unsigned flags = t->has_latest && g.ts_ms <= t->latest.ts_ms ? HW_PG_ROW_MAYBE_DUP : 0;
+    if ((rc = hw_pg_writer_add_flags(p->pg, t->id, &g, flags)))
       return rc;
     if (hw_fix_trusted(&g))
       hw_redis_state_put(p->redis, t, &g);

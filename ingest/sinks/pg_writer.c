@@ -8,10 +8,24 @@
  *
  * Per batch and connection:
  *   "BEGIN; COPY positions (...) FROM STDIN (FORMAT binary)" -> rows -> end -> "COMMIT"
- * and after unique_violation (23505), in the same aborted transaction:
+ * and after unique_violation (23505), in the same aborted transaction, the merge:
  *   "ROLLBACK; BEGIN; [CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage ...;] COPY
  *    hw_positions_stage (...) FROM STDIN" -> the same bytes -> end ->
- *   "INSERT INTO positions SELECT * FROM hw_positions_stage ON CONFLICT DO NOTHING; COMMIT"
+ *   "INSERT INTO positions SELECT <one row per key> FROM hw_positions_stage
+ *    ON CONFLICT (terminal_id, ts) DO UPDATE <merge> WHERE <it changes something>; COMMIT"
+ * A batch holding a row added with HW_PG_ROW_MAYBE_DUP skips the plain COPY and starts with the
+ * merge ("BEGIN; [CREATE ...;] COPY hw_positions_stage ..."): a COPY that would fail only costs a
+ * round trip and the server's work twice.
+ *
+ * The merge (what two fixes with one key become): one row, whose alarm is the OR of every fix's
+ * alarm bits (an alarm is an event: none may be lost), and whose other columns, status included,
+ * are those of the fix received first (lowest recv_ts, then add order): status bits describe
+ * the position beside them (positioned, south, west, ACC), so mixing them with another fix's
+ * coordinates would describe no fix at all. recv_ts is set when the row is encoded, so the
+ * outcome does not depend on which batch or connection commits first, and replaying a batch
+ * (COMMIT outcome unknown) changes nothing: OR is idempotent and the earlier fix already won.
+ * A true resend (same values, later recv_ts) matches the WHERE of no row and writes nothing.
+ * Rows are merged in key order, so two merges on two connections lock keys in the same order.
  * Any other error is logged and the batch is retried on the same session after a backoff (100 ms
  * doubling to 5 s): dropping it would let later acks through (acks are cumulative for senders),
  * so ingestion stalls visibly instead of losing data. Rows are validated before encoding, so
@@ -42,13 +56,28 @@
 
 static const char hw_pgw_copy_sql[] =
     "BEGIN; COPY positions (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
+/* hw_ord numbers the rows in COPY order: the tie-break of two fixes received in the same ms. */
 static const char hw_pgw_stage_create_sql[] =
-    "CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage (LIKE positions INCLUDING DEFAULTS) "
-    "ON COMMIT DELETE ROWS; ";
+    "CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage (LIKE positions INCLUDING DEFAULTS, "
+    "hw_ord bigint GENERATED ALWAYS AS IDENTITY) ON COMMIT DELETE ROWS; ";
 static const char hw_pgw_stage_copy_sql[] =
     "COPY hw_positions_stage (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
+/* A column of the fix received first (see the header comment). */
+#define HW_PGW_FIRST(col) \
+  col " = CASE WHEN EXCLUDED.recv_ts < p.recv_ts THEN EXCLUDED." col " ELSE p." col " END"
+/* One row per key first (ON CONFLICT DO UPDATE cannot touch a row twice in one statement),
+ * then into positions. Its command tag counts the rows inserted or changed. */
 static const char hw_pgw_stage_merge_sql[] =
-    "INSERT INTO positions SELECT * FROM hw_positions_stage ON CONFLICT DO NOTHING; COMMIT";
+    "INSERT INTO positions AS p (" HW_PG_COPY_COLUMNS ") "
+    "SELECT DISTINCT ON (terminal_id, ts) terminal_id, ts, seq, recv_ts, lat, lon, speed_kmh, "
+    "heading, alt_m, bit_or(alarm) OVER (PARTITION BY terminal_id, ts), status, odometer_km, "
+    "driver_id, source, quality FROM hw_positions_stage ORDER BY terminal_id, ts, recv_ts, hw_ord "
+    "ON CONFLICT (terminal_id, ts) DO UPDATE SET alarm = p.alarm | EXCLUDED.alarm, "
+    HW_PGW_FIRST("seq") ", " HW_PGW_FIRST("lat") ", " HW_PGW_FIRST("lon") ", "
+    HW_PGW_FIRST("speed_kmh") ", " HW_PGW_FIRST("heading") ", " HW_PGW_FIRST("alt_m") ", "
+    HW_PGW_FIRST("status") ", " HW_PGW_FIRST("odometer_km") ", " HW_PGW_FIRST("driver_id") ", "
+    HW_PGW_FIRST("source") ", " HW_PGW_FIRST("quality") ", " HW_PGW_FIRST("recv_ts") " "
+    "WHERE p.alarm | EXCLUDED.alarm <> p.alarm OR EXCLUDED.recv_ts < p.recv_ts; COMMIT";
 /* One implicit transaction: if the upkeep cannot get its locks soon (a long query on the default
  * partition), it gives up rather than queue every writer behind its ATTACH, and the SET is
  * undone with it; the days it makes lie ahead, so the next hour's try is early enough. */
@@ -65,6 +94,7 @@ struct hw_pg_batch {
   uint8_t *buf;      /* owned: COPY header, rows, and the trailer once sealed */
   size_t len, cap;
   uint32_t rows;
+  int maybe_dup;    /* a row was added with HW_PG_ROW_MAYBE_DUP: the batch goes to the merge */
   hw_ack_ref *acks; /* owned: handed to durable_cb once this and every earlier batch is durable */
   size_t nacks, acks_cap;
   hw_batch_state state;
@@ -92,6 +122,7 @@ typedef struct hw_pgw_conn {
   hw_pg_batch *batch; /* not owned (it stays in the FIFO): the batch this session works on */
   size_t put_off;     /* bytes of batch->buf queued to libpq */
   int replay;         /* the batch goes through the staging table */
+  long merged;        /* rows the merge inserted or changed (its command tag), or -1 */
   int stage_ready;    /* hw_positions_stage exists in this session */
   int commit_seen;    /* the COMMIT of the current query reported COMMIT */
   int has_err;        /* the current query failed: err_state/err_msg hold the first error */
@@ -161,6 +192,7 @@ static hw_pg_batch *hw_pgw_batch_new(hw_pg_writer *w) {
   memcpy(b->buf, hw_pg_copy_header, HW_PG_COPY_HEADER_LEN);
   b->len = HW_PG_COPY_HEADER_LEN;
   b->rows = 0;
+  b->maybe_dup = 0;
   b->nacks = 0;
   b->state = HW_B_OPEN;
   b->id = ++w->next_id;
@@ -254,22 +286,28 @@ static void hw_pgw_send(hw_pgw_conn *wc, const char *sql, hw_wc_phase phase) {
     hw_pg_conn_fail(&wc->conn, "send"); /* lost requeues the batch */
 }
 
-static void hw_pgw_start_batch(hw_pgw_conn *wc, hw_pg_batch *b) {
-  b->state = HW_B_ACTIVE;
-  wc->batch = b;
-  wc->replay = 0;
-  hw_pgw_send(wc, hw_pgw_copy_sql, HW_WC_COPY_START);
-}
-
+/* Sends the batch through hw_positions_stage and the merge. */
 static void hw_pgw_start_replay(hw_pgw_conn *wc) {
-  hw_info(HW_PGW, NULL, "batch %llu: rows already stored (23505), replaying %u rows through "
-          "hw_positions_stage", (unsigned long long)wc->batch->id, wc->batch->rows);
   char sql[768];
   snprintf(sql, sizeof sql, "%sBEGIN; %s%s",
            PQtransactionStatus(wc->conn.pg) != PQTRANS_IDLE ? "ROLLBACK; " : "",
            wc->stage_ready ? "" : hw_pgw_stage_create_sql, hw_pgw_stage_copy_sql);
   wc->replay = 1;
+  wc->merged = -1;
   hw_pgw_send(wc, sql, HW_WC_COPY_START);
+}
+
+static void hw_pgw_start_batch(hw_pgw_conn *wc, hw_pg_batch *b) {
+  b->state = HW_B_ACTIVE;
+  wc->batch = b;
+  wc->replay = 0;
+  if (b->maybe_dup) {
+    hw_debug(HW_PGW, NULL, "batch %llu: %u rows, some may be stored already: merging",
+             (unsigned long long)b->id, b->rows);
+    hw_pgw_start_replay(wc);
+    return;
+  }
+  hw_pgw_send(wc, hw_pgw_copy_sql, HW_WC_COPY_START);
 }
 
 static void hw_pgw_on_retry(uv_timer_t *t) {
@@ -292,6 +330,8 @@ static void hw_pgw_batch_error(hw_pgw_conn *wc) {
     return;
   }
   if (!wc->replay && strcmp(wc->err_state, "23505") == 0) {
+    hw_info(HW_PGW, NULL, "batch %llu: rows already stored (23505), replaying %u rows through "
+            "hw_positions_stage", (unsigned long long)b->id, b->rows);
     hw_pgw_start_replay(wc);
     return;
   }
@@ -320,7 +360,13 @@ static void hw_pgw_batch_durable(hw_pgw_conn *wc) {
   wc->batch = NULL;
   wc->phase = HW_WC_IDLE;
   if (wc->replay) {
-    w->stats.conflict_replays++;
+    if (b->maybe_dup)
+      w->stats.merge_batches++;
+    else
+      w->stats.conflict_replays++;
+    /* Rows that became no row of their own: resends, and fixes folded into another of their key. */
+    if (wc->merged >= 0 && (uint64_t)wc->merged <= b->rows)
+      w->stats.rows_folded += b->rows - (uint64_t)wc->merged;
     wc->stage_ready = 1; /* its CREATE committed with this batch */
     wc->replay = 0;
   }
@@ -395,6 +441,8 @@ static void hw_pgw_on_result(hw_pgw_conn *wc, PGresult *res) {
     /* COMMIT of an aborted transaction answers ROLLBACK without an error. */
     if (wc->phase == HW_WC_COMMIT && strcmp(PQcmdStatus(res), "COMMIT") == 0)
       wc->commit_seen = 1;
+    if (wc->phase == HW_WC_COMMIT && wc->replay && strncmp(PQcmdStatus(res), "INSERT", 6) == 0)
+      wc->merged = atol(PQcmdTuples(res));
     break;
   default:
     if (!wc->has_err) {
@@ -707,6 +755,13 @@ int hw_pg_writer_start(hw_pg_writer **out, uv_loop_t *loop, const hw_pg_writer_c
 }
 
 int hw_pg_writer_add(hw_pg_writer *w, const char *terminal_id, const hw_fix *fix) {
+  return hw_pg_writer_add_flags(w, terminal_id, fix, 0);
+}
+
+int hw_pg_writer_add_flags(hw_pg_writer *w, const char *terminal_id, const hw_fix *fix,
+                           unsigned flags) {
+  if (flags & ~HW_PG_ROW_MAYBE_DUP)
+    return -EINVAL;
   if (w->stopping)
     return -ESHUTDOWN;
   hw_pg_batch *b = w->open;
@@ -723,6 +778,8 @@ int hw_pg_writer_add(hw_pg_writer *w, const char *terminal_id, const hw_fix *fix
   if (rc)
     return rc;
   b->len += n;
+  if (flags & HW_PG_ROW_MAYBE_DUP)
+    b->maybe_dup = 1;
   w->backlog++;
   if (++b->rows == 1) {
     b->first_ms = uv_now(w->loop);

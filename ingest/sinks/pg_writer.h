@@ -3,10 +3,14 @@
  * batch_rows rows or its first row is batch_ms old, whichever comes first; only then are the acks
  * queued behind its rows handed to durable_cb, in the order they were added.
  *
- * Duplicates: a fix sent again after a lost ack may reach a batch (the daemon restarted and forgot
- * what it had stored). The primary key (terminal_id, ts) then makes COPY fail with
- * unique_violation; the writer replays that batch through a staging table with
- * INSERT ... ON CONFLICT DO NOTHING, so nothing is lost and nothing is stored twice.
+ * Duplicates: a fix sent again after a lost ack may reach a batch, and so may a second, different
+ * fix in the same device second (JT/T 808 times are whole seconds). The primary key
+ * (terminal_id, ts) then makes COPY fail with unique_violation; the writer replays that batch
+ * through a staging table and merges: one row per key, alarm bits OR'd over every fix of that
+ * key, the other columns those of the fix received first; a true resend changes nothing. A caller
+ * that knows a row may be stored already says so (HW_PG_ROW_MAYBE_DUP): its batch then goes to
+ * the merge at once instead of through a COPY that would fail. Rows without the hint keep the
+ * plain COPY.
  *
  * Failure: if PostgreSQL goes away the writer keeps the unacknowledged batches, reconnects with
  * backoff and sends them again (a batch whose COMMIT outcome is unknown is replayed; the
@@ -50,6 +54,14 @@ int hw_pg_writer_start(hw_pg_writer **out, uv_loop_t *loop, const hw_pg_writer_c
  * after stop; -ENOMEM. */
 int hw_pg_writer_add(hw_pg_writer *w, const char *terminal_id, const hw_fix *fix) HW_MUST_CHECK;
 
+/* The row may be stored already (a resend, or a fix of a device second already seen): its batch
+ * skips the plain COPY and is merged (see above). Costs more than a COPY, never correctness. */
+#define HW_PG_ROW_MAYBE_DUP 0x1u
+
+/* hw_pg_writer_add with flags (HW_PG_ROW_*); -EINVAL for an unknown flag. */
+int hw_pg_writer_add_flags(hw_pg_writer *w, const char *terminal_id, const hw_fix *fix,
+                           unsigned flags) HW_MUST_CHECK;
+
 /* Queues an ack behind every row added so far. */
 int hw_pg_writer_add_ack(hw_pg_writer *w, const hw_ack_ref *ack) HW_MUST_CHECK;
 
@@ -58,6 +70,8 @@ size_t hw_pg_writer_backlog(const hw_pg_writer *w);
 
 typedef struct hw_pg_writer_stats {
   uint64_t rows_committed, batches_committed, conflict_replays, reconnects;
+  uint64_t merge_batches; /* batches merged at once because a row had HW_PG_ROW_MAYBE_DUP */
+  uint64_t rows_folded;   /* merged rows that added no row: resends, same-key fixes folded */
 } hw_pg_writer_stats;
 void hw_pg_writer_get_stats(const hw_pg_writer *w, hw_pg_writer_stats *out);
 

@@ -22,12 +22,20 @@
 /* KEYS[1] hw:veh:<id>, KEYS[2] hw:geo.
  * ARGV: id, ts_ms, lat, lon, speed_kmh, heading, alt_m, recv_ms, alarm, status, odometer_km,
  * driver_id. Compares ts_ms numerically (as strings, "9000" would beat "10000") so late data and
- * a second daemon never overwrite newer state; equal ts_ms is written (the later arrival wins, as in
- * memory). Where GEOADD cannot store the latitude the member is removed rather than left at an
- * older position the hash now contradicts. */
+ * a second daemon never overwrite newer state. Equal ts_ms is the same device second again, kept
+ * as positions keeps it (pg_writer.h): the state written first stays and only gains the alarm bits
+ * (bit.bor works on signed 32 bits, hence the correction to uint32). Where GEOADD cannot store the
+ * latitude the member is removed rather than left at an older position the hash now
+ * contradicts. */
 static const char hw_rs_script[] =
     "local cur = tonumber(redis.call('HGET', KEYS[1], 'ts_ms'))\n"
     "if cur and cur > tonumber(ARGV[2]) then return 0 end\n"
+    "if cur and cur == tonumber(ARGV[2]) then\n"
+    "  local a = bit.bor(tonumber(redis.call('HGET', KEYS[1], 'alarm')) or 0, tonumber(ARGV[9]))\n"
+    "  if a < 0 then a = a + 4294967296 end\n"
+    "  redis.call('HSET', KEYS[1], 'alarm', string.format('%.0f', a))\n"
+    "  return 1\n"
+    "end\n"
     "redis.call('HSET', KEYS[1], 'lat', ARGV[3], 'lon', ARGV[4], 'speed_kmh', ARGV[5],\n"
     "  'heading', ARGV[6], 'alt_m', ARGV[7], 'ts_ms', ARGV[2], 'recv_ms', ARGV[8],\n"
     "  'alarm', ARGV[9], 'status', ARGV[10], 'odometer_km', ARGV[11], 'driver_id', ARGV[12])\n"
@@ -390,8 +398,16 @@ int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_s
 void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix) {
   if (t->has_latest && fix->ts_ms < t->latest.ts_ms)
     return; /* older than what we have: nothing to write */
-  t->latest = *fix;
-  t->has_latest = 1;
+  if (t->has_latest && fix->ts_ms == t->latest.ts_ms) {
+    /* The same device second again: as in positions, the fix received first stays and gains the
+     * alarm bits (an emergency must show); a resend changes nothing and costs no write. */
+    if ((t->latest.alarm | fix->alarm) == t->latest.alarm)
+      return;
+    t->latest.alarm |= fix->alarm;
+  } else {
+    t->latest = *fix;
+    t->has_latest = 1;
+  }
   if (r->closing)
     return;
   hw_rs_mark_dirty(r, t);

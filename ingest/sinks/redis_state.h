@@ -34,8 +34,9 @@ typedef struct hw_redis_state_config {
 int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_state_config *cfg,
                          hw_registry *registry) HW_MUST_CHECK;
 
-/* Records fix as t's latest state if its device time is newer (ties: the later arrival wins),
- * and schedules the write. */
+/* Records fix as t's latest state if its device time is newer, and schedules the write. The same
+ * device time again (ties) keeps the state recorded first and ORs the new fix's alarm bits into
+ * it, as positions does; in Redis too, so two daemons agree. */
 void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix);
 
 typedef struct hw_redis_state_stats {

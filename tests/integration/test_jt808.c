@@ -427,6 +427,90 @@ static void test_resent_location_stored_once(void **state) {
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 2);
 }
 
+/* Two different 0x0200 in one device second, the second with the emergency alarm (bit 0): both
+ * acknowledged, one row, the alarm bit set, the other columns of the first. In one batch (back to
+ * back, and two items of one 0x0704), across batches (the second sent once the first is
+ * acknowledged, so committed), and a true resend writes nothing. Redis shows the alarm too. */
+static void test_same_second_alarm_kept(void **state) {
+  (void)state;
+  const char *phone = "013800000808";
+  char code[64];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  const char *key = "terminal_id = '%s' AND extract(epoch FROM ts)::bigint = %ld";
+
+  /* Back to back: most likely one batch. 11 m apart: not a position jump. */
+  j8c_loc a = loc_at(14, 0, 0), b = loc_at(14, 0, 0);
+  b.alarm = 0x1;
+  b.status = 0x3 | 0x1000; /* another status: the first fix's stays with its position */
+  b.lat_e6 += 100;
+  int fa = send_location(c, &a), fb = send_location(c, &b);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)fa, 0x0200, 10000), 0);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)fb, 0x0200, 10000), 0);
+  long t0 = epoch_of(14, 0, 0);
+  char where[160];
+  snprintf(where, sizeof where, key, phone, t0);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 1);
+  assert_int_equal(scalar("SELECT alarm FROM positions WHERE %s", where), 0x1);
+  assert_int_equal(scalar("SELECT status FROM positions WHERE %s", where), 0x3);
+  assert_int_equal(scalar("SELECT round(lat * 1e6)::bigint FROM positions WHERE %s", where), 30500000);
+
+  /* Two items of one 0x0704 in the same second: surely one batch. */
+  j8c_loc items[2] = {loc_at(14, 0, 10), loc_at(14, 0, 10)};
+  items[1].alarm = 0x1 | 0x2; /* emergency and overspeed */
+  items[1].lat_e6 += 50;
+  uint8_t body[1024];
+  size_t n = j8c_body_batch(body, 0, items, 2);
+  int fbatch = j8c_send(c, 0x0704, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)fbatch, 0x0704, 10000), 0);
+  snprintf(where, sizeof where, key, phone, epoch_of(14, 0, 10));
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE %s", where), 1);
+  assert_int_equal(scalar("SELECT alarm FROM positions WHERE %s", where), 0x3);
+  assert_int_equal(scalar("SELECT round(lat * 1e6)::bigint FROM positions WHERE %s", where), 30500000);
+
+  /* Across batches: the first is acknowledged (committed) before the second is sent. */
+  j8c_loc d = loc_at(14, 0, 20), e = loc_at(14, 0, 20);
+  d.alarm = 0x4; /* fatigue */
+  e.alarm = 0x1;
+  e.lat_e6 += 100;
+  int fd = send_location(c, &d);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)fd, 0x0200, 10000), 0);
+  int fe = send_location(c, &e);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)fe, 0x0200, 10000), 0);
+  snprintf(where, sizeof where, key, phone, epoch_of(14, 0, 20));
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE %s", where), 1);
+  assert_int_equal(scalar("SELECT alarm FROM positions WHERE %s", where), 0x5);
+  assert_int_equal(scalar("SELECT round(lat * 1e6)::bigint FROM positions WHERE %s", where), 30500000);
+
+  /* A true resend of the second fix: acknowledged, and the row is not written again. */
+  long xmin = scalar("SELECT xmin::text::bigint FROM positions WHERE %s", where);
+  int fr = send_location(c, &e);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)fr, 0x0200, 10000), 0);
+  assert_int_equal(scalar("SELECT xmin::text::bigint FROM positions WHERE %s", where), xmin);
+  assert_int_equal(scalar("SELECT alarm FROM positions WHERE %s", where), 0x5);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id = '%s'", phone), 3);
+  j8c_close(c);
+
+  /* The latest state (14:00:20) carries both alarms, at the first fix's position. */
+  redisContext *r = redisConnect("127.0.0.1", env.redis_port);
+  assert_non_null(r);
+  char want_ts[32];
+  snprintf(want_ts, sizeof want_ts, "%ld", epoch_of(14, 0, 20) * 1000);
+  int ok = 0;
+  for (int tries = 0; tries < 100 && !ok; tries++) {
+    redisReply *rep = redisCommand(r, "HMGET hw:veh:%s ts_ms alarm lat", phone);
+    ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+         rep->element[0]->type == REDIS_REPLY_STRING && !strcmp(rep->element[0]->str, want_ts) &&
+         rep->element[1]->type == REDIS_REPLY_STRING && !strcmp(rep->element[1]->str, "5") &&
+         rep->element[2]->type == REDIS_REPLY_STRING && atof(rep->element[2]->str) == 30.5;
+    freeReplyObject(rep);
+    if (!ok)
+      usleep(50 * 1000);
+  }
+  redisFree(r);
+  assert_true(ok);
+}
+
 /* 0x0702: fixes after the card was inserted carry its certificate number; after removal none. */
 static void test_driver_identity(void **state) {
   (void)state;
@@ -569,6 +653,7 @@ int main(void) {
       cmocka_unit_test(test_report_before_auth),
       cmocka_unit_test(test_bad_frames),
       cmocka_unit_test(test_resent_location_stored_once),
+      cmocka_unit_test(test_same_second_alarm_kept),
       cmocka_unit_test(test_driver_identity),
       cmocka_unit_test(test_subpackaged_batch),
       cmocka_unit_test(test_other_phone_on_connection),

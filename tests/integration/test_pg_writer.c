@@ -89,6 +89,11 @@ static void add_row(ctx *c, const char *tid, int64_t ts_ms, int64_t seq) {
   c->rows_added++;
 }
 
+static void add_fix(ctx *c, const char *tid, const hw_fix *f, unsigned flags) {
+  assert_int_equal(hw_pg_writer_add_flags(c->w, tid, f, flags), 0);
+  c->rows_added++;
+}
+
 static void add_ack(ctx *c) {
   assert_true(c->acks_added < MAX_ACKS);
   c->rows_before[c->acks_added] = c->rows_added;
@@ -496,9 +501,257 @@ static void test_unreachable_stop(void **state) {
   free(c);
 }
 
+/* printf-style scalar query on the checking connection. */
+static long scalarf(ctx *c, const char *fmt, ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  return hw_test_pg_scalar(c->db, sql);
+}
+
+static hw_pg_writer_stats stats_of(ctx *c) {
+  hw_pg_writer_stats st;
+  hw_pg_writer_get_stats(c->w, &st);
+  return st;
+}
+
+/* Commits what was added: one ack behind it, run until it arrives. */
+static void commit_now(ctx *c) {
+  add_ack(c);
+  run_until_acked(c);
+}
+
+/* Two different fixes in one device second (JT/T 808 times are whole seconds): one row, the
+ * alarm bits of both, the other columns of the fix received first; within one batch, across
+ * batches, against a row another session stored; a true resend and a replayed batch change
+ * nothing (the row's xmin shows whether it was written again). */
+static void test_same_key_merge(void **state) {
+  (void)state;
+  ctx *c = ctx_new("hw_pg_it_merge", 1000, 20, 1);
+  const int64_t ts = c->base_ms;
+  const char *row = "terminal_id = 'SAME' AND ts = to_timestamp(%lld / 1000.0)";
+  char where[256];
+  snprintf(where, sizeof where, row, (long long)ts);
+
+  /* Within one batch, no hint: the COPY fails on its own second row and the merge folds them. */
+  hw_fix a = make_fix(ts, 1), b = make_fix(ts, 2);
+  a.alarm = 0x100;
+  a.status = 0x3;
+  b.alarm = 0x1; /* emergency */
+  b.status = 0x1;
+  b.lat_e6 = a.lat_e6 + 5000;
+  b.recv_ms = a.recv_ms + 300;
+  add_fix(c, "SAME", &a, 0);
+  add_fix(c, "SAME", &b, 0);
+  commit_now(c);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE terminal_id = 'SAME'"), 1);
+  assert_int_equal(scalarf(c, "SELECT alarm FROM positions WHERE %s", where), 0x101);
+  assert_int_equal(scalarf(c, "SELECT status FROM positions WHERE %s", where), 0x3);
+  assert_int_equal(scalarf(c, "SELECT round(lat * 1e6)::bigint FROM positions WHERE %s", where),
+                   a.lat_e6);
+  assert_int_equal(scalarf(c, "SELECT seq FROM positions WHERE %s", where), 1);
+  hw_pg_writer_stats st = stats_of(c);
+  assert_int_equal(st.conflict_replays, 1);
+  assert_int_equal(st.merge_batches, 0);
+  assert_int_equal(st.rows_folded, 1);
+  long xmin = scalarf(c, "SELECT xmin::text::bigint FROM positions WHERE %s", where);
+
+  /* A true resend (same values, received later) with and without the hint, and the second fix
+   * exactly as added before (a batch replayed after its COMMIT outcome was lost): no write. */
+  hw_fix again = a;
+  again.recv_ms += 5000;
+  add_fix(c, "SAME", &again, HW_PG_ROW_MAYBE_DUP);
+  commit_now(c);
+  add_fix(c, "SAME", &again, 0);
+  add_fix(c, "SAME", &b, 0);
+  commit_now(c);
+  assert_int_equal(scalarf(c, "SELECT xmin::text::bigint FROM positions WHERE %s", where), xmin);
+  assert_int_equal(scalarf(c, "SELECT alarm FROM positions WHERE %s", where), 0x101);
+  st = stats_of(c);
+  assert_int_equal(st.merge_batches, 1);
+  assert_int_equal(st.conflict_replays, 2);
+  assert_int_equal(st.rows_folded, 1 + 1 + 2);
+
+  /* Across batches: the first committed, then a second fix of that second with a new bit. */
+  hw_fix d = make_fix(ts + 1000, 3), e = make_fix(ts + 1000, 4);
+  d.alarm = 0x4;
+  e.alarm = 0x80000001u; /* bit 31 too: stored as bigint, must stay positive */
+  e.recv_ms = d.recv_ms + 1000;
+  e.lat_e6 = d.lat_e6 - 7000;
+  add_fix(c, "SAME", &d, 0);
+  commit_now(c);
+  add_fix(c, "SAME", &e, 0);
+  commit_now(c);
+  snprintf(where, sizeof where, row, (long long)(ts + 1000));
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE %s", where), 1);
+  assert_int_equal(scalarf(c, "SELECT alarm FROM positions WHERE %s", where), 0x80000005L);
+  assert_int_equal(scalarf(c, "SELECT round(lat * 1e6)::bigint FROM positions WHERE %s", where),
+                   d.lat_e6);
+
+  /* Committed in the other order (a later batch on another connection, or a replay): the fix
+   * received first still gives the columns, so the result does not depend on commit order. */
+  hw_fix early = make_fix(ts + 2000, 5), late = make_fix(ts + 2000, 6);
+  early.alarm = 0x2;
+  late.alarm = 0;
+  late.recv_ms = early.recv_ms + 2000;
+  late.lat_e6 = early.lat_e6 + 9000;
+  add_fix(c, "SAME", &late, 0);
+  commit_now(c);
+  add_fix(c, "SAME", &early, HW_PG_ROW_MAYBE_DUP);
+  commit_now(c);
+  snprintf(where, sizeof where, row, (long long)(ts + 2000));
+  assert_int_equal(scalarf(c, "SELECT alarm FROM positions WHERE %s", where), 0x2);
+  assert_int_equal(scalarf(c, "SELECT round(lat * 1e6)::bigint FROM positions WHERE %s", where),
+                   early.lat_e6);
+  assert_int_equal(scalarf(c, "SELECT seq FROM positions WHERE %s", where), 5);
+  assert_int_equal(scalarf(c, "SELECT (extract(epoch FROM recv_ts) * 1000)::bigint FROM positions "
+                              "WHERE %s", where), early.recv_ms);
+
+  /* A row another session stored (another daemon): merged into, not duplicated. */
+  exec_while_running(c, "INSERT INTO positions (terminal_id, ts, seq, recv_ts, lat, lon, "
+                        "speed_kmh, heading, alt_m, alarm, status, odometer_km, source) "
+                        "VALUES ('OTHER', date_trunc('second', now() - interval '1 hour'), 0, "
+                        "now() - interval '1 hour', "
+                        "1, 2, 0, 0, 0, 16, 3, 0, 1)");
+  long other_ms = scalarf(c, "SELECT (extract(epoch FROM ts) * 1000)::bigint FROM positions "
+                             "WHERE terminal_id = 'OTHER'");
+  hw_fix o = make_fix(other_ms, 7);
+  o.alarm = 0x1;
+  add_fix(c, "OTHER", &o, 0);
+  commit_now(c);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE terminal_id = 'OTHER'"), 1);
+  assert_int_equal(scalarf(c, "SELECT alarm FROM positions WHERE terminal_id = 'OTHER'"), 0x11);
+  assert_int_equal(scalarf(c, "SELECT lat FROM positions WHERE terminal_id = 'OTHER'"), 1);
+
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions"), 4);
+  assert_int_equal(c->acks_seen, c->acks_added);
+  assert_int_equal(hw_pg_writer_backlog(c->w), 0);
+  stop_and_close(c);
+}
+
+/* HW_PG_ROW_MAYBE_DUP: a batch holding such a row goes to the merge at once (no failed COPY:
+ * conflict_replays does not move); batches without it keep the plain COPY and its fallback. */
+static void test_maybe_dup_hint(void **state) {
+  (void)state;
+  ctx *c = ctx_new("hw_pg_it_hint", 100000, 20, 1);
+  hw_fix f = make_fix(c->base_ms, 1);
+  assert_int_equal(hw_pg_writer_add_flags(c->w, "HINT", &f, 0x2), -EINVAL);
+  assert_int_equal(hw_pg_writer_backlog(c->w), 0);
+
+  /* Without the hint: plain COPY. */
+  hw_fix first[100];
+  for (int i = 0; i < 100; i++) {
+    first[i] = make_fix(c->base_ms + i * 1000, i + 1);
+    add_fix(c, "HINT", &first[i], 0);
+  }
+  commit_now(c);
+  hw_pg_writer_stats st = stats_of(c);
+  assert_int_equal(st.merge_batches, 0);
+  assert_int_equal(st.conflict_replays, 0);
+  long xmin_a = scalarf(c, "SELECT min(xmin::text::bigint) FROM positions");
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE xmin::text::bigint = %ld",
+                           xmin_a), 100);
+
+  /* All hinted: 50 resends of the batch above (received later) and 50 new rows. */
+  for (int i = 50; i < 150; i++) {
+    hw_fix g = i < 100 ? first[i] : make_fix(c->base_ms + i * 1000, i + 1);
+    g.recv_ms += 1000;
+    add_fix(c, "HINT", &g, HW_PG_ROW_MAYBE_DUP);
+  }
+  commit_now(c);
+  st = stats_of(c);
+  assert_int_equal(st.merge_batches, 1);
+  assert_int_equal(st.conflict_replays, 0);
+  assert_int_equal(st.rows_folded, 50);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions"), 150);
+  /* The resent rows were not written again. */
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE xmin::text::bigint = %ld",
+                           xmin_a), 100);
+
+  /* Mixed: 40 new rows without the hint, 10 rows of the first batch again without the hint but
+   * with a new alarm bit, and one hinted row: straight to the merge, no COPY failed. */
+  for (int i = 150; i < 190; i++)
+    add_row(c, "HINT", c->base_ms + i * 1000, i + 1);
+  for (int i = 0; i < 10; i++) {
+    hw_fix g = first[i];
+    g.recv_ms += 2000;
+    g.alarm |= 0x1;
+    g.lat_e6 += 1000;
+    add_fix(c, "HINT", &g, 0);
+  }
+  hw_fix h = make_fix(c->base_ms + 190 * 1000, 191);
+  add_fix(c, "HINT", &h, HW_PG_ROW_MAYBE_DUP);
+  commit_now(c);
+  st = stats_of(c);
+  assert_int_equal(st.merge_batches, 2);
+  assert_int_equal(st.conflict_replays, 0);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions"), 191);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE alarm & 1 = 1 AND seq <= 10"),
+                   10);
+  /* First-received columns: the first batch's latitude stayed. */
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE seq <= 10 AND "
+                              "round(lat * 1e6)::bigint = 31000000 + seq"), 10);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE seq <= 10 AND "
+                              "alarm = (x'80000000'::bigint | seq | 1)"), 10);
+
+  /* No hint again, with a resend: the COPY fails and the fallback merges it. */
+  hw_fix r = first[99];
+  r.recv_ms += 3000;
+  add_fix(c, "HINT", &r, 0);
+  add_row(c, "HINT", c->base_ms + 191 * 1000, 192);
+  commit_now(c);
+  st = stats_of(c);
+  assert_int_equal(st.merge_batches, 2);
+  assert_int_equal(st.conflict_replays, 1);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions"), 192);
+  assert_int_equal(c->acks_seen, c->acks_added);
+  stop_and_close(c);
+}
+
+/* Two connections commit overlapping batches in parallel: each key comes in eight rounds, each
+ * with its own alarm bit and position, rounds 2 and 3 hinted. Adjacent batches share their keys
+ * and race (a COPY waits for the other session's uncommitted rows, fails, replays; two merges
+ * lock keys in the same order). Whatever the commit order: one row per key, every bit, the
+ * columns of round 0 (received first). */
+static void test_parallel_same_keys(void **state) {
+  (void)state;
+  ctx *c = ctx_new("hw_pg_it_parallel", 50, 5, 2);
+  const int keys = 25, rounds = 8;
+  int64_t recv0 = hw_now_ms();
+  for (int r = 0; r < rounds; r++) {
+    for (int k = 0; k < keys; k++) {
+      hw_fix f = make_fix(c->base_ms + k * 1000, r * 100 + k + 1);
+      f.alarm = 1u << r;
+      f.lat_e6 = 30000000 + r * 1000 + k;
+      f.recv_ms = recv0 + r * 10;
+      add_fix(c, "PAR", &f, r == 2 || r == 3 ? HW_PG_ROW_MAYBE_DUP : 0);
+    }
+    add_ack(c);
+  }
+  run_until_acked(c);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE terminal_id = 'PAR'"), keys);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE terminal_id = 'PAR' AND "
+                              "alarm = 255"), keys);
+  assert_int_equal(scalarf(c, "SELECT count(*) FROM positions WHERE terminal_id = 'PAR' AND "
+                              "round(lat * 1e6)::bigint = 30000000 + seq - 1"), keys);
+  hw_pg_writer_stats st = stats_of(c);
+  assert_int_equal(st.batches_committed, (uint64_t)rounds / 2);
+  /* Every batch holds each key twice: the unhinted three fail their COPY, the hinted one does
+   * not try; each folds one row per key into the other. */
+  assert_int_equal(st.merge_batches, 1);
+  assert_int_equal(st.conflict_replays, 3);
+  assert_int_equal(st.rows_folded, (uint64_t)rounds / 2 * keys);
+  fprintf(stderr, "  parallel same keys: conflict replays %llu, merges %llu\n",
+          (unsigned long long)st.conflict_replays, (unsigned long long)st.merge_batches);
+  stop_and_close(c);
+}
+
 /* Not an assertion: rows/s for batches of 5000, keeping the backlog under 50000 as the pipeline
- * would, from the first add to the last ack. */
-static void throughput(uint32_t conns) {
+ * would, from the first add to the last ack; flags HW_PG_ROW_MAYBE_DUP measures the merge path
+ * on the same rows (none stored before). */
+static void throughput(uint32_t conns, unsigned flags) {
   ctx *c = ctx_new("hw_pg_it_rate", 5000, 50, conns);
   const int terminals = 100, per = 2000;
   long total = (long)terminals * per;
@@ -512,8 +765,10 @@ static void throughput(uint32_t conns) {
     for (int t = 0; t < terminals; t++) {
       char tid[16];
       snprintf(tid, sizeof tid, "R%03d", t);
-      for (int k = 0; k < 10; k++)
-        add_row(c, tid, c->base_ms + (i + k) * 100, i + k + 1);
+      for (int k = 0; k < 10; k++) {
+        hw_fix f = make_fix(c->base_ms + (i + k) * 100, i + k + 1);
+        add_fix(c, tid, &f, flags);
+      }
       added += 10;
       add_ack(c);
     }
@@ -525,16 +780,18 @@ static void throughput(uint32_t conns) {
   int64_t ms = hw_now_ms() - t0;
   assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id LIKE 'R%'"), total);
   fprintf(stderr,
-          "  throughput: %ld rows in %lld ms = %.0f rows/s (batches of 5000, %u connection%s)\n",
+          "  throughput: %ld rows in %lld ms = %.0f rows/s (batches of 5000, %u connection%s%s)\n",
           added, (long long)ms, ms > 0 ? added * 1000.0 / (double)ms : 0.0, conns,
-          conns > 1 ? "s" : "");
+          conns > 1 ? "s" : "", flags ? ", every row hinted: merge path" : "");
   stop_and_close(c);
 }
 
 static void test_throughput_report(void **state) {
   (void)state;
-  throughput(1);
-  throughput(2);
+  throughput(1, 0);
+  throughput(2, 0);
+  throughput(1, HW_PG_ROW_MAYBE_DUP);
+  throughput(2, HW_PG_ROW_MAYBE_DUP);
 }
 
 /* --- pg_async ---------------------------------------------------------------------------- */
@@ -638,6 +895,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_acks_in_order_after_visible),
       cmocka_unit_test(test_conflict_replay),
+      cmocka_unit_test(test_same_key_merge),
+      cmocka_unit_test(test_maybe_dup_hint),
+      cmocka_unit_test(test_parallel_same_keys),
       cmocka_unit_test(test_default_partition_and_bad_fix),
       cmocka_unit_test(test_batch_triggers),
       cmocka_unit_test(test_stop_commits_buffered),

@@ -263,10 +263,13 @@ static void fleet_free(fleet *f) {
   free(f->want);
 }
 
-/* Puts fix for terminal i, tracking independently which fix must win (newest ts; ties: later). */
+/* Puts fix for terminal i, tracking independently which fix must win (newest ts; ties: the first
+ * stays, with the alarm bits of both). */
 static void fleet_put(fleet *f, hw_redis_state *r, size_t i, const hw_fix *fix) {
-  if (f->newest[i].ts_ms == 0 || fix->ts_ms >= f->newest[i].ts_ms)
+  if (f->newest[i].ts_ms == 0 || fix->ts_ms > f->newest[i].ts_ms)
     f->newest[i] = *fix;
+  else if (fix->ts_ms == f->newest[i].ts_ms)
+    f->newest[i].alarm |= fix->alarm;
   hw_redis_state_put(r, f->t[i], fix);
 }
 
@@ -384,6 +387,7 @@ static void test_two_writers_newest_wins(void **state) {
 
   /* 10000 then 9000: compared as strings "9000" would win; numerically it must not. */
   hw_fix x = make_fix(10000), y = make_fix(9000);
+  x.alarm = 0x80000001u;
   fleet_put(&a, ra, 0, &x);
   assert_fleet_in_redis(&e, &a);
   hw_redis_state_put(rb, b.t[0], &y);
@@ -391,10 +395,20 @@ static void test_two_writers_newest_wins(void **state) {
   assert_true(hw_test_loop_run_until(&e, writes_reached, &wb)); /* B's write reached Redis ... */
   assert_int_equal(redis_mismatches(port, a.ids, a.want, 1, a.why, sizeof a.why), 0); /* ... and lost */
 
-  /* Equal device time: the later write wins, as it does in memory. */
-  hw_fix z = make_fix(10000);
-  fleet_put(&b, rb, 0, &z);
-  assert_fleet_in_redis(&e, &b);
+  /* Equal device time from the other daemon (newer in its memory): A's state stays and gains
+   * B's alarm bits, as in positions. Bit 31 set both ways: the OR must not go negative. */
+  hw_fix x2 = make_fix(10000), z = make_fix(10000);
+  x2.alarm = 0x2; /* A, same second, other values: only the alarm bit is kept */
+  fleet_put(&a, ra, 0, &x2);
+  assert_fleet_in_redis(&e, &a);
+  z.alarm = 0x80000100u;
+  hw_redis_state_put(rb, b.t[0], &z);
+  wb.n = 2;
+  assert_true(hw_test_loop_run_until(&e, writes_reached, &wb));
+  a.newest[0].alarm |= z.alarm;
+  assert_int_equal(a.newest[0].alarm, 0x80000103u);
+  assert_int_equal(a.newest[0].lat_e6, x.lat_e6);
+  assert_int_equal(redis_mismatches(port, a.ids, a.want, 1, a.why, sizeof a.why), 0);
 
   /* A moves on; B's late data stays out. */
   hw_fix w = make_fix(20000), old = make_fix(15000);
