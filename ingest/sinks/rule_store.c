@@ -36,7 +36,7 @@ static const char hw_q_replay[] =
     "WHERE (p.quality & ~" HW_XSTR(HW_Q_FIELD_ONLY) ") = 0 ORDER BY p.terminal_id, p.ts";
 
 /* Terminals without an attached state ($1: the attached ids) are replayed from the mark: every
- * fix received since (rule_store.h). recv_ts has a block-range index (schema 010), as rows are
+ * fix received since (rule_store.h). recv_ts has a block-range index (schema 008), as rows are
  * appended in receipt order, so this reads the recent blocks of each partition, not all of them.
  * Same columns as hw_q_replay. */
 static const char hw_q_mark[] =

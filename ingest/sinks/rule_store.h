@@ -15,7 +15,7 @@
  * hex-encoded states), the next chunk encoded when the previous one is written, so the loop is
  * never held long and a state is at most one interval plus one write old. A failed chunk ends
  * the cycle; its terminals stay "changed" and go in the next one. A cycle that wrote every
- * chunk ends by setting the mark (table rule_state_mark, schema/010) to the time it started:
+ * chunk ends by setting the mark (table rule_state_mark, schema/008) to the time it started:
  * every fix received before then is in a saved state, by its terminal's horizon.
  *
  * Cost of the start after a crash: the horizon replay is one index range per saved terminal;
