@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The layering of ingest/ (README, "Layout"), checked on every #include so that a lower layer
+# that starts calling upward fails the build's tests instead of being noticed in review:
+# codecs are pure, sinks never see sessions, the network layer knows no protocol or pipeline.
+# Usage: check_layers.sh INGEST_DIR
+set -euo pipefail
+root=${1:?usage: check_layers.sh INGEST_DIR}
+cd "$root"
+bad=0
+
+# deny FILE_GLOB_REGEX INCLUDE_REGEX WHY: no file matching the first regex may include a header
+# matching the second.
+deny() {
+  local files=$1 incs=$2 why=$3 f line
+  while IFS= read -r f; do
+    while IFS= read -r line; do
+      printf 'layering: %s includes %s: %s\n' "$f" "${line#*#include }" "$why" >&2
+      bad=1
+    done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]+"' "$f" |
+      grep -E "\"($incs)" || true)
+  done < <(find . -name '*.[ch]' | sed 's|^\./||' | grep -E "^($files)" || true)
+}
+
+codecs='protobuf/(frame|pb_codec)\.|jt808/jt808_(frame|header|internal|location|msg|reasm|text)\.'
+above_base='registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/|cli/|load/'
+
+deny 'base/' "$above_base" 'base depends on nothing above it'
+deny "$codecs" 'registry/|net/|sinks/|rules/|pipeline/|cli/|load/|protobuf/pb_session|jt808/jt808_session' \
+  'codecs are pure: bytes in, records out'
+deny 'rules/' 'net/|sinks/|pipeline/|protobuf/|jt808/|cli/|load/' 'rules are pure computation'
+deny 'sinks/' 'net/|protobuf/|jt808/|pipeline/|cli/|load/' 'sinks never see sessions or protocols'
+deny 'net/' 'protobuf/|jt808/|pipeline/|sinks/|rules/|cli/|load/' \
+  'the network layer knows no protocol, sink or pipeline (callbacks are wired from above)'
+deny 'pipeline/' 'net/server|protobuf/|jt808/|cli/|load/' \
+  'the pipeline knows no protocol or server (backpressure is a callback)'
+deny 'registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/' 'cli/|load/' \
+  'the daemon library never depends on its front ends'
+
+if [ "$bad" -ne 0 ]; then
+  echo "layering: FAILED (see README, Layout)" >&2
+  exit 1
+fi
+echo "layering: ok ($(find . -name '*.[ch]' | wc -l) files)"
