@@ -449,9 +449,18 @@ hw_elapsed() {
 
 # ---- fuzzing (ops/test, ops/fuzz) ----
 
-# hw_fuzz_build DIR: builds the libFuzzer targets with clang into DIR.
+# hw_fuzz_build DIR: builds the libFuzzer targets (only they: fuzzing needs nothing else) with
+# clang into DIR.
 hw_fuzz_build() {
-  CC=clang hw_build "$1" -DCMAKE_C_COMPILER=clang -DHW_FUZZ=ON
+  local dir=$1 targets=()
+  CC=clang cmake -S "$HW_ROOT" -B "$dir" -DCMAKE_C_COMPILER=clang -DHW_FUZZ=ON || return
+  mapfile -t targets < <(cmake --build "$dir" --target help |
+    sed -n 's/^\.\.\. \(fuzz_[A-Za-z0-9_]*\).*/\1/p')
+  if [ "${#targets[@]}" -eq 0 ]; then
+    hw_log "fuzz: no fuzz_* target in tests/fuzz/CMakeLists.txt"
+    return 1
+  fi
+  cmake --build "$dir" -j2 --target "${targets[@]}"
 }
 
 # hw_fuzz_run_all DIR SECONDS WORK: runs every fuzz_* executable of DIR/tests/fuzz for SECONDS
