@@ -27,8 +27,8 @@ int hw_test_free_port(void);
 
 /* Starts redis-server on 127.0.0.1:port without persistence; waits until it answers PING. */
 pid_t hw_test_redis_start(int port);
-/* SIGTERM, then SIGKILL after 5 s; waits for it. */
-void hw_test_stop_pid(pid_t pid);
+/* SIGTERM, then SIGKILL after 5 s; returns the exit status as hw_test_wait_exit (0 for pid 0). */
+int hw_test_stop_pid(pid_t pid);
 
 /* What most daemon tests share: a fresh database and a connection to it, a private Redis, and a
  * free port (with its "127.0.0.1:port" form) for the daemon, which each test starts itself with
@@ -46,7 +46,8 @@ typedef struct hw_test_env {
 
 /* Fresh database `dbname`, connection, Redis and a free daemon port; fails the test on error. */
 void hw_test_env_up(hw_test_env *e, const char *dbname);
-/* Stops the daemon (if any) and Redis, closes the connection. */
+/* Stops the daemon (if any) and Redis, closes the connection; fails the test if the daemon did
+ * not exit 0 on SIGTERM (under the sanitizers: a report at exit, e.g. a leak). */
 void hw_test_env_down(hw_test_env *e);
 
 /* Starts `haulwatch` with argv (NULL-terminated, argv[0] is the subcommand), stderr to logfile;

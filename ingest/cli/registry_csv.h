@@ -1,0 +1,67 @@
+/* The parse-and-validate step of `haulwatch registry import` (registry_cmd.c): a UTF-8 CSV
+ * export of the vehicle registry in, checked rows out. Pure: no database, no network; the vehicle
+ * classes it checks against are a result the caller already fetched. Every bad row is reported
+ * on stderr as "PATH:LINE: why". Fuzzed by tests/fuzz/fuzz_registry_csv.c. */
+#ifndef HW_REGISTRY_CSV_H
+#define HW_REGISTRY_CSV_H
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <uthash.h>
+
+#include "base/common.h"
+
+enum {
+  HW_COL_PLATE,
+  HW_COL_COLOUR,
+  HW_COL_VIN,
+  HW_COL_CLASS,
+  HW_COL_TERMINAL,
+  HW_COL_REGION,
+  HW_COL_ENTERPRISE,
+  HW_COL_PERMIT_NO,
+  HW_COL_PERMIT_EXPIRES,
+  HW_COL_STATUS,
+  HW_NCOLS
+};
+
+
+typedef struct hw_vrow {
+  unsigned line;
+  char *f[HW_NCOLS]; /* owned, NUL-terminated; NULL = empty */
+  char colour[12];   /* plate colour code as decimal text */
+} hw_vrow;
+
+/* A value already used in the file (plate + colour, terminal id) and where. */
+typedef struct hw_seen {
+  UT_hash_handle hh;
+  unsigned line;
+  char key[]; /* owned with the struct */
+} hw_seen;
+
+typedef struct hw_import {
+  const char *path;
+  const PGresult *classes; /* code, name_zh, name_en; owned by the caller (data only: no I/O) */
+  unsigned line;           /* physical line being read, 1-based */
+  unsigned rec_line;       /* line the current record starts on */
+  char **fields;           /* current record's fields; array and strings owned */
+  size_t nfields, fcap;
+  int col_of[HW_NCOLS];    /* file column holding each known column, -1 when absent */
+  size_t ncols;            /* header width; 0 until the header has been read */
+  int fatal;               /* the file cannot be read on (bad header, CSV syntax, no memory) */
+  int row_bad;             /* the current row has at least one error */
+  unsigned nbad;
+  hw_vrow *rows;           /* good rows; array and rows owned */
+  size_t nrows, rcap;
+  hw_seen *plates, *terminals; /* uthash heads; entries owned */
+} hw_import;
+
+/* Reads and checks the whole file f into *im, which the caller zeroes and gives path (for
+ * messages) and classes. Afterwards: im->fatal when the file cannot be read on (bad header, CSV
+ * syntax, read error), im->nbad bad rows (each reported), im->ncols 0 for an empty file, and
+ * im->rows[0..nrows) the good rows. Returns 0, or -ENOMEM (csv parser). Free with
+ * hw_registry_csv_free in every case. */
+int hw_registry_csv_read(hw_import *im, FILE *f) HW_MUST_CHECK;
+void hw_registry_csv_free(hw_import *im);
+
+#endif

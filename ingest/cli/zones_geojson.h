@@ -1,0 +1,48 @@
+/* The parse-and-validate step of `haulwatch zones import` (zones_cmd.c): a GeoJSON
+ * FeatureCollection in, validated zones (as query parameters) out. Pure: no database, no network;
+ * the vehicle classes it checks against are a result the caller already fetched. Every bad
+ * feature is reported on stderr. Fuzzed by tests/fuzz/fuzz_zones_geojson.c. */
+#ifndef HW_ZONES_GEOJSON_H
+#define HW_ZONES_GEOJSON_H
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include "base/common.h"
+
+#define HW_ZONE_NAME_MAX 63 /* hw_zone.name */
+
+/* One feature, validated, as query parameters. Strings are owned unless noted. */
+typedef struct hw_zone_in {
+  int index;               /* 1-based position in "features" */
+  const char *name;        /* borrowed from the cJSON tree */
+  const char *kind;        /* borrowed */
+  char limit[32];          /* "" = NULL */
+  const char *expressway;  /* "true" / "false" (static) */
+  char *classes;           /* array literal, NULL = all classes */
+  char from[9], to[9];     /* "" = all day */
+  char *geojson;           /* geometry, printed */
+} hw_zone_in;
+
+typedef struct hw_zones_ctx {
+  const char *path;
+  const PGresult *classes; /* code, name_zh; owned by the caller (data only: no I/O) */
+  unsigned nbad;
+  int bad;                 /* the current feature has an error */
+} hw_zones_ctx;
+
+/* Parses text[0..len) (path names it in messages): *root (owned by the caller: cJSON_Delete,
+ * also on failure) and *feats, its "features" array. -EINVAL, reported, when it is not JSON, not
+ * a FeatureCollection or in a CRS other than WGS 84. */
+int hw_zones_parse_doc(const char *path, const char *text, size_t len, cJSON **root,
+                       const cJSON **feats) HW_MUST_CHECK;
+/* Checks every feature of feats into *out[0..*n) (owned by the caller: hw_zones_free; their
+ * name and kind point into the cJSON tree). z->nbad counts the bad features, each reported.
+ * Returns 0, -EINVAL (reported) when there is no feature, or -ENOMEM (nothing to free then). */
+int hw_zones_parse_features(hw_zones_ctx *z, const cJSON *feats, hw_zone_in **out, int *n)
+    HW_MUST_CHECK;
+void hw_zones_free(hw_zone_in *zs, int n);
+/* Reports feature index (name may be NULL) as bad: "PATH: feature N (NAME): why"; sets z->bad. */
+void hw_zbad(hw_zones_ctx *z, int index, const char *name, const char *fmt, ...) HW_PRINTF(4, 5);
+
+#endif

@@ -1,0 +1,39 @@
+/* Test double for the session fuzz targets: what a protocol session (ingest/protobuf/pb_session.c,
+ * ingest/jt808/jt808_session.c) calls below and beside it, without a network or a database.
+ * Linked in place of net/server.c, net/session.c, pipeline/pipeline.c and registry/auth.c
+ * (link-time substitution: production code is unchanged). Only the real terminal registry
+ * (registry/terminal.c) and the codecs are used.
+ *
+ * Beyond standing in, the double checks the session's side of each contract and aborts on a
+ * breach: no fix submitted before authentication or after close, fixes within the bounds every
+ * protocol promises the sinks, no authentication callback owed to a freed session (on_close must
+ * cancel it), and every reply written is well formed (checked by the target's write hook). */
+#ifndef HW_FAKE_BACKEND_H
+#define HW_FAKE_BACKEND_H
+
+#include "net/session.h"
+
+#define HW_FAKE_CHECK(c) \
+  do { \
+    if (!(c)) \
+      abort(); \
+  } while (0)
+
+/* How the fake authentication answers: 0 accept, 1 refuse (-EACCES; a JT/T 808 registration:
+ * HW_AUTH_REG_TERMINAL_TAKEN, the takeover refusal), 2 unavailable (-EAGAIN). */
+enum { HW_FAKE_AUTH_OK = 0, HW_FAKE_AUTH_REFUSE, HW_FAKE_AUTH_DOWN };
+
+/* Starts one input: a fresh registry and a new session of proto (owned by the double). */
+hw_session *hw_fake_begin(const hw_proto *proto, int auth_mode,
+                          void (*on_write)(hw_session *s, const uint8_t *data, size_t len));
+/* Hands bytes to the session as the server does; closes it when on_data fails. Returns 1 while
+ * the session is open. */
+int hw_fake_feed(hw_session *s, const uint8_t *data, size_t len);
+/* Runs the loop once: answers every pending authentication, then delivers the acks of every
+ * fix submitted (durable) to the session if it still owns its terminal. */
+void hw_fake_turn(hw_session *s);
+/* Ends the input: the server closes the session with reason (0: the peer hung up), frees it
+ * and everything else; checks nothing is left pending. */
+void hw_fake_end(hw_session *s, int reason);
+
+#endif
