@@ -170,7 +170,14 @@ static int hw_pb_on_data(hw_session *s, const uint8_t *data, size_t len) {
   hw_pb_state *st = hw_session_state(s);
   if (st->reader.max_frame == 0)
     hw_frame_reader_init(&st->reader, hw_pb_max_frame);
+  /* Before authentication a frame may be no larger than the pre-authentication buffer: a Hello
+   * is small, and a larger length prefix is refused before a byte of it is buffered. */
+  size_t preauth = hw_session_preauth_limit(s);
+  int small = !s->term && preauth < hw_pb_max_frame;
+  st->reader.max_frame = small ? preauth : hw_pb_max_frame;
   int rc = hw_frame_feed(&st->reader, data, len, hw_pb_on_frame, s);
+  if (rc == -EMSGSIZE && small && !s->term)
+    return hw_session_preauth_exceeded(s, preauth + 1);
   if (rc == -EMSGSIZE) {
     char why[96];
     snprintf(why, sizeof why, "frame larger than %zu bytes", hw_pb_max_frame);
@@ -201,6 +208,14 @@ static void hw_pb_on_closing(hw_session *s, int reason) {
   case HW_CLOSE_SHUTDOWN:
     hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__SHUTTING_DOWN, "server shutting down");
     break;
+  case HW_CLOSE_AUTH_TIMEOUT:
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED,
+                     "not authenticated in time");
+    break;
+  case HW_CLOSE_PREAUTH_BUFFER:
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__BAD_FRAME,
+                     "too many bytes before authentication");
+    break;
   default:
     break;
   }
@@ -214,6 +229,12 @@ static void hw_pb_on_close(hw_session *s) {
   hw_frame_reader_free(&st->reader);
 }
 
+/* Input held between reads: the partial frame. */
+static size_t hw_pb_held_bytes(const hw_session *s) {
+  const hw_pb_state *st = hw_session_state((hw_session *)s);
+  return st->reader.len;
+}
+
 const hw_proto hw_pb_proto = {
     .name = "pb",
     .state_size = sizeof(hw_pb_state),
@@ -221,4 +242,5 @@ const hw_proto hw_pb_proto = {
     .on_durable = hw_pb_on_durable,
     .on_closing = hw_pb_on_closing,
     .on_close = hw_pb_on_close,
+    .held_bytes = hw_pb_held_bytes,
 };
