@@ -170,11 +170,13 @@ static int hw_pb_on_data(hw_session *s, const uint8_t *data, size_t len) {
   hw_pb_state *st = hw_session_state(s);
   if (st->reader.max_frame == 0)
     hw_frame_reader_init(&st->reader, hw_pb_max_frame);
-  /* Before authentication a frame may be no larger than the pre-authentication buffer: a Hello
-   * is small, and a larger length prefix is refused before a byte of it is buffered. */
+  /* Before authentication a frame, its length prefix (at most 10 bytes) included, fits in the
+   * pre-authentication buffer: a Hello is small, and a larger length is refused before a byte of
+   * the frame is buffered. */
   size_t preauth = hw_session_preauth_limit(s);
-  int small = !s->term && preauth < hw_pb_max_frame;
-  st->reader.max_frame = small ? preauth : hw_pb_max_frame;
+  size_t pre_payload = preauth > 11 ? preauth - 10 : 1;
+  int small = !s->term && pre_payload < hw_pb_max_frame;
+  st->reader.max_frame = small ? pre_payload : hw_pb_max_frame;
   int rc = hw_frame_feed(&st->reader, data, len, hw_pb_on_frame, s);
   if (rc == -EMSGSIZE && small && !s->term)
     return hw_session_preauth_exceeded(s, preauth + 1);

@@ -291,7 +291,7 @@ static void test_pb_preauth_buffer(void **state) {
   pbc_close(c);
   /* Within the buffer: still open (until the deadline). */
   int fd = raw_connect(env.port, NULL);
-  uint8_t partial[2 + PREAUTH - 10] = {(uint8_t)((PREAUTH - 8) | 0x80), (uint8_t)((PREAUTH - 8) >> 7)};
+  uint8_t partial[2 + PREAUTH - 30] = {(uint8_t)((PREAUTH - 20) | 0x80), (uint8_t)((PREAUTH - 20) >> 7)};
   send_all(fd, partial, sizeof partial);
   assert_false(closed_within(fd, 700));
   close(fd);
