@@ -31,6 +31,7 @@ typedef struct hw_serve_config {
   uint32_t auth_timeout_s;
   uint32_t preauth_buffer;
   uint32_t max_unauth_per_source;
+  uint32_t max_unauth;
   uint32_t stats_interval_s;
   uint32_t redis_flush_ms;
   uint32_t rules;
@@ -64,6 +65,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, auth_timeout_s, "30", 1, 3600, NULL, "close a connection not authenticated this many seconds after it opened"),
     HW_OPT_N(C, preauth_buffer, "4096", 512, 1048576, NULL, "bytes of input a connection may hold before it is authenticated"),
     HW_OPT_N(C, max_unauth_per_source, "256", 1, 10000000, NULL, "unauthenticated connections at once from one address (IPv6: one /64)"),
+    HW_OPT_N(C, max_unauth, "10000", 1, 10000000, NULL, "unauthenticated connections at once in all; a new one closes the oldest"),
     HW_OPT_N(C, redis_flush_ms, "1000", 0, 60000, NULL, "write a vehicle's latest state to Redis at most this often, ms (0: at once)"),
     HW_OPT_B(C, rules, "true", "evaluate the safety rules (speeding, fatigue, retired classes, ...)"),
     HW_OPT_N(C, max_future_s, "600", 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
@@ -147,10 +149,11 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
   hw_server_get_stats(d->server, &ss);
   hw_info("stats", NULL, "net unauthenticated=%llu accepted=%llu refused_max_connections=%llu "
           "refused_per_source=%llu closed_auth_timeout=%llu closed_preauth_buffer=%llu "
-          "read_yields=%llu", (unsigned long long)ss.unauthenticated,
+          "evicted_unauth=%llu read_yields=%llu", (unsigned long long)ss.unauthenticated,
           (unsigned long long)ss.accepted, (unsigned long long)ss.refused_max_connections,
           (unsigned long long)ss.refused_per_source, (unsigned long long)ss.closed_auth_timeout,
-          (unsigned long long)ss.closed_preauth_buffer, (unsigned long long)ss.read_yields);
+          (unsigned long long)ss.closed_preauth_buffer, (unsigned long long)ss.evicted_unauth,
+          (unsigned long long)ss.read_yields);
   if (d->jt808) {
     hw_jt808_stats j;
     hw_jt808_get_stats(&j);
@@ -244,7 +247,8 @@ int hw_cmd_serve(int argc, char **argv) {
                          .max_write_queue = 1u << 20,
                          .auth_timeout_s = cfg.auth_timeout_s,
                          .preauth_buffer = cfg.preauth_buffer,
-                         .max_unauth_per_source = cfg.max_unauth_per_source};
+                         .max_unauth_per_source = cfg.max_unauth_per_source,
+                         .max_unauth = cfg.max_unauth};
   if ((rc = hw_server_init(&d.server, d.loop, &sc, d.pipeline)))
     return 1;
   hw_pipeline_set_server(d.pipeline, d.server);

@@ -108,6 +108,23 @@ int hw_server_source_enter(hw_server *srv, hw_session *s, const struct sockaddr 
   HASH_FIND(hh, srv->sources, key, sizeof key, src);
   if (src && src->unauth >= srv->cfg.max_unauth_per_source)
     return -EMFILE;
+  /* All unauthenticated slots taken: the oldest goes, not the newcomer. A terminal logs in within
+   * a round trip or two, so the oldest is the likeliest to be holding its slot on purpose, and
+   * refusing newcomers instead would let whoever fills the slots first lock everyone out. */
+  if (srv->nunauth >= srv->cfg.max_unauth && srv->unauth) {
+    hw_session *old = srv->unauth;
+    srv->stats.evicted_unauth++;
+    hw_server_limit_log(srv, HW_LIMIT_MAX_UNAUTH,
+                        "peer=%s (%s) closed: the oldest of %u unauthenticated connections "
+                        "(max_unauth), for peer=%s; %llu so closed since start", old->peer,
+                        old->proto->name, srv->cfg.max_unauth, s->peer,
+                        (unsigned long long)srv->stats.evicted_unauth);
+    if (old->proto->on_closing)
+      old->proto->on_closing(old, HW_CLOSE_AUTH_TIMEOUT);
+    hw_session_close(old);
+    /* old may have been the last of this very source, which is then freed: look it up again. */
+    HASH_FIND(hh, srv->sources, key, sizeof key, src);
+  }
   if (!src) {
     if (!(src = calloc(1, sizeof *src)))
       return -ENOMEM;
@@ -329,7 +346,8 @@ void hw_server_resume(hw_server *srv) {
   srv->paused_total_ms += now - srv->paused_since_ms;
   /* Least recently read first: libuv registers the sockets in this order, so the kernel reports
    * them in it, and the sessions a pause cut off last time are read first this time. */
-  for (hw_session *s = srv->sessions; s; s = s->next) {
+  for (hw_session *s = srv->sessions, *next; s; s = next) {
+    next = s->next; /* a session that cannot read is closed and leaves the list */
     s->last_rx_ms = now;
     hw_session_read_start(s);
   }

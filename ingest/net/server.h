@@ -3,7 +3,8 @@
  * of what its limits refused; all of it is per server (one per loop), nothing process-wide.
  *
  * Limits on unauthenticated peers: at most max_unauth_per_source sessions not yet bound to a
- * terminal per source address (IPv4 address, IPv6 /64), each closed auth_timeout_s after it
+ * terminal per source address (IPv4 address, IPv6 /64) and max_unauth in all (a newcomer above
+ * it closes the oldest), each closed auth_timeout_s after it
  * opened (time paused for backpressure does not count) and while unauthenticated holding at most
  * preauth_buffer bytes of input; max_connections counts every session.
  *
@@ -24,6 +25,7 @@ typedef struct hw_server_config {
   uint32_t auth_timeout_s;   /* close a session not authenticated this long after it opened */
   uint32_t preauth_buffer;   /* bytes of input a session may hold before authentication */
   uint32_t max_unauth_per_source; /* unauthenticated sessions at once from one address */
+  uint32_t max_unauth;       /* unauthenticated sessions at once in all: above, the oldest goes */
 } hw_server_config;
 
 /* Counters since start, and two gauges; plain integers (one loop), one struct to export. */
@@ -33,6 +35,7 @@ typedef struct hw_server_stats {
   uint64_t refused_per_source;      /* closed at once: max_unauth_per_source reached */
   uint64_t closed_auth_timeout;     /* not authenticated within auth_timeout_s */
   uint64_t closed_preauth_buffer;   /* held more than preauth_buffer bytes before authentication */
+  uint64_t evicted_unauth;          /* oldest unauthenticated, closed for a newcomer (max_unauth) */
   uint64_t read_yields;             /* reads that used a whole turn: the session waited a turn */
   uint64_t sessions;                /* gauge: open sessions */
   uint64_t unauthenticated;         /* gauge: open sessions not bound to a terminal */

@@ -1,7 +1,8 @@
 /* Limits on unauthenticated peers (issue 7, section 1), both protocols, against the daemon:
  * the authentication deadline (a trickle of bytes does not extend it; an authenticated terminal
  * that heartbeats outlives it), the pre-authentication buffer, the per-source limit (another
- * address is still served), and the counters and rate-limited log lines that report them. */
+ * address is still served), the overall limit (the oldest makes room), and the counters and
+ * rate-limited log lines that report them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@ enum {
   AUTH_S = 3,        /* --auth-timeout-s */
   PREAUTH = 512,     /* --preauth-buffer */
   PER_SOURCE = 5,    /* --max-unauth-per-source */
+  MAX_UNAUTH = 8,    /* --max-unauth */
   LOG_WINDOW_MS = 10000,
 };
 
@@ -358,6 +360,32 @@ static void test_per_source_limit(void **state) {
   assert_int_equal(count_lines("max_unauth_per_source"), lines_before + 1);
 }
 
+/* MAX_UNAUTH unauthenticated connections in all, from several addresses each under its own
+ * limit: a newcomer is admitted and the oldest is closed. */
+static void test_max_unauth_evicts_oldest(void **state) {
+  (void)state;
+  long before = stat_now("evicted_unauth=");
+  static const char *const from[] = {"127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"};
+  int fds[MAX_UNAUTH];
+  for (int i = 0; i < MAX_UNAUTH; i++) {
+    fds[i] = raw_connect(i % 2 ? jport : env.port, from[i % 4]);
+    usleep(20 * 1000); /* a clear order of age */
+  }
+  usleep(200 * 1000);
+  for (int i = 0; i < MAX_UNAUTH; i++)
+    assert_false(closed_within(fds[i], 10));
+  int newcomer = raw_connect(env.port, "127.0.0.7");
+  assert_true(closed_within(fds[0], 2000));
+  assert_false(closed_within(newcomer, 200));
+  for (int i = 1; i < MAX_UNAUTH; i++)
+    assert_false(closed_within(fds[i], 10));
+  for (int i = 0; i < MAX_UNAUTH; i++)
+    close(fds[i]);
+  close(newcomer);
+  assert_int_equal(wait_stat("evicted_unauth=", before + 1), before + 1);
+  assert_true(count_lines("(max_unauth)") >= 1);
+}
+
 /* The next refusal after the log window says how many lines were left out. */
 static void test_rate_limited_line_counts_suppressed(void **state) {
   (void)state;
@@ -384,14 +412,16 @@ static int group_setup(void **state) {
   jport = hw_test_free_port();
   snprintf(jlisten_addr, sizeof jlisten_addr, "127.0.0.1:%d", jport);
   unlink(logfile);
-  char auth[16], pre[16], per[16];
+  char auth[16], pre[16], per[16], all[16];
   snprintf(auth, sizeof auth, "%d", AUTH_S);
   snprintf(pre, sizeof pre, "%d", PREAUTH);
   snprintf(per, sizeof per, "%d", PER_SOURCE);
+  snprintf(all, sizeof all, "%d", MAX_UNAUTH);
   const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt808-listen", jlisten_addr,
                         "--pg", env.conninfo, "--redis", env.redis_addr, "--batch-ms", "20",
                         "--idle-timeout-s", "60", "--auth-timeout-s", auth, "--preauth-buffer",
-                        pre, "--max-unauth-per-source", per, "--stats-interval-s", "1", NULL};
+                        pre, "--max-unauth-per-source", per, "--max-unauth", all, "--stats-interval-s", "1",
+                        NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
   return hw_test_wait_port(env.port, 15000) || hw_test_wait_port(jport, 15000) ? -1 : 0;
 }
@@ -410,6 +440,7 @@ int main(void) {
       cmocka_unit_test(test_authenticated_heartbeat_survives),
       cmocka_unit_test(test_pb_preauth_buffer),
       cmocka_unit_test(test_jt808_preauth_buffer),
+      cmocka_unit_test(test_max_unauth_evicts_oldest),
       cmocka_unit_test(test_rate_limited_line_counts_suppressed),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
