@@ -67,8 +67,9 @@ static void hw_session_preauth_count(hw_session *s, size_t would_hold) {
   hw_server *srv = s->server;
   srv->stats.closed_preauth_buffer++;
   hw_server_limit_log(srv, HW_LIMIT_PREAUTH_BUFFER,
-                      "peer=%s (%s) closed: would hold at least %zu bytes before authentication, more than "
-                      "%u (preauth_buffer); %llu so closed since start", s->peer, s->proto->name,
+                      "peer=%s (%s) closed: would hold at least %zu bytes before "
+                      "authentication, more than %u (preauth_buffer); %llu so closed since start",
+                      s->peer, s->proto->name,
                       would_hold, srv->cfg.preauth_buffer,
                       (unsigned long long)srv->stats.closed_preauth_buffer);
   if (s->proto->on_closing)

@@ -174,7 +174,9 @@ static void test_oldest_connection_keeps_getting_acks(void **state) {
   assert_true(file_has(logfile, "reading paused"));
   assert_true(sim_p50 > 0);
   assert_true(n >= 50);
-  assert_true(max_gap < MAX_GAP_MS);
+  /* A few seconds; on a box slowed down so much that everyone waits longer, a few of the
+   * load's median waits. */
+  assert_true((double)max_gap < (MAX_GAP_MS > 3.0 * sim_p50 ? MAX_GAP_MS : 3.0 * sim_p50));
   /* Within a few batch intervals of the load's median: generous, the box is shared. */
   assert_true((double)p99 <= 4.0 * sim_p50 + 500.0);
 }
