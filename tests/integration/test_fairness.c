@@ -111,7 +111,7 @@ static void test_oldest_connection_keeps_getting_acks(void **state) {
   enum { MAX_REPORTS = 4096 };
   static int64_t sent_at[MAX_REPORTS], lat[MAX_REPORTS];
   size_t nsent = 0, n = 0;
-  uint64_t seq = 0, acked = 0, ts0 = (uint64_t)hw_now_ms() - 3600 * 1000;
+  uint64_t seq = 0, acked = 0, top = 0, ts0 = (uint64_t)hw_now_ms() - 3600 * 1000;
   int64_t start = mono_ms(), last_ack = start, next_send = start, max_gap = 0;
   Haulwatch__V1__Fix fx[PROBE_FIXES], *fp[PROBE_FIXES];
   while (mono_ms() - start < (LOAD_S - 6) * 1000 && nsent < MAX_REPORTS &&
@@ -136,6 +136,8 @@ static void test_oldest_connection_keeps_getting_acks(void **state) {
       continue; /* nothing within 10 ms (an EOF shows as missing acks below) */
     assert_int_equal(a->msg_case, HAULWATCH__V1__SERVER_MESSAGE__MSG_ACK);
     int64_t now = mono_ms();
+    if (a->ack->seq > top)
+      top = a->ack->seq;
     for (; acked < a->ack->seq && n < nsent; acked += PROBE_FIXES)
       lat[n++] = now - sent_at[acked / PROBE_FIXES];
     haulwatch__v1__server_message__free_unpacked(a, NULL);
@@ -143,14 +145,16 @@ static void test_oldest_connection_keeps_getting_acks(void **state) {
       max_gap = now - last_ack;
     last_ack = now;
   }
-  /* Everything the probe sent is acknowledged in the end. */
-  assert_true(pbc_wait_ack(c, seq, 30000) >= (int64_t)seq);
+  /* Everything the probe sent is acknowledged in the end (perhaps already). */
+  if (top < seq)
+    assert_true(pbc_wait_ack(c, seq, 30000) >= (int64_t)seq);
   int64_t end = mono_ms();
   for (; n < nsent; n++)
     lat[n] = end - sent_at[n];
   if (end - last_ack > max_gap)
     max_gap = end - last_ack;
   pbc_close(c);
+  c = NULL;
   assert_int_equal(hw_test_wait_exit(sim, 120000), 0);
 
   qsort(lat, n, sizeof lat[0], cmp_i64);
