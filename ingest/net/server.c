@@ -194,7 +194,7 @@ static void hw_server_on_auth_timer(uv_timer_t *t) {
 static void hw_server_arm_auth(hw_server *srv) {
   if (srv->closing)
     return;
-  if (!srv->unauth || srv->paused) {
+  if (!srv->unauth || srv->paused || !srv->cfg.auth_timeout_s) {
     uv_timer_stop(&srv->auth_timer);
     return;
   }
@@ -267,6 +267,13 @@ int hw_server_init(hw_server **out, uv_loop_t *loop, const hw_server_config *cfg
   }
   srv->loop = loop;
   srv->cfg = *cfg;
+  /* 0 is "no limit" (a config written before these settings existed), never "refuse all". */
+  if (!srv->cfg.preauth_buffer)
+    srv->cfg.preauth_buffer = UINT32_MAX;
+  if (!srv->cfg.max_unauth_per_source)
+    srv->cfg.max_unauth_per_source = UINT32_MAX;
+  if (!srv->cfg.max_unauth)
+    srv->cfg.max_unauth = UINT32_MAX;
   srv->pipeline = pipeline;
   srv->accepting = 1;
   uv_timer_init(loop, &srv->auth_timer);

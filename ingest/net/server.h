@@ -4,9 +4,9 @@
  *
  * Limits on unauthenticated peers: at most max_unauth_per_source sessions not yet bound to a
  * terminal per source address (IPv4 address, IPv6 /64) and max_unauth in all (a newcomer above
- * it closes the oldest), each closed auth_timeout_s after it
- * opened (time paused for backpressure does not count) and while unauthenticated holding at most
- * preauth_buffer bytes of input; max_connections counts every session.
+ * it closes the oldest), each closed auth_timeout_s after it opened (time paused for
+ * backpressure does not count) and holding at most preauth_buffer bytes of input until bound;
+ * max_connections counts every session.
  *
  * Fairness: every read is at most HW_READ_TURN bytes; a session whose read filled it yields until
  * the loop's next turn, and the session list is kept least recently read first, which is the
@@ -22,6 +22,7 @@ typedef struct hw_server_config {
   uint32_t idle_timeout_s;   /* close a session silent this long */
   uint32_t max_connections;  /* refuse (close at once) above this */
   uint32_t max_write_queue;  /* bytes queued to a client that does not read: above, close it */
+  /* Unauthenticated sessions; 0 in any of these four means no limit. */
   uint32_t auth_timeout_s;   /* close a session not authenticated this long after it opened */
   uint32_t preauth_buffer;   /* bytes of input a session may hold before authentication */
   uint32_t max_unauth_per_source; /* unauthenticated sessions at once from one address */
