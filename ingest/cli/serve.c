@@ -33,6 +33,10 @@ typedef struct hw_serve_config {
   uint32_t high_water;
   uint32_t low_water;
   uint32_t max_connections;
+  uint32_t auth_timeout_s;
+  uint32_t preauth_buffer;
+  uint32_t max_unauth_per_source;
+  uint32_t max_unauth;
   uint32_t stats_interval_s;
   uint32_t redis_flush_ms;
   uint32_t rules;
@@ -64,6 +68,10 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows"),
     HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many"),
     HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once"),
+    HW_OPT_N(C, auth_timeout_s, "30", 1, 3600, NULL, "close a connection not authenticated this many seconds after it opened"),
+    HW_OPT_N(C, preauth_buffer, "4096", 512, 1048576, NULL, "bytes of input a connection may hold before it is authenticated"),
+    HW_OPT_N(C, max_unauth_per_source, "256", 1, 10000000, NULL, "unauthenticated connections at once from one address (IPv6: one /64)"),
+    HW_OPT_N(C, max_unauth, "10000", 1, 10000000, NULL, "unauthenticated connections at once in all; a new one closes the oldest"),
     HW_OPT_N(C, redis_flush_ms, "1000", 0, 60000, NULL, "write a vehicle's latest state to Redis at most this often, ms (0: at once)"),
     HW_OPT_B(C, rules, "true", "evaluate the safety rules (speeding, fatigue, retired classes, ...)"),
     HW_OPT_N(C, max_future_s, HW_XSTR(HW_QUALITY_DEF_MAX_FUTURE_S), 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
@@ -189,17 +197,26 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
   hw_pipeline_get_stats(d->pipeline, &st);
   double secs = (double)uv_timer_get_repeat(t) / 1000.0;
   hw_info("stats", NULL,
-          "sessions=%zu rows_per_s=%.0f rows=%llu duplicates=%llu backlog=%zu pauses=%llu "
+          "sessions=%zu rows_per_s=%.0f rows=%llu backlog=%zu pauses=%llu "
           "conflict_replays=%llu merges=%llu folded=%llu flagged=%llu violation_events=%llu "
           "redis_connected=%d "
           "redis_dirty=%zu redis_writes=%llu",
           hw_server_sessions(d->server), (double)(st.pg.rows_committed - d->last_rows) / secs,
-          (unsigned long long)st.pg.rows_committed, (unsigned long long)st.fixes_duplicate,
+          (unsigned long long)st.pg.rows_committed,
           st.backlog, (unsigned long long)st.pauses, (unsigned long long)st.pg.conflict_replays,
           (unsigned long long)st.pg.merge_batches, (unsigned long long)st.pg.rows_folded,
           (unsigned long long)st.fixes_flagged, (unsigned long long)st.violation_events,
           st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes);
   d->last_rows = st.pg.rows_committed;
+  hw_server_stats ss;
+  hw_server_get_stats(d->server, &ss);
+  hw_info("stats", NULL, "net unauthenticated=%llu accepted=%llu refused_max_connections=%llu "
+          "refused_per_source=%llu closed_auth_timeout=%llu closed_preauth_buffer=%llu "
+          "evicted_unauth=%llu read_yields=%llu", (unsigned long long)ss.unauthenticated,
+          (unsigned long long)ss.accepted, (unsigned long long)ss.refused_max_connections,
+          (unsigned long long)ss.refused_per_source, (unsigned long long)ss.closed_auth_timeout,
+          (unsigned long long)ss.closed_preauth_buffer, (unsigned long long)ss.evicted_unauth,
+          (unsigned long long)ss.read_yields);
   if (d->jt808) {
     hw_jt808_stats j;
     hw_jt808_get_stats(&j);
@@ -275,7 +292,11 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
   d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline};
   hw_server_config sc = {.idle_timeout_s = cfg->idle_timeout_s,
                          .max_connections = cfg->max_connections,
-                         .max_write_queue = 1u << 20};
+                         .max_write_queue = 1u << 20,
+                         .auth_timeout_s = cfg->auth_timeout_s,
+                         .preauth_buffer = cfg->preauth_buffer,
+                         .max_unauth_per_source = cfg->max_unauth_per_source,
+                         .max_unauth = cfg->max_unauth};
   if ((rc = HW_FAULT("serve.server")) ||
       (rc = hw_server_init(&d->server, d->loop, &sc, &d->backend))) {
     hw_error("serve", NULL, "cannot start the server: %s", strerror(-rc));

@@ -598,6 +598,13 @@ static void hw_j8_on_close(hw_session *s) {
   st->driver_name = NULL;
 }
 
+/* Input held between reads: the partial frame (sub-packages are reassembled only once
+ * authenticated, and nothing is queued behind a look-up). */
+static size_t hw_j8_held_bytes(const hw_session *s) {
+  const hw_j8_state *st = hw_session_state((hw_session *)s);
+  return st->df.len;
+}
+
 const hw_proto hw_jt808_proto = {
     .name = "jt808",
     .state_size = sizeof(hw_j8_state),
@@ -605,4 +612,5 @@ const hw_proto hw_jt808_proto = {
     .on_durable = hw_j8_on_durable,
     .on_closing = hw_j8_on_closing,
     .on_close = hw_j8_on_close,
+    .held_bytes = hw_j8_held_bytes,
 };

@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,13 @@ static void hw_session_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = HW_READ_BUF;
 }
 
+static void hw_session_preauth_count(hw_session *s, size_t would_hold);
+
+static void hw_session_preauth_close(hw_session *s, size_t held) {
+  hw_session_preauth_count(s, held);
+  hw_session_close(s);
+}
+
 static void hw_session_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   hw_session *s = st->data;
   if (nread < 0) {
@@ -31,9 +39,45 @@ static void hw_session_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b
   }
   if (nread == 0 || s->closing)
     return;
-  s->last_rx_ms = uv_now(s->server->loop);
-  if (s->proto->on_data(s, (const uint8_t *)buf->base, (size_t)nread) < 0)
+  hw_server *srv = s->server;
+  s->last_rx_ms = uv_now(srv->loop);
+  hw_server_list_touch(srv, s);
+  if (s->proto->on_data(s, (const uint8_t *)buf->base, (size_t)nread) < 0) {
     hw_session_close(s);
+    return;
+  }
+  if (s->closing)
+    return;
+  if (!s->term && s->proto->held_bytes) {
+    size_t held = s->proto->held_bytes(s);
+    if (held > srv->cfg.preauth_buffer) {
+      hw_session_preauth_close(s, held);
+      return;
+    }
+  }
+  /* A full read means more is waiting: the others get their turn first. */
+  if ((size_t)nread == HW_READ_TURN && s->reading)
+    hw_server_yield(srv, s);
+}
+
+size_t hw_session_preauth_limit(const hw_session *s) { return s->server->cfg.preauth_buffer; }
+
+static void hw_session_preauth_count(hw_session *s, size_t would_hold) {
+  hw_server *srv = s->server;
+  srv->stats.closed_preauth_buffer++;
+  hw_server_limit_log(srv, HW_LIMIT_PREAUTH_BUFFER,
+                      "peer=%s (%s) closed: would hold at least %zu bytes before "
+                      "authentication, more than %u (preauth_buffer); %llu so closed since start",
+                      s->peer, s->proto->name,
+                      would_hold, srv->cfg.preauth_buffer,
+                      (unsigned long long)srv->stats.closed_preauth_buffer);
+  if (s->proto->on_closing)
+    s->proto->on_closing(s, HW_CLOSE_PREAUTH_BUFFER);
+}
+
+int hw_session_preauth_exceeded(hw_session *s, size_t would_hold) {
+  hw_session_preauth_count(s, would_hold);
+  return -EMSGSIZE;
 }
 
 void hw_session_read_start(hw_session *s) {
@@ -67,13 +111,8 @@ void hw_session_close(hw_session *s) {
     return;
   s->closing = 1;
   hw_server *srv = s->server;
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    srv->sessions = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  s->prev = s->next = NULL;
+  hw_server_list_remove(srv, s);
+  hw_server_unauth_leave(srv, s);
   if (s->term && s->term->session == s)
     s->term->session = NULL;
   if (s->proto->on_close)
@@ -145,6 +184,7 @@ void hw_session_bind(hw_session *s, hw_terminal *t) {
   t->session = s;
   t->session_gen++;
   s->term = t;
+  hw_server_unauth_leave(s->server, s);
   s->gen = t->session_gen;
 }
 
@@ -178,6 +218,7 @@ void hw_session_start(hw_server *srv, hw_listener *l) {
   }
   struct sockaddr_storage ss;
   int sl = sizeof ss;
+  memset(&ss, 0, sizeof ss);
   if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &sl) == 0) {
     char ip[40] = "?";
     int port = 0;
@@ -192,14 +233,30 @@ void hw_session_start(hw_server *srv, hw_listener *l) {
   }
   uv_tcp_nodelay(&s->tcp, 1);
   s->last_rx_ms = uv_now(srv->loop);
-  s->next = srv->sessions;
-  if (s->next)
-    s->next->prev = s;
-  srv->sessions = s;
+  hw_server_list_append(srv, s);
   srv->nsessions++;
+  srv->stats.accepted++;
   if (srv->nsessions > srv->cfg.max_connections) {
-    hw_warn("server", NULL, "peer=%s refused: %zu connections is the limit", s->peer,
-            (size_t)srv->cfg.max_connections);
+    srv->stats.refused_max_connections++;
+    hw_server_limit_log(srv, HW_LIMIT_MAX_CONNECTIONS,
+                        "peer=%s (%s) refused: %u connections is the limit (max_connections); "
+                        "%llu so refused since start", s->peer, s->proto->name,
+                        srv->cfg.max_connections,
+                        (unsigned long long)srv->stats.refused_max_connections);
+    hw_session_close(s);
+    return;
+  }
+  if ((rc = hw_server_source_enter(srv, s, (const struct sockaddr *)&ss))) {
+    if (rc == -EMFILE) {
+      srv->stats.refused_per_source++;
+      hw_server_limit_log(srv, HW_LIMIT_PER_SOURCE,
+                          "peer=%s (%s) refused: %u unauthenticated connections from its address "
+                          "is the limit (max_unauth_per_source); %llu so refused since start",
+                          s->peer, s->proto->name, srv->cfg.max_unauth_per_source,
+                          (unsigned long long)srv->stats.refused_per_source);
+    } else {
+      hw_error("server", NULL, "peer=%s refused: out of memory", s->peer);
+    }
     hw_session_close(s);
     return;
   }

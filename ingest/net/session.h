@@ -1,7 +1,8 @@
 /* A client connection, whatever its protocol. The server owns sessions: it accepts them, reads
- * into one loop-wide buffer and hands the bytes to the protocol, times out idle ones, pauses
- * reading for backpressure, and frees them after close. A protocol keeps its own state in the
- * memory right after struct hw_session (proto->state_size bytes). */
+ * into one loop-wide buffer and hands the bytes to the protocol, times out idle ones and those
+ * that do not authenticate in time, bounds what an unauthenticated one may hold, pauses reading
+ * for backpressure and shares reading fairly after it, and frees them after close. A protocol
+ * keeps its own state in the memory right after struct hw_session (proto->state_size bytes). */
 #ifndef HW_SESSION_H
 #define HW_SESSION_H
 
@@ -25,10 +26,23 @@ typedef struct hw_proto {
   void (*on_closing)(hw_session *s, int reason);
   /* The session is closed; release protocol state (not the session itself). */
   void (*on_close)(hw_session *s);
+  /* Bytes of input the protocol holds for the session between reads (a partial frame, messages
+   * queued behind a pending look-up). Before authentication the server closes a session holding
+   * more than hw_session_preauth_limit(). NULL: the protocol never holds input. */
+  size_t (*held_bytes)(const hw_session *s);
 } hw_proto;
 
 /* Why the server closes a session (on_closing). */
-enum { HW_CLOSE_IDLE = 1, HW_CLOSE_REPLACED, HW_CLOSE_SHUTDOWN, HW_CLOSE_SLOW_READER };
+enum {
+  HW_CLOSE_IDLE = 1,
+  HW_CLOSE_REPLACED,
+  HW_CLOSE_SHUTDOWN,
+  HW_CLOSE_SLOW_READER,
+  HW_CLOSE_AUTH_TIMEOUT,   /* not authenticated within auth_timeout_s */
+  HW_CLOSE_PREAUTH_BUFFER, /* held more than preauth_buffer bytes before authentication */
+};
+
+struct hw_source;
 
 struct hw_session {
   uv_tcp_t tcp;               /* first: the uv handle's data points back at the session */
@@ -38,9 +52,13 @@ struct hw_session {
   uint32_t gen;               /* term->session_gen when bound */
   uint8_t closing;
   uint8_t reading;
+  uint8_t yielded;            /* reading stopped until the loop's next turn (fair share) */
   uint32_t write_queued;      /* bytes handed to uv_write and not yet written */
   uint64_t last_rx_ms;        /* loop time of the last byte received */
-  hw_session *prev, *next;    /* server's session list */
+  uint64_t opened_active_ms;  /* server's unpaused clock at accept: the auth deadline's start */
+  hw_session *prev, *next;    /* server's session list, least recently read first */
+  hw_session *uprev, *unext;  /* server's unauthenticated sessions, oldest first */
+  struct hw_source *source;   /* its address's count of unauthenticated sessions; NULL once bound */
   char peer[48];              /* "ip:port" for logs */
   /* protocol state follows (proto->state_size bytes, zeroed) */
 };
@@ -70,6 +88,14 @@ static inline hw_ack_ref hw_session_ack_ref(const hw_session *s, uint32_t kind, 
  * learns its fixes are durable from the ack to their resend. The caller (the pipeline) never
  * looks inside sessions. */
 int hw_session_deliver_ack(const hw_ack_ref *ack);
+
+/* Bytes of input an unauthenticated session may hold (the server's preauth_buffer). */
+size_t hw_session_preauth_limit(const hw_session *s);
+
+/* A protocol refuses input that would make an unauthenticated session hold more than
+ * hw_session_preauth_limit() (e.g. a frame announced larger): counts it, logs it (rate-limited)
+ * and returns the negative code for on_data to return, which closes the session. */
+int hw_session_preauth_exceeded(hw_session *s, size_t would_hold) HW_MUST_CHECK;
 
 /* The terminal id for log lines, or NULL before authentication. */
 static inline const char *hw_session_tid(const hw_session *s) { return s->term ? s->term->id : NULL; }

@@ -36,7 +36,7 @@ struct hw_pipeline {
   hw_rule_store *rstore;
   uv_timer_t tick;        /* initialised when tick.data is set */
   hw_quality_config quality; /* rules off: static checks only */
-  uint64_t fixes_in, fixes_duplicate, fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t fixes_in, fixes_flagged, acks_delivered, pauses, violation_events;
   /* stop sequence */
   int stopping;
   /* With rules on, nothing is read before the registry's first load: a fix evaluated earlier
@@ -247,7 +247,6 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
 void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
   memset(out, 0, sizeof *out);
   out->fixes_in = p->fixes_in;
-  out->fixes_duplicate = p->fixes_duplicate;
   out->fixes_flagged = p->fixes_flagged;
   out->violation_events = p->violation_events;
   out->acks_delivered = p->acks_delivered;

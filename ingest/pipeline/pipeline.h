@@ -71,7 +71,7 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
                        uint32_t ack_kind, uint64_t ack_token) HW_MUST_CHECK;
 
 typedef struct hw_pipeline_stats {
-  uint64_t fixes_in, fixes_duplicate, fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t fixes_in, fixes_flagged, acks_delivered, pauses, violation_events;
   hw_pg_writer_stats pg;
   hw_redis_state_stats redis;
   size_t backlog;

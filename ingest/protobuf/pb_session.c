@@ -18,7 +18,6 @@
 
 /* Bounds written in proto/haulwatch.proto. */
 #define HW_PB_MAX_FIXES_PER_REPORT 4096
-#define HW_PB_EARLY_MAX 4096      /* bytes of frames kept behind a Hello until it is answered */
 #define HW_PB_REFUSED_PER_ACK 24  /* keeps an Ack with refusals within hw_pb_send's buffer */
 #define HW_PB_VERSION_LOGGED 64   /* bytes of Hello.client_version that reach the log */
 /* A connection that keeps sending bad fixes stays open now: its refusals are logged at most
@@ -33,7 +32,8 @@ typedef struct hw_pb_state {
   hw_auth_req *auth;                /* pending look-up, NULL otherwise */
   char terminal_id[HW_TERMINAL_ID_MAX + 1];
   /* Frames that arrived while the Hello is checked, each with its length prefix, in order.
-   * Owned; NULL when none. At most HW_PB_EARLY_MAX bytes. */
+   * Owned; NULL when none. With the partial frame, at most the pre-authentication limit
+   * (hw_session_preauth_limit: the server's preauth_buffer). */
   uint8_t *early;
   size_t early_len;
   /* Sequence bookkeeping of this connection only (proto: SEQUENCE NUMBERS AND ACKS). */
@@ -109,10 +109,13 @@ static void hw_pb_replay_early(hw_session *s, hw_pb_state *st) {
 static int hw_pb_keep_early(hw_session *s, hw_pb_state *st, const uint8_t *frame, size_t len) {
   uint8_t pre[10];
   size_t k = hw_varint_put(pre, len);
-  if (st->early_len + k + len > HW_PB_EARLY_MAX) {
+  size_t limit = hw_session_preauth_limit(s);
+  if (st->early_len + k + len > limit) {
     char why[96];
-    snprintf(why, sizeof why, "more than %d bytes sent before HelloResult", HW_PB_EARLY_MAX);
-    return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED, why);
+    snprintf(why, sizeof why, "more than %zu bytes sent before HelloResult", limit);
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED, why);
+    /* counted and logged with the server's other pre-authentication refusals */
+    return hw_session_preauth_exceeded(s, st->early_len + k + len);
   }
   uint8_t *nb = realloc(st->early, st->early_len + k + len);
   if (!nb)
@@ -323,7 +326,16 @@ static int hw_pb_on_data(hw_session *s, const uint8_t *data, size_t len) {
   hw_pb_state *st = hw_session_state(s);
   if (st->reader.max_frame == 0)
     hw_frame_reader_init(&st->reader, hw_pb_max_frame);
+  /* Before authentication a frame, its length prefix (at most 10 bytes) included, fits in the
+   * pre-authentication buffer: a Hello is small, and a larger length is refused before a byte of
+   * the frame is buffered. */
+  size_t preauth = hw_session_preauth_limit(s);
+  size_t pre_payload = preauth > 11 ? preauth - 10 : 1;
+  int small = !s->term && pre_payload < hw_pb_max_frame;
+  st->reader.max_frame = small ? pre_payload : hw_pb_max_frame;
   int rc = hw_frame_feed(&st->reader, data, len, hw_pb_on_frame, s);
+  if (rc == -EMSGSIZE && small && !s->term)
+    return hw_session_preauth_exceeded(s, preauth + 1);
   if (rc == -EMSGSIZE) {
     char why[96];
     snprintf(why, sizeof why, "frame larger than %zu bytes", hw_pb_max_frame);
@@ -353,6 +365,14 @@ static void hw_pb_on_closing(hw_session *s, int reason) {
   case HW_CLOSE_SHUTDOWN:
     hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__SHUTTING_DOWN, "server shutting down");
     break;
+  case HW_CLOSE_AUTH_TIMEOUT:
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED,
+                     "not authenticated in time");
+    break;
+  case HW_CLOSE_PREAUTH_BUFFER:
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__BAD_FRAME,
+                     "too many bytes before authentication");
+    break;
   default:
     break;
   }
@@ -369,6 +389,12 @@ static void hw_pb_on_close(hw_session *s) {
   st->early_len = 0;
 }
 
+/* Input held between reads: the partial frame, and the frames kept behind a Hello being checked. */
+static size_t hw_pb_held_bytes(const hw_session *s) {
+  const hw_pb_state *st = hw_session_state((hw_session *)s);
+  return st->reader.len + st->early_len;
+}
+
 const hw_proto hw_pb_proto = {
     .name = "pb",
     .state_size = sizeof(hw_pb_state),
@@ -376,4 +402,5 @@ const hw_proto hw_pb_proto = {
     .on_durable = hw_pb_on_durable,
     .on_closing = hw_pb_on_closing,
     .on_close = hw_pb_on_close,
+    .held_bytes = hw_pb_held_bytes,
 };

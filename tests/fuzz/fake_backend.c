@@ -12,6 +12,7 @@
 
 #define HW_FAKE_MAX_REQ 8
 #define HW_FAKE_MAX_ACKS 64
+#define HW_FAKE_PREAUTH 4096 /* the server's default preauth_buffer */
 
 struct hw_auth_req {
   int used, cancelled;
@@ -76,6 +77,13 @@ void hw_session_close(hw_session *s) {
     s->term->session = NULL;
   if (s->proto->on_close)
     s->proto->on_close(s);
+}
+
+size_t hw_session_preauth_limit(const hw_session *s) { return HW_FAKE_PREAUTH; }
+
+int hw_session_preauth_exceeded(hw_session *s, size_t would_hold) {
+  HW_FAKE_CHECK(!s->term && would_hold > HW_FAKE_PREAUTH); /* only before authentication */
+  return -EMSGSIZE;
 }
 
 void hw_session_bind(hw_session *s, hw_terminal *t) {
@@ -223,6 +231,10 @@ int hw_fake_feed(hw_session *s, const uint8_t *data, size_t len) {
   memcpy(copy, data, len);
   int rc = s->proto->on_data(s, copy, len);
   free(copy);
+  /* as the server: an unauthenticated session holding more than its limit is closed */
+  if (rc == 0 && !s->closing && !s->term && s->proto->held_bytes &&
+      s->proto->held_bytes(s) > HW_FAKE_PREAUTH)
+    rc = -EMSGSIZE;
   if (rc < 0)
     hw_session_close(s);
   return !s->closing;
