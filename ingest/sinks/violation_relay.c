@@ -42,6 +42,10 @@ struct hw_violation_relay {
   hw_vr_msg *last_sent; /* the newest message in flight, NULL when none */
   hw_vr_msg *unsent;    /* the oldest message not sent on the current context */
   size_t count;
+  /* Messages from unsent on: what max_pending bounds. Those in flight are bounded apart
+   * (HW_VR_MAX_IN_FLIGHT); counting them too would drop the newest message whenever one arrives
+   * while a full window of PUBLISHes waits for Redis' answers. */
+  size_t waiting;
 
   uv_timer_t kick, deadline;
 
@@ -68,8 +72,10 @@ static void hw_vr_pop_head(hw_violation_relay *r) {
     r->tail = NULL;
   if (r->last_sent == m)
     r->last_sent = NULL;
-  if (r->unsent == m)
+  if (r->unsent == m) {
     r->unsent = m->next;
+    r->waiting--;
+  }
   r->count--;
   free(m);
 }
@@ -86,6 +92,7 @@ static void hw_vr_drop_oldest(hw_violation_relay *r) {
     if (r->tail == m)
       r->tail = r->last_sent;
     r->unsent = m->next;
+    r->waiting--;
     r->count--;
     free(m);
   }
@@ -96,7 +103,7 @@ static void hw_vr_drop_oldest(hw_violation_relay *r) {
     return;
   }
   hw_warn(HW_VR_LOG, NULL, "Redis %s:%d away or slow: %zu violation messages waiting, oldest "
-          "dropped (%llu in all)", r->redis.host, r->redis.port, r->count,
+          "dropped (%llu in all)", r->redis.host, r->redis.port, r->waiting,
           (unsigned long long)r->stats.dropped);
   r->drop_log_ms = now;
   r->drops_unlogged = 0;
@@ -121,7 +128,8 @@ static void hw_vr_enqueue(hw_violation_relay *r, const char *payload) {
   if (!r->unsent)
     r->unsent = m;
   r->count++;
-  while (r->count > r->max_pending && r->unsent)
+  r->waiting++;
+  while (r->waiting > r->max_pending && r->unsent)
     hw_vr_drop_oldest(r);
   hw_vr_kick(r);
 }
@@ -207,6 +215,7 @@ static void hw_vr_redis_lost(hw_redis_conn *c) {
   r->stats.republished += c->in_flight;
   r->last_sent = NULL;
   r->unsent = r->head;
+  r->waiting = r->count;
   if (r->stopping)
     hw_vr_finish(r); /* no reconnect for a stop */
 }
@@ -261,6 +270,7 @@ static void hw_vr_flush(hw_violation_relay *r) {
     hw_redis_conn_sent(&r->redis);
     r->last_sent = m;
     r->unsent = m->next;
+    r->waiting--;
   }
 }
 

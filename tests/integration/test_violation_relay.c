@@ -245,6 +245,52 @@ static void insert_sql(fixture *f, const char *key) {
                          "VALUES ('night_driving', '%s', '" TID "', now())", key));
 }
 
+/* PUBLISHes in flight (sent, Redis not answering yet) are not "waiting": max_pending bounds the
+ * unsent, so a message that arrives while a full window waits for Redis' answers is kept, not
+ * dropped as the newest (it was, whenever a NOTIFY came before the answers). */
+static void test_in_flight_not_counted_as_waiting(void **state) {
+  (void)state;
+  fixture f;
+  fx_start(&f, 3);
+  insert_sql(&f, "k0");
+  cJSON *m = next_message(&f);
+  assert_non_null(m);
+  cJSON_Delete(m);
+  /* Redis stops answering every client for a while (less than the relay's 2 s timeout). */
+  redisContext *ctl = redisConnect("127.0.0.1", f.port);
+  assert_non_null(ctl);
+  redisReply *rep = redisCommand(ctl, "CLIENT PAUSE 1000 ALL");
+  assert_non_null(rep);
+  assert_int_equal(rep->type, REDIS_REPLY_STATUS);
+  freeReplyObject(rep);
+  redisFree(ctl);
+  for (int i = 1; i <= 3; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    insert_sql(&f, key);
+  }
+  uint64_t want = 4;
+  void *args[2] = {&f, &want};
+  assert_true(hw_test_loop_run_until(&f.env, received_n, args));
+  hw_test_loop_run_for(&f.env, 100); /* k1..k3 go out and wait for Redis */
+  insert_sql(&f, "k4");
+  want = 5;
+  assert_true(hw_test_loop_run_until(&f.env, received_n, args));
+  hw_violation_relay_stats st;
+  hw_violation_relay_get_stats(f.relay, &st);
+  assert_int_equal(st.dropped, 0);
+  for (int i = 1; i <= 4; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "k%d", i);
+    m = next_message(&f);
+    assert_non_null(m);
+    assert_string_equal(jstr(m, "episode_key"), key);
+    cJSON_Delete(m);
+  }
+  assert_true(hw_test_loop_run_until(&f.env, all_published, &f));
+  fx_stop(&f);
+}
+
 /* Redis goes away: messages wait (at most max_pending, the oldest go), and after Redis is back
  * they and the later ones arrive, in order. */
 static void test_redis_down_then_up(void **state) {
@@ -339,6 +385,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_new_state_update, teardown),
       cmocka_unit_test_teardown(test_redis_down_then_up, teardown),
+      cmocka_unit_test_teardown(test_in_flight_not_counted_as_waiting, teardown),
       cmocka_unit_test_teardown(test_listens_again_after_pg_loss, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
