@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/geo.h"
 #include "base/log.h"
 #include "net/server.h"
 #include "pipeline/backend.h"
@@ -110,7 +111,9 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
   HW_FAKE_CHECK(ack_kind == HW_ACK_PB || ack_kind == HW_ACK_JT808);
   for (size_t i = 0; i < n; i++) {
     const hw_fix *f = &fixes[i];
-    HW_FAKE_CHECK(f->ts_ms >= 946684800000LL && f->ts_ms <= 4102444800000LL);
+    /* 2000..2100; a JT/T 808 BCD time is GMT+8, so its earliest is 2000-01-01 00:00 in GMT+8 */
+    HW_FAKE_CHECK(f->ts_ms >= 946684800000LL - (ack_kind == HW_ACK_JT808 ? HW_CST_OFFSET_S * 1000LL : 0) &&
+                  f->ts_ms <= 4102444800000LL);
     HW_FAKE_CHECK(f->heading < 360 || (f->quality & HW_Q_BAD_HEADING));
     HW_FAKE_CHECK(memchr(f->driver_id, '\0', sizeof f->driver_id) != NULL);
     HW_FAKE_CHECK(!f->has_driver || f->driver_id[0]);
