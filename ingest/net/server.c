@@ -130,6 +130,23 @@ struct hw_backend *hw_server_backend(hw_server *srv) { return srv->backend; }
 uv_loop_t *hw_server_loop(hw_server *srv) { return srv->loop; }
 size_t hw_server_sessions(const hw_server *srv) { return srv->nsessions; }
 
+size_t hw_server_listener_stats_get(const hw_server *srv, hw_server_listener_stats *out, size_t max) {
+  size_t n = 0;
+  for (int i = 0; i < srv->nlisteners && n < max; i++, n++) {
+    const hw_listener *l = &srv->listeners[i];
+    out[n] = (hw_server_listener_stats){.proto = l->proto->name, .counters = l->counters};
+    for (const hw_session *s = srv->sessions; s; s = s->next) {
+      if (s->counters != &l->counters || s->closing)
+        continue;
+      if (s->term)
+        out[n].authenticated++;
+      else
+        out[n].unauthenticated++;
+    }
+  }
+  return n;
+}
+
 static void hw_server_on_sweep_closed(uv_handle_t *h) {
   hw_server *srv = h->data;
   srv->pending_closes--;
