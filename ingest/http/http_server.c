@@ -970,7 +970,13 @@ int hw_http_server_listen(hw_http_server *srv, const char *hostport) {
   struct sockaddr_storage ss;
   if (srv->nlisteners >= HW_HTTP_MAX_LISTENERS)
     return -ENOSPC;
-  if (hw_parse_hostport(hostport, host, sizeof host, &port)) {
+  /* "HOST:0" (any free port, for tests) is ours; everything else is the shared parser's */
+  const char *colon = strrchr(hostport, ':');
+  if (colon && !strcmp(colon, ":0") && colon > hostport && (size_t)(colon - hostport) < sizeof host) {
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = 0;
+    port = 0;
+  } else if (hw_parse_hostport(hostport, host, sizeof host, &port)) {
     hw_error(HW_HTTP, NULL, "listen address '%s' is not HOST:PORT", hostport);
     return -EINVAL;
   }
