@@ -315,6 +315,7 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
     hw_http_config_default(&mc.http);
     mc.http.max_connections = cfg->metrics_max_connections;
     mc.http.request_timeout_ms = cfg->metrics_request_timeout_s * 1000u;
+    mc.http.max_body = 4096; /* its endpoints take no body: a little memory per connection */
     hw_metrics_sources ms = {.pipeline = d->pipeline, .server = d->server, .jt808 = d->jt808,
                              .pg_writers = cfg->pg_writers};
     if ((rc = HW_FAULT("serve.metrics")) || (rc = hw_metrics_start(&d->metrics, d->loop, &mc, &ms))) {

@@ -322,10 +322,13 @@ int hw_http_respond(hw_http_req *r, int status, const char *ctype, const void *b
   if (r->started || r->ended)
     return -EINVAL;
   hw_http_conn *c = r->conn;
-  char framing[48];
-  snprintf(framing, sizeof framing, "Content-Length: %zu\r\n", len);
-  int rc = hw_http_head_write(r, status, len || ctype ? ctype : NULL, framing);
-  if (!rc && !r->head_only)
+  char framing[48] = "";
+  /* 204 and 304 have no body and, for 204, no Content-Length (RFC 9110 8.6) */
+  int bodiless = status == 204 || status == 304 || status < 200;
+  if (!bodiless)
+    snprintf(framing, sizeof framing, "Content-Length: %zu\r\n", len);
+  int rc = hw_http_head_write(r, status, bodiless ? NULL : ctype, framing);
+  if (!rc && !r->head_only && !bodiless)
     rc = hw_http_write(c, body, len);
   if (c->closing) {
     r->ended = 1;
