@@ -71,6 +71,8 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->redis_reconnects += st.redis.reconnects;
     a->redis_writes += st.redis.writes;
     a->redis_dirty += st.redis.dirty;
+    if (st.redis.lag_ms > a->redis_lag_ms)
+      a->redis_lag_ms = st.redis.lag_ms;
     a->violation_events += st.violation_events;
     for (int k = 0; k < HW_VIOL__COUNT; k++)
       a->violations_opened[k] += st.violations_opened[k];
@@ -168,6 +170,10 @@ static void hw_emit_start(hw_prom *p, const hw_metric_def *d, const hw_metrics_s
   hw_prom_double(p, d->name, NULL, 0, s->start_time_seconds);
 }
 
+static void hw_emit_redis_lag(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+  hw_prom_double(p, d->name, NULL, 0, (double)s->redis_lag_ms / 1000.0);
+}
+
 static const hw_metric_def hw_metric_table[] = {
     {"haulwatch_build_info", "gauge", "Always 1; the version as a label.", 0, hw_emit_build},
     {"haulwatch_start_time_seconds", "gauge", "When the daemon started, Unix time.", 0, hw_emit_start},
@@ -201,7 +207,8 @@ static const hw_metric_def hw_metric_table[] = {
     {"haulwatch_redis_connected", "gauge", "1 while the latest-state Redis connection is up.", HW_OFF(redis_connected), NULL},
     {"haulwatch_redis_reconnects_total", "counter", "Latest-state Redis reconnections.", HW_OFF(redis_reconnects), NULL},
     {"haulwatch_redis_writes_total", "counter", "Vehicle latest states written to Redis.", HW_OFF(redis_writes), NULL},
-    {"haulwatch_redis_pending_vehicles", "gauge", "Vehicles whose latest state is waiting to be written to Redis (the Redis lag).", HW_OFF(redis_dirty), NULL},
+    {"haulwatch_redis_pending_vehicles", "gauge", "Vehicles whose latest state is waiting to be written to Redis.", HW_OFF(redis_dirty), NULL},
+    {"haulwatch_redis_lag_seconds", "gauge", "How long the longest-waiting latest state has waited for Redis (pacing: up to redis_flush_ms when healthy).", 0, hw_emit_redis_lag},
     /* rules */
     {"haulwatch_violation_events_total", "counter", "Violation events (open, update, close) from the rules.", HW_OFF(violation_events), NULL},
     {"haulwatch_violations_opened_total", "counter", "Violation episodes opened, by kind.", 0, hw_emit_violations},

@@ -177,6 +177,8 @@ static void test_counters_move(void **state) {
   assert_true(metric("haulwatch_bad_frames_total{protocol=\"pb\",reason=\"length\"}") == bad0 + 1);
   assert_true(metric("haulwatch_connections{protocol=\"pb\",state=\"authenticated\"}") == 1);
   assert_true(metric("haulwatch_redis_connected") == 1);
+  assert_true(metric("haulwatch_redis_lag_seconds") >= 0);
+  assert_true(metric("haulwatch_redis_lag_seconds") < 10);
   assert_true(metric("haulwatch_ready") == 1);
   assert_true(metric("haulwatch_postgres_writer_connections") >= 1);
   pbc_close(c);
