@@ -22,7 +22,7 @@ deny() {
 }
 
 codecs='protobuf/(frame|pb_codec)\.|jt808/jt808_(frame|header|internal|location|msg|reasm|text)\.'
-above_base='registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/|cli/|load/'
+above_base='registry/|protobuf/|jt808/|net/|http/|sinks/|rules/|pipeline/|cli/|load/'
 
 deny 'base/' "$above_base" 'base depends on nothing above it'
 deny "$codecs" 'registry/|net/|sinks/|rules/|pipeline/|cli/|load/|protobuf/pb_session|jt808/jt808_session' \
@@ -33,7 +33,9 @@ deny 'net/' 'protobuf/|jt808/|pipeline/|sinks/|rules/|cli/|load/' \
   'the network layer knows no protocol, sink or pipeline (callbacks are wired from above)'
 deny 'pipeline/' 'net/server|protobuf/|jt808/|cli/|load/' \
   'the pipeline knows no protocol or server (backpressure is a callback)'
-deny 'registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/' 'cli/|load/' \
+deny 'http/' 'registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/|cli/|load/' \
+  'the HTTP layer is a library on base/ alone (the front ends route into it)'
+deny 'registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/' 'http/|cli/|load/' \
   'the daemon library never depends on its front ends'
 
 if [ "$bad" -ne 0 ]; then

@@ -65,3 +65,23 @@ uint64_t hw_hist_percentile(const hw_hist *h, double p) {
 }
 
 double hw_hist_mean(const hw_hist *h) { return h->total ? h->sum / (double)h->total : 0; }
+
+const uint64_t hw_lat_bounds_us[HW_LAT_BUCKETS] = {
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+    1000000, 2500000, 5000000, 10000000, 30000000};
+
+void hw_lat_hist_record(hw_lat_hist *h, uint64_t us) {
+  size_t i = 0;
+  while (i < HW_LAT_BUCKETS && us > hw_lat_bounds_us[i])
+    i++;
+  h->counts[i]++;
+  h->count++;
+  h->sum_us += us;
+}
+
+void hw_lat_hist_merge(hw_lat_hist *dst, const hw_lat_hist *src) {
+  for (size_t i = 0; i <= HW_LAT_BUCKETS; i++)
+    dst->counts[i] += src->counts[i];
+  dst->count += src->count;
+  dst->sum_us += src->sum_us;
+}

@@ -25,4 +25,20 @@ void hw_hist_merge(hw_hist *dst, const hw_hist *src);
 uint64_t hw_hist_percentile(const hw_hist *h, double p);
 double hw_hist_mean(const hw_hist *h);
 
+/* A latency histogram with fixed bucket bounds, for export (Prometheus histograms need the same
+ * bounds in every sample and every process): a counter increment and a short scan per sample,
+ * 128 bytes. Histograms of several loops merge by adding (hw_lat_hist_merge). */
+#define HW_LAT_BUCKETS 14
+/* Upper bounds, microseconds: 1 ms .. 30 s (the last bucket, +Inf, is counts[HW_LAT_BUCKETS]). */
+extern const uint64_t hw_lat_bounds_us[HW_LAT_BUCKETS];
+
+typedef struct hw_lat_hist {
+  uint64_t counts[HW_LAT_BUCKETS + 1]; /* per bucket, not cumulative */
+  uint64_t count;
+  uint64_t sum_us;
+} hw_lat_hist;
+
+void hw_lat_hist_record(hw_lat_hist *h, uint64_t us);
+void hw_lat_hist_merge(hw_lat_hist *dst, const hw_lat_hist *src);
+
 #endif

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "cli/cli.h"
+#include "cli/metrics.h"
 #include "jt808/jt808_session.h"
 #include "base/fault.h"
 #include "base/log.h"
@@ -52,6 +53,9 @@ typedef struct hw_serve_config {
   uint32_t late_hold_s;
   uint32_t refusal_retention_days;
   char log_level[8];
+  char metrics_listen[64];
+  uint32_t metrics_max_connections;
+  uint32_t metrics_request_timeout_s;
 } hw_serve_config;
 
 #define C hw_serve_config
@@ -88,6 +92,9 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, refusal_retention_days, "90", 0, 36500, NULL, "delete auth_refusals rows whose last attempt is older than this, days (0: keep)"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
+    HW_OPT_S(C, metrics_listen, "", NULL, "serve /metrics, /healthz and /readyz on ADDR:PORT, e.g. 127.0.0.1:9108 (off when empty)"),
+    HW_OPT_N(C, metrics_max_connections, HW_XSTR(HW_HTTP_DEF_MAX_CONNECTIONS), 1, 100000, NULL, "metrics HTTP connections open at once"),
+    HW_OPT_N(C, metrics_request_timeout_s, "10", 1, 3600, NULL, "a metrics HTTP request must arrive within this many seconds"),
 };
 #undef C
 
@@ -99,6 +106,7 @@ typedef struct hw_daemon {
   hw_auth *auth;
   hw_pipeline *pipeline;
   hw_server *server;
+  hw_metrics *metrics; /* NULL unless --metrics-listen */
   hw_backend backend;
   uv_signal_t sigint, sigterm;
   uv_timer_t stats;
@@ -170,6 +178,10 @@ static void hw_daemon_on_drained(void *arg) {
  * closes in the usual order once the loop runs. */
 static void hw_daemon_abort(hw_daemon *d) {
   d->stopping = 1;
+  if (d->metrics) {
+    hw_metrics_stop(d->metrics, NULL, NULL);
+    d->metrics = NULL;
+  }
   if (d->server)
     hw_server_close(d->server, hw_daemon_on_server_closed, d);
   else
@@ -185,6 +197,11 @@ static void hw_daemon_on_signal(uv_signal_t *h, int signum) {
   d->stopping = 1;
   uv_timer_stop(&d->stats);
   hw_info("serve", NULL, "%s: committing what is buffered, then stopping", strsignal(signum));
+  /* First: it reads the parts that are about to stop. */
+  if (d->metrics) {
+    hw_metrics_stop(d->metrics, NULL, NULL);
+    d->metrics = NULL;
+  }
   hw_server_stop_accepting(d->server);
   hw_pipeline_drain(d->pipeline, hw_daemon_on_drained, d);
 }
@@ -314,6 +331,20 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
        (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
     goto fail;
   d->jt808 = cfg->jt808_listen[0] != 0;
+  if (cfg->metrics_listen[0]) {
+    hw_metrics_config mc = {.listen = cfg->metrics_listen, .pg_conninfo = cfg->pg};
+    hw_http_config_default(&mc.http);
+    mc.http.max_connections = cfg->metrics_max_connections;
+    mc.http.request_timeout_ms = cfg->metrics_request_timeout_s * 1000u;
+    mc.http.max_body = 4096; /* its endpoints take no body: a little memory per connection */
+    hw_metrics_sources ms = {.pipeline = d->pipeline, .server = d->server, .jt808 = d->jt808,
+                             .pg_writers = cfg->pg_writers};
+    if ((rc = HW_FAULT("serve.metrics")) || (rc = hw_metrics_start(&d->metrics, d->loop, &mc, &ms))) {
+      d->metrics = NULL;
+      hw_error("serve", NULL, "cannot serve metrics on %s: %s", cfg->metrics_listen, strerror(-rc));
+      goto fail;
+    }
+  }
   /* Cannot fail on Unix: libuv only initialises these. */
   uv_signal_init(d->loop, &d->sigint);
   uv_signal_init(d->loop, &d->sigterm);

@@ -131,6 +131,7 @@ static int hw_j8_refuse(hw_session *s, const hw_jt808_header *h, const char *why
    * come from a small fixed set (registry/refusals.h). The log line has the id. */
   snprintf(reason, sizeof reason, "message %s", why);
   hw_j8_stats.refused++;
+  s->counters->refusals[HW_REFUSE_NOT_AUTHENTICATED]++;
   hw_info("jt808", h->phone, "peer=%s refused: message 0x%04x %s", s->peer, h->msg_id, why);
   /* Every one: recording is a merge in memory (registry/refusals.h). */
   hw_auth_refusal(hw_j8_auth(s), "jt808", h->phone, NULL, s->peer, reason);
@@ -304,6 +305,8 @@ static void hw_j8_set_driver(const hw_terminal *t, hw_fix *f) {
 static int hw_j8_submit(hw_session *s, const hw_jt808_header *h, size_t n) {
   int rc = hw_pipeline_submit(hw_server_backend(s->server)->pipeline, s, hw_j8_fixes, n,
                               HW_ACK_JT808, hw_j8_token(h));
+  if (!rc)
+    s->counters->fixes += n;
   if (rc)
     /* Unacknowledged: the terminal sends these again on its next connection. */
     hw_error("jt808", s->term->id, "peer=%s closed: cannot queue fixes: %s", s->peer, strerror(-rc));
@@ -318,6 +321,7 @@ static int hw_j8_location(hw_session *s, const hw_jt808_header *h, const uint8_t
     /* Answered at once and not stored; the terminal lives on (a swapped lat/lon is a device
      * bug, not an attack), but it must not resend this fix forever. */
     hw_j8_stats.invalid_fixes++;
+    s->counters->refusals[HW_REFUSE_INVALID_FIX]++;
     hw_info("jt808", s->term->id, "peer=%s invalid location (flow %u): %s", s->peer, h->flow,
             strerror(-rc));
     return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
@@ -346,6 +350,7 @@ static int hw_j8_batch(hw_session *s, const hw_jt808_header *h, const uint8_t *b
   }
   int cut = rc < 0 || n == HW_J8_MAX_BATCH;
   hw_j8_stats.invalid_fixes += bad;
+  s->counters->refusals[HW_REFUSE_INVALID_FIX] += bad;
   if (bad || cut)
     hw_info("jt808", s->term->id, "peer=%s batch (flow %u, type %u) of %u: %zu stored, %zu invalid%s",
             s->peer, h->flow, b.type, b.count, n, bad, cut ? ", the rest unreadable" : "");
@@ -501,17 +506,22 @@ static int hw_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t *dat
   case HW_JT808_FRAME:
     break;
   case HW_JT808_BAD_CHECKSUM:
+    s->counters->bad_frames[HW_BAD_FRAME_CHECKSUM]++;
     return hw_j8_strike(s, hw_session_tid(s), "frame with a bad checksum dropped");
   case HW_JT808_BAD_ESCAPE:
+    s->counters->bad_frames[HW_BAD_FRAME_ESCAPE]++;
     return hw_j8_strike(s, hw_session_tid(s), "frame with a bad escape dropped");
   default:
+    s->counters->bad_frames[HW_BAD_FRAME_OVERSIZE]++;
     return hw_j8_strike(s, hw_session_tid(s), "oversized frame dropped");
   }
   if (hw_jt808_header_parse(data, len, &h, &body)) {
     hw_j8_stats.bad_frames++;
+    s->counters->bad_frames[HW_BAD_FRAME_HEADER]++;
     return hw_j8_strike(s, hw_session_tid(s), "frame with an impossible header dropped");
   }
   hw_j8_stats.frames++;
+  s->counters->frames++;
   if (h.subpackaged)
     return hw_j8_subpackage(s, &h, body, h.body_len);
   return hw_j8_dispatch(s, &h, body, h.body_len);

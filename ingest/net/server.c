@@ -372,6 +372,23 @@ void hw_server_get_stats(const hw_server *srv, hw_server_stats *out) {
   out->unauthenticated = srv->nunauth;
 }
 
+size_t hw_server_listener_stats_get(const hw_server *srv, hw_server_listener_stats *out, size_t max) {
+  size_t n = 0;
+  for (int i = 0; i < srv->nlisteners && n < max; i++, n++) {
+    const hw_listener *l = &srv->listeners[i];
+    out[n] = (hw_server_listener_stats){.proto = l->proto->name, .counters = l->counters};
+    for (const hw_session *s = srv->sessions; s; s = s->next) {
+      if (s->counters != &l->counters || s->closing)
+        continue;
+      if (s->term)
+        out[n].authenticated++;
+      else
+        out[n].unauthenticated++;
+    }
+  }
+  return n;
+}
+
 static void hw_server_on_handle_closed(uv_handle_t *h) {
   hw_server *srv = h->data;
   srv->pending_closes--;

@@ -64,6 +64,16 @@ uv_loop_t *hw_server_loop(hw_server *srv);
 size_t hw_server_sessions(const hw_server *srv);
 void hw_server_get_stats(const hw_server *srv, hw_server_stats *out);
 
+/* One listener's view for the metrics: its protocol's counters and the sessions open on it now,
+ * by state. Walks the session list (a scrape every few seconds, not a hot path). */
+typedef struct hw_server_listener_stats {
+  const char *proto;                /* hw_proto.name: "pb", "jt808" */
+  hw_proto_counters counters;
+  size_t authenticated, unauthenticated;
+} hw_server_listener_stats;
+/* Fills out[0..n) for the first max listeners; returns n. */
+size_t hw_server_listener_stats_get(const hw_server *srv, hw_server_listener_stats *out, size_t max);
+
 /* Closes the listeners and stops reading; sessions stay open so acks can still be delivered. */
 void hw_server_stop_accepting(hw_server *srv);
 /* Closes every session (on_closing with HW_CLOSE_SHUTDOWN) and the server's handles; done_cb

@@ -43,6 +43,7 @@ typedef struct hw_listener {
   hw_server *srv;
   const hw_proto *proto;
   char addr[64];
+  hw_proto_counters counters; /* its sessions count here (hw_session.counters) */
 } hw_listener;
 
 struct hw_server {

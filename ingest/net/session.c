@@ -204,6 +204,7 @@ void hw_session_start(hw_server *srv, hw_listener *l) {
   }
   s->server = srv;
   s->proto = l->proto;
+  s->counters = &l->counters;
   s->tcp.data = s;
   int rc = uv_tcp_init(srv->loop, &s->tcp);
   if (rc) {
@@ -262,4 +263,16 @@ void hw_session_start(hw_server *srv, hw_listener *l) {
   }
   if (!srv->paused)
     hw_session_read_start(s);
+}
+
+const char *hw_bad_frame_reason_name(int r) {
+  static const char *const names[HW_BAD_FRAME__COUNT] = {"checksum", "escape", "oversize",
+                                                         "length", "header", "decode"};
+  return r >= 0 && r < HW_BAD_FRAME__COUNT ? names[r] : "other";
+}
+
+const char *hw_refuse_reason_name(int r) {
+  static const char *const names[HW_REFUSE__COUNT] = {"not_authenticated", "auth_failed",
+                                                      "bad_message", "invalid_fix", "internal"};
+  return r >= 0 && r < HW_REFUSE__COUNT ? names[r] : "other";
 }

@@ -32,6 +32,39 @@ typedef struct hw_proto {
   size_t (*held_bytes)(const hw_session *s);
 } hw_proto;
 
+/* What a protocol session counts for the metrics, by the listener it came in on (per server, so
+ * per loop: metrics add the servers' counters). Reasons come from small fixed sets: a label each,
+ * never a terminal or a peer. */
+typedef enum {
+  HW_BAD_FRAME_CHECKSUM = 0, /* JT/T 808 XOR */
+  HW_BAD_FRAME_ESCAPE,       /* JT/T 808 0x7d escape */
+  HW_BAD_FRAME_OVERSIZE,     /* over the protocol's frame limit */
+  HW_BAD_FRAME_LENGTH,       /* protobuf varint length prefix malformed */
+  HW_BAD_FRAME_HEADER,       /* JT/T 808 header impossible */
+  HW_BAD_FRAME_DECODE,       /* reserved: a protobuf frame that is not a message is refused as
+                              * bad_message (the code the client is told) */
+  HW_BAD_FRAME__COUNT
+} hw_bad_frame_reason;
+
+typedef enum {
+  HW_REFUSE_NOT_AUTHENTICATED = 0, /* data before a successful Hello / registration */
+  HW_REFUSE_AUTH_FAILED,           /* wrong token, unknown terminal */
+  HW_REFUSE_BAD_MESSAGE,           /* a message the protocol forbids here (connection closed) */
+  HW_REFUSE_INVALID_FIX,           /* a fix refused for its content; the connection lives on */
+  HW_REFUSE_INTERNAL,              /* our failure (out of memory, queue refused) */
+  HW_REFUSE__COUNT
+} hw_refuse_reason;
+
+const char *hw_bad_frame_reason_name(int r); /* "checksum", ... */
+const char *hw_refuse_reason_name(int r);    /* "not_authenticated", ... */
+
+typedef struct hw_proto_counters {
+  uint64_t frames;                           /* good frames (messages) received */
+  uint64_t fixes;                            /* fixes handed to the pipeline */
+  uint64_t bad_frames[HW_BAD_FRAME__COUNT];
+  uint64_t refusals[HW_REFUSE__COUNT];
+} hw_proto_counters;
+
 /* Why the server closes a session (on_closing). */
 enum {
   HW_CLOSE_IDLE = 1,
@@ -60,6 +93,7 @@ struct hw_session {
   hw_session *uprev, *unext;  /* server's unauthenticated sessions, oldest first */
   struct hw_source *source;   /* its address's count of unauthenticated sessions; NULL once bound */
   char peer[48];              /* "ip:port" for logs */
+  hw_proto_counters *counters; /* its listener's (never NULL once started) */
   /* protocol state follows (proto->state_size bytes, zeroed) */
 };
 

@@ -37,6 +37,8 @@ struct hw_pipeline {
   uv_timer_t tick;        /* initialised when tick.data is set */
   hw_quality_config quality; /* rules off: static checks only */
   uint64_t fixes_in, fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t violations_opened[HW_VIOL__COUNT];
+  hw_lat_hist ack_latency;
   /* stop sequence */
   int stopping;
   /* With rules on, nothing is read before the registry's first load: a fix evaluated earlier
@@ -55,12 +57,17 @@ static void hw_pipeline_flow_report(hw_pipeline *p, hw_pipeline_flow ev) {
 
 static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) {
   hw_pipeline *p = arg;
+  int64_t now = n ? hw_now_ms() : 0; /* one clock read per commit, not per ack */
   for (size_t i = 0; i < n; i++) {
     const hw_ack_ref *a = &acks[i];
     /* An ack meant for a connection that has since gone is dropped by the session layer: the
      * terminal will send those fixes again and learn they are durable from the ack to the resend. */
-    if (hw_session_deliver_ack(a))
+    if (hw_session_deliver_ack(a)) {
       p->acks_delivered++;
+      if (a->recv_ms > 0)
+        hw_lat_hist_record(&p->ack_latency,
+                           now > a->recv_ms ? (uint64_t)(now - a->recv_ms) * 1000u : 0);
+    }
   }
   if (p->throttled && !p->stopping && hw_pg_writer_backlog(p->pg) <= p->cfg.low_water) {
     p->throttled = 0;
@@ -73,6 +80,8 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
 static void hw_pipeline_on_violation(const hw_violation_event *ev, void *arg) {
   hw_pipeline *p = arg;
   p->violation_events++;
+  if (ev->phase == HW_PHASE_OPEN && ev->kind < HW_VIOL__COUNT)
+    p->violations_opened[ev->kind]++;
   if (ev->phase != HW_PHASE_UPDATE)
     hw_info("rules", ev->terminal_id, "%s %s episode=%s value=%lld limit=%lld grade=%u",
             hw_violation_kind_name(ev->kind), hw_violation_phase_name(ev->phase), ev->episode_id,
@@ -232,6 +241,7 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
       p->fixes_flagged++;
   }
   hw_ack_ref ack = hw_session_ack_ref(s, ack_kind, ack_token);
+  ack.recv_ms = n ? fixes[0].recv_ms : 0;
   if ((rc = hw_pg_writer_add_ack(p->pg, &ack)))
     return rc;
   if (!p->throttled && hw_pg_writer_backlog(p->pg) >= p->cfg.high_water) {
@@ -251,6 +261,14 @@ void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
   out->violation_events = p->violation_events;
   out->acks_delivered = p->acks_delivered;
   out->pauses = p->pauses;
+  memcpy(out->violations_opened, p->violations_opened, sizeof out->violations_opened);
+  out->ack_latency = p->ack_latency;
+  out->throttled = p->throttled;
+  out->ready = p->ready;
+  if (p->rstore)
+    hw_rule_store_get_stats(p->rstore, &out->rule_store);
+  if (p->vstore)
+    hw_violation_store_get_stats(p->vstore, &out->violations);
   if (p->pg) {
     hw_pg_writer_get_stats(p->pg, &out->pg);
     out->backlog = hw_pg_writer_backlog(p->pg);

@@ -11,6 +11,8 @@
 
 #include "sinks/pg_writer.h"
 #include "sinks/redis_state.h"
+#include "sinks/rule_store.h"
+#include "sinks/violation_store.h"
 #include "rules/rules.h"
 #include "net/session.h"
 
@@ -72,9 +74,15 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
 
 typedef struct hw_pipeline_stats {
   uint64_t fixes_in, fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t violations_opened[HW_VIOL__COUNT]; /* episodes opened, per hw_violation_kind */
+  hw_lat_hist ack_latency; /* a fix's receipt to its ack handed to the session (delivered ones) */
   hw_pg_writer_stats pg;
   hw_redis_state_stats redis;
+  hw_rule_store_stats rule_store;       /* zero when the rules are off */
+  hw_violation_store_stats violations;  /* zero when the rules are off */
   size_t backlog;
+  int throttled;                        /* above high_water, not yet back below low_water */
+  int ready;                            /* hw_pipeline_ready */
 } hw_pipeline_stats;
 void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out);
 

@@ -68,6 +68,21 @@ static void hw_pb_send_error(hw_session *s, Haulwatch__V1__Error__Code code, con
 
 /* Sends Error and fails, so the caller closes the session. */
 static int hw_pb_refuse(hw_session *s, Haulwatch__V1__Error__Code code, const char *reason) {
+  switch (code) {
+  case HAULWATCH__V1__ERROR__CODE__BAD_FRAME:
+    break; /* counted by the caller, by reason */
+  case HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED:
+    s->counters->refusals[HW_REFUSE_NOT_AUTHENTICATED]++;
+    break;
+  case HAULWATCH__V1__ERROR__CODE__AUTH_FAILED:
+    s->counters->refusals[HW_REFUSE_AUTH_FAILED]++;
+    break;
+  case HAULWATCH__V1__ERROR__CODE__INTERNAL:
+    s->counters->refusals[HW_REFUSE_INTERNAL]++;
+    break;
+  default:
+    s->counters->refusals[HW_REFUSE_BAD_MESSAGE]++;
+  }
   hw_info("pb", hw_session_tid(s), "peer=%s closed: %s", s->peer, reason);
   hw_pb_send_error(s, code, reason);
   return -ECONNABORTED;
@@ -212,6 +227,7 @@ static void hw_pb_refuse_fix(hw_session *s, hw_pb_state *st, hw_pb_refusals *r, 
                              int reason, const char *why) {
   if (r->total++ == 0)
     r->first_seq = seq, r->first_why = why;
+  s->counters->refusals[HW_REFUSE_INVALID_FIX]++;
   Haulwatch__V1__RefusedFix *f = &r->item[r->n];
   haulwatch__v1__refused_fix__init(f);
   f->seq = seq;
@@ -274,6 +290,7 @@ static int hw_pb_on_report(hw_session *s, hw_pb_state *st, const Haulwatch__V1__
   /* The ack covers every seq this connection sent so far: the refused ones were answered above. */
   int rc = hw_pipeline_submit(hw_server_backend(s->server)->pipeline, s, hw_pb_fixes, n, HW_ACK_PB,
                               st->last_seq);
+  s->counters->fixes += n;
   if (rc) {
     hw_error("pb", hw_session_tid(s), "peer=%s cannot queue fixes: %s", s->peer, strerror(-rc));
     hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__INTERNAL, "cannot queue fixes");
@@ -291,8 +308,9 @@ static int hw_pb_on_frame(void *arg, const uint8_t *frame, size_t len) {
   if (st->phase == HW_PB_AUTHENTICATING)
     return hw_pb_keep_early(s, st, frame, len);
   Haulwatch__V1__ClientMessage *m = hw_pb_decode_client(frame, len);
-  if (!m)
+  if (!m) /* counted as a bad_message refusal, as the client is told */
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE, "frame is not a ClientMessage");
+  s->counters->frames++;
   const char *field;
   if (hw_pb_check_utf8(&m->base, &field)) {
     char why[96];
@@ -337,12 +355,15 @@ static int hw_pb_on_data(hw_session *s, const uint8_t *data, size_t len) {
   if (rc == -EMSGSIZE && small && !s->term)
     return hw_session_preauth_exceeded(s, preauth + 1);
   if (rc == -EMSGSIZE) {
+    s->counters->bad_frames[HW_BAD_FRAME_OVERSIZE]++;
     char why[96];
     snprintf(why, sizeof why, "frame larger than %zu bytes", hw_pb_max_frame);
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__BAD_FRAME, why);
   }
-  if (rc == -EPROTO)
+  if (rc == -EPROTO) {
+    s->counters->bad_frames[HW_BAD_FRAME_LENGTH]++;
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__BAD_FRAME, "malformed length prefix");
+  }
   return rc;
 }
 

@@ -24,6 +24,7 @@ typedef struct hw_terminal {
   uint8_t has_latest;
   uint8_t redis_dirty;             /* on the Redis dirty list */
   struct hw_terminal *redis_next;  /* dirty list link */
+  uint64_t redis_dirty_ms;         /* loop time it joined the dirty list (the Redis lag) */
 
   /* Safety rules: the vehicle bound to this terminal (registry cache, NULL when unbound) and
    * the rules' per-vehicle state (owned by the rules engine). */

@@ -100,6 +100,7 @@ struct hw_pg_batch {
   hw_batch_state state;
   uint64_t id;       /* for logs */
   uint64_t first_ms; /* loop time of the first row */
+  uint64_t start_ns; /* uv_hrtime of its first dispatch, 0 before (commit latency) */
 };
 
 typedef enum {
@@ -197,6 +198,7 @@ static hw_pg_batch *hw_pgw_batch_new(hw_pg_writer *w) {
   b->state = HW_B_OPEN;
   b->id = ++w->next_id;
   b->first_ms = 0;
+  b->start_ns = 0;
   return b;
 }
 
@@ -299,6 +301,8 @@ static void hw_pgw_start_replay(hw_pgw_conn *wc) {
 
 static void hw_pgw_start_batch(hw_pgw_conn *wc, hw_pg_batch *b) {
   b->state = HW_B_ACTIVE;
+  if (!b->start_ns)
+    b->start_ns = uv_hrtime();
   wc->batch = b;
   wc->replay = 0;
   if (b->maybe_dup) {
@@ -374,6 +378,8 @@ static void hw_pgw_batch_durable(hw_pgw_conn *wc) {
   w->backlog -= b->rows;
   w->stats.rows_committed += b->rows;
   w->stats.batches_committed++;
+  if (b->start_ns)
+    hw_lat_hist_record(&w->stats.commit_latency, (uv_hrtime() - b->start_ns) / 1000);
   w->retry_ms = 0;
   hw_debug(HW_PGW, NULL, "batch %llu committed rows=%u ms=%llu conn=%u",
            (unsigned long long)b->id, b->rows,
@@ -814,7 +820,12 @@ int hw_pg_writer_add_ack(hw_pg_writer *w, const hw_ack_ref *ack) {
 
 size_t hw_pg_writer_backlog(const hw_pg_writer *w) { return w->backlog; }
 
-void hw_pg_writer_get_stats(const hw_pg_writer *w, hw_pg_writer_stats *out) { *out = w->stats; }
+void hw_pg_writer_get_stats(const hw_pg_writer *w, hw_pg_writer_stats *out) {
+  *out = w->stats;
+  out->connections_up = 0;
+  for (unsigned i = 0; i < w->nconns; i++)
+    out->connections_up += w->conns[i].conn.up ? 1u : 0u;
+}
 
 void hw_pg_writer_stop(hw_pg_writer *w, void (*done_cb)(void *arg), void *arg) {
   if (w->stopping)

@@ -27,6 +27,7 @@
 
 #include "base/ack.h"
 #include "base/fix.h"
+#include "base/hist.h"
 
 typedef struct hw_pg_writer hw_pg_writer;
 
@@ -72,6 +73,9 @@ typedef struct hw_pg_writer_stats {
   uint64_t rows_committed, batches_committed, conflict_replays, reconnects;
   uint64_t merge_batches; /* batches merged at once because a row had HW_PG_ROW_MAYBE_DUP */
   uint64_t rows_folded;   /* merged rows that added no row: resends, same-key fixes folded */
+  /* A batch's first dispatch to its COMMIT, retries included: what the backlog waits on. */
+  hw_lat_hist commit_latency;
+  unsigned connections_up; /* writer sessions connected now (of pg_writers) */
 } hw_pg_writer_stats;
 void hw_pg_writer_get_stats(const hw_pg_writer *w, hw_pg_writer_stats *out);
 

@@ -133,6 +133,7 @@ static void hw_rs_mark_dirty(hw_redis_state *r, hw_terminal *t) {
   if (t->redis_dirty)
     return;
   t->redis_dirty = 1;
+  t->redis_dirty_ms = uv_now(r->loop);
   t->redis_next = NULL;
   if (r->dirty_tail)
     r->dirty_tail->redis_next = t;
@@ -301,7 +302,9 @@ static void hw_rs_flush(hw_redis_state *r) {
       r->cycle_left--;
     hw_terminal *t = hw_rs_pop_dirty(r);
     if (hw_rs_send_write(r, t) < 0) {
+      uint64_t since = t->redis_dirty_ms; /* still waiting since then */
       hw_rs_mark_dirty(r, t);
+      t->redis_dirty_ms = since;
       break; /* hiredis is tearing the context down; its callbacks will tell us */
     }
   }
@@ -418,6 +421,9 @@ void hw_redis_state_get_stats(const hw_redis_state *r, hw_redis_state_stats *out
   out->writes = r->writes;
   out->reconnects = r->conn.reconnects;
   out->dirty = r->dirty_count;
+  uint64_t now = uv_now(r->loop);
+  out->lag_ms = r->dirty_head && now > r->dirty_head->redis_dirty_ms
+                    ? now - r->dirty_head->redis_dirty_ms : 0;
   out->connected = r->conn.up;
 }
 

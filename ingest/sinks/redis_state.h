@@ -42,6 +42,7 @@ void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix);
 typedef struct hw_redis_state_stats {
   uint64_t writes, reconnects;
   size_t dirty;   /* terminals waiting to be written */
+  uint64_t lag_ms; /* how long the longest-waiting of them has waited (0: none waits) */
   int connected;
 } hw_redis_state_stats;
 void hw_redis_state_get_stats(const hw_redis_state *r, hw_redis_state_stats *out);

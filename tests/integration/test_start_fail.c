@@ -107,7 +107,9 @@ static run_result run_serve(const char *listen, const char *jt808, const char *p
   uv_unref((uv_handle_t *)&st.timer); /* serve's own handles decide when the loop ends */
   char *argv[] = {"serve", "--listen", (char *)listen, "--jt808-listen", (char *)jt808,
                   "--pg", (char *)pg, "--redis", env.redis_addr, "--rules", rules ? "on" : "off",
-                  "--stats-interval-s", "1", "--log-level", "warn", NULL};
+                  "--stats-interval-s", "1", "--log-level", "warn",
+                  /* port 0: any free one; the metrics server's start and stop are checked too */
+                  "--metrics-listen", "127.0.0.1:0", NULL};
   r.rc = hw_serve_run(&loop, (int)HW_ARRAY_SIZE(argv) - 1, argv);
   r.accepted = st.accepted;
   r.signalled = st.signalled;
@@ -160,14 +162,15 @@ static void test_every_step_fails_rules_on(void **state) {
       "serve.auth", "pipeline.pg_writer", "pipeline.redis_state", "pipeline.rules",
       "pipeline.violation_store", "pipeline.rule_store", "pipeline.violation_relay",
       "pipeline.registry_cache", "pipeline.restore_rules", "serve.server", "serve.listen",
-      "serve.listen_jt808"};
+      "serve.listen_jt808", "serve.metrics"};
   every_step_fails_in_turn(1, steps, HW_ARRAY_SIZE(steps));
 }
 
 static void test_every_step_fails_rules_off(void **state) {
   (void)state;
   static const char *const steps[] = {"serve.auth", "pipeline.pg_writer", "pipeline.redis_state",
-                                      "serve.server", "serve.listen", "serve.listen_jt808"};
+                                      "serve.server", "serve.listen", "serve.listen_jt808",
+                                      "serve.metrics"};
   every_step_fails_in_turn(0, steps, HW_ARRAY_SIZE(steps));
 }
 
