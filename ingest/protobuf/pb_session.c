@@ -125,13 +125,8 @@ static int hw_pb_keep_early(hw_session *s, hw_pb_state *st, const uint8_t *frame
   uint8_t pre[10];
   size_t k = hw_varint_put(pre, len);
   size_t limit = hw_session_preauth_limit(s);
-  if (st->early_len + k + len > limit) {
-    char why[96];
-    snprintf(why, sizeof why, "more than %zu bytes sent before HelloResult", limit);
-    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED, why);
-    /* counted and logged with the server's other pre-authentication refusals */
+  if (st->early_len + k + len > limit) /* counted, logged and told as any pre-auth overflow */
     return hw_session_preauth_exceeded(s, st->early_len + k + len);
-  }
   uint8_t *nb = realloc(st->early, st->early_len + k + len);
   if (!nb)
     return hw_pb_refuse(s, HAULWATCH__V1__ERROR__CODE__INTERNAL, "out of memory");
@@ -353,7 +348,7 @@ static int hw_pb_on_data(hw_session *s, const uint8_t *data, size_t len) {
   st->reader.max_frame = small ? pre_payload : hw_pb_max_frame;
   int rc = hw_frame_feed(&st->reader, data, len, hw_pb_on_frame, s);
   if (rc == -EMSGSIZE && small && !s->term)
-    return hw_session_preauth_exceeded(s, preauth + 1);
+    return hw_session_preauth_exceeded(s, preauth + 1); /* the client is told in on_closing */
   if (rc == -EMSGSIZE) {
     s->counters->bad_frames[HW_BAD_FRAME_OVERSIZE]++;
     char why[96];
@@ -390,10 +385,14 @@ static void hw_pb_on_closing(hw_session *s, int reason) {
     hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED,
                      "not authenticated in time");
     break;
-  case HW_CLOSE_PREAUTH_BUFFER:
-    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__BAD_FRAME,
-                     "too many bytes before authentication");
+  case HW_CLOSE_PREAUTH_BUFFER: {
+    /* NOT_AUTHENTICATED, as the proto says: reconnect, and send less before HelloResult. */
+    char why[96];
+    snprintf(why, sizeof why, "more than %zu bytes sent before authentication",
+             hw_session_preauth_limit(s));
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED, why);
     break;
+  }
   default:
     break;
   }

@@ -287,7 +287,7 @@ static void test_pb_preauth_buffer(void **state) {
   Haulwatch__V1__ServerMessage *m = pbc_recv(c, 5000);
   assert_non_null(m);
   assert_int_equal(m->msg_case, HAULWATCH__V1__SERVER_MESSAGE__MSG_ERROR);
-  assert_int_equal(m->error->code, HAULWATCH__V1__ERROR__CODE__BAD_FRAME);
+  assert_int_equal(m->error->code, HAULWATCH__V1__ERROR__CODE__NOT_AUTHENTICATED);
   haulwatch__v1__server_message__free_unpacked(m, NULL);
   assert_true(closed_within(c->fd, 2000));
   pbc_close(c);
