@@ -216,9 +216,11 @@ hw_session *hw_fake_begin(const hw_proto *proto, int auth_mode,
   hw_fake_nacks = 0;
   memset(hw_fake_reqs, 0, sizeof hw_fake_reqs);
   hw_session *s = calloc(1, sizeof *s + proto->state_size); /* owned here until hw_fake_end */
+  static hw_proto_counters counters; /* as the listener's: never NULL for a started session */
   HW_FAKE_CHECK(s);
   s->server = &hw_fake_server;
   s->proto = proto;
+  s->counters = &counters;
   s->reading = 1;
   strcpy(s->peer, "192.0.2.1:40000");
   return s;
