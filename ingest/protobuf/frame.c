@@ -42,7 +42,7 @@ int hw_varint_get(const uint8_t *p, size_t len, uint64_t *v) {
 }
 
 /* Parses the prefix at p; sets *total (prefix + payload) once known, 0 if more bytes needed. */
-static int hw_frame_size(const hw_frame_reader *r, const uint8_t *p, size_t len, size_t *total) {
+static int hw_frame_size(hw_frame_reader *r, const uint8_t *p, size_t len, size_t *total) {
   uint64_t n;
   int k = hw_varint_get(p, len, &n);
   if (k < 0)
@@ -51,8 +51,10 @@ static int hw_frame_size(const hw_frame_reader *r, const uint8_t *p, size_t len,
     *total = 0;
     return 0;
   }
-  if (n > r->max_frame)
+  if (n > r->max_frame) {
+    r->refused = n;
     return -EMSGSIZE;
+  }
   *total = (size_t)k + (size_t)n;
   return k;
 }

@@ -14,6 +14,7 @@ typedef struct hw_frame_reader {
   size_t cap;
   size_t need;      /* total frame size (prefix + payload) of the partial frame, 0 while unknown */
   size_t max_frame; /* largest payload accepted */
+  uint64_t refused; /* after -EMSGSIZE: the payload length the refused prefix announced */
 } hw_frame_reader;
 
 /* Returns 0 to go on, or a negative code that hw_frame_feed returns at once. frame is valid during

@@ -347,8 +347,10 @@ static int hw_pb_on_data(hw_session *s, const uint8_t *data, size_t len) {
   int small = !s->term && pre_payload < hw_pb_max_frame;
   st->reader.max_frame = small ? pre_payload : hw_pb_max_frame;
   int rc = hw_frame_feed(&st->reader, data, len, hw_pb_on_frame, s);
-  if (rc == -EMSGSIZE && small && !s->term)
-    return hw_session_preauth_exceeded(s, preauth + 1); /* the client is told in on_closing */
+  /* Over the pre-auth limit but within max_frame: too much before authentication (told in
+   * on_closing); above max_frame it is a bad frame whoever sends it. */
+  if (rc == -EMSGSIZE && small && !s->term && st->reader.refused <= hw_pb_max_frame)
+    return hw_session_preauth_exceeded(s, preauth + 1);
   if (rc == -EMSGSIZE) {
     s->counters->bad_frames[HW_BAD_FRAME_OVERSIZE]++;
     char why[96];

@@ -107,6 +107,7 @@ static void test_oversize_refused_before_buffering(void **state) {
   /* Only the prefix arrives: the size is known, so the frame is refused without waiting. */
   assert_int_equal(hw_frame_feed(&r, pre, k, collect, &s), -EMSGSIZE);
   assert_int_equal(s.n, 0);
+  assert_int_equal(r.refused, 1u << 20); /* what was announced, for the caller's answer */
   assert_true(hw_frame_buffered(&r) < 64 + 1);
   hw_frame_reader_free(&r);
 
@@ -114,6 +115,7 @@ static void test_oversize_refused_before_buffering(void **state) {
   hw_frame_reader_init(&r, 65536);
   assert_int_equal(hw_frame_feed(&r, pre, 1, collect, &s), 0);
   assert_int_equal(hw_frame_feed(&r, pre + 1, k - 1, collect, &s), -EMSGSIZE);
+  assert_int_equal(r.refused, 1u << 20);
   hw_frame_reader_free(&r);
 }
 
