@@ -233,3 +233,32 @@ void hw_test_loop_close(hw_test_loop *l) {
 
 void hw_test_on_done(void *arg) { (*(int *)arg)++; }
 int hw_test_int_set(void *arg) { return *(int *)arg != 0; }
+
+void hw_test_add_terminal(PGconn *db, const char *id, char token[HW_TOKEN_LEN + 1]) {
+  uint8_t h[HW_TOKEN_HASH_LEN];
+  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
+  if (hw_token_new(token))
+    hw_test_die("no random token");
+  hw_token_hash(token, strlen(token), h);
+  hw_token_hash_bytea(h, bytea);
+  const char *params[2] = {id, bytea};
+  PGresult *r = PQexecParams(db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)",
+                             2, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_COMMAND_OK)
+    hw_test_die(PQresultErrorMessage(r));
+  PQclear(r);
+}
+
+pbc *hw_test_pb_login(int port, const char *id, const char *token) {
+  pbc *c = pbc_connect(port);
+  if (!c || pbc_hello(c, id, token))
+    hw_test_die("cannot connect or say Hello");
+  Haulwatch__V1__ServerMessage *m = pbc_recv(c, 10000);
+  int ok = m && m->msg_case == HAULWATCH__V1__SERVER_MESSAGE__MSG_HELLO_RESULT &&
+           m->hello_result->accepted;
+  if (m)
+    haulwatch__v1__server_message__free_unpacked(m, NULL);
+  if (!ok)
+    hw_test_die("Hello not accepted");
+  return c;
+}

@@ -10,6 +10,9 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "base/token.h"
+#include "pbclient.h"
+
 /* HW_TEST_PG, or the test fails at once (a missing server must not look like a pass). */
 const char *hw_test_pg_admin(void);
 
@@ -53,6 +56,10 @@ void hw_test_env_down(hw_test_env *e);
 /* Starts `haulwatch` with argv (NULL-terminated, argv[0] is the subcommand), stderr to logfile;
  * returns its pid. */
 pid_t hw_test_spawn(const char *const *argv, const char *logfile);
+/* Provisions protobuf terminal id in db with a new token, written to token. */
+void hw_test_add_terminal(PGconn *db, const char *id, char token[HW_TOKEN_LEN + 1]);
+/* Connects to 127.0.0.1:port and says Hello as id; fails the test unless accepted. */
+pbc *hw_test_pb_login(int port, const char *id, const char *token);
 /* The same for the load tool haulwatch-sim (argv starts with its first option). */
 pid_t hw_test_spawn_sim(const char *const *argv, const char *logfile);
 /* Waits up to timeout_ms until something accepts on 127.0.0.1:port; 0 when it does. */

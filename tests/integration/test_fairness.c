@@ -34,19 +34,6 @@ static int64_t mono_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void add_terminal(const char *id, char token[HW_TOKEN_LEN + 1]) {
-  uint8_t h[HW_TOKEN_HASH_LEN];
-  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
-  assert_int_equal(hw_token_new(token), 0);
-  hw_token_hash(token, strlen(token), h);
-  hw_token_hash_bytea(h, bytea);
-  const char *params[2] = {id, bytea};
-  PGresult *r = PQexecParams(env.db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)",
-                             2, NULL, params, NULL, NULL, 0);
-  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-  PQclear(r);
-}
-
 static int cmp_i64(const void *a, const void *b) {
   int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return x < y ? -1 : x > y;
@@ -83,7 +70,7 @@ static int file_has(const char *path, const char *what) {
 static void test_oldest_connection_keeps_getting_acks(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("probe0001", token);
+  hw_test_add_terminal(env.db, "probe0001", token);
   /* The probe logs in first: it is the oldest connection the daemon has. */
   pbc *c = pbc_connect(env.port);
   assert_non_null(c);

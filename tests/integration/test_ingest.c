@@ -22,31 +22,6 @@
 static hw_test_env env;
 static const char *logfile = "test_ingest.daemon.log";
 
-static void add_terminal(const char *id, char token[HW_TOKEN_LEN + 1]) {
-  uint8_t h[HW_TOKEN_HASH_LEN];
-  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
-  assert_int_equal(hw_token_new(token), 0);
-  hw_token_hash(token, strlen(token), h);
-  hw_token_hash_bytea(h, bytea);
-  const char *params[2] = {id, bytea};
-  PGresult *r = PQexecParams(env.db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)", 2,
-                             NULL, params, NULL, NULL, 0);
-  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-  PQclear(r);
-}
-
-static pbc *login(const char *id, const char *token) {
-  pbc *c = pbc_connect(env.port);
-  assert_non_null(c);
-  assert_int_equal(pbc_hello(c, id, token), 0);
-  Haulwatch__V1__ServerMessage *m = pbc_recv(c, 10000);
-  assert_non_null(m);
-  assert_int_equal(m->msg_case, HAULWATCH__V1__SERVER_MESSAGE__MSG_HELLO_RESULT);
-  assert_true(m->hello_result->accepted);
-  haulwatch__v1__server_message__free_unpacked(m, NULL);
-  return c;
-}
-
 static void fill_fix(Haulwatch__V1__Fix *f, uint64_t seq, uint64_t ts, int k) {
   haulwatch__v1__fix__init(f);
   f->seq = seq;
@@ -89,7 +64,7 @@ static void test_exactly_once_and_latest(void **state) {
   uint64_t base = (uint64_t)hw_now_ms() - 3600 * 1000;
   for (int t = 0; t < M; t++) {
     snprintf(ids[t], sizeof ids[t], "it%03d", t);
-    add_terminal(ids[t], tokens[t]);
+    hw_test_add_terminal(env.db, ids[t], tokens[t]);
     for (int i = 0; i < N; i++) {
       /* Device time is a permutation: within each block of PER, the order is reversed, so later
        * seqs often carry older times (late data). */
@@ -99,13 +74,13 @@ static void test_exactly_once_and_latest(void **state) {
     }
   }
   for (int t = 0; t < M; t++) {
-    pbc *c = login(ids[t], tokens[t]);
+    pbc *c = hw_test_pb_login(env.port, ids[t], tokens[t]);
     Haulwatch__V1__Fix *fp[PER + 5];
     for (int start = 0; start < N; start += PER) {
       if (start == N / 2) {
         /* Reconnect mid-stream without waiting for acks: resend the last two reports. */
         pbc_close(c);
-        c = login(ids[t], tokens[t]);
+        c = hw_test_pb_login(env.port, ids[t], tokens[t]);
         for (int r = start - 2 * PER; r < start; r += PER) {
           for (int i = 0; i < PER; i++)
             fp[i] = &fixes[t][r + i];
@@ -172,7 +147,7 @@ static void expect_error_then_eof(pbc *c, Haulwatch__V1__Error__Code code) {
 static void test_bad_token_refused(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("badtok", token);
+  hw_test_add_terminal(env.db, "badtok", token);
   pbc *c = pbc_connect(env.port);
   assert_int_equal(pbc_hello(c, "badtok", "0000000000000000000000000000000000000000000000000000000000000000"), 0);
   Haulwatch__V1__ServerMessage *m = pbc_recv(c, 5000);
@@ -206,8 +181,8 @@ static void test_report_before_hello_refused(void **state) {
 static void test_bad_frames_close_only_their_connection(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("good1", token);
-  pbc *good = login("good1", token);
+  hw_test_add_terminal(env.db, "good1", token);
+  pbc *good = hw_test_pb_login(env.port, "good1", token);
   Haulwatch__V1__Fix f, *fp[1] = {&f};
   fill_fix(&f, 1, T0, 1);
   assert_int_equal(pbc_report(good, fp, 1), 0);
@@ -227,8 +202,8 @@ static void test_bad_frames_close_only_their_connection(void **state) {
 
   /* A frame that does not even hold a ClientMessage's first field closes its connection too. */
   char token2[HW_TOKEN_LEN + 1];
-  add_terminal("bad2", token2);
-  bad = login("bad2", token2);
+  hw_test_add_terminal(env.db, "bad2", token2);
+  bad = hw_test_pb_login(env.port, "bad2", token2);
   uint8_t cut[] = {0x03, 0x12, 0x7f, 0x08}; /* report declared 127 bytes long, 1 present */
   assert_int_equal(pbc_send_raw(bad, cut, sizeof cut), 0);
   expect_error_then_eof(bad, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE);
@@ -244,9 +219,9 @@ static void test_bad_frames_close_only_their_connection(void **state) {
 static void test_newer_connection_replaces_older(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("twice", token);
-  pbc *a = login("twice", token);
-  pbc *b = login("twice", token);
+  hw_test_add_terminal(env.db, "twice", token);
+  pbc *a = hw_test_pb_login(env.port, "twice", token);
+  pbc *b = hw_test_pb_login(env.port, "twice", token);
   expect_error_then_eof(a, HAULWATCH__V1__ERROR__CODE__REPLACED);
   Haulwatch__V1__Fix f, *fp[1] = {&f};
   fill_fix(&f, 1, T0, 2);

@@ -86,31 +86,10 @@ static int closed_within(int fd, int ms) {
   }
 }
 
-static void add_pb_terminal(const char *id, char token[HW_TOKEN_LEN + 1]) {
-  uint8_t h[HW_TOKEN_HASH_LEN];
-  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
-  assert_int_equal(hw_token_new(token), 0);
-  hw_token_hash(token, strlen(token), h);
-  hw_token_hash_bytea(h, bytea);
-  const char *params[2] = {id, bytea};
-  PGresult *r = PQexecParams(env.db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)",
-                             2, NULL, params, NULL, NULL, 0);
-  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-  PQclear(r);
-}
-
 static pbc *pb_login(const char *id) {
   char token[HW_TOKEN_LEN + 1];
-  add_pb_terminal(id, token);
-  pbc *c = pbc_connect(env.port);
-  assert_non_null(c);
-  assert_int_equal(pbc_hello(c, id, token), 0);
-  Haulwatch__V1__ServerMessage *m = pbc_recv(c, 10000);
-  assert_non_null(m);
-  assert_int_equal(m->msg_case, HAULWATCH__V1__SERVER_MESSAGE__MSG_HELLO_RESULT);
-  assert_true(m->hello_result->accepted);
-  haulwatch__v1__server_message__free_unpacked(m, NULL);
-  return c;
+  hw_test_add_terminal(env.db, id, token);
+  return hw_test_pb_login(env.port, id, token);
 }
 
 static void pb_heartbeat(pbc *c) {

@@ -85,16 +85,7 @@ static int wait_ready(int want_status, int timeout_ms) {
 
 static int group_setup(void **state) {
   hw_test_env_up(&env, "hw_it_metrics");
-  uint8_t h[HW_TOKEN_HASH_LEN];
-  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
-  assert_int_equal(hw_token_new(token), 0);
-  hw_token_hash(token, strlen(token), h);
-  hw_token_hash_bytea(h, bytea);
-  const char *params[2] = {tid, bytea};
-  PGresult *r = PQexecParams(env.db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)",
-                             2, NULL, params, NULL, NULL, 0);
-  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-  PQclear(r);
+  hw_test_add_terminal(env.db, tid, token);
   mport = hw_test_free_port();
   snprintf(maddr, sizeof maddr, "127.0.0.1:%d", mport);
   unlink(logfile);

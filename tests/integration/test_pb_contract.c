@@ -34,19 +34,6 @@ static pid_t start_daemon(void) {
   return pid;
 }
 
-static void add_terminal(const char *id, char token[HW_TOKEN_LEN + 1]) {
-  uint8_t h[HW_TOKEN_HASH_LEN];
-  char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
-  assert_int_equal(hw_token_new(token), 0);
-  hw_token_hash(token, strlen(token), h);
-  hw_token_hash_bytea(h, bytea);
-  const char *params[2] = {id, bytea};
-  PGresult *r = PQexecParams(env.db, "INSERT INTO terminals (terminal_id, token_hash) VALUES ($1, $2)",
-                             2, NULL, params, NULL, NULL, 0);
-  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
-  PQclear(r);
-}
-
 static void expect_hello_accepted(pbc *c) {
   Haulwatch__V1__ServerMessage *m = pbc_recv(c, 10000);
   assert_non_null(m);
@@ -55,14 +42,6 @@ static void expect_hello_accepted(pbc *c) {
   /* the server keeps no seq across connections */
   assert_int_equal(m->hello_result->last_acked_seq, 0);
   haulwatch__v1__server_message__free_unpacked(m, NULL);
-}
-
-static pbc *login(const char *id, const char *token) {
-  pbc *c = pbc_connect(env.port);
-  assert_non_null(c);
-  assert_int_equal(pbc_hello(c, id, token), 0);
-  expect_hello_accepted(c);
-  return c;
 }
 
 /* Fix number k of a terminal: device time t0 + k s, values derived from k. */
@@ -227,14 +206,14 @@ static int group_teardown(void **state) {
 static void test_seq_restart_on_new_connection(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("reboot1", token);
-  pbc *c = login("reboot1", token);
+  hw_test_add_terminal(env.db, "reboot1", token);
+  pbc *c = hw_test_pb_login(env.port, "reboot1", token);
   sent_log l = {.id = "reboot1"};
   send_run(c, &l, 1, 0, 30);
   assert_int_equal(wait_ack_checked(c, &l, 30, NULL, NULL), 30);
   pbc_close(c);
 
-  c = login("reboot1", token);
+  c = hw_test_pb_login(env.port, "reboot1", token);
   sent_log l2 = {.id = "reboot1"};
   send_run(c, &l2, 1, 30, 10);  /* new fixes 30..39 under seqs 1..10 */
   send_run(c, &l2, 11, 25, 10); /* fixes 25..34 again: 25..29 stored before, 30..34 just now */
@@ -250,8 +229,8 @@ static void test_seq_restart_on_new_connection(void **state) {
 static void test_seq_restart_across_daemon_restart(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("restart1", token);
-  pbc *c = login("restart1", token);
+  hw_test_add_terminal(env.db, "restart1", token);
+  pbc *c = hw_test_pb_login(env.port, "restart1", token);
   sent_log l = {.id = "restart1"};
   send_run(c, &l, 100, 0, 20);
   assert_int_equal(wait_ack_checked(c, &l, 119, NULL, NULL), 119);
@@ -260,7 +239,7 @@ static void test_seq_restart_across_daemon_restart(void **state) {
   hw_test_stop_pid(env.daemon_pid);
   env.daemon_pid = start_daemon();
 
-  c = login("restart1", token);
+  c = hw_test_pb_login(env.port, "restart1", token);
   sent_log l2 = {.id = "restart1"};
   send_run(c, &l2, 1, 10, 20);  /* 10..19 resent, 20..29 new, counter restarted at 1 */
   send_run(c, &l2, 21, 30, 5); /* more new ones */
@@ -277,8 +256,8 @@ static void test_seq_restart_across_daemon_restart(void **state) {
 static void test_ack_skip_and_backwards_seq(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("skip1", token);
-  pbc *c = login("skip1", token);
+  hw_test_add_terminal(env.db, "skip1", token);
+  pbc *c = hw_test_pb_login(env.port, "skip1", token);
   sent_log l = {.id = "skip1"};
   send_run(c, &l, 10, 0, 1);
   assert_int_equal(wait_ack_checked(c, &l, 10, NULL, NULL), 10);
@@ -311,7 +290,7 @@ static void test_ack_skip_and_backwards_seq(void **state) {
   /* A second connection's Ack covers its own fixes only: the first connection (replaced) sent
    * fix 6 as seq 200 and closed before its Ack; the second sends fix 7 as seq 300. */
   send_run(c, NULL, 200, 6, 1);
-  pbc *d = login("skip1", token);
+  pbc *d = hw_test_pb_login(env.port, "skip1", token);
   sent_log l2 = {.id = "skip1"};
   send_run(d, &l2, 300, 7, 1);
   assert_int_equal(wait_ack_checked(d, &l2, 300, NULL, NULL), 300);
@@ -326,9 +305,9 @@ static void test_ack_skip_and_backwards_seq(void **state) {
 static void test_bad_fix_alone(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("badfix1", token);
+  hw_test_add_terminal(env.db, "badfix1", token);
   for (int round = 0; round < 2; round++) {
-    pbc *c = login("badfix1", token);
+    pbc *c = hw_test_pb_login(env.port, "badfix1", token);
     sent_log l = {.id = "badfix1"};
     Haulwatch__V1__Fix fs[5], *fp[5];
     for (int i = 0; i < 5; i++) {
@@ -371,8 +350,8 @@ static void test_bad_fix_alone(void **state) {
 static void test_field_flag_keeps_latest_state(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("badhead1", token);
-  pbc *c = login("badhead1", token);
+  hw_test_add_terminal(env.db, "badhead1", token);
+  pbc *c = hw_test_pb_login(env.port, "badhead1", token);
   sent_log l = {.id = "badhead1"};
   Haulwatch__V1__Fix f, *fp = &f;
   fill_fix(&f, 1, 7);
@@ -404,10 +383,10 @@ static void test_field_flag_keeps_latest_state(void **state) {
 static void test_invalid_utf8_is_bad_message(void **state) {
   (void)state;
   char tok_good[HW_TOKEN_LEN + 1], tok_bad[HW_TOKEN_LEN + 1];
-  add_terminal("utf8good", tok_good);
-  add_terminal("utf8bad", tok_bad);
-  pbc *good = login("utf8good", tok_good);
-  pbc *bad = login("utf8bad", tok_bad);
+  hw_test_add_terminal(env.db, "utf8good", tok_good);
+  hw_test_add_terminal(env.db, "utf8bad", tok_bad);
+  pbc *good = hw_test_pb_login(env.port, "utf8good", tok_good);
+  pbc *bad = hw_test_pb_login(env.port, "utf8bad", tok_bad);
   Haulwatch__V1__Fix fs[2], *fp[2] = {&fs[0], &fs[1]};
   fill_fix(&fs[0], 1, 0);
   fill_fix(&fs[1], 2, 1);
@@ -437,7 +416,7 @@ static void test_invalid_utf8_is_bad_message(void **state) {
 static void test_hello_and_report_in_one_write(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("pipe1", token);
+  hw_test_add_terminal(env.db, "pipe1", token);
   static uint8_t buf[8192];
   size_t n = put_hello(buf, sizeof buf, "pipe1", token);
   Haulwatch__V1__Fix fs[4], *fp[4];
@@ -503,7 +482,7 @@ static void test_hello_and_report_in_one_write(void **state) {
 static void test_fixes_per_report_bound(void **state) {
   (void)state;
   char token[HW_TOKEN_LEN + 1];
-  add_terminal("bound1", token);
+  hw_test_add_terminal(env.db, "bound1", token);
   enum { N = 4097 };
   static Haulwatch__V1__Fix fs[N];
   static Haulwatch__V1__Fix *fp[N];
@@ -514,12 +493,12 @@ static void test_fixes_per_report_bound(void **state) {
     fs[i].status = 3;
     fp[i] = &fs[i];
   }
-  pbc *c = login("bound1", token);
+  pbc *c = hw_test_pb_login(env.port, "bound1", token);
   assert_int_equal(pbc_report(c, fp, N), 0);
   expect_error_then_eof(c, HAULWATCH__V1__ERROR__CODE__BAD_MESSAGE, "4096");
   pbc_close(c);
   assert_int_equal(rows("bound1"), 0);
-  c = login("bound1", token);
+  c = hw_test_pb_login(env.port, "bound1", token);
   assert_int_equal(pbc_report(c, fp, N - 1), 0);
   assert_int_equal(wait_ack_checked(c, NULL, N - 1, NULL, NULL), N - 1);
   pbc_close(c);
