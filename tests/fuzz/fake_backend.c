@@ -279,3 +279,25 @@ void hw_fake_end(hw_session *s, int reason) {
   hw_registry_free(&hw_fake_pipeline.reg);
   memset(&hw_fake_pipeline.reg, 0, sizeof hw_fake_pipeline.reg);
 }
+
+void hw_fake_run(const hw_proto *proto, const uint8_t *data, size_t size,
+                 void (*on_write)(hw_session *s, const uint8_t *data, size_t len)) {
+  static const int auth[4] = {HW_FAKE_AUTH_OK, HW_FAKE_AUTH_REFUSE, HW_FAKE_AUTH_DOWN,
+                              HW_FAKE_AUTH_OK};
+  static const int reasons[4] = {0, HW_CLOSE_IDLE, HW_CLOSE_REPLACED, HW_CLOSE_SHUTDOWN};
+  if (size < 2)
+    return;
+  int mode = data[0];
+  size_t step = data[1] ? data[1] : size;
+  data += 2;
+  size -= 2;
+  hw_session *s = hw_fake_begin(proto, auth[mode & 3], on_write);
+  for (size_t off = 0; off < size; off += step) {
+    size_t n = size - off < step ? size - off : step;
+    if (!hw_fake_feed(s, data + off, n))
+      break;
+    hw_fake_turn(s);
+  }
+  hw_fake_turn(s);
+  hw_fake_end(s, reasons[(mode >> 2) & 3]);
+}

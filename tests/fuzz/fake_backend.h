@@ -36,4 +36,11 @@ void hw_fake_turn(hw_session *s);
  * and everything else; checks nothing is left pending. */
 void hw_fake_end(hw_session *s, int reason);
 
+/* One libFuzzer input for a session target: data[0] picks how authentication answers (bits 0-1)
+ * and why the server closes at the end (bits 2-3), data[1] the size of each read (0: all at
+ * once); the rest is fed to a new session of proto in reads of that size, the loop turning
+ * after each. */
+void hw_fake_run(const hw_proto *proto, const uint8_t *data, size_t size,
+                 void (*on_write)(hw_session *s, const uint8_t *data, size_t len));
+
 #endif

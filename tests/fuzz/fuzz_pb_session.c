@@ -49,25 +49,8 @@ static void on_write(hw_session *s, const uint8_t *data, size_t len) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  static const int auth[4] = {HW_FAKE_AUTH_OK, HW_FAKE_AUTH_REFUSE, HW_FAKE_AUTH_DOWN, HW_FAKE_AUTH_OK};
-  static const int reasons[4] = {0, HW_CLOSE_IDLE, HW_CLOSE_REPLACED, HW_CLOSE_SHUTDOWN};
-  if (size < 2)
-    return 0;
-  int mode = data[0];
-  size_t step = data[1] ? data[1] : size;
-  data += 2;
-  size -= 2;
-
   accepted = errored = 0;
   hw_pb_proto_set_max_frame(4096);
-  hw_session *s = hw_fake_begin(&hw_pb_proto, auth[mode & 3], on_write);
-  for (size_t off = 0; off < size; off += step) {
-    size_t n = size - off < step ? size - off : step;
-    if (!hw_fake_feed(s, data + off, n))
-      break;
-    hw_fake_turn(s);
-  }
-  hw_fake_turn(s);
-  hw_fake_end(s, reasons[(mode >> 2) & 3]);
+  hw_fake_run(&hw_pb_proto, data, size, on_write);
   return 0;
 }
