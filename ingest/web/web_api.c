@@ -178,8 +178,13 @@ static void hw_web_violation_got(hw_web_call *call, const PGresult *res) {
     hw_web_reply_error(call, 404, "no such violation");
     return;
   }
-  const char *json = PQgetvalue(res, 0, 0);
-  hw_web_reply_raw(call, 200, "application/json", json, strlen(json));
+  /* Re-printed compact, so that every answer of the API has the same form. */
+  cJSON *o = cJSON_Parse(PQgetvalue(res, 0, 0));
+  if (!o) {
+    hw_web_reply_error(call, 500, "internal error");
+    return;
+  }
+  hw_web_reply_json(call, 200, o);
 }
 
 void hw_web_violation_get(hw_web_call *call) {

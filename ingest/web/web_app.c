@@ -329,8 +329,12 @@ static void hw_web_dispatch(hw_http_req *req, void *arg) {
 /* --- start and stop --------------------------------------------------------------------------- */
 
 static void hw_web_redis_closed(hw_redis_conn *c);
-/* The latest state is read on demand; nothing to do when a session comes or goes. */
-static const hw_redis_conn_ops hw_web_redis_ops = {.closed = hw_web_redis_closed};
+/* The latest state is read on demand: a request finding no session answers without it (or 503
+ * when it filters on it), so a session coming or going needs nothing here (redis_conn logs it). */
+static void hw_web_redis_ready(hw_redis_conn *c) { (void)c; }
+static void hw_web_redis_lost(hw_redis_conn *c) { (void)c; }
+static const hw_redis_conn_ops hw_web_redis_ops = {
+    .ready = hw_web_redis_ready, .lost = hw_web_redis_lost, .closed = hw_web_redis_closed};
 
 int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   int rc = -ENOMEM;
