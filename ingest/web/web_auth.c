@@ -172,7 +172,8 @@ static void hw_web_login_after(uv_work_t *w, int status) {
     snprintf(uid, sizeof uid, "%lld", (long long)st->user_id);
     const char *params[5] = {hb, uid, st->peer, ttl, st->user};
     if (hw_web_query(call,
-                     "WITH s AS (INSERT INTO web_sessions (token_hash, user_id, peer, expires_at) "
+                     "WITH x AS (DELETE FROM web_sessions WHERE expires_at < now()), "
+                     "s AS (INSERT INTO web_sessions (token_hash, user_id, peer, expires_at) "
                      "VALUES ($1::bytea, $2::bigint, $3, now() + $4::int * interval '1 second') "
                      "RETURNING user_id), a AS (INSERT INTO web_login_attempts (user_name, peer, "
                      "ok) VALUES ($5, $3, true)) SELECT u.name, u.role, coalesce((SELECT "
@@ -182,7 +183,8 @@ static void hw_web_login_after(uv_work_t *w, int status) {
     }
     return;
   }
-  /* Old attempts are pruned here, on the path that adds rows, so the table stays small. */
+  /* Old attempts are pruned here, and expired sessions at each login: on the paths that add
+   * rows, so the tables stay small without a timer in a process that may run several times. */
   const char *params[3] = {st->user, st->peer, ttl};
   if (hw_web_query(call,
                    "WITH d AS (DELETE FROM web_login_attempts WHERE at < now() - interval '1 day') "
