@@ -43,8 +43,34 @@ static hw_web_role hw_web_role_of(const char *s) {
 
 const hw_web_user *hw_web_call_user(const hw_web_call *call) { return &call->user; }
 
+static void hw_web_detached_abort(hw_http_req *req, void *arg) {
+  (void)req;
+  (void)arg;
+}
+
+hw_http_req *hw_web_detach(hw_web_call *call, hw_web_user *user) {
+  hw_http_req *req = call->req;
+  *user = call->user;
+  /* The call's abort callback must not outlive it: replaced by one that does nothing until the
+   * new owner sets its own. */
+  if (req)
+    hw_http_on_abort(req, hw_web_detached_abort, NULL);
+  call->req = NULL;
+  if (call->free_state)
+    call->free_state(call->state);
+  free(call);
+  return req;
+}
+
+/* The slot of GET /api/v1/stream (Server-Sent Events, ingest/web/sse.*, built separately): the
+ * SSE hub takes the request over with hw_web_detach, the user's regions in hand for its filter
+ * (hw_web_user_sees). Until it is wired: 501. */
 void hw_web_stream(hw_web_call *call) {
-  hw_web_reply_error(call, 501, "the live stream is not available yet");
+  hw_web_user user;
+  hw_http_req *req = hw_web_detach(call, &user);
+  if (req && hw_http_respond_error(req, 501, "the live stream is not available yet")) {
+    /* the connection is closing */
+  }
 }
 
 /* --- the call --------------------------------------------------------------------------------- */

@@ -131,6 +131,10 @@ void hw_web_region_pattern(const char *code, char out[8]);
 int hw_web_user_sees(const hw_web_user *user, const char *region);
 /* The user of a call (for routes needing it outside the handler, e.g. the stream's filter). */
 const hw_web_user *hw_web_call_user(const hw_web_call *call);
+/* For a handler that keeps its request beyond the call (the live stream): copies the user into
+ * *user, frees the call and returns the request, which the caller now owns like any http/
+ * handler (its own hw_http_on_abort, hw_http_stream_*). Only with no operation pending. */
+hw_http_req *hw_web_detach(hw_web_call *call, hw_web_user *user);
 const char *hw_web_role_name(hw_web_role r);
 
 /* --- web_table.c: list answers in JSON, CSV or XLSX ----------------------------------------- */

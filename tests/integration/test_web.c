@@ -697,6 +697,11 @@ static void test_static(void **state) {
   assert_non_null(strstr(R.body, "\"error\""));
   get_as(NULL, "/api/v1/stream");
   assert_int_equal(R.status, 401);
+  clear_attempts();
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("nj_view", "nj-viewer-pw"));
+  get_as(auth, "/api/v1/stream");
+  assert_int_equal(R.status, 501);
 }
 
 int main(void) {
