@@ -298,6 +298,34 @@ static void test_api_token(void **state) {
   clear_attempts();
 }
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Not a performance assertion: figures for the record (one connection per request, loopback). */
+static void test_print_timings(void **state) {
+  (void)state;
+  clear_attempts();
+  double t0 = now_ms();
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("js_view", "js-viewer-pw"));
+  double t_login = now_ms() - t0;
+  const char *paths[] = {"/api/v1/me", "/api/v1/violations", "/api/v1/vehicles",
+                         "/api/v1/vehicles/nj1/track?from=2026-03-01&to=2026-03-02",
+                         "/api/v1/violations?format=xlsx"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    t0 = now_ms();
+    for (int k = 0; k < 50; k++) {
+      get_as(auth, paths[i]);
+      assert_int_equal(R.status, 200);
+    }
+    printf("test_web: %-60s %.2f ms per request (mean of 50)\n", paths[i], (now_ms() - t0) / 50);
+  }
+  printf("test_web: login %.1f ms (argon2id interactive)\n", t_login);
+}
+
 static void test_login_rate_limit(void **state) {
   (void)state;
   clear_attempts();
@@ -715,6 +743,7 @@ int main(void) {
       cmocka_unit_test(test_csv_export),
       cmocka_unit_test(test_xlsx_export),
       cmocka_unit_test(test_static),
+      cmocka_unit_test(test_print_timings),
       cmocka_unit_test(test_login_rate_limit),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
