@@ -185,7 +185,7 @@ static void hw_web_login_after(uv_work_t *w, int status) {
   }
   /* Old attempts are pruned here, and expired sessions at each login: on the paths that add
    * rows, so the tables stay small without a timer in a process that may run several times. */
-  const char *params[3] = {st->user, st->peer, ttl};
+  const char *params[2] = {st->user, st->peer};
   if (hw_web_query(call,
                    "WITH d AS (DELETE FROM web_login_attempts WHERE at < now() - interval '1 day') "
                    "INSERT INTO web_login_attempts (user_name, peer, ok) VALUES ($1, $2, false)",
