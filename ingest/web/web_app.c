@@ -11,7 +11,10 @@
 #include "base/token.h"
 #include "web/web_internal.h"
 
+static void hw_web_readyz(hw_web_call *call);
+
 static const hw_web_route_def hw_web_routes[] = {
+    {"GET", "/readyz", hw_web_readyz, HW_ROLE_NONE},
     {"POST", "/api/v1/login", hw_web_login, HW_ROLE_NONE},
     {"POST", "/api/v1/logout", hw_web_logout, HW_ROLE_VIEWER},
     {"GET", "/api/v1/me", hw_web_me, HW_ROLE_VIEWER},
@@ -42,6 +45,22 @@ static hw_web_role hw_web_role_of(const char *s) {
 }
 
 const hw_web_user *hw_web_call_user(const hw_web_call *call) { return &call->user; }
+
+/* For a proxy's health check and for scripts waiting for the start: 200 when a database
+ * connection and Redis are up, else 503 naming what is not. Shows nothing of the data. */
+static void hw_web_readyz(hw_web_call *call) {
+  hw_web *app = call->app;
+  int pg = 0;
+  for (uint32_t i = 0; i < app->cfg.pg_pool; i++)
+    pg |= hw_pg_async_up(app->pool[i]);
+  int redis = app->redis.up;
+  cJSON *o = cJSON_CreateObject();
+  cJSON_AddBoolToObject(o, "ready", pg && redis);
+  cJSON *checks = cJSON_AddObjectToObject(o, "checks");
+  cJSON_AddStringToObject(checks, "postgres", pg ? "ok" : "unreachable");
+  cJSON_AddStringToObject(checks, "redis", redis ? "ok" : "disconnected");
+  hw_web_reply_json(call, pg && redis ? 200 : 503, o);
+}
 
 static void hw_web_detached_abort(hw_http_req *req, void *arg) {
   (void)req;
@@ -162,10 +181,20 @@ static void hw_web_pg_done(void *arg, const PGresult *res) {
 int hw_web_query(hw_web_call *call, const char *sql, int nparams, const char *const *params,
                  hw_web_pg_cb cb) {
   hw_web *app = call->app;
+  /* The least busy connection that is up: a request never waits for a database that is away
+   * (its client would wait with it); it is told to try again. */
+  int found = 0;
   uint32_t best = 0;
-  for (uint32_t i = 1; i < app->cfg.pg_pool; i++)
-    if (app->pool_pending[i] < app->pool_pending[best])
+  for (uint32_t i = 0; i < app->cfg.pg_pool; i++)
+    if (hw_pg_async_up(app->pool[i]) &&
+        (!found || app->pool_pending[i] < app->pool_pending[best])) {
       best = i;
+      found = 1;
+    }
+  if (!found) {
+    hw_web_reply_error(call, 503, "database unavailable, try again");
+    return -EAGAIN;
+  }
   call->pg_cb = cb;
   call->pg_slot = (int)best;
   int rc = hw_pg_async_query(app->pool[best], sql, nparams, params, hw_web_pg_done, call);

@@ -222,6 +222,15 @@ static int group_setup(void **state) {
                         "--max-body", "4096", NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
   assert_int_equal(hw_test_wait_port(wport, 20000), 0);
+  /* Ready once PostgreSQL and Redis are connected (requests before that get 503 at once). */
+  for (int i = 0; i < 200; i++) {
+    get_as(NULL, "/readyz");
+    if (R.status == 200)
+      break;
+    usleep(50 * 1000);
+  }
+  assert_int_equal(R.status, 200);
+  assert_string_equal(R.body, "{\"ready\":true,\"checks\":{\"postgres\":\"ok\",\"redis\":\"ok\"}}");
   return 0;
 }
 
@@ -732,6 +741,32 @@ static void test_static(void **state) {
   assert_int_equal(R.status, 501);
 }
 
+/* Last: without Redis the process stays up, says so, lists vehicles without their state, and
+ * refuses the filters that need it. */
+static void test_without_redis(void **state) {
+  (void)state;
+  clear_attempts();
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("nj_view", "nj-viewer-pw"));
+  hw_test_stop_pid(env.redis_pid);
+  env.redis_pid = 0;
+  for (int i = 0; i < 200; i++) {
+    get_as(NULL, "/readyz");
+    if (R.status == 503)
+      break;
+    usleep(50 * 1000);
+  }
+  assert_int_equal(R.status, 503);
+  assert_non_null(strstr(R.body, "\"redis\":\"disconnected\""));
+  get_as(auth, "/api/v1/vehicles");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"state\":null"), 3);
+  get_as(auth, "/api/v1/vehicles?state=moving");
+  assert_int_equal(R.status, 503);
+  get_as(auth, "/api/v1/violations");
+  assert_int_equal(R.status, 200);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_login_me_logout),
@@ -745,6 +780,7 @@ int main(void) {
       cmocka_unit_test(test_static),
       cmocka_unit_test(test_print_timings),
       cmocka_unit_test(test_login_rate_limit),
+      cmocka_unit_test(test_without_redis),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
