@@ -119,8 +119,18 @@ int hw_web_async_done(hw_web_call *call) {
   return 0;
 }
 
+/* What a user may see is theirs alone: no cache between them and us keeps a copy. */
+static void hw_web_private(hw_http_req *req) {
+  if (hw_http_add_header(req, "Cache-Control", "no-store") ||
+      hw_http_add_header(req, "X-Content-Type-Options", "nosniff")) {
+    /* only when the header space is full: the answer goes without them */
+  }
+}
+
 void hw_web_reply_raw(hw_web_call *call, int status, const char *ctype, const void *body,
                       size_t len) {
+  if (call->req)
+    hw_web_private(call->req);
   if (call->req && hw_http_respond(call->req, status, ctype, body, len)) {
     /* the connection is closing; the request is finished either way */
   }
@@ -130,6 +140,8 @@ void hw_web_reply_raw(hw_web_call *call, int status, const char *ctype, const vo
 }
 
 void hw_web_reply_error(hw_web_call *call, int status, const char *msg) {
+  if (call->req)
+    hw_web_private(call->req);
   if (call->req && hw_http_respond_error(call->req, status, msg)) {
     /* as above */
   }

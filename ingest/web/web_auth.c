@@ -116,9 +116,6 @@ static void hw_web_login_session_done(hw_web_call *call, const PGresult *res) {
     hw_web_reply_error(call, 500, "internal error");
     return;
   }
-  /* A login answer must never be cached by anything in between. */
-  if (hw_http_add_header(call->req, "Cache-Control", "no-store")) {
-  }
   hw_info(HW_WEB_COMPONENT, NULL, "login user=%s peer=%s ok", st->user, st->peer);
   hw_web_reply_json(call, 200, hw_web_user_json(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
                                                 PQgetvalue(res, 0, 2)));

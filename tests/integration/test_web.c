@@ -262,6 +262,7 @@ static void test_login_me_logout(void **state) {
   get_as(auth, "/api/v1/me");
   assert_int_equal(R.status, 200);
   assert_string_equal(R.body, "{\"user\":\"nj_op\",\"role\":\"operator\",\"regions\":[\"320100\"]}");
+  assert_string_equal(hdr("Cache-Control"), "no-store");
   /* A forged cookie of the right shape is nobody. */
   get_as("Cookie: hw_session=00000000000000000000000000000000000000000000000000000000000000ff\r\n",
          "/api/v1/me");
