@@ -333,7 +333,19 @@ typedef struct hw_web_veh_state {
   hw_web_veh_slot *slots; /* owned: one per row, the privdata of its Redis reply */
   size_t *order; /* rows kept by the filters, in order */
   size_t nkept;
+  size_t filtered; /* rows the filters have seen */
+  unsigned rounds; /* registry pages read for this answer */
+  /* The registry query, run again from next for one more page while the state or bbox filters
+   * leave this one short; params point into this struct. */
+  char sql[1024];
+  const char *params[8];
+  int np;
+  char regpat[8], enterprise[260], cls[40], cursor[40], limit_text[16];
 } hw_web_veh_state;
+
+/* Registry pages read at most for one answer when the state or bbox filters thin them out: the
+ * answer is then shorter than limit, and next_cursor goes on from where the reading stopped. */
+#define HW_VEH_MAX_ROUNDS 8
 
 static void hw_web_veh_state_free(void *p) {
   hw_web_veh_state *vs = p;
@@ -360,6 +372,8 @@ static void hw_web_iso_ms(long long ms, char *out, size_t cap) {
            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms % 1000);
 }
 
+static void hw_web_vehicles_fetch(hw_web_call *call);
+
 static void hw_web_vehicles_answer(hw_web_call *call) {
   hw_web_veh_state *vs = call->state;
   hw_web *app = call->app;
@@ -368,7 +382,7 @@ static void hw_web_vehicles_answer(hw_web_call *call) {
     hw_web_reply_error(call, 503, "latest state unavailable (Redis), try again");
     return;
   }
-  for (size_t r = 0; r < vs->nrows; r++) {
+  for (size_t r = vs->filtered; r < vs->nrows; r++) {
     char **c = vs->cells + r * HW_VEH_NCOLS;
     const char *state = "offline";
     if (c[9] && c[10]) {
@@ -399,6 +413,18 @@ static void hw_web_vehicles_answer(hw_web_call *call) {
         continue;
     }
     vs->order[vs->nkept++] = r;
+  }
+  vs->filtered = vs->nrows;
+  if (vs->nkept < vs->limit && vs->has_next && vs->rounds < HW_VEH_MAX_ROUNDS) {
+    snprintf(vs->cursor, sizeof vs->cursor, "%s", vs->next);
+    hw_web_vehicles_fetch(call);
+    return;
+  }
+  if (vs->nkept > vs->limit) {
+    /* The last round kept more than fit: the next page starts after the last one shown. */
+    vs->nkept = vs->limit;
+    snprintf(vs->next, sizeof vs->next, "%s", vs->cells[vs->order[vs->nkept - 1] * HW_VEH_NCOLS]);
+    vs->has_next = 1;
   }
   hw_web_reply_table(call, vs->fmt, "vehicles", hw_veh_cols, HW_VEH_NCOLS, vs->nkept,
                      hw_web_veh_cell, vs, vs->has_next ? vs->next : NULL, NULL);
@@ -434,24 +460,33 @@ static void hw_web_vehicles_listed(hw_web_call *call, const PGresult *res) {
     hw_web_reply_pg_error(call, res, "vehicles list");
     return;
   }
-  size_t n = (size_t)PQntuples(res);
+  size_t n = (size_t)PQntuples(res), base = vs->nrows;
+  vs->has_next = 0;
   if (n > vs->limit) {
     n = vs->limit;
     snprintf(vs->next, sizeof vs->next, "%s", PQgetvalue(res, (int)n - 1, 0));
     vs->has_next = 1;
   }
-  vs->nrows = n;
-  vs->cells = calloc(n * HW_VEH_NCOLS + 1, sizeof *vs->cells);
-  vs->slots = calloc(n + 1, sizeof *vs->slots);
-  vs->order = calloc(n + 1, sizeof *vs->order);
-  if (!vs->cells || !vs->slots || !vs->order) {
+  /* Rows of earlier rounds stay; no Redis reply is outstanding now, so the slots may move. */
+  char **cells = realloc(vs->cells, ((base + n) * HW_VEH_NCOLS + 1) * sizeof *cells);
+  if (cells)
+    vs->cells = cells;
+  hw_web_veh_slot *slots = cells ? realloc(vs->slots, (base + n + 1) * sizeof *slots) : NULL;
+  if (slots)
+    vs->slots = slots;
+  size_t *order = slots ? realloc(vs->order, (base + n + 1) * sizeof *order) : NULL;
+  if (order)
+    vs->order = order;
+  if (!order) {
     hw_web_reply_error(call, 503, "out of memory");
     return;
   }
+  memset(vs->cells + base * HW_VEH_NCOLS, 0, (n * HW_VEH_NCOLS + 1) * sizeof *vs->cells);
+  vs->nrows = base + n;
   for (size_t r = 0; r < n; r++)
     for (size_t c = 0; c < HW_VEH_PG_COLS; c++)
       if (!PQgetisnull(res, (int)r, (int)c) &&
-          !(vs->cells[r * HW_VEH_NCOLS + c] = strdup(PQgetvalue(res, (int)r, (int)c)))) {
+          !(vs->cells[(base + r) * HW_VEH_NCOLS + c] = strdup(PQgetvalue(res, (int)r, (int)c)))) {
         hw_web_reply_error(call, 503, "out of memory");
         return;
       }
@@ -461,7 +496,7 @@ static void hw_web_vehicles_listed(hw_web_call *call, const PGresult *res) {
     return;
   }
   /* One pipelined HMGET per vehicle of the page: hiredis writes them together. */
-  for (size_t r = 0; r < n; r++) {
+  for (size_t r = base; r < base + n; r++) {
     vs->slots[r] = (hw_web_veh_slot){call, r};
     if (redisAsyncCommand(app->redis.ac, hw_web_veh_redis_reply, &vs->slots[r],
                           "HMGET hw:veh:%s ts_ms recv_ms lat lon speed_kmh heading",
@@ -485,7 +520,7 @@ void hw_web_vehicles_list(hw_web_call *call) {
   }
   call->state = vs;
   call->free_state = hw_web_veh_state_free;
-  char region[16], enterprise[260], cls[40], bbox[128], cursor[40], regpat[8], limit[16];
+  char region[16], enterprise[260], cls[40], bbox[128], cursor[40];
   if (hw_web_format_of(call, &vs->fmt) || hw_web_limit(call, vs->fmt, &vs->limit)) {
     hw_web_reply_error(call, 400, "format is json, csv or xlsx; limit a whole number within the "
                                   "maximum");
@@ -524,26 +559,38 @@ void hw_web_vehicles_list(hw_web_call *call) {
     hw_web_reply_error(call, 400, "cursor is not one this API gave");
     return;
   }
-  snprintf(limit, sizeof limit, "%u", vs->limit + 1);
-  const char *params[8];
+  snprintf(vs->limit_text, sizeof vs->limit_text, "%u", vs->limit + 1);
+  snprintf(vs->enterprise, sizeof vs->enterprise, "%s", enterprise);
+  snprintf(vs->cls, sizeof vs->cls, "%s", cls);
+  snprintf(vs->cursor, sizeof vs->cursor, "%s", cursor);
+  const char **params = vs->params;
   int np = 0;
   char where[512] = "terminal_id IS NOT NULL AND region LIKE ANY($1::text[])";
   params[np++] = call->user.scope;
   if (region[0]) {
-    hw_web_region_pattern(region, regpat);
-    params[np++] = regpat;
+    hw_web_region_pattern(region, vs->regpat);
+    params[np++] = vs->regpat;
     hw_web_add_pred(where, sizeof where, "region LIKE $%d", np);
   }
-  if (enterprise[0]) { params[np++] = enterprise; hw_web_add_pred(where, sizeof where, "enterprise = $%d", np); }
-  if (cls[0]) { params[np++] = cls; hw_web_add_pred(where, sizeof where, "class_code = $%d", np); }
-  if (cursor[0]) { params[np++] = cursor; hw_web_add_pred(where, sizeof where, "terminal_id > $%d", np); }
-  params[np++] = limit;
-  char sql[1024];
-  snprintf(sql, sizeof sql,
+  if (enterprise[0]) { params[np++] = vs->enterprise; hw_web_add_pred(where, sizeof where, "enterprise = $%d", np); }
+  if (cls[0]) { params[np++] = vs->cls; hw_web_add_pred(where, sizeof where, "class_code = $%d", np); }
+  /* The cursor is always a parameter ('' is before every terminal id): the next round only
+   * changes its value. */
+  params[np++] = vs->cursor;
+  hw_web_add_pred(where, sizeof where, "terminal_id > $%d", np);
+  params[np++] = vs->limit_text;
+  vs->np = np;
+  snprintf(vs->sql, sizeof vs->sql,
            "SELECT terminal_id, plate, plate_colour, class_code, region, enterprise, vin, status "
            "FROM vehicles WHERE %s ORDER BY terminal_id LIMIT $%d",
            where, np);
-  if (hw_web_query(call, sql, np, params, hw_web_vehicles_listed)) {
+  hw_web_vehicles_fetch(call);
+}
+
+static void hw_web_vehicles_fetch(hw_web_call *call) {
+  hw_web_veh_state *vs = call->state;
+  vs->rounds++;
+  if (hw_web_query(call, vs->sql, vs->np, vs->params, hw_web_vehicles_listed)) {
   }
 }
 

@@ -621,6 +621,21 @@ static void test_vehicles(void **state) {
   assert_non_null(strstr(R.body, "\"wx1\""));
   assert_non_null(strstr(R.body, "\"next_cursor\":null"));
 
+  /* The state filter reads on through the registry until the page is full. */
+  get_as(js, "/api/v1/vehicles?state=moving&limit=1");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"nj1\""));
+  assert_non_null(strstr(R.body, "\"next_cursor\":\"nj1\""));
+  get_as(js, "/api/v1/vehicles?state=moving&limit=1&cursor=nj1");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"wx1\""));
+  assert_non_null(strstr(R.body, "\"next_cursor\":null"));
+  get_as(js, "/api/v1/vehicles?state=moving&limit=2");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 2);
+  assert_non_null(strstr(R.body, "\"next_cursor\":null"));
+  get_as(js, "/api/v1/vehicles?state=stopped&limit=1&cursor=nj2");
+  assert_string_equal(R.body, "{\"items\":[],\"next_cursor\":null}");
+
   /* Tracks: scoped, ranged, thinned. */
   get_as(nj, "/api/v1/vehicles/hz1/track?from=2026-03-01&to=2026-03-02");
   assert_int_equal(R.status, 404);
