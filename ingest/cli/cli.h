@@ -16,5 +16,7 @@ int hw_cmd_terminal(int argc, char **argv);
 int hw_cmd_registry(int argc, char **argv);
 int hw_cmd_zones(int argc, char **argv);
 int hw_cmd_violations(int argc, char **argv);
+int hw_cmd_web(int argc, char **argv);
+int hw_cmd_user(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const hw_command hw_commands[] = {
     {"registry", hw_cmd_registry, "import vehicles from CSV (registry import FILE.csv)"},
     {"zones", hw_cmd_zones, "import zones from GeoJSON (zones import FILE.geojson)"},
     {"violations", hw_cmd_violations, "list violations, move them towards closing"},
+    {"web", hw_cmd_web, "serve the HTTP API and the page"},
+    {"user", hw_cmd_user, "manage the users of the web API (user add NAME ...)"},
 };
 
 static void hw_usage(FILE *f) {

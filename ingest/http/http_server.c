@@ -571,7 +571,22 @@ static int hw_http_match(hw_http_req *r, const char *pattern, const char *path) 
   const char *p = pattern, *s = path;
   r->nparams = 0;
   size_t mark = r->arena_len;
-  while (*p && *s) {
+  for (;;) {
+    if (p[0] == '*' && p[1] == 0) {
+      /* A trailing '*' takes the rest of the path, slashes included, as parameter "*". */
+      size_t vlen = strlen(s);
+      if (r->nparams >= HW_HTTP_MAX_PARAMS || r->arena_len + vlen + 1 > r->arena_cap)
+        goto nomatch;
+      r->param_names[r->nparams] = p;
+      r->param_name_len[r->nparams] = 1;
+      r->param_val[r->nparams] = (uint32_t)r->arena_len;
+      memcpy(r->arena + r->arena_len, s, vlen + 1);
+      r->arena_len += vlen + 1;
+      r->nparams++;
+      return 1;
+    }
+    if (!*p || !*s)
+      break;
     if (*p == '{') {
       const char *close = strchr(p, '}');
       const char *end = strchr(s, '/');

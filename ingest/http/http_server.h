@@ -49,7 +49,9 @@ typedef void (*hw_http_handler)(hw_http_req *req, void *arg);
 typedef struct hw_http_route {
   const char *method;  /* "GET", "POST", ...; a GET route answers HEAD too (without the body) */
   const char *pattern; /* "/api/v1/vehicles/{terminal_id}/track": a {name} segment matches one
-                        * non-empty path segment, read with hw_http_param */
+                        * non-empty path segment, read with hw_http_param; a trailing '*'
+                        * (as in "/static/" then *) matches the rest of the path, slashes included, read
+                        * as hw_http_param(req, "*") */
   hw_http_handler fn;
   void *arg;
 } hw_http_route;

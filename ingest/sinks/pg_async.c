@@ -29,6 +29,8 @@ struct hw_pg_async {
   void *done_arg;
 };
 
+int hw_pg_async_up(const hw_pg_async *c) { return c->conn.up; }
+
 static hw_pg_query *hw_pg_async_pop(hw_pg_async *a) {
   hw_pg_query *q = a->head;
   a->head = q->next;

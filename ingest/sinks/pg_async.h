@@ -24,6 +24,10 @@ int hw_pg_async_start(hw_pg_async **out, uv_loop_t *loop, const char *conninfo,
 int hw_pg_async_query(hw_pg_async *c, const char *sql, int nparams, const char *const *params,
                       hw_pg_async_cb cb, void *arg) HW_MUST_CHECK;
 
+/* 1 while a session is up (queries run now), 0 while connecting or waiting to reconnect: for a
+ * caller that would rather refuse at once than queue (an HTTP request with a client waiting). */
+int hw_pg_async_up(const hw_pg_async *c);
+
 /* Pending callbacks are called with NULL (inside this call), then handles close; done_cb (may be
  * NULL) afterwards. */
 void hw_pg_async_stop(hw_pg_async *c, void (*done_cb)(void *arg), void *arg);

@@ -35,6 +35,12 @@ static void h_echo(hw_http_req *req, void *arg) {
 
 static void h_slow(hw_http_req *req, void *arg) { held = req; }
 
+static void h_rest(hw_http_req *req, void *arg) {
+  char out[256];
+  int n = snprintf(out, sizeof out, "REST=[%s]", hw_http_param(req, "*"));
+  assert_int_equal(hw_http_respond(req, 200, "text/plain", out, (size_t)n), 0);
+}
+
 static void h_stream(hw_http_req *req, void *arg) {
   assert_int_equal(hw_http_stream_begin(req, 200, "text/event-stream", HW_HTTP_CHUNKED), 0);
   assert_int_equal(hw_http_stream_write(req, "data: 1\n\n", 9), 0);
@@ -48,6 +54,7 @@ static const hw_http_route routes[] = {
     {"GET", "/slow", h_slow, NULL},
     {"GET", "/stream", h_stream, NULL},
     {"GET", "/", h_echo, NULL},
+    {"GET", "/files/*", h_rest, NULL},
 };
 
 /* --- a connection without a socket ------------------------------------------------------------ */
@@ -240,6 +247,23 @@ static void test_routing(void **state) {
   assert_true(!strncmp(next, "HTTP/1.1 200 ", 13));
   assert_non_null(strstr(next, "P=/ Q= id=-"));
   assert_false(hw_http_test_closed(t.c));
+  tconn_close(&t);
+}
+
+/* A trailing '*' takes the rest of the path, slashes included, and may be empty. */
+static void test_routing_rest(void **state) {
+  tconn t;
+  tconn_open(&t, NULL);
+  const char reqs[] = "GET /files/a/b.js?x=1 HTTP/1.1\r\n\r\n"
+                      "GET /files/ HTTP/1.1\r\n\r\n"
+                      "GET /files HTTP/1.1\r\n\r\n";
+  feed(&t, reqs, strlen(reqs));
+  const char *p = strstr(t.out.data, "REST=[a/b.js]");
+  assert_non_null(p);
+  p = strstr(p, "REST=[]");
+  assert_non_null(p);
+  p = strstr(p, "HTTP/1.1 ");
+  assert_true(!strncmp(p, "HTTP/1.1 404 ", 13));
   tconn_close(&t);
 }
 
@@ -505,6 +529,7 @@ int main(void) {
       cmocka_unit_test(test_pipelined_in_order),
       cmocka_unit_test(test_bad_requests_answered_and_closed),
       cmocka_unit_test(test_routing),
+      cmocka_unit_test(test_routing_rest),
       cmocka_unit_test(test_keep_alive_rules),
       cmocka_unit_test(test_stream_chunked_then_next),
       cmocka_unit_test(test_abort_on_close),

@@ -1,0 +1,175 @@
+/* Internal to ingest/web/: the call (one API request from routing to its response), the user a
+ * request acts for, the database pool and the helpers every route shares.
+ *
+ * Ownership: a call is created by the dispatcher and owned by the web module; it lives until the
+ * handler ended the response (hw_web_reply*, which frees it) or, when the client went away, until
+ * its last asynchronous operation (query, Redis reply, password check) came back. call->req is
+ * NULL from the moment the client went away: completions check it before touching the request. */
+#ifndef HW_WEB_INTERNAL_H
+#define HW_WEB_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <libpq-fe.h>
+#include <sodium.h>
+
+#include "http/http_server.h"
+#include "sinks/pg_async.h"
+#include "sinks/pg_conn.h" /* hw_pg_sqlstate, hw_pg_errmsg */
+#include "sinks/redis_conn.h"
+#include "web/web.h"
+
+#define HW_WEB_COMPONENT "web"
+#define HW_WEB_MAX_REGIONS 32
+#define HW_WEB_SESSION_COOKIE "hw_session"
+/* API tokens are "hwt_" and 64 hex characters, so a leaked one is recognisable in a scan. */
+#define HW_WEB_API_TOKEN_PREFIX "hwt_"
+
+typedef enum { HW_ROLE_NONE = 0, HW_ROLE_VIEWER, HW_ROLE_OPERATOR, HW_ROLE_ADMIN } hw_web_role;
+
+/* Who a request acts for, resolved from its session cookie or Bearer token before the handler
+ * runs. The scope is what every query filters with (README: region scoping). */
+typedef struct hw_web_user {
+  int64_t id;
+  char name[72];
+  hw_web_role role;
+  size_t nregions;
+  char regions[HW_WEB_MAX_REGIONS][8];   /* six-digit GB/T 2260 codes as stored */
+  /* PostgreSQL text[] literal of the LIKE patterns of the regions ("{32%,3201%}"), the one
+   * parameter every scoped query takes. */
+  char scope[HW_WEB_MAX_REGIONS * 9 + 4];
+  int by_session; /* 1: cookie session (logout ends it); 0: API token */
+  char token_bytea[2 + 2 * 32 + 1]; /* the hash of the session or token, as bytea text */
+} hw_web_user;
+
+typedef struct hw_web_call hw_web_call;
+typedef void (*hw_web_fn)(hw_web_call *call);
+/* res: NULL when the query could not run (database down): answer 503. Owned by the pool. */
+typedef void (*hw_web_pg_cb)(hw_web_call *call, const PGresult *res);
+
+typedef struct hw_web_route_def {
+  const char *method, *pattern;
+  hw_web_fn fn;
+  hw_web_role min_role; /* HW_ROLE_NONE: no login needed */
+} hw_web_route_def;
+
+struct hw_web_call {
+  hw_web *app;
+  hw_http_req *req;  /* NULL once the client went away */
+  const hw_web_route_def *route;
+  hw_web_user user;  /* valid when route->min_role != HW_ROLE_NONE, from the handler on */
+  unsigned pending;  /* asynchronous operations not yet come back */
+  hw_web_pg_cb pg_cb;
+  int pg_slot;       /* pool connection of the query in flight */
+  /* The handler's own state: freed with the call by free_state (may be NULL). */
+  void *state;
+  void (*free_state)(void *state);
+};
+
+struct hw_web {
+  uv_loop_t *loop;
+  hw_web_config cfg; /* strings point into the owned copies below */
+  char listen[256], pg[1200], redis_host[256], web_root[PATH_MAX];
+  hw_http_server *http;
+  hw_http_route *routes; /* owned; args point at binds */
+  struct hw_web_bind { hw_web *app; const hw_web_route_def *def; } *binds;
+  size_t nroutes;
+  hw_pg_async **pool;      /* owned, cfg.pg_pool of them */
+  uint32_t *pool_pending;  /* queries queued per connection, to pick the least busy */
+  hw_redis_conn redis;
+  int redis_started;
+  char dummy_hash[crypto_pwhash_STRBYTES];
+  uint32_t logins_in_flight;
+  /* Stopping: what is still open (HTTP server, pool connections, Redis, password checks). */
+  int stopping;
+  unsigned open_parts;
+  void (*done_cb)(void *arg);
+  void *done_arg;
+};
+
+/* --- web_app.c: calls, queries, replies ------------------------------------------------------- */
+
+/* Queues a parameterised query for call (text parameters, copied); cb runs from the loop unless
+ * the client went away meanwhile. On failure to queue answers 503 itself and returns nonzero. */
+int hw_web_query(hw_web_call *call, const char *sql, int nparams, const char *const *params,
+                 hw_web_pg_cb cb) HW_MUST_CHECK;
+/* Marks/unmarks an asynchronous operation of the call's own (Redis replies, thread pool work).
+ * hw_web_async_done returns 1 when the call may go on, 0 when the client went away (the call was
+ * freed if that was its last operation: do not touch it). */
+void hw_web_async_begin(hw_web_call *call);
+int hw_web_async_done(hw_web_call *call);
+
+/* Keeps the module from finishing a stop while work it cannot cancel (a password check on the
+ * thread pool) is out; hw_web_release when it came back. */
+void hw_web_hold(hw_web *app);
+void hw_web_release(hw_web *app);
+
+/* The replies end the call (and free it); the request must not be used afterwards. */
+void hw_web_reply_json(hw_web_call *call, int status, cJSON *body); /* takes body */
+void hw_web_reply_raw(hw_web_call *call, int status, const char *ctype, const void *body, size_t len);
+void hw_web_reply_error(hw_web_call *call, int status, const char *msg);
+/* An error result of PostgreSQL as the client should see it: bad input (class 22) 400, else 500
+ * (logged). */
+void hw_web_reply_pg_error(hw_web_call *call, const PGresult *res, const char *what);
+
+/* The body as JSON: checks size, UTF-8 and syntax; on failure answers 400 and returns NULL. */
+cJSON *hw_web_json_body(hw_web_call *call);
+/* A string member of obj: NULL if absent; *bad set when present but not a string. */
+const char *hw_web_json_str(const cJSON *obj, const char *name, int *bad);
+
+/* --- web_query.c: query strings and their checks -------------------------------------------- */
+
+/* The decoded value of name in the request's query string into out (cap bytes): 1 found, 0 not
+ * there, -EINVAL malformed (bad %-escape, bad UTF-8, a control character, too long). */
+int hw_web_qparam(hw_web_call *call, const char *name, char *out, size_t cap) HW_MUST_CHECK;
+/* 1 when s is six ASCII digits. */
+int hw_web_region_code_ok(const char *s);
+/* The LIKE pattern of a region code (see hw_region_pattern in schema/009_web.sql). */
+void hw_web_region_pattern(const char *code, char out[8]);
+/* 1 when region (six digits) lies in one of user's regions: the C twin of the SQL scope, for
+ * filters that run outside PostgreSQL (the live stream). */
+int hw_web_user_sees(const hw_web_user *user, const char *region);
+/* The user of a call (for routes needing it outside the handler, e.g. the stream's filter). */
+const hw_web_user *hw_web_call_user(const hw_web_call *call);
+/* For a handler that keeps its request beyond the call (the live stream): copies the user into
+ * *user, frees the call and returns the request, which the caller now owns like any http/
+ * handler (its own hw_http_on_abort, hw_http_stream_*). Only with no operation pending. */
+hw_http_req *hw_web_detach(hw_web_call *call, hw_web_user *user);
+const char *hw_web_role_name(hw_web_role r);
+
+/* --- web_table.c: list answers in JSON, CSV or XLSX ----------------------------------------- */
+
+typedef enum { HW_COL_TEXT = 0, HW_COL_NUM, HW_COL_INT, HW_COL_BOOL, HW_COL_TIME } hw_col_type;
+typedef struct hw_web_col {
+  const char *name;
+  hw_col_type type;
+} hw_web_col;
+typedef enum { HW_FMT_JSON = 0, HW_FMT_CSV, HW_FMT_XLSX } hw_web_format;
+
+/* ?format=: json (default), csv, xlsx; -EINVAL for others. */
+int hw_web_format_of(hw_web_call *call, hw_web_format *out) HW_MUST_CHECK;
+/* Answers a list: rows of ncols cells (NULL = no value; cell(row, col, arg) gives them),
+ * next_cursor (NULL when last page) and the members of extra (taken; may be NULL) in JSON; a
+ * file named filename.csv/.xlsx otherwise (extra dropped). */
+void hw_web_reply_table(hw_web_call *call, hw_web_format fmt, const char *filename,
+                        const hw_web_col *cols, size_t ncols, size_t nrows,
+                        const char *(*cell)(size_t row, size_t col, void *arg), void *arg,
+                        const char *next_cursor, cJSON *extra);
+/* CSV of one cell (RFC 4180 quoting; text cells starting with = + - @ TAB CR get a leading '
+ * so that spreadsheets do not run them as formulas), appended to *buf. */
+int hw_web_csv_cell(char **buf, size_t *len, size_t *cap, const char *s, hw_col_type type) HW_MUST_CHECK;
+
+/* --- routes ------------------------------------------------------------------------------------ */
+void hw_web_login(hw_web_call *call);
+void hw_web_logout(hw_web_call *call);
+void hw_web_me(hw_web_call *call);
+void hw_web_violations_list(hw_web_call *call);
+void hw_web_violation_get(hw_web_call *call);
+void hw_web_violation_transition(hw_web_call *call);
+void hw_web_vehicles_list(hw_web_call *call);
+void hw_web_vehicle_track(hw_web_call *call);
+void hw_web_stream(hw_web_call *call);
+/* Static files (not an API call: no login, no database). */
+void hw_web_static(hw_http_req *req, void *arg);
+
+#endif

@@ -1,0 +1,802 @@
+/* haulwatch web end to end, against a real PostgreSQL and Redis with data inserted directly:
+ * login (cookie flags, logout, rate limits), API tokens, the CSRF rule (415), region scoping and
+ * roles (every forbidden read and write tried: another city's vehicle, track or violation is
+ * 404, a viewer's transition 403), violations (filters, cursor paging, one with its evidence
+ * track and audit, the lifecycle with 409 naming the allowed step), vehicles joined with Redis
+ * (state, bbox, paging), tracks (thinning), CSV (parsed back, formulas neutralised), XLSX (a zip
+ * that unzip accepts, holding the rows), static files (no traversal), and hostile input
+ * (malformed JSON, bad UTF-8, huge bodies, injection attempts, a slow client): a clear 4xx
+ * each time and the process goes on serving. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static hw_test_env env;
+static int wport;
+static const char *logfile = "test_web.web.log";
+static char webroot[] = "/tmp/hw-test-web-XXXXXX";
+
+typedef struct http_resp {
+  int status;
+  char head[8192];
+  char *body; /* owned, NUL-terminated */
+  size_t len;
+} http_resp;
+
+static http_resp R;
+
+static const char *hdr(const char *name) {
+  static char val[1024];
+  char key[128];
+  snprintf(key, sizeof key, "\r\n%s: ", name);
+  const char *p = strcasestr(R.head, key);
+  if (!p)
+    return NULL;
+  p += strlen(key);
+  size_t n = strcspn(p, "\r\n");
+  snprintf(val, sizeof val, "%.*s", (int)n, p);
+  return val;
+}
+
+/* One request on its own connection; the whole answer in R. extra: more header lines. */
+static void http_raw(const char *method, const char *path, const char *extra, const void *body,
+                     size_t blen) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)wport)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  struct timeval tv = {.tv_sec = 20};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char req[4096];
+  int n = snprintf(req, sizeof req,
+                   "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
+                   method, path, extra ? extra : "", blen);
+  assert_true(n > 0 && n < (int)sizeof req);
+  assert_int_equal(write(fd, req, (size_t)n), n);
+  if (blen) {
+    ssize_t w = write(fd, body, blen);
+    (void)w; /* a refused huge body may be cut short by the server closing */
+  }
+  size_t cap = 1 << 16, len = 0;
+  char *raw = malloc(cap);
+  ssize_t k;
+  while ((k = read(fd, raw + len, cap - 1 - len)) > 0) {
+    len += (size_t)k;
+    if (len + 1 == cap)
+      raw = realloc(raw, cap *= 2);
+  }
+  close(fd);
+  raw[len] = 0;
+  assert_int_equal(sscanf(raw, "HTTP/1.1 %d", &R.status), 1);
+  char *sep = memmem(raw, len, "\r\n\r\n", 4);
+  assert_non_null(sep);
+  snprintf(R.head, sizeof R.head, "%.*s", (int)(sep - raw + 2), raw);
+  free(R.body);
+  R.len = len - (size_t)(sep + 4 - raw);
+  R.body = malloc(R.len + 1);
+  memcpy(R.body, sep + 4, R.len);
+  R.body[R.len] = 0;
+  free(raw);
+}
+
+static char cookie_hdr[256];
+
+static void get_as(const char *auth, const char *path) { http_raw("GET", path, auth, NULL, 0); }
+
+static void post_json(const char *auth, const char *path, const char *json) {
+  char extra[512];
+  snprintf(extra, sizeof extra, "%sContent-Type: application/json\r\n", auth ? auth : "");
+  http_raw("POST", path, extra, json, strlen(json));
+}
+
+/* Logs in and returns the "Cookie: ..." header line for later requests (static buffer). */
+static const char *login(const char *user, const char *pw) {
+  char body[256];
+  snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
+  post_json(NULL, "/api/v1/login", body);
+  assert_int_equal(R.status, 200);
+  const char *sc = hdr("Set-Cookie");
+  assert_non_null(sc);
+  assert_non_null(strstr(sc, "HttpOnly"));
+  assert_non_null(strstr(sc, "SameSite=Strict"));
+  assert_non_null(strstr(sc, "Path=/"));
+  snprintf(cookie_hdr, sizeof cookie_hdr, "Cookie: %.*s\r\n", (int)strcspn(sc, ";"), sc);
+  return cookie_hdr;
+}
+
+static void sql(const char *q) { hw_test_pg_scalar(env.db, q); }
+
+static void user_add(const char *name, const char *role, const char *regions, const char *pw) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "%s user add %s --role %s --region %s %s", HW_BINARY, name, role,
+           regions, pw ? "--password-stdin" : "");
+  FILE *p = popen(cmd, "w");
+  assert_non_null(p);
+  if (pw)
+    fprintf(p, "%s\n", pw);
+  assert_int_equal(pclose(p), 0);
+}
+
+static int count_of(const char *s, const char *needle) {
+  int n = 0;
+  for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+    n++;
+  return n;
+}
+
+static void clear_attempts(void) { sql("DELETE FROM web_login_attempts"); }
+
+/* --- data: three cities, their vehicles, violations, positions and latest states ------------ */
+
+static void seed(void) {
+  /* Nanjing 3201xx, Wuxi 3202xx (same province 32), Hangzhou 3301xx. */
+  sql("INSERT INTO vehicles (plate, plate_colour, class_code, terminal_id, region, enterprise) VALUES "
+      "('苏A00001', 2, 'heavy_truck', 'nj1', '320102', 'NJ Freight'),"
+      "('苏A00002', 2, 'dangerous_goods', 'nj2', '320115', 'NJ Freight'),"
+      "('苏A00003', 2, 'heavy_truck', 'nj3', '320102', '=HYPERLINK(\"http://x\")'),"
+      "('苏B00001', 2, 'heavy_truck', 'wx1', '320211', 'WX Haul'),"
+      "('浙A00001', 2, 'heavy_truck', 'hz1', '330102', 'HZ Haul')");
+  sql("INSERT INTO violations (kind, episode_key, terminal_id, plate, region, enterprise, started_at, "
+      "ended_at, measured, limit_value, grade) VALUES "
+      "('speeding', 'k1', 'nj1', '苏A00001', '320102', 'NJ Freight', '2026-03-01 08:00+08', '2026-03-01 08:10+08', 95, 80, 1),"
+      "('fatigue', 'k2', 'nj1', '苏A00001', '320102', 'NJ Freight', '2026-03-02 08:00+08', NULL, 15000, 14400, NULL),"
+      "('speeding', 'k3', 'nj2', '苏A00002', '320115', 'NJ Freight', '2026-03-03 08:00+08', NULL, 70, 60, 1),"
+      "('speeding', 'k4', 'nj3', '苏A00003', '320102', '=HYPERLINK(\"http://x\")', '2026-03-04 08:00+08', NULL, 99, 80, 2),"
+      "('speeding', 'k5', 'wx1', '苏B00001', '320211', 'WX Haul', '2026-03-05 08:00+08', NULL, 90, 80, 1),"
+      "('speeding', 'k6', 'hz1', '浙A00001', '330102', 'HZ Haul', '2026-03-06 08:00+08', NULL, 90, 80, 1)");
+  /* nj1: one fix a minute for two hours from 07:30, the episode k1 inside it. */
+  sql("INSERT INTO positions (terminal_id, ts, seq, recv_ts, lat, lon, speed_kmh, heading, alt_m, "
+      "alarm, status, odometer_km, quality) SELECT 'nj1', t, 0, t, 32.0 + i * 0.001, 118.8, 60, 90, 10, "
+      "0, 2, 0, CASE WHEN i = 5 THEN 1 ELSE 0 END FROM generate_series(0, 119) i, "
+      "LATERAL (SELECT timestamptz '2026-03-01 07:30+08' + i * interval '1 minute' AS t) x");
+  sql("INSERT INTO positions (terminal_id, ts, seq, recv_ts, lat, lon, speed_kmh, heading, alt_m, "
+      "alarm, status, odometer_km) VALUES ('hz1', '2026-03-01 08:00+08', 0, now(), 30.2, 120.1, 50, 0, 0, 0, 2, 0)");
+
+  redisContext *rc = redisConnect("127.0.0.1", env.redis_port);
+  assert_true(rc && !rc->err);
+  long long now = (long long)time(NULL) * 1000;
+  char cmd[512];
+  /* nj1 moving in Nanjing, nj2 stopped, nj3 not heard from for an hour, wx1 and hz1 moving. */
+  const struct { const char *tid; double lat, lon, speed; long long age_ms; } st[] = {
+      {"nj1", 32.05, 118.78, 62.5, 1000}, {"nj2", 32.10, 118.90, 0.0, 2000},
+      {"nj3", 32.00, 118.70, 40.0, 3600000}, {"wx1", 31.49, 120.31, 55.0, 1000},
+      {"hz1", 30.27, 120.15, 70.0, 1000}};
+  for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
+    snprintf(cmd, sizeof cmd, "HSET hw:veh:%s ts_ms %lld recv_ms %lld lat %.6f lon %.6f speed_kmh %.1f heading 90",
+             st[i].tid, now - st[i].age_ms, now - st[i].age_ms, st[i].lat, st[i].lon, st[i].speed);
+    redisReply *r = redisCommand(rc, cmd);
+    assert_non_null(r);
+    freeReplyObject(r);
+  }
+  redisFree(rc);
+}
+
+static int group_setup(void **state) {
+  (void)state;
+  hw_test_env_up(&env, "hw_test_web");
+  setenv("HAULWATCH_PG", env.conninfo, 1);
+  seed();
+  user_add("nj_op", "operator", "320100", "nj-operator-pw");
+  user_add("nj_view", "viewer", "320100", "nj-viewer-pw");
+  user_add("js_view", "viewer", "320000", "js-viewer-pw");
+  user_add("admin", "admin", "000000", "admin-pw");
+  user_add("hz_op", "operator", "330100 320211", "hz-operator-pw");
+  user_add("robot", "viewer", "320102", NULL);
+  assert_non_null(mkdtemp(webroot));
+  char path[256];
+  snprintf(path, sizeof path, "%s/index.html", webroot);
+  FILE *f = fopen(path, "w");
+  fputs("<!doctype html><title>haulwatch</title>", f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/app.js", webroot);
+  f = fopen(path, "w");
+  fputs("console.log(1);", f);
+  fclose(f);
+  snprintf(path, sizeof path, "%s/.secret", webroot);
+  f = fopen(path, "w");
+  fputs("hidden", f);
+  fclose(f);
+
+  wport = hw_test_free_port();
+  char listen[64];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", wport);
+  const char *argv[] = {"web", "--listen", listen, "--pg", env.conninfo, "--redis", env.redis_addr,
+                        "--web-root", webroot, "--login-max-user-failures", "3",
+                        "--login-max-addr-failures", "6", "--page-max", "50",
+                        "--max-body", "4096", NULL};
+  env.daemon_pid = hw_test_spawn(argv, logfile);
+  assert_int_equal(hw_test_wait_port(wport, 20000), 0);
+  /* Ready once PostgreSQL and Redis are connected (requests before that get 503 at once). */
+  for (int i = 0; i < 200; i++) {
+    get_as(NULL, "/readyz");
+    if (R.status == 200)
+      break;
+    usleep(50 * 1000);
+  }
+  assert_int_equal(R.status, 200);
+  assert_string_equal(R.body, "{\"ready\":true,\"checks\":{\"postgres\":\"ok\",\"redis\":\"ok\"}}");
+  return 0;
+}
+
+static int group_teardown(void **state) {
+  (void)state;
+  hw_test_env_down(&env);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", webroot);
+  assert_int_equal(system(cmd), 0);
+  free(R.body);
+  return 0;
+}
+
+/* --- login, sessions, tokens ----------------------------------------------------------------- */
+
+static void test_login_me_logout(void **state) {
+  (void)state;
+  clear_attempts();
+  get_as(NULL, "/api/v1/me");
+  assert_int_equal(R.status, 401);
+  assert_non_null(strstr(R.body, "\"error\""));
+  post_json(NULL, "/api/v1/login", "{\"user\":\"nj_op\",\"password\":\"wrong\"}");
+  assert_int_equal(R.status, 401);
+  assert_null(hdr("Set-Cookie"));
+  post_json(NULL, "/api/v1/login", "{\"user\":\"nobody\",\"password\":\"x\"}");
+  assert_int_equal(R.status, 401);
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("nj_op", "nj-operator-pw"));
+  get_as(auth, "/api/v1/me");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(R.body, "{\"user\":\"nj_op\",\"role\":\"operator\",\"regions\":[\"320100\"]}");
+  assert_string_equal(hdr("Cache-Control"), "no-store");
+  /* A forged cookie of the right shape is nobody. */
+  get_as("Cookie: hw_session=00000000000000000000000000000000000000000000000000000000000000ff\r\n",
+         "/api/v1/me");
+  assert_int_equal(R.status, 401);
+  post_json(auth, "/api/v1/logout", "{}");
+  assert_int_equal(R.status, 204);
+  assert_non_null(strstr(hdr("Set-Cookie"), "Max-Age=0"));
+  get_as(auth, "/api/v1/me");
+  assert_int_equal(R.status, 401);
+  /* Sessions and attempts are rows, the password only its hash. */
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM web_users WHERE password_hash "
+                                             "LIKE '$argon2id$%'"), 5);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM web_login_attempts WHERE NOT ok"), 2);
+}
+
+static void test_api_token(void **state) {
+  (void)state;
+  char cmd[512], token[128] = "";
+  snprintf(cmd, sizeof cmd, "%s user token robot", HW_BINARY);
+  FILE *p = popen(cmd, "r");
+  assert_non_null(p);
+  assert_non_null(fgets(token, sizeof token, p));
+  assert_int_equal(pclose(p), 0);
+  token[strcspn(token, "\n")] = 0;
+  assert_int_equal(strlen(token), 68);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM web_tokens"), 1);
+  char auth[256];
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
+  get_as(auth, "/api/v1/me");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"robot\""));
+  /* County scope: only 320102's vehicles (nj1, nj3). */
+  get_as(auth, "/api/v1/vehicles");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 2);
+  token[10] ^= 1;
+  snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
+  get_as(auth, "/api/v1/me");
+  assert_int_equal(R.status, 401);
+  /* A token-only user cannot log in with any password. */
+  post_json(NULL, "/api/v1/login", "{\"user\":\"robot\",\"password\":\"\"}");
+  assert_int_equal(R.status, 400);
+  clear_attempts();
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* Not a performance assertion: figures for the record (one connection per request, loopback). */
+static void test_print_timings(void **state) {
+  (void)state;
+  clear_attempts();
+  double t0 = now_ms();
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("js_view", "js-viewer-pw"));
+  double t_login = now_ms() - t0;
+  const char *paths[] = {"/api/v1/me", "/api/v1/violations", "/api/v1/vehicles",
+                         "/api/v1/vehicles/nj1/track?from=2026-03-01&to=2026-03-02",
+                         "/api/v1/violations?format=xlsx"};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    t0 = now_ms();
+    for (int k = 0; k < 50; k++) {
+      get_as(auth, paths[i]);
+      assert_int_equal(R.status, 200);
+    }
+    printf("test_web: %-60s %.2f ms per request (mean of 50)\n", paths[i], (now_ms() - t0) / 50);
+  }
+  printf("test_web: login %.1f ms (argon2id interactive)\n", t_login);
+}
+
+static void test_login_rate_limit(void **state) {
+  (void)state;
+  clear_attempts();
+  /* Per user: 3 failures, then even the right password is refused for the window. */
+  for (int i = 0; i < 3; i++) {
+    post_json(NULL, "/api/v1/login", "{\"user\":\"nj_view\",\"password\":\"guess\"}");
+    assert_int_equal(R.status, 401);
+  }
+  post_json(NULL, "/api/v1/login", "{\"user\":\"nj_view\",\"password\":\"nj-viewer-pw\"}");
+  assert_int_equal(R.status, 429);
+  assert_non_null(hdr("Retry-After"));
+  /* Another user from the same address still may, until the address has 6 failures. */
+  login("js_view", "js-viewer-pw");
+  for (int i = 0; i < 3; i++) {
+    post_json(NULL, "/api/v1/login", "{\"user\":\"ghost\",\"password\":\"guess\"}");
+    assert_int_equal(R.status, i < 3 ? 401 : 429);
+  }
+  post_json(NULL, "/api/v1/login", "{\"user\":\"js_view\",\"password\":\"js-viewer-pw\"}");
+  assert_int_equal(R.status, 429);
+  clear_attempts();
+  login("nj_view", "nj-viewer-pw");
+}
+
+/* --- the CSRF rule and hostile input -------------------------------------------------------- */
+
+static void test_content_type_and_bad_input(void **state) {
+  (void)state;
+  clear_attempts();
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("nj_op", "nj-operator-pw"));
+  const char *form = "user=nj_op&password=nj-operator-pw";
+  http_raw("POST", "/api/v1/login", "Content-Type: application/x-www-form-urlencoded\r\n", form,
+           strlen(form));
+  assert_int_equal(R.status, 415);
+  char extra[512];
+  snprintf(extra, sizeof extra, "%sContent-Type: text/plain\r\n", auth);
+  http_raw("POST", "/api/v1/violations/1/transition", extra, "{\"to\":\"notified\"}", 17);
+  assert_int_equal(R.status, 415);
+  http_raw("POST", "/api/v1/violations/1/transition", auth, "{\"to\":\"notified\"}", 17);
+  assert_int_equal(R.status, 415);
+
+  post_json(NULL, "/api/v1/login", "{\"user\":");
+  assert_int_equal(R.status, 400);
+  post_json(NULL, "/api/v1/login", "[1,2,3]");
+  assert_int_equal(R.status, 400);
+  post_json(NULL, "/api/v1/login", "{\"user\": 5, \"password\": true}");
+  assert_int_equal(R.status, 400);
+  post_json(NULL, "/api/v1/login", "{\"user\":\"nj_op\xff\xfe\",\"password\":\"x\"}");
+  assert_int_equal(R.status, 400);
+  assert_non_null(strstr(R.body, "UTF-8"));
+  post_json(auth, "/api/v1/violations/1/transition", "{\"to\":\"notified\", \"note\": \"\xc0\xaf\"}");
+  assert_int_equal(R.status, 400);
+  /* Bigger than --max-body: refused before it is read. */
+  size_t big = 1 << 20;
+  char *huge = malloc(big);
+  memset(huge, 'a', big);
+  http_raw("POST", "/api/v1/login", "Content-Type: application/json\r\n", huge, big);
+  free(huge);
+  assert_int_equal(R.status, 413);
+
+  /* Query strings: bad escapes, bad UTF-8, NUL, and SQL that stays a value. */
+  get_as(auth, "/api/v1/violations?kind=%ff");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations?kind=a%00b");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations?kind=%zz");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations?kind=%27%20OR%201%3D1%20--");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(R.body, "{\"items\":[],\"next_cursor\":null}");
+  get_as(auth, "/api/v1/violations?enterprise=x%27)%3B%20DROP%20TABLE%20violations%3B--");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM violations"), 6);
+  get_as(auth, "/api/v1/violations?since=yesterday-ish");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations?state=gone");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations?limit=0");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations?limit=51");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations?cursor=abc");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/vehicles?bbox=1,2,3");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/vehicles?format=pdf");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/vehicles/nj1/track?thin=-1");
+  assert_int_equal(R.status, 400);
+  get_as(auth, "/api/v1/violations/99999999999999999999999");
+  assert_int_equal(R.status, 404);
+
+  /* A slow client holding a half-sent request does not hold up anyone else. */
+  int slow = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)wport)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(slow, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(write(slow, "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Le", 48), 48);
+  get_as(auth, "/api/v1/me");
+  assert_int_equal(R.status, 200);
+  close(slow);
+
+  /* Clients that go away while their answer is being made (a password check on the thread
+   * pool, a query, Redis replies, a spreadsheet): nothing is left behind and others are served
+   * (the process's clean exit under the sanitizers checks the first part). */
+  const char *gone[] = {
+      "POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: 41\r\n\r\n{\"user\":\"nj_op\",\"password\":\"nj-operator\"}",
+      "GET /api/v1/vehicles HTTP/1.1\r\nHost: x\r\n%s\r\n",
+      "GET /api/v1/violations?format=xlsx HTTP/1.1\r\nHost: x\r\n%s\r\n",
+      "GET /api/v1/violations/1 HTTP/1.1\r\nHost: x\r\n%s\r\n",
+  };
+  for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[1024];
+    int n = snprintf(req, sizeof req, gone[i], auth);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    close(fd);
+  }
+  usleep(300 * 1000);
+  get_as(auth, "/api/v1/vehicles");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 3);
+  clear_attempts();
+}
+
+/* --- violations ------------------------------------------------------------------------------- */
+
+static long viol_id(const char *key) {
+  char q[128];
+  snprintf(q, sizeof q, "SELECT id FROM violations WHERE episode_key = '%s'", key);
+  return hw_test_pg_scalar(env.db, q);
+}
+
+static void test_violations_scoped(void **state) {
+  (void)state;
+  clear_attempts();
+  char nj[256], js[256], hz[256], path[256];
+  snprintf(nj, sizeof nj, "%s", login("nj_view", "nj-viewer-pw"));
+  snprintf(js, sizeof js, "%s", login("js_view", "js-viewer-pw"));
+  snprintf(hz, sizeof hz, "%s", login("hz_op", "hz-operator-pw"));
+  get_as(nj, "/api/v1/violations");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"id\":"), 4); /* k1..k4: Nanjing */
+  assert_null(strstr(R.body, "WX Haul"));
+  assert_non_null(strstr(R.body, "\"started_at\":\"2026-03-04T08:00:00+08:00\""));
+  get_as(js, "/api/v1/violations");
+  assert_int_equal(count_of(R.body, "\"id\":"), 5); /* the province: Wuxi too */
+  get_as(hz, "/api/v1/violations");
+  assert_int_equal(count_of(R.body, "\"id\":"), 2); /* Hangzhou city and one Wuxi county */
+
+  /* Another city's violation by id: 404 for reading and for writing. */
+  snprintf(path, sizeof path, "/api/v1/violations/%ld", viol_id("k6"));
+  get_as(nj, path);
+  assert_int_equal(R.status, 404);
+  get_as(hz, path);
+  assert_int_equal(R.status, 200);
+  snprintf(path, sizeof path, "/api/v1/violations/%ld/transition", viol_id("k1"));
+  post_json(hz, path, "{\"to\":\"notified\"}");
+  assert_int_equal(R.status, 404);
+
+  /* Filters. */
+  get_as(js, "/api/v1/violations?kind=fatigue");
+  assert_int_equal(count_of(R.body, "\"id\":"), 1);
+  get_as(js, "/api/v1/violations?region=320200");
+  assert_int_equal(count_of(R.body, "\"id\":"), 1);
+  get_as(js, "/api/v1/violations?region=320115");
+  assert_int_equal(count_of(R.body, "\"id\":"), 1);
+  get_as(js, "/api/v1/violations?enterprise=NJ%20Freight&state=open");
+  assert_int_equal(count_of(R.body, "\"id\":"), 3);
+  get_as(js, "/api/v1/violations?since=2026-03-02&until=2026-03-04");
+  assert_int_equal(count_of(R.body, "\"id\":"), 2);
+  get_as(nj, "/api/v1/violations?region=330100"); /* a filter never widens the scope */
+  assert_int_equal(count_of(R.body, "\"id\":"), 0);
+
+  /* Paging: limit 2 over the province's 5, newest first, every one once. */
+  char cursor[64] = "", seen[512] = "";
+  int pages = 0, total = 0;
+  for (;;) {
+    snprintf(path, sizeof path, "/api/v1/violations?limit=2%s%s", cursor[0] ? "&cursor=" : "", cursor);
+    get_as(js, path);
+    assert_int_equal(R.status, 200);
+    pages++;
+    total += count_of(R.body, "\"id\":");
+    strncat(seen, R.body, sizeof seen - strlen(seen) - 1);
+    const char *nc = strstr(R.body, "\"next_cursor\":\"");
+    if (!nc)
+      break;
+    nc += 15;
+    snprintf(cursor, sizeof cursor, "%.*s", (int)strcspn(nc, "\""), nc);
+  }
+  assert_int_equal(pages, 3);
+  assert_int_equal(total, 5);
+
+  /* One violation: its evidence track (the fixes of the episode) and audit. */
+  snprintf(path, sizeof path, "/api/v1/violations/%ld", viol_id("k1"));
+  get_as(nj, path);
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"lat\":"), 11); /* 08:00..08:10, one a minute */
+  assert_non_null(strstr(R.body, "\"next_state\":\"notified\""));
+  assert_non_null(strstr(R.body, "\"audit\":[]"));
+}
+
+static void test_violation_lifecycle(void **state) {
+  (void)state;
+  clear_attempts();
+  char op[256], view[256], path[256];
+  snprintf(view, sizeof view, "%s", login("nj_view", "nj-viewer-pw"));
+  snprintf(op, sizeof op, "%s", login("nj_op", "nj-operator-pw"));
+  snprintf(path, sizeof path, "/api/v1/violations/%ld/transition", viol_id("k3"));
+  post_json(view, path, "{\"to\":\"notified\"}");
+  assert_int_equal(R.status, 403);
+  post_json(op, path, "{\"to\":\"closed\",\"note\":\"x\"}");
+  assert_int_equal(R.status, 409);
+  assert_non_null(strstr(R.body, "\"allowed\":\"notified\""));
+  post_json(op, path, "{\"to\":\"sideways\"}");
+  assert_int_equal(R.status, 400);
+  post_json(op, path, "{\"note\":\"no to\"}");
+  assert_int_equal(R.status, 400);
+  post_json(op, path, "{\"to\":\"notified\",\"note\":\"phoned the enterprise\"}");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"from\":\"open\""));
+  post_json(op, path, "{\"to\":\"rectifying\"}");
+  assert_int_equal(R.status, 200);
+  post_json(op, path, "{\"to\":\"closed\"}");
+  assert_int_equal(R.status, 400); /* closing needs a note */
+  post_json(op, path, "{\"to\":\"closed\",\"note\":\"   \"}");
+  assert_int_equal(R.status, 400);
+  post_json(op, path, "{\"to\":\"closed\",\"note\":\"speed limiter fitted, checked 03-10\"}");
+  assert_int_equal(R.status, 200);
+  post_json(op, path, "{\"to\":\"closed\",\"note\":\"again\"}");
+  assert_int_equal(R.status, 409);
+  assert_non_null(strstr(R.body, "\"allowed\":null"));
+  char q[256];
+  snprintf(q, sizeof q, "SELECT count(*) FROM violation_audit a JOIN web_users u ON u.id = a.user_id "
+                        "WHERE a.violation_id = %ld AND u.name = 'nj_op' AND a.actor = 'nj_op'",
+           viol_id("k3"));
+  assert_int_equal(hw_test_pg_scalar(env.db, q), 3);
+  snprintf(path, sizeof path, "/api/v1/violations/%ld", viol_id("k3"));
+  get_as(view, path);
+  assert_non_null(strstr(R.body, "\"state\":\"closed\""));
+  assert_non_null(strstr(R.body, "\"closed_by\":\"nj_op\""));
+  assert_int_equal(count_of(R.body, "\"actor\":\"nj_op\""), 3);
+  get_as(view, "/api/v1/violations?state=closed");
+  assert_int_equal(count_of(R.body, "\"id\":"), 1);
+}
+
+/* --- vehicles and tracks ------------------------------------------------------------------- */
+
+static void test_vehicles(void **state) {
+  (void)state;
+  clear_attempts();
+  char nj[256], js[256];
+  snprintf(nj, sizeof nj, "%s", login("nj_view", "nj-viewer-pw"));
+  snprintf(js, sizeof js, "%s", login("js_view", "js-viewer-pw"));
+  get_as(nj, "/api/v1/vehicles");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 3);
+  assert_non_null(strstr(R.body, "\"terminal_id\":\"nj1\",\"plate\":\"苏A00001\""));
+  assert_non_null(strstr(R.body, "\"state\":\"moving\""));
+  assert_non_null(strstr(R.body, "\"speed_kmh\":62.5"));
+  assert_non_null(strstr(R.body, "+08:00\""));
+  get_as(nj, "/api/v1/vehicles?state=stopped");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"nj2\""));
+  get_as(nj, "/api/v1/vehicles?state=offline");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"nj3\""));
+  get_as(js, "/api/v1/vehicles?class=dangerous_goods");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  get_as(js, "/api/v1/vehicles?region=320200");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  get_as(js, "/api/v1/vehicles?enterprise=NJ%20Freight");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 2);
+  get_as(js, "/api/v1/vehicles?bbox=118.0,31.9,119.0,32.06");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 2); /* nj1, nj3 */
+  get_as(js, "/api/v1/vehicles?limit=3");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 3);
+  assert_non_null(strstr(R.body, "\"next_cursor\":\"nj3\""));
+  get_as(js, "/api/v1/vehicles?limit=3&cursor=nj3");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"wx1\""));
+  assert_non_null(strstr(R.body, "\"next_cursor\":null"));
+
+  /* The state filter reads on through the registry until the page is full. */
+  get_as(js, "/api/v1/vehicles?state=moving&limit=1");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"nj1\""));
+  assert_non_null(strstr(R.body, "\"next_cursor\":\"nj1\""));
+  get_as(js, "/api/v1/vehicles?state=moving&limit=1&cursor=nj1");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"wx1\""));
+  assert_non_null(strstr(R.body, "\"next_cursor\":null"));
+  get_as(js, "/api/v1/vehicles?state=moving&limit=2");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 2);
+  assert_non_null(strstr(R.body, "\"next_cursor\":null"));
+  get_as(js, "/api/v1/vehicles?state=stopped&limit=1&cursor=nj2");
+  assert_string_equal(R.body, "{\"items\":[],\"next_cursor\":null}");
+
+  /* Tracks: scoped, ranged, thinned. */
+  get_as(nj, "/api/v1/vehicles/hz1/track?from=2026-03-01&to=2026-03-02");
+  assert_int_equal(R.status, 404);
+  get_as(nj, "/api/v1/vehicles/nobody/track");
+  assert_int_equal(R.status, 404);
+  get_as(nj, "/api/v1/vehicles/nj1/track?from=2026-03-01T07:30:00%2B08:00&to=2026-03-01T09:30:00%2B08:00");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"lat\":"), 120);
+  assert_non_null(strstr(R.body, "\"quality\":1"));
+  assert_non_null(strstr(R.body, "\"ts\":\"2026-03-01T07:30:00+08:00\""));
+  get_as(nj, "/api/v1/vehicles/nj1/track?from=2026-03-01T07:30:00%2B08:00&to=2026-03-01T09:30:00%2B08:00&thin=10");
+  assert_int_equal(count_of(R.body, "\"lat\":"), 12);
+  assert_non_null(strstr(R.body, "\"thin\":10"));
+  assert_non_null(strstr(R.body, "\"total\":120"));
+  get_as(nj, "/api/v1/vehicles/nj1/track");
+  assert_int_equal(R.status, 200); /* the last 24 h: nothing */
+  assert_non_null(strstr(R.body, "\"items\":[]"));
+}
+
+/* --- export -------------------------------------------------------------------------------- */
+
+static void test_csv_export(void **state) {
+  (void)state;
+  clear_attempts();
+  char nj[256];
+  snprintf(nj, sizeof nj, "%s", login("nj_view", "nj-viewer-pw"));
+  get_as(nj, "/api/v1/violations?format=csv");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(hdr("Content-Type"), "text/csv; charset=utf-8");
+  assert_non_null(strstr(hdr("Content-Disposition"), "attachment; filename=\"violations.csv\""));
+  /* Parse it back: RFC 4180, CRLF lines, a header and one line per violation. */
+  int lines = 0, fields = 0, inq = 0;
+  for (size_t i = 0; i < R.len; i++) {
+    char c = R.body[i];
+    if (inq) {
+      if (c == '"' && R.body[i + 1] == '"')
+        i++;
+      else if (c == '"')
+        inq = 0;
+    } else if (c == '"') {
+      inq = 1;
+    } else if (c == ',') {
+      fields++;
+    } else if (c == '\n') {
+      assert_int_equal(R.body[i - 1], '\r');
+      lines++;
+      assert_int_equal(fields, 17); /* 18 columns on every line */
+      fields = 0;
+    }
+  }
+  assert_int_equal(lines, 5);
+  assert_memory_equal(R.body, "id,kind,state,", 14);
+  /* The formula is text: quoted, apostrophe first, its quotes doubled. */
+  assert_non_null(strstr(R.body, ",\"'=HYPERLINK(\"\"http://x\"\")\","));
+  assert_non_null(strstr(R.body, "苏A00003"));
+  get_as(nj, "/api/v1/vehicles?format=csv");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\r\n"), 4);
+  get_as(nj, "/api/v1/vehicles/nj1/track?from=2026-03-01&to=2026-03-02&format=csv");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\r\n"), 121);
+}
+
+static void test_xlsx_export(void **state) {
+  (void)state;
+  clear_attempts();
+  char js[256];
+  snprintf(js, sizeof js, "%s", login("js_view", "js-viewer-pw"));
+  get_as(js, "/api/v1/violations?format=xlsx");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(hdr("Content-Type"),
+                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+  assert_non_null(strstr(hdr("Content-Disposition"), "violations.xlsx"));
+  assert_true(R.len > 1000);
+  assert_memory_equal(R.body, "PK\x03\x04", 4);
+  char path[] = "/tmp/hw-test-web-xlsx-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, R.body, R.len), (ssize_t)R.len);
+  close(fd);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "unzip -tq %s >/dev/null", path);
+  assert_int_equal(system(cmd), 0);
+  /* The strings of the sheet hold the plates; the formula stays a string, never a <f>. */
+  snprintf(cmd, sizeof cmd, "unzip -p %s xl/sharedStrings.xml | grep -c '苏B00001' >/dev/null && "
+                            "! unzip -p %s xl/worksheets/sheet1.xml | grep -q '<f>'", path, path);
+  assert_int_equal(system(cmd), 0);
+  unlink(path);
+}
+
+/* --- static files ---------------------------------------------------------------------------- */
+
+static void test_static(void **state) {
+  (void)state;
+  get_as(NULL, "/");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(hdr("Content-Type"), "text/html; charset=utf-8");
+  assert_non_null(strstr(R.body, "haulwatch"));
+  get_as(NULL, "/app.js");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(hdr("Content-Type"), "text/javascript; charset=utf-8");
+  get_as(NULL, "/../../etc/passwd");
+  assert_true(R.status == 400 || R.status == 404);
+  get_as(NULL, "/%2e%2e/%2e%2e/etc/passwd");
+  assert_int_equal(R.status, 400);
+  get_as(NULL, "/.secret");
+  assert_int_equal(R.status, 400);
+  get_as(NULL, "/nothing.png");
+  assert_int_equal(R.status, 404);
+  get_as(NULL, "/api/v1/nothing");
+  assert_int_equal(R.status, 404);
+  assert_non_null(strstr(R.body, "\"error\""));
+  get_as(NULL, "/api/v1/stream");
+  assert_int_equal(R.status, 401);
+  clear_attempts();
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("nj_view", "nj-viewer-pw"));
+  get_as(auth, "/api/v1/stream");
+  assert_int_equal(R.status, 501);
+}
+
+/* Last: without Redis the process stays up, says so, lists vehicles without their state, and
+ * refuses the filters that need it. */
+static void test_without_redis(void **state) {
+  (void)state;
+  clear_attempts();
+  char auth[256];
+  snprintf(auth, sizeof auth, "%s", login("nj_view", "nj-viewer-pw"));
+  hw_test_stop_pid(env.redis_pid);
+  env.redis_pid = 0;
+  for (int i = 0; i < 200; i++) {
+    get_as(NULL, "/readyz");
+    if (R.status == 503)
+      break;
+    usleep(50 * 1000);
+  }
+  assert_int_equal(R.status, 503);
+  assert_non_null(strstr(R.body, "\"redis\":\"disconnected\""));
+  get_as(auth, "/api/v1/vehicles");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"state\":null"), 3);
+  get_as(auth, "/api/v1/vehicles?state=moving");
+  assert_int_equal(R.status, 503);
+  get_as(auth, "/api/v1/violations");
+  assert_int_equal(R.status, 200);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_login_me_logout),
+      cmocka_unit_test(test_api_token),
+      cmocka_unit_test(test_content_type_and_bad_input),
+      cmocka_unit_test(test_violations_scoped),
+      cmocka_unit_test(test_violation_lifecycle),
+      cmocka_unit_test(test_vehicles),
+      cmocka_unit_test(test_csv_export),
+      cmocka_unit_test(test_xlsx_export),
+      cmocka_unit_test(test_static),
+      cmocka_unit_test(test_print_timings),
+      cmocka_unit_test(test_login_rate_limit),
+      cmocka_unit_test(test_without_redis),
+  };
+  return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
