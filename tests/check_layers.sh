@@ -22,7 +22,7 @@ deny() {
 }
 
 codecs='protobuf/(frame|pb_codec)\.|jt808/jt808_(frame|header|internal|location|msg|reasm|text)\.'
-above_base='registry/|protobuf/|jt808/|net/|http/|sinks/|rules/|pipeline/|cli/|load/'
+above_base='registry/|protobuf/|jt808/|net/|http/|sinks/|rules/|pipeline/|web/|cli/|load/'
 
 deny 'base/' "$above_base" 'base depends on nothing above it'
 deny "$codecs" 'registry/|net/|sinks/|rules/|pipeline/|cli/|load/|protobuf/pb_session|jt808/jt808_session' \
@@ -35,8 +35,11 @@ deny 'pipeline/' 'net/server|protobuf/|jt808/|cli/|load/' \
   'the pipeline knows no protocol or server (backpressure is a callback)'
 deny 'http/' 'registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/|cli/|load/' \
   'the HTTP layer is a library on base/ alone (the front ends route into it)'
-deny 'registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/' 'http/|cli/|load/' \
+deny 'registry/|protobuf/|jt808/|net/|sinks/|rules/|pipeline/' 'http/|web/|cli/|load/' \
   'the daemon library never depends on its front ends'
+deny 'http/' 'web/' 'the HTTP layer knows nothing of what is mounted on it'
+deny 'web/' 'protobuf/|jt808/|net/|rules/|pipeline/|cli/|load/' \
+  'the web side reads what the daemon publishes (Redis, PostgreSQL); it never runs the daemon'
 
 if [ "$bad" -ne 0 ]; then
   echo "layering: FAILED (see README, Layout)" >&2
