@@ -424,12 +424,12 @@ static void test_hub_resume(void **state) {
   snprintf(other, sizeof other, "%llx-3", (unsigned long long)(e ^ 1));
   snprintf(future, sizeof future, "%llx-99", (unsigned long long)e);
   const char *bad[] = {other, future, "garbage"};
+  client *b[3]; /* still streaming after the reset: freed once the hub stopped */
   for (int i = 0; i < 3; i++) {
-    client *b = connect_client(&f, "*", bad[i]);
-    parse_events(b);
-    assert_int_equal(b->nev, 1);
-    assert_string_equal(b->ev[0].event, "reset");
-    free(b);
+    b[i] = connect_client(&f, "*", bad[i]);
+    parse_events(b[i]);
+    assert_int_equal(b[i]->nev, 1);
+    assert_string_equal(b[i]->ev[0].event, "reset");
   }
   hw_sse_stats st;
   hw_sse_hub_get_stats(f.hub, &st);
@@ -437,6 +437,8 @@ static void test_hub_resume(void **state) {
   assert_int_equal(st.resets, 4);
   assert_int_equal(st.ring_events, 8);
   fx_close(&f);
+  for (int i = 0; i < 3; i++)
+    free(b[i]);
   free(a);
   free(r);
   free(rs);
