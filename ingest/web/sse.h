@@ -90,8 +90,9 @@ int hw_sse_hub_start(hw_sse_hub **out, uv_loop_t *loop, const hw_sse_config *cfg
  * filter_arg is owned by the hub from a 0 return on: arg_free(filter_arg) runs when the client
  * ends (arg_free may be NULL). Returns
  *   0       req belongs to the hub (the handler must not touch it again);
- *   -EBUSY  max_clients stream already, -ENOMEM: req untouched, filter_arg still the caller's
- *           (answer it, e.g. 503);
+ *   -EBUSY  max_clients stream already (or the hub is stopping), -ENOMEM, or an error of
+ *           hw_http_add_header (a handler that added too many headers itself): req not answered,
+ *           filter_arg still the caller's (answer it, e.g. 503);
  *   -EPIPE  the connection closed while the head was written: req is gone, filter_arg freed. */
 int hw_sse_attach(hw_sse_hub *hub, hw_http_req *req, hw_sse_filter_fn filter, void *filter_arg,
                   void (*arg_free)(void *), const char *last_event_id) HW_MUST_CHECK;
