@@ -164,8 +164,15 @@ int hw_sse_parse_id(const char *s, uint64_t *epoch, uint64_t *seq) {
   return 0;
 }
 
+static int hw_sse_six_digits(const char *s) {
+  for (int i = 0; i < 6; i++)
+    if (s[i] < '0' || s[i] > '9')
+      return 0;
+  return s[6] == '\0';
+}
+
 int hw_sse_region_within(const char *region, const char *code) {
-  if (strlen(region) != 6 || strlen(code) != 6)
+  if (!hw_sse_six_digits(region) || !hw_sse_six_digits(code))
     return 0;
   /* 320000: the province, two digits; 320100: the city, four; else the county itself. */
   size_t keep = !strcmp(code + 2, "0000") ? 2 : !strcmp(code + 4, "00") ? 4 : 6;
@@ -381,11 +388,14 @@ static void hw_sse_event_in(hw_sse_hub *h, hw_sse_kind kind, const char *channel
   const char *tid = hw_sse_json_str(o, "terminal_id");
   const char *region = hw_sse_json_str(o, "region");
   const char *ent = hw_sse_json_str(o, "enterprise");
-  if (end != json + len || !*tid || strlen(tid) > HW_SSE_TID_MAX || strlen(region) > 6) {
+  if (end != json + len || !*tid || strlen(tid) > HW_SSE_TID_MAX) {
     cJSON_Delete(o);
-    hw_sse_bad(h, channel, "trailing bytes, or terminal_id or region missing or too long");
+    hw_sse_bad(h, channel, "trailing bytes, or terminal_id missing or too long");
     return;
   }
+  /* Anything but a GB/T 2260 code is no region: within no one's scope. */
+  if (!hw_sse_six_digits(region))
+    region = "";
   uint64_t seq = h->last_seq + 1;
   char id[HW_SSE_ID_MAX];
   hw_sse_id(h, seq, id);
@@ -629,6 +639,7 @@ void hw_sse_hub_get_stats(const hw_sse_hub *h, hw_sse_stats *out) {
   out->redis_reconnects = h->use_redis ? h->redis.reconnects : 0;
   out->ring_events = h->count;
   out->ring_bytes = h->ring_bytes;
+  out->epoch = h->epoch;
   out->last_seq = h->last_seq;
 }
 

@@ -112,7 +112,7 @@ typedef struct hw_sse_stats {
   uint64_t redis_reconnects;
   int subscribed;                   /* the subscription is up */
   size_t ring_events, ring_bytes;
-  uint64_t last_seq;
+  uint64_t epoch, last_seq;  /* ids are "<epoch hex>-<seq>"; last_seq: the newest */
 } hw_sse_stats;
 void hw_sse_hub_get_stats(const hw_sse_hub *hub, hw_sse_stats *out);
 

@@ -71,6 +71,8 @@ static void test_regions(void **state) {
   assert_false(hw_sse_region_within("320103", "320102"));
   assert_false(hw_sse_region_within("", "320000"));
   assert_false(hw_sse_region_within("3201", "320000"));
+  assert_false(hw_sse_region_within("3201\r2", "320100")); /* digits only */
+  assert_false(hw_sse_region_within("320102", "32ab00"));
 
   hw_sse_regions *r = malloc(sizeof *r + 2 * sizeof r->codes[0]);
   r->n = 2;
