@@ -42,6 +42,7 @@ deny 'http/|load/' 'web/' 'nothing below the web API includes it'
 # never on the daemon's sessions, codecs, rules or pipeline, nor on the command line.
 deny 'web/' 'protobuf/|jt808/|net/|rules/|pipeline/|cli/|load/|registry/(auth|refusals|registry_cache|terminal|zone_index)\.' \
   'the web API reads PostgreSQL and Redis, never the daemon internals'
+deny 'http/' 'web/' 'the HTTP layer knows nothing of what is mounted on it'
 
 if [ "$bad" -ne 0 ]; then
   echo "layering: FAILED (see README, Layout)" >&2

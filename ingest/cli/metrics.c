@@ -76,6 +76,8 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->redis_reconnects += st.redis.reconnects;
     a->redis_writes += st.redis.writes;
     a->redis_dirty += st.redis.dirty;
+    a->redis_position_events += st.redis.events_published;
+    a->redis_position_publishes += st.redis.publishes;
     if (st.redis.lag_ms > a->redis_lag_ms)
       a->redis_lag_ms = st.redis.lag_ms;
     a->violation_events += st.violation_events;
@@ -227,6 +229,8 @@ static const hw_metric_def hw_metric_table[] = {
     {"haulwatch_redis_writes_total", "counter", "Vehicle latest states written to Redis.", HW_OFF(redis_writes), NULL},
     {"haulwatch_redis_pending_vehicles", "gauge", "Vehicles whose latest state is waiting to be written to Redis.", HW_OFF(redis_dirty), NULL},
     {"haulwatch_redis_lag_seconds", "gauge", "How long the longest-waiting latest state has waited for Redis (pacing: up to redis_flush_ms when healthy).", 0, hw_emit_redis_lag},
+    {"haulwatch_redis_position_events_total", "counter", "Live-map position events published on hw:positions (one per latest state written; 0 with publish_positions off).", HW_OFF(redis_position_events), NULL},
+    {"haulwatch_redis_position_publishes_total", "counter", "PUBLISH commands that carried them (one per flush pass or 64 KiB batch).", HW_OFF(redis_position_publishes), NULL},
     /* rules */
     {"haulwatch_violation_events_total", "counter", "Violation events (open, update, close) from the rules.", HW_OFF(violation_events), NULL},
     {"haulwatch_violations_opened_total", "counter", "Violation episodes opened, by kind.", 0, hw_emit_violations},

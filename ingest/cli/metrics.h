@@ -48,6 +48,7 @@ typedef struct hw_metrics_snapshot {
   hw_lat_hist commit_latency, ack_latency;
   uint64_t redis_connected, redis_reconnects, redis_writes, redis_dirty;
   uint64_t redis_lag_ms; /* the largest over loops, not the sum */
+  uint64_t redis_position_events, redis_position_publishes;
   uint64_t violation_events, violations_opened[HW_VIOL__COUNT];
   uint64_t vstore_written, vstore_dropped, vstore_retries, vstore_pending;
   uint64_t rule_saves, rule_save_cycles, rule_save_failures;

@@ -40,6 +40,7 @@ typedef struct hw_serve_config {
   uint32_t max_unauth;
   uint32_t stats_interval_s;
   uint32_t redis_flush_ms;
+  uint32_t publish_positions;
   uint32_t rules;
   uint32_t max_future_s;
   uint32_t max_past_s;
@@ -77,6 +78,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, max_unauth_per_source, "256", 1, 10000000, NULL, "unauthenticated connections at once from one address (IPv6: one /64)"),
     HW_OPT_N(C, max_unauth, "10000", 1, 10000000, NULL, "unauthenticated connections at once in all; a new one closes the oldest"),
     HW_OPT_N(C, redis_flush_ms, "1000", 0, 60000, NULL, "write a vehicle's latest state to Redis at most this often, ms (0: at once)"),
+    HW_OPT_B(C, publish_positions, "true", "publish each latest state written to Redis as a live-map event on hw:positions, batched per flush round"),
     HW_OPT_B(C, rules, "true", "evaluate the safety rules (speeding, fatigue, retired classes, ...)"),
     HW_OPT_N(C, max_future_s, HW_XSTR(HW_QUALITY_DEF_MAX_FUTURE_S), 0, 86400 * 365, NULL, "flag fixes whose device time is this far ahead of receipt"),
     HW_OPT_N(C, max_past_s, HW_XSTR(HW_QUALITY_DEF_MAX_PAST_S), 0, 86400 * 3650, NULL, "flag fixes whose device time is this far behind receipt"),
@@ -217,13 +219,14 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
           "sessions=%zu rows_per_s=%.0f rows=%llu backlog=%zu pauses=%llu "
           "conflict_replays=%llu merges=%llu folded=%llu flagged=%llu violation_events=%llu "
           "redis_connected=%d "
-          "redis_dirty=%zu redis_writes=%llu",
+          "redis_dirty=%zu redis_writes=%llu position_events=%llu position_publishes=%llu",
           hw_server_sessions(d->server), (double)(st.pg.rows_committed - d->last_rows) / secs,
           (unsigned long long)st.pg.rows_committed,
           st.backlog, (unsigned long long)st.pauses, (unsigned long long)st.pg.conflict_replays,
           (unsigned long long)st.pg.merge_batches, (unsigned long long)st.pg.rows_folded,
           (unsigned long long)st.fixes_flagged, (unsigned long long)st.violation_events,
-          st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes);
+          st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes,
+          (unsigned long long)st.redis.events_published, (unsigned long long)st.redis.publishes);
   d->last_rows = st.pg.rows_committed;
   hw_server_stats ss;
   hw_server_get_stats(d->server, &ss);
@@ -287,6 +290,8 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
       .zone_cell_e6 = 20000,
   };
   hw_rules_config_default(&pc.rules_cfg);
+  pc.redis.publish = (int)cfg->publish_positions;
+  pc.redis.moving_dkmh = pc.rules_cfg.moving_dkmh; /* the rules' idea of moving, on the map too */
   pc.rules_cfg.quality.max_future_ms = (int64_t)cfg->max_future_s * 1000;
   pc.rules_cfg.quality.max_past_ms = (int64_t)cfg->max_past_s * 1000;
   pc.rules_cfg.quality.max_speed_dkmh = cfg->max_speed_kmh * 10;

@@ -389,6 +389,13 @@ int hw_http_stream_end(hw_http_req *r) {
   return rc;
 }
 
+size_t hw_http_write_queued(const hw_http_req *r) { return (size_t)r->conn->write_queued; }
+
+void hw_http_close(hw_http_req *r) {
+  r->abort_cb = NULL; /* the caller is letting go itself */
+  hw_http_conn_close(r->conn);
+}
+
 void hw_http_on_abort(hw_http_req *r, void (*cb)(hw_http_req *, void *), void *arg) {
   r->abort_cb = cb;
   r->abort_arg = arg;

@@ -121,6 +121,12 @@ int hw_http_stream_begin(hw_http_req *req, int status, const char *content_type,
 int hw_http_stream_write(hw_http_req *req, const void *data, size_t len) HW_MUST_CHECK;
 /* Ends the response; the request must not be used afterwards. */
 int hw_http_stream_end(hw_http_req *req) HW_MUST_CHECK;
+/* Bytes written to req's connection and not yet taken by the kernel: lets a stream apply a
+ * tighter bound of its own than max_write_queue (an SSE client is dropped long before 4 MiB). */
+size_t hw_http_write_queued(const hw_http_req *req);
+/* Closes req's connection now, dropping what is queued (a stream to a client that does not
+ * read). The abort callback is not called; the request must not be used afterwards. */
+void hw_http_close(hw_http_req *req);
 
 /* --- testing and fuzzing: a connection with no socket --------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "registry/registry.h"
 #include "sinks/redis_conn.h"
 
 #define HW_RS_LOG "redis"
@@ -73,6 +74,14 @@ struct hw_redis_state {
   uv_timer_t kick; /* 0 ms: flush after the current loop iteration's events */
   uv_timer_t stop_deadline;
 
+  /* Live feed: position events of the states sent since the last PUBLISH, one JSON object per
+   * line. Owned; NULL when publishing is off. Sent on the same connection after those writes. */
+  int publish;
+  uint32_t moving_dkmh;
+  char *pub;
+  size_t pub_len, pub_events;
+  uint64_t events_published, publishes, pub_errors;
+
   uint64_t writes, stale_skips, errors;
   uint64_t err_log_ms;  /* rate limit of error-reply logging */
   uint64_t err_unlogged;
@@ -125,6 +134,71 @@ static size_t hw_rs_fmt_fixed(char *out, int64_t v, unsigned decimals) {
     frac /= 10;
   }
   return n + decimals;
+}
+
+/* A JSON string: '"', s escaped, '"'. s is UTF-8 (registry text is checked on import and by
+ * PostgreSQL); only '"', '\\' and control characters need escaping. out has room for 6 bytes per
+ * input byte plus 2. */
+static size_t hw_rs_fmt_json_str(char *out, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  size_t n = 0;
+  out[n++] = '"';
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == '"' || ch == '\\') {
+      out[n++] = '\\';
+      out[n++] = (char)ch;
+    } else if (ch < 0x20) {
+      memcpy(out + n, "\\u00", 4);
+      out[n + 4] = hex[ch >> 4];
+      out[n + 5] = hex[ch & 15];
+      n += 6;
+    } else {
+      out[n++] = (char)ch;
+    }
+  }
+  out[n++] = '"';
+  return n;
+}
+
+#define HW_RS_LIT(out, n, lit) (memcpy((out) + (n), lit, sizeof lit - 1), (n) += sizeof lit - 1)
+
+/* By hand rather than with cJSON: this runs for every state written (up to every vehicle every
+ * flush round) and must not allocate; the tests parse its output with cJSON. */
+size_t hw_redis_state_format_event(char *out, const hw_terminal *t, uint32_t moving_dkmh) {
+  const hw_fix *f = &t->latest;
+  size_t n = 0;
+  HW_RS_LIT(out, n, "{\"terminal_id\":");
+  n += hw_rs_fmt_json_str(out + n, t->id, strnlen(t->id, HW_TERMINAL_ID_MAX));
+  HW_RS_LIT(out, n, ",\"ts_ms\":");
+  n += hw_rs_fmt_i64(out + n, f->ts_ms);
+  HW_RS_LIT(out, n, ",\"lat\":");
+  n += hw_rs_fmt_fixed(out + n, f->lat_e6, 6);
+  HW_RS_LIT(out, n, ",\"lon\":");
+  n += hw_rs_fmt_fixed(out + n, f->lon_e6, 6);
+  HW_RS_LIT(out, n, ",\"speed_kmh\":");
+  n += hw_rs_fmt_fixed(out + n, f->speed_dkmh, 1);
+  HW_RS_LIT(out, n, ",\"heading\":");
+  n += hw_rs_fmt_u64(out + n, f->heading);
+  HW_RS_LIT(out, n, ",\"alarm\":");
+  n += hw_rs_fmt_u64(out + n, f->alarm);
+  HW_RS_LIT(out, n, ",\"status\":");
+  n += hw_rs_fmt_u64(out + n, f->status);
+  if (f->speed_dkmh >= moving_dkmh)
+    HW_RS_LIT(out, n, ",\"moving\":true");
+  else
+    HW_RS_LIT(out, n, ",\"moving\":false");
+  const hw_vehicle *v = t->vehicle;
+  if (v) {
+    HW_RS_LIT(out, n, ",\"region\":");
+    n += hw_rs_fmt_json_str(out + n, v->region, strnlen(v->region, HW_REGION_LEN));
+    HW_RS_LIT(out, n, ",\"enterprise\":");
+    n += hw_rs_fmt_json_str(out + n, v->enterprise, strnlen(v->enterprise, HW_ENTERPRISE_MAX));
+    HW_RS_LIT(out, n, "}\n");
+  } else {
+    HW_RS_LIT(out, n, ",\"region\":null,\"enterprise\":null}\n");
+  }
+  return n;
 }
 
 /* ---- dirty list ---- */
@@ -236,6 +310,43 @@ static void hw_rs_on_write(redisAsyncContext *ac, void *reply, void *privdata) {
   hw_rs_kick(r);
 }
 
+static void hw_rs_on_publish(redisAsyncContext *ac, void *reply, void *privdata) {
+  hw_redis_conn *c = ac->data;
+  hw_redis_state *r = c->data;
+  redisReply *rep = reply;
+  size_t events = (size_t)(uintptr_t)privdata;
+  if (!hw_redis_conn_reply(c, ac, rep))
+    return; /* lost: after reconnect every state is written, and so published, again */
+  if (rep->type == REDIS_REPLY_INTEGER) {
+    r->publishes++;
+    r->events_published += events;
+  } else {
+    r->pub_errors++;
+    hw_warn(HW_RS_LOG, NULL, "PUBLISH %s of %zu position events refused by %s:%d: %s",
+            HW_POSITIONS_REDIS_CHANNEL, events, c->host, c->port,
+            rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+  }
+  if (r->stopping && c->in_flight == 0 && !r->dirty_head) {
+    hw_rs_finish(r);
+    return;
+  }
+  hw_rs_kick(r);
+}
+
+/* Publishes the events batched since the last PUBLISH, after the writes they describe. Events
+ * that hiredis refuses (context dying) are dropped: the reconnect writes and publishes every
+ * state again. */
+static void hw_rs_publish(hw_redis_state *r) {
+  if (!r->pub_len)
+    return;
+  if (r->conn.ac && redisAsyncCommand(r->conn.ac, hw_rs_on_publish, (void *)(uintptr_t)r->pub_events,
+                                      "PUBLISH %s %b", HW_POSITIONS_REDIS_CHANNEL, r->pub,
+                                      r->pub_len - 1 /* the last '\n' */) == REDIS_OK)
+    hw_redis_conn_sent(&r->conn);
+  r->pub_len = 0;
+  r->pub_events = 0;
+}
+
 /* Sends one EVALSHA for t's latest state. 0, or -EIO when hiredis refuses (context dying). */
 static int hw_rs_send_write(hw_redis_state *r, hw_terminal *t) {
   const hw_fix *f = &t->latest;
@@ -273,6 +384,12 @@ static int hw_rs_send_write(hw_redis_state *r, hw_terminal *t) {
   if (redisAsyncCommandArgv(r->conn.ac, hw_rs_on_write, t, 17, argv, len) != REDIS_OK)
     return -EIO;
   hw_redis_conn_sent(&r->conn);
+  if (r->pub) {
+    r->pub_len += hw_redis_state_format_event(r->pub + r->pub_len, t, r->moving_dkmh);
+    r->pub_events++;
+    if (r->pub_len >= HW_RS_PUB_BATCH_BYTES)
+      hw_rs_publish(r);
+  }
   return 0;
 }
 
@@ -281,7 +398,7 @@ static void hw_rs_on_kick(uv_timer_t *timer);
 /* Up, with the script loaded on this connection. */
 static int hw_rs_writable(const hw_redis_state *r) { return r->conn.up && !r->loading; }
 
-static void hw_rs_flush(hw_redis_state *r) {
+static void hw_rs_flush_states(hw_redis_state *r) {
   int paced = r->flush_ms && !r->stopping;
   if (paced && r->cycle_left == 0 && r->dirty_head) {
     uint64_t now = uv_now(r->loop);
@@ -295,7 +412,7 @@ static void hw_rs_flush(hw_redis_state *r) {
   }
   while (hw_rs_writable(r) && r->dirty_head && r->conn.in_flight < r->max_in_flight) {
     if (paced && r->cycle_left == 0) {
-      hw_rs_flush(r); /* arms the timer for the next cycle */
+      hw_rs_flush_states(r); /* arms the timer for the next cycle */
       return;
     }
     if (paced)
@@ -308,6 +425,12 @@ static void hw_rs_flush(hw_redis_state *r) {
       break; /* hiredis is tearing the context down; its callbacks will tell us */
     }
   }
+}
+
+/* One pass: the writes it can send, then one PUBLISH of their events. */
+static void hw_rs_flush(hw_redis_state *r) {
+  hw_rs_flush_states(r);
+  hw_rs_publish(r);
 }
 
 static void hw_rs_on_kick(uv_timer_t *timer) {
@@ -374,6 +497,15 @@ int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_s
   r->max_in_flight = cfg->max_in_flight ? cfg->max_in_flight : 1024;
   r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 2000;
   r->flush_ms = cfg->flush_ms;
+  r->moving_dkmh = cfg->moving_dkmh;
+  if (cfg->publish) {
+    /* A batch is sent once it reaches HW_RS_PUB_BATCH_BYTES: room for one more event beyond. */
+    r->pub = malloc(HW_RS_PUB_BATCH_BYTES + HW_RS_EVENT_MAX);
+    if (!r->pub) {
+      free(r);
+      return -ENOMEM;
+    }
+  }
   hw_redis_conn_config cc = {.host = cfg->host,
                              .port = cfg->port,
                              .timeout_ms = r->timeout_ms,
@@ -383,6 +515,7 @@ int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_s
                              .backlog_what = "states to write"};
   int rc = hw_redis_conn_init(&r->conn, loop, &cc, &hw_rs_conn_ops, r);
   if (rc) {
+    free(r->pub);
     free(r);
     return rc;
   }
@@ -419,6 +552,8 @@ void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix) {
 
 void hw_redis_state_get_stats(const hw_redis_state *r, hw_redis_state_stats *out) {
   out->writes = r->writes;
+  out->events_published = r->events_published;
+  out->publishes = r->publishes;
   out->reconnects = r->conn.reconnects;
   out->dirty = r->dirty_count;
   uint64_t now = uv_now(r->loop);
@@ -456,12 +591,16 @@ static void hw_rs_finish(hw_redis_state *r) {
   void (*cb)(void *) = r->done_cb;
   void *arg = r->done_arg;
   if (r->dirty_count || r->writes)
-    hw_info(HW_RS_LOG, NULL, "stopped: %llu writes (%llu stale), %llu errors, %zu states unwritten",
+    hw_info(HW_RS_LOG, NULL, "stopped: %llu writes (%llu stale), %llu errors, %zu states unwritten; "
+            "%llu position events in %llu PUBLISHes (%llu refused)",
             (unsigned long long)r->writes, (unsigned long long)r->stale_skips,
-            (unsigned long long)r->errors, r->dirty_count);
+            (unsigned long long)r->errors, r->dirty_count,
+            (unsigned long long)r->events_published, (unsigned long long)r->publishes,
+            (unsigned long long)r->pub_errors);
   /* Terminals outlive us: unlink them so a later instance starts from a clean list. */
   while (hw_rs_pop_dirty(r))
     ;
+  free(r->pub);
   free(r);
   if (cb)
     cb(arg);

@@ -1,0 +1,687 @@
+/* The SSE hub: see sse.h.
+ *
+ * Ownership. The hub owns its ring of events (each hw_sse_ev one allocation: the framed event
+ * and its scope fields), its clients (hw_sse_client, with the caller's filter_arg once attached),
+ * a scratch buffer (one client's share of one message, reused) and its Redis connection. A
+ * client's hw_http_req belongs to the HTTP server; the hub holds it from attach until it ends the
+ * stream, closes it (slow client) or the server aborts it (client gone, server closing).
+ *
+ * Every event is framed once ("id: ...\nevent: ...\ndata: ...\n\n") when it arrives and the same
+ * bytes go to every client whose filter takes it, one write per client per Redis message. */
+#include "web/sse.h"
+
+#include <cjson/cJSON.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "sinks/redis_conn.h"
+#include "sinks/redis_state.h"     /* HW_POSITIONS_REDIS_CHANNEL */
+#include "sinks/violation_relay.h" /* HW_VIOLATION_REDIS_CHANNEL */
+
+#define HW_SSE_LOG "sse"
+#define HW_SSE_TID_MAX 32
+#define HW_SSE_ID_MAX 40 /* "<16 hex>-<20 digits>" */
+
+typedef struct hw_sse_ev {
+  uint64_t seq;
+  uint8_t kind;
+  char region[7];
+  char terminal_id[HW_SSE_TID_MAX + 1];
+  const char *enterprise; /* into data, after the frame */
+  size_t frame_len;
+  size_t size; /* what it counts against ring_bytes */
+  char data[]; /* the framed event, then the enterprise, NUL-terminated */
+} hw_sse_ev;
+
+typedef struct hw_sse_client {
+  hw_sse_hub *hub;
+  hw_http_req *req; /* the server's; ours to write until the stream ends */
+  hw_sse_filter_fn filter;
+  void *arg; /* owned: arg_free(arg) when the client ends */
+  void (*arg_free)(void *);
+  struct hw_sse_client *prev, *next;
+} hw_sse_client;
+
+struct hw_sse_hub {
+  uv_loop_t *loop;
+  hw_sse_config cfg;
+  char redis_host[256];
+  char epoch_hex[17];
+  uint64_t epoch;
+
+  /* Ring of the newest events, oldest at ring[head]; their seqs are consecutive. Owned. */
+  hw_sse_ev **ring;
+  uint32_t head, count;
+  size_t ring_bytes;
+  uint64_t last_seq;
+  /* A Last-Event-ID below this cannot be resumed: events were missed (Redis was away). */
+  uint64_t resume_floor;
+
+  hw_sse_client *clients;
+  size_t nclients;
+
+  char *scratch; /* owned, grown; one client's share of one message */
+  size_t scratch_len, scratch_cap;
+
+  int use_redis;
+  hw_redis_conn redis;
+  int subscribed;    /* both channels confirmed on the current connection */
+  int had_session;   /* a subscription was up before: the next one follows a gap */
+  int redis_closed;
+  uv_timer_t heartbeat;
+  int timer_closed;
+
+  hw_sse_stats stats;
+  uint64_t drop_log_ms, drops_unlogged, bad_log_ms;
+  int stopping;
+  void (*done_cb)(void *);
+  void *done_arg;
+};
+
+static const char hw_sse_heartbeat_bytes[] = ":\n\n";
+
+/* ---- pure helpers ------------------------------------------------------------------------ */
+
+void hw_sse_config_default(hw_sse_config *cfg) {
+  if (!cfg->timeout_ms) cfg->timeout_ms = HW_SSE_DEF_TIMEOUT_MS;
+  if (!cfg->max_clients) cfg->max_clients = HW_SSE_DEF_MAX_CLIENTS;
+  if (!cfg->ring_events) cfg->ring_events = HW_SSE_DEF_RING_EVENTS;
+  if (!cfg->ring_bytes) cfg->ring_bytes = HW_SSE_DEF_RING_BYTES;
+  if (!cfg->client_max_queue) cfg->client_max_queue = HW_SSE_DEF_CLIENT_QUEUE;
+  if (!cfg->heartbeat_ms) cfg->heartbeat_ms = HW_SSE_DEF_HEARTBEAT_MS;
+}
+
+static size_t hw_sse_put(char *out, size_t cap, size_t n, const char *s, size_t len) {
+  if (n + len <= cap)
+    memcpy(out + n, s, len);
+  return n + len;
+}
+
+size_t hw_sse_format(char *out, size_t cap, const char *id, const char *event, const char *data,
+                     size_t len) {
+  size_t n = 0;
+  if (id) {
+    n = hw_sse_put(out, cap, n, "id: ", 4);
+    n = hw_sse_put(out, cap, n, id, strlen(id));
+    n = hw_sse_put(out, cap, n, "\n", 1);
+  }
+  if (event) {
+    n = hw_sse_put(out, cap, n, "event: ", 7);
+    n = hw_sse_put(out, cap, n, event, strlen(event));
+    n = hw_sse_put(out, cap, n, "\n", 1);
+  }
+  /* A line break inside data would end the field: each line becomes a data line of its own,
+   * which the browser joins with '\n' again. */
+  for (size_t i = 0;;) {
+    size_t j = i;
+    while (j < len && data[j] != '\n' && data[j] != '\r')
+      j++;
+    n = hw_sse_put(out, cap, n, "data: ", 6);
+    n = hw_sse_put(out, cap, n, data + i, j - i);
+    n = hw_sse_put(out, cap, n, "\n", 1);
+    if (j >= len)
+      break;
+    if (data[j] == '\r' && j + 1 < len && data[j + 1] == '\n')
+      j++;
+    i = j + 1;
+  }
+  return hw_sse_put(out, cap, n, "\n", 1);
+}
+
+int hw_sse_parse_id(const char *s, uint64_t *epoch, uint64_t *seq) {
+  uint64_t e = 0, q = 0;
+  size_t i = 0, digits = 0;
+  if (!s)
+    return -EINVAL;
+  for (; s[i] && s[i] != '-'; i++, digits++) {
+    char ch = s[i];
+    int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+    if (v < 0 || digits >= 16)
+      return -EINVAL;
+    e = e << 4 | (uint64_t)v;
+  }
+  if (!digits || s[i] != '-')
+    return -EINVAL;
+  i++;
+  digits = 0;
+  for (; s[i]; i++, digits++) {
+    if (s[i] < '0' || s[i] > '9' || digits >= 19) /* 19 digits: no overflow */
+      return -EINVAL;
+    q = q * 10 + (uint64_t)(s[i] - '0');
+  }
+  if (!digits)
+    return -EINVAL;
+  *epoch = e;
+  *seq = q;
+  return 0;
+}
+
+static int hw_sse_six_digits(const char *s) {
+  for (int i = 0; i < 6; i++)
+    if (s[i] < '0' || s[i] > '9')
+      return 0;
+  return s[6] == '\0';
+}
+
+int hw_sse_region_within(const char *region, const char *code) {
+  if (!hw_sse_six_digits(region) || !hw_sse_six_digits(code))
+    return 0;
+  /* 320000: the province, two digits; 320100: the city, four; else the county itself. */
+  size_t keep = !strcmp(code + 2, "0000") ? 2 : !strcmp(code + 4, "00") ? 4 : 6;
+  return memcmp(region, code, keep) == 0;
+}
+
+int hw_sse_filter_regions(void *arg, const hw_sse_event_meta *ev) {
+  const hw_sse_regions *r = arg;
+  for (size_t i = 0; i < r->n; i++)
+    if (hw_sse_region_within(ev->region, r->codes[i]))
+      return 1;
+  return 0;
+}
+
+/* ---- ring -------------------------------------------------------------------------------- */
+
+static void hw_sse_ring_pop(hw_sse_hub *h) {
+  hw_sse_ev *ev = h->ring[h->head];
+  h->ring[h->head] = NULL;
+  h->head = (h->head + 1) % h->cfg.ring_events;
+  h->count--;
+  h->ring_bytes -= ev->size;
+  free(ev);
+}
+
+static void hw_sse_ring_push(hw_sse_hub *h, hw_sse_ev *ev) {
+  while (h->count && (h->count >= h->cfg.ring_events || h->ring_bytes + ev->size > h->cfg.ring_bytes))
+    hw_sse_ring_pop(h);
+  h->ring[(h->head + h->count) % h->cfg.ring_events] = ev;
+  h->count++;
+  h->ring_bytes += ev->size;
+}
+
+/* The event numbered seq, or NULL when it is no longer (or not yet) in the ring. */
+static const hw_sse_ev *hw_sse_ring_get(const hw_sse_hub *h, uint64_t seq) {
+  if (!h->count)
+    return NULL;
+  uint64_t oldest = h->ring[h->head]->seq;
+  if (seq < oldest || seq >= oldest + h->count)
+    return NULL;
+  return h->ring[(h->head + (seq - oldest)) % h->cfg.ring_events];
+}
+
+static void hw_sse_id(const hw_sse_hub *h, uint64_t seq, char *out) {
+  snprintf(out, HW_SSE_ID_MAX, "%s-%" PRIu64, h->epoch_hex, seq);
+}
+
+/* ---- clients ----------------------------------------------------------------------------- */
+
+static void hw_sse_client_free(hw_sse_client *c) {
+  hw_sse_hub *h = c->hub;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    h->clients = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  h->nclients--;
+  if (c->arg_free)
+    c->arg_free(c->arg);
+  free(c);
+}
+
+/* The server let the request go (client gone, server closing, or its own write limit). */
+static void hw_sse_on_abort(hw_http_req *req, void *arg) {
+  (void)req;
+  hw_sse_client_free(arg);
+}
+
+static void hw_sse_drop_slow(hw_sse_client *c, size_t want) {
+  hw_sse_hub *h = c->hub;
+  h->stats.dropped_slow++;
+  uint64_t now = uv_now(h->loop);
+  if (h->drop_log_ms && now - h->drop_log_ms < 1000) {
+    h->drops_unlogged++;
+  } else {
+    hw_warn(HW_SSE_LOG, NULL, "stream peer=%s dropped: %zu bytes unread, %zu more to write, over "
+            "client_max_queue %u (%llu dropped in all, %llu not logged)", hw_http_peer(c->req),
+            hw_http_write_queued(c->req), want, h->cfg.client_max_queue,
+            (unsigned long long)h->stats.dropped_slow, (unsigned long long)h->drops_unlogged);
+    h->drop_log_ms = now;
+    h->drops_unlogged = 0;
+  }
+  hw_http_close(c->req); /* the abort callback does not run: free the client here */
+  hw_sse_client_free(c);
+}
+
+/* Writes to c, or drops it when the client does not keep up. 0, or -EPIPE when c is gone
+ * (freed: must not be used). */
+static int hw_sse_client_write(hw_sse_client *c, const char *data, size_t len) {
+  hw_sse_hub *h = c->hub;
+  if (hw_http_write_queued(c->req) + len > h->cfg.client_max_queue) {
+    hw_sse_drop_slow(c, len);
+    return -EPIPE;
+  }
+  /* A failed write closed the connection, and the server's abort callback freed c. */
+  if (hw_http_stream_write(c->req, data, len))
+    return -EPIPE;
+  h->stats.bytes_written += len;
+  return 0;
+}
+
+static int hw_sse_scratch_add(hw_sse_hub *h, const char *data, size_t len) {
+  if (h->scratch_len + len > h->scratch_cap) {
+    size_t cap = h->scratch_cap ? h->scratch_cap : 65536;
+    while (cap < h->scratch_len + len)
+      cap *= 2;
+    char *p = realloc(h->scratch, cap);
+    if (!p)
+      return -ENOMEM;
+    h->scratch = p;
+    h->scratch_cap = cap;
+  }
+  memcpy(h->scratch + h->scratch_len, data, len);
+  h->scratch_len += len;
+  return 0;
+}
+
+static int hw_sse_passes(const hw_sse_client *c, const hw_sse_ev *ev) {
+  if (!c->filter)
+    return 1;
+  hw_sse_event_meta m = {.kind = (hw_sse_kind)ev->kind, .terminal_id = ev->terminal_id,
+                         .region = ev->region, .enterprise = ev->enterprise};
+  return c->filter(c->arg, &m);
+}
+
+/* c's share of events [first, last] into the scratch buffer. -E2BIG past limit bytes. */
+static int hw_sse_collect(hw_sse_client *c, uint64_t first, uint64_t last, size_t limit) {
+  hw_sse_hub *h = c->hub;
+  h->scratch_len = 0;
+  for (uint64_t s = first; s <= last && s > 0; s++) {
+    const hw_sse_ev *ev = hw_sse_ring_get(h, s);
+    if (!ev || !hw_sse_passes(c, ev))
+      continue;
+    if (h->scratch_len + ev->frame_len > limit)
+      return -E2BIG;
+    if (hw_sse_scratch_add(h, ev->data, ev->frame_len))
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+static void hw_sse_fanout(hw_sse_hub *h, uint64_t first, uint64_t last) {
+  for (hw_sse_client *c = h->clients, *next; c; c = next) {
+    next = c->next; /* a write may free c */
+    int rc = hw_sse_collect(c, first, last, SIZE_MAX);
+    if (rc == -ENOMEM) {
+      hw_error(HW_SSE_LOG, NULL, "out of memory: stream peer=%s closed", hw_http_peer(c->req));
+      hw_http_close(c->req);
+      hw_sse_client_free(c);
+      continue;
+    }
+    if (h->scratch_len)
+      (void)hw_sse_client_write(c, h->scratch, h->scratch_len);
+  }
+}
+
+static size_t hw_sse_reset_frame(hw_sse_hub *h, const char *reason, char *out, size_t cap) {
+  char id[HW_SSE_ID_MAX], data[96];
+  hw_sse_id(h, h->last_seq, id);
+  int n = snprintf(data, sizeof data, "{\"reason\":\"%s\"}", reason);
+  return hw_sse_format(out, cap, id, "reset", data, (size_t)n);
+}
+
+/* After a gap in the subscription: everyone may have missed events. */
+static void hw_sse_reset_all(hw_sse_hub *h, const char *reason) {
+  char frame[256];
+  size_t n = hw_sse_reset_frame(h, reason, frame, sizeof frame);
+  for (hw_sse_client *c = h->clients, *next; c; c = next) {
+    next = c->next;
+    if (hw_sse_client_write(c, frame, n) == 0)
+      h->stats.resets++;
+  }
+}
+
+static void hw_sse_on_heartbeat(uv_timer_t *t) {
+  hw_sse_hub *h = t->data;
+  for (hw_sse_client *c = h->clients, *next; c; c = next) {
+    next = c->next;
+    (void)hw_sse_client_write(c, hw_sse_heartbeat_bytes, sizeof hw_sse_heartbeat_bytes - 1);
+  }
+}
+
+/* ---- events in --------------------------------------------------------------------------- */
+
+static void hw_sse_bad(hw_sse_hub *h, const char *channel, const char *why) {
+  h->stats.bad_messages++;
+  uint64_t now = uv_now(h->loop);
+  if (h->bad_log_ms && now - h->bad_log_ms < 1000)
+    return;
+  hw_warn(HW_SSE_LOG, NULL, "channel %s: message skipped: %s (%llu in all)", channel, why,
+          (unsigned long long)h->stats.bad_messages);
+  h->bad_log_ms = now;
+}
+
+static const char *hw_sse_json_str(const cJSON *o, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+  return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+/* Numbers, frames and keeps one event whose data is the JSON object json[0..len). */
+static void hw_sse_event_in(hw_sse_hub *h, hw_sse_kind kind, const char *channel, const char *json,
+                            size_t len) {
+  const char *end = NULL;
+  cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+  if (!o || !cJSON_IsObject(o)) {
+    cJSON_Delete(o);
+    hw_sse_bad(h, channel, "not a JSON object");
+    return;
+  }
+  while (end && end < json + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+    end++;
+  const char *tid = hw_sse_json_str(o, "terminal_id");
+  const char *region = hw_sse_json_str(o, "region");
+  const char *ent = hw_sse_json_str(o, "enterprise");
+  if (end != json + len || !*tid || strlen(tid) > HW_SSE_TID_MAX) {
+    cJSON_Delete(o);
+    hw_sse_bad(h, channel, "trailing bytes, or terminal_id missing or too long");
+    return;
+  }
+  /* Anything but a GB/T 2260 code is no region: within no one's scope. */
+  if (!hw_sse_six_digits(region))
+    region = "";
+  uint64_t seq = h->last_seq + 1;
+  char id[HW_SSE_ID_MAX];
+  hw_sse_id(h, seq, id);
+  const char *name = kind == HW_SSE_POSITION ? "position" : "violation";
+  size_t flen = hw_sse_format(NULL, 0, id, name, json, len);
+  size_t elen = strlen(ent);
+  hw_sse_ev *ev = malloc(sizeof *ev + flen + elen + 1);
+  if (!ev) {
+    cJSON_Delete(o);
+    hw_error(HW_SSE_LOG, NULL, "out of memory: %s event of terminal %s dropped", name, tid);
+    return;
+  }
+  ev->seq = seq;
+  ev->kind = (uint8_t)kind;
+  snprintf(ev->region, sizeof ev->region, "%s", region);
+  snprintf(ev->terminal_id, sizeof ev->terminal_id, "%s", tid);
+  ev->frame_len = hw_sse_format(ev->data, flen, id, name, json, len);
+  memcpy(ev->data + flen, ent, elen + 1);
+  ev->enterprise = ev->data + flen;
+  ev->size = sizeof *ev + flen + elen + 1;
+  cJSON_Delete(o);
+  h->last_seq = seq;
+  if (kind == HW_SSE_POSITION)
+    h->stats.positions++;
+  else
+    h->stats.violations++;
+  hw_sse_ring_push(h, ev);
+}
+
+void hw_sse_hub_inject(hw_sse_hub *h, const char *channel, const char *payload, size_t len) {
+  if (h->stopping)
+    return;
+  uint64_t first = h->last_seq + 1;
+  if (!strcmp(channel, HW_POSITIONS_REDIS_CHANNEL)) {
+    /* The daemon's batch: one vehicle per line. */
+    for (size_t i = 0; i < len;) {
+      const char *nl = memchr(payload + i, '\n', len - i);
+      size_t j = nl ? (size_t)(nl - payload) : len;
+      if (j > i)
+        hw_sse_event_in(h, HW_SSE_POSITION, channel, payload + i, j - i);
+      i = j + 1;
+    }
+  } else if (!strcmp(channel, HW_VIOLATION_REDIS_CHANNEL)) {
+    hw_sse_event_in(h, HW_SSE_VIOLATION, channel, payload, len);
+  } else {
+    hw_sse_bad(h, channel, "unknown channel");
+    return;
+  }
+  if (h->last_seq >= first)
+    hw_sse_fanout(h, first, h->last_seq);
+}
+
+/* ---- Redis ------------------------------------------------------------------------------- */
+
+/* Every reply of the subscription: the confirmations, then one per message. Not counted with
+ * hw_redis_conn_sent/_reply: a subscription waits for messages, it has no reply to time out. */
+static void hw_sse_on_sub(redisAsyncContext *ac, void *reply, void *privdata) {
+  hw_redis_conn *c = ac->data;
+  hw_sse_hub *h = c->data;
+  redisReply *r = reply;
+  (void)privdata;
+  if (!r || ac != c->ac || h->stopping)
+    return;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING ||
+      r->element[1]->type != REDIS_REPLY_STRING) {
+    hw_redis_conn_drop(c, "unexpected reply to SUBSCRIBE");
+    return;
+  }
+  const char *what = r->element[0]->str;
+  if (!strcmp(what, "message") && r->element[2]->type == REDIS_REPLY_STRING) {
+    hw_sse_hub_inject(h, r->element[1]->str, r->element[2]->str, r->element[2]->len);
+  } else if (!strcmp(what, "subscribe") && r->element[2]->type == REDIS_REPLY_INTEGER &&
+             r->element[2]->integer == 2) {
+    h->subscribed = 1;
+    hw_info(HW_SSE_LOG, NULL, "subscribed to %s and %s on Redis %s:%d",
+            HW_POSITIONS_REDIS_CHANNEL, HW_VIOLATION_REDIS_CHANNEL, c->host, c->port);
+    if (h->had_session)
+      hw_sse_reset_all(h, "feed interrupted");
+    h->had_session = 1;
+  }
+}
+
+static int hw_sse_redis_attached(hw_redis_conn *c) {
+  if (redisAsyncCommand(c->ac, hw_sse_on_sub, NULL, "SUBSCRIBE %s %s", HW_POSITIONS_REDIS_CHANNEL,
+                        HW_VIOLATION_REDIS_CHANNEL) != REDIS_OK)
+    return -EIO;
+  return 0;
+}
+
+static void hw_sse_redis_ready(hw_redis_conn *c) { (void)c; }
+
+static void hw_sse_redis_lost(hw_redis_conn *c) {
+  hw_sse_hub *h = c->data;
+  if (h->subscribed)
+    hw_warn(HW_SSE_LOG, NULL, "feed from Redis %s:%d interrupted: %zu streams will be told to "
+            "reset once it is back", c->host, c->port, h->nclients);
+  h->subscribed = 0;
+  /* What was published meanwhile is lost: no resume across the gap. */
+  h->resume_floor = h->last_seq;
+}
+
+static void hw_sse_finish(hw_sse_hub *h);
+
+static void hw_sse_redis_closed(hw_redis_conn *c) {
+  hw_sse_hub *h = c->data;
+  h->redis_closed = 1;
+  hw_sse_finish(h);
+}
+
+static const hw_redis_conn_ops hw_sse_redis_ops = {
+    .attached = hw_sse_redis_attached,
+    .ready = hw_sse_redis_ready,
+    .lost = hw_sse_redis_lost,
+    .closed = hw_sse_redis_closed,
+};
+
+/* ---- public ------------------------------------------------------------------------------ */
+
+int hw_sse_hub_start(hw_sse_hub **out, uv_loop_t *loop, const hw_sse_config *cfg_in) {
+  if (!out || !loop || !cfg_in)
+    return -EINVAL;
+  hw_sse_hub *h = calloc(1, sizeof *h);
+  if (!h)
+    return -ENOMEM;
+  h->loop = loop;
+  h->cfg = *cfg_in;
+  hw_sse_config_default(&h->cfg);
+  h->cfg.redis_host = NULL; /* not kept: copied below */
+  int rc = 0;
+  h->ring = calloc(h->cfg.ring_events, sizeof *h->ring);
+  if (!h->ring) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  /* The epoch names this hub in event ids, so that an id from another process (behind a proxy)
+   * or an earlier run is never taken for one of ours. */
+  if (getrandom(&h->epoch, sizeof h->epoch, GRND_NONBLOCK) != (ssize_t)sizeof h->epoch)
+    h->epoch = (uint64_t)time(NULL) << 20 ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)h;
+  h->epoch &= 0xffffffffffffULL; /* 12 hex digits are plenty */
+  snprintf(h->epoch_hex, sizeof h->epoch_hex, "%" PRIx64, h->epoch);
+  if (cfg_in->redis_host) {
+    snprintf(h->redis_host, sizeof h->redis_host, "%s", cfg_in->redis_host);
+    hw_redis_conn_config rc_cfg = {.host = h->redis_host,
+                                   .port = cfg_in->redis_port,
+                                   .timeout_ms = h->cfg.timeout_ms,
+                                   .component = HW_SSE_LOG,
+                                   .backlog = &h->nclients,
+                                   .backlog_what = "streams waiting for the feed"};
+    if ((rc = hw_redis_conn_init(&h->redis, loop, &rc_cfg, &hw_sse_redis_ops, h)))
+      goto fail;
+    h->use_redis = 1;
+  }
+  (void)uv_timer_init(loop, &h->heartbeat); /* only initialises memory */
+  h->heartbeat.data = h;
+  (void)uv_timer_start(&h->heartbeat, hw_sse_on_heartbeat, h->cfg.heartbeat_ms, h->cfg.heartbeat_ms);
+  if (h->use_redis)
+    hw_redis_conn_start(&h->redis);
+  *out = h;
+  return 0;
+fail:
+  free(h->ring);
+  free(h);
+  return rc;
+}
+
+int hw_sse_attach(hw_sse_hub *h, hw_http_req *req, hw_sse_filter_fn filter, void *filter_arg,
+                  void (*arg_free)(void *), const char *last_event_id) {
+  if (h->stopping)
+    return -EBUSY;
+  if (h->nclients >= h->cfg.max_clients) {
+    h->stats.refused_cap++;
+    return -EBUSY;
+  }
+  hw_sse_client *c = calloc(1, sizeof *c);
+  if (!c)
+    return -ENOMEM;
+  int rc;
+  if ((rc = hw_http_add_header(req, "Cache-Control", "no-cache")) ||
+      (rc = hw_http_add_header(req, "X-Accel-Buffering", "no"))) {
+    free(c);
+    return rc;
+  }
+  c->hub = h;
+  c->req = req;
+  c->filter = filter;
+  c->arg = filter_arg;
+  c->arg_free = arg_free;
+  c->next = h->clients;
+  if (h->clients)
+    h->clients->prev = c;
+  h->clients = c;
+  h->nclients++;
+  /* From here on the client (and filter_arg) is released by hw_sse_client_free, whichever way
+   * the stream ends, the server's abort included. */
+  hw_http_on_abort(req, hw_sse_on_abort, c);
+  if (hw_http_stream_begin(req, 200, "text/event-stream", HW_HTTP_CHUNKED))
+    return -EPIPE; /* the connection closed: the abort callback freed c */
+  h->stats.attached++;
+  if (!strcmp(hw_http_method(req), "HEAD")) {
+    hw_http_on_abort(req, NULL, NULL);
+    if (hw_http_stream_end(req))
+      hw_debug(HW_SSE_LOG, NULL, "HEAD stream peer=%s: connection closed", hw_http_peer(req));
+    hw_sse_client_free(c);
+    return 0;
+  }
+
+  /* What the client missed, or a reset. Without Last-Event-ID it starts live. */
+  const char *reset = NULL;
+  uint64_t epoch, seq;
+  h->scratch_len = 0;
+  if (last_event_id && *last_event_id) {
+    if (hw_sse_parse_id(last_event_id, &epoch, &seq) || epoch != h->epoch)
+      reset = "unknown id";
+    else if (seq > h->last_seq)
+      reset = "unknown id";
+    else if (seq < h->resume_floor)
+      reset = "feed interrupted";
+    else if (seq < h->last_seq && !hw_sse_ring_get(h, seq + 1))
+      reset = "too old";
+    else if ((rc = hw_sse_collect(c, seq + 1, h->last_seq, h->cfg.client_max_queue / 2)))
+      reset = rc == -E2BIG ? "too much missed" : "out of memory";
+    else
+      h->stats.resumed++;
+  }
+  char head[256 + 32];
+  size_t n = (size_t)snprintf(head, sizeof head, "retry: 3000\n\n");
+  if (reset) {
+    h->scratch_len = 0;
+    n += hw_sse_reset_frame(h, reset, head + n, sizeof head - n);
+    h->stats.resets++;
+  }
+  if (hw_sse_client_write(c, head, n) == 0 && h->scratch_len)
+    (void)hw_sse_client_write(c, h->scratch, h->scratch_len);
+  return 0; /* a failed write above released c: the stream is over, not the attach */
+}
+
+void hw_sse_hub_get_stats(const hw_sse_hub *h, hw_sse_stats *out) {
+  *out = h->stats;
+  out->clients = h->nclients;
+  out->subscribed = h->subscribed;
+  out->redis_reconnects = h->use_redis ? h->redis.reconnects : 0;
+  out->ring_events = h->count;
+  out->ring_bytes = h->ring_bytes;
+  out->epoch = h->epoch;
+  out->last_seq = h->last_seq;
+}
+
+static void hw_sse_on_timer_closed(uv_handle_t *t) {
+  hw_sse_hub *h = t->data;
+  h->timer_closed = 1;
+  hw_sse_finish(h);
+}
+
+static void hw_sse_finish(hw_sse_hub *h) {
+  if (!h->timer_closed || (h->use_redis && !h->redis_closed))
+    return;
+  hw_info(HW_SSE_LOG, NULL, "stopped: %llu position and %llu violation events, %llu streams, "
+          "%llu dropped as slow, %llu resumed, %llu resets",
+          (unsigned long long)h->stats.positions, (unsigned long long)h->stats.violations,
+          (unsigned long long)h->stats.attached, (unsigned long long)h->stats.dropped_slow,
+          (unsigned long long)h->stats.resumed, (unsigned long long)h->stats.resets);
+  while (h->count)
+    hw_sse_ring_pop(h);
+  free(h->ring);
+  free(h->scratch);
+  void (*cb)(void *) = h->done_cb;
+  void *arg = h->done_arg;
+  free(h);
+  if (cb)
+    cb(arg);
+}
+
+void hw_sse_hub_stop(hw_sse_hub *h, void (*done_cb)(void *arg), void *arg) {
+  if (h->stopping)
+    return;
+  h->stopping = 1;
+  h->done_cb = done_cb;
+  h->done_arg = arg;
+  while (h->clients) {
+    hw_sse_client *c = h->clients;
+    hw_http_on_abort(c->req, NULL, NULL); /* ending it below is ours */
+    if (hw_http_stream_end(c->req)) /* fails only when the connection is closing anyway */
+      hw_debug(HW_SSE_LOG, NULL, "stop: stream peer=%s already closing", hw_http_peer(c->req));
+    hw_sse_client_free(c);
+  }
+  uv_close((uv_handle_t *)&h->heartbeat, hw_sse_on_timer_closed);
+  if (h->use_redis)
+    hw_redis_conn_close(&h->redis);
+}
