@@ -8,6 +8,7 @@
 #include "base/options.h"
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
+#include "web/sse.h"
 #include "web/web.h"
 
 #define HW_WEB_SCHEMA 9 /* web_users, web_sessions, hw_web_violation_transition */
@@ -35,6 +36,7 @@ typedef struct hw_web_settings {
   uint32_t moving_min_kmh;
   uint32_t cookie_secure;
   uint32_t max_body;
+  uint32_t stream_max_clients;
 } hw_web_settings;
 
 #define C hw_web_settings
@@ -57,6 +59,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_N(C, moving_min_kmh, "3", 0, 200, NULL, "a vehicle at or above this speed is moving, km/h"),
     HW_OPT_B(C, cookie_secure, "false", "mark the session cookie Secure (when a TLS proxy is in front)"),
     HW_OPT_N(C, max_body, "65536", 1024, 1048576, NULL, "largest request body, bytes (413 above)"),
+    HW_OPT_N(C, stream_max_clients, HW_XSTR(HW_SSE_DEF_MAX_CLIENTS), 1, 100000, NULL, "live feeds (GET /api/v1/stream) at once; above, 503"),
 };
 #undef C
 
@@ -121,6 +124,7 @@ int hw_cmd_web(int argc, char **argv) {
       .export_max_rows = s.export_max_rows, .track_max_rows = s.track_max_rows,
       .offline_after_s = s.offline_after_s, .moving_min_kmh = s.moving_min_kmh,
       .cookie_secure = s.cookie_secure, .max_body = s.max_body,
+      .stream_max_clients = s.stream_max_clients,
   };
   hw_web_main m = {.loop = uv_default_loop()};
   uv_signal_init(m.loop, &m.sigint);

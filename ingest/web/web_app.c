@@ -23,8 +23,6 @@ static const hw_web_route_def hw_web_routes[] = {
     {"POST", "/api/v1/violations/{id}/transition", hw_web_violation_transition, HW_ROLE_OPERATOR},
     {"GET", "/api/v1/vehicles", hw_web_vehicles_list, HW_ROLE_VIEWER},
     {"GET", "/api/v1/vehicles/{terminal_id}/track", hw_web_vehicle_track, HW_ROLE_VIEWER},
-    /* The live feed (SSE) is another module (ingest/web/sse.*, being built separately); until it
-     * is wired here the slot answers 501 so that clients see a clear "not yet". */
     {"GET", "/api/v1/stream", hw_web_stream, HW_ROLE_VIEWER},
 };
 
@@ -81,15 +79,36 @@ hw_http_req *hw_web_detach(hw_web_call *call, hw_web_user *user) {
   return req;
 }
 
-/* The slot of GET /api/v1/stream (Server-Sent Events, ingest/web/sse.*, built separately): the
- * SSE hub takes the request over with hw_web_detach, the user's regions in hand for its filter
- * (hw_web_user_sees). Until it is wired: 501. */
+/* GET /api/v1/stream: the live feed (web/sse.h). The hub takes the request over; the user's
+ * regions go with it as the filter every event passes, live or replayed, so a stream shows what
+ * the same user's queries would (the SQL scope's C twin; 000000, the whole country: no filter). */
 void hw_web_stream(hw_web_call *call) {
+  hw_web *app = call->app;
   hw_web_user user;
   hw_http_req *req = hw_web_detach(call, &user);
-  if (req && hw_http_respond_error(req, 501, "the live stream is not available yet")) {
-    /* the connection is closing */
+  if (!req)
+    return;
+  int everywhere = 0;
+  for (size_t i = 0; i < user.nregions; i++)
+    everywhere |= !strcmp(user.regions[i], "000000");
+  hw_sse_regions *r = NULL;
+  if (!everywhere) {
+    r = malloc(sizeof *r + user.nregions * sizeof r->codes[0]);
+    if (!r) {
+      if (hw_http_respond_error(req, 503, "out of memory")) { /* closing */ }
+      return;
+    }
+    r->n = 0;
+    for (size_t i = 0; i < user.nregions; i++)
+      if (strlen(user.regions[i]) == 6)
+        memcpy(r->codes[r->n++], user.regions[i], 7);
   }
+  int rc = hw_sse_attach(app->sse, req, r ? hw_sse_filter_regions : NULL, r, r ? free : NULL,
+                         hw_http_header(req, "Last-Event-ID"));
+  if (rc == 0 || rc == -EPIPE)
+    return; /* the hub owns req and r, or both are gone */
+  free(r);
+  if (hw_http_respond_error(req, 503, "too many live feeds")) { /* closing */ }
 }
 
 /* --- the call --------------------------------------------------------------------------------- */
@@ -477,9 +496,20 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   hw_redis_conn_start(&w->redis);
   w->redis_started = 1;
   w->open_parts++;
+  hw_sse_config sc = {.redis_host = w->redis_host, .redis_port = cfg->redis_port,
+                      .max_clients = cfg->stream_max_clients};
+  rc = hw_sse_hub_start(&w->sse, loop, &sc);
+  if (rc)
+    goto fail;
+  w->open_parts++;
   hw_http_config hc;
   hw_http_config_default(&hc);
   hc.max_body = cfg->max_body;
+  /* every live feed holds a connection: room for them and for the API beside */
+  hw_sse_config sd = {.max_clients = cfg->stream_max_clients};
+  hw_sse_config_default(&sd);
+  if (hc.max_connections < sd.max_clients + 256)
+    hc.max_connections = sd.max_clients + 256;
   rc = hw_http_server_init(&w->http, loop, &hc, w->routes, w->nroutes);
   if (rc)
     goto fail;
@@ -537,6 +567,11 @@ void hw_web_stop(hw_web *w, void (*done_cb)(void *arg), void *arg) {
   w->stopping = 1;
   w->done_cb = done_cb;
   w->done_arg = arg;
+  /* The feeds end first (a clean end of each stream), then the HTTP side. */
+  if (w->sse) {
+    hw_sse_hub_stop(w->sse, hw_web_part_closed, w);
+    w->sse = NULL;
+  }
   /* A login whose password check is on the thread pool holds a part until it comes back. */
   if (w->http) {
     hw_http_server_close(w->http, hw_web_http_closed, w);

@@ -17,6 +17,7 @@
 #include "sinks/pg_async.h"
 #include "sinks/pg_conn.h" /* hw_pg_sqlstate, hw_pg_errmsg */
 #include "sinks/redis_conn.h"
+#include "web/sse.h"
 #include "web/web.h"
 
 #define HW_WEB_COMPONENT "web"
@@ -78,6 +79,7 @@ struct hw_web {
   uint32_t *pool_pending;  /* queries queued per connection, to pick the least busy */
   hw_redis_conn redis;
   int redis_started;
+  hw_sse_hub *sse;         /* the live feed (GET /api/v1/stream); one subscription for all */
   char dummy_hash[crypto_pwhash_STRBYTES];
   uint32_t logins_in_flight;
   /* Stopping: what is still open (HTTP server, pool connections, Redis, password checks). */

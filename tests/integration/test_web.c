@@ -748,17 +748,94 @@ static void test_static(void **state) {
   get_as(NULL, "/api/v1/nothing");
   assert_int_equal(R.status, 404);
   assert_non_null(strstr(R.body, "\"error\""));
-  get_as(NULL, "/api/v1/stream");
-  assert_int_equal(R.status, 401);
-  clear_attempts();
-  char auth[256];
-  snprintf(auth, sizeof auth, "%s", login("nj_view", "nj-viewer-pw"));
-  get_as(auth, "/api/v1/stream");
-  assert_int_equal(R.status, 501);
+  /* the live feed: test_stream_scoped */
 }
 
 /* Last: without Redis the process stays up, says so, lists vehicles without their state, and
  * refuses the filters that need it. */
+
+/* --- the live feed ---------------------------------------------------------------------------- */
+
+/* GET /api/v1/stream: Server-Sent Events scoped to the user's regions. Events are published on
+ * Redis as the daemon and the relay do; a Nanjing viewer sees Nanjing's and never Hangzhou's. */
+static void test_stream_scoped(void **state) {
+  (void)state;
+  get_as(NULL, "/api/v1/stream");
+  assert_int_equal(R.status, 401);
+  clear_attempts();
+  const char *auth = login("nj_view", "nj-viewer-pw");
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)wport)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  struct timeval tv = {.tv_sec = 1};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char req[512];
+  int n = snprintf(req, sizeof req, "GET /api/v1/stream HTTP/1.1\r\nHost: test\r\n%s\r\n", auth);
+  assert_int_equal(write(fd, req, (size_t)n), n);
+  /* attached once the head is out (the login is checked first, from the database) */
+  static char got[1 << 16];
+  size_t len = 0;
+  got[0] = 0;
+  for (int waited = 0; waited < 10 && !strstr(got, "retry:"); waited++) {
+    ssize_t k = read(fd, got + len, sizeof got - 1 - len);
+    if (k > 0)
+      len += (size_t)k;
+    got[len] = 0;
+  }
+
+  redisContext *rc = redisConnect("127.0.0.1", env.redis_port);
+  assert_true(rc && !rc->err);
+  /* the hub subscribes from the loop: wait for it */
+  long long subs = 0;
+  for (int i = 0; i < 100 && subs < 1; i++) {
+    redisReply *r = redisCommand(rc, "PUBSUB NUMSUB hw:violations");
+    assert_true(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+    subs = r->element[1]->integer;
+    freeReplyObject(r);
+    if (subs < 1)
+      usleep(50 * 1000);
+  }
+  assert_int_equal(subs, 1);
+  static const char pos[] =
+      "{\"terminal_id\":\"hz1\",\"ts_ms\":1,\"lat\":30.2,\"lon\":120.1,\"speed_kmh\":50,"
+      "\"heading\":0,\"alarm\":0,\"status\":2,\"moving\":true,\"region\":\"330102\","
+      "\"enterprise\":\"HZ Haul\"}\n"
+      "{\"terminal_id\":\"nj1\",\"ts_ms\":2,\"lat\":32.0,\"lon\":118.8,\"speed_kmh\":60,"
+      "\"heading\":90,\"alarm\":0,\"status\":2,\"moving\":true,\"region\":\"320102\","
+      "\"enterprise\":\"NJ Haul\"}";
+  static const char v_hz[] = "{\"id\":901,\"event\":\"new\",\"terminal_id\":\"hz1\","
+                             "\"region\":\"330102\",\"enterprise\":\"HZ Haul\"}";
+  static const char v_nj[] = "{\"id\":902,\"event\":\"new\",\"terminal_id\":\"nj3\","
+                             "\"region\":\"320102\",\"enterprise\":\"NJ Haul\"}";
+  const char *msgs[][2] = {{"hw:positions", pos}, {"hw:violations", v_hz}, {"hw:violations", v_nj}};
+  for (size_t i = 0; i < 3; i++) {
+    redisReply *r = redisCommand(rc, "PUBLISH %s %s", msgs[i][0], msgs[i][1]);
+    assert_non_null(r);
+    freeReplyObject(r);
+  }
+  redisFree(rc);
+
+  /* Everything up to the last event (Nanjing's violation): what came before it came in order. */
+  for (int waited = 0; waited < 10 && !strstr(got, "\"id\":902"); waited++) {
+    ssize_t k = read(fd, got + len, sizeof got - 1 - len);
+    if (k > 0)
+      len += (size_t)k;
+    got[len] = 0;
+  }
+  close(fd);
+  if (!strstr(got, "event: position"))
+    fail_msg("no position event in:\n%s", got);
+  assert_int_equal(strncmp(got, "HTTP/1.1 200", 12), 0);
+  assert_non_null(strcasestr(got, "content-type: text/event-stream"));
+  assert_non_null(strstr(got, "event: position"));
+  assert_non_null(strstr(got, "\"terminal_id\":\"nj1\""));
+  assert_non_null(strstr(got, "event: violation"));
+  assert_non_null(strstr(got, "\"id\":902"));
+  assert_null(strstr(got, "hz1")); /* another province's vehicle: neither position nor violation */
+}
+
 static void test_without_redis(void **state) {
   (void)state;
   clear_attempts();
@@ -794,6 +871,7 @@ int main(void) {
       cmocka_unit_test(test_csv_export),
       cmocka_unit_test(test_xlsx_export),
       cmocka_unit_test(test_static),
+      cmocka_unit_test(test_stream_scoped),
       cmocka_unit_test(test_print_timings),
       cmocka_unit_test(test_login_rate_limit),
       cmocka_unit_test(test_without_redis),
