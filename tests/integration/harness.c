@@ -262,3 +262,16 @@ pbc *hw_test_pb_login(int port, const char *id, const char *token) {
     hw_test_die("Hello not accepted");
   return c;
 }
+
+void hw_test_pg_text(PGconn *c, char *out, size_t cap, const char *fmt, ...) {
+  char sql[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  PGresult *r = PQexec(c, sql);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+    hw_test_die(sql);
+  snprintf(out, cap, "%s", PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
+  PQclear(r);
+}

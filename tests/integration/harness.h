@@ -10,6 +10,7 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "base/common.h"
 #include "base/token.h"
 #include "pbclient.h"
 
@@ -24,6 +25,8 @@ PGconn *hw_test_pg_connect(const char *conninfo);
 /* Runs sql, fails the test unless it succeeds; returns the first column of the first row as a
  * long (0 when no rows). */
 long hw_test_pg_scalar(PGconn *c, const char *sql);
+/* The one text value of a one-row query (printf-style; "<null>" for NULL) into out[cap]. */
+void hw_test_pg_text(PGconn *c, char *out, size_t cap, const char *fmt, ...) HW_PRINTF(4, 5);
 
 /* A free TCP port on 127.0.0.1 (bound then released). */
 int hw_test_free_port(void);

@@ -44,19 +44,6 @@ static long scalar(const char *fmt, ...) {
   return hw_test_pg_scalar(env.db, sql);
 }
 
-static void text_value(char *out, size_t cap, const char *fmt, ...) {
-  char sql[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  PGresult *r = PQexec(env.db, sql);
-  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-  assert_int_equal(PQntuples(r), 1);
-  snprintf(out, cap, "%s", PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
-  PQclear(r);
-}
-
 /* Polls sql until it returns want or timeout_ms pass; returns the last value. */
 static long wait_value(long want, int timeout_ms, const char *fmt, ...) {
   char sql[1024];
@@ -74,7 +61,7 @@ static long wait_value(long want, int timeout_ms, const char *fmt, ...) {
 
 /* Everything stored about a terminal, as one text: equal before and after = nothing changed. */
 static void terminal_row(const char *id, char *out, size_t cap) {
-  text_value(out, cap, "SELECT t::text FROM terminals t WHERE terminal_id = '%s'", id);
+  hw_test_pg_text(env.db, out, cap, "SELECT t::text FROM terminals t WHERE terminal_id = '%s'", id);
 }
 
 /* `haulwatch ARGS...`; returns its exit status. */
@@ -266,7 +253,7 @@ static void test_operator_reset(void **state) {
   assert_int_equal(try_register(phone, "NEW0131", PLATE("E13100"), code2), 0);
   assert_int_equal(try_auth(phone, code2), 0);
   assert_int_equal(try_auth(phone, code1), 1);
-  text_value(got, sizeof got, "SELECT actor || '/' || reason || '/' || (at <= used_at)::text || '/' || "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT actor || '/' || reason || '/' || (at <= used_at)::text || '/' || "
                               "(used_by LIKE '127.0.0.1:%%')::text FROM terminal_resets WHERE terminal_id = '%s'",
              phone);
   assert_string_equal(got, "ops-lee/device replaced after an accident/true/true");
@@ -324,7 +311,7 @@ static void test_refusals_aggregated(void **state) {
                    2);
   assert_true(scalar("SELECT count(*) FROM auth_refusals") <= rows0 + 2);
   /* The row keeps the first and last time and the last claim. */
-  text_value(got, sizeof got, "SELECT (first_at < at)::text || '/' || (terminal_id = '%s')::text || '/' || "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT (first_at < at)::text || '/' || (terminal_id = '%s')::text || '/' || "
                               "(terminal_id LIKE '0139%%')::text FROM auth_refusals WHERE source = '127.0.0.1' "
                               "AND reason = 'registration of an unknown terminal'", id);
   assert_string_equal(got, "true/true/true");

@@ -62,19 +62,6 @@ static long wait_count(long want, const char *fmt, ...) {
   return n;
 }
 
-static void text_value(char *out, size_t cap, const char *fmt, ...) {
-  char sql[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  PGresult *r = PQexec(env.db, sql);
-  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
-  assert_int_equal(PQntuples(r), 1);
-  snprintf(out, cap, "%s", PQgetisnull(r, 0, 0) ? "<null>" : PQgetvalue(r, 0, 0));
-  PQclear(r);
-}
-
 /* Registers c's phone; returns the 0x8100 result and the code in code (>= 64 bytes). */
 static int do_register(j8c *c, char *code) {
   uint8_t body[256];
@@ -192,9 +179,9 @@ static void test_register_authenticate_report(void **state) {
   hw_token_hash(code, strlen(code), h);
   for (int i = 0; i < HW_TOKEN_HASH_LEN; i++)
     sprintf(want_hex + 2 * i, "%02x", h[i]);
-  text_value(got, sizeof got, "SELECT encode(jt808_auth_hash, 'hex') FROM terminals WHERE terminal_id = '%s'", phone);
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT encode(jt808_auth_hash, 'hex') FROM terminals WHERE terminal_id = '%s'", phone);
   assert_string_equal(got, want_hex);
-  text_value(got, sizeof got, "SELECT jt808_plate || '/' || jt808_plate_colour || '/' || jt808_version "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT jt808_plate || '/' || jt808_plate_colour || '/' || jt808_version "
                               "FROM terminals WHERE terminal_id = '%s'", phone);
   assert_string_equal(got, "京A12345/1/2013");
 
@@ -274,7 +261,7 @@ static void test_2019_terminal(void **state) {
   char code[64], got[128];
   add_terminal(phone);
   j8c *c = login(phone, code);
-  text_value(got, sizeof got, "SELECT jt808_version || '/' || jt808_model FROM terminals WHERE terminal_id = '%s'", phone);
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT jt808_version || '/' || jt808_model FROM terminals WHERE terminal_id = '%s'", phone);
   assert_string_equal(got, "2019/HW-808-MODEL");
   j8c_loc l = loc_at(9, 0, 0);
   int flow = send_location(c, &l);
@@ -321,7 +308,7 @@ static void test_unknown_terminal_register(void **state) {
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0002, 5000), 0);
   j8c_close(c);
   assert_int_equal(wait_count(1, "SELECT count(*) FROM auth_refusals WHERE terminal_id = '013899999999'"), 1);
-  text_value(got, sizeof got, "SELECT protocol || '/' || claimed_plate || '/' || reason FROM auth_refusals "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT protocol || '/' || claimed_plate || '/' || reason FROM auth_refusals "
                               "WHERE terminal_id = '013899999999'");
   assert_string_equal(got, "jt808/京A12345/registration of an unknown terminal");
 }
@@ -529,10 +516,10 @@ static void test_driver_identity(void **state) {
   flow = send_location(c, &after);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
   char got[64];
-  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
                               "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 1, 0));
   assert_string_equal(got, "110101199001011234");
-  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
                               "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(12, 59, 0));
   assert_string_equal(got, "<null>");
 
@@ -543,7 +530,7 @@ static void test_driver_identity(void **state) {
   j8c_loc later = loc_at(13, 2, 0);
   flow = send_location(c, &later);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
                               "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 2, 0));
   assert_string_equal(got, "110101199001011234");
 
@@ -554,7 +541,7 @@ static void test_driver_identity(void **state) {
   j8c_loc gone = loc_at(13, 6, 0);
   flow = send_location(c, &gone);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  text_value(got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
                               "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 6, 0));
   assert_string_equal(got, "<null>");
   j8c_close(c);
