@@ -35,6 +35,7 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
       hw_metrics_proto *p = &a->proto[k];
       p->frames += ls[i].counters.frames;
       p->fixes += ls[i].counters.fixes;
+      a->fixes_in += ls[i].counters.fixes; /* the protocols' counts are the pipeline's input */
       for (int r = 0; r < HW_BAD_FRAME__COUNT; r++)
         p->bad_frames[r] += ls[i].counters.bad_frames[r];
       for (int r = 0; r < HW_REFUSE__COUNT; r++)
@@ -57,7 +58,6 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
   if (src->pipeline) {
     hw_pipeline_stats st;
     hw_pipeline_get_stats(src->pipeline, &st);
-    a->fixes_in += st.fixes_in;
     a->fixes_flagged += st.fixes_flagged;
     a->acks_delivered += st.acks_delivered;
     a->pauses += st.pauses;

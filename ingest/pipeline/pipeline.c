@@ -36,7 +36,7 @@ struct hw_pipeline {
   hw_rule_store *rstore;
   uv_timer_t tick;        /* initialised when tick.data is set */
   hw_quality_config quality; /* rules off: static checks only */
-  uint64_t fixes_in, fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t fixes_flagged, acks_delivered, pauses, violation_events;
   uint64_t violations_opened[HW_VIOL__COUNT];
   hw_lat_hist ack_latency;
   /* stop sequence */
@@ -218,7 +218,6 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     return -ESHUTDOWN;
   for (size_t i = 0; i < n; i++) {
     const hw_fix *f = &fixes[i];
-    p->fixes_in++;
     /* The rules also judge data quality (with the terminal's jump reference); a fix whose time or
      * position is flagged is stored with its flags but kept out of the latest state and the
      * rules (base/fix.h: hw_fix_trusted). */
@@ -256,7 +255,6 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
 
 void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
   memset(out, 0, sizeof *out);
-  out->fixes_in = p->fixes_in;
   out->fixes_flagged = p->fixes_flagged;
   out->violation_events = p->violation_events;
   out->acks_delivered = p->acks_delivered;

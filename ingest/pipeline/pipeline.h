@@ -73,7 +73,7 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
                        uint32_t ack_kind, uint64_t ack_token) HW_MUST_CHECK;
 
 typedef struct hw_pipeline_stats {
-  uint64_t fixes_in, fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t fixes_flagged, acks_delivered, pauses, violation_events;
   uint64_t violations_opened[HW_VIOL__COUNT]; /* episodes opened, per hw_violation_kind */
   hw_lat_hist ack_latency; /* a fix's receipt to its ack handed to the session (delivered ones) */
   hw_pg_writer_stats pg;
