@@ -11,7 +11,7 @@
 #include "web/sse.h"
 #include "web/web.h"
 
-#define HW_WEB_SCHEMA 9 /* web_users, web_sessions, hw_web_violation_transition */
+#define HW_WEB_SCHEMA 10 /* web_users, web_sessions, hw_web_violation_transition; regions */
 
 #ifndef HW_WEB_ROOT_DEFAULT
 #define HW_WEB_ROOT_DEFAULT ""
@@ -37,6 +37,8 @@ typedef struct hw_web_settings {
   uint32_t cookie_secure;
   uint32_t max_body;
   uint32_t stream_max_clients;
+  char map_style[1024];
+  char map_tiles[1024];
 } hw_web_settings;
 
 #define C hw_web_settings
@@ -60,6 +62,8 @@ static const hw_option hw_web_options[] = {
     HW_OPT_B(C, cookie_secure, "false", "mark the session cookie Secure (when a TLS proxy is in front)"),
     HW_OPT_N(C, max_body, "65536", 1024, 1048576, NULL, "largest request body, bytes (413 above)"),
     HW_OPT_N(C, stream_max_clients, HW_XSTR(HW_SSE_DEF_MAX_CLIENTS), 1, 100000, NULL, "live feeds (GET /api/v1/stream) at once; above, 503"),
+    HW_OPT_S(C, map_style, "", "HAULWATCH_WEB_MAP_STYLE", "the page's background map: URL of a MapLibre style on the centre's own tile server (empty: region outlines and zones only)"),
+    HW_OPT_S(C, map_tiles, "", "HAULWATCH_WEB_MAP_TILES", "or: a raster tile URL template on the centre's own server, e.g. https://tiles.example/{z}/{x}/{y}.png"),
 };
 #undef C
 
@@ -124,7 +128,8 @@ int hw_cmd_web(int argc, char **argv) {
       .export_max_rows = s.export_max_rows, .track_max_rows = s.track_max_rows,
       .offline_after_s = s.offline_after_s, .moving_min_kmh = s.moving_min_kmh,
       .cookie_secure = s.cookie_secure, .max_body = s.max_body,
-      .stream_max_clients = s.stream_max_clients,
+      .stream_max_clients = s.stream_max_clients, .map_style = s.map_style,
+      .map_tiles = s.map_tiles,
   };
   hw_web_main m = {.loop = uv_default_loop()};
   uv_signal_init(m.loop, &m.sigint);

@@ -39,7 +39,7 @@ static const hw_option hw_zones_options[] = {
     HW_OPT_S(hw_zones_settings, pg, NULL, HW_CLI_PG_ENV, HW_CLI_PG_HELP),
 };
 
-static char *hw_read_file(const char *path, size_t *len) {
+char *hw_cli_read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
   char *buf = NULL;
   size_t cap = 0, n = 0;
@@ -157,7 +157,7 @@ static int hw_zones_import(int argc, char **argv) {
     return 2;
   }
   hw_zones_ctx z = {.path = pos[0]};
-  char *text = hw_read_file(pos[0], &len);
+  char *text = hw_cli_read_file(pos[0], &len);
   cJSON *root = NULL;
   const cJSON *feats = NULL;
   PGconn *conn = NULL;

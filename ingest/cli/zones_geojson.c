@@ -37,10 +37,11 @@ static int hw_time_parse(const char *s, char out[9]) {
 }
 
 /* A linear ring: at least 4 positions, each [lon, lat(, alt)] in range, first == last. */
-static void hw_check_ring(hw_zones_ctx *z, const hw_zone_in *in, const cJSON *ring, int p, int r) {
+static void hw_check_ring(hw_zones_ctx *z, int index, const char *fname, const cJSON *ring, int p,
+                          int r) {
   int n = cJSON_IsArray(ring) ? cJSON_GetArraySize(ring) : -1;
   if (n < 4) {
-    hw_zbad(z, in->index, in->name, "polygon %d ring %d has %s positions; a ring needs at least 4 "
+    hw_zbad(z, index, fname, "polygon %d ring %d has %s positions; a ring needs at least 4 "
             "(closed)", p, r, n < 0 ? "no array of" : "too few");
     return;
   }
@@ -50,12 +51,12 @@ static void hw_check_ring(hw_zones_ctx *z, const hw_zone_in *in, const cJSON *ri
   cJSON_ArrayForEach(pos, ring) {
     const cJSON *x = cJSON_GetArrayItem(pos, 0), *y = cJSON_GetArrayItem(pos, 1);
     if (!cJSON_IsArray(pos) || !cJSON_IsNumber(x) || !cJSON_IsNumber(y)) {
-      hw_zbad(z, in->index, in->name, "polygon %d ring %d position %d is not [lon, lat]", p, r, i + 1);
+      hw_zbad(z, index, fname, "polygon %d ring %d position %d is not [lon, lat]", p, r, i + 1);
       return;
     }
     double lon = x->valuedouble, lat = y->valuedouble;
     if (!isfinite(lon) || !isfinite(lat) || lon < -180 || lon > 180 || lat < -90 || lat > 90) {
-      hw_zbad(z, in->index, in->name, "polygon %d ring %d position %d [%g, %g] is not a WGS 84 "
+      hw_zbad(z, index, fname, "polygon %d ring %d position %d [%g, %g] is not a WGS 84 "
               "longitude, latitude", p, r, i + 1, lon, lat);
       return;
     }
@@ -65,18 +66,46 @@ static void hw_check_ring(hw_zones_ctx *z, const hw_zone_in *in, const cJSON *ri
     i++;
   }
   if (first[0] != last[0] || first[1] != last[1])
-    hw_zbad(z, in->index, in->name, "polygon %d ring %d is not closed (its last position must "
+    hw_zbad(z, index, fname, "polygon %d ring %d is not closed (its last position must "
             "repeat the first)", p, r);
 }
 
-static void hw_check_polygon(hw_zones_ctx *z, const hw_zone_in *in, const cJSON *poly, int p) {
+static void hw_check_polygon(hw_zones_ctx *z, int index, const char *fname, const cJSON *poly,
+                             int p) {
   if (!cJSON_IsArray(poly) || cJSON_GetArraySize(poly) < 1) {
-    hw_zbad(z, in->index, in->name, "polygon %d has no rings", p);
+    hw_zbad(z, index, fname, "polygon %d has no rings", p);
     return;
   }
   int r = 1;
   const cJSON *ring;
-  cJSON_ArrayForEach(ring, poly) hw_check_ring(z, in, ring, p, r++);
+  cJSON_ArrayForEach(ring, poly) hw_check_ring(z, index, fname, ring, p, r++);
+}
+
+int hw_geojson_polygonal(hw_zones_ctx *z, int index, const char *name, const cJSON *geom,
+                         char **out) {
+  int was_bad = z->bad;
+  z->bad = 0;
+  const cJSON *gtype = cJSON_GetObjectItemCaseSensitive(geom, "type");
+  const cJSON *coords = cJSON_GetObjectItemCaseSensitive(geom, "coordinates");
+  if (!cJSON_IsString(gtype) || (strcmp(gtype->valuestring, "Polygon") &&
+                                 strcmp(gtype->valuestring, "MultiPolygon"))) {
+    hw_zbad(z, index, name, "geometry must be a Polygon or MultiPolygon");
+  } else if (!strcmp(gtype->valuestring, "Polygon")) {
+    hw_check_polygon(z, index, name, coords, 1);
+  } else if (!cJSON_IsArray(coords) || cJSON_GetArraySize(coords) < 1) {
+    hw_zbad(z, index, name, "MultiPolygon has no polygons");
+  } else {
+    int p = 1;
+    const cJSON *poly;
+    cJSON_ArrayForEach(poly, coords) hw_check_polygon(z, index, name, poly, p++);
+  }
+  int bad = z->bad;
+  z->bad |= was_bad;
+  if (bad)
+    return -EINVAL;
+  if (out && !(*out = cJSON_PrintUnformatted(geom)))
+    return -ENOMEM;
+  return 0;
 }
 
 static const char *hw_zclass_find(const hw_zones_ctx *z, const char *s) {
@@ -174,22 +203,9 @@ static int hw_zone_parse(hw_zones_ctx *z, const cJSON *feat, hw_zone_in *in) {
   else if (has_from && !strcmp(in->from, in->to))
     in->from[0] = in->to[0] = '\0'; /* an empty window is taken as all day, as hw_zone does */
 
-  const cJSON *gtype = cJSON_GetObjectItemCaseSensitive(geom, "type");
-  const cJSON *coords = cJSON_GetObjectItemCaseSensitive(geom, "coordinates");
-  if (!cJSON_IsString(gtype) || (strcmp(gtype->valuestring, "Polygon") &&
-                                 strcmp(gtype->valuestring, "MultiPolygon"))) {
-    hw_zbad(z, in->index, in->name, "geometry must be a Polygon or MultiPolygon");
-  } else if (!strcmp(gtype->valuestring, "Polygon")) {
-    hw_check_polygon(z, in, coords, 1);
-  } else if (!cJSON_IsArray(coords) || cJSON_GetArraySize(coords) < 1) {
-    hw_zbad(z, in->index, in->name, "MultiPolygon has no polygons");
-  } else {
-    int p = 1;
-    const cJSON *poly;
-    cJSON_ArrayForEach(poly, coords) hw_check_polygon(z, in, poly, p++);
-  }
-  if (!z->bad && !(in->geojson = cJSON_PrintUnformatted(geom)))
-    return -ENOMEM;
+  int rc = hw_geojson_polygonal(z, in->index, in->name, geom, z->bad ? NULL : &in->geojson);
+  if (rc == -ENOMEM)
+    return rc;
   return z->bad ? -EINVAL : 0;
 }
 

@@ -42,6 +42,12 @@ int hw_zones_parse_doc(const char *path, const char *text, size_t len, cJSON **r
 int hw_zones_parse_features(hw_zones_ctx *z, const cJSON *feats, hw_zone_in **out, int *n)
     HW_MUST_CHECK;
 void hw_zones_free(hw_zone_in *zs, int n);
+/* Checks geom (a feature's "geometry") is a Polygon or MultiPolygon of closed WGS 84 rings,
+ * reporting each fault as feature index (name may be NULL); also used by `regions import`. On
+ * success, with out, *out is the geometry printed (owned by the caller: cJSON_free). 0, -EINVAL
+ * (reported; z->bad set) or -ENOMEM. */
+int hw_geojson_polygonal(hw_zones_ctx *z, int index, const char *name, const cJSON *geom,
+                         char **out) HW_MUST_CHECK;
 /* Reports feature index (name may be NULL) as bad: "PATH: feature N (NAME): why"; sets z->bad. */
 void hw_zbad(hw_zones_ctx *z, int index, const char *name, const char *fmt, ...) HW_PRINTF(4, 5);
 

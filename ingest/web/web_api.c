@@ -313,6 +313,11 @@ static const hw_web_col hw_veh_cols[] = {
 #define HW_VEH_PG_COLS 8
 #define HW_VEH_REDIS_FIELDS 6 /* ts_ms recv_ms lat lon speed_kmh heading */
 #define HW_VEH_NCOLS (sizeof hw_veh_cols / sizeof hw_veh_cols[0])
+/* The latest-state columns after a list's registry columns, in hw_veh_cols' order: state, then
+ * the Redis fields (ts recv_at lat lon speed_kmh heading). A list is its registry columns (the
+ * first one the terminal id, its cursor) followed by these. */
+#define HW_VEH_STATE_COLS 7
+enum { HW_VS_STATE = 0, HW_VS_TS, HW_VS_RECV, HW_VS_LAT, HW_VS_LON, HW_VS_SPEED };
 
 typedef struct hw_web_veh_slot {
   hw_web_call *call;
@@ -320,6 +325,9 @@ typedef struct hw_web_veh_slot {
 } hw_web_veh_slot;
 
 typedef struct hw_web_veh_state {
+  const hw_web_col *cols; /* the answer's columns: pgcols from PostgreSQL, then the state's */
+  size_t ncols, pgcols;
+  const char *filename;
   hw_web_format fmt;
   unsigned limit;
   char want_state[16];
@@ -329,7 +337,7 @@ typedef struct hw_web_veh_state {
   int redis_failed;
   char next[40];
   int has_next;
-  char **cells;  /* owned: nrows * HW_VEH_NCOLS strings (NULL = none) */
+  char **cells;  /* owned: nrows * ncols strings (NULL = none) */
   hw_web_veh_slot *slots; /* owned: one per row, the privdata of its Redis reply */
   size_t *order; /* rows kept by the filters, in order */
   size_t nkept;
@@ -337,7 +345,7 @@ typedef struct hw_web_veh_state {
   unsigned rounds; /* registry pages read for this answer */
   /* The registry query, run again from next for one more page while the state or bbox filters
    * leave this one short; params point into this struct. */
-  char sql[1024];
+  char sql[2048];
   const char *params[8];
   int np;
   char regpat[8], enterprise[260], cls[40], cursor[40], limit_text[16];
@@ -350,7 +358,7 @@ typedef struct hw_web_veh_state {
 static void hw_web_veh_state_free(void *p) {
   hw_web_veh_state *vs = p;
   if (vs->cells)
-    for (size_t i = 0; i < vs->nrows * HW_VEH_NCOLS; i++)
+    for (size_t i = 0; i < vs->nrows * vs->ncols; i++)
       free(vs->cells[i]);
   free(vs->cells);
   free(vs->slots);
@@ -360,7 +368,7 @@ static void hw_web_veh_state_free(void *p) {
 
 static const char *hw_web_veh_cell(size_t row, size_t col, void *arg) {
   hw_web_veh_state *vs = arg;
-  return vs->cells[vs->order[row] * HW_VEH_NCOLS + col];
+  return vs->cells[vs->order[row] * vs->ncols + col];
 }
 
 /* UTC milliseconds -> ISO 8601 in GMT+8 (as PostgreSQL writes them for this process). */
@@ -383,32 +391,32 @@ static void hw_web_vehicles_answer(hw_web_call *call) {
     return;
   }
   for (size_t r = vs->filtered; r < vs->nrows; r++) {
-    char **c = vs->cells + r * HW_VEH_NCOLS;
+    char **c = vs->cells + r * vs->ncols + vs->pgcols; /* the state's columns */
     const char *state = "offline";
-    if (c[9] && c[10]) {
-      long long recv = atoll(c[10]);
-      double speed = c[13] ? atof(c[13]) : 0;
+    if (c[HW_VS_TS] && c[HW_VS_RECV]) {
+      long long recv = atoll(c[HW_VS_RECV]);
+      double speed = c[HW_VS_SPEED] ? atof(c[HW_VS_SPEED]) : 0;
       if ((long long)now_ms - recv > (long long)app->cfg.offline_after_s * 1000)
         state = "offline";
       else
         state = speed >= app->cfg.moving_min_kmh ? "moving" : "stopped";
       char iso[64];
-      hw_web_iso_ms(atoll(c[9]), iso, sizeof iso);
-      free(c[9]);
-      c[9] = strdup(iso);
+      hw_web_iso_ms(atoll(c[HW_VS_TS]), iso, sizeof iso);
+      free(c[HW_VS_TS]);
+      c[HW_VS_TS] = strdup(iso);
       hw_web_iso_ms(recv, iso, sizeof iso);
-      free(c[10]);
-      c[10] = strdup(iso);
+      free(c[HW_VS_RECV]);
+      c[HW_VS_RECV] = strdup(iso);
     } else if (vs->redis_failed) {
       state = NULL; /* unknown, not offline */
     }
-    c[8] = state ? strdup(state) : NULL;
+    c[HW_VS_STATE] = state ? strdup(state) : NULL;
     if (vs->want_state[0] && (!state || strcmp(state, vs->want_state)))
       continue;
     if (vs->has_bbox) {
-      if (!c[11] || !c[12])
+      if (!c[HW_VS_LAT] || !c[HW_VS_LON])
         continue;
-      double lat = atof(c[11]), lon = atof(c[12]);
+      double lat = atof(c[HW_VS_LAT]), lon = atof(c[HW_VS_LON]);
       if (lon < vs->bbox[0] || lat < vs->bbox[1] || lon > vs->bbox[2] || lat > vs->bbox[3])
         continue;
     }
@@ -423,10 +431,10 @@ static void hw_web_vehicles_answer(hw_web_call *call) {
   if (vs->nkept > vs->limit) {
     /* The last round kept more than fit: the next page starts after the last one shown. */
     vs->nkept = vs->limit;
-    snprintf(vs->next, sizeof vs->next, "%s", vs->cells[vs->order[vs->nkept - 1] * HW_VEH_NCOLS]);
+    snprintf(vs->next, sizeof vs->next, "%s", vs->cells[vs->order[vs->nkept - 1] * vs->ncols]);
     vs->has_next = 1;
   }
-  hw_web_reply_table(call, vs->fmt, "vehicles", hw_veh_cols, HW_VEH_NCOLS, vs->nkept,
+  hw_web_reply_table(call, vs->fmt, vs->filename, vs->cols, vs->ncols, vs->nkept,
                      hw_web_veh_cell, vs, vs->has_next ? vs->next : NULL, NULL);
 }
 
@@ -442,11 +450,11 @@ static void hw_web_veh_redis_reply(redisAsyncContext *ac, void *r, void *privdat
   if (!current || reply->type != REDIS_REPLY_ARRAY || reply->elements != HW_VEH_REDIS_FIELDS) {
     vs->redis_failed = 1;
   } else {
-    char **c = vs->cells + slot->row * HW_VEH_NCOLS;
+    char **c = vs->cells + slot->row * vs->ncols + vs->pgcols;
     for (size_t i = 0; i < HW_VEH_REDIS_FIELDS; i++) {
       redisReply *e = reply->element[i];
       if (e->type == REDIS_REPLY_STRING && e->len < 32 && !memchr(e->str, 0, e->len))
-        c[9 + i] = strndup(e->str, e->len);
+        c[HW_VS_TS + i] = strndup(e->str, e->len);
     }
   }
   if (--vs->waiting == 0)
@@ -468,7 +476,7 @@ static void hw_web_vehicles_listed(hw_web_call *call, const PGresult *res) {
     vs->has_next = 1;
   }
   /* Rows of earlier rounds stay; no Redis reply is outstanding now, so the slots may move. */
-  char **cells = realloc(vs->cells, ((base + n) * HW_VEH_NCOLS + 1) * sizeof *cells);
+  char **cells = realloc(vs->cells, ((base + n) * vs->ncols + 1) * sizeof *cells);
   if (cells)
     vs->cells = cells;
   hw_web_veh_slot *slots = cells ? realloc(vs->slots, (base + n + 1) * sizeof *slots) : NULL;
@@ -481,12 +489,12 @@ static void hw_web_vehicles_listed(hw_web_call *call, const PGresult *res) {
     hw_web_reply_error(call, 503, "out of memory");
     return;
   }
-  memset(vs->cells + base * HW_VEH_NCOLS, 0, (n * HW_VEH_NCOLS + 1) * sizeof *vs->cells);
+  memset(vs->cells + base * vs->ncols, 0, (n * vs->ncols + 1) * sizeof *vs->cells);
   vs->nrows = base + n;
   for (size_t r = 0; r < n; r++)
-    for (size_t c = 0; c < HW_VEH_PG_COLS; c++)
+    for (size_t c = 0; c < vs->pgcols; c++)
       if (!PQgetisnull(res, (int)r, (int)c) &&
-          !(vs->cells[(base + r) * HW_VEH_NCOLS + c] = strdup(PQgetvalue(res, (int)r, (int)c)))) {
+          !(vs->cells[(base + r) * vs->ncols + c] = strdup(PQgetvalue(res, (int)r, (int)c)))) {
         hw_web_reply_error(call, 503, "out of memory");
         return;
       }
@@ -500,7 +508,7 @@ static void hw_web_vehicles_listed(hw_web_call *call, const PGresult *res) {
     vs->slots[r] = (hw_web_veh_slot){call, r};
     if (redisAsyncCommand(app->redis.ac, hw_web_veh_redis_reply, &vs->slots[r],
                           "HMGET hw:veh:%s ts_ms recv_ms lat lon speed_kmh heading",
-                          vs->cells[r * HW_VEH_NCOLS]) != REDIS_OK) {
+                          vs->cells[r * vs->ncols]) != REDIS_OK) {
       vs->redis_failed = 1;
       break;
     }
@@ -520,6 +528,10 @@ void hw_web_vehicles_list(hw_web_call *call) {
   }
   call->state = vs;
   call->free_state = hw_web_veh_state_free;
+  vs->cols = hw_veh_cols;
+  vs->ncols = HW_VEH_NCOLS;
+  vs->pgcols = HW_VEH_PG_COLS;
+  vs->filename = "vehicles";
   char region[16], enterprise[260], cls[40], bbox[128], cursor[40];
   if (hw_web_format_of(call, &vs->fmt) || hw_web_limit(call, vs->fmt, &vs->limit)) {
     hw_web_reply_error(call, 400, "format is json, csv or xlsx; limit a whole number within the "
@@ -592,6 +604,74 @@ static void hw_web_vehicles_fetch(hw_web_call *call) {
   vs->rounds++;
   if (hw_web_query(call, vs->sql, vs->np, vs->params, hw_web_vehicles_listed)) {
   }
+}
+
+/* --- converted tractors ---------------------------------------------------------------------- */
+
+/* Every vehicle of a class with a phase-out date (retired_after; converted tractors after
+ * 2025-12-31) in the user's regions: whether it moved after that date (a retired_class violation
+ * exists), when and where last (that violation's last_at, and the stored position at or just
+ * before it, else where the episode started), its open violations, then the latest state from
+ * Redis as the vehicle list gives it. */
+static const hw_web_col hw_tractor_cols[] = {
+    {"terminal_id", HW_COL_TEXT},  {"plate", HW_COL_TEXT},
+    {"region", HW_COL_TEXT},       {"enterprise", HW_COL_TEXT},
+    {"class", HW_COL_TEXT},        {"retired_after", HW_COL_TEXT},
+    {"moved_after_retirement", HW_COL_BOOL}, {"last_moved_at", HW_COL_TIME},
+    {"last_lat", HW_COL_NUM},      {"last_lon", HW_COL_NUM},
+    {"open_violations", HW_COL_INT},
+    {"state", HW_COL_TEXT},        {"ts", HW_COL_TIME},
+    {"recv_at", HW_COL_TIME},      {"lat", HW_COL_NUM},
+    {"lon", HW_COL_NUM},           {"speed_kmh", HW_COL_NUM},
+    {"heading", HW_COL_INT},
+};
+#define HW_TRACTOR_PG_COLS 11
+
+void hw_web_converted_tractors(hw_web_call *call) {
+  hw_web_veh_state *vs = calloc(1, sizeof *vs);
+  if (!vs) {
+    hw_web_reply_error(call, 503, "out of memory");
+    return;
+  }
+  call->state = vs;
+  call->free_state = hw_web_veh_state_free;
+  vs->cols = hw_tractor_cols;
+  vs->ncols = HW_ARRAY_SIZE(hw_tractor_cols);
+  vs->pgcols = HW_TRACTOR_PG_COLS;
+  vs->filename = "converted-tractors";
+  if (hw_web_format_of(call, &vs->fmt) || hw_web_limit(call, vs->fmt, &vs->limit)) {
+    hw_web_reply_error(call, 400, "format is json, csv or xlsx; limit a whole number within the "
+                                  "maximum");
+    return;
+  }
+  char cursor[40];
+  if (hw_web_qparam(call, "cursor", cursor, sizeof cursor) < 0 ||
+      (cursor[0] && !hw_web_tid_ok(cursor))) {
+    hw_web_reply_error(call, 400, "cursor is not one this API gave");
+    return;
+  }
+  snprintf(vs->cursor, sizeof vs->cursor, "%s", cursor);
+  snprintf(vs->limit_text, sizeof vs->limit_text, "%u", vs->limit + 1);
+  vs->params[0] = call->user.scope;
+  vs->params[1] = vs->cursor;
+  vs->params[2] = vs->limit_text;
+  vs->np = 3;
+  snprintf(vs->sql, sizeof vs->sql, "%s",
+           "SELECT v.terminal_id, v.plate, v.region, v.enterprise, v.class_code, "
+           "c.retired_after::text, lv.last_at IS NOT NULL, " HW_ISO("lv.last_at") ", "
+           "coalesce(lp.lat, lv.start_lat), coalesce(lp.lon, lv.start_lon), "
+           "(SELECT count(*) FROM violations o WHERE o.terminal_id = v.terminal_id AND "
+           "o.state <> 'closed') "
+           "FROM vehicles v JOIN vehicle_classes c ON c.code = v.class_code "
+           "LEFT JOIN LATERAL (SELECT coalesce(x.last_at, x.ended_at, x.started_at) AS last_at, "
+           "x.start_lat, x.start_lon FROM violations x WHERE x.terminal_id = v.terminal_id AND "
+           "x.kind = 'retired_class' ORDER BY 1 DESC LIMIT 1) lv ON true "
+           "LEFT JOIN LATERAL (SELECT p.lat, p.lon FROM positions p WHERE p.terminal_id = "
+           "v.terminal_id AND p.ts <= lv.last_at AND p.ts > lv.last_at - interval '1 day' "
+           "ORDER BY p.ts DESC LIMIT 1) lp ON true "
+           "WHERE c.retired_after IS NOT NULL AND v.terminal_id IS NOT NULL AND "
+           "v.region LIKE ANY($1::text[]) AND v.terminal_id > $2 ORDER BY v.terminal_id LIMIT $3");
+  hw_web_vehicles_fetch(call);
 }
 
 /* --- tracks ---------------------------------------------------------------------------------- */

@@ -24,6 +24,11 @@ static const hw_web_route_def hw_web_routes[] = {
     {"GET", "/api/v1/vehicles", hw_web_vehicles_list, HW_ROLE_VIEWER},
     {"GET", "/api/v1/vehicles/{terminal_id}/track", hw_web_vehicle_track, HW_ROLE_VIEWER},
     {"GET", "/api/v1/stream", hw_web_stream, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/config", hw_web_config_get, HW_ROLE_OPTIONAL},
+    {"GET", "/api/v1/summary", hw_web_summary, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/zones", hw_web_zones, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/regions", hw_web_regions, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/converted-tractors", hw_web_converted_tractors, HW_ROLE_VIEWER},
 };
 
 const char *hw_web_role_name(hw_web_role r) {
@@ -325,6 +330,10 @@ static void hw_web_auth_done(hw_web_call *call, const PGresult *res) {
     return;
   }
   if (PQntuples(res) != 1) {
+    if (call->route->min_role == HW_ROLE_OPTIONAL) {
+      call->route->fn(call); /* as nobody */
+      return;
+    }
     hw_web_reply_error(call, 401, "log in first (session expired or unknown token)");
     return;
   }
@@ -390,6 +399,10 @@ static void hw_web_dispatch(hw_http_req *req, void *arg) {
   }
   char cred[128];
   int kind = hw_web_credential(req, cred, sizeof cred);
+  if (!kind && def->min_role == HW_ROLE_OPTIONAL) {
+    def->fn(call);
+    return;
+  }
   if (!kind) {
     hw_web_reply_error(call, 401, "log in first");
     return;
@@ -429,6 +442,13 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
     return -ENOMEM;
   w->loop = loop;
   w->cfg = *cfg;
+  const char *style = cfg->map_style ? cfg->map_style : "", *tiles = cfg->map_tiles ? cfg->map_tiles : "";
+  if (strlen(style) >= sizeof w->map_style || strlen(tiles) >= sizeof w->map_tiles) {
+    rc = -EINVAL;
+    goto fail;
+  }
+  strcpy(w->map_style, style);
+  strcpy(w->map_tiles, tiles);
   if (strlen(cfg->listen) >= sizeof w->listen || strlen(cfg->pg) >= sizeof w->pg ||
       strlen(cfg->redis_host) >= sizeof w->redis_host ||
       strlen(cfg->web_root) >= PATH_MAX || cfg->pg_pool == 0) {
@@ -458,6 +478,8 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   w->cfg.pg = w->pg;
   w->cfg.redis_host = w->redis_host;
   w->cfg.web_root = w->web_root;
+  w->cfg.map_style = w->map_style;
+  w->cfg.map_tiles = w->map_tiles;
   if (sodium_init() < 0 ||
       crypto_pwhash_str(w->dummy_hash, "not a password", 14, crypto_pwhash_OPSLIMIT_INTERACTIVE,
                         crypto_pwhash_MEMLIMIT_INTERACTIVE)) {

@@ -26,7 +26,17 @@
 /* API tokens are "hwt_" and 64 hex characters, so a leaked one is recognisable in a scan. */
 #define HW_WEB_API_TOKEN_PREFIX "hwt_"
 
-typedef enum { HW_ROLE_NONE = 0, HW_ROLE_VIEWER, HW_ROLE_OPERATOR, HW_ROLE_ADMIN } hw_web_role;
+/* HW_ROLE_OPTIONAL is a route's, never a user's: the user is looked up when a credential comes
+ * and the handler runs either way (user.id 0, role HW_ROLE_NONE when nobody is logged in), so
+ * a page asking whether it is logged in gets an answer, not a 401 its browser reports as an
+ * error. */
+typedef enum {
+  HW_ROLE_OPTIONAL = -1,
+  HW_ROLE_NONE = 0,
+  HW_ROLE_VIEWER,
+  HW_ROLE_OPERATOR,
+  HW_ROLE_ADMIN
+} hw_web_role;
 
 /* Who a request acts for, resolved from its session cookie or Bearer token before the handler
  * runs. The scope is what every query filters with (README: region scoping). */
@@ -51,7 +61,7 @@ typedef void (*hw_web_pg_cb)(hw_web_call *call, const PGresult *res);
 typedef struct hw_web_route_def {
   const char *method, *pattern;
   hw_web_fn fn;
-  hw_web_role min_role; /* HW_ROLE_NONE: no login needed */
+  hw_web_role min_role; /* HW_ROLE_NONE: no login needed; HW_ROLE_OPTIONAL: see there */
 } hw_web_route_def;
 
 struct hw_web_call {
@@ -71,6 +81,7 @@ struct hw_web {
   uv_loop_t *loop;
   hw_web_config cfg; /* strings point into the owned copies below */
   char listen[256], pg[1200], redis_host[256], web_root[PATH_MAX];
+  char map_style[1024], map_tiles[1024];
   hw_http_server *http;
   hw_http_route *routes; /* owned; args point at binds */
   struct hw_web_bind { hw_web *app; const hw_web_route_def *def; } *binds;
@@ -171,6 +182,12 @@ void hw_web_violation_transition(hw_web_call *call);
 void hw_web_vehicles_list(hw_web_call *call);
 void hw_web_vehicle_track(hw_web_call *call);
 void hw_web_stream(hw_web_call *call);
+/* web_map.c: what the page needs besides the lists */
+void hw_web_config_get(hw_web_call *call);
+void hw_web_summary(hw_web_call *call);
+void hw_web_zones(hw_web_call *call);
+void hw_web_regions(hw_web_call *call);
+void hw_web_converted_tractors(hw_web_call *call);
 /* Static files (not an API call: no login, no database). */
 void hw_web_static(hw_http_req *req, void *arg);
 

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -219,7 +220,8 @@ static int group_setup(void **state) {
   const char *argv[] = {"web", "--listen", listen, "--pg", env.conninfo, "--redis", env.redis_addr,
                         "--web-root", webroot, "--login-max-user-failures", "3",
                         "--login-max-addr-failures", "6", "--page-max", "50",
-                        "--max-body", "4096", NULL};
+                        "--max-body", "4096", "--map-tiles",
+                        "http://127.0.0.1:1/tiles/{z}/{x}/{y}.png", NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
   assert_int_equal(hw_test_wait_port(wport, 20000), 0);
   /* Ready once PostgreSQL and Redis are connected (requests before that get 503 at once). */
@@ -860,6 +862,263 @@ static void test_without_redis(void **state) {
   assert_int_equal(R.status, 200);
 }
 
+
+/* --- what the page needs: config, summary, zones, region outlines, converted tractors ------- */
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+/* Runs `haulwatch regions import FILE` with text as FILE; returns its exit status and leaves its
+ * stderr in errbuf. */
+static int regions_import(const char *text, char *errbuf, size_t cap) {
+  write_text("test_web.regions.geojson", text);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "%s regions import test_web.regions.geojson 2>test_web.regions.err "
+           ">/dev/null", HW_BINARY);
+  int st = system(cmd);
+  FILE *f = fopen("test_web.regions.err", "r");
+  assert_non_null(f);
+  size_t n = fread(errbuf, 1, cap - 1, f);
+  errbuf[n] = 0;
+  fclose(f);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+#define BOX(x0, y0, x1, y1) \
+  "{\"type\":\"Polygon\",\"coordinates\":[[[" #x0 "," #y0 "],[" #x1 "," #y0 "],[" #x1 "," #y1 \
+  "],[" #x0 "," #y1 "],[" #x0 "," #y0 "]]]}"
+#define REGION(code, name, geom) \
+  "{\"type\":\"Feature\",\"properties\":{\"code\":" code ",\"name\":\"" name "\"},\"geometry\":" geom "}"
+
+static void test_regions_import(void **state) {
+  (void)state;
+  char err[4096];
+  /* Hostile files: each refused whole with the feature named, nothing imported. */
+  assert_int_equal(regions_import("{\"type\":\"FeatureCollection\",\"features\":[", err, sizeof err), 1);
+  assert_non_null(strstr(err, "not valid JSON"));
+  assert_int_equal(regions_import("{\"type\":\"FeatureCollection\",\"features\":[" REGION("\"320100\"", "南京", BOX(118, 31, 119, 32)) ","
+                                  REGION("\"3201\"", "short", BOX(118, 31, 119, 32)) ","
+                                  REGION("320200", "number", BOX(118, 31, 119, 32)) ","
+                                  REGION("\"320300\"", "", BOX(118, 31, 119, 32)) ","
+                                  REGION("\"320400\"", "open ring", "{\"type\":\"Polygon\",\"coordinates\":[[[118,31],[119,31],[119,32],[118,32]]]}") ","
+                                  REGION("\"320500\"", "point", "{\"type\":\"Point\",\"coordinates\":[118,31]}") ","
+                                  REGION("\"320100\"", "again", BOX(118, 31, 119, 32)) "]}", err, sizeof err), 1);
+  assert_non_null(strstr(err, "feature 2: code must be a six-digit"));
+  assert_non_null(strstr(err, "feature 3: code must be"));
+  assert_non_null(strstr(err, "feature 4 (320300): name must be"));
+  assert_non_null(strstr(err, "feature 5 (320400): polygon 1 ring 1 is not closed"));
+  assert_non_null(strstr(err, "feature 6 (320500): geometry must be a Polygon or MultiPolygon"));
+  assert_non_null(strstr(err, "feature 7 (320100): the code is also used by feature 1"));
+  assert_non_null(strstr(err, "6 bad features; nothing imported"));
+  /* A bow tie passes the parser and is refused by PostGIS, named. */
+  assert_int_equal(regions_import("{\"type\":\"FeatureCollection\",\"features\":[" REGION("\"320100\"", "南京", BOX(118, 31, 119, 32)) ","
+                                  REGION("\"320200\"", "bow tie", "{\"type\":\"Polygon\",\"coordinates\":[[[118,31],[119,32],[119,31],[118,32],[118,31]]]}") "]}",
+                                  err, sizeof err), 1);
+  assert_non_null(strstr(err, "feature 2 (320200): invalid polygon: Self-intersection"));
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM regions"), 0);
+  /* Then a good one; a second import of a code replaces it. */
+  const char *good = "{\"type\":\"FeatureCollection\",\"features\":["
+      REGION("\"320000\"", "江苏省", "{\"type\":\"MultiPolygon\",\"coordinates\":[[[[116.3,30.7],[121.9,30.7],[121.9,35.2],[116.3,35.2],[116.3,30.7]]]]}") ","
+      REGION("\"320100\"", "old name", BOX(118.3, 31.2, 119.2, 32.6)) ","
+      REGION("\"320200\"", "无锡市", BOX(119.5, 31.1, 120.6, 31.9)) ","
+      REGION("\"330100\"", "杭州市", BOX(118.3, 29.2, 120.7, 30.6)) "]}";
+  assert_int_equal(regions_import(good, err, sizeof err), 0);
+  assert_int_equal(regions_import("{\"type\":\"FeatureCollection\",\"features\":["
+                                  REGION("\"320100\"", "南京市", BOX(118.3, 31.2, 119.2, 32.6)) "]}", err, sizeof err), 0);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM regions"), 4);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM regions WHERE name = '南京市'"), 1);
+}
+
+static void test_page_config_summary_zones_regions(void **state) {
+  (void)state;
+  clear_attempts();
+  /* Not logged in: an answer, not a 401 (the page asks this first). */
+  get_as(NULL, "/api/v1/config");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(R.body, "{\"user\":null,\"map_style\":null,"
+                              "\"map_tiles\":\"http://127.0.0.1:1/tiles/{z}/{x}/{y}.png\"}");
+  /* A malformed or unknown credential is nobody, too. */
+  get_as("Cookie: hw_session=0123\r\n", "/api/v1/config");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"user\":null"));
+  get_as("Cookie: hw_session=0000000000000000000000000000000000000000000000000000000000000000\r\n",
+         "/api/v1/config");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"user\":null"));
+  char nj[256], js[256], hz[256];
+  snprintf(nj, sizeof nj, "%s", login("nj_view", "nj-viewer-pw"));
+  snprintf(js, sizeof js, "%s", login("js_view", "js-viewer-pw"));
+  snprintf(hz, sizeof hz, "%s", login("hz_op", "hz-operator-pw"));
+  get_as(nj, "/api/v1/config");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"user\":{\"user\":\"nj_view\",\"role\":\"viewer\",\"regions\":[\"320100\"]}"));
+  for (int i = 0; i < 4; i++) {
+    const char *p = (const char *[]){"/api/v1/summary", "/api/v1/zones", "/api/v1/regions",
+                                     "/api/v1/converted-tractors"}[i];
+    get_as(NULL, p);
+    assert_int_equal(R.status, 401);
+  }
+
+  /* Summary: counted in the user's regions only, against the same counts in SQL. */
+  char want[256], got_kind[320];
+  get_as(nj, "/api/v1/summary");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"vehicles\":3,"));
+  assert_non_null(strstr(R.body, "\"as_of\":\""));
+  hw_test_pg_text(env.db, want, sizeof want,
+                  "SELECT coalesce(string_agg(format('\"%%s\":%%s', kind, n), ',' ORDER BY kind), '') FROM "
+                  "(SELECT kind, count(*) n FROM violations WHERE state <> 'closed' AND region LIKE '3201%%' "
+                  "GROUP BY kind) k");
+  snprintf(got_kind, sizeof got_kind, "\"open_violations\":{%s}", want);
+  assert_non_null(strstr(R.body, got_kind));
+  assert_null(strstr(R.body, "\"fatigue\":0"));
+  get_as(hz, "/api/v1/summary");
+  assert_non_null(strstr(R.body, "\"vehicles\":2,")); /* hz1 and wx1 (320211) */
+  hw_test_pg_text(env.db, want, sizeof want,
+                  "SELECT count(*) FROM violations WHERE state <> 'closed' AND (region LIKE '3301%%' "
+                  "OR region = '320211') AND kind = 'speeding'");
+  snprintf(got_kind, sizeof got_kind, "\"open_violations\":{\"speeding\":%s}", want);
+  assert_non_null(strstr(R.body, got_kind));
+  sql("UPDATE vehicles SET status = 'scrapped' WHERE terminal_id = 'nj3'");
+  get_as(nj, "/api/v1/summary");
+  assert_non_null(strstr(R.body, "\"vehicles\":2,"));
+  sql("UPDATE vehicles SET status = 'active' WHERE terminal_id = 'nj3'");
+
+  /* Zones: road rules, the same for everyone logged in. */
+  sql("INSERT INTO zones (name, kind, limit_kmh, is_expressway, geom) VALUES ('G2 test', "
+      "'speed_limit', 100, true, ST_Multi(ST_GeomFromText('POLYGON((118 32,118.1 32,118.1 32.1,"
+      "118 32.1,118 32))', 4326)))");
+  get_as(nj, "/api/v1/zones");
+  assert_int_equal(R.status, 200);
+  assert_string_equal(hdr("Content-Type"), "application/json");
+  assert_memory_equal(R.body, "{\"type\":\"FeatureCollection\",\"features\":[{\"type\":\"Feature\"", 50);
+  assert_non_null(strstr(R.body, "\"name\":\"G2 test\",\"kind\":\"speed_limit\","
+                                 "\"limit_kmh\":100,\"is_expressway\":true}"));
+  assert_non_null(strstr(R.body, "\"type\":\"MultiPolygon\",\"coordinates\":[[[[118,32],"));
+  char zbody[8192];
+  snprintf(zbody, sizeof zbody, "%s", R.body);
+  get_as(hz, "/api/v1/zones");
+  assert_string_equal(R.body, zbody);
+
+  /* Region outlines: only those in the user's regions. */
+  get_as(nj, "/api/v1/regions");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"code\""), 1);
+  assert_non_null(strstr(R.body, "\"properties\":{\"code\":\"320100\",\"name\":\"南京市\"}"));
+  get_as(js, "/api/v1/regions");
+  assert_int_equal(count_of(R.body, "\"code\""), 3);
+  assert_null(strstr(R.body, "330100"));
+  get_as(hz, "/api/v1/regions");
+  assert_int_equal(count_of(R.body, "\"code\""), 1);
+  assert_non_null(strstr(R.body, "\"330100\""));
+  get_as("Authorization: Bearer hwt_nothing\r\n", "/api/v1/regions");
+  assert_int_equal(R.status, 401);
+}
+
+static void test_converted_tractors(void **state) {
+  (void)state;
+  clear_attempts();
+  /* Two converted tractors in Nanjing (one moved in 2026, one never), one in Hangzhou, and a
+   * heavy truck (no phase-out date: never listed). */
+  sql("INSERT INTO vehicles (plate, plate_colour, class_code, terminal_id, region, enterprise) VALUES "
+      "('苏A0T001', 2, 'converted_tractor', 'njt1', '320102', '=cmd|calc'),"
+      "('苏A0T002', 2, 'converted_tractor', 'njt2', '320115', 'NJ Farm'),"
+      "('浙A0T001', 2, 'converted_tractor', 'hzt1', '330102', 'HZ Farm')");
+  sql("INSERT INTO violations (kind, episode_key, terminal_id, plate, region, enterprise, started_at, "
+      "last_at, start_lat, start_lon) VALUES "
+      "('retired_class', 'ct1', 'njt1', '苏A0T001', '320102', '=cmd|calc', '2026-01-05 09:00+08', "
+      "'2026-01-05 10:00+08', 32.1, 118.7),"
+      "('retired_class', 'ct2', 'njt1', '苏A0T001', '320102', '=cmd|calc', '2026-01-09 09:00+08', "
+      "'2026-01-09 11:30+08', 32.2, 118.8),"
+      "('retired_class', 'ct3', 'hzt1', '浙A0T001', '330102', 'HZ Farm', '2026-01-09 09:00+08', "
+      "'2026-01-09 11:30+08', 30.2, 120.1)");
+  sql("SELECT hw_violation_transition(id, 'notified', 't', NULL) FROM violations WHERE episode_key = 'ct1'");
+  sql("SELECT hw_violation_transition(id, 'rectifying', 't', NULL) FROM violations WHERE episode_key = 'ct1'");
+  sql("SELECT hw_violation_transition(id, 'closed', 't', 'scrapped') FROM violations WHERE episode_key = 'ct1'");
+  /* Where it was last: the stored position at the episode's last_at. */
+  sql("INSERT INTO positions (terminal_id, ts, seq, recv_ts, lat, lon, speed_kmh, heading, alt_m, "
+      "alarm, status, odometer_km) VALUES ('njt1', '2026-01-09 11:29+08', 0, now(), 32.25, 118.85, 30, 0, 0, 0, 2, 0),"
+      "('njt1', '2026-01-09 11:30+08', 0, now(), 32.26, 118.86, 30, 0, 0, 0, 2, 0),"
+      "('njt1', '2026-01-09 11:31+08', 0, now(), 40.0, 100.0, 30, 0, 0, 0, 2, 0)");
+  redisContext *rc = redisConnect("127.0.0.1", env.redis_port);
+  assert_true(rc && !rc->err);
+  long long now = (long long)time(NULL) * 1000;
+  redisReply *r = redisCommand(rc, "HSET hw:veh:njt1 ts_ms %lld recv_ms %lld lat 32.3 lon 118.9 "
+                               "speed_kmh 25.0 heading 180", now, now);
+  assert_non_null(r);
+  freeReplyObject(r);
+  redisFree(rc);
+
+  char nj[256], hz[256];
+  snprintf(nj, sizeof nj, "%s", login("nj_view", "nj-viewer-pw"));
+  snprintf(hz, sizeof hz, "%s", login("hz_op", "hz-operator-pw"));
+  get_as(nj, "/api/v1/converted-tractors");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 2);
+  assert_null(strstr(R.body, "hzt1"));
+  assert_null(strstr(R.body, "\"nj1\""));
+  assert_non_null(strstr(R.body,
+      "{\"terminal_id\":\"njt1\",\"plate\":\"苏A0T001\",\"region\":\"320102\",\"enterprise\":\"=cmd|calc\","
+      "\"class\":\"converted_tractor\",\"retired_after\":\"2025-12-31\",\"moved_after_retirement\":true,"
+      "\"last_moved_at\":\"2026-01-09T11:30:00+08:00\",\"last_lat\":32.26,\"last_lon\":118.86,"
+      "\"open_violations\":1,\"state\":\"moving\",\"ts\":\""));
+  assert_non_null(strstr(R.body, "\"lat\":32.3,\"lon\":118.9,\"speed_kmh\":25,\"heading\":180}"));
+  assert_non_null(strstr(R.body,
+      "{\"terminal_id\":\"njt2\",\"plate\":\"苏A0T002\",\"region\":\"320115\",\"enterprise\":\"NJ Farm\","
+      "\"class\":\"converted_tractor\",\"retired_after\":\"2025-12-31\",\"moved_after_retirement\":false,"
+      "\"last_moved_at\":null,\"last_lat\":null,\"last_lon\":null,\"open_violations\":0,"
+      "\"state\":\"offline\",\"ts\":null"));
+  /* Paging by terminal id. */
+  get_as(nj, "/api/v1/converted-tractors?limit=1");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"next_cursor\":\"njt1\""));
+  get_as(nj, "/api/v1/converted-tractors?limit=1&cursor=njt1");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"njt2\""));
+  assert_non_null(strstr(R.body, "\"next_cursor\":null"));
+  /* The other scope: only its own tractor; its position falls back to the episode's start. */
+  get_as(hz, "/api/v1/converted-tractors");
+  assert_int_equal(count_of(R.body, "\"terminal_id\""), 1);
+  assert_non_null(strstr(R.body, "\"hzt1\""));
+  assert_non_null(strstr(R.body, "\"last_lat\":30.2,\"last_lon\":120.1"));
+  /* Formats. */
+  get_as(nj, "/api/v1/converted-tractors?format=csv");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(hdr("Content-Disposition"), "converted-tractors.csv"));
+  assert_int_equal(count_of(R.body, "\r\n"), 3);
+  static const char head[] = "terminal_id,plate,region,enterprise,class,retired_after,"
+                             "moved_after_retirement,last_moved_at,last_lat,last_lon,"
+                             "open_violations,state,ts,recv_at,lat,lon,speed_kmh,heading\r\n";
+  assert_memory_equal(R.body, head, sizeof head - 1);
+  assert_non_null(strstr(R.body, ",\"'=cmd|calc\","));
+  get_as(nj, "/api/v1/converted-tractors?format=xlsx");
+  assert_int_equal(R.status, 200);
+  assert_memory_equal(R.body, "PK\x03\x04", 4);
+  /* Bad input. */
+  get_as(nj, "/api/v1/converted-tractors?format=pdf");
+  assert_int_equal(R.status, 400);
+  get_as(nj, "/api/v1/converted-tractors?limit=0");
+  assert_int_equal(R.status, 400);
+  get_as(nj, "/api/v1/converted-tractors?limit=51");
+  assert_int_equal(R.status, 400);
+  get_as(nj, "/api/v1/converted-tractors?cursor=%27%20OR%201=1--");
+  assert_int_equal(R.status, 400);
+  get_as(nj, "/api/v1/converted-tractors?cursor=%ff");
+  assert_int_equal(R.status, 400);
+  get_as(nj, "/api/v1/summary?x=%zz");
+  assert_int_equal(R.status, 200); /* parameters it does not read are not looked at */
+  get_as(nj, "/readyz");
+  assert_int_equal(R.status, 200);
+  /* Leave the data as the other tests expect it. */
+  sql("DELETE FROM violations WHERE episode_key IN ('ct1', 'ct2', 'ct3')");
+  sql("DELETE FROM positions WHERE terminal_id = 'njt1'");
+  sql("DELETE FROM vehicles WHERE terminal_id IN ('njt1', 'njt2', 'hzt1')");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_login_me_logout),
@@ -872,6 +1131,9 @@ int main(void) {
       cmocka_unit_test(test_xlsx_export),
       cmocka_unit_test(test_static),
       cmocka_unit_test(test_stream_scoped),
+      cmocka_unit_test(test_regions_import),
+      cmocka_unit_test(test_page_config_summary_zones_regions),
+      cmocka_unit_test(test_converted_tractors),
       cmocka_unit_test(test_print_timings),
       cmocka_unit_test(test_login_rate_limit),
       cmocka_unit_test(test_without_redis),
