@@ -14,7 +14,8 @@ HW_DEPS=(build-essential cmake pkg-config libuv1-dev libpq-dev libprotobuf-c-dev
   protobuf-c-compiler libhiredis-dev libinih-dev libsodium-dev uthash-dev libcmocka-dev
   libcjson-dev libcsv-dev libxlsxwriter-dev unzip
   node-llhttp prometheus
-  postgresql-15 postgresql-15-postgis-3 redis-server redis-tools clang libclang-rt-14-dev)
+  postgresql-15 postgresql-15-postgis-3 redis-server redis-tools clang libclang-rt-14-dev
+  nodejs npm chromium fonts-wqy-microhei)
 
 # Cleanup actions, run last-registered first (strings for eval, built with printf %q).
 HW_ON_EXIT=()
@@ -50,6 +51,10 @@ hw_as_pg() {
 hw_install_deps() {
   local missing=() p
   for p in "${HW_DEPS[@]}"; do
+    # nodejs packages from elsewhere (NodeSource) bundle npm and conflict with Debian's.
+    if [ "$p" = npm ] && command -v npm >/dev/null; then
+      continue
+    fi
     if [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null)" != "ii " ]; then
       missing+=("$p")
     fi
@@ -69,6 +74,22 @@ hw_build() {
   shift
   cmake -S "$HW_ROOT" -B "$dir" "$@" || return
   cmake --build "$dir" -j2
+}
+
+# hw_npm_ci DIR...: installs each DIR's npm packages exactly as its package-lock.json says
+# (npm ci), when node_modules/ is missing or older than the lockfile. web/ holds the page's
+# MapLibre, tests/browser/ the browser test's playwright-core (it drives Debian's chromium, so
+# no browser is downloaded; --ignore-scripts: no package runs code at install).
+hw_npm_ci() {
+  local d
+  for d in "$@"; do
+    if [ -f "$HW_ROOT/$d/node_modules/.package-lock.json" ] &&
+      [ ! "$HW_ROOT/$d/package-lock.json" -nt "$HW_ROOT/$d/node_modules/.package-lock.json" ]; then
+      continue
+    fi
+    hw_log "npm ci in $d/"
+    (cd "$HW_ROOT/$d" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) || return
+  done
 }
 
 # Registers a cleanup action: hw_on_exit CMD [ARGS...].

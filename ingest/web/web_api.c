@@ -108,7 +108,7 @@ void hw_web_violations_list(hw_web_call *call) {
   call->state = ps;
   call->free_state = free;
   char kind[40], state[16], region[16], enterprise[260], since[72], until[72], cursor[48];
-  char regpat[8], limit[16], c_us[24], c_id[24];
+  char regpat[8], limit[16], c_us[24], c_id[24], tid[40];
   if (hw_web_format_of(call, &ps->fmt) || hw_web_limit(call, ps->fmt, &ps->limit)) {
     hw_web_reply_error(call, 400, "format is json, csv or xlsx; limit a whole number within the "
                                   "maximum");
@@ -120,8 +120,13 @@ void hw_web_violations_list(hw_web_call *call) {
       hw_web_qparam(call, "enterprise", enterprise, sizeof enterprise) < 0 ||
       hw_web_qparam(call, "since", since, sizeof since) < 0 ||
       hw_web_qparam(call, "until", until, sizeof until) < 0 ||
-      hw_web_qparam(call, "cursor", cursor, sizeof cursor) < 0) {
+      hw_web_qparam(call, "cursor", cursor, sizeof cursor) < 0 ||
+      hw_web_qparam(call, "terminal_id", tid, sizeof tid) < 0) {
     hw_web_reply_error(call, 400, "a query parameter is malformed or too long");
+    return;
+  }
+  if (tid[0] && !hw_web_tid_ok(tid)) {
+    hw_web_reply_error(call, 400, "terminal_id is 1 to 32 letters, digits, _ or -");
     return;
   }
   if (state[0] && strcmp(state, "open") && strcmp(state, "notified") &&
@@ -142,7 +147,7 @@ void hw_web_violations_list(hw_web_call *call) {
   if (region[0])
     hw_web_region_pattern(region, regpat);
   snprintf(limit, sizeof limit, "%u", ps->limit + 1);
-  const char *params[10];
+  const char *params[11];
   int np = 0;
   char where[1024] = "coalesce(region, '') LIKE ANY($1::text[])";
   params[np++] = call->user.scope;
@@ -151,6 +156,7 @@ void hw_web_violations_list(hw_web_call *call) {
   if (state[0]) { params[np++] = state; hw_web_add_pred(where, sizeof where, "state = $%d", np); }
   if (region[0]) { params[np++] = regpat; hw_web_add_pred(where, sizeof where, "region LIKE $%d", np); }
   if (enterprise[0]) { params[np++] = enterprise; hw_web_add_pred(where, sizeof where, "enterprise = $%d", np); }
+  if (tid[0]) { params[np++] = tid; hw_web_add_pred(where, sizeof where, "terminal_id = $%d", np); }
   if (since[0]) { params[np++] = since; hw_web_add_pred(where, sizeof where, "started_at >= $%d::timestamptz", np); }
   if (until[0]) { params[np++] = until; hw_web_add_pred(where, sizeof where, "started_at < $%d::timestamptz", np); }
   if (cursor[0]) {

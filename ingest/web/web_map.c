@@ -9,8 +9,8 @@
 
 #include "web/web_internal.h"
 
-/* GET /api/v1/config: {"user": null | {"user", "role", "regions"}, "map_style", "map_tiles"}
- * (null when none is configured). Always 200. */
+/* GET /api/v1/config: {"user": null | {"user", "role", "regions"}, "map_style", "map_tiles"
+ * (null when none is configured), "offline_after_s", "moving_min_kmh"}. Always 200. */
 void hw_web_config_get(hw_web_call *call) {
   const hw_web_user *u = &call->user;
   const hw_web_config *cfg = &call->app->cfg;
@@ -33,6 +33,9 @@ void hw_web_config_get(hw_web_call *call) {
     cJSON_AddStringToObject(o, "map_tiles", cfg->map_tiles);
   else
     cJSON_AddNullToObject(o, "map_tiles");
+  /* what the page needs to judge a live position as the vehicle list does */
+  cJSON_AddNumberToObject(o, "offline_after_s", cfg->offline_after_s);
+  cJSON_AddNumberToObject(o, "moving_min_kmh", cfg->moving_min_kmh);
   hw_web_reply_json(call, 200, o);
 }
 

@@ -96,7 +96,7 @@ int hw_test_wait_port(int port, int timeout_ms) {
   return -1;
 }
 
-static pid_t hw_test_exec(const char *path, const char *const *argv, const char *logfile) {
+pid_t hw_test_exec(const char *path, const char *const *argv, const char *logfile) {
   pid_t pid = fork();
   if (pid < 0)
     hw_test_die("fork failed");

@@ -63,6 +63,8 @@ pid_t hw_test_spawn(const char *const *argv, const char *logfile);
 void hw_test_add_terminal(PGconn *db, const char *id, char token[HW_TOKEN_LEN + 1]);
 /* Connects to 127.0.0.1:port and says Hello as id; fails the test unless accepted. */
 pbc *hw_test_pb_login(int port, const char *id, const char *token);
+/* Starts any program (path, argv with argv[0]) with stdout and stderr to logfile (NULL: kept). */
+pid_t hw_test_exec(const char *path, const char *const *argv, const char *logfile);
 /* The same for the load tool haulwatch-sim (argv starts with its first option). */
 pid_t hw_test_spawn_sim(const char *const *argv, const char *logfile);
 /* Waits up to timeout_ms until something accepts on 127.0.0.1:port; 0 when it does. */

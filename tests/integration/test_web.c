@@ -940,7 +940,8 @@ static void test_page_config_summary_zones_regions(void **state) {
   get_as(NULL, "/api/v1/config");
   assert_int_equal(R.status, 200);
   assert_string_equal(R.body, "{\"user\":null,\"map_style\":null,"
-                              "\"map_tiles\":\"http://127.0.0.1:1/tiles/{z}/{x}/{y}.png\"}");
+                              "\"map_tiles\":\"http://127.0.0.1:1/tiles/{z}/{x}/{y}.png\","
+                              "\"offline_after_s\":300,\"moving_min_kmh\":3}");
   /* A malformed or unknown credential is nobody, too. */
   get_as("Cookie: hw_session=0123\r\n", "/api/v1/config");
   assert_int_equal(R.status, 200);
@@ -1099,6 +1100,14 @@ static void test_converted_tractors(void **state) {
   assert_int_equal(R.status, 200);
   assert_memory_equal(R.body, "PK\x03\x04", 4);
   /* Bad input. */
+  /* The vehicle's own violations (the page's vehicle panel): by terminal id, still scoped. */
+  get_as(nj, "/api/v1/violations?terminal_id=njt1");
+  assert_int_equal(count_of(R.body, "\"id\":"), 2);
+  get_as(nj, "/api/v1/violations?terminal_id=hzt1");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"id\":"), 0);
+  get_as(nj, "/api/v1/violations?terminal_id=a%20b");
+  assert_int_equal(R.status, 400);
   get_as(nj, "/api/v1/converted-tractors?format=pdf");
   assert_int_equal(R.status, 400);
   get_as(nj, "/api/v1/converted-tractors?limit=0");

@@ -1,0 +1,240 @@
+// The page in a real browser (Debian's chromium, headless, driven by playwright-core), against
+// the real haulwatch web, daemon, PostgreSQL and Redis that tests/integration/test_page.c set up.
+// Exits 0 only when every check held; prints what failed otherwise. Checked:
+//   - the login form, then the simulated vehicles drawn on the map (rendered features summed
+//     over clusters and points, equal to the API's count; pixels of vehicle colours on the
+//     WebGL canvas, so the map really draws);
+//   - a violation made by a scripted truck appearing in the feed live (over SSE: the page is
+//     not reloaded), and a converted tractor that moved after its phase-out date in its panel,
+//     its hostile plate shown as text;
+//   - an operator moving that violation to closed with a note, and the API then showing it
+//     closed with three audit rows by that operator;
+//   - a viewer getting no lifecycle buttons;
+//   - no console error and no uncaught exception, before or after login; no request leaving
+//     the host (every request recorded; any other host aborted and counted);
+//   - a screenshot saved for a person to look at.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const E = process.env;
+for (const k of ['HW_PAGE_URL', 'HW_SIM_BINARY', 'HW_DAEMON', 'HW_PG', 'HW_SCREENSHOT', 'HW_OPERATOR', 'HW_VIEWER', 'HW_PASSWORD'])
+  if (!E[k]) { console.error(`page_test: ${k} is not set (run through test_page)`); process.exit(2); }
+const base = E.HW_PAGE_URL;
+const host = new URL(base).host;
+const t0 = Date.now();
+const log = (...a) => console.log(`page_test: [${((Date.now() - t0) / 1000).toFixed(1)} s]`, ...a);
+
+const consoleErrors = [];
+const outside = [];
+const sims = [];
+let failed = false;
+
+function check(cond, what) {
+  if (!cond) throw new Error(`check failed: ${what}`);
+  log(`ok: ${what}`);
+}
+
+async function until(what, fn, timeoutMs) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    last = await fn();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+}
+
+function startSim(scenario) {
+  const args = ['--server', E.HW_DAEMON, '--scenario', scenario, '--id-prefix', 'pg', '--pg', E.HW_PG, '--quiet'];
+  const p = spawn(E.HW_SIM_BINARY, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const done = new Promise((resolve) => p.on('exit', (code) => resolve(code)));
+  sims.push({ p, done, scenario });
+  return done;
+}
+
+const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hw-chromium-'));
+const ctx = await chromium.launchPersistentContext(userDir, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1440, height: 900 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
+});
+
+try {
+  // Every request is seen; one for another host is recorded and never leaves.
+  ctx.on('request', (req) => {
+    const u = new URL(req.url());
+    if (/^(https?|wss?):$/.test(u.protocol) && u.host !== host) outside.push(req.url());
+  });
+  await ctx.route('**/*', (route) => {
+    const u = new URL(route.request().url());
+    if (/^(https?|wss?):$/.test(u.protocol) && u.host !== host) return route.abort();
+    return route.continue();
+  });
+  const page = ctx.pages()[0] || await ctx.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`console: ${m.text()} (${JSON.stringify(m.location())})`); });
+  page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+  page.on('dialog', (d) => { consoleErrors.push(`dialog: ${d.message()}`); d.dismiss().catch(() => {}); });
+  // A request of its own host that failed, except those the page ended itself (the live feed
+  // closed at logout: net::ERR_ABORTED); those for other hosts are counted apart.
+  page.on('requestfailed', (r) => {
+    const u = new URL(r.url());
+    const why = r.failure()?.errorText;
+    if (u.host === host && why !== 'net::ERR_ABORTED') consoleErrors.push(`request failed: ${r.url()} ${why}`);
+  });
+
+  // --- before login ---
+  await page.goto(`${base}/`);
+  await page.waitForSelector('#login-form', { state: 'visible', timeout: 15000 });
+  check(await page.title() === 'haulwatch 监控中心', 'the page loads with its title, showing the login form');
+  const fav = await page.evaluate(async () => { const l = document.querySelector('link[rel=icon]'); const r = await fetch(l.href); return `${r.status} ${r.headers.get('content-type')}`; });
+  check(fav === '200 image/svg+xml', `a favicon is linked and served (${fav})`);
+  await page.waitForTimeout(500);
+  check(consoleErrors.length === 0, `no console error before login (${consoleErrors.join(' | ')})`);
+
+  // --- the operator ---
+  async function login(user) {
+    await page.fill('#login-user', user);
+    await page.fill('#login-password', E.HW_PASSWORD);
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('body[data-ready="1"]', { timeout: 20000 });
+  }
+  await login(E.HW_OPERATOR);
+  check((await page.textContent('#who-name')) === E.HW_OPERATOR && (await page.textContent('#who-role')) === 'operator',
+    'logged in: the header shows the user and the role');
+
+  // The API's count of vehicles with a position, for this user.
+  const apiCount = () => page.evaluate(async () => {
+    let n = 0; let c = null;
+    do {
+      const r = await (await fetch(`/api/v1/vehicles?limit=1000${c ? `&cursor=${c}` : ''}`)).json();
+      n += r.items.filter((x) => x.lat !== null).length;
+      c = r.next_cursor;
+    } while (c);
+    return n;
+  });
+  const want = Number(E.HW_EXPECT_VEHICLES || 1);
+  const n = await until('the simulated vehicles on the map', async () => {
+    const a = await apiCount();
+    const drawn = await page.evaluate(() => window.haulwatch.renderedVehicleCount());
+    return a >= want && drawn === a ? a : 0;
+  }, 30000);
+  check(n >= want, `${n} vehicles drawn on the map (clusters and points summed), as many as the API lists with a position`);
+  // The WebGL canvas really draws them: pixels of the vehicles' and clusters' colours.
+  const coloured = await page.evaluate(() => {
+    const src = window.haulwatch.page.map.getCanvas();
+    const c = document.createElement('canvas');
+    c.width = src.width; c.height = src.height;
+    const g = c.getContext('2d');
+    g.drawImage(src, 0, 0);
+    const d = g.getImageData(0, 0, c.width, c.height).data;
+    const want = [[0x5b, 0x8d, 0xef], [0x2e, 0x9e, 0x44], [0xe0, 0xa4, 0x00], [0xd9, 0x30, 0x25], [0x8a, 0x8f, 0x98], [0xf2, 0x8b, 0x82]];
+    let hits = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      for (const w of want) {
+        if (Math.abs(d[i] - w[0]) + Math.abs(d[i + 1] - w[1]) + Math.abs(d[i + 2] - w[2]) < 60) { hits++; break; }
+      }
+    }
+    return hits;
+  });
+  check(coloured > 200, `the map canvas shows vehicles (${coloured} pixels of their colours)`);
+  const regionsDrawn = await page.evaluate(() => window.haulwatch.page.map.querySourceFeatures('regions').length);
+  check(regionsDrawn > 0, `region outlines drawn without a background map (${regionsDrawn} features)`);
+  const zonesDrawn = await page.evaluate(() => window.haulwatch.page.map.querySourceFeatures('zones').length);
+  check(zonesDrawn > 0, `zones drawn (${zonesDrawn} features)`);
+
+  // --- a scripted speeder and a converted tractor, live ---
+  await page.evaluate(() => { window.__notReloaded = true; });
+  const tSim = Date.now();
+  const speeder = startSim('speeder');
+  const tractor = startSim('tractor');
+  const item = await until('the speeder\'s violation in the live feed', async () => {
+    const h = await page.$('#feed li[data-terminal="pg-speeder-001"]');
+    return h && (await h.textContent()).includes('speeding') ? h : null;
+  }, 30000);
+  const vid = await item.getAttribute('data-id');
+  check(await page.evaluate(() => window.__notReloaded === true), `violation #${vid} of pg-speeder-001 in the feed ${((Date.now() - tSim) / 1000).toFixed(1)} s after the sim started, without a reload`);
+  check((await speeder) === 0 && (await tractor) === 0, 'both scripted trucks delivered every fix (sim exit 0)');
+  const row = await until('the converted tractor marked as moving after its phase-out', async () => {
+    const h = await page.$('#tractors tr.moved[data-terminal="pg-tractor-001"]');
+    return h || null;
+  }, 30000);
+  const rowText = await row.textContent();
+  check(rowText.includes('<img src=x onerror=alert(1)>') && rowText.includes('是 yes'), `the tractor panel lists it, its hostile plate shown as text (${rowText})`);
+
+  // --- the operator closes the violation ---
+  await page.click(`#feed li[data-id="${vid}"]`);
+  for (const to of ['notified', 'rectifying', 'closed']) {
+    // a locator, found again at each try: live events redraw the panel
+    const b = page.locator(`#vio-buttons button[data-to="${to}"]`);
+    await b.waitFor({ timeout: 10000 });
+    if (to === 'closed') await page.fill('#vio-note', 'page test: driver warned, fined 200 yuan');
+    await b.click({ timeout: 10000 });
+  }
+  await page.waitForFunction(() => document.getElementById('vio-facts').textContent.includes('closed') && document.getElementById('vio-buttons').childElementCount === 0, null, { timeout: 10000 });
+  const v = await page.evaluate(async (id) => (await fetch(`/api/v1/violations/${id}`)).json(), vid);
+  check(v.state === 'closed' && v.close_note === 'page test: driver warned, fined 200 yuan' && v.closed_by === E.HW_OPERATOR,
+    `the API shows #${vid} closed by ${v.closed_by} with the note`);
+  check(v.audit.length === 3 && v.audit.every((a) => a.actor === E.HW_OPERATOR) && v.audit[2].to === 'closed',
+    `three audit rows by the operator (${v.audit.map((a) => `${a.from}->${a.to}`).join(', ')})`);
+  await until('the feed showing it closed (live)', async () => {
+    const h = await page.$(`#feed li[data-id="${vid}"] .badge.closed`);
+    return h || null;
+  }, 10000);
+  log('ok: the feed shows it closed');
+
+  // --- a viewer ---
+  await page.click('#logout');
+  await page.waitForSelector('#login-form', { state: 'visible', timeout: 10000 });
+  await login(E.HW_VIEWER);
+  check((await page.textContent('#who-role')) === 'viewer', 'logged in again as a viewer');
+  await page.waitForSelector('#feed li', { timeout: 10000 });
+  await page.click(`#feed li[data-id="${vid}"]`);
+  await page.waitForSelector('#violation-panel:not([hidden]) #vio-facts dt', { timeout: 10000 });
+  let buttons = await page.$$eval('button[data-to]', (b) => b.length);
+  check(buttons === 0 && await page.$eval('#vio-actions', (e) => e.hidden), 'the viewer has no lifecycle buttons (a closed violation)');
+  // and none on one still open either, whoever's it is
+  const openId = await page.evaluate(async () => {
+    const r = await (await fetch('/api/v1/violations?state=open&limit=1')).json();
+    return r.items.length ? r.items[0].id : null;
+  });
+  if (openId !== null) {
+    await page.evaluate((id) => window.haulwatch.openViolation(id), openId);
+    await page.waitForFunction((id) => document.getElementById('vio-title').textContent === `#${id}`, openId, { timeout: 10000 });
+    buttons = await page.$$eval('button[data-to]', (b) => b.length);
+    check(buttons === 0 && await page.$eval('#vio-actions', (e) => e.hidden), `nor on open violation #${openId}`);
+  }
+  // the vehicle panel with its track, for the screenshot
+  await page.click('#tractors tr[data-terminal="pg-tractor-001"]');
+  await page.waitForFunction(() => !document.getElementById('replay-slider').disabled, null, { timeout: 10000 });
+  const replay = await page.textContent('#replay-info');
+  check(/km\/h/.test(replay), `the vehicle panel replays its track (${replay})`);
+  await page.waitForTimeout(1500);
+  fs.mkdirSync(path.dirname(E.HW_SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: E.HW_SCREENSHOT });
+  log(`screenshot: ${E.HW_SCREENSHOT}`);
+
+  check(consoleErrors.length === 0, `no console error, uncaught exception or dialog (${consoleErrors.join(' | ')})`);
+  check(outside.length === 0, `no request left the host (${outside.join(' ')})`);
+} catch (e) {
+  failed = true;
+  console.error(`page_test: FAILED: ${e.message}`);
+  if (consoleErrors.length) console.error(`page_test: console errors: ${consoleErrors.join(' | ')}`);
+  if (outside.length) console.error(`page_test: requests for other hosts: ${outside.join(' ')}`);
+  try {
+    const p = ctx.pages()[0];
+    if (p) await p.screenshot({ path: E.HW_SCREENSHOT.replace(/\.png$/, '-failed.png') });
+  } catch { /* nothing more to show */ }
+} finally {
+  for (const s of sims) if (s.p.exitCode === null) s.p.kill('SIGTERM');
+  await ctx.close();
+  fs.rmSync(userDir, { recursive: true, force: true });
+}
+log(failed ? 'FAILED' : 'passed');
+process.exit(failed ? 1 : 0);
