@@ -12,7 +12,7 @@
 //   - a viewer getting no lifecycle buttons;
 //   - no console error and no uncaught exception, before or after login; no request leaving
 //     the host (every request recorded; any other host aborted and counted);
-//   - a screenshot saved for a person to look at.
+//   - two screenshots saved for a person to look at (the overview; a vehicle as a viewer).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -144,6 +144,9 @@ try {
     return hits;
   });
   check(coloured > 200, `the map canvas shows vehicles (${coloured} pixels of their colours)`);
+  fs.mkdirSync(path.dirname(E.HW_SCREENSHOT), { recursive: true });
+  await page.screenshot({ path: E.HW_SCREENSHOT });
+  log(`screenshot of the overview: ${E.HW_SCREENSHOT}`);
   const regionsDrawn = await page.evaluate(() => window.haulwatch.page.map.querySourceFeatures('regions').length);
   check(regionsDrawn > 0, `region outlines drawn without a background map (${regionsDrawn} features)`);
   const zonesDrawn = await page.evaluate(() => window.haulwatch.page.map.querySourceFeatures('zones').length);
@@ -216,9 +219,9 @@ try {
   const replay = await page.textContent('#replay-info');
   check(/km\/h/.test(replay), `the vehicle panel replays its track (${replay})`);
   await page.waitForTimeout(1500);
-  fs.mkdirSync(path.dirname(E.HW_SCREENSHOT), { recursive: true });
-  await page.screenshot({ path: E.HW_SCREENSHOT });
-  log(`screenshot: ${E.HW_SCREENSHOT}`);
+  const second = E.HW_SCREENSHOT.replace(/\.png$/, '-vehicle.png');
+  await page.screenshot({ path: second });
+  log(`screenshot of a vehicle and a violation as a viewer: ${second}`);
 
   check(consoleErrors.length === 0, `no console error, uncaught exception or dialog (${consoleErrors.join(' | ')})`);
   check(outside.length === 0, `no request left the host (${outside.join(' ')})`);

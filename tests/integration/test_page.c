@@ -24,6 +24,9 @@
 
 static hw_test_env env;
 static const char *pw = "page-test-pw";
+/* What the test started besides env's daemon and Redis; stopped by the teardown even when a
+ * check failed half-way. */
+static pid_t web_pid, sim_pid, node_pid;
 
 static void sql(const char *q) { hw_test_pg_scalar(env.db, q); }
 
@@ -98,13 +101,13 @@ static void test_page_in_browser(void **state) {
   snprintf(url, sizeof url, "http://127.0.0.1:%d", wport);
   const char *web[] = {"web", "--listen", wlisten, "--pg", env.conninfo, "--redis", env.redis_addr,
                        "--web-root", HW_SOURCE_DIR "/web", NULL};
-  pid_t web_pid = hw_test_spawn(web, "test_page.web.log");
+  web_pid = hw_test_spawn(web, "test_page.web.log");
   assert_int_equal(hw_test_wait_port(wport, 20000), 0);
 
   /* The paced fleet drives for the whole test; the browser sees it once all 40 are in Redis. */
   const char *sim[] = {"--server", env.listen_addr, "--trucks", "40", "--duration", "150",
                        "--interval-ms", "1000", "--pg", env.conninfo, "--quiet", NULL};
-  pid_t sim_pid = hw_test_spawn_sim(sim, "test_page.sim.log");
+  sim_pid = hw_test_spawn_sim(sim, "test_page.sim.log");
   int waited = 0;
   while (geo_count() < 40 && waited < 30000) {
     usleep(100 * 1000);
@@ -122,11 +125,14 @@ static void test_page_in_browser(void **state) {
   setenv("HW_PASSWORD", pw, 1);
   setenv("HW_EXPECT_VEHICLES", "30", 1);
   const char *node[] = {"node", HW_SOURCE_DIR "/tests/browser/page_test.mjs", NULL};
-  pid_t node_pid = hw_test_exec("/usr/bin/node", node, NULL);
+  node_pid = hw_test_exec("/usr/bin/node", node, NULL);
   int node_rc = hw_test_wait_exit(node_pid, 150000);
+  node_pid = 0;
 
   assert_true(hw_test_stop_pid(sim_pid) >= 0);
+  sim_pid = 0;
   int web_rc = hw_test_stop_pid(web_pid);
+  web_pid = 0;
   assert_int_equal(node_rc, 0);
   /* Under the sanitizers, 0 also means no report at exit (a leak, say). */
   assert_int_equal(web_rc, 0);
@@ -145,7 +151,16 @@ static void test_page_in_browser(void **state) {
                                      "AND a.to_state = 'closed' AND a.actor = 'hb_op' AND a.note "
                                      "= 'page test: driver warned, fined 200 yuan'"),
                    1);
-  hw_test_env_down(&env);
+}
+
+static int teardown(void **state) {
+  (void)state;
+  hw_test_stop_pid(node_pid);
+  hw_test_stop_pid(sim_pid);
+  hw_test_stop_pid(web_pid);
+  if (env.db)
+    hw_test_env_down(&env);
+  return 0;
 }
 
 int main(void) {
@@ -154,7 +169,7 @@ int main(void) {
     return 77;
   }
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_page_in_browser),
+      cmocka_unit_test_teardown(test_page_in_browser, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
