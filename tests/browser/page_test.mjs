@@ -9,6 +9,7 @@
 //     its hostile plate shown as text;
 //   - an operator moving that violation to closed with a note, and the API then showing it
 //     closed with three audit rows by that operator;
+//   - the feed's filters (state, kind, region);
 //   - a viewer getting no lifecycle buttons;
 //   - no console error and no uncaught exception, before or after login; no request leaving
 //     the host (every request recorded; any other host aborted and counted);
@@ -191,6 +192,28 @@ try {
     return h || null;
   }, 10000);
   log('ok: the feed shows it closed');
+  // The feed's filters ask the API again: closed only, then a kind, then a region outside.
+  await page.selectOption('#f-state', 'closed');
+  await page.waitForFunction((id) => {
+    const items = [...document.querySelectorAll('#feed li')];
+    return items.length > 0 && items.some((li) => li.dataset.id === id) && items.every((li) => li.querySelector('.badge.closed'));
+  }, vid, { timeout: 10000 });
+  log('ok: filtered by state closed, the feed holds it and only closed ones');
+  await page.selectOption('#f-state', '');
+  await page.selectOption('#f-kind', 'speeding');
+  await page.waitForFunction(() => {
+    const items = [...document.querySelectorAll('#feed li .kind')];
+    return items.length > 0 && items.every((k) => k.textContent.endsWith(' speeding'));
+  }, null, { timeout: 10000 });
+  log('ok: filtered by kind speeding, only speeding');
+  await page.selectOption('#f-kind', '');
+  await page.fill('#f-region', '320100');
+  await page.dispatchEvent('#f-region', 'change');
+  await page.waitForFunction(() => document.querySelectorAll('#feed li').length === 0, null, { timeout: 10000 });
+  log('ok: filtered by a region outside the user\'s, nothing');
+  await page.fill('#f-region', '');
+  await page.dispatchEvent('#f-region', 'change');
+  await page.waitForSelector(`#feed li[data-id="${vid}"]`, { timeout: 10000 });
 
   // --- a viewer ---
   await page.click('#logout');
