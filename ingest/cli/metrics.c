@@ -408,9 +408,9 @@ int hw_metrics_start(hw_metrics **out, uv_loop_t *loop, const hw_metrics_config 
   clock_gettime(CLOCK_REALTIME, &ts);
   m->start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   /* routes: static per process, the handler's arg is this instance */
-  m->routes[0] = (hw_http_route){"GET", "/metrics", hw_metrics_get_metrics, m};
-  m->routes[1] = (hw_http_route){"GET", "/healthz", hw_metrics_get_healthz, m};
-  m->routes[2] = (hw_http_route){"GET", "/readyz", hw_metrics_get_readyz, m};
+  m->routes[0] = (hw_http_route){"GET", "/metrics", hw_metrics_get_metrics, m, 0};
+  m->routes[1] = (hw_http_route){"GET", "/healthz", hw_metrics_get_healthz, m, 0};
+  m->routes[2] = (hw_http_route){"GET", "/readyz", hw_metrics_get_readyz, m, 0};
   if ((rc = hw_http_server_init(&m->http, loop, &cfg->http, m->routes, HW_ARRAY_SIZE(m->routes))))
     goto fail;
   if ((rc = hw_http_server_listen(m->http, cfg->listen)))

@@ -11,7 +11,7 @@
 #include "web/sse.h"
 #include "web/web.h"
 
-#define HW_WEB_SCHEMA 9 /* web_users, web_sessions, hw_web_violation_transition */
+#define HW_WEB_SCHEMA 11 /* web_users, web_sessions, hw_web_violation_transition, admin_audit */
 
 #ifndef HW_WEB_ROOT_DEFAULT
 #define HW_WEB_ROOT_DEFAULT ""
@@ -36,6 +36,7 @@ typedef struct hw_web_settings {
   uint32_t moving_min_kmh;
   uint32_t cookie_secure;
   uint32_t max_body;
+  uint32_t admin_max_body;
   uint32_t stream_max_clients;
 } hw_web_settings;
 
@@ -59,6 +60,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_N(C, moving_min_kmh, "3", 0, 200, NULL, "a vehicle at or above this speed is moving, km/h"),
     HW_OPT_B(C, cookie_secure, "false", "mark the session cookie Secure (when a TLS proxy is in front)"),
     HW_OPT_N(C, max_body, "65536", 1024, 1048576, NULL, "largest request body, bytes (413 above)"),
+    HW_OPT_N(C, admin_max_body, "16777216", 1024, 268435456, NULL, "largest body of an admin import (POST /api/v1/admin/...), bytes (413 above; two such bodies at most are received at once, 503 above)"),
     HW_OPT_N(C, stream_max_clients, HW_XSTR(HW_SSE_DEF_MAX_CLIENTS), 1, 100000, NULL, "live feeds (GET /api/v1/stream) at once; above, 503"),
 };
 #undef C
@@ -123,7 +125,7 @@ int hw_cmd_web(int argc, char **argv) {
       .max_logins_in_flight = s.max_logins_in_flight, .page_max = s.page_max,
       .export_max_rows = s.export_max_rows, .track_max_rows = s.track_max_rows,
       .offline_after_s = s.offline_after_s, .moving_min_kmh = s.moving_min_kmh,
-      .cookie_secure = s.cookie_secure, .max_body = s.max_body,
+      .cookie_secure = s.cookie_secure, .max_body = s.max_body, .admin_max_body = s.admin_max_body,
       .stream_max_clients = s.stream_max_clients,
   };
   hw_web_main m = {.loop = uv_default_loop()};

@@ -24,7 +24,19 @@ static const hw_web_route_def hw_web_routes[] = {
     {"GET", "/api/v1/vehicles", hw_web_vehicles_list, HW_ROLE_VIEWER},
     {"GET", "/api/v1/vehicles/{terminal_id}/track", hw_web_vehicle_track, HW_ROLE_VIEWER},
     {"GET", "/api/v1/stream", hw_web_stream, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/admin/users", hw_web_admin_users, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/users", hw_web_admin_user_add, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/users/{name}/disable", hw_web_admin_user_disable, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/users/{name}/token", hw_web_admin_user_token, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/registry", hw_web_admin_registry, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/zones", hw_web_admin_zones, HW_ROLE_ADMIN},
+    {"GET", "/api/v1/admin/audit", hw_web_admin_audit, HW_ROLE_ADMIN},
 };
+
+/* The admin POST routes (imports) take bodies up to admin_max_body; every other route max_body.
+ * The body arrives before the login is checked, so the HTTP layer also bounds how many such
+ * bodies are held at once (hw_http_config.max_large_bodies). */
+#define HW_WEB_ADMIN_PREFIX "/api/v1/admin/"
 
 const char *hw_web_role_name(hw_web_role r) {
   switch (r) {
@@ -473,11 +485,15 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
     goto fail;
   for (size_t i = 0; i < nr; i++) {
     w->binds[i] = (struct hw_web_bind){w, &hw_web_routes[i]};
+    int admin_post = !strcmp(hw_web_routes[i].method, "POST") &&
+                     !strncmp(hw_web_routes[i].pattern, HW_WEB_ADMIN_PREFIX,
+                              strlen(HW_WEB_ADMIN_PREFIX));
     w->routes[i] = (hw_http_route){hw_web_routes[i].method, hw_web_routes[i].pattern,
-                                   hw_web_dispatch, &w->binds[i]};
+                                   hw_web_dispatch, &w->binds[i],
+                                   admin_post ? cfg->admin_max_body : 0};
   }
   /* Last: everything else is a file of the page. */
-  w->routes[nr] = (hw_http_route){"GET", "/*", hw_web_static, w};
+  w->routes[nr] = (hw_http_route){"GET", "/*", hw_web_static, w, 0};
   w->nroutes = nr + 1;
   for (uint32_t i = 0; i < cfg->pg_pool; i++) {
     rc = hw_pg_async_start(&w->pool[i], loop, w->pg, "webpg");

@@ -17,6 +17,7 @@
 #include "sinks/pg_async.h"
 #include "sinks/pg_conn.h" /* hw_pg_sqlstate, hw_pg_errmsg */
 #include "sinks/redis_conn.h"
+#include "sinks/user_store.h"
 #include "web/sse.h"
 #include "web/web.h"
 
@@ -24,7 +25,7 @@
 #define HW_WEB_MAX_REGIONS 32
 #define HW_WEB_SESSION_COOKIE "hw_session"
 /* API tokens are "hwt_" and 64 hex characters, so a leaked one is recognisable in a scan. */
-#define HW_WEB_API_TOKEN_PREFIX "hwt_"
+#define HW_WEB_API_TOKEN_PREFIX HW_USER_API_TOKEN_PREFIX
 
 typedef enum { HW_ROLE_NONE = 0, HW_ROLE_VIEWER, HW_ROLE_OPERATOR, HW_ROLE_ADMIN } hw_web_role;
 
@@ -171,6 +172,14 @@ void hw_web_violation_transition(hw_web_call *call);
 void hw_web_vehicles_list(hw_web_call *call);
 void hw_web_vehicle_track(hw_web_call *call);
 void hw_web_stream(hw_web_call *call);
+/* web_admin.c */
+void hw_web_admin_users(hw_web_call *call);
+void hw_web_admin_user_add(hw_web_call *call);
+void hw_web_admin_user_disable(hw_web_call *call);
+void hw_web_admin_user_token(hw_web_call *call);
+void hw_web_admin_registry(hw_web_call *call);
+void hw_web_admin_zones(hw_web_call *call);
+void hw_web_admin_audit(hw_web_call *call);
 /* Static files (not an API call: no login, no database). */
 void hw_web_static(hw_http_req *req, void *arg);
 

@@ -74,10 +74,11 @@ static void h_stream(hw_http_req *req, void *arg) {
 }
 
 static const hw_http_route routes[] = {
-    {"GET", "/v/{id}", h_echo, NULL},
-    {"POST", "/v/{id}", h_echo, NULL},
-    {"GET", "/later", h_later, NULL},
-    {"GET", "/stream", h_stream, NULL},
+    {"GET", "/v/{id}", h_echo, NULL, 0},
+    {"POST", "/v/{id}", h_echo, NULL, 0},
+    {"GET", "/later", h_later, NULL, 0},
+    {"GET", "/stream", h_stream, NULL, 0},
+    {"POST", "/big/{id}", h_echo, NULL, 16384},
 };
 
 static uv_loop_t loop;
