@@ -23,6 +23,7 @@ typedef struct hw_web_settings {
   char redis[256];
   char web_root[1024];
   char log_level[16];
+  char metrics_listen[256];
   uint32_t pg_pool;
   uint32_t session_ttl_s;
   uint32_t login_window_s;
@@ -46,6 +47,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_S(C, pg, NULL, HW_CLI_PG_ENV, HW_CLI_PG_HELP),
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT (the latest state of each vehicle)"),
     HW_OPT_S(C, web_root, HW_WEB_ROOT_DEFAULT, "HAULWATCH_WEB_ROOT", "directory of the page's files (empty: serve the API only)"),
+    HW_OPT_S(C, metrics_listen, "", "HAULWATCH_WEB_METRICS_LISTEN", "HOST:PORT to serve GET /metrics (Prometheus text) on; empty: off"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
     HW_OPT_N(C, pg_pool, "4", 1, 64, NULL, "PostgreSQL connections (non-blocking, queries spread over them)"),
     HW_OPT_N(C, session_ttl_s, "43200", 60, 2592000, NULL, "a login lasts this long, seconds"),
@@ -126,6 +128,7 @@ int hw_cmd_web(int argc, char **argv) {
       .export_max_rows = s.export_max_rows, .track_max_rows = s.track_max_rows,
       .offline_after_s = s.offline_after_s, .moving_min_kmh = s.moving_min_kmh,
       .cookie_secure = s.cookie_secure, .max_body = s.max_body, .admin_max_body = s.admin_max_body,
+      .metrics_listen = s.metrics_listen,
       .stream_max_clients = s.stream_max_clients,
   };
   hw_web_main m = {.loop = uv_default_loop()};

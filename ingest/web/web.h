@@ -33,6 +33,7 @@ typedef struct hw_web_config {
   uint32_t max_body;        /* request body bytes */
   uint32_t admin_max_body;  /* request body bytes of the admin POST routes (imports) */
   uint32_t stream_max_clients; /* live feeds at once (web/sse.h; 0: its default) */
+  const char *metrics_listen;  /* "HOST:PORT" of GET /metrics; NULL or "": none */
 } hw_web_config;
 
 typedef struct hw_web hw_web;

@@ -23,7 +23,7 @@
 #include "harness.h"
 
 static hw_test_env env;
-static int wport;
+static int wport, mport;
 static const char *logfile = "test_web_admin.web.log";
 #define ADMIN_MAX_BODY 65536
 
@@ -81,6 +81,22 @@ static void http_raw(const char *method, const char *path, const char *extra, co
 }
 
 static void get_as(const char *auth, const char *path) { http_raw("GET", path, auth, NULL, 0); }
+
+static void scrape(void) {
+  int keep = wport;
+  wport = mport;
+  http_raw("GET", "/metrics", NULL, NULL, 0);
+  wport = keep;
+  assert_int_equal(R.status, 200);
+}
+
+/* The value of the sample whose line starts with series ("name{labels}"), or -1. */
+static double sample(const char *series) {
+  char key[512];
+  snprintf(key, sizeof key, "\n%s ", series);
+  const char *p = strstr(R.body, key);
+  return p ? strtod(p + strlen(key), NULL) : -1;
+}
 
 static void post_json(const char *auth, const char *path, const char *json) {
   char extra[512];
@@ -140,12 +156,16 @@ static int group_setup(void **state) {
   user_add("wx_view", "viewer", "320211", "wx-view-pw");
   user_add("js_view", "viewer", "320000", NULL); /* the province: not within Nanjing's admin */
   wport = hw_test_free_port();
-  char listen[64], amb[16];
+  do
+    mport = hw_test_free_port();
+  while (mport == wport);
+  char listen[64], mlisten[64], amb[16];
   snprintf(listen, sizeof listen, "127.0.0.1:%d", wport);
+  snprintf(mlisten, sizeof mlisten, "127.0.0.1:%d", mport);
   snprintf(amb, sizeof amb, "%d", ADMIN_MAX_BODY);
   const char *argv[] = {"web", "--listen", listen, "--pg", env.conninfo, "--redis",
                         env.redis_addr, "--web-root", "", "--max-body", "4096",
-                        "--admin-max-body", amb, NULL};
+                        "--admin-max-body", amb, "--metrics-listen", mlisten, NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
   assert_int_equal(hw_test_wait_port(wport, 20000), 0);
   for (int i = 0; i < 200; i++) {
@@ -583,6 +603,56 @@ static void test_audit_list(void **state) {
   assert_int_equal(R.status, 400);
 }
 
+/* --- metrics ----------------------------------------------------------------------------- */
+
+static void test_metrics(void **state) {
+  (void)state;
+  scrape();
+  double before_fail = sample("haulwatch_web_login_failures_total");
+  double users_2xx = sample("haulwatch_web_requests_total{method=\"GET\",route=\"/api/v1/admin/users\",class=\"2xx\"}");
+  double reg_4xx = sample("haulwatch_web_requests_total{method=\"POST\",route=\"/api/v1/admin/registry\",class=\"4xx\"}");
+  double lat = sample("haulwatch_web_request_duration_seconds_count");
+  assert_true(before_fail >= 0);
+  assert_int_equal(users_2xx, 3); /* test_users_scoped's three lists */
+  assert_true(reg_4xx >= 10);  /* the 403s and test_registry_import's refusals (a 413 is the server's) */
+  assert_true(lat > 0);
+  assert_int_equal(sample("haulwatch_web_postgres_connections"), 4);
+  assert_int_equal(sample("haulwatch_web_sse_clients"), 0);
+  post_json(NULL, "/api/v1/login", "{\"user\":\"root\",\"password\":\"wrong\"}");
+  assert_int_equal(R.status, 401);
+  get_as(nj_c, "/api/v1/admin/users");
+  assert_int_equal(R.status, 200);
+  scrape();
+  assert_int_equal(sample("haulwatch_web_login_failures_total"), before_fail + 1);
+  assert_int_equal(sample("haulwatch_web_requests_total{method=\"GET\",route=\"/api/v1/admin/users\",class=\"2xx\"}"), users_2xx + 1);
+  assert_true(sample("haulwatch_web_request_duration_seconds_count") >= lat + 2);
+  /* no label per user or vehicle: the names of this test's users appear nowhere */
+  assert_null(strstr(R.body, "nj_admin"));
+  assert_null(strstr(R.body, "苏A"));
+  char path[] = "/tmp/hw_web_metrics_XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, R.body, R.len), (ssize_t)R.len);
+  close(fd);
+  char cmd[256];
+  snprintf(cmd, sizeof cmd, "promtool check metrics < %s > %s.out 2>&1", path, path);
+  int rc = system(cmd);
+  if (rc != 0) {
+    char out[4096] = "";
+    snprintf(cmd, sizeof cmd, "%s.out", path);
+    FILE *f = fopen(cmd, "r");
+    if (f) {
+      size_t k = fread(out, 1, sizeof out - 1, f);
+      out[k] = 0;
+      fclose(f);
+    }
+    fail_msg("promtool check metrics failed (%d):\n%s", rc, out);
+  }
+  unlink(path);
+  snprintf(cmd, sizeof cmd, "%s.out", path);
+  unlink(cmd);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lower_roles_forbidden),
@@ -593,6 +663,7 @@ int main(void) {
       cmocka_unit_test(test_body_limits),
       cmocka_unit_test(test_zones_import),
       cmocka_unit_test(test_audit_list),
+      cmocka_unit_test(test_metrics),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
