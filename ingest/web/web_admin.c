@@ -435,17 +435,31 @@ void hw_web_admin_user_token(hw_web_call *call) {
  * count says how many there were), so that a bad file of a million rows answers briefly. */
 #define HW_WEB_IMPORT_MAX_ERRORS 1000
 
+/* An import: the body's text is parsed and checked on the libuv thread pool (a 16 MiB file takes
+ * seconds, and the loop serves every other request and live feed meanwhile), then handed to the
+ * SQL function. Between queue and after-work only the worker touches the state; it reads
+ * call->user, which does not change while the call lives (the call is held by the work). */
 typedef struct hw_web_import_state {
-  char *body_text;    /* owned: the JSON array handed to the SQL function */
+  uv_work_t work;
+  hw_web_call *call;
+  int zones;          /* 0: the registry CSV; 1: a GeoJSON FeatureCollection */
+  char *input;        /* owned copy of the CSV or GeoJSON text (the request may go away) */
+  size_t input_len;
+  PGresult *classes;  /* owned copy (PQcopyResult) of the vehicle classes, for the worker */
+  char *body_text;    /* owned (cJSON_free): the JSON array handed to the SQL function */
   cJSON *errors;      /* owned */
   unsigned nerrors;
   const char *key;    /* "line" or "feature" */
+  const char *refusal;/* set by the worker: the import is refused with this and errors */
   int dry_run;
+  int rc;             /* the worker's: 0, -ENOMEM, -EINVAL (dry_run not a boolean) */
   const char *what;   /* for logs */
 } hw_web_import_state;
 
 static void hw_web_import_state_free(void *p) {
   hw_web_import_state *st = p;
+  free(st->input);
+  PQclear(st->classes);
   cJSON_free(st->body_text);
   cJSON_Delete(st->errors);
   free(st);
@@ -473,16 +487,24 @@ static void hw_web_zones_report(void *arg, int feature, const char *msg) {
   hw_web_import_error(arg, feature > 0 ? (unsigned)feature : 0, msg);
 }
 
-static hw_web_import_state *hw_web_import_begin(hw_web_call *call, const char *key,
-                                                const char *what) {
+/* The state of an import of text[0..len) (copied). NULL: answered 503. */
+static hw_web_import_state *hw_web_import_begin(hw_web_call *call, int zones, const char *text,
+                                                size_t len) {
   hw_web_import_state *st = calloc(1, sizeof *st);
-  if (!st || !(st->errors = cJSON_CreateArray())) {
+  if (!st || !(st->errors = cJSON_CreateArray()) || !(st->input = malloc(len + 1))) {
+    if (st)
+      cJSON_Delete(st->errors);
     free(st);
     hw_web_reply_error(call, 503, "out of memory");
     return NULL;
   }
-  st->key = key;
-  st->what = what;
+  memcpy(st->input, text, len);
+  st->input[len] = 0;
+  st->input_len = len;
+  st->zones = zones;
+  st->key = zones ? "feature" : "line";
+  st->what = zones ? "zones import" : "registry import";
+  st->call = call;
   call->state = st;
   call->free_state = hw_web_import_state_free;
   return st;
@@ -537,114 +559,135 @@ static void hw_web_import_done(hw_web_call *call, const PGresult *res) {
   hw_web_reply_json(call, 200, out);
 }
 
-/* The body {"KEY": ..., "dry_run": bool}: the object and dry_run, or NULL (answered). */
-static cJSON *hw_web_import_body(hw_web_call *call, int *dry_run) {
-  cJSON *root = hw_web_json_body(call);
-  if (!root)
-    return NULL;
-  const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dry_run");
-  if (d && !cJSON_IsBool(d) && !cJSON_IsNull(d)) {
-    cJSON_Delete(root);
-    hw_web_reply_error(call, 400, "dry_run is true or false");
-    return NULL;
-  }
-  *dry_run = cJSON_IsTrue(d);
-  return root;
-}
-
-/* POST /api/v1/admin/registry {"csv": TEXT, "dry_run": bool}. */
-static void hw_web_admin_registry_classes(hw_web_call *call, const PGresult *res);
-
-void hw_web_admin_registry(hw_web_call *call) {
-  int dry_run = 0;
-  cJSON *root = hw_web_import_body(call, &dry_run);
-  if (!root)
-    return;
-  int bad = 0;
-  const char *csv = hw_web_json_str(root, "csv", &bad);
-  if (bad || !csv) {
-    cJSON_Delete(root);
-    hw_web_reply_error(call, 400, "give {\"csv\": \"the registry CSV text\", \"dry_run\": false}");
-    return;
-  }
-  hw_web_import_state *st = hw_web_import_begin(call, "line", "registry import");
-  if (!st) {
-    cJSON_Delete(root);
-    return;
-  }
-  st->dry_run = dry_run;
-  /* The CSV is kept as the body_text until the classes come back (the parser needs them). */
-  size_t n = strlen(csv);
-  st->body_text = cJSON_malloc(n + 1);
-  if (!st->body_text) {
-    cJSON_Delete(root);
-    hw_web_reply_error(call, 503, "out of memory");
-    return;
-  }
-  memcpy(st->body_text, csv, n + 1);
-  cJSON_Delete(root);
-  if (hw_web_query(call, "SELECT code, name_zh, name_en FROM vehicle_classes", 0, NULL,
-                   hw_web_admin_registry_classes)) {
-  }
-}
-
-static void hw_web_admin_registry_classes(hw_web_call *call, const PGresult *res) {
-  hw_web_import_state *st = call->state;
-  if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-    hw_web_reply_pg_error(call, res, "registry import: vehicle classes");
-    return;
-  }
-  char *csv = st->body_text;
-  st->body_text = NULL;
-  hw_import im = {.path = "csv", .classes = res, .report = hw_web_import_report, .report_arg = st};
-  FILE *f = fmemopen(csv, strlen(csv), "rb");
-  if (!f && csv[0]) {
-    cJSON_free(csv);
-    hw_web_reply_error(call, 503, "out of memory");
+/* The worker's part of a registry import: the CLI's parser and checks, then every row's region
+ * within the admin's (checked here for the message by line, and again in SQL, which also refuses
+ * updating a vehicle registered elsewhere). */
+static void hw_web_registry_work(hw_web_import_state *st) {
+  const hw_web_user *user = &st->call->user;
+  hw_import im = {.path = "csv", .classes = st->classes, .report = hw_web_import_report,
+                  .report_arg = st};
+  FILE *f = st->input_len ? fmemopen(st->input, st->input_len, "rb") : NULL;
+  if (!f && st->input_len) {
+    st->rc = -ENOMEM;
     return;
   }
   int rc = f ? hw_registry_csv_read(&im, f) : 0;
   if (f)
     fclose(f);
-  cJSON_free(csv);
   if (rc) {
-    hw_registry_csv_free(&im);
-    hw_web_reply_error(call, 503, "out of memory");
-    return;
+    st->rc = -ENOMEM;
+    goto out;
   }
   if (im.fatal || im.nbad || im.ncols == 0) {
     if (im.ncols == 0 && !im.fatal && !im.nbad)
       hw_web_import_error(st, 0, "empty file (the first row must name the columns)");
-    hw_registry_csv_free(&im);
-    hw_web_import_refuse(call, 400, "nothing imported");
-    return;
+    st->refusal = "nothing imported";
+    goto out;
   }
-  /* Nobody changes what is not theirs: every row's region within the admin's (checked here for
-   * the message by line, and again in SQL, which also refuses updating a vehicle registered
-   * elsewhere). */
   for (size_t i = 0; i < im.nrows; i++) {
     const char *region = im.rows[i].f[HW_COL_REGION];
-    if (!region || !hw_web_admin_within(&call->user, region)) {
+    if (!region || !hw_web_admin_within(user, region)) {
       char msg[96];
       snprintf(msg, sizeof msg, "region %s is outside your regions", region ? region : "(none)");
       hw_web_import_error(st, im.rows[i].line, msg);
     }
   }
   if (st->nerrors) {
-    hw_registry_csv_free(&im);
-    hw_web_import_refuse(call, 400, "nothing imported");
-    return;
+    st->refusal = "nothing imported";
+    goto out;
   }
   cJSON *rows = hw_registry_rows_json(&im);
-  hw_registry_csv_free(&im);
   st->body_text = rows ? cJSON_PrintUnformatted(rows) : NULL;
   cJSON_Delete(rows);
-  if (!st->body_text) {
-    hw_web_reply_error(call, 503, "out of memory");
+  if (!st->body_text)
+    st->rc = -ENOMEM;
+out:
+  hw_registry_csv_free(&im);
+}
+
+/* The worker's part of a zones import: the CLI's parser and checks. */
+static void hw_web_zones_work(hw_web_import_state *st) {
+  hw_zones_ctx z = {.path = "body", .classes = st->classes, .report = hw_web_zones_report,
+                    .report_arg = st};
+  cJSON *root = NULL;
+  const cJSON *feats = NULL;
+  hw_zone_in *zs = NULL;
+  int n = 0;
+  /* (cJSON keeps the position of its last parse error in a global: two imports failing at once
+   * could swap their "near byte" numbers; nothing else is shared) */
+  if (hw_zones_parse_doc(&z, st->input, st->input_len, &root, &feats)) {
+    st->refusal = "not a GeoJSON FeatureCollection; nothing imported";
+    goto out;
+  }
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dry_run");
+  if (d && !cJSON_IsBool(d)) {
+    st->rc = -EINVAL;
+    goto out;
+  }
+  st->dry_run = cJSON_IsTrue(d);
+  int rc = hw_zones_parse_features(&z, feats, &zs, &n);
+  if (rc == -ENOMEM) {
+    st->rc = -ENOMEM;
+    goto out;
+  }
+  if (rc || z.nbad) {
+    st->refusal = "nothing imported";
+    goto out;
+  }
+  cJSON *arr = hw_zones_json(zs, n);
+  st->body_text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+  cJSON_Delete(arr);
+  if (!st->body_text)
+    st->rc = -ENOMEM;
+out:
+  hw_zones_free(zs, n);
+  cJSON_Delete(root);
+}
+
+static void hw_web_import_work(uv_work_t *w) {
+  hw_web_import_state *st = w->data;
+  if (st->zones)
+    hw_web_zones_work(st);
+  else
+    hw_web_registry_work(st);
+  /* the text is no longer needed: its memory goes back before the query's */
+  free(st->input);
+  st->input = NULL;
+}
+
+static void hw_web_import_after(uv_work_t *w, int status) {
+  hw_web_import_state *st = w->data;
+  hw_web_call *call = st->call;
+  hw_web *app = call->app;
+  int stopping = app->stopping;
+  /* as in web_auth.c: the job held the module open; while the call lives, so does the server */
+  if (!hw_web_async_done(call)) {
+    hw_web_release(app);
+    return;
+  }
+  hw_web_release(app);
+  if (status || stopping) {
+    hw_web_reply_error(call, 503, "shutting down");
+    return;
+  }
+  if (st->rc) {
+    hw_web_reply_error(call, st->rc == -EINVAL ? 400 : 503,
+                       st->rc == -EINVAL ? "dry_run is true or false" : "out of memory");
+    return;
+  }
+  if (st->refusal) {
+    hw_web_import_refuse(call, 400, st->refusal);
     return;
   }
   char id[24];
   hw_web_admin_id(call, id);
+  if (st->zones) {
+    const char *params[4] = {st->body_text, id, call->user.name, st->dry_run ? "true" : "false"};
+    if (hw_web_query(call, "SELECT hw_admin_import_zones($1::jsonb, $2::bigint, $3, $4::boolean)",
+                     4, params, hw_web_import_done)) {
+    }
+    return;
+  }
   const char *params[5] = {st->body_text, call->user.scope, id, call->user.name,
                            st->dry_run ? "true" : "false"};
   if (hw_web_query(call,
@@ -654,10 +697,53 @@ static void hw_web_admin_registry_classes(hw_web_call *call, const PGresult *res
   }
 }
 
-/* POST /api/v1/admin/zones: a GeoJSON FeatureCollection (optionally "dry_run": true beside
- * "features"). */
-static void hw_web_admin_zones_classes(hw_web_call *call, const PGresult *res);
+/* The vehicle classes came back: the parse goes to the thread pool with a copy of them. */
+static void hw_web_import_classes(hw_web_call *call, const PGresult *res) {
+  hw_web_import_state *st = call->state;
+  hw_web *app = call->app;
+  if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    hw_web_reply_pg_error(call, res, "import: vehicle classes");
+    return;
+  }
+  st->classes = PQcopyResult(res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+  if (!st->classes) {
+    hw_web_reply_error(call, 503, "out of memory");
+    return;
+  }
+  st->work.data = st;
+  if (uv_queue_work(app->loop, &st->work, hw_web_import_work, hw_web_import_after)) {
+    hw_web_reply_error(call, 503, "try again");
+    return;
+  }
+  hw_web_hold(app);
+  hw_web_async_begin(call);
+}
 
+/* POST /api/v1/admin/registry {"csv": TEXT, "dry_run": bool}. */
+void hw_web_admin_registry(hw_web_call *call) {
+  cJSON *root = hw_web_json_body(call);
+  if (!root)
+    return;
+  int bad = 0;
+  const char *csv = hw_web_json_str(root, "csv", &bad);
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dry_run");
+  if (bad || !csv || (d && !cJSON_IsBool(d) && !cJSON_IsNull(d))) {
+    cJSON_Delete(root);
+    hw_web_reply_error(call, 400, "give {\"csv\": \"the registry CSV text\", \"dry_run\": false}");
+    return;
+  }
+  hw_web_import_state *st = hw_web_import_begin(call, 0, csv, strlen(csv));
+  if (st)
+    st->dry_run = cJSON_IsTrue(d);
+  cJSON_Delete(root);
+  if (st && hw_web_query(call, "SELECT code, name_zh, name_en FROM vehicle_classes", 0, NULL,
+                         hw_web_import_classes)) {
+  }
+}
+
+/* POST /api/v1/admin/zones: a GeoJSON FeatureCollection ("dry_run": true beside "features"
+ * checks only). Zones belong to no region (the file's header comment says why): whole country
+ * only. */
 void hw_web_admin_zones(hw_web_call *call) {
   if (!hw_web_admin_everywhere(&call->user)) {
     hw_web_reply_error(call, 403, "zones belong to no region: only an admin of the whole country "
@@ -670,66 +756,9 @@ void hw_web_admin_zones(hw_web_call *call) {
     hw_web_reply_error(call, 400, "the body is not a UTF-8 GeoJSON document");
     return;
   }
-  hw_web_import_state *st = hw_web_import_begin(call, "feature", "zones import");
-  if (!st)
-    return;
-  if (hw_web_query(call, "SELECT code, name_zh FROM vehicle_classes", 0, NULL,
-                   hw_web_admin_zones_classes)) {
-  }
-}
-
-static void hw_web_admin_zones_classes(hw_web_call *call, const PGresult *res) {
-  hw_web_import_state *st = call->state;
-  if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-    hw_web_reply_pg_error(call, res, "zones import: vehicle classes");
-    return;
-  }
-  size_t len = 0;
-  const uint8_t *body = hw_http_body(call->req, &len);
-  hw_zones_ctx z = {.path = "body", .classes = res, .report = hw_web_zones_report,
-                    .report_arg = st};
-  cJSON *root = NULL;
-  const cJSON *feats = NULL;
-  hw_zone_in *zs = NULL;
-  int n = 0;
-  if (hw_zones_parse_doc(&z, (const char *)body, len, &root, &feats)) {
-    cJSON_Delete(root);
-    hw_web_import_refuse(call, 400, "not a GeoJSON FeatureCollection; nothing imported");
-    return;
-  }
-  const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dry_run");
-  if (d && !cJSON_IsBool(d)) {
-    cJSON_Delete(root);
-    hw_web_reply_error(call, 400, "dry_run is true or false");
-    return;
-  }
-  st->dry_run = cJSON_IsTrue(d);
-  int rc = hw_zones_parse_features(&z, feats, &zs, &n);
-  if (rc == -ENOMEM) {
-    cJSON_Delete(root);
-    hw_web_reply_error(call, 503, "out of memory");
-    return;
-  }
-  if (rc || z.nbad) {
-    hw_zones_free(zs, n);
-    cJSON_Delete(root);
-    hw_web_import_refuse(call, 400, "nothing imported");
-    return;
-  }
-  cJSON *arr = hw_zones_json(zs, n);
-  hw_zones_free(zs, n);
-  cJSON_Delete(root);
-  st->body_text = arr ? cJSON_PrintUnformatted(arr) : NULL;
-  cJSON_Delete(arr);
-  if (!st->body_text) {
-    hw_web_reply_error(call, 503, "out of memory");
-    return;
-  }
-  char id[24];
-  hw_web_admin_id(call, id);
-  const char *params[4] = {st->body_text, id, call->user.name, st->dry_run ? "true" : "false"};
-  if (hw_web_query(call, "SELECT hw_admin_import_zones($1::jsonb, $2::bigint, $3, $4::boolean)",
-                   4, params, hw_web_import_done)) {
+  if (hw_web_import_begin(call, 1, (const char *)body, len) &&
+      hw_web_query(call, "SELECT code, name_zh FROM vehicle_classes", 0, NULL,
+                   hw_web_import_classes)) {
   }
 }
 
