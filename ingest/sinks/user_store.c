@@ -20,15 +20,6 @@ int hw_user_region_ok(const char *s) {
   return strlen(s) == 6 && strspn(s, "0123456789") == 6;
 }
 
-int hw_user_region_within(const char *region, const char *scope) {
-  /* the C twin of hw_region_pattern() (schema/009_web.sql) */
-  size_t n = !strcmp(scope, "000000")            ? 0
-             : !strcmp(scope + 2, "0000")         ? 2
-             : !strcmp(scope + 4, "00")           ? 4
-                                                  : 6;
-  return !strncmp(region, scope, n);
-}
-
 int hw_user_regions_literal(const char (*codes)[8], size_t n, char *out, size_t cap) {
   size_t off = 0;
   if (cap < 3)

@@ -24,9 +24,6 @@ int hw_user_name_ok(const char *s);
 int hw_user_role_ok(const char *s);
 /* 1 when s is six ASCII digits (a GB/T 2260 code). */
 int hw_user_region_ok(const char *s);
-/* 1 when region lies within scope_code (prefix semantics: 000000 everything, 320000 every 32xxxx,
- * 320100 every 3201xx, 320102 itself). Both six digits. */
-int hw_user_region_within(const char *region, const char *scope_code);
 /* The PostgreSQL text[] literal of n codes ("{320100,320200}") into out; -E2BIG if it does not
  * fit. */
 int hw_user_regions_literal(const char (*codes)[8], size_t n, char *out, size_t cap) HW_MUST_CHECK;

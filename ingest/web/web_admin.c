@@ -32,13 +32,6 @@ static int hw_web_admin_everywhere(const hw_web_user *u) {
   return 0;
 }
 
-static int hw_web_admin_within(const hw_web_user *u, const char *region) {
-  for (size_t i = 0; i < u->nregions; i++)
-    if (hw_user_region_within(region, u->regions[i]))
-      return 1;
-  return 0;
-}
-
 static int hw_web_admin_limit(hw_web_call *call, unsigned *out) {
   char v[16];
   int rc = hw_web_qparam(call, "limit", v, sizeof v);
@@ -275,7 +268,7 @@ void hw_web_admin_user_add(hw_web_call *call) {
       goto done;
     }
     /* Nobody gives what is not theirs: every region within one of the admin's. */
-    if (!hw_web_admin_within(&call->user, it->valuestring)) {
+    if (!hw_web_user_sees(&call->user, it->valuestring)) {
       hw_warn(HW_WEB_COMPONENT, NULL, "admin user=%s refused: user %s for region %s outside its own",
               call->user.name, st->name, it->valuestring);
       hw_web_reply_error(call, 403, "a region outside your regions");
@@ -452,7 +445,8 @@ typedef struct hw_web_import_state {
   const char *key;    /* "line" or "feature" */
   const char *refusal;/* set by the worker: the import is refused with this and errors */
   int dry_run;
-  int rc;             /* the worker's: 0, -ENOMEM, -EINVAL (dry_run not a boolean) */
+  int rc;             /* the worker's: 0, -ENOMEM, -EINVAL (bad: the body is not what it must be) */
+  const char *bad;    /* the 400's message with -EINVAL */
   const char *what;   /* for logs */
 } hw_web_import_state;
 
@@ -566,10 +560,31 @@ static void hw_web_registry_work(hw_web_import_state *st) {
   const hw_web_user *user = &st->call->user;
   hw_import im = {.path = "csv", .classes = st->classes, .report = hw_web_import_report,
                   .report_arg = st};
-  FILE *f = st->input_len ? fmemopen(st->input, st->input_len, "rb") : NULL;
-  if (!f && st->input_len) {
-    st->rc = -ENOMEM;
+  /* The body {"csv": TEXT, "dry_run": bool}, checked here too: megabytes of JSON take the loop's
+   * time otherwise (hw_web_json_body's checks, in the same order). */
+  cJSON *root = NULL;
+  FILE *f = NULL;
+  if (!hw_utf8_valid(st->input, st->input_len) || memchr(st->input, 0, st->input_len)) {
+    st->rc = -EINVAL;
+    st->bad = "the body is not valid UTF-8";
     return;
+  }
+  const char *end = NULL;
+  root = cJSON_ParseWithLengthOpts(st->input, st->input_len, &end, 0);
+  const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "csv");
+  const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dry_run");
+  if (!cJSON_IsObject(root) || !cJSON_IsString(c) || !c->valuestring ||
+      (d && !cJSON_IsBool(d) && !cJSON_IsNull(d))) {
+    st->rc = -EINVAL;
+    st->bad = "give {\"csv\": \"the registry CSV text\", \"dry_run\": false}";
+    goto out;
+  }
+  st->dry_run = cJSON_IsTrue(d);
+  size_t clen = strlen(c->valuestring);
+  f = clen ? fmemopen(c->valuestring, clen, "rb") : NULL;
+  if (!f && clen) {
+    st->rc = -ENOMEM;
+    goto out;
   }
   int rc = f ? hw_registry_csv_read(&im, f) : 0;
   if (f)
@@ -586,7 +601,7 @@ static void hw_web_registry_work(hw_web_import_state *st) {
   }
   for (size_t i = 0; i < im.nrows; i++) {
     const char *region = im.rows[i].f[HW_COL_REGION];
-    if (!region || !hw_web_admin_within(user, region)) {
+    if (!region || !hw_web_user_sees(user, region)) {
       char msg[96];
       snprintf(msg, sizeof msg, "region %s is outside your regions", region ? region : "(none)");
       hw_web_import_error(st, im.rows[i].line, msg);
@@ -603,6 +618,7 @@ static void hw_web_registry_work(hw_web_import_state *st) {
     st->rc = -ENOMEM;
 out:
   hw_registry_csv_free(&im);
+  cJSON_Delete(root);
 }
 
 /* The worker's part of a zones import: the CLI's parser and checks. */
@@ -622,6 +638,7 @@ static void hw_web_zones_work(hw_web_import_state *st) {
   const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dry_run");
   if (d && !cJSON_IsBool(d)) {
     st->rc = -EINVAL;
+    st->bad = "dry_run is true or false";
     goto out;
   }
   st->dry_run = cJSON_IsTrue(d);
@@ -672,7 +689,7 @@ static void hw_web_import_after(uv_work_t *w, int status) {
   }
   if (st->rc) {
     hw_web_reply_error(call, st->rc == -EINVAL ? 400 : 503,
-                       st->rc == -EINVAL ? "dry_run is true or false" : "out of memory");
+                       st->rc == -EINVAL ? st->bad : "out of memory");
     return;
   }
   if (st->refusal) {
@@ -719,25 +736,18 @@ static void hw_web_import_classes(hw_web_call *call, const PGresult *res) {
   hw_web_async_begin(call);
 }
 
-/* POST /api/v1/admin/registry {"csv": TEXT, "dry_run": bool}. */
+/* POST /api/v1/admin/registry {"csv": TEXT, "dry_run": bool}: the body goes to the worker as
+ * it came (hw_web_registry_work checks it). */
 void hw_web_admin_registry(hw_web_call *call) {
-  cJSON *root = hw_web_json_body(call);
-  if (!root)
-    return;
-  int bad = 0;
-  const char *csv = hw_web_json_str(root, "csv", &bad);
-  const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dry_run");
-  if (bad || !csv || (d && !cJSON_IsBool(d) && !cJSON_IsNull(d))) {
-    cJSON_Delete(root);
-    hw_web_reply_error(call, 400, "give {\"csv\": \"the registry CSV text\", \"dry_run\": false}");
+  size_t len = 0;
+  const uint8_t *body = hw_http_body(call->req, &len);
+  if (!len) {
+    hw_web_reply_error(call, 400, "a JSON body is required");
     return;
   }
-  hw_web_import_state *st = hw_web_import_begin(call, 0, csv, strlen(csv));
-  if (st)
-    st->dry_run = cJSON_IsTrue(d);
-  cJSON_Delete(root);
-  if (st && hw_web_query(call, "SELECT code, name_zh, name_en FROM vehicle_classes", 0, NULL,
-                         hw_web_import_classes)) {
+  if (hw_web_import_begin(call, 0, (const char *)body, len) &&
+      hw_web_query(call, "SELECT code, name_zh, name_en FROM vehicle_classes", 0, NULL,
+                   hw_web_import_classes)) {
   }
 }
 

@@ -12,7 +12,7 @@
 #include "base/token.h"
 #include "web/web_internal.h"
 
-#define HW_WEB_MAX_PASSWORD 1024
+#define HW_WEB_MAX_PASSWORD HW_USER_MAX_PASSWORD /* sinks/user_store.h */
 
 typedef struct hw_web_login_state {
   uv_work_t work;
