@@ -132,7 +132,8 @@ void hw_web_admin_users(hw_web_call *call) {
   /* created_at and the last login as ISO 8601 with the offset, like every time of the API */
   static const char sql[] =
       "SELECT name, role, regions, disabled, " HW_ISO("created_at") ", " HW_ISO("last_login")
-      " FROM (" HW_USER_SQL_LIST ") x(name, role, regions, disabled, created_at, last_login)";
+      " FROM (" HW_USER_SQL_LIST ") x(name, role, regions, disabled, created_at, last_login) "
+      "ORDER BY name";
   if (hw_web_query(call, sql, 3, params, hw_web_admin_users_listed)) {
   }
 }

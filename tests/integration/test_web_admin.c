@@ -547,11 +547,14 @@ static int child_post(const char *path, const char *extra, const char *body, siz
     off += (size_t)w;
   }
   char buf[4096];
-  ssize_t k = read(fd, buf, sizeof buf - 1);
+  size_t got = 0;
+  ssize_t k;
+  while (got < sizeof buf - 1 && (k = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+    got += (size_t)k; /* to the end: the head and the body may come in separate reads */
   close(fd);
   int status = -1;
-  if (k > 0) {
-    buf[k] = 0;
+  if (got > 0) {
+    buf[got] = 0;
     if (sscanf(buf, "HTTP/1.1 %d", &status) != 1 || !strstr(buf, "\"inserted\":" HW_XSTR(IMPORT_ROWS)))
       status = -1;
   }
