@@ -101,19 +101,13 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
 
 /* --- the table -------------------------------------------------------------------------------- */
 
-typedef struct hw_metric_def hw_metric_def;
-struct hw_metric_def {
-  const char *name;
-  const char *type; /* counter, gauge, histogram */
-  const char *help;
-  size_t off;       /* a uint64_t (counter, gauge) or an hw_lat_hist (histogram) in the snapshot */
-  /* families with labels: writes the samples (the table writes HELP and TYPE) */
-  void (*emit)(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s);
-};
+/* The table's rows are http/prom.h's hw_prom_metric: emitters get the snapshot as const void *. */
+typedef hw_prom_metric hw_metric_def;
 
 #define HW_OFF(f) offsetof(hw_metrics_snapshot, f)
 
-static void hw_emit_connections(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_connections(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   for (int i = 0; i < HW_METRICS_PROTOS; i++) {
     hw_prom_label a[2] = {{"protocol", hw_metrics_proto_names[i]}, {"state", "authenticated"}};
     hw_prom_u64(p, d->name, a, 2, s->proto[i].conn_auth);
@@ -123,7 +117,8 @@ static void hw_emit_connections(hw_prom *p, const hw_metric_def *d, const hw_met
 }
 
 #define HW_EMIT_PER_PROTO(fn, field)                                                       \
-  static void fn(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {       \
+  static void fn(hw_prom *p, const hw_metric_def *d, const void *snap) {                   \
+    const hw_metrics_snapshot *s = snap;                                                   \
     for (int i = 0; i < HW_METRICS_PROTOS; i++) {                                          \
       hw_prom_label a[1] = {{"protocol", hw_metrics_proto_names[i]}};                      \
       hw_prom_u64(p, d->name, a, 1, s->proto[i].field);                                    \
@@ -132,7 +127,8 @@ static void hw_emit_connections(hw_prom *p, const hw_metric_def *d, const hw_met
 HW_EMIT_PER_PROTO(hw_emit_frames, frames)
 HW_EMIT_PER_PROTO(hw_emit_fixes, fixes)
 
-static void hw_emit_bad_frames(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_bad_frames(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   for (int i = 0; i < HW_METRICS_PROTOS; i++)
     for (int r = 0; r < HW_BAD_FRAME__COUNT; r++) {
       if (r == HW_BAD_FRAME_DECODE)
@@ -143,7 +139,8 @@ static void hw_emit_bad_frames(hw_prom *p, const hw_metric_def *d, const hw_metr
     }
 }
 
-static void hw_emit_refusals(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_refusals(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   for (int i = 0; i < HW_METRICS_PROTOS; i++)
     for (int r = 0; r < HW_REFUSE__COUNT; r++) {
       hw_prom_label a[2] = {{"protocol", hw_metrics_proto_names[i]},
@@ -154,7 +151,8 @@ static void hw_emit_refusals(hw_prom *p, const hw_metric_def *d, const hw_metric
 
 /* The limit that refused or closed a connection (README, "Limits on unauthenticated peers"), in
  * the order of hw_metrics_snapshot.conn_limited. */
-static void hw_emit_limited(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_limited(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   static const char *const limit[5] = {"max_connections", "max_unauth_per_source", "max_unauth",
                                        "auth_timeout", "preauth_buffer"};
   for (int i = 0; i < 5; i++) {
@@ -163,15 +161,16 @@ static void hw_emit_limited(hw_prom *p, const hw_metric_def *d, const hw_metrics
   }
 }
 
-static void hw_emit_violations(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_violations(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   for (int k = 0; k < HW_VIOL__COUNT; k++) {
     hw_prom_label a[1] = {{"kind", hw_violation_kind_name(k)}};
     hw_prom_u64(p, d->name, a, 1, s->violations_opened[k]);
   }
 }
 
-static void hw_emit_http_responses(hw_prom *p, const hw_metric_def *d,
-                                   const hw_metrics_snapshot *s) {
+static void hw_emit_http_responses(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   static const char *const cls[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
   for (int c = 2; c <= 5; c++) {
     hw_prom_label a[1] = {{"class", cls[c]}};
@@ -179,16 +178,18 @@ static void hw_emit_http_responses(hw_prom *p, const hw_metric_def *d,
   }
 }
 
-static void hw_emit_build(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_build(hw_prom *p, const hw_metric_def *d, const void *snap) {
   hw_prom_label a[1] = {{"version", HW_VERSION}};
   hw_prom_u64(p, d->name, a, 1, 1);
 }
 
-static void hw_emit_start(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_start(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   hw_prom_double(p, d->name, NULL, 0, s->start_time_seconds);
 }
 
-static void hw_emit_redis_lag(hw_prom *p, const hw_metric_def *d, const hw_metrics_snapshot *s) {
+static void hw_emit_redis_lag(hw_prom *p, const hw_metric_def *d, const void *snap) {
+  const hw_metrics_snapshot *s = snap;
   hw_prom_double(p, d->name, NULL, 0, (double)s->redis_lag_ms / 1000.0);
 }
 
@@ -248,18 +249,7 @@ static const hw_metric_def hw_metric_table[] = {
 };
 
 int hw_metrics_render(const hw_metrics_snapshot *s, hw_prom *out) {
-  for (size_t i = 0; i < HW_ARRAY_SIZE(hw_metric_table); i++) {
-    const hw_metric_def *d = &hw_metric_table[i];
-    hw_prom_family(out, d->name, d->type, d->help);
-    if (d->emit)
-      d->emit(out, d, s);
-    else if (!strcmp(d->type, "histogram"))
-      hw_prom_lat_hist(out, d->name, NULL, 0,
-                       (const hw_lat_hist *)(const void *)((const char *)s + d->off));
-    else
-      hw_prom_u64(out, d->name, NULL, 0, *(const uint64_t *)(const void *)((const char *)s + d->off));
-  }
-  return hw_prom_finish(out);
+  return hw_prom_render(out, hw_metric_table, HW_ARRAY_SIZE(hw_metric_table), s);
 }
 
 /* --- the endpoints ---------------------------------------------------------------------------- */
@@ -408,9 +398,9 @@ int hw_metrics_start(hw_metrics **out, uv_loop_t *loop, const hw_metrics_config 
   clock_gettime(CLOCK_REALTIME, &ts);
   m->start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
   /* routes: static per process, the handler's arg is this instance */
-  m->routes[0] = (hw_http_route){"GET", "/metrics", hw_metrics_get_metrics, m};
-  m->routes[1] = (hw_http_route){"GET", "/healthz", hw_metrics_get_healthz, m};
-  m->routes[2] = (hw_http_route){"GET", "/readyz", hw_metrics_get_readyz, m};
+  m->routes[0] = (hw_http_route){"GET", "/metrics", hw_metrics_get_metrics, m, 0};
+  m->routes[1] = (hw_http_route){"GET", "/healthz", hw_metrics_get_healthz, m, 0};
+  m->routes[2] = (hw_http_route){"GET", "/readyz", hw_metrics_get_readyz, m, 0};
   if ((rc = hw_http_server_init(&m->http, loop, &cfg->http, m->routes, HW_ARRAY_SIZE(m->routes))))
     goto fail;
   if ((rc = hw_http_server_listen(m->http, cfg->listen)))

@@ -11,7 +11,7 @@
 #include "base/options.h"
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
-#include "cli/zones_geojson.h"
+#include "registry/zones_geojson.h"
 
 #define HW_REGIONS_SCHEMA 10 /* regions */
 #define HW_REGION_NAME_MAX 128
@@ -151,7 +151,7 @@ static int hw_regions_import(int argc, char **argv) {
     fprintf(stderr, "haulwatch regions import: cannot read %s: %s\n", pos[0], strerror(errno));
     return 1;
   }
-  if (hw_zones_parse_doc(pos[0], text, len, &root, &feats))
+  if (hw_zones_parse_doc(&z, text, len, &root, &feats))
     goto out;
   n = cJSON_GetArraySize(feats);
   if (n == 0) {

@@ -1,6 +1,7 @@
 /* haulwatch registry import FILE.csv: loads vehicles from a spreadsheet export. Every row is
  * checked before anything is written; one bad row and nothing is imported, every bad row is
  * named by its line. Rows are upserted by plate + colour in one transaction. */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,11 +9,11 @@
 
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
-#include "cli/registry_csv.h"
+#include "registry/registry_csv.h"
 #include "base/fix.h"
 #include "base/options.h"
 
-#define HW_REG_SCHEMA 2 /* vehicles, vehicle_classes */
+#define HW_REG_SCHEMA 11 /* vehicles, vehicle_classes, hw_admin_import_vehicles */
 
 static const char hw_registry_usage[] =
     "usage: haulwatch registry import FILE.csv [--pg CONNINFO]\n"
@@ -42,143 +43,50 @@ static const hw_option hw_registry_options[] = {
     HW_OPT_S(hw_registry_settings, pg, NULL, HW_CLI_PG_ENV, HW_CLI_PG_HELP),
 };
 
-/* Appends s to a COPY text-format buffer, escaped; NULL is \N. */
-static size_t hw_copy_field(char *out, const char *s) {
-  size_t n = 0;
-  if (!s) {
-    memcpy(out, "\\N", 2);
-    return 2;
+/* Hands the checked rows to hw_admin_import_vehicles() (schema/011_admin_audit.sql), the one
+ * implementation the web API's import runs too: terminal conflicts are checked and the rows
+ * upserted in that one statement, audited with the actor 'cli' (the command line sees every
+ * region: scope '%'). */
+static int hw_import_db(PGconn *conn, hw_import *im) {
+  cJSON *arr = hw_registry_rows_json(im);
+  char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+  cJSON_Delete(arr);
+  if (!text) {
+    fprintf(stderr, "haulwatch registry import: out of memory\n");
+    return -ENOMEM;
   }
-  for (; *s; s++) {
-    char e = *s == '\\' ? '\\' : *s == '\n' ? 'n' : *s == '\r' ? 'r' : *s == '\t' ? 't' : 0;
-    if (e) {
-      out[n++] = '\\';
-      out[n++] = e;
-    } else {
-      out[n++] = *s;
-    }
-  }
-  return n;
-}
-
-static int hw_copy_rows(PGconn *conn, const hw_import *im) {
-  PGresult *res = PQexec(conn, "COPY hw_import (line, plate, plate_colour, vin, class_code, "
-                               "terminal_id, region, enterprise, permit_no, permit_expires, status) "
-                               "FROM STDIN");
-  int ok = PQresultStatus(res) == PGRES_COPY_IN;
-  if (!ok)
-    hw_cli_pg_report("registry import", "COPY", res);
-  PQclear(res);
-  if (!ok)
-    return -EIO;
-  /* Every field is at most 128 bytes and escaping at most doubles it. */
-  char buf[HW_NCOLS * 2 * 128 + 64];
-  for (size_t i = 0; i < im->nrows && ok; i++) {
-    const hw_vrow *r = &im->rows[i];
-    const char *v[] = {r->f[HW_COL_PLATE],      r->colour,
-                       r->f[HW_COL_VIN],        r->f[HW_COL_CLASS],
-                       r->f[HW_COL_TERMINAL],   r->f[HW_COL_REGION],
-                       r->f[HW_COL_ENTERPRISE], r->f[HW_COL_PERMIT_NO],
-                       r->f[HW_COL_PERMIT_EXPIRES],
-                       r->f[HW_COL_STATUS] ? r->f[HW_COL_STATUS] : "active"};
-    size_t n = (size_t)snprintf(buf, sizeof buf, "%u", r->line);
-    for (size_t k = 0; k < HW_ARRAY_SIZE(v); k++) {
-      buf[n++] = '\t';
-      n += hw_copy_field(buf + n, v[k]);
-    }
-    buf[n++] = '\n';
-    ok = PQputCopyData(conn, buf, (int)n) == 1;
-  }
-  if (PQputCopyEnd(conn, ok ? NULL : "client error") != 1)
-    ok = 0;
-  res = PQgetResult(conn);
-  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-    hw_cli_pg_report("registry import", "COPY", res);
-    ok = 0;
-  }
-  PQclear(res);
-  while ((res = PQgetResult(conn)))
-    PQclear(res);
-  return ok ? 0 : -EIO;
-}
-
-/* Terminals the file gives to one vehicle while the database has them on another vehicle that
- * the file does not mention: importing would silently steal the terminal, so such rows are
- * reported like any other bad row. (Vehicles that are in the file may swap terminals.) */
-static int hw_check_terminal_conflicts(PGconn *conn, const hw_import *im) {
-  PGresult *res = PQexec(
-      conn, "SELECT s.line, s.terminal_id, v.plate, v.plate_colour FROM hw_import s "
-            "JOIN vehicles v ON v.terminal_id = s.terminal_id "
-            "WHERE (v.plate, v.plate_colour) <> (s.plate, s.plate_colour) AND NOT EXISTS "
-            "(SELECT 1 FROM hw_import o WHERE (o.plate, o.plate_colour) = (v.plate, v.plate_colour)) "
-            "ORDER BY s.line");
+  const char *p[1] = {text};
+  PGresult *res = PQexecParams(
+      conn, "SELECT hw_admin_import_vehicles($1::jsonb, '{%}', NULL, 'cli', false)", 1, NULL, p,
+      NULL, NULL, 0);
+  free(text);
+  int rc = -EIO;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    hw_cli_pg_report("registry import", "checking terminals", res);
-    PQclear(res);
-    return -EIO;
+    hw_cli_pg_report("registry import", "importing", res);
+    goto out;
   }
-  int n = PQntuples(res);
-  for (int i = 0; i < n; i++)
-    fprintf(stderr, "%s:%s: terminal %s is bound to vehicle %s (colour %s), which is not in this "
-                    "file; unbind it there first\n",
-            im->path, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-            PQgetvalue(res, i, 3));
+  cJSON *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+  const cJSON *errs = cJSON_GetObjectItemCaseSensitive(out, "errors");
+  const cJSON *e;
+  if (out && !errs) {
+    const cJSON *ins = cJSON_GetObjectItemCaseSensitive(out, "inserted");
+    const cJSON *upd = cJSON_GetObjectItemCaseSensitive(out, "updated");
+    printf("%s: imported %zu vehicles (%.0f new, %.0f updated)\n", im->path, im->nrows,
+           cJSON_IsNumber(ins) ? ins->valuedouble : 0, cJSON_IsNumber(upd) ? upd->valuedouble : 0);
+    rc = 0;
+  }
+  cJSON_ArrayForEach(e, errs) {
+    const cJSON *line = cJSON_GetObjectItemCaseSensitive(e, "line");
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(e, "error");
+    hw_import_report(im, cJSON_IsNumber(line) ? (unsigned)line->valueint : 0, "%s",
+                     cJSON_IsString(why) ? why->valuestring : "?");
+    rc = -EEXIST;
+  }
+  cJSON_Delete(out);
+out:
   PQclear(res);
-  return n ? -EEXIST : 0;
-}
-
-static int hw_scalar(PGconn *conn, const char *sql, long *out) {
-  PGresult *res = PQexec(conn, sql);
-  int ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
-  if (ok)
-    *out = atol(PQgetvalue(res, 0, 0));
-  else
-    hw_cli_pg_report("registry import", sql, res);
-  PQclear(res);
-  return ok ? 0 : -EIO;
-}
-
-static int hw_import_db(PGconn *conn, const hw_import *im) {
-  long updated = 0;
-  int rc;
-  if ((rc = hw_cli_pg_exec(conn, "registry import", "BEGIN")))
-    return rc;
-  if ((rc = hw_cli_pg_exec(conn, "registry import",
-                           "CREATE TEMP TABLE hw_import (line integer, plate text, "
-                           "plate_colour smallint, vin text, class_code text, terminal_id text, "
-                           "region text, enterprise text, permit_no text, permit_expires date, "
-                           "status text) ON COMMIT DROP")) ||
-      (rc = hw_copy_rows(conn, im)) || (rc = hw_check_terminal_conflicts(conn, im)) ||
-      (rc = hw_scalar(conn, "SELECT count(*) FROM hw_import JOIN vehicles USING (plate, plate_colour)",
-                      &updated)))
-    goto rollback;
-  /* Free the terminals that change hands inside the file first, so that the per-row unique
-   * check of the upsert does not depend on the order of the rows. */
-  if ((rc = hw_cli_pg_exec(conn, "registry import",
-                           "UPDATE vehicles v SET terminal_id = NULL FROM hw_import s "
-                           "WHERE (v.plate, v.plate_colour) = (s.plate, s.plate_colour) "
-                           "AND v.terminal_id IS DISTINCT FROM s.terminal_id "
-                           "AND v.terminal_id IS NOT NULL")) ||
-      (rc = hw_cli_pg_exec(conn, "registry import",
-                           "INSERT INTO vehicles (plate, plate_colour, vin, class_code, terminal_id, "
-                           "region, enterprise, permit_no, permit_expires, status) "
-                           "SELECT plate, plate_colour, vin, class_code, terminal_id, region, "
-                           "enterprise, permit_no, permit_expires, status FROM hw_import "
-                           "ORDER BY line ON CONFLICT (plate, plate_colour) DO UPDATE SET "
-                           "vin = EXCLUDED.vin, class_code = EXCLUDED.class_code, "
-                           "terminal_id = EXCLUDED.terminal_id, region = EXCLUDED.region, "
-                           "enterprise = EXCLUDED.enterprise, permit_no = EXCLUDED.permit_no, "
-                           "permit_expires = EXCLUDED.permit_expires, status = EXCLUDED.status")) ||
-      (rc = hw_cli_pg_exec(conn, "registry import", "COMMIT")))
-    goto rollback;
-  printf("%s: imported %zu vehicles (%zu new, %ld updated)\n", im->path, im->nrows,
-         im->nrows - (size_t)updated, updated);
-  return 0;
-rollback:
-  PQclear(PQexec(conn, "ROLLBACK"));
   return rc;
 }
-
 
 static int hw_registry_import(int argc, char **argv) {
   hw_registry_settings s = {{0}};

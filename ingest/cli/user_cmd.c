@@ -1,6 +1,7 @@
 /* haulwatch user add|token|list|disable: the accounts of `haulwatch web` (schema/009_web.sql).
- * Passwords are hashed here with libsodium's crypto_pwhash_str (argon2id; a CLI may block) and
- * only the hash is stored; an API token is printed once and only its SHA-256 is stored. */
+ * The checks, the hashing and the statements are sinks/user_store.h's, shared with the admin API;
+ * here they block (a CLI may), act as 'cli' on every region and are audited as such. Only the
+ * password's hash is stored; an API token is printed once and only its SHA-256 is stored. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,10 @@
 #include "base/token.h"
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
+#include "sinks/user_store.h"
 
-#define HW_USER_SCHEMA 9
-#define HW_USER_MAX_REGIONS 32
+#define HW_USER_SCHEMA 11 /* web_users, admin_audit */
+#define HW_USER_CLI_SCOPE "{%}"
 
 typedef struct hw_user_settings {
   char pg[1024];
@@ -38,12 +40,6 @@ static const char hw_user_usage[] =
     "       haulwatch user token NAME      prints a new API token (shown once)\n"
     "       haulwatch user list\n"
     "       haulwatch user disable NAME    ends its sessions and revokes its tokens\n";
-
-static int hw_user_name_ok(const char *s) {
-  size_t n = strlen(s);
-  return n >= 1 && n <= 64 &&
-         strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@-") == n;
-}
 
 /* Reads the password: at most 1024 bytes, one trailing newline dropped, UTF-8, not empty. */
 static int hw_user_read_password(char *out, size_t cap) {
@@ -75,7 +71,7 @@ static int hw_user_add(hw_user_settings *s, char **pos, int npos) {
     fprintf(stderr, "haulwatch user add: give a NAME (1-64 of A-Z a-z 0-9 _ . @ -)\n%s", hw_user_usage);
     return 2;
   }
-  if (strcmp(s->role, "viewer") && strcmp(s->role, "operator") && strcmp(s->role, "admin")) {
+  if (!hw_user_role_ok(s->role)) {
     fprintf(stderr, "haulwatch user add: --role is viewer, operator or admin\n");
     return 2;
   }
@@ -89,6 +85,7 @@ static int hw_user_add(hw_user_settings *s, char **pos, int npos) {
     for (const char *p = lists[l]; *p;) {
       size_t n = strcspn(p, ",");
       if (n != 6 || strspn(p, "0123456789") < 6 || nreg >= HW_USER_MAX_REGIONS) {
+        /* (hw_user_region_ok wants the code alone; here it is a piece of a list) */
         fprintf(stderr, "haulwatch user add: '%.*s' is not a six-digit GB/T 2260 code (at most %d)\n",
                 (int)n, p, HW_USER_MAX_REGIONS);
         return 2;
@@ -101,34 +98,26 @@ static int hw_user_add(hw_user_settings *s, char **pos, int npos) {
     fprintf(stderr, "haulwatch user add: --region CODE is required (000000: everywhere)\n");
     return 2;
   }
-  if (sodium_init() < 0)
-    return 1;
   if (s->password_stdin) {
     if (hw_user_read_password(password, sizeof password))
       return 2;
-    int rc = crypto_pwhash_str(hash, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                               crypto_pwhash_MEMLIMIT_INTERACTIVE);
+    int rc = hw_user_hash_password(password, strlen(password), hash);
     sodium_memzero(password, sizeof password);
     if (rc) {
-      fprintf(stderr, "haulwatch user add: hashing the password failed (out of memory)\n");
-      return 1;
+      fprintf(stderr, "haulwatch user add: %s\n", rc == -EINVAL ? "the password is not valid"
+                                                                : "hashing the password failed "
+                                                                  "(out of memory)");
+      return rc == -EINVAL ? 2 : 1;
     }
   }
+  char arr[HW_USER_MAX_REGIONS * 8 + 4];
+  if (hw_user_regions_literal((const char (*)[8])regions, nreg, arr, sizeof arr))
+    return 2;
   if (hw_cli_pg_connect(s->pg, HW_USER_SCHEMA, &conn))
     return 1;
-  char arr[HW_USER_MAX_REGIONS * 8 + 4];
-  size_t off = 0;
-  arr[off++] = '{';
-  for (size_t i = 0; i < nreg; i++)
-    off += (size_t)snprintf(arr + off, sizeof arr - off, "%s%s", i ? "," : "", regions[i]);
-  snprintf(arr + off, sizeof arr - off, "}");
-  const char *params[4] = {pos[1], s->role, s->password_stdin ? hash : NULL, arr};
-  res = PQexecParams(conn,
-                     "WITH u AS (INSERT INTO web_users (name, role, password_hash) VALUES ($1, $2, "
-                     "$3) RETURNING id) INSERT INTO web_user_regions (user_id, region) SELECT "
-                     "DISTINCT u.id, r FROM u, unnest($4::text[]) r",
-                     4, NULL, params, NULL, NULL, 0);
-  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+  const char *params[6] = {pos[1], s->role, s->password_stdin ? hash : NULL, arr, NULL, "cli"};
+  res = PQexecParams(conn, HW_USER_SQL_ADD, 6, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     hw_cli_pg_report("user add", "refused", res);
     goto cleanup;
   }
@@ -142,8 +131,7 @@ cleanup:
 }
 
 static int hw_user_token(hw_user_settings *s, char **pos, int npos) {
-  char raw[HW_TOKEN_LEN + 1], token[HW_TOKEN_LEN + 8], hb[2 + 2 * HW_TOKEN_HASH_LEN + 1];
-  uint8_t h[HW_TOKEN_HASH_LEN];
+  char token[HW_USER_API_TOKEN_LEN + 1], hb[2 + 2 * HW_TOKEN_HASH_LEN + 1];
   PGconn *conn = NULL;
   PGresult *res = NULL;
   int status = 1;
@@ -151,23 +139,17 @@ static int hw_user_token(hw_user_settings *s, char **pos, int npos) {
     fprintf(stderr, "haulwatch user token: give the user's NAME\n");
     return 2;
   }
-  if (hw_token_new(raw))
+  if (hw_user_token_new(token, hb))
     return 1;
-  snprintf(token, sizeof token, "hwt_%s", raw);
-  hw_token_hash(token, strlen(token), h);
-  hw_token_hash_bytea(h, hb);
   if (hw_cli_pg_connect(s->pg, HW_USER_SCHEMA, &conn))
-    return 1;
-  const char *params[2] = {pos[1], hb};
-  res = PQexecParams(conn,
-                     "INSERT INTO web_tokens (token_hash, user_id) SELECT $2::bytea, id FROM "
-                     "web_users WHERE name = $1 AND NOT disabled",
-                     2, NULL, params, NULL, NULL, 0);
-  if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+    goto cleanup;
+  const char *params[5] = {HW_USER_CLI_SCOPE, pos[1], hb, NULL, "cli"};
+  res = PQexecParams(conn, HW_USER_SQL_TOKEN, 5, NULL, params, NULL, NULL, 0);
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     hw_cli_pg_report("user token", "refused", res);
     goto cleanup;
   }
-  if (strcmp(PQcmdTuples(res), "1")) {
+  if (strcmp(PQgetvalue(res, 0, 0), "1")) {
     fprintf(stderr, "haulwatch user token: no enabled user '%s'\n", pos[1]);
     goto cleanup;
   }
@@ -176,7 +158,6 @@ static int hw_user_token(hw_user_settings *s, char **pos, int npos) {
   status = 0;
 cleanup:
   sodium_memzero(token, sizeof token);
-  sodium_memzero(raw, sizeof raw);
   PQclear(res);
   PQfinish(conn);
   return status;
@@ -213,14 +194,8 @@ static int hw_user_disable(hw_user_settings *s, char **pos, int npos) {
   PGconn *conn = NULL;
   if (hw_cli_pg_connect(s->pg, HW_USER_SCHEMA, &conn))
     return 1;
-  const char *params[1] = {pos[1]};
-  PGresult *res = PQexecParams(
-      conn,
-      "WITH u AS (UPDATE web_users SET disabled = true WHERE name = $1 RETURNING id), "
-      "s AS (DELETE FROM web_sessions WHERE user_id IN (SELECT id FROM u)), "
-      "t AS (UPDATE web_tokens SET revoked_at = now() WHERE revoked_at IS NULL AND user_id IN "
-      "(SELECT id FROM u)) SELECT count(*) FROM u",
-      1, NULL, params, NULL, NULL, 0);
+  const char *params[4] = {HW_USER_CLI_SCOPE, pos[1], NULL, "cli"};
+  PGresult *res = PQexecParams(conn, HW_USER_SQL_DISABLE, 4, NULL, params, NULL, NULL, 0);
   int status = 1;
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     hw_cli_pg_report("user disable", "refused", res);

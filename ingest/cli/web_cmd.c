@@ -11,7 +11,7 @@
 #include "web/sse.h"
 #include "web/web.h"
 
-#define HW_WEB_SCHEMA 10 /* web_users, web_sessions, hw_web_violation_transition; regions */
+#define HW_WEB_SCHEMA 11 /* web_users, web_sessions, hw_web_violation_transition; regions; admin_audit */
 
 #ifndef HW_WEB_ROOT_DEFAULT
 #define HW_WEB_ROOT_DEFAULT ""
@@ -23,6 +23,7 @@ typedef struct hw_web_settings {
   char redis[256];
   char web_root[1024];
   char log_level[16];
+  char metrics_listen[256];
   uint32_t pg_pool;
   uint32_t session_ttl_s;
   uint32_t login_window_s;
@@ -36,6 +37,7 @@ typedef struct hw_web_settings {
   uint32_t moving_min_kmh;
   uint32_t cookie_secure;
   uint32_t max_body;
+  uint32_t admin_max_body;
   uint32_t stream_max_clients;
   char map_style[1024];
   char map_tiles[1024];
@@ -47,6 +49,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_S(C, pg, NULL, HW_CLI_PG_ENV, HW_CLI_PG_HELP),
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT (the latest state of each vehicle)"),
     HW_OPT_S(C, web_root, HW_WEB_ROOT_DEFAULT, "HAULWATCH_WEB_ROOT", "directory of the page's files (empty: serve the API only)"),
+    HW_OPT_S(C, metrics_listen, "", "HAULWATCH_WEB_METRICS_LISTEN", "HOST:PORT to serve GET /metrics (Prometheus text) on; empty: off"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
     HW_OPT_N(C, pg_pool, "4", 1, 64, NULL, "PostgreSQL connections (non-blocking, queries spread over them)"),
     HW_OPT_N(C, session_ttl_s, "43200", 60, 2592000, NULL, "a login lasts this long, seconds"),
@@ -61,6 +64,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_N(C, moving_min_kmh, "3", 0, 200, NULL, "a vehicle at or above this speed is moving, km/h"),
     HW_OPT_B(C, cookie_secure, "false", "mark the session cookie Secure (when a TLS proxy is in front)"),
     HW_OPT_N(C, max_body, "65536", 1024, 1048576, NULL, "largest request body, bytes (413 above)"),
+    HW_OPT_N(C, admin_max_body, "16777216", 1024, 268435456, NULL, "largest body of an admin import (POST /api/v1/admin/...), bytes (413 above; two such bodies at most are received at once, 503 above)"),
     HW_OPT_N(C, stream_max_clients, HW_XSTR(HW_SSE_DEF_MAX_CLIENTS), 1, 100000, NULL, "live feeds (GET /api/v1/stream) at once; above, 503"),
     HW_OPT_S(C, map_style, "", "HAULWATCH_WEB_MAP_STYLE", "the page's background map: URL of a MapLibre style on the centre's own tile server (empty: region outlines and zones only)"),
     HW_OPT_S(C, map_tiles, "", "HAULWATCH_WEB_MAP_TILES", "or: a raster tile URL template on the centre's own server, e.g. https://tiles.example/{z}/{x}/{y}.png"),
@@ -127,7 +131,8 @@ int hw_cmd_web(int argc, char **argv) {
       .max_logins_in_flight = s.max_logins_in_flight, .page_max = s.page_max,
       .export_max_rows = s.export_max_rows, .track_max_rows = s.track_max_rows,
       .offline_after_s = s.offline_after_s, .moving_min_kmh = s.moving_min_kmh,
-      .cookie_secure = s.cookie_secure, .max_body = s.max_body,
+      .cookie_secure = s.cookie_secure, .max_body = s.max_body, .admin_max_body = s.admin_max_body,
+      .metrics_listen = s.metrics_listen,
       .stream_max_clients = s.stream_max_clients, .map_style = s.map_style,
       .map_tiles = s.map_tiles,
   };

@@ -9,10 +9,10 @@
 
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
-#include "cli/zones_geojson.h"
+#include "registry/zones_geojson.h"
 #include "base/options.h"
 
-#define HW_ZONES_SCHEMA 2         /* zones */
+#define HW_ZONES_SCHEMA 11        /* zones, hw_admin_import_zones */
 #define HW_ZONES_FILE_MAX (256u << 20) /* a province's road network fits many times over */
 
 static const char hw_zones_usage[] =
@@ -75,71 +75,45 @@ fail:
   return NULL;
 }
 
-/* Hands every feature to PostGIS's validity check (self-intersections, bad holes) inside the
- * transaction, reporting each invalid one, then upserts them all. */
+/* Hands the checked zones to hw_admin_import_zones() (schema/011_admin_audit.sql), the one
+ * implementation the web API's import runs too: PostGIS checks every geometry, then all are
+ * upserted by name in that one statement, audited with the actor 'cli'. */
 static int hw_zones_db(PGconn *conn, hw_zones_ctx *z, hw_zone_in *zs, int n) {
-  int rc;
-  if ((rc = hw_cli_pg_exec(conn, "zones import", "BEGIN")))
-    return rc;
-  for (int i = 0; i < n; i++) {
-    const char *p[1] = {zs[i].geojson};
-    PGresult *res = PQexecParams(conn, "SELECT ST_IsValid(g), ST_IsValidReason(g) FROM "
-                                       "(SELECT ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($1), 4326)) g) s",
-                                 1, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-      z->bad = 0;
-      hw_zbad(z, zs[i].index, zs[i].name, "PostGIS cannot read the geometry: %s",
-              PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-      z->nbad++;
-      PQclear(res);
-      /* The failed statement aborted the transaction; the remaining checks cannot run. */
-      rc = -EINVAL;
-      goto rollback;
-    }
-    if (strcmp(PQgetvalue(res, 0, 0), "t")) {
-      z->bad = 0;
-      hw_zbad(z, zs[i].index, zs[i].name, "invalid polygon: %s", PQgetvalue(res, 0, 1));
-      z->nbad++;
-    }
-    PQclear(res);
+  cJSON *arr = hw_zones_json(zs, n);
+  char *text = arr ? cJSON_PrintUnformatted(arr) : NULL;
+  cJSON_Delete(arr);
+  if (!text) {
+    fprintf(stderr, "haulwatch zones import: out of memory\n");
+    return -ENOMEM;
   }
-  if (z->nbad) {
+  const char *p[1] = {text};
+  PGresult *res = PQexecParams(conn, "SELECT hw_admin_import_zones($1::jsonb, NULL, 'cli', false)",
+                               1, NULL, p, NULL, NULL, 0);
+  free(text);
+  int rc = -EIO;
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    hw_cli_pg_report("zones import", "importing", res);
+    goto out;
+  }
+  cJSON *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+  const cJSON *errs = cJSON_GetObjectItemCaseSensitive(out, "errors");
+  const cJSON *e;
+  rc = 0;
+  cJSON_ArrayForEach(e, errs) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(e, "feature");
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+    const cJSON *why = cJSON_GetObjectItemCaseSensitive(e, "error");
+    z->bad = 0;
+    hw_zbad(z, cJSON_IsNumber(f) ? f->valueint : 0, cJSON_IsString(nm) ? nm->valuestring : NULL,
+            "%s", cJSON_IsString(why) ? why->valuestring : "?");
+    z->nbad++;
     rc = -EINVAL;
-    goto rollback;
   }
-  for (int i = 0; i < n; i++) {
-    const char *p[8] = {zs[i].name,
-                        zs[i].kind,
-                        zs[i].limit[0] ? zs[i].limit : NULL,
-                        zs[i].expressway,
-                        zs[i].classes,
-                        zs[i].from[0] ? zs[i].from : NULL,
-                        zs[i].to[0] ? zs[i].to : NULL,
-                        zs[i].geojson};
-    PGresult *res = PQexecParams(
-        conn,
-        "INSERT INTO zones (name, kind, limit_kmh, is_expressway, classes, from_time, to_time, geom) "
-        "VALUES ($1, $2, $3::numeric, $4::boolean, $5::text[], $6::time, $7::time, "
-        "ST_Multi(ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON($8), 4326)))) "
-        "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, limit_kmh = EXCLUDED.limit_kmh, "
-        "is_expressway = EXCLUDED.is_expressway, classes = EXCLUDED.classes, "
-        "from_time = EXCLUDED.from_time, to_time = EXCLUDED.to_time, geom = EXCLUDED.geom",
-        8, NULL, p, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-      char what[128];
-      snprintf(what, sizeof what, "feature %d (%s)", zs[i].index, zs[i].name);
-      hw_cli_pg_report("zones import", what, res);
-      PQclear(res);
-      rc = -EIO;
-      goto rollback;
-    }
-    PQclear(res);
-  }
-  if ((rc = hw_cli_pg_exec(conn, "zones import", "COMMIT")))
-    goto rollback;
-  return 0;
-rollback:
-  PQclear(PQexec(conn, "ROLLBACK"));
+  if (!out)
+    rc = -EIO;
+  cJSON_Delete(out);
+out:
+  PQclear(res);
   return rc;
 }
 
@@ -167,7 +141,7 @@ static int hw_zones_import(int argc, char **argv) {
     fprintf(stderr, "haulwatch zones import: cannot read %s: %s\n", pos[0], strerror(errno));
     return 1;
   }
-  if (hw_zones_parse_doc(pos[0], text, len, &root, &feats))
+  if (hw_zones_parse_doc(&z, text, len, &root, &feats))
     goto out;
   if (hw_cli_pg_connect(s.pg, HW_ZONES_SCHEMA, &conn))
     goto out;

@@ -38,8 +38,10 @@ struct hw_http_req {
   uint32_t nhdrs;
   uint32_t piece;       /* arena offset where the piece being received began */
   int in_url;           /* receiving the URL (an overflow then is 414, not 431) */
-  uint8_t *body;        /* owned by the connection, grown up to max_body */
+  uint8_t *body;        /* owned by the connection, grown up to body_limit */
   size_t body_len, body_cap;
+  uint32_t body_limit;  /* this request's: the route's max_body or the server's */
+  int large;            /* holds one of max_large_bodies (the body grew above max_body) */
   const hw_http_route *route;
   const char *param_names[HW_HTTP_MAX_PARAMS]; /* into the route's pattern */
   size_t param_name_len[HW_HTTP_MAX_PARAMS];
@@ -101,6 +103,8 @@ struct hw_http_server {
   uint64_t warn_suppressed;
   int closing;
   size_t live; /* listeners, socket connections and refused sockets not yet closed */
+  uint32_t large_bodies; /* requests holding a body above cfg.max_body now */
+  uint32_t route_body_max; /* the largest route max_body (0: none above cfg.max_body) */
   void (*done_cb)(void *);
   void *done_arg;
 };
@@ -122,6 +126,7 @@ void hw_http_config_default(hw_http_config *cfg) {
   cfg->request_timeout_ms = HW_HTTP_DEF_REQUEST_TIMEOUT_MS;
   cfg->idle_timeout_ms = HW_HTTP_DEF_IDLE_TIMEOUT_MS;
   cfg->max_write_queue = HW_HTTP_DEF_MAX_WRITE_QUEUE;
+  cfg->max_large_bodies = HW_HTTP_DEF_MAX_LARGE_BODIES;
 }
 
 /* Something whose close callback counts down srv->live closed; the last one after
@@ -239,8 +244,25 @@ static int hw_http_write(hw_http_conn *c, const void *data, size_t len) {
 
 /* --- the request's lifetime ------------------------------------------------------------------- */
 
+/* A large body's memory goes back at once (the connection keeps at most max_body for reuse)
+ * and its place among max_large_bodies with it. */
+static void hw_http_req_release_large(hw_http_conn *c) {
+  hw_http_req *r = &c->req;
+  if (r->large) {
+    r->large = 0;
+    c->srv->large_bodies--;
+  }
+  if (r->body_cap > c->srv->cfg.max_body) {
+    free(r->body);
+    r->body = NULL;
+    r->body_cap = 0;
+  }
+}
+
 static void hw_http_req_reset(hw_http_conn *c) {
   hw_http_req *r = &c->req;
+  hw_http_req_release_large(c);
+  r->body_limit = c->srv->cfg.max_body;
   r->arena_len = 0;
   r->nhdrs = 0;
   r->in_url = 0;
@@ -517,11 +539,46 @@ static int hw_http_cb_value_done(llhttp_t *p) {
   return rc;
 }
 
+static int hw_http_match(hw_http_req *r, const char *pattern, const char *path);
+
+/* The body limit of the request whose head just arrived: that of the first route matching its
+ * method and path when it allows more than the server's (the match is undone: dispatch matches
+ * again once the request is complete). */
+static uint32_t hw_http_body_limit(hw_http_conn *c) {
+  hw_http_server *srv = c->srv;
+  hw_http_req *r = &c->req;
+  if (!srv->route_body_max)
+    return srv->cfg.max_body;
+  char *url = r->arena + r->url;
+  char *q = strchr(url, '?');
+  if (q)
+    *q = 0;
+  const char *method = llhttp_method_name((llhttp_method_t)c->parser.method);
+  uint32_t limit = srv->cfg.max_body;
+  size_t mark = r->arena_len;
+  for (size_t i = 0; i < srv->nroutes; i++) {
+    const hw_http_route *rt = &srv->routes[i];
+    if (!hw_http_match(r, rt->pattern, url))
+      continue;
+    r->nparams = 0;
+    r->arena_len = mark;
+    if (strcmp(rt->method, method))
+      continue;
+    if (rt->max_body > limit)
+      limit = rt->max_body;
+    break;
+  }
+  if (q)
+    *q = '?';
+  return limit;
+}
+
 static int hw_http_cb_headers_done(llhttp_t *p) {
   hw_http_conn *c = hw_http_of(p);
   c->headers_done = 1;
+  c->req.body_limit = hw_http_body_limit(c);
   /* A declared length over the limit is refused before a byte of it is read. */
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->cfg.max_body)
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->req.body_limit)
     return hw_http_fail(c, 413, "request body too large");
   return 0;
 }
@@ -529,14 +586,23 @@ static int hw_http_cb_headers_done(llhttp_t *p) {
 static int hw_http_cb_body(llhttp_t *p, const char *at, size_t len) {
   hw_http_conn *c = hw_http_of(p);
   hw_http_req *r = &c->req;
-  if (r->body_len + len > c->srv->cfg.max_body)
+  hw_http_server *srv = c->srv;
+  if (r->body_len + len > r->body_limit)
     return hw_http_fail(c, 413, "request body too large");
+  if (!r->large && r->body_len + len > srv->cfg.max_body) {
+    if (srv->large_bodies >= srv->cfg.max_large_bodies) {
+      srv->stats.large_refused++;
+      return hw_http_fail(c, 503, "too many large requests at once, try again");
+    }
+    srv->large_bodies++;
+    r->large = 1;
+  }
   if (r->body_len + len > r->body_cap) {
     size_t cap = r->body_cap ? r->body_cap : 4096;
     while (cap < r->body_len + len)
       cap *= 2;
-    if (cap > c->srv->cfg.max_body)
-      cap = c->srv->cfg.max_body;
+    if (cap > r->body_limit)
+      cap = r->body_limit;
     uint8_t *b = realloc(r->body, cap);
     if (!b)
       return hw_http_fail(c, 503, "out of memory");
@@ -782,6 +848,7 @@ static void hw_http_conn_timer_update(hw_http_conn *c) {
 }
 
 static void hw_http_conn_free(hw_http_conn *c) {
+  hw_http_req_release_large(c);
   free(c->req.arena);
   free(c->req.hdrs);
   free(c->req.body);
@@ -983,8 +1050,12 @@ int hw_http_server_init(hw_http_server **out, uv_loop_t *loop, const hw_http_con
   if (!srv->cfg.request_timeout_ms) srv->cfg.request_timeout_ms = d.request_timeout_ms;
   if (!srv->cfg.idle_timeout_ms) srv->cfg.idle_timeout_ms = d.idle_timeout_ms;
   if (!srv->cfg.max_write_queue) srv->cfg.max_write_queue = d.max_write_queue;
+  if (!srv->cfg.max_large_bodies) srv->cfg.max_large_bodies = d.max_large_bodies;
   srv->routes = routes;
   srv->nroutes = nroutes;
+  for (size_t i = 0; i < nroutes; i++)
+    if (routes[i].max_body > srv->cfg.max_body && routes[i].max_body > srv->route_body_max)
+      srv->route_body_max = routes[i].max_body;
   *out = srv;
   return 0;
 }

@@ -19,6 +19,7 @@
 #define HW_HTTP_DEF_MAX_HEAD 8192        /* request line and headers, bytes */
 #define HW_HTTP_DEF_MAX_HEADERS 64
 #define HW_HTTP_DEF_MAX_BODY 1048576     /* bytes */
+#define HW_HTTP_DEF_MAX_LARGE_BODIES 2   /* requests above max_body (a route allowing more) */
 #define HW_HTTP_DEF_REQUEST_TIMEOUT_MS 10000
 #define HW_HTTP_DEF_IDLE_TIMEOUT_MS 60000
 #define HW_HTTP_DEF_MAX_WRITE_QUEUE 4194304
@@ -33,6 +34,10 @@ typedef struct hw_http_config {
   uint32_t request_timeout_ms; /* a request, from its first byte to its last; then 408, closed */
   uint32_t idle_timeout_ms;    /* a keep-alive connection waiting for its next request: closed */
   uint32_t max_write_queue;    /* bytes queued to a client that does not read: above, closed */
+  /* Bodies above max_body being received or handled at once, on routes that allow them
+   * (hw_http_route.max_body): above, 503. Bounds the memory such routes can take to this many
+   * times their limit, whoever sends (the body is read before any handler can check a login). */
+  uint32_t max_large_bodies;
 } hw_http_config;
 
 /* Fills every field with the HW_HTTP_DEF_* defaults. */
@@ -54,6 +59,10 @@ typedef struct hw_http_route {
                         * as hw_http_param(req, "*") */
   hw_http_handler fn;
   void *arg;
+  /* This route's largest body (0: the server's max_body), e.g. an import; decided from the
+   * request line as soon as the headers are in, before a byte of the body is read. A body
+   * above the server's max_body counts against max_large_bodies while it is held. */
+  uint32_t max_body;
 } hw_http_route;
 
 typedef struct hw_http_stats {
@@ -63,6 +72,7 @@ typedef struct hw_http_stats {
   uint64_t bad_requests;          /* answered 4xx by the server itself (parse error, limits) */
   uint64_t timeouts;              /* requests that did not arrive in time (408) */
   uint64_t slow_readers;          /* closed: write queue over max_write_queue */
+  uint64_t large_refused;         /* 503: max_large_bodies already being received */
   size_t connections;             /* open now */
 } hw_http_stats;
 

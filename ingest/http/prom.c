@@ -129,3 +129,18 @@ void hw_prom_lat_hist(hw_prom *p, const char *name, const hw_prom_label *labels,
   hw_prom_head(p, name, "_count", labels, n, NULL);
   hw_prom_value_u64(p, h->count);
 }
+
+int hw_prom_render(hw_prom *out, const hw_prom_metric *table, size_t n, const void *snapshot) {
+  for (size_t i = 0; i < n; i++) {
+    const hw_prom_metric *d = &table[i];
+    const char *at = (const char *)snapshot + d->off;
+    hw_prom_family(out, d->name, d->type, d->help);
+    if (d->emit)
+      d->emit(out, d, snapshot);
+    else if (!strcmp(d->type, "histogram"))
+      hw_prom_lat_hist(out, d->name, NULL, 0, (const hw_lat_hist *)(const void *)at);
+    else
+      hw_prom_u64(out, d->name, NULL, 0, *(const uint64_t *)(const void *)at);
+  }
+  return hw_prom_finish(out);
+}

@@ -39,4 +39,20 @@ void hw_prom_double(hw_prom *p, const char *name, const hw_prom_label *labels, s
 void hw_prom_lat_hist(hw_prom *p, const char *name, const hw_prom_label *labels, size_t nlabels,
                       const hw_lat_hist *h);
 
+/* A declarative metric table (the daemon's is cli/metrics.c, the web process's
+ * web/web_metrics.c): each row names, types and describes one family once. A row without emit is
+ * one unlabelled sample read at off in the snapshot (a uint64_t; an hw_lat_hist for a
+ * histogram); a row with emit writes its own labelled samples (the table writes HELP and TYPE). */
+typedef struct hw_prom_metric hw_prom_metric;
+struct hw_prom_metric {
+  const char *name;
+  const char *type; /* counter, gauge, histogram */
+  const char *help;
+  size_t off;
+  void (*emit)(hw_prom *p, const hw_prom_metric *d, const void *snapshot);
+};
+/* Renders every row of table[0..n) from snapshot into out; 0 or -ENOMEM. */
+int hw_prom_render(hw_prom *out, const hw_prom_metric *table, size_t n, const void *snapshot)
+    HW_MUST_CHECK;
+
 #endif

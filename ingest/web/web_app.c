@@ -29,7 +29,19 @@ static const hw_web_route_def hw_web_routes[] = {
     {"GET", "/api/v1/zones", hw_web_zones, HW_ROLE_VIEWER},
     {"GET", "/api/v1/regions", hw_web_regions, HW_ROLE_VIEWER},
     {"GET", "/api/v1/converted-tractors", hw_web_converted_tractors, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/admin/users", hw_web_admin_users, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/users", hw_web_admin_user_add, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/users/{name}/disable", hw_web_admin_user_disable, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/users/{name}/token", hw_web_admin_user_token, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/registry", hw_web_admin_registry, HW_ROLE_ADMIN},
+    {"POST", "/api/v1/admin/zones", hw_web_admin_zones, HW_ROLE_ADMIN},
+    {"GET", "/api/v1/admin/audit", hw_web_admin_audit, HW_ROLE_ADMIN},
 };
+
+/* The admin POST routes (imports) take bodies up to admin_max_body; every other route max_body.
+ * The body arrives before the login is checked, so the HTTP layer also bounds how many such
+ * bodies are held at once (hw_http_config.max_large_bodies). */
+#define HW_WEB_ADMIN_PREFIX "/api/v1/admin/"
 
 const char *hw_web_role_name(hw_web_role r) {
   switch (r) {
@@ -89,6 +101,8 @@ hw_http_req *hw_web_detach(hw_web_call *call, hw_web_user *user) {
  * the same user's queries would (the SQL scope's C twin; 000000, the whole country: no filter). */
 void hw_web_stream(hw_web_call *call) {
   hw_web *app = call->app;
+  const hw_web_route_def *def = call->route;
+  uint64_t start_ns = call->start_ns;
   hw_web_user user;
   hw_http_req *req = hw_web_detach(call, &user);
   if (!req)
@@ -110,8 +124,11 @@ void hw_web_stream(hw_web_call *call) {
   }
   int rc = hw_sse_attach(app->sse, req, r ? hw_sse_filter_regions : NULL, r, r ? free : NULL,
                          hw_http_header(req, "Last-Event-ID"));
-  if (rc == 0 || rc == -EPIPE)
+  if (rc == 0 || rc == -EPIPE) {
+    hw_web_count(app, def, 200, start_ns);
     return; /* the hub owns req and r, or both are gone */
+  }
+  hw_web_count(app, def, 503, start_ns);
   free(r);
   if (hw_http_respond_error(req, 503, "too many live feeds")) { /* closing */ }
 }
@@ -153,8 +170,10 @@ static void hw_web_private(hw_http_req *req) {
 
 void hw_web_reply_raw(hw_web_call *call, int status, const char *ctype, const void *body,
                       size_t len) {
-  if (call->req)
+  if (call->req) {
     hw_web_private(call->req);
+    hw_web_count(call->app, call->route, status, call->start_ns);
+  }
   if (call->req && hw_http_respond(call->req, status, ctype, body, len)) {
     /* the connection is closing; the request is finished either way */
   }
@@ -164,8 +183,10 @@ void hw_web_reply_raw(hw_web_call *call, int status, const char *ctype, const vo
 }
 
 void hw_web_reply_error(hw_web_call *call, int status, const char *msg) {
-  if (call->req)
+  if (call->req) {
     hw_web_private(call->req);
+    hw_web_count(call->app, call->route, status, call->start_ns);
+  }
   if (call->req && hw_http_respond_error(call->req, status, msg)) {
     /* as above */
   }
@@ -366,6 +387,7 @@ static void hw_web_dispatch(hw_http_req *req, void *arg) {
   struct hw_web_bind *b = arg;
   const hw_web_route_def *def = b->def;
   if (b->app->stopping) {
+    hw_web_count(b->app, def, 503, 0);
     if (hw_http_respond_error(req, 503, "shutting down")) {
     }
     return;
@@ -376,6 +398,7 @@ static void hw_web_dispatch(hw_http_req *req, void *arg) {
     const char *ct = hw_http_header(req, "Content-Type");
     size_t n = ct ? strcspn(ct, "; ") : 0;
     if (!ct || n != 16 || strncasecmp(ct, "application/json", 16)) {
+      hw_web_count(b->app, def, 415, 0);
       if (hw_http_respond_error(req, 415, "state-changing requests must be Content-Type: "
                                           "application/json")) {
       }
@@ -391,6 +414,7 @@ static void hw_web_dispatch(hw_http_req *req, void *arg) {
   call->app = b->app;
   call->req = req;
   call->route = def;
+  call->start_ns = uv_hrtime();
   snprintf(call->user.name, sizeof call->user.name, "-");
   hw_http_on_abort(req, hw_web_on_abort, call);
   if (def->min_role == HW_ROLE_NONE) {
@@ -487,19 +511,25 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
     goto fail;
   }
   size_t nr = HW_ARRAY_SIZE(hw_web_routes);
+  w->route_defs = hw_web_routes;
+  w->route_responses = calloc((nr + 1) * 6, sizeof *w->route_responses);
   w->routes = calloc(nr + 1, sizeof *w->routes);
   w->binds = calloc(nr, sizeof *w->binds);
   w->pool = calloc(cfg->pg_pool, sizeof *w->pool);
   w->pool_pending = calloc(cfg->pg_pool, sizeof *w->pool_pending);
-  if (!w->routes || !w->binds || !w->pool || !w->pool_pending)
+  if (!w->routes || !w->binds || !w->pool || !w->pool_pending || !w->route_responses)
     goto fail;
   for (size_t i = 0; i < nr; i++) {
     w->binds[i] = (struct hw_web_bind){w, &hw_web_routes[i]};
+    int admin_post = !strcmp(hw_web_routes[i].method, "POST") &&
+                     !strncmp(hw_web_routes[i].pattern, HW_WEB_ADMIN_PREFIX,
+                              strlen(HW_WEB_ADMIN_PREFIX));
     w->routes[i] = (hw_http_route){hw_web_routes[i].method, hw_web_routes[i].pattern,
-                                   hw_web_dispatch, &w->binds[i]};
+                                   hw_web_dispatch, &w->binds[i],
+                                   admin_post ? cfg->admin_max_body : 0};
   }
   /* Last: everything else is a file of the page. */
-  w->routes[nr] = (hw_http_route){"GET", "/*", hw_web_static, w};
+  w->routes[nr] = (hw_http_route){"GET", "/*", hw_web_static, w, 0};
   w->nroutes = nr + 1;
   for (uint32_t i = 0; i < cfg->pg_pool; i++) {
     rc = hw_pg_async_start(&w->pool[i], loop, w->pg, "webpg");
@@ -541,6 +571,13 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
     hw_error(HW_WEB_COMPONENT, NULL, "start: cannot listen on %s: %s", w->listen, uv_strerror(rc));
     goto fail;
   }
+  if (cfg->metrics_listen && cfg->metrics_listen[0]) {
+    rc = hw_web_metrics_start(w, cfg->metrics_listen);
+    if (w->metrics_http)
+      w->open_parts++;
+    if (rc)
+      goto fail;
+  }
   hw_info(HW_WEB_COMPONENT, NULL, "listening on %s (port %d), web root %s, %u database connections",
           w->listen, hw_http_server_port(w->http), w->web_root[0] ? w->web_root : "(none)",
           cfg->pg_pool);
@@ -564,6 +601,7 @@ static void hw_web_part_closed(void *arg) {
   free(w->binds);
   free(w->pool);
   free(w->pool_pending);
+  free(w->route_responses);
   free(w);
   if (cb)
     cb(cb_arg);
@@ -593,6 +631,10 @@ void hw_web_stop(hw_web *w, void (*done_cb)(void *arg), void *arg) {
   if (w->sse) {
     hw_sse_hub_stop(w->sse, hw_web_part_closed, w);
     w->sse = NULL;
+  }
+  if (w->metrics_http) {
+    hw_http_server_close(w->metrics_http, hw_web_part_closed, w);
+    w->metrics_http = NULL;
   }
   /* A login whose password check is on the thread pool holds a part until it comes back. */
   if (w->http) {

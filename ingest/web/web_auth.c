@@ -12,7 +12,7 @@
 #include "base/token.h"
 #include "web/web_internal.h"
 
-#define HW_WEB_MAX_PASSWORD 1024
+#define HW_WEB_MAX_PASSWORD HW_USER_MAX_PASSWORD /* sinks/user_store.h */
 
 typedef struct hw_web_login_state {
   uv_work_t work;
@@ -127,6 +127,7 @@ static void hw_web_login_failed_done(hw_web_call *call, const PGresult *res) {
     hw_web_reply_pg_error(call, res, "login attempt record");
     return;
   }
+  call->app->login_failures++;
   hw_warn(HW_WEB_COMPONENT, NULL, "login user=%s peer=%s refused: wrong user or password",
           st->user, st->peer);
   hw_web_reply_error(call, 401, "wrong user name or password");
@@ -207,6 +208,7 @@ static void hw_web_login_checked(hw_web_call *call, const PGresult *res) {
     hw_warn(HW_WEB_COMPONENT, NULL,
             "login user=%s peer=%s refused: rate limited (%ld failures for the user, %ld for the "
             "address in %u s)", st->user, st->peer, ufail, afail, app->cfg.login_window_s);
+    app->login_limited++;
     hw_web_reply_error(call, 429, "too many failed logins; try again later");
     return;
   }

@@ -13,10 +13,13 @@
 #include <libpq-fe.h>
 #include <sodium.h>
 
+#include "base/hist.h"
 #include "http/http_server.h"
+#include "http/prom.h"
 #include "sinks/pg_async.h"
 #include "sinks/pg_conn.h" /* hw_pg_sqlstate, hw_pg_errmsg */
 #include "sinks/redis_conn.h"
+#include "sinks/user_store.h"
 #include "web/sse.h"
 #include "web/web.h"
 
@@ -24,7 +27,7 @@
 #define HW_WEB_MAX_REGIONS 32
 #define HW_WEB_SESSION_COOKIE "hw_session"
 /* API tokens are "hwt_" and 64 hex characters, so a leaked one is recognisable in a scan. */
-#define HW_WEB_API_TOKEN_PREFIX "hwt_"
+#define HW_WEB_API_TOKEN_PREFIX HW_USER_API_TOKEN_PREFIX
 
 /* HW_ROLE_OPTIONAL is a route's, never a user's: the user is looked up when a credential comes
  * and the handler runs either way (user.id 0, role HW_ROLE_NONE when nobody is logged in), so
@@ -72,6 +75,7 @@ struct hw_web_call {
   unsigned pending;  /* asynchronous operations not yet come back */
   hw_web_pg_cb pg_cb;
   int pg_slot;       /* pool connection of the query in flight */
+  uint64_t start_ns; /* uv_hrtime() at dispatch, for the latency metric */
   /* The handler's own state: freed with the call by free_state (may be NULL). */
   void *state;
   void (*free_state)(void *state);
@@ -93,6 +97,15 @@ struct hw_web {
   hw_sse_hub *sse;         /* the live feed (GET /api/v1/stream); one subscription for all */
   char dummy_hash[crypto_pwhash_STRBYTES];
   uint32_t logins_in_flight;
+  /* Metrics (web_metrics.c): responses per route (routes[r]) and status class [r * 6 + class],
+   * owned; the latency of API requests; login refusals. Counted always, served only with
+   * --metrics-listen (metrics_http). */
+  const hw_web_route_def *route_defs;
+  uint64_t *route_responses;
+  hw_lat_hist request_latency;
+  uint64_t login_failures, login_limited;
+  hw_http_server *metrics_http;
+  hw_http_route metrics_route;
   /* Stopping: what is still open (HTTP server, pool connections, Redis, password checks). */
   int stopping;
   unsigned open_parts;
@@ -129,6 +142,16 @@ void hw_web_reply_pg_error(hw_web_call *call, const PGresult *res, const char *w
 cJSON *hw_web_json_body(hw_web_call *call);
 /* A string member of obj: NULL if absent; *bad set when present but not a string. */
 const char *hw_web_json_str(const cJSON *obj, const char *name, int *bad);
+
+/* --- web_metrics.c: the process's metrics ---------------------------------------------------- */
+
+/* Counts a response of route def (NULL: the page's files) with status; start_ns (0: not timed)
+ * feeds the latency histogram. */
+void hw_web_count(hw_web *app, const hw_web_route_def *def, int status, uint64_t start_ns);
+/* Serves GET /metrics on listen (a server of its own, closed by hw_web_stop). */
+int hw_web_metrics_start(hw_web *app, const char *listen) HW_MUST_CHECK;
+/* The exposition of app's metrics into out; 0 or -ENOMEM. */
+int hw_web_metrics_render(const hw_web *app, hw_prom *out) HW_MUST_CHECK;
 
 /* --- web_query.c: query strings and their checks -------------------------------------------- */
 
@@ -188,6 +211,14 @@ void hw_web_summary(hw_web_call *call);
 void hw_web_zones(hw_web_call *call);
 void hw_web_regions(hw_web_call *call);
 void hw_web_converted_tractors(hw_web_call *call);
+/* web_admin.c */
+void hw_web_admin_users(hw_web_call *call);
+void hw_web_admin_user_add(hw_web_call *call);
+void hw_web_admin_user_disable(hw_web_call *call);
+void hw_web_admin_user_token(hw_web_call *call);
+void hw_web_admin_registry(hw_web_call *call);
+void hw_web_admin_zones(hw_web_call *call);
+void hw_web_admin_audit(hw_web_call *call);
 /* Static files (not an API call: no login, no database). */
 void hw_web_static(hw_http_req *req, void *arg);
 

@@ -63,9 +63,7 @@ int hw_web_qparam(hw_web_call *call, const char *name, char *out, size_t cap) {
   return 0;
 }
 
-int hw_web_region_code_ok(const char *s) {
-  return strlen(s) == 6 && strspn(s, "0123456789") == 6;
-}
+int hw_web_region_code_ok(const char *s) { return hw_user_region_ok(s); }
 
 void hw_web_region_pattern(const char *code, char out[8]) {
   if (!strcmp(code, "000000"))

@@ -111,10 +111,12 @@ void hw_web_static(hw_http_req *req, void *arg) {
   if (hw_http_add_header(req, "X-Content-Type-Options", "nosniff") ||
       hw_http_add_header(req, "Cache-Control", "no-cache")) {
   }
+  hw_web_count(app, NULL, 200, 0);
   if (hw_http_respond(req, 200, hw_web_type_of(real), buf, got)) {
   }
   goto cleanup;
 fail:
+  hw_web_count(app, NULL, status, 0);
   if (hw_http_respond_error(req, status, msg)) {
   }
 cleanup:

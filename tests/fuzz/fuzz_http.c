@@ -3,7 +3,8 @@
  *
  * Input: byte 0 picks the size of the reads the rest is cut into; the rest is what a client
  * sends. Routes: an echo of everything parsed (method, path, query, a {param}, a header, the
- * body), a handler that answers only after the read that completed its request (an async
+ * body), the same on a route taking a larger body than the server's (/big/{id}, like the web
+ * process's admin imports: its own limit, one such body held at a time), a handler that answers only after the read that completed its request (an async
  * handler), and a chunked stream. Beyond "no crash, no leak, no sanitizer report", oracles abort
  * on a wrong answer:
  *   - the bytes written back are the same whether the input comes whole or cut into reads;
@@ -74,10 +75,11 @@ static void h_stream(hw_http_req *req, void *arg) {
 }
 
 static const hw_http_route routes[] = {
-    {"GET", "/v/{id}", h_echo, NULL},
-    {"POST", "/v/{id}", h_echo, NULL},
-    {"GET", "/later", h_later, NULL},
-    {"GET", "/stream", h_stream, NULL},
+    {"GET", "/v/{id}", h_echo, NULL, 0},
+    {"POST", "/v/{id}", h_echo, NULL, 0},
+    {"GET", "/later", h_later, NULL, 0},
+    {"GET", "/stream", h_stream, NULL, 0},
+    {"POST", "/big/{id}", h_echo, NULL, 16384},
 };
 
 static uv_loop_t loop;
@@ -96,6 +98,7 @@ static void run(const uint8_t *d, size_t n, size_t piece, out *o) {
   cfg.max_head = 1024;
   cfg.max_headers = 16;
   cfg.max_body = 4096;
+  cfg.max_large_bodies = 1;
   hw_http_server *srv;
   hw_http_test_conn *c;
   CHECK(hw_http_server_init(&srv, &loop, &cfg, routes, sizeof routes / sizeof routes[0]) == 0);

@@ -1,4 +1,4 @@
-/* libFuzzer target for the registry CSV importer's parse-and-validate step (cli/registry_csv.c,
+/* libFuzzer target for the registry CSV importer's parse-and-validate step (registry/registry_csv.c,
  * what `haulwatch registry import` runs before touching the database), on libcsv.
  *
  * Input: the file's bytes. The vehicle classes are the ones schema/002_registry.sql installs,
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/registry_csv.h"
+#include "registry/registry_csv.h"
 
 #define CHECK(c) \
   do { \

@@ -78,7 +78,7 @@ static void h_stream(hw_http_req *req, void *arg) {
   }
 }
 
-static const hw_http_route routes[] = {{"GET", "/s", h_stream, NULL}};
+static const hw_http_route routes[] = {{"GET", "/s", h_stream, NULL, 0}};
 
 /* The oracles, on one client's whole output. */
 static void check_client(const fclient *c, uint64_t epoch) {

@@ -1,5 +1,5 @@
 /* libFuzzer target for the zones GeoJSON importer's parse-and-validate step
- * (cli/zones_geojson.c, what `haulwatch zones import` runs before PostGIS sees anything), on cJSON.
+ * (registry/zones_geojson.c, what `haulwatch zones import` runs before PostGIS sees anything), on cJSON.
  *
  * Input: the file's bytes. The vehicle classes are the ones schema/002_registry.sql installs,
  * built as an in-memory libpq result (no server).
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/zones_geojson.h"
+#include "registry/zones_geojson.h"
 
 #define CHECK(c) \
   do { \
@@ -72,8 +72,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int n = 0;
   if (!cls)
     cls = classes_result();
-  if (hw_zones_parse_doc("fuzz.geojson", (const char *)data, size, &root, &feats) == 0) {
-    hw_zones_ctx z = {.path = "fuzz.geojson", .classes = cls};
+  hw_zones_ctx z = {.path = "fuzz.geojson", .classes = cls};
+  if (hw_zones_parse_doc(&z, (const char *)data, size, &root, &feats) == 0) {
     CHECK(cJSON_IsArray(feats));
     int rc = hw_zones_parse_features(&z, feats, &zs, &n);
     CHECK(rc == 0 || rc == -EINVAL);

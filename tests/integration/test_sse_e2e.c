@@ -353,7 +353,7 @@ static int group_setup(void **state) {
   W.l.on_tick = pump_clients;
   hw_http_config hc;
   memset(&hc, 0, sizeof hc);
-  W.routes[0] = (hw_http_route){"GET", "/stream", h_stream, &W};
+  W.routes[0] = (hw_http_route){"GET", "/stream", h_stream, &W, 0};
   assert_int_equal(hw_http_server_init(&W.srv, &W.l.loop, &hc, W.routes, 1), 0);
   assert_int_equal(hw_http_server_listen(W.srv, "127.0.0.1:0"), 0);
   W.port = hw_http_server_port(W.srv);

@@ -49,12 +49,13 @@ static void h_stream(hw_http_req *req, void *arg) {
 }
 
 static const hw_http_route routes[] = {
-    {"GET", "/v/{id}/track", h_echo, NULL},
-    {"POST", "/v/{id}/track", h_echo, NULL},
-    {"GET", "/slow", h_slow, NULL},
-    {"GET", "/stream", h_stream, NULL},
-    {"GET", "/", h_echo, NULL},
-    {"GET", "/files/*", h_rest, NULL},
+    {"GET", "/v/{id}/track", h_echo, NULL, 0},
+    {"POST", "/v/{id}/track", h_echo, NULL, 0},
+    {"GET", "/slow", h_slow, NULL, 0},
+    {"GET", "/stream", h_stream, NULL, 0},
+    {"GET", "/", h_echo, NULL, 0},
+    {"GET", "/files/*", h_rest, NULL, 0},
+    {"POST", "/big", h_echo, NULL, 65536},
 };
 
 /* --- a connection without a socket ------------------------------------------------------------ */
@@ -219,6 +220,65 @@ static void test_bad_requests_answered_and_closed(void **state) {
     assert_int_equal(hw_http_test_feed(t.c, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18), 0);
     tconn_close(&t);
   }
+}
+
+/* A route's own body limit (hw_http_route.max_body) holds for that route alone, decided from
+ * the request line before the body is read, and bodies above the server's max_body are bounded
+ * in number (max_large_bodies): one more is refused with 503 while they are held. */
+static void test_route_body_limit(void **state) {
+  hw_http_config cfg;
+  hw_http_config_default(&cfg);
+  cfg.max_body = 16;
+  cfg.max_large_bodies = 1;
+  char body[200], req[512];
+  memset(body, 'x', 100);
+  body[100] = 0;
+  tconn t;
+  tconn_open(&t, &cfg);
+  int n = snprintf(req, sizeof req, "POST /big?q=1 HTTP/1.1\r\nContent-Length: 100\r\n\r\n%s", body);
+  feed(&t, req, (size_t)n);
+  assert_int_equal(strncmp(t.out.data, "HTTP/1.1 200 ", 13), 0);
+  assert_non_null(strstr(t.out.data, body));
+  tconn_close(&t);
+
+  const struct { const char *req; const char *status; } over[] = {
+      {"POST /big HTTP/1.1\r\nContent-Length: 65537\r\n\r\n", "413"},
+      {"POST /v/a/track HTTP/1.1\r\nContent-Length: 17\r\n\r\n", "413"},
+      {"GET /big HTTP/1.1\r\nContent-Length: 17\r\n\r\n", "413"}, /* POST's limit only */
+  };
+  for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+    tconn_open(&t, &cfg);
+    feed(&t, over[i].req, strlen(over[i].req));
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %s ", over[i].status);
+    if (strncmp(t.out.data, want, strlen(want)))
+      fail_msg("case %zu: want %s, got\n%s", i, over[i].status, t.out.data);
+    tconn_close(&t);
+  }
+
+  /* a holds the one large body (half sent); b's is refused; once a is done, c's is taken */
+  tconn_open(&t, &cfg);
+  out_buf *ob = calloc(1, sizeof *ob), *oc = calloc(1, sizeof *oc);
+  hw_http_test_conn *b, *c;
+  assert_int_equal(hw_http_test_conn_new(t.srv, sink, ob, &b), 0);
+  assert_int_equal(hw_http_test_conn_new(t.srv, sink, oc, &c), 0);
+  n = snprintf(req, sizeof req, "POST /big HTTP/1.1\r\nContent-Length: 100\r\n\r\n%.50s", body);
+  feed(&t, req, (size_t)n);
+  assert_int_equal(t.out.len, 0);
+  n = snprintf(req, sizeof req, "POST /big HTTP/1.1\r\nContent-Length: 100\r\n\r\n%s", body);
+  assert_true(hw_http_test_feed(b, (const uint8_t *)req, (size_t)n) > 0);
+  assert_int_equal(strncmp(ob->data, "HTTP/1.1 503 ", 13), 0);
+  assert_true(hw_http_test_closed(b));
+  feed(&t, body, 50);
+  assert_int_equal(strncmp(t.out.data, "HTTP/1.1 200 ", 13), 0);
+  assert_int_equal(hw_http_test_feed(c, (const uint8_t *)req, (size_t)n), (size_t)n);
+  assert_int_equal(strncmp(oc->data, "HTTP/1.1 200 ", 13), 0);
+  hw_http_stats st;
+  hw_http_server_get_stats(t.srv, &st);
+  assert_int_equal(st.large_refused, 1);
+  tconn_close(&t);
+  free(ob);
+  free(oc);
 }
 
 static void test_routing(void **state) {
@@ -528,6 +588,7 @@ int main(void) {
       cmocka_unit_test(test_split_at_every_offset),
       cmocka_unit_test(test_pipelined_in_order),
       cmocka_unit_test(test_bad_requests_answered_and_closed),
+      cmocka_unit_test(test_route_body_limit),
       cmocka_unit_test(test_routing),
       cmocka_unit_test(test_routing_rest),
       cmocka_unit_test(test_keep_alive_rules),

@@ -264,7 +264,7 @@ static void fx_open(fixture *f, const hw_sse_config *cfg) {
   memset(f, 0, sizeof *f);
   fx = f;
   assert_int_equal(uv_loop_init(&f->loop), 0);
-  f->routes[0] = (hw_http_route){"GET", "/stream", h_stream, f};
+  f->routes[0] = (hw_http_route){"GET", "/stream", h_stream, f, 0};
   hw_http_config hc;
   memset(&hc, 0, sizeof hc);
   assert_int_equal(hw_http_server_init(&f->srv, &f->loop, &hc, f->routes, 1), 0);

@@ -1,6 +1,6 @@
 /* See zones_geojson.h. Moved out of zones_cmd.c unchanged but for the two entry points, so that
  * it can be fuzzed without a database. */
-#include "cli/zones_geojson.h"
+#include "registry/zones_geojson.h"
 
 #include <errno.h>
 #include <math.h>
@@ -9,16 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
-void hw_zbad(hw_zones_ctx *z, int index, const char *name, const char *fmt, ...) {
+static void hw_zreport(hw_zones_ctx *z, int index, const char *fmt, ...) HW_PRINTF(3, 4);
+static void hw_zreport(hw_zones_ctx *z, int index, const char *fmt, ...) {
+  char msg[768];
   va_list ap;
-  if (name)
-    fprintf(stderr, "%s: feature %d (%s): ", z->path, index, name);
-  else
-    fprintf(stderr, "%s: feature %d: ", z->path, index);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
+  if (z->report)
+    z->report(z->report_arg, index, msg);
+  else
+    fprintf(stderr, "%s: %s\n", z->path, msg);
+}
+
+void hw_zbad(hw_zones_ctx *z, int index, const char *name, const char *fmt, ...) {
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  if (name)
+    hw_zreport(z, index, "feature %d (%s): %s", index, name, why);
+  else
+    hw_zreport(z, index, "feature %d: %s", index, why);
   z->bad = 1;
 }
 
@@ -209,7 +222,7 @@ static int hw_zone_parse(hw_zones_ctx *z, const cJSON *feat, hw_zone_in *in) {
   return z->bad ? -EINVAL : 0;
 }
 
-int hw_zones_parse_doc(const char *path, const char *text, size_t len, cJSON **root,
+int hw_zones_parse_doc(hw_zones_ctx *z, const char *text, size_t len, cJSON **root,
                        const cJSON **feats) {
   *feats = NULL;
   if (!(*root = cJSON_ParseWithLength(text, len))) {
@@ -218,7 +231,7 @@ int hw_zones_parse_doc(const char *path, const char *text, size_t len, cJSON **r
     unsigned line = 1;
     for (size_t i = 0; i < off; i++)
       line += text[i] == '\n';
-    fprintf(stderr, "%s:%u: not valid JSON (near byte %zu)\n", path, line, off);
+    hw_zreport(z, 0, "line %u: not valid JSON (near byte %zu)", line, off);
     return -EINVAL;
   }
   const cJSON *type = cJSON_GetObjectItemCaseSensitive(*root, "type");
@@ -226,7 +239,7 @@ int hw_zones_parse_doc(const char *path, const char *text, size_t len, cJSON **r
   const cJSON *crs = cJSON_GetObjectItemCaseSensitive(*root, "crs");
   if (!cJSON_IsString(type) || strcmp(type->valuestring, "FeatureCollection") ||
       !cJSON_IsArray(fs)) {
-    fprintf(stderr, "%s: not a GeoJSON FeatureCollection with a \"features\" array\n", path);
+    hw_zreport(z, 0, "not a GeoJSON FeatureCollection with a \"features\" array");
     return -EINVAL;
   }
   if (crs) {
@@ -236,8 +249,8 @@ int hw_zones_parse_doc(const char *path, const char *text, size_t len, cJSON **r
     const char *name = cJSON_IsString(cn) ? cn->valuestring : "";
     if (strcmp(name, "urn:ogc:def:crs:OGC:1.3:CRS84") && strcmp(name, "EPSG:4326") &&
         strcmp(name, "urn:ogc:def:crs:EPSG::4326")) {
-      fprintf(stderr, "%s: coordinate reference system '%s' is not WGS 84 longitude/latitude\n",
-              path, name);
+      hw_zreport(z, 0, "coordinate reference system '%.64s' is not WGS 84 longitude/latitude",
+                 name);
       return -EINVAL;
     }
   }
@@ -250,7 +263,7 @@ int hw_zones_parse_features(hw_zones_ctx *z, const cJSON *feats, hw_zone_in **ou
   *n = 0;
   int count = cJSON_GetArraySize(feats);
   if (count == 0) {
-    fprintf(stderr, "%s: no features\n", z->path);
+    hw_zreport(z, 0, "no features");
     return -EINVAL;
   }
   hw_zone_in *zs = calloc((size_t)count, sizeof *zs);
@@ -285,4 +298,28 @@ void hw_zones_free(hw_zone_in *zs, int n) {
     cJSON_free(zs[k].geojson);
   }
   free(zs);
+}
+
+cJSON *hw_zones_json(const hw_zone_in *zs, int n) {
+  cJSON *arr = cJSON_CreateArray();
+  for (int i = 0; arr && i < n; i++) {
+    const hw_zone_in *in = &zs[i];
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(arr, o) || !cJSON_AddNumberToObject(o, "index", in->index) ||
+        !cJSON_AddStringToObject(o, "name", in->name) ||
+        !cJSON_AddStringToObject(o, "kind", in->kind) ||
+        !(in->limit[0] ? cJSON_AddStringToObject(o, "limit", in->limit)
+                       : cJSON_AddNullToObject(o, "limit")) ||
+        !cJSON_AddStringToObject(o, "expressway", in->expressway) ||
+        !(in->classes ? cJSON_AddStringToObject(o, "classes", in->classes)
+                      : cJSON_AddNullToObject(o, "classes")) ||
+        !(in->from[0] ? cJSON_AddStringToObject(o, "from", in->from)
+                      : cJSON_AddNullToObject(o, "from")) ||
+        !(in->to[0] ? cJSON_AddStringToObject(o, "to", in->to) : cJSON_AddNullToObject(o, "to")) ||
+        !cJSON_AddStringToObject(o, "geojson", in->geojson ? in->geojson : "")) {
+      cJSON_Delete(arr);
+      return NULL;
+    }
+  }
+  return arr;
 }

@@ -1,10 +1,13 @@
-/* The parse-and-validate step of `haulwatch registry import` (registry_cmd.c): a UTF-8 CSV
- * export of the vehicle registry in, checked rows out. Pure: no database, no network; the vehicle
- * classes it checks against are a result the caller already fetched. Every bad row is reported
- * on stderr as "PATH:LINE: why". Fuzzed by tests/fuzz/fuzz_registry_csv.c. */
+/* The parse-and-validate step of `haulwatch registry import` (cli/registry_cmd.c) and of
+ * POST /api/v1/admin/registry (web/web_admin.c): a UTF-8 CSV export of the vehicle registry in,
+ * checked rows out. Pure: no database, no network; the vehicle classes it checks against are a
+ * result the caller already fetched. Every bad row is reported through im->report, by default on
+ * stderr as "PATH:LINE: why", so both front ends give the same messages. Lives below both front
+ * ends (registry/) for that reason. Fuzzed by tests/fuzz/fuzz_registry_csv.c. */
 #ifndef HW_REGISTRY_CSV_H
 #define HW_REGISTRY_CSV_H
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <uthash.h>
@@ -39,8 +42,14 @@ typedef struct hw_seen {
   char key[]; /* owned with the struct */
 } hw_seen;
 
+/* Where a problem goes: line (1-based; 0 for the file as a whole) and the message without the
+ * "PATH:LINE: " prefix. msg is only valid during the call. */
+typedef void (*hw_import_report_fn)(void *arg, unsigned line, const char *msg);
+
 typedef struct hw_import {
   const char *path;
+  hw_import_report_fn report; /* NULL: stderr, "PATH:LINE: msg" */
+  void *report_arg;
   const PGresult *classes; /* code, name_zh, name_en; owned by the caller (data only: no I/O) */
   unsigned line;           /* physical line being read, 1-based */
   unsigned rec_line;       /* line the current record starts on */
@@ -62,6 +71,12 @@ typedef struct hw_import {
  * im->rows[0..nrows) the good rows. Returns 0, or -ENOMEM (csv parser). Free with
  * hw_registry_csv_free in every case. */
 int hw_registry_csv_read(hw_import *im, FILE *f) HW_MUST_CHECK;
+/* Reports a problem the way the reader does (for the checks the callers make after it). */
+void hw_import_report(hw_import *im, unsigned line, const char *fmt, ...) HW_PRINTF(3, 4);
 void hw_registry_csv_free(hw_import *im);
+/* The good rows as the JSON array hw_admin_import_vehicles() takes (schema/011_admin_audit.sql):
+ * [{line, plate, plate_colour, vin, class_code, terminal_id, region, enterprise, permit_no,
+ * permit_expires, status}], empty cells null. Owned by the caller; NULL when out of memory. */
+cJSON *hw_registry_rows_json(const hw_import *im);
 
 #endif

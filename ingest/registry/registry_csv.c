@@ -1,6 +1,6 @@
-/* See registry_csv.h. Moved out of registry_cmd.c unchanged, so that it can be fuzzed without
- * a database. */
-#include "cli/registry_csv.h"
+/* See registry_csv.h. Moved out of registry_cmd.c, so that it can be fuzzed without a database,
+ * then below the front ends so that the web API imports with the same checks. */
+#include "registry/registry_csv.h"
 
 #include "base/text.h"
 
@@ -23,14 +23,30 @@ static const int hw_col_required[HW_NCOLS] = {1, 1, 0, 1, 0, 1, 0, 0, 0, 0};
 /* Byte limits follow the vehicles table (schema/002_registry.sql) and hw_vehicle. */
 static const size_t hw_col_max[HW_NCOLS] = {32, 16, 17, 64, 32, 6, 128, 64, 10, 16};
 
+static void hw_import_vreport(hw_import *im, unsigned line, const char *fmt, va_list ap) {
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  if (im->report)
+    im->report(im->report_arg, line, msg);
+  else if (line)
+    fprintf(stderr, "%s:%u: %s\n", im->path, line, msg);
+  else
+    fprintf(stderr, "%s: %s\n", im->path, msg);
+}
+
+void hw_import_report(hw_import *im, unsigned line, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  hw_import_vreport(im, line, fmt, ap);
+  va_end(ap);
+}
+
 static void hw_bad(hw_import *im, unsigned line, const char *fmt, ...) HW_PRINTF(3, 4);
 static void hw_bad(hw_import *im, unsigned line, const char *fmt, ...) {
   va_list ap;
-  fprintf(stderr, "%s:%u: ", im->path, line);
   va_start(ap, fmt);
-  vfprintf(stderr, fmt, ap);
+  hw_import_vreport(im, line, fmt, ap);
   va_end(ap);
-  fputc('\n', stderr);
   im->row_bad = 1;
 }
 
@@ -173,9 +189,9 @@ static void hw_header(hw_import *im) {
       im->fatal = 1;
     }
   if (im->fatal)
-    fprintf(stderr, "%s: the first row must name the columns: plate, plate_colour, vin, class, "
-                    "terminal_id, region, enterprise, permit_no, permit_expires, status\n",
-            im->path);
+    hw_import_report(im, 0, "the first row must name the columns: plate, plate_colour, vin, "
+                            "class, terminal_id, region, enterprise, permit_no, permit_expires, "
+                            "status");
   im->ncols = im->nfields;
 }
 
@@ -346,18 +362,18 @@ int hw_registry_csv_read(hw_import *im, FILE *f) {
   im->line = 1;
   while (!im->fatal && (n = fread(buf, 1, sizeof buf, f)) > 0) {
     if (csv_parse(&p, buf, n, hw_csv_field, hw_csv_record, im) != n) {
-      fprintf(stderr, "%s:%u: not valid CSV: %s (a quote inside an unquoted field, or a quote "
-                      "not followed by a comma?)\n", im->path, im->line, csv_strerror(csv_error(&p)));
+      hw_import_report(im, im->line, "not valid CSV: %s (a quote inside an unquoted field, or a "
+                       "quote not followed by a comma?)", csv_strerror(csv_error(&p)));
       im->fatal = 1;
     }
   }
   if (!im->fatal && ferror(f)) {
-    fprintf(stderr, "%s: read error\n", im->path);
+    hw_import_report(im, 0, "read error");
     im->fatal = 1;
   }
   if (!im->fatal && csv_fini(&p, hw_csv_field, hw_csv_record, im) != 0) {
-    fprintf(stderr, "%s:%u: not valid CSV: %s (a quoted field from here on is never closed)\n",
-            im->path, im->line, csv_strerror(csv_error(&p)));
+    hw_import_report(im, im->line, "not valid CSV: %s (a quoted field from here on is never "
+                     "closed)", csv_strerror(csv_error(&p)));
     im->fatal = 1;
   }
   csv_free(&p);
@@ -373,4 +389,26 @@ void hw_registry_csv_free(hw_import *im) {
   free(im->fields);
   hw_seen_free(&im->plates);
   hw_seen_free(&im->terminals);
+}
+
+cJSON *hw_registry_rows_json(const hw_import *im) {
+  static const char *const names[HW_NCOLS] = {
+      "plate", "plate_colour", "vin", "class_code", "terminal_id",
+      "region", "enterprise", "permit_no", "permit_expires", "status"};
+  cJSON *arr = cJSON_CreateArray();
+  for (size_t i = 0; arr && i < im->nrows; i++) {
+    const hw_vrow *r = &im->rows[i];
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddItemToArray(arr, o) || !cJSON_AddNumberToObject(o, "line", r->line))
+      goto fail;
+    for (int c = 0; c < HW_NCOLS; c++) {
+      const char *v = c == HW_COL_COLOUR ? r->colour : r->f[c];
+      if (!(v ? cJSON_AddStringToObject(o, names[c], v) : cJSON_AddNullToObject(o, names[c])))
+        goto fail;
+    }
+  }
+  return arr;
+fail:
+  cJSON_Delete(arr);
+  return NULL;
 }
