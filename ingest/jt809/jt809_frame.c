@@ -61,7 +61,6 @@ static int hw_jt809_drop(hw_jt809_deframer *d, hw_jt809_frame_event ev, hw_jt809
                          void *arg) {
   size_t n = d->len;
   d->len = 0;
-  d->esc = 0;
   switch (ev) {
   case HW_JT809_BAD_CRC: d->stats.bad_crc++; break;
   case HW_JT809_BAD_ESCAPE: d->stats.bad_escape++; break;
@@ -77,23 +76,92 @@ static uint32_t hw_jt809_be32(const uint8_t *p) {
   return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* A 5D ended the frame in buf. */
+static int hw_jt809_special(uint8_t c) { return c == START || c == END || c == ESC_A || c == ESC_E; }
+
+/* The length field of the frame collected so far, read both ways (as sent, and unescaped);
+ * 1 when both say the frame is longer than the bytes collected plus the flags and the byte now
+ * arriving: a 5B or 5D seen now is then taken as a byte of a frame from a platform that does
+ * not escape (tolerant mode). Bounded by the buffer: a lying length field costs at most one
+ * buffer of swallowed bytes, reported as a bad escape at the end. */
+static int hw_jt809_claims_more(const hw_jt809_deframer *d) {
+  uint8_t head[4];
+  size_t i = 0, h = 0;
+  if (d->len < 4)
+    return 0;
+  uint64_t raw = hw_jt809_be32(d->buf);
+  while (h < 4 && i < d->len) {
+    uint8_t c = d->buf[i++];
+    if ((c == ESC_A || c == ESC_E) && i < d->len && (d->buf[i] == 1 || d->buf[i] == 2))
+      c = c == ESC_A ? (d->buf[i++] == 1 ? START : ESC_A) : (d->buf[i++] == 1 ? END : ESC_E);
+    head[h++] = c;
+  }
+  if (h < 4)
+    return 0;
+  uint64_t esc = hw_jt809_be32(head), have = (uint64_t)d->len + 3;
+  return raw > have && esc > have && raw <= (uint64_t)d->cap + 2 && esc <= (uint64_t)d->cap + 2;
+}
+
+/* A 5D arrived; buf holds the frame's bytes as sent. 0 when delivered or reported, 1 when the
+ * 5D is to be taken as data (hw_jt809_claims_more), or the callback's code. */
 static int hw_jt809_close(hw_jt809_deframer *d, hw_jt809_frame_cb cb, void *arg) {
-  size_t n = d->len;
-  d->state = ST_OUT;
-  if (n == 0)
+  size_t n = d->len, o = 0;
+  int lenient = 0, specials = 0;
+  uint8_t *b = d->buf;
+
+  if (n == 0) {
+    d->state = ST_OUT;
     return 0; /* 5B 5D: nothing to report */
+  }
+  if (n >= HW_JT809_FRAME_MIN && hw_jt809_be32(b) == (uint64_t)n + 2) {
+    /* The length field matches the bytes as sent: either nothing needed escaping, or the sender
+     * escapes nothing (real platforms do: an escaped frame is longer than its length field).
+     * The CRC decides; strict deframers accept only the first case. */
+    for (size_t i = 0; i < n; i++)
+      specials |= hw_jt809_special(b[i]);
+    if ((!specials || !d->strict) &&
+        hw_jt809_crc16(0xFFFF, b, n - 2) == (uint16_t)(b[n - 2] << 8 | b[n - 1])) {
+      d->state = ST_OUT;
+      d->len = 0;
+      d->stats.frames++;
+      if (specials)
+        d->stats.unescaped++;
+      return cb(arg, HW_JT809_FRAME, b, n - 2);
+    }
+  }
+  if (!d->strict && hw_jt809_claims_more(d))
+    return 1;
+  d->state = ST_OUT;
+  /* Unescape in place (the output never overtakes the input). */
+  for (size_t i = 0; i < n; i++) {
+    uint8_t c = b[i];
+    if (c == ESC_A || c == ESC_E) {
+      if (i + 1 < n && (b[i + 1] == 0x01 || b[i + 1] == 0x02)) {
+        c = c == ESC_A ? (b[++i] == 0x01 ? START : ESC_A) : (b[++i] == 0x01 ? END : ESC_E);
+      } else if (d->strict) {
+        return hw_jt809_drop(d, HW_JT809_BAD_ESCAPE, cb, arg);
+      } else {
+        lenient = 1; /* taken literally: platforms that escape 5B and 5D only */
+      }
+    } else if (c == START || c == END) {
+      lenient = 1; /* only in frames kept open by hw_jt809_claims_more */
+    }
+    b[o++] = c;
+  }
+  d->len = n = o;
   if (n < HW_JT809_FRAME_MIN)
     return hw_jt809_drop(d, HW_JT809_BAD_LENGTH, cb, arg);
-  uint16_t crc = (uint16_t)(d->buf[n - 2] << 8 | d->buf[n - 1]);
-  if (hw_jt809_crc16(0xFFFF, d->buf, n - 2) != crc)
-    return hw_jt809_drop(d, HW_JT809_BAD_CRC, cb, arg);
+  uint16_t crc = (uint16_t)(b[n - 2] << 8 | b[n - 1]);
+  /* A frame read with a tolerated escape that does not add up was a bad escape after all. */
+  if (hw_jt809_crc16(0xFFFF, b, n - 2) != crc)
+    return hw_jt809_drop(d, lenient ? HW_JT809_BAD_ESCAPE : HW_JT809_BAD_CRC, cb, arg);
   /* The length field counts the whole unescaped frame: 5B, header, body, CRC, 5D. */
-  if (hw_jt809_be32(d->buf) != (uint64_t)n + 2)
-    return hw_jt809_drop(d, HW_JT809_BAD_LENGTH, cb, arg);
+  if (hw_jt809_be32(b) != (uint64_t)n + 2)
+    return hw_jt809_drop(d, lenient ? HW_JT809_BAD_ESCAPE : HW_JT809_BAD_LENGTH, cb, arg);
   d->len = 0;
   d->stats.frames++;
-  return cb(arg, HW_JT809_FRAME, d->buf, n - 2);
+  if (lenient)
+    d->stats.lenient_escape++;
+  return cb(arg, HW_JT809_FRAME, b, n - 2);
 }
 
 int hw_jt809_deframer_feed(hw_jt809_deframer *d, const uint8_t *data, size_t len,
@@ -110,70 +178,51 @@ int hw_jt809_deframer_feed(hw_jt809_deframer *d, const uint8_t *data, size_t len
       p = s + 1;
       d->state = ST_IN;
       d->len = 0;
-      d->esc = 0;
       continue;
     }
+    /* Collect up to the next 5B or 5D as sent; unescaping happens at the 5D. */
+    const uint8_t *q = p;
+    while (q < end && *q != START && *q != END)
+      q++;
+    size_t run = (size_t)(q - p);
+    if (run > d->cap - d->len) {
+      d->stats.garbage_bytes += run - (d->cap - d->len);
+      d->len = d->cap;
+      d->state = ST_OUT;
+      p = q;
+      if ((rc = hw_jt809_drop(d, HW_JT809_OVERSIZE, cb, arg)))
+        return rc;
+      continue;
+    }
+    memcpy(d->buf + d->len, p, run);
+    d->len += run;
+    p = q;
+    if (p == end)
+      return 0;
     uint8_t c = *p++;
     if (c == START) {
+      if (!d->strict && d->len < d->cap && hw_jt809_claims_more(d)) {
+        d->buf[d->len++] = c; /* inside a frame from a platform that does not escape */
+        continue;
+      }
       /* A frame never holds a raw 5B: the one before lost its end. */
-      if (d->len || d->esc) {
-        rc = hw_jt809_drop(d, HW_JT809_UNTERMINATED, cb, arg);
-        if (rc)
-          return rc;
-      }
+      if (d->len && (rc = hw_jt809_drop(d, HW_JT809_UNTERMINATED, cb, arg)))
+        return rc;
       d->len = 0;
-      d->esc = 0;
       continue;
     }
-    if (c == END) {
-      if (d->esc) {
+    rc = hw_jt809_close(d, cb, arg);
+    if (rc < 0)
+      return rc;
+    if (rc == 1) {
+      if (d->len == d->cap) {
         d->state = ST_OUT;
-        rc = hw_jt809_drop(d, HW_JT809_BAD_ESCAPE, cb, arg);
-      } else {
-        rc = hw_jt809_close(d, cb, arg);
-      }
-      if (rc)
-        return rc;
-      continue;
-    }
-    if (d->esc) {
-      uint8_t e = d->esc;
-      d->esc = 0;
-      if (c != 0x01 && c != 0x02) {
-        d->state = ST_OUT;
-        d->stats.garbage_bytes++; /* the byte after the broken escape */
-        rc = hw_jt809_drop(d, HW_JT809_BAD_ESCAPE, cb, arg);
-        if (rc)
+        if ((rc = hw_jt809_drop(d, HW_JT809_OVERSIZE, cb, arg)))
           return rc;
         continue;
       }
-      c = e == ESC_A ? (c == 0x01 ? START : ESC_A) : (c == 0x01 ? END : ESC_E);
-    } else if (c == ESC_A || c == ESC_E) {
-      d->esc = c;
-      continue;
-    } else {
-      /* A run of ordinary bytes: copied at once (the common case inside a frame). */
-      const uint8_t *q = p;
-      while (q < end && *q != START && *q != END && *q != ESC_A && *q != ESC_E)
-        q++;
-      size_t run = 1 + (size_t)(q - p);
-      if (run <= d->cap - d->len) {
-        d->buf[d->len] = c;
-        memcpy(d->buf + d->len + 1, p, run - 1);
-        d->len += run;
-        p = q;
-        continue;
-      }
-      /* Does not fit: fall through byte by byte up to the limit. */
+      d->buf[d->len++] = c;
     }
-    if (d->len == d->cap) {
-      d->state = ST_OUT;
-      rc = hw_jt809_drop(d, HW_JT809_OVERSIZE, cb, arg);
-      if (rc)
-        return rc;
-      continue;
-    }
-    d->buf[d->len++] = c;
   }
   return 0;
 }

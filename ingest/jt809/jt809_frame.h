@@ -5,21 +5,35 @@
  * opens a frame and a 5D always closes one.
  *
  * The deframer is incremental: feed it whatever a TCP read delivered (split anywhere, also
- * between 5A/5E and its partner byte). It unescapes into a buffer the caller lends it (its size
- * is the largest frame accepted: the max frame setting) and calls back once per frame with the
- * header and body, CRC verified and removed, length field checked. No allocation, ever.
+ * between 5A/5E and its partner byte). It collects each frame in a buffer the caller lends it
+ * (its size is the largest frame accepted, escaped: the max frame setting), unescapes it in
+ * place at the 5D and calls back once per frame with the header and body, CRC verified and
+ * removed, length field checked. No allocation, ever.
  *
- * Broken frames are dropped, counted in the stats and reported through the same callback, so a
- * session can count strikes and close a platform that keeps sending them:
- *   HW_JT809_BAD_CRC      CRC-16/CCITT-FALSE mismatch (reported at the 5D);
- *   HW_JT809_BAD_ESCAPE   5A or 5E followed by anything but 01/02 (reported at once, the rest of
- *                         the frame is skipped up to the next 5B);
- *   HW_JT809_OVERSIZE     more unescaped bytes than the buffer holds (at once, then skipped);
- *   HW_JT809_BAD_LENGTH   the header's length field disagrees with the frame received, or the
- *                         frame is shorter than a 2011 header and a CRC (reported at the 5D);
+ * Broken frames are dropped, counted in the stats and reported through the same callback (at the
+ * 5D that ends them, or at once for oversize), so a session can count strikes and close a
+ * platform that keeps sending them:
+ *   HW_JT809_BAD_CRC      CRC-16/CCITT-FALSE mismatch;
+ *   HW_JT809_BAD_ESCAPE   5A or 5E followed by anything but 01/02 (strict deframers), or a frame
+ *                         that only a tolerated escape could explain and that still does not add
+ *                         up (tolerant ones, below);
+ *   HW_JT809_OVERSIZE     more bytes between the delimiters than the buffer holds (reported at
+ *                         once, the rest skipped up to the next 5B);
+ *   HW_JT809_BAD_LENGTH   the header's length field disagrees with the frame, or the frame is
+ *                         shorter than a 2011 header and a CRC;
  *   HW_JT809_UNTERMINATED a 5B arrived inside a frame: the frame before it lost its 5D. The old
  *                         bytes are reported and the 5B opens a new frame.
- * Bytes outside frames (before a 5B, after a 5D) are garbage: counted, no event. */
+ * Bytes outside frames (before a 5B, after a 5D) are garbage: counted, no event.
+ *
+ * Tolerance (the default; d->strict = 1 turns it off). Real platforms do not all escape (the
+ * "GuoJian001" frames in SmallChi/JT809's tests, real 2019 traffic, escape nothing). So:
+ *   - a frame whose length field equals its bytes as sent, with a good CRC over them, is taken
+ *     as sent (stats.unescaped counts those that held 5A/5B/5D/5E);
+ *   - a 5A / 5E not followed by 01 / 02 is taken literally (stats.lenient_escape);
+ *   - a 5B or 5D arriving while the length field (read both ways) says the frame is longer is
+ *     taken as data, within the buffer.
+ * Every tolerated reading must still pass the CRC and the length field, so a frame is never
+ * delivered on a guess. */
 #ifndef HW_JT809_FRAME_H
 #define HW_JT809_FRAME_H
 
@@ -52,16 +66,18 @@ typedef struct hw_jt809_deframer_stats {
   uint64_t oversize;
   uint64_t bad_length;
   uint64_t unterminated;
+  uint64_t lenient_escape; /* frames delivered with a 5A / 5E taken literally */
+  uint64_t unescaped;      /* frames delivered as sent by a platform that does not escape */
   uint64_t garbage_bytes; /* outside frames, and the rest of dropped frames */
 } hw_jt809_deframer_stats;
 
 typedef struct hw_jt809_deframer {
   hw_jt809_deframer_stats stats;
   uint8_t *buf;   /* borrowed from the caller: must outlive the deframer */
-  size_t cap;     /* the max frame setting: bytes of buf */
+  size_t cap;     /* the max frame setting: bytes of buf, counted as sent (escaped) */
   size_t len;     /* unescaped bytes of the current frame */
   uint8_t state;  /* private */
-  uint8_t esc;    /* private: the previous byte was 5A or 5E (which one) */
+  uint8_t strict; /* set after init: the standard's escapes only, no tolerance (see above) */
 } hw_jt809_deframer;
 
 /* ev == HW_JT809_FRAME: data[0..len) is the unescaped header and body (CRC verified and removed,

@@ -132,6 +132,12 @@ int hw_jt809_encode_u8(uint8_t v, uint8_t *out, size_t cap, size_t *out_len) {
   return hw_jt809_done(&w, out_len);
 }
 
+int64_t hw_jt809_utc_ms(uint64_t v) {
+  if (v >= 100000000000ull)
+    return v > (uint64_t)INT64_MAX ? 0 : (int64_t)v;
+  return (int64_t)v * 1000;
+}
+
 int hw_jt809_has_vehicle(uint16_t msg_id, int is_2019) {
   switch (msg_id) {
   case HW_JT809_UP_EXG_MSG:

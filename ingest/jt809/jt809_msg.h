@@ -101,6 +101,11 @@ int hw_jt809_encode_sub(int with_vehicle, const char *plate, uint8_t plate_colou
                         uint16_t data_type, const uint8_t *data, size_t data_len, uint8_t *out,
                         size_t cap, size_t *out_len) HW_MUST_CHECK;
 
+/* A u64 UTC time field (alarm, supervision, 2019 header) in ms. The standard says seconds; some
+ * platforms send milliseconds (real 0x1402 / 0x9403 frames in SmallChi/JT809's tests): a value
+ * above 1e11 (the year 5138 in seconds) is taken as ms. Values beyond int64 ms clamp to 0. */
+int64_t hw_jt809_utc_ms(uint64_t v);
+
 /* GBK text (p[0..n), NUL padding trimmed) to UTF-8 in out[0..cap), NUL terminated. */
 int hw_jt809_text(const uint8_t *p, size_t n, char *out, size_t cap) HW_MUST_CHECK;
 

@@ -8,6 +8,45 @@
 #define STATUS_SOUTH (1u << 2)
 #define STATUS_WEST (1u << 3)
 
+/* The 2011 fields after the encrypt byte: 35 bytes at r. */
+static void hw_jt809_fields_2011(hw_jt809__r *r, hw_jt809_gnss *g) {
+  g->day = hw_jt809__r8(r);
+  g->month = hw_jt809__r8(r);
+  g->year = hw_jt809__r16(r);
+  g->hour = hw_jt809__r8(r);
+  g->minute = hw_jt809__r8(r);
+  g->second = hw_jt809__r8(r);
+  g->lon = hw_jt809__r32(r);
+  g->lat = hw_jt809__r32(r);
+  g->vec1 = hw_jt809__r16(r);
+  g->vec2 = hw_jt809__r16(r);
+  g->vec3 = hw_jt809__r32(r);
+  g->direction = hw_jt809__r16(r);
+  g->altitude = hw_jt809__r16(r);
+  g->state = hw_jt809__r32(r);
+  g->alarm = hw_jt809__r32(r);
+}
+
+/* Length of the longest prefix of a 0x0200 body made of the fixed part and whole items. */
+static size_t hw_jt809_loc_prefix(const uint8_t *p, size_t len) {
+  size_t o = HW_JT808_LOCATION_MIN;
+  if (len < o)
+    return len;
+  while (len - o >= 2 && len - o - 2 >= p[o + 1])
+    o += 2 + (size_t)p[o + 1];
+  return o;
+}
+
+static int hw_jt809_parse_loc(const uint8_t *p, size_t len, int64_t recv_ms, hw_fix *fix) {
+  int rc = hw_jt808_parse_location(p, len, recv_ms, fix, NULL);
+  if (rc == -EBADMSG && len > HW_JT808_LOCATION_MIN) {
+    size_t n = hw_jt809_loc_prefix(p, len);
+    if (n < len)
+      rc = hw_jt808_parse_location(p, n, recv_ms, fix, NULL);
+  }
+  return rc;
+}
+
 int hw_jt809_parse_gnss(const uint8_t *p, size_t len, int is_2019, hw_jt809_gnss *g,
                         size_t *used) {
   hw_jt809__r r = {p, p + len, 0};
@@ -15,21 +54,7 @@ int hw_jt809_parse_gnss(const uint8_t *p, size_t len, int is_2019, hw_jt809_gnss
   g->is_2019 = is_2019 ? 1 : 0;
   g->encrypted = hw_jt809__r8(&r);
   if (!is_2019) {
-    g->day = hw_jt809__r8(&r);
-    g->month = hw_jt809__r8(&r);
-    g->year = hw_jt809__r16(&r);
-    g->hour = hw_jt809__r8(&r);
-    g->minute = hw_jt809__r8(&r);
-    g->second = hw_jt809__r8(&r);
-    g->lon = hw_jt809__r32(&r);
-    g->lat = hw_jt809__r32(&r);
-    g->vec1 = hw_jt809__r16(&r);
-    g->vec2 = hw_jt809__r16(&r);
-    g->vec3 = hw_jt809__r32(&r);
-    g->direction = hw_jt809__r16(&r);
-    g->altitude = hw_jt809__r16(&r);
-    g->state = hw_jt809__r32(&r);
-    g->alarm = hw_jt809__r32(&r);
+    hw_jt809_fields_2011(&r, g);
   } else {
     g->loc_len = hw_jt809__r32(&r);
     if (!r.err && hw_jt809__left(&r) < g->loc_len)
@@ -43,6 +68,17 @@ int hw_jt809_parse_gnss(const uint8_t *p, size_t len, int is_2019, hw_jt809_gnss
       hw_jt809__ascii(id, r.err ? 0 : 11, g->platform_id[i], sizeof g->platform_id[i]);
       g->platform_alarm[i] = hw_jt809__r32(&r);
     }
+    if (!r.err && g->loc_len == 35) {
+      hw_fix scratch;
+      hw_jt809__r in = {g->loc, g->loc + 35, 0};
+      hw_jt809_gnss alt = *g;
+      hw_jt809_fields_2011(&in, &alt);
+      if (hw_jt809_parse_loc(g->loc, 35, 0, &scratch) != 0 && alt.year >= 2000 &&
+          alt.year <= 2099 && alt.month >= 1 && alt.month <= 12 && alt.day >= 1 && alt.day <= 31) {
+        *g = alt;
+        g->inner_2011 = 1;
+      }
+    }
   }
   if (r.err)
     return r.err;
@@ -53,7 +89,9 @@ int hw_jt809_parse_gnss(const uint8_t *p, size_t len, int is_2019, hw_jt809_gnss
 int hw_jt809_encode_gnss(const hw_jt809_gnss *g, uint8_t *out, size_t cap, size_t *out_len) {
   hw_jt809__w w = {out, cap, 0, 0};
   hw_jt809__w8(&w, g->encrypted);
-  if (!g->is_2019) {
+  if (g->is_2019 && g->inner_2011)
+    hw_jt809__w32(&w, 35);
+  if (!g->is_2019 || g->inner_2011) {
     hw_jt809__w8(&w, g->day);
     hw_jt809__w8(&w, g->month);
     hw_jt809__w16(&w, g->year);
@@ -72,6 +110,8 @@ int hw_jt809_encode_gnss(const hw_jt809_gnss *g, uint8_t *out, size_t cap, size_
   } else {
     hw_jt809__w32(&w, g->loc_len);
     hw_jt809__wbytes(&w, g->loc, g->loc_len);
+  }
+  if (g->is_2019) {
     for (int i = 0; i < 3; i++) {
       hw_jt809__wfixed(&w, g->platform_id[i], 11);
       hw_jt809__w32(&w, g->platform_alarm[i]);
@@ -96,8 +136,8 @@ static int hw_jt809_mdays(int y, int m) {
 
 int hw_jt809_gnss_to_fix(const hw_jt809_gnss *g, int64_t recv_ms, hw_fix *fix) {
   int rc;
-  if (g->is_2019) {
-    rc = hw_jt808_parse_location(g->loc, g->loc_len, recv_ms, fix, NULL);
+  if (g->is_2019 && !g->inner_2011) {
+    rc = hw_jt809_parse_loc(g->loc, g->loc_len, recv_ms, fix);
     fix->source = HW_SRC_JT809;
     return rc;
   }

@@ -8,6 +8,11 @@
  * state u32 and alarm u32 (the JT/T 808 status and alarm bits).
  * GNSS record, 2019: encrypt u8, length u32, a JT/T 808-2019 0x0200 body of that length, then
  * three times (platform id [11], alarm u32): the enterprise, city and province platforms.
+ * Two deviations seen in real 2019 traffic (SmallChi/JT809's tests keep both) are accepted:
+ *   - the inner data is the 2011 record without its encrypt byte (35 bytes: date, time, lon,
+ *     lat, vec1-3, direction, altitude, state, alarm) instead of a 0x0200 body: a 35-byte inner
+ *     that does not read as a 0x0200 body but has a valid date is read that way (inner_2011);
+ *   - a 0x0200 body with a stray byte after its last item: the items that fit are used.
  *
  * Parsers never read outside their input and never allocate; records borrow from it.
  * Errors: -EBADMSG a record or count that does not fit the bytes; for the fix: -ERANGE
@@ -46,7 +51,8 @@ typedef struct hw_jt809_gnss {
   uint16_t altitude;      /* m */
   uint32_t state, alarm;  /* JT/T 808 bits */
   /* 2019 */
-  const uint8_t *loc;     /* borrowed: the JT/T 808-2019 0x0200 body */
+  uint8_t inner_2011;     /* the inner data held the 2011 fields above, not a 0x0200 body */
+  const uint8_t *loc;     /* borrowed: the JT/T 808-2019 0x0200 body (or the 35 2011 bytes) */
   uint32_t loc_len;
   char platform_id[3][12];
   uint32_t platform_alarm[3];
