@@ -333,8 +333,8 @@ static void test_hostile(void **state) {
    * frames after that get through; strict loses only the lying frame */
   static uint8_t lie[4096];
   size_t ln = make_frame(lie, sizeof lie, NULL, 0, 0x1005);
-  lie[4] = 0x01; /* length 0x00000100 (no escape needed), CRC now wrong too */
-  lie[3] = 0x00;
+  lie[3] = 0x01; /* length field (wire bytes 1-4) 0x00000100; the CRC is now wrong too */
+  lie[4] = 0x00;
   for (int i = 0; i < 10; i++)
     ln += make_frame(lie + ln, sizeof lie - ln, body, sizeof body, 0x1005);
   assert_int_equal(hw_jt809_deframer_init(&d, fbuf, BUFCAP), 0);
