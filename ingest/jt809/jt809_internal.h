@@ -41,7 +41,9 @@ typedef struct hw_jt809__w {
 } hw_jt809__w;
 
 static inline uint8_t *hw_jt809__room(hw_jt809__w *w, size_t n) {
-  if (w->err || w->cap - w->len < n) {
+  if (w->err)
+    return NULL; /* the first error stands */
+  if (w->cap - w->len < n) {
     w->err = -ENOSPC;
     return NULL;
   }

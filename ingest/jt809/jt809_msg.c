@@ -18,14 +18,24 @@ static int hw_jt809_rgbk(hw_jt809__r *r, size_t n, char *out, size_t cap) {
   return hw_jt809_text(p, n, out, cap);
 }
 
+/* An object id of n bytes: GBK when it is, else shown as ASCII (never an error: it is an id). */
+static void hw_jt809_robject(hw_jt809__r *r, size_t n, char *out, size_t cap) {
+  const uint8_t *p = hw_jt809__take(r, n);
+  if (r->err || hw_jt809_text(p, n, out, cap) != 0)
+    hw_jt809__ascii(p, r->err ? 0 : n, out, cap);
+}
+
 /* Variable text: length u32 then that many bytes, borrowed. */
 static void hw_jt809_rinfo(hw_jt809__r *r, const uint8_t **info, uint32_t *info_len) {
   *info_len = hw_jt809__r32(r);
   *info = NULL;
-  if (r->err)
+  if (r->err) {
+    *info_len = 0;
     return;
+  }
   if (hw_jt809__left(r) < *info_len) {
     r->err = -EBADMSG; /* a count larger than the body: never trusted */
+    *info_len = 0;
     return;
   }
   *info = r->p;
@@ -195,7 +205,7 @@ int hw_jt809_parse_query(const uint8_t *data, size_t len, uint16_t data_type, in
   int wide = is_2019 && data_type == 0x9301;
   memset(out, 0, sizeof *out);
   out->object_type = hw_jt809__r8(&r);
-  hw_jt809_rascii(&r, wide ? 20 : 12, out->object_id, sizeof out->object_id);
+  hw_jt809_robject(&r, wide ? 20 : 12, out->object_id, sizeof out->object_id);
   if (wide)
     out->answer_time = hw_jt809__r8(&r);
   out->info_id = hw_jt809__r32(&r);
@@ -208,7 +218,7 @@ int hw_jt809_encode_query(const hw_jt809_query *q, uint16_t data_type, int is_20
   hw_jt809__w w = {out, cap, 0, 0};
   int wide = is_2019 && data_type == 0x9301;
   hw_jt809__w8(&w, q->object_type);
-  hw_jt809__wfixed(&w, q->object_id, wide ? 20 : 12);
+  hw_jt809__wgbk(&w, q->object_id, wide ? 20 : 12);
   if (wide)
     hw_jt809__w8(&w, q->answer_time);
   hw_jt809__w32(&w, q->info_id);
@@ -222,14 +232,14 @@ int hw_jt809_parse_answer(const uint8_t *data, size_t len, int is_2019, hw_jt809
   memset(out, 0, sizeof *out);
   out->object_type = hw_jt809__r8(&r);
   if (!is_2019) {
-    hw_jt809_rascii(&r, 12, out->object_id, sizeof out->object_id);
+    hw_jt809_robject(&r, 12, out->object_id, sizeof out->object_id);
     out->info_id = hw_jt809__r32(&r);
     hw_jt809_rinfo(&r, &out->info, &out->info_len);
     return r.err;
   }
   const uint8_t *who = hw_jt809__take(&r, 16);
   hw_jt809_rascii(&r, 20, out->responder_tel, sizeof out->responder_tel);
-  hw_jt809_rascii(&r, 20, out->object_id, sizeof out->object_id);
+  hw_jt809_robject(&r, 20, out->object_id, sizeof out->object_id);
   out->src_data_type = hw_jt809__r16(&r);
   out->src_sn = hw_jt809__r32(&r);
   hw_jt809_rinfo(&r, &out->info, &out->info_len);
@@ -243,18 +253,45 @@ int hw_jt809_encode_answer(const hw_jt809_answer *a, int is_2019, uint8_t *out, 
   hw_jt809__w w = {out, cap, 0, 0};
   hw_jt809__w8(&w, a->object_type);
   if (!is_2019) {
-    hw_jt809__wfixed(&w, a->object_id, 12);
+    hw_jt809__wgbk(&w, a->object_id, 12);
     hw_jt809__w32(&w, a->info_id);
   } else {
     hw_jt809__wgbk(&w, a->responder, 16);
     hw_jt809__wfixed(&w, a->responder_tel, 20);
-    hw_jt809__wfixed(&w, a->object_id, 20);
+    hw_jt809__wgbk(&w, a->object_id, 20);
     hw_jt809__w16(&w, a->src_data_type);
     hw_jt809__w32(&w, a->src_sn);
   }
   hw_jt809__w32(&w, a->info_len);
   hw_jt809__wbytes(&w, a->info, a->info_len);
   return hw_jt809_done(&w, out_len);
+}
+
+/* The 2019 0x1402 with `times` u64 times after the warn type (3 per the public suites, 2 in
+ * real traffic); -EBADMSG unless the text ends exactly at the end of the data. */
+static int hw_jt809_alarm_2019(const uint8_t *data, size_t len, int times, hw_jt809_alarm *out) {
+  hw_jt809__r r = {data, data + len, 0};
+  memset(out, 0, sizeof *out);
+  out->times = (uint8_t)times;
+  hw_jt809_rascii(&r, 11, out->src_platform, sizeof out->src_platform);
+  out->warn_type = hw_jt809__r16(&r);
+  out->warn_time = hw_jt809__r64(&r);
+  if (times == 3)
+    out->start_time = hw_jt809__r64(&r);
+  out->end_time = hw_jt809__r64(&r);
+  const uint8_t *plate = hw_jt809__take(&r, 21);
+  out->plate_colour = hw_jt809__r8(&r);
+  hw_jt809_rascii(&r, 11, out->dst_platform, sizeof out->dst_platform);
+  out->route_id = hw_jt809__r32(&r);
+  hw_jt809_rinfo(&r, &out->info, &out->info_len);
+  if (r.err)
+    return r.err;
+  if (hw_jt809__left(&r))
+    return -EBADMSG;
+  /* the plate field of real frames may hold an id in ASCII: shown, not refused */
+  if (hw_jt809_text(plate, 21, out->plate, sizeof out->plate))
+    hw_jt809__ascii(plate, 21, out->plate, sizeof out->plate);
+  return 0;
 }
 
 int hw_jt809_parse_alarm(const uint8_t *data, size_t len, int is_2019, hw_jt809_alarm *out) {
@@ -268,19 +305,10 @@ int hw_jt809_parse_alarm(const uint8_t *data, size_t len, int is_2019, hw_jt809_
     hw_jt809_rinfo(&r, &out->info, &out->info_len);
     return r.err;
   }
-  hw_jt809_rascii(&r, 11, out->src_platform, sizeof out->src_platform);
-  out->warn_type = hw_jt809__r16(&r);
-  out->warn_time = hw_jt809__r64(&r);
-  out->start_time = hw_jt809__r64(&r);
-  out->end_time = hw_jt809__r64(&r);
-  const uint8_t *plate = hw_jt809__take(&r, 21);
-  out->plate_colour = hw_jt809__r8(&r);
-  hw_jt809_rascii(&r, 11, out->dst_platform, sizeof out->dst_platform);
-  out->route_id = hw_jt809__r32(&r);
-  hw_jt809_rinfo(&r, &out->info, &out->info_len);
-  if (r.err)
-    return r.err;
-  return hw_jt809_text(plate, 21, out->plate, sizeof out->plate);
+  int rc = hw_jt809_alarm_2019(data, len, 3, out);
+  if (rc == -EBADMSG)
+    rc = hw_jt809_alarm_2019(data, len, 2, out);
+  return rc;
 }
 
 int hw_jt809_encode_alarm(const hw_jt809_alarm *a, int is_2019, uint8_t *out, size_t cap,
@@ -295,7 +323,8 @@ int hw_jt809_encode_alarm(const hw_jt809_alarm *a, int is_2019, uint8_t *out, si
     hw_jt809__wfixed(&w, a->src_platform, 11);
     hw_jt809__w16(&w, a->warn_type);
     hw_jt809__w64(&w, a->warn_time);
-    hw_jt809__w64(&w, a->start_time);
+    if (a->times != 2)
+      hw_jt809__w64(&w, a->start_time);
     hw_jt809__w64(&w, a->end_time);
     hw_jt809__wgbk(&w, a->plate, 21);
     hw_jt809__w8(&w, a->plate_colour);

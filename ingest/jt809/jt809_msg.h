@@ -115,7 +115,8 @@ int hw_jt809_text(const uint8_t *p, size_t n, char *out, size_t cap) HW_MUST_CHE
  *   0x9302 (both): object type u8, object id [12], info id, length, text */
 typedef struct hw_jt809_query {
   uint8_t object_type;  /* 0 the connected platform, 1 one company of it, 2 all its companies */
-  char object_id[21];   /* ASCII */
+  char object_id[41];   /* UTF-8 (GBK on the wire: 2019 puts plates here); bytes that are not
+                           GBK come out as ASCII with '?' */
   uint8_t answer_time;  /* 2019 0x9301 only */
   uint32_t info_id;
   const uint8_t *info;  /* borrowed raw GBK (parse), or the bytes to send (encode) */
@@ -133,7 +134,7 @@ int hw_jt809_encode_query(const hw_jt809_query *q, uint16_t data_type, int is_20
  *         source data type u16, source msg sn u32 (the 0x9301's header sn), length, answer */
 typedef struct hw_jt809_answer {
   uint8_t object_type;
-  char object_id[21];
+  char object_id[41];        /* as in hw_jt809_query */
   uint32_t info_id;          /* 2011: the question's info id */
   char responder[25];        /* 2019: UTF-8 */
   char responder_tel[21];    /* 2019 */
@@ -151,13 +152,18 @@ int hw_jt809_encode_answer(const hw_jt809_answer *a, int is_2019, uint8_t *out, 
 /* 0x1402 alarm reported up.
  *   2011: warn source u8, warn type u16, warn time u64 (UTC s), info id u32, length, text
  *   2019: source platform id [11], warn type u16, warn time u64, start u64, end u64,
- *         plate GBK[21], colour u8, destination platform id [11], route id u32, length, text */
+ *         plate GBK[21], colour u8, destination platform id [11], route id u32, length, text
+ *         (SmallChi/JT809's layout). Real 2019 traffic (GuoJian001 in that suite) carries one
+ *         time fewer (warn time and one more, taken as the end): the layout whose text ends
+ *         exactly at the end of the data is used (times says which). A 2019 body must fit
+ *         exactly; a plate field that is not GBK is shown as ASCII. */
 typedef struct hw_jt809_alarm {
   uint8_t warn_src;          /* 2011: 1 terminal, 2 enterprise platform, 3 government, 9 other */
   uint16_t warn_type;
   uint64_t warn_time;        /* UTC seconds */
   uint32_t info_id;          /* 2011 */
   char src_platform[12];     /* 2019 */
+  uint8_t times;             /* 2019: 3 (warn, start, end) or 2 (warn, end); encode: 2 or 3 */
   uint64_t start_time, end_time; /* 2019 */
   char plate[HW_JT809_PLATE_MAX + 1]; /* 2019 (2011: in the 0x1400 wrapper) */
   uint8_t plate_colour;      /* 2019 */
