@@ -186,7 +186,9 @@ int hw_jt809_deframer_feed(hw_jt809_deframer *d, const uint8_t *data, size_t len
       q++;
     size_t run = (size_t)(q - p);
     if (run > d->cap - d->len) {
-      d->stats.garbage_bytes += run - (d->cap - d->len);
+      size_t room = d->cap - d->len;
+      memcpy(d->buf + d->len, p, room); /* what fits is reported with the event */
+      d->stats.garbage_bytes += run - room;
       d->len = d->cap;
       d->state = ST_OUT;
       p = q;
