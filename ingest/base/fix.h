@@ -11,7 +11,7 @@
 #define HW_DRIVER_ID_MAX 32
 
 /* Where a fix came from; stored with it. */
-typedef enum { HW_SRC_PROTOBUF = 0, HW_SRC_JT808 = 1 } hw_fix_source;
+typedef enum { HW_SRC_PROTOBUF = 0, HW_SRC_JT808 = 1, HW_SRC_JT809 = 2 } hw_fix_source;
 
 typedef struct hw_fix {
   int64_t seq;          /* per terminal, strictly growing (protobuf); JT/T 808: 0 */
