@@ -18,5 +18,6 @@ int hw_cmd_zones(int argc, char **argv);
 int hw_cmd_violations(int argc, char **argv);
 int hw_cmd_web(int argc, char **argv);
 int hw_cmd_user(int argc, char **argv);
+int hw_cmd_report(int argc, char **argv);
 
 #endif
