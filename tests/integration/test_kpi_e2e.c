@@ -16,7 +16,7 @@
  *   q4 10:04:00 32.027 (judged from q3: 1 S in 120 s, 30 km/h; 120 s <= 180 s: complete)
  *   u2 10:04:10 lon 72.0   u3 10:04:20 lat 3.0   u4 10:04:30 160.1 km/h   u5 10:04:40 6501 m
  *   u6 10:04:50 heading 360   q5 10:05:00 32.036
- *   records 11, qualified 6 (q1..q5, dr), drift 1, km 4 S = 4.003 (q1-q2, q2-q3, q3-q4, q4-q5),
+ *   records 12 (q1 q2 u1 q3 dr q4 u2..u6 q5), qualified 6 (q1..q5, dr), drift 1, km 4 S = 4.003 (q1-q2, q2-q3, q3-q4, q4-q5),
  *   all complete: 4.003. First 10:00:00, last 10:05:00.
  * kpi-a, D2: r1 09:00 32.036 (from q5 of D1: 0 m, incomplete), r2 09:01 32.045, r3 09:02 32.054,
  *   r4 09:06 32.063 (240 s: a gap), r5 09:07 32.072, r6 11:00 32.108; then, sent after r6, the
@@ -33,7 +33,7 @@
  *   sends qualified fixes: not registered, not counted.
  *
  * report kpi --from D1 --to D2 --region 320100 --level city: one group, 320100:
- *   registered 4 (a b c d), connected 2 (a b), online 2, records 11+9+2+2+2 = 26,
+ *   registered 4 (a b c d), connected 2 (a b), online 2, records 12+9+2+2+2 = 27,
  *   qualified 6+9+2+2 = 19, drifting 1 (a), km_total 4S+8S+1S+2S = 15 S = 15.011,
  *   km_complete 4S+5S+1S+2S = 12 S = 12.009,
  *   speeding (violations inserted below, started in the period, in scope): a D1 10:03 and
@@ -42,7 +42,7 @@
  *   a D1 14:00 - 18:30 = 4.5 h, b open since D2 00:00:30, up to its last qualified fix
  *   00:01:30 = 1/60 h; a fatigue_daily and f's episode do not count: 5.516667 -> 5.5167.
  *   rate_connected 2/4 = 0.5000, rate_online 2/2 = 1.0000, rate_track_complete 12/15 = 0.8000,
- *   rate_qualified 19/26 = 0.7308, rate_drifting 1/2 = 0.5000, speeding_per_vehicle 2/2 =
+ *   rate_qualified 19/27 = 0.7037, rate_drifting 1/2 = 0.5000, speeding_per_vehicle 2/2 =
  *   1.0000, fatigue_hours_per_vehicle 5.516667/2 = 2.7583, score empty (not computed yet). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -253,14 +253,15 @@ static void test_scenario(void **state) {
   fx a3[] = {good(D2(9, 0, 0), 32036000), good(D2(9, 1, 0), 32045000), good(D2(9, 2, 0), 32054000),
              good(D2(9, 6, 0), 32063000), good(D2(9, 7, 0), 32072000), good(D2(11, 0, 0), 32108000)};
   send_fixes(&a, a3, HW_ARRAY_SIZE(a3));
-  /* Written as they flow, before any back-fill: D1 complete, D2 so far (6 records, km 5 S). */
+  /* Written as they flow, before any back-fill: D1 complete, D2 so far: 6 records, km r2 r3 r4
+   * r5 one S each and r5-r6 4 S (32.072 to 32.108) = 8 S = 8.006, complete r2 r3 r5 = 3.002. */
   wait_for("a's days before the back-fill",
            "SELECT count(*) FROM vehicle_daily WHERE terminal_id = 'kpi-a' AND "
            "day = '2026-11-03' AND records = 6");
   day_row("kpi-a", "2026-11-02", row, sizeof row);
-  assert_string_equal(row, "11 6 1 4.003 4.003 10:00:00 10:05:00 t");
+  assert_string_equal(row, "12 6 1 4.003 4.003 10:00:00 10:05:00 t");
   day_row("kpi-a", "2026-11-03", row, sizeof row);
-  assert_string_equal(row, "6 6 0 5.004 3.002 09:00:00 11:00:00 t");
+  assert_string_equal(row, "6 6 0 8.006 3.002 09:00:00 11:00:00 t");
   /* The back-filled hour. */
   fx a4[] = {good(D2(10, 0, 0), 32081000), good(D2(10, 1, 0), 32090000), good(D2(10, 2, 0), 32099000)};
   send_fixes(&a, a4, HW_ARRAY_SIZE(a4));
@@ -294,7 +295,7 @@ static void test_scenario(void **state) {
   assert_int_equal(hw_test_stop_pid(env.daemon_pid), 0);
   env.daemon_pid = 0;
   day_row("kpi-a", "2026-11-02", row, sizeof row);
-  assert_string_equal(row, "11 6 1 4.003 4.003 10:00:00 10:05:00 t");
+  assert_string_equal(row, "12 6 1 4.003 4.003 10:00:00 10:05:00 t");
   day_row("kpi-a", "2026-11-03", row, sizeof row);
   assert_string_equal(row, "9 9 0 8.006 5.004 09:00:00 11:00:00 t");
   day_row("kpi-b", "2026-11-02", row, sizeof row);
@@ -331,10 +332,10 @@ static void test_scenario(void **state) {
   assert_int_equal(run_cli(kpi, out, sizeof out), 0);
   static const char *const want[][2] = {
       {"group", "320100"}, {"vehicles_registered", "4"}, {"vehicles_connected", "2"},
-      {"vehicles_online", "2"}, {"records", "26"}, {"records_qualified", "19"},
+      {"vehicles_online", "2"}, {"records", "27"}, {"records_qualified", "19"},
       {"vehicles_drifting", "1"}, {"km_total", "15.011"}, {"km_complete", "12.009"},
       {"speeding_count", "2"}, {"fatigue_hours", "5.5167"}, {"rate_connected", "0.5000"},
-      {"rate_online", "1.0000"}, {"rate_track_complete", "0.8000"}, {"rate_qualified", "0.7308"},
+      {"rate_online", "1.0000"}, {"rate_track_complete", "0.8000"}, {"rate_qualified", "0.7037"},
       {"rate_drifting", "0.5000"}, {"speeding_per_vehicle", "1.0000"},
       {"fatigue_hours_per_vehicle", "2.7583"}, {"score", ""}};
   char *nl = strstr(out, "\r\n");
@@ -355,13 +356,16 @@ static void test_scenario(void **state) {
     assert_string_equal(cells[i], want[i][1]);
   }
 
-  /* --level county splits the city; --by class has a group with no connected vehicle, whose
-   * rates without a denominator are null in JSON. */
+  /* --level county splits the city: 320102 has a c d (registered 3, connected 1, records 12+9+2
+   * = 23, qualified 15, km 12 S = 12.009, complete 9 S = 9.007, speeding 1, fatigue 5.5 h; rates
+   * 1/3, 1/1, 9/12, 15/23 = 0.6522, 1/1, 1/1, 5.5/1); 320104 has b (4 records, all qualified,
+   * 3 S = 3.002 complete, speeding 1, fatigue 1/60 = 0.0167 h). --by class has a group with no
+   * connected vehicle, whose rates without a denominator are null in JSON. */
   const char *county[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
                           "320100", "--level", "county", "--format", "csv", "--pg", env.conninfo,
                           NULL};
   assert_int_equal(run_cli(county, out, sizeof out), 0);
-  assert_non_null(strstr(out, "\r\n320102,3,1,1,22,15,1,12.009,9.007,1,5.5000,0.3333,1.0000,0.7500,0.6818,1.0000,1.0000,5.5000,\r\n"));
+  assert_non_null(strstr(out, "\r\n320102,3,1,1,23,15,1,12.009,9.007,1,5.5000,0.3333,1.0000,0.7500,0.6522,1.0000,1.0000,5.5000,\r\n"));
   assert_non_null(strstr(out, "\r\n320104,1,1,1,4,4,0,3.002,3.002,1,0.0167,1.0000,1.0000,1.0000,1.0000,0.0000,1.0000,0.0167,\r\n"));
   const char *byclass[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
                            "320100", "--by", "class", "--format", "json", "--pg", env.conninfo, NULL};
@@ -381,7 +385,7 @@ static void test_scenario(void **state) {
   cJSON *ht = cJSON_GetArrayItem(j, 1);
   assert_string_equal(cJSON_GetObjectItem(ht, "group")->valuestring, "heavy_truck");
   assert_int_equal(cJSON_GetObjectItem(ht, "vehicles_registered")->valueint, 3);
-  assert_true(cJSON_GetObjectItem(ht, "rate_qualified")->valuedouble == 0.7308);
+  assert_true(cJSON_GetObjectItem(ht, "rate_qualified")->valuedouble == 0.7037);
   cJSON_Delete(j);
 
   /* Bad requests are refused with a reason, exit 2. */
