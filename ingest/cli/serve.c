@@ -239,6 +239,11 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
           st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes,
           (unsigned long long)st.redis.events_published, (unsigned long long)st.redis.publishes);
   d->last_rows = st.pg.rows_committed;
+  hw_info("stats", NULL, "daily fixes_incremental=%llu fixes_deferred=%llu recomputes=%llu "
+          "rows_written=%llu jobs=%llu job_failures=%llu",
+          (unsigned long long)st.daily.fixes_incremental, (unsigned long long)st.daily.fixes_deferred,
+          (unsigned long long)st.daily.recomputes, (unsigned long long)st.daily.rows_written,
+          (unsigned long long)st.daily.jobs, (unsigned long long)st.daily.job_failures);
   hw_server_stats ss;
   hw_server_get_stats(d->server, &ss);
   hw_info("stats", NULL, "net unauthenticated=%llu accepted=%llu refused_max_connections=%llu "
