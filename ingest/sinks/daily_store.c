@@ -13,6 +13,9 @@
 
 #define HW_DAILY_LOG "daily"
 #define HW_DAILY_CHUNK 2000 /* rows per upsert statement */
+/* Recomputes per job: a restart makes every terminal's first fix a recompute, and short jobs
+ * let each terminal go back to incremental updates as soon as its own is done. */
+#define HW_DAILY_MAX_RECOMPUTES 256
 
 /* One terminal's figures in memory; owned by the store, hung on hw_terminal.daily. */
 typedef struct hw_daily_state {
@@ -21,10 +24,15 @@ typedef struct hw_daily_state {
   uint8_t changed;       /* s.cur differs from what was written */
   uint8_t dirty;         /* days from dirty_from on must be recomputed */
   int32_t dirty_from;
+  uint8_t inflight;      /* a job is recomputing it: new fixes wait in pend */
   uint64_t need_acks;    /* its fixes are committed once this many acks are durable */
-  uint64_t gen;          /* bumped by every fix taken while dirty */
+  int64_t max_recv_ms;   /* latest receipt time of a fix taken: the recompute reads up to it */
   hw_day_figures *done;  /* finished days not yet written (owned) */
   size_t ndone, cap;
+  /* Fixes taken while a recompute is in flight, replayed onto its result (owned). */
+  hw_fix *pend;
+  size_t npend, pcap;
+  uint64_t pend_acks;    /* need_acks of the pending fixes */
 } hw_daily_state;
 
 typedef struct hw_daily_row {
@@ -36,7 +44,7 @@ typedef struct hw_daily_recomp {
   hw_terminal *t; /* borrowed: registry records live until the daemon exits */
   char tid[HW_TERMINAL_ID_MAX + 1];
   int32_t from;
-  uint64_t gen;
+  int64_t recv_cut_ms; /* the fixes received up to here were all committed when it was issued */
   hw_daystats final; /* result */
   int has_final;
 } hw_daily_recomp;
@@ -198,7 +206,9 @@ static const char hw_q_fixes[] =
     "round(lon * 1e6)::integer, round(speed_kmh::float8 * 10)::bigint, heading, alt_m, status "
     "FROM positions WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond' "
     "AND ts < timestamptz 'epoch' + $2::bigint * interval '1 millisecond' "
-    "AND ($3::text IS NULL OR terminal_id = $3) ORDER BY terminal_id, ts";
+    "AND ($3::text IS NULL OR terminal_id = $3) "
+    "AND ($4::bigint IS NULL OR recv_ts <= timestamptz 'epoch' + $4::bigint * interval '1 millisecond') "
+    "ORDER BY terminal_id, ts";
 
 typedef struct hw_carry {
   char tid[HW_TERMINAL_ID_MAX + 1];
@@ -212,9 +222,10 @@ static int hw_carry_cmp(const void *a, const void *b) {
 static int64_t hw_val(const PGresult *r, int col) { return strtoll(PQgetvalue(r, 0, col), NULL, 10); }
 
 int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *terminal,
-                       int32_t from_day, int32_t to_day, hw_daily_row_cb row_cb,
-                       hw_daily_final_cb final_cb, void *arg) {
-  char from_s[16], lo_s[24], hi_s[24];
+                       int32_t from_day, int32_t to_day, int64_t recv_cut_ms,
+                       hw_daily_row_cb row_cb, hw_daily_final_cb final_cb, void *arg) {
+  char from_s[16], lo_s[24], hi_s[24], cut_s[24];
+  snprintf(cut_s, sizeof cut_s, "%lld", (long long)recv_cut_ms);
   snprintf(from_s, sizeof from_s, "%d", from_day);
   snprintf(lo_s, sizeof lo_s, "%lld", (long long)hw_cst_day_start(from_day));
   /* An open range ends at 2100 (later device times are never stored: rules/quality.h). */
@@ -249,8 +260,8 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
   if (ncarries > 1)
     qsort(carries, ncarries, sizeof *carries, hw_carry_cmp);
 
-  const char *fp[3] = {lo_s, hi_s, terminal};
-  if (!PQsendQueryParams(conn, hw_q_fixes, 3, NULL, fp, NULL, NULL, 0) ||
+  const char *fp[4] = {lo_s, hi_s, terminal, recv_cut_ms ? cut_s : NULL};
+  if (!PQsendQueryParams(conn, hw_q_fixes, 4, NULL, fp, NULL, NULL, 0) ||
       !PQsetSingleRowMode(conn)) {
     hw_error(HW_DAILY_LOG, terminal, "cannot read positions: %s", PQerrorMessage(conn));
     free(carries);
@@ -395,8 +406,8 @@ static void hw_daily_work(uv_work_t *w) {
   for (size_t i = 0; i < j->nrc && rc == 0; i++) {
     hw_rowvec v = {.rc = &j->rc[i]};
     snprintf(v.tid, sizeof v.tid, "%s", j->rc[i].tid);
-    rc = hw_daily_recompute(c, &ds->cfg.stats, v.tid, j->rc[i].from, INT32_MAX, hw_rowvec_push,
-                            hw_rowvec_final, &v);
+    rc = hw_daily_recompute(c, &ds->cfg.stats, v.tid, j->rc[i].from, INT32_MAX,
+                            j->rc[i].recv_cut_ms, hw_rowvec_push, hw_rowvec_final, &v);
     if (rc == 0 && v.n)
       rc = hw_daily_upsert(c, v.tids, v.rows, v.n);
     j->written += v.n;
@@ -427,6 +438,33 @@ static int hw_state_keep_done(hw_daily_state *st, const hw_day_figures *f) {
 }
 
 static void hw_daily_send(hw_daily_store *ds);
+static int hw_daily_mark(hw_daily_state *st, int32_t from, uint64_t ack_seq);
+static int hw_daily_take(hw_daily_store *ds, hw_daily_state *st, const hw_fix *f, uint64_t ack_seq);
+
+/* The recompute of st is back (ok: with its result in r): fixes taken meanwhile are replayed on
+ * it, in the order they came, exactly as if they had come after it. */
+static void hw_daily_settle(hw_daily_store *ds, hw_terminal *t, hw_daily_state *st,
+                            const hw_daily_recomp *r, int ok) {
+  st->inflight = 0;
+  if (ok) {
+    if (r->has_final)
+      st->s = r->final;
+    else
+      hw_daystats_init(&st->s, NULL); /* its fixes are gone from positions (retention) */
+    st->live = 1;
+    st->dirty = 0;
+    st->changed = 0;
+  }
+  for (size_t i = 0; i < st->npend; i++) {
+    const hw_fix *f = &st->pend[i];
+    /* Received at or before the cut (a clock step back): it may be in the result already. */
+    int rc = f->recv_ms <= r->recv_cut_ms ? hw_daily_mark(st, hw_cst_day(f->ts_ms), st->pend_acks)
+                                          : hw_daily_take(ds, st, f, st->pend_acks);
+    if (rc)
+      hw_error(HW_DAILY_LOG, t->id, "fix at %lld not counted: %s", (long long)f->ts_ms, strerror(-rc));
+  }
+  st->npend = 0;
+}
 
 static void hw_daily_after(uv_work_t *w, int status) {
   hw_daily_job *j = HW_CONTAINER_OF(w, hw_daily_job, work);
@@ -436,18 +474,7 @@ static void hw_daily_after(uv_work_t *w, int status) {
   ds->st.jobs++;
   if (ok) {
     ds->st.rows_written += j->written;
-    for (size_t i = 0; i < j->nrc; i++) {
-      hw_daily_recomp *r = &j->rc[i];
-      hw_daily_state *st = r->t->daily;
-      ds->st.recomputes++;
-      /* Installed only if nothing came since: a later fix keeps it dirty for the next round. */
-      if (st && st->dirty && st->gen == r->gen && st->dirty_from == r->from && r->has_final) {
-        st->s = r->final;
-        st->live = 1;
-        st->dirty = 0;
-        st->changed = 0;
-      }
-    }
+    ds->st.recomputes += j->nrc;
   } else {
     ds->st.job_failures++;
     hw_warn(HW_DAILY_LOG, NULL, "writing %zu days and %zu recomputes failed: kept for the next round",
@@ -464,6 +491,9 @@ static void hw_daily_after(uv_work_t *w, int status) {
         hw_error(HW_DAILY_LOG, t->id, "out of memory: day %d not written", j->rows[i].f.day);
     }
   }
+  for (size_t i = 0; i < j->nrc; i++)
+    if (j->rc[i].t->daily)
+      hw_daily_settle(ds, j->rc[i].t, j->rc[i].t->daily, &j->rc[i], ok);
   free(j->rows);
   free(j->rc);
   free(j);
@@ -481,6 +511,7 @@ static void hw_daily_send(hw_daily_store *ds) {
       hw_daily_state *st = t->daily;
       if (st) {
         free(st->done);
+        free(st->pend);
         free(st);
         t->daily = NULL;
       }
@@ -503,6 +534,8 @@ static void hw_daily_send(hw_daily_store *ds) {
     nrows += st->ndone + (st->live && st->changed);
     nrc += st->dirty && st->need_acks <= ds->durable;
   }
+  if (nrc > HW_DAILY_MAX_RECOMPUTES)
+    nrc = HW_DAILY_MAX_RECOMPUTES;
   if (ds->stopping)
     ds->final_sent = 1;
   if (!nrows && !nrc) {
@@ -539,12 +572,13 @@ static void hw_daily_send(hw_daily_store *ds) {
       r->f = st->s.cur;
       st->changed = 0;
     }
-    if (st->dirty && st->need_acks <= ds->durable) {
+    if (st->dirty && st->need_acks <= ds->durable && j->nrc < nrc) {
       hw_daily_recomp *r = &j->rc[j->nrc++];
       r->t = t;
       snprintf(r->tid, sizeof r->tid, "%s", t->id);
       r->from = st->dirty_from;
-      r->gen = st->gen;
+      r->recv_cut_ms = st->max_recv_ms;
+      st->inflight = 1;
     }
   }
   ds->job = j;
@@ -597,17 +631,11 @@ static int hw_daily_mark(hw_daily_state *st, int32_t from, uint64_t ack_seq) {
   st->dirty = 1;
   st->dirty_from = from;
   st->need_acks = ack_seq;
-  st->gen++;
   return 0;
 }
 
-int hw_daily_store_put(hw_daily_store *ds, hw_terminal *t, const hw_fix *f, uint64_t ack_seq) {
-  hw_daily_state *st = t->daily;
-  if (!st) {
-    if (!(st = calloc(1, sizeof *st)))
-      return -ENOMEM;
-    t->daily = st;
-  }
+/* Applies f to a state that is not being recomputed. */
+static int hw_daily_take(hw_daily_store *ds, hw_daily_state *st, const hw_fix *f, uint64_t ack_seq) {
   int32_t day = hw_cst_day(f->ts_ms);
   if (st->dirty || !st->live || !hw_daystats_in_order(&st->s, f)) {
     /* First fix since start (the stored day may hold more), back-fill or resend. */
@@ -623,6 +651,31 @@ int hw_daily_store_put(hw_daily_store *ds, hw_terminal *t, const hw_fix *f, uint
   st->changed = 1;
   ds->st.fixes_incremental++;
   return 0;
+}
+
+int hw_daily_store_put(hw_daily_store *ds, hw_terminal *t, const hw_fix *f, uint64_t ack_seq) {
+  hw_daily_state *st = t->daily;
+  if (!st) {
+    if (!(st = calloc(1, sizeof *st)))
+      return -ENOMEM;
+    t->daily = st;
+  }
+  if (f->recv_ms > st->max_recv_ms)
+    st->max_recv_ms = f->recv_ms;
+  if (st->inflight) {
+    if (st->npend == st->pcap) {
+      size_t cap = st->pcap ? st->pcap * 2 : 4;
+      hw_fix *p = realloc(st->pend, cap * sizeof *p);
+      if (!p)
+        return -ENOMEM;
+      st->pend = p;
+      st->pcap = cap;
+    }
+    st->pend[st->npend++] = *f;
+    st->pend_acks = ack_seq;
+    return 0;
+  }
+  return hw_daily_take(ds, st, f, ack_seq);
 }
 
 void hw_daily_store_durable(hw_daily_store *ds, uint64_t acks) {

@@ -203,7 +203,8 @@ static int group_setup(void **state) {
   assert_int_equal(run_cli(reg, NULL, 0), 0);
   /* Written every second, so the test sees the figures kept as data flows. */
   const char *argv[] = {"serve", "--listen", env.listen_addr, "--pg", env.conninfo, "--redis",
-                        env.redis_addr, "--batch-ms", "20", "--daily-flush-s", "1", NULL};
+                        env.redis_addr, "--batch-ms", "20", "--daily-flush-s", "1",
+                        "--stats-interval-s", "1", NULL};
   env.daemon_pid = hw_test_spawn(argv, "test_kpi_e2e.daemon.log");
   return hw_test_wait_port(env.port, 15000);
 }
@@ -290,6 +291,23 @@ static void test_scenario(void **state) {
   fx f1[] = {good(D1(12, 0, 0), 32000000), good(D1(12, 1, 0), 32009000)};
   send_fixes(&f, f1, HW_ARRAY_SIZE(f1));
   pbc_close(f.c);
+
+  /* a's 17 fixes after its first, before the back-fill, were added as they came (not recomputed):
+   * the daemon's stats line says so (the last one before the stop). */
+  long incremental = -1;
+  for (int waited = 0; waited < WAIT_MS && incremental < 17; waited += 200) {
+    usleep(200 * 1000);
+    FILE *lf = fopen("test_kpi_e2e.daemon.log", "r");
+    assert_non_null(lf);
+    char line[1024];
+    while (fgets(line, sizeof line, lf)) {
+      const char *k = strstr(line, "daily fixes_incremental=");
+      if (k)
+        incremental = atol(k + strlen("daily fixes_incremental="));
+    }
+    fclose(lf);
+  }
+  assert_true(incremental >= 17);
 
   /* A clean stop writes what is held. */
   assert_int_equal(hw_test_stop_pid(env.daemon_pid), 0);
