@@ -96,8 +96,10 @@ static int64_t hw_days_from_civil(int64_t y, unsigned m, unsigned d) {
 int hw_daily_day_parse(const char *s, int32_t *day) {
   unsigned y, m, d;
   char tail;
-  if (!s || strlen(s) != 10 || sscanf(s, "%4u-%2u-%2u%c", &y, &m, &d, &tail) != 3 || s[4] != '-' ||
-      s[7] != '-' || y < 2000 || y > 2099 || m < 1 || m > 12 || d < 1)
+  if (!s || strlen(s) != 10 || strspn(s, "0123456789") != 4 || strspn(s + 5, "0123456789") != 2 ||
+      strspn(s + 8, "0123456789") != 2 || s[4] != '-' || s[7] != '-' ||
+      sscanf(s, "%4u-%2u-%2u%c", &y, &m, &d, &tail) != 3 || y < 2000 || y > 2099 || m < 1 ||
+      m > 12 || d < 1)
     return -EINVAL;
   static const unsigned mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   unsigned max = mdays[m - 1] + (m == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0));
@@ -485,9 +487,16 @@ static void hw_daily_after(uv_work_t *w, int status) {
       hw_daily_state *st = t ? t->daily : NULL;
       if (!st || (st->dirty && st->dirty_from <= j->rows[i].f.day))
         continue;
-      if (st->live && st->s.has_day && st->s.cur.day == j->rows[i].f.day)
+      if (st->live && st->s.has_day && st->s.cur.day == j->rows[i].f.day) {
         st->changed = 1;
-      else if (hw_state_keep_done(st, &j->rows[i].f))
+        continue;
+      }
+      /* A finished day held since is newer than this one (and one statement may not write a
+       * row twice). */
+      size_t k = 0;
+      while (k < st->ndone && st->done[k].day != j->rows[i].f.day)
+        k++;
+      if (k == st->ndone && hw_state_keep_done(st, &j->rows[i].f))
         hw_error(HW_DAILY_LOG, t->id, "out of memory: day %d not written", j->rows[i].f.day);
     }
   }
