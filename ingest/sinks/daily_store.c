@@ -69,7 +69,8 @@ struct hw_daily_store {
   uv_timer_t timer;
   hw_daily_job *job;  /* in flight, or NULL */
   uint64_t durable;   /* acks durable so far */
-  int stopping, final_sent;
+  int stopping;
+  int stop_failed;    /* a job failed while stopping: what is left is given up (logged) */
   void (*done_cb)(void *);
   void *done_arg;
   hw_daily_store_stats st;
@@ -479,6 +480,8 @@ static void hw_daily_after(uv_work_t *w, int status) {
     ds->st.recomputes += j->nrc;
   } else {
     ds->st.job_failures++;
+    if (ds->stopping)
+      ds->stop_failed = 1;
     hw_warn(HW_DAILY_LOG, NULL, "writing %zu days and %zu recomputes failed: kept for the next round",
             j->nrows, j->nrc);
     /* Rows go back to their terminals unless those have turned dirty from that day since. */
@@ -510,29 +513,38 @@ static void hw_daily_after(uv_work_t *w, int status) {
     hw_daily_send(ds);
 }
 
-/* Starts a job with every row held and every dirty terminal whose fixes are committed. */
+/* Stopping, and nothing left to write (or a job failed): frees everything. */
+static void hw_daily_finish(hw_daily_store *ds) {
+  if (ds->stop_failed)
+    hw_error(HW_DAILY_LOG, NULL, "stopping with daily figures not written: `haulwatch report "
+             "rebuild` recomputes them");
+  hw_registry_foreach(ds->reg, t) {
+    hw_daily_state *st = t->daily;
+    if (st) {
+      free(st->done);
+      free(st->pend);
+      free(st);
+      t->daily = NULL;
+    }
+  }
+  if (ds->conn)
+    PQfinish(ds->conn);
+  void (*cb)(void *) = ds->done_cb;
+  void *arg = ds->done_arg;
+  free(ds->conninfo);
+  free(ds);
+  if (cb)
+    cb(arg);
+}
+
+/* Starts a job with every row held and every dirty terminal whose fixes are committed (at most
+ * HW_DAILY_MAX_RECOMPUTES of them). Stopping, it runs again after each job until nothing is
+ * left. */
 static void hw_daily_send(hw_daily_store *ds) {
   if (ds->job)
     return;
-  if (ds->stopping && ds->final_sent) {
-    /* The final job is back: done. */
-    hw_registry_foreach(ds->reg, t) {
-      hw_daily_state *st = t->daily;
-      if (st) {
-        free(st->done);
-        free(st->pend);
-        free(st);
-        t->daily = NULL;
-      }
-    }
-    if (ds->conn)
-      PQfinish(ds->conn);
-    void (*cb)(void *) = ds->done_cb;
-    void *arg = ds->done_arg;
-    free(ds->conninfo);
-    free(ds);
-    if (cb)
-      cb(arg);
+  if (ds->stopping && ds->stop_failed) {
+    hw_daily_finish(ds);
     return;
   }
   size_t nrows = 0, nrc = 0;
@@ -545,11 +557,9 @@ static void hw_daily_send(hw_daily_store *ds) {
   }
   if (nrc > HW_DAILY_MAX_RECOMPUTES)
     nrc = HW_DAILY_MAX_RECOMPUTES;
-  if (ds->stopping)
-    ds->final_sent = 1;
   if (!nrows && !nrc) {
     if (ds->stopping)
-      hw_daily_send(ds);
+      hw_daily_finish(ds);
     return;
   }
   hw_daily_job *j = calloc(1, sizeof *j);
@@ -560,8 +570,10 @@ static void hw_daily_send(hw_daily_store *ds) {
       free(j->rows);
       free(j);
     }
-    if (ds->stopping)
-      hw_daily_send(ds);
+    if (ds->stopping) {
+      ds->stop_failed = 1;
+      hw_daily_finish(ds);
+    }
     return;
   }
   j->ds = ds;
