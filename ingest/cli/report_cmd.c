@@ -131,8 +131,8 @@ static int hw_report_rebuild(int argc, char **argv) {
   }
   long deleted = atol(PQcmdTuples(res));
   PQclear(res);
-  if (hw_daily_recompute(r, &cfg, s.terminal[0] ? s.terminal : NULL, from, to, 0, hw_rebuild_row,
-                         NULL, &k) ||
+  if (hw_daily_recompute(r, &cfg, s.terminal[0] ? s.terminal : NULL, from, to, 0, NULL,
+                         hw_rebuild_row, NULL, &k) ||
       hw_rebuild_flush(&k)) {
     fprintf(stderr, "report rebuild: failed, nothing changed (see the log above)\n");
     goto out;

@@ -46,6 +46,8 @@ typedef struct hw_daily_recomp {
   int32_t from;
   int64_t recv_cut_ms; /* the fixes received up to here were all committed when it was issued */
   hw_daystats final; /* result */
+  int64_t *seen;      /* result: hw_rowvec_seen (owned) */
+  size_t nseen, seen_cap;
   int has_final;
 } hw_daily_recomp;
 
@@ -209,9 +211,7 @@ static const char hw_q_fixes[] =
     "round(lon * 1e6)::integer, round(speed_kmh::float8 * 10)::bigint, heading, alt_m, status "
     "FROM positions WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond' "
     "AND ts < timestamptz 'epoch' + $2::bigint * interval '1 millisecond' "
-    "AND ($3::text IS NULL OR terminal_id = $3) "
-    "AND ($4::bigint IS NULL OR recv_ts <= timestamptz 'epoch' + $4::bigint * interval '1 millisecond') "
-    "ORDER BY terminal_id, ts";
+    "AND ($3::text IS NULL OR terminal_id = $3) ORDER BY terminal_id, ts";
 
 typedef struct hw_carry {
   char tid[HW_TERMINAL_ID_MAX + 1];
@@ -226,9 +226,9 @@ static int64_t hw_val(const PGresult *r, int col) { return strtoll(PQgetvalue(r,
 
 int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *terminal,
                        int32_t from_day, int32_t to_day, int64_t recv_cut_ms,
-                       hw_daily_row_cb row_cb, hw_daily_final_cb final_cb, void *arg) {
-  char from_s[16], lo_s[24], hi_s[24], cut_s[24];
-  snprintf(cut_s, sizeof cut_s, "%lld", (long long)recv_cut_ms);
+                       hw_daily_seen_cb seen_cb, hw_daily_row_cb row_cb, hw_daily_final_cb final_cb,
+                       void *arg) {
+  char from_s[16], lo_s[24], hi_s[24];
   snprintf(from_s, sizeof from_s, "%d", from_day);
   snprintf(lo_s, sizeof lo_s, "%lld", (long long)hw_cst_day_start(from_day));
   /* An open range ends at 2100 (later device times are never stored: rules/quality.h). */
@@ -263,8 +263,8 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
   if (ncarries > 1)
     qsort(carries, ncarries, sizeof *carries, hw_carry_cmp);
 
-  const char *fp[4] = {lo_s, hi_s, terminal, recv_cut_ms ? cut_s : NULL};
-  if (!PQsendQueryParams(conn, hw_q_fixes, 4, NULL, fp, NULL, NULL, 0) ||
+  const char *fp[3] = {lo_s, hi_s, terminal};
+  if (!PQsendQueryParams(conn, hw_q_fixes, 3, NULL, fp, NULL, NULL, 0) ||
       !PQsetSingleRowMode(conn)) {
     hw_error(HW_DAILY_LOG, terminal, "cannot read positions: %s", PQerrorMessage(conn));
     free(carries);
@@ -302,11 +302,13 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
       f.heading = hd < 0 ? UINT16_MAX : (uint16_t)hd; /* negative smallint: not a heading */
       f.alt_m = (int32_t)hw_val(res, 7);
       f.status = (uint32_t)hw_val(res, 8);
-      int r2 = hw_daystats_feed(cfg, &s, &f, &done);
+      int r2 = seen_cb && f.recv_ms >= recv_cut_ms ? seen_cb(arg, f.ts_ms) : 0;
+      if (r2 == 0)
+        r2 = hw_daystats_feed(cfg, &s, &f, &done);
       if (r2 == 1)
         rc = row_cb(arg, cur, &done);
       else if (r2 < 0)
-        rc = r2; /* cannot happen: the key (terminal_id, ts) orders them strictly */
+        rc = r2; /* -ENOMEM from seen_cb; never out of order: the key orders them strictly */
     } else if (stt != PGRES_SINGLE_TUPLE && stt != PGRES_TUPLES_OK && rc == 0) {
       hw_error(HW_DAILY_LOG, terminal, "cannot read positions: %s", hw_pg_errmsg(res));
       rc = -EIO;
@@ -328,6 +330,23 @@ typedef struct hw_rowvec {
   char tid[HW_TERMINAL_ID_MAX + 1]; /* the one terminal being recomputed */
   hw_daily_recomp *rc;
 } hw_rowvec;
+
+/* Device times of the rows received at or after the recompute's cut: fixes taken while it ran
+ * that it has read already (in ts order, as the rows come). */
+static int hw_rowvec_seen(void *arg, int64_t ts_ms) {
+  hw_rowvec *v = arg;
+  hw_daily_recomp *r = v->rc;
+  if (r->nseen == r->seen_cap) {
+    size_t cap = r->seen_cap ? r->seen_cap * 2 : 16;
+    int64_t *p = realloc(r->seen, cap * sizeof *p);
+    if (!p)
+      return -ENOMEM;
+    r->seen = p;
+    r->seen_cap = cap;
+  }
+  r->seen[r->nseen++] = ts_ms;
+  return 0;
+}
 
 static int hw_rowvec_push(void *arg, const char *t, const hw_day_figures *f) {
   hw_rowvec *v = arg;
@@ -410,7 +429,8 @@ static void hw_daily_work(uv_work_t *w) {
     hw_rowvec v = {.rc = &j->rc[i]};
     snprintf(v.tid, sizeof v.tid, "%s", j->rc[i].tid);
     rc = hw_daily_recompute(c, &ds->cfg.stats, v.tid, j->rc[i].from, INT32_MAX,
-                            j->rc[i].recv_cut_ms, hw_rowvec_push, hw_rowvec_final, &v);
+                            j->rc[i].recv_cut_ms, hw_rowvec_seen, hw_rowvec_push, hw_rowvec_final,
+                            &v);
     if (rc == 0 && v.n)
       rc = hw_daily_upsert(c, v.tids, v.rows, v.n);
     j->written += v.n;
@@ -440,6 +460,11 @@ static int hw_state_keep_done(hw_daily_state *st, const hw_day_figures *f) {
   return 0;
 }
 
+static int hw_ts_cmp(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 static void hw_daily_send(hw_daily_store *ds);
 static int hw_daily_mark(hw_daily_state *st, int32_t from, uint64_t ack_seq);
 static int hw_daily_take(hw_daily_store *ds, hw_daily_state *st, const hw_fix *f, uint64_t ack_seq);
@@ -460,9 +485,13 @@ static void hw_daily_settle(hw_daily_store *ds, hw_terminal *t, hw_daily_state *
   }
   for (size_t i = 0; i < st->npend; i++) {
     const hw_fix *f = &st->pend[i];
-    /* Received at or before the cut (a clock step back): it may be in the result already. */
-    int rc = f->recv_ms <= r->recv_cut_ms ? hw_daily_mark(st, hw_cst_day(f->ts_ms), st->pend_acks)
-                                          : hw_daily_take(ds, st, f, st->pend_acks);
+    /* Committed before the recompute read positions: in the result already (or a duplicate of a
+     * row that is). Any other fix the result has read makes the replay out of order (the state
+     * has passed its time), so the terminal is recomputed again: never counted twice. */
+    int in = ok && r->nseen && bsearch(&f->ts_ms, r->seen, r->nseen, sizeof *r->seen, hw_ts_cmp);
+    if (in)
+      continue;
+    int rc = hw_daily_take(ds, st, f, st->pend_acks);
     if (rc)
       hw_error(HW_DAILY_LOG, t->id, "fix at %lld not counted: %s", (long long)f->ts_ms, strerror(-rc));
   }
@@ -503,9 +532,11 @@ static void hw_daily_after(uv_work_t *w, int status) {
         hw_error(HW_DAILY_LOG, t->id, "out of memory: day %d not written", j->rows[i].f.day);
     }
   }
-  for (size_t i = 0; i < j->nrc; i++)
+  for (size_t i = 0; i < j->nrc; i++) {
     if (j->rc[i].t->daily)
       hw_daily_settle(ds, j->rc[i].t, j->rc[i].t->daily, &j->rc[i], ok);
+    free(j->rc[i].seen);
+  }
   free(j->rows);
   free(j->rc);
   free(j);

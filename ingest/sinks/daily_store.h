@@ -9,9 +9,10 @@
  * hw_daily_store_put), its days from then on are recomputed from `positions` with the same
  * accumulator, starting from the carry of the row before (hw_daily_recompute, also what
  * `haulwatch report rebuild` runs). Until the recompute is issued, later fixes only widen the
- * dirty range; once it is, it reads the fixes received up to the terminal's latest receipt time
- * then, and the fixes taken while it runs wait in memory and are replayed onto its result (one
- * received at or before that time, after a clock step back, makes the terminal dirty again).
+ * dirty range; once it is, the fixes taken while it runs wait in memory and are replayed onto its
+ * result, except those it read already (committed in time: it reports the device times of the
+ * fixes received at or after the terminal's latest receipt time at issue). A replayed fix the
+ * result has passed (out of order) makes the terminal dirty again.
  *
  * Database work (writes and recomputes) runs on a libuv worker thread with its own blocking
  * connection, one job at a time, so the loop never waits on PostgreSQL. If a job fails its rows
@@ -68,12 +69,15 @@ typedef void (*hw_daily_final_cb)(void *arg, const char *t, const hw_daystats *s
 /* Recomputes the days [from_day, to_day] (GMT+8 day numbers; to_day INT32_MAX: open) of one
  * terminal (NULL: every terminal with fixes in the range) from `positions`, each terminal's track
  * starting from the carry of its latest vehicle_daily row before from_day. Streams the fixes
- * (single-row mode). recv_cut_ms > 0: only the fixes received up to then (the daemon's
- * recompute, which replays later ones itself); 0: all. 0 or -EIO (logged) or what a callback
+ * (single-row mode). seen_cb (may be NULL) learns which fixes received since recv_cut_ms it
+ * read (the daemon's recompute, to replay only the others). 0 or -EIO (logged) or what a callback
  * returned. */
+/* Called with the device time of each fix read whose receipt time is at or after recv_cut_ms. */
+typedef int (*hw_daily_seen_cb)(void *arg, int64_t ts_ms);
 int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *terminal,
                        int32_t from_day, int32_t to_day, int64_t recv_cut_ms,
-                       hw_daily_row_cb row_cb, hw_daily_final_cb final_cb, void *arg) HW_MUST_CHECK;
+                       hw_daily_seen_cb seen_cb, hw_daily_row_cb row_cb,
+                       hw_daily_final_cb final_cb, void *arg) HW_MUST_CHECK;
 
 /* Upserts rows (terminal ids tids[i], figures rows[i]) into vehicle_daily in one statement per
  * chunk; 0 or -EIO/-ENOMEM (logged). */
