@@ -58,3 +58,34 @@ size_t hw_utf8_truncate(char *dst, size_t cap, const char *s, size_t len) {
   dst[n] = '\0';
   return n;
 }
+
+size_t hw_utf8_display_width(const char *s) {
+  size_t w = 0, len = strlen(s);
+  const uint8_t *p = (const uint8_t *)s;
+  while (len) {
+    size_t k = hw_utf8_char(p, len);
+    uint32_t cp;
+    if (k == 0) {
+      cp = '?';
+      k = 1;
+    } else if (k == 1) {
+      cp = p[0];
+    } else if (k == 2) {
+      cp = ((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f);
+    } else if (k == 3) {
+      cp = ((uint32_t)(p[0] & 0x0f) << 12) | ((uint32_t)(p[1] & 0x3f) << 6) | (p[2] & 0x3f);
+    } else {
+      cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3f) << 12) |
+           ((uint32_t)(p[2] & 0x3f) << 6) | (p[3] & 0x3f);
+    }
+    w += (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
+                 (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
+                 (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
+                 (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x20000 && cp <= 0x3fffd)
+             ? 2
+             : 1;
+    p += k;
+    len -= k;
+  }
+  return w;
+}

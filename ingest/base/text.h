@@ -22,4 +22,8 @@ int hw_utf8_valid(const char *s, size_t len);
  * invalid s is cut at a byte boundary no worse than it came. */
 size_t hw_utf8_truncate(char *dst, size_t cap, const char *s, size_t len);
 
+/* Columns the NUL-terminated UTF-8 string s takes in a terminal: East Asian wide and full-width
+ * characters take two, everything else one (an ill-formed byte counts as one). */
+size_t hw_utf8_display_width(const char *s);
+
 #endif

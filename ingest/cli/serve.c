@@ -53,6 +53,11 @@ typedef struct hw_serve_config {
   uint32_t offline_dist_m;
   uint32_t late_hold_s;
   uint32_t refusal_retention_days;
+  uint32_t daily;
+  uint32_t daily_flush_s;
+  uint32_t track_gap_s;
+  uint32_t drift_kmh;
+  uint32_t qualified_max_speed_kmh;
   char log_level[8];
   char metrics_listen[64];
   uint32_t metrics_max_connections;
@@ -91,6 +96,12 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, offline_gap_s, HW_XSTR(HW_RULES_DEF_OFFLINE_GAP_S), 60, 86400 * 7, NULL, "silence longer than this with displacement is offline_displacement, s"),
     HW_OPT_N(C, offline_dist_m, HW_XSTR(HW_RULES_DEF_OFFLINE_DIST_M), 100, 1000000, NULL, "... when the vehicle reappears at least this far away, m"),
     HW_OPT_N(C, late_hold_s, HW_XSTR(HW_RULES_DEF_HOLD_S), 0, 86400, NULL, "how long fixes after a gap wait for back-filled data before the gap is judged, s"),
+    /* The assessment's daily figures (README, "KPIs"); report rebuild reads the same settings. */
+    HW_OPT_B(C, daily, "true", "keep the daily figures per vehicle (vehicle_daily) for the KPIs"),
+    HW_OPT_N(C, daily_flush_s, HW_XSTR(HW_DAILY_DEF_FLUSH_S), 1, 86400, NULL, "write the daily figures this often, s"),
+    HW_OPT_N(C, track_gap_s, HW_XSTR(HW_DAYSTATS_DEF_TRACK_GAP_S), 1, 86400, NULL, "KPIs: a track segment longer than this is incomplete, s"),
+    HW_OPT_N(C, drift_kmh, HW_XSTR(HW_DAYSTATS_DEF_DRIFT_KMH), 1, 100000, NULL, "KPIs: a fix implying more than this speed from the last good one is drift, km/h"),
+    HW_OPT_N(C, qualified_max_speed_kmh, HW_XSTR(HW_DAYSTATS_DEF_MAX_SPEED_KMH), 1, 2000, NULL, "KPIs: a record reporting more than this speed is unqualified, km/h"),
     HW_OPT_N(C, refusal_retention_days, "90", 0, 36500, NULL, "delete auth_refusals rows whose last attempt is older than this, days (0: keep)"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
@@ -228,6 +239,11 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
           st.redis.connected, st.redis.dirty, (unsigned long long)st.redis.writes,
           (unsigned long long)st.redis.events_published, (unsigned long long)st.redis.publishes);
   d->last_rows = st.pg.rows_committed;
+  hw_info("stats", NULL, "daily fixes_incremental=%llu fixes_deferred=%llu recomputes=%llu "
+          "rows_written=%llu jobs=%llu job_failures=%llu",
+          (unsigned long long)st.daily.fixes_incremental, (unsigned long long)st.daily.fixes_deferred,
+          (unsigned long long)st.daily.recomputes, (unsigned long long)st.daily.rows_written,
+          (unsigned long long)st.daily.jobs, (unsigned long long)st.daily.job_failures);
   hw_server_stats ss;
   hw_server_get_stats(d->server, &ss);
   hw_info("stats", NULL, "net unauthenticated=%llu accepted=%llu refused_max_connections=%llu "
@@ -302,6 +318,13 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
   pc.rules_cfg.offline_gap_s = cfg->offline_gap_s;
   pc.rules_cfg.offline_dist_m = cfg->offline_dist_m;
   pc.rules_cfg.hold_s = cfg->late_hold_s;
+  pc.daily = (int)cfg->daily;
+  pc.daily_cfg.flush_ms = cfg->daily_flush_s * 1000u;
+  hw_daystats_config_default(&pc.daily_cfg.stats);
+  pc.daily_cfg.stats.max_future_ms = (int64_t)cfg->max_future_s * 1000;
+  pc.daily_cfg.stats.track_gap_ms = (int64_t)cfg->track_gap_s * 1000;
+  pc.daily_cfg.stats.drift_dkmh = cfg->drift_kmh * 10;
+  pc.daily_cfg.stats.max_speed_dkmh = cfg->qualified_max_speed_kmh * 10;
   if ((rc = hw_pipeline_start(&d->pipeline, d->loop, &pc))) {
     d->pipeline = NULL; /* closing by itself */
     hw_error("serve", NULL, "cannot start the pipeline: %s", strerror(-rc));

@@ -34,6 +34,10 @@ struct hw_pipeline {
   hw_violation_store *vstore;
   hw_violation_relay *relay;
   hw_rule_store *rstore;
+  hw_daily_store *daily;  /* NULL when off */
+  /* Acks added to the writer and acks it reported durable (in the same order): a fix is
+   * committed once the ack after it is (the daily figures wait for that before reading it). */
+  uint64_t acks_added, acks_durable;
   uv_timer_t tick;        /* initialised when tick.data is set */
   hw_quality_config quality; /* rules off: static checks only */
   uint64_t fixes_flagged, acks_delivered, pauses, violation_events;
@@ -58,6 +62,9 @@ static void hw_pipeline_flow_report(hw_pipeline *p, hw_pipeline_flow ev) {
 static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) {
   hw_pipeline *p = arg;
   int64_t now = n ? hw_now_ms() : 0; /* one clock read per commit, not per ack */
+  p->acks_durable += n;
+  if (p->daily)
+    hw_daily_store_durable(p->daily, p->acks_durable);
   for (size_t i = 0; i < n; i++) {
     const hw_ack_ref *a = &acks[i];
     /* An ack meant for a connection that has since gone is dropped by the session layer: the
@@ -199,6 +206,13 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
     p->tick.data = p;
     uv_timer_start(&p->tick, hw_pipeline_on_tick, HW_RULES_TICK_MS, HW_RULES_TICK_MS);
   }
+  if (cfg->daily) {
+    hw_daily_store_config dc = cfg->daily_cfg;
+    dc.conninfo = cfg->pg_conninfo_control;
+    if ((rc = HW_FAULT("pipeline.daily_store")) ||
+        (rc = hw_daily_store_start(&p->daily, loop, &dc, p->registry)))
+      goto fail;
+  }
   *out = p;
   return 0;
 fail:
@@ -234,6 +248,9 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     unsigned flags = t->has_latest && g.ts_ms <= t->latest.ts_ms ? HW_PG_ROW_MAYBE_DUP : 0;
     if ((rc = hw_pg_writer_add_flags(p->pg, t->id, &g, flags)))
       return rc;
+    /* Committed once the ack added below (number acks_added + 1) is durable. */
+    if (p->daily && (rc = hw_daily_store_put(p->daily, t, &g, p->acks_added + 1)))
+      hw_warn("daily", t->id, "fix at %lld not counted: %s", (long long)g.ts_ms, strerror(-rc));
     if (hw_fix_trusted(&g))
       hw_redis_state_put(p->redis, t, &g);
     else
@@ -243,6 +260,7 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
   ack.recv_ms = n ? fixes[0].recv_ms : 0;
   if ((rc = hw_pg_writer_add_ack(p->pg, &ack)))
     return rc;
+  p->acks_added++;
   if (!p->throttled && hw_pg_writer_backlog(p->pg) >= p->cfg.high_water) {
     p->throttled = 1;
     p->pauses++;
@@ -267,6 +285,8 @@ void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
     hw_rule_store_get_stats(p->rstore, &out->rule_store);
   if (p->vstore)
     hw_violation_store_get_stats(p->vstore, &out->violations);
+  if (p->daily)
+    hw_daily_store_get_stats(p->daily, &out->daily);
   if (p->pg) {
     hw_pg_writer_get_stats(p->pg, &out->pg);
     out->backlog = hw_pg_writer_backlog(p->pg);
@@ -357,6 +377,11 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
   if (p->redis) {
     p->pending_stops++;
     hw_redis_state_stop(p->redis, hw_pipeline_stopped_one, p);
+  }
+  /* Written at a clean stop too (the writer has drained: every fix it took is committed). */
+  if (p->daily) {
+    p->pending_stops++;
+    hw_daily_store_stop(p->daily, hw_pipeline_stopped_one, p);
   }
   hw_pipeline_stopped_one(p);
 }

@@ -13,6 +13,7 @@
 #include "sinks/redis_state.h"
 #include "sinks/rule_store.h"
 #include "sinks/violation_store.h"
+#include "sinks/daily_store.h"
 #include "rules/rules.h"
 #include "net/session.h"
 
@@ -42,6 +43,10 @@ typedef struct hw_pipeline_config {
   int rules;
   hw_rules_config rules_cfg;
   uint32_t zone_cell_e6;       /* zone index grid cell, 1e-6 degrees */
+  /* The assessment's daily figures per vehicle (sinks/daily_store.h); off = not kept. Its
+   * conninfo is pg_conninfo_control. */
+  int daily;
+  hw_daily_store_config daily_cfg;
 } hw_pipeline_config;
 
 /* Ack kinds (hw_ack_ref.kind). Protobuf: token is the highest seq the connection sent so far. */
@@ -80,6 +85,7 @@ typedef struct hw_pipeline_stats {
   hw_redis_state_stats redis;
   hw_rule_store_stats rule_store;       /* zero when the rules are off */
   hw_violation_store_stats violations;  /* zero when the rules are off */
+  hw_daily_store_stats daily;           /* zero when the daily figures are off */
   size_t backlog;
   int throttled;                        /* above high_water, not yet back below low_water */
   int ready;                            /* hw_pipeline_ready */

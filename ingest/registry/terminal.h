@@ -10,6 +10,7 @@
 
 struct hw_session;
 struct hw_rule_state;
+struct hw_daily_state;
 struct hw_vehicle;
 
 typedef struct hw_terminal {
@@ -30,6 +31,8 @@ typedef struct hw_terminal {
    * the rules' per-vehicle state (owned by the rules engine). */
   const struct hw_vehicle *vehicle;
   struct hw_rule_state *rules;
+  /* The assessment's daily figures being kept for it (sinks/daily_store.c), or NULL. */
+  struct hw_daily_state *daily;
 
   /* The driver at the wheel as the terminal last reported it (JT/T 808 0x0702 IC card), kept
    * here rather than on the connection because the card stays in across reconnects. A fix whose

@@ -161,7 +161,7 @@ static void test_every_step_fails_rules_on(void **state) {
   static const char *const steps[] = {
       "serve.auth", "pipeline.pg_writer", "pipeline.redis_state", "pipeline.rules",
       "pipeline.violation_store", "pipeline.rule_store", "pipeline.violation_relay",
-      "pipeline.registry_cache", "pipeline.restore_rules", "serve.server", "serve.listen",
+      "pipeline.registry_cache", "pipeline.daily_store", "pipeline.restore_rules", "serve.server", "serve.listen",
       "serve.listen_jt808", "serve.metrics"};
   every_step_fails_in_turn(1, steps, HW_ARRAY_SIZE(steps));
 }
@@ -169,7 +169,7 @@ static void test_every_step_fails_rules_on(void **state) {
 static void test_every_step_fails_rules_off(void **state) {
   (void)state;
   static const char *const steps[] = {"serve.auth", "pipeline.pg_writer", "pipeline.redis_state",
-                                      "serve.server", "serve.listen", "serve.listen_jt808",
+                                      "pipeline.daily_store", "serve.server", "serve.listen", "serve.listen_jt808",
                                       "serve.metrics"};
   every_step_fails_in_turn(0, steps, HW_ARRAY_SIZE(steps));
 }
