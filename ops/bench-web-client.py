@@ -20,10 +20,13 @@ process of their own, never the load generator's.
         Waits until GET /readyz answers 200 (30 s at most).
 
     python3 ops/bench-web-client.py sse --port P --token T --clients N
-        N connections to GET /api/v1/stream. Prints "ready" once every one has its 200, then reads them all (one thread, selectors) until SIGTERM or SIGINT, and
-        prints: sse clients=N events=.. bytes=.. min_events=.. max_events=.. closed=..
-        (events: "event: position" and "event: violation" frames received; closed: streams the
-        server ended, e.g. a client dropped as slow).
+        N connections to GET /api/v1/stream. Prints "ready" once every one has its 200, then
+        reads them all (one thread, selectors) until SIGTERM or SIGINT, after which it reads on
+        until 1 s passes without data (what was sent is received), and prints:
+          sse clients=N events=.. bytes=.. min_events=.. max_events=.. closed=.. client_cpu_s=..
+        (events: "event: position" and "event: violation" frames received, per client the
+        fewest and most; closed: streams the server ended, e.g. a client dropped as slow;
+        cpu_s: this process's CPU time).
 """
 import argparse
 import http.client
@@ -171,8 +174,14 @@ def sse(a):
     for i, s in enumerate(socks):
         sel.register(s, selectors.EVENT_READ, i)
     total_bytes, closed = 0, 0
-    while not stop and closed < len(socks):
-        for key, _ in sel.select(timeout=0.5):
+    idle_since = None  # after the stop signal: read on until 1 s passes without data
+    while closed < len(socks):
+        if stop and idle_since is None:
+            idle_since = time.monotonic()
+        if idle_since is not None and time.monotonic() - idle_since > 1.0:
+            break
+        for key, _ in sel.select(timeout=0.2):
+            idle_since = time.monotonic() if stop else None
             i = key.data
             try:
                 chunk = key.fileobj.recv(1 << 18)
@@ -190,8 +199,9 @@ def sse(a):
             tails[i] = buf[-(len(pat) - 1):]
     for s in socks:
         s.close()
-    print("sse clients=%d events=%d bytes=%d min_events=%d max_events=%d closed=%d"
-          % (len(socks), sum(counts), total_bytes, min(counts), max(counts), closed), flush=True)
+    print("sse clients=%d events=%d bytes=%d min_events=%d max_events=%d closed=%d client_cpu_s=%.1f"
+          % (len(socks), sum(counts), total_bytes, min(counts), max(counts), closed, time.process_time()),
+          flush=True)
 
 
 def main():
