@@ -23,9 +23,10 @@ process of their own, never the load generator's.
         N connections to GET /api/v1/stream. Prints "ready" once every one has its 200, then
         reads them all (one thread, selectors) until SIGTERM or SIGINT, after which it reads on
         until 1 s passes without data (what was sent is received), and prints:
-          sse clients=N events=.. bytes=.. min_events=.. max_events=.. closed=.. client_cpu_s=..
-        (events: "event: position" and "event: violation" frames received, per client the
-        fewest and most; closed: streams the server ended, e.g. a client dropped as slow;
+          sse clients=N events=.. bytes=.. min_events=.. max_events=.. min_positions=..
+              max_positions=.. closed=.. client_cpu_s=..
+        (events: "event: position" and "event: violation" frames received, in all and per
+        client the fewest and most; positions: the "event: position" frames, per client; closed: streams the server ended, e.g. a client dropped as slow;
         cpu_s: this process's CPU time).
 """
 import argparse
@@ -150,7 +151,8 @@ def sse(a):
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     req = ("GET /api/v1/stream HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer %s\r\n"
            "Accept: text/event-stream\r\n\r\n" % a.token).encode()
-    pat = b"\nevent: "  # every frame: "id: ..\nevent: position|violation\ndata: ..\n\n"
+    # every frame: "id: ..\nevent: position|violation\ndata: ..\n\n"
+    pats = (b"\nevent: ", b"\nevent: position\n")  # all events, position events
     socks, counts, tails = [], [], []
     for i in range(a.clients):
         s = socket.create_connection(("127.0.0.1", a.port), timeout=20)
@@ -167,8 +169,8 @@ def sse(a):
         rest = head.split(b"\r\n\r\n", 1)[1]
         s.setblocking(False)
         socks.append(s)
-        counts.append(rest.count(pat))
-        tails.append(rest[-(len(pat) - 1):])
+        counts.append([rest.count(p) for p in pats])
+        tails.append([rest[-(len(p) - 1):] for p in pats])
     print("ready", flush=True)
     sel = selectors.DefaultSelector()
     for i, s in enumerate(socks):
@@ -194,14 +196,18 @@ def sse(a):
                 closed += 1
                 continue
             total_bytes += len(chunk)
-            buf = tails[i] + chunk  # a pattern split between two reads counts once
-            counts[i] += buf.count(pat)
-            tails[i] = buf[-(len(pat) - 1):]
+            for k, p in enumerate(pats):
+                buf = tails[i][k] + chunk  # a pattern split between two reads counts once
+                counts[i][k] += buf.count(p)
+                tails[i][k] = buf[-(len(p) - 1):]
     for s in socks:
         s.close()
-    print("sse clients=%d events=%d bytes=%d min_events=%d max_events=%d closed=%d client_cpu_s=%.1f"
-          % (len(socks), sum(counts), total_bytes, min(counts), max(counts), closed, time.process_time()),
-          flush=True)
+    ev = [c[0] for c in counts]
+    pos = [c[1] for c in counts]
+    print("sse clients=%d events=%d bytes=%d min_events=%d max_events=%d min_positions=%d "
+          "max_positions=%d closed=%d client_cpu_s=%.1f"
+          % (len(socks), sum(ev), total_bytes, min(ev), max(ev), min(pos), max(pos), closed,
+             time.process_time()), flush=True)
 
 
 def main():
