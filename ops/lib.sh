@@ -13,7 +13,7 @@ HW_PG_BIN=${HW_PG_BIN:-/usr/lib/postgresql/15/bin}
 HW_DEPS=(build-essential cmake pkg-config libuv1-dev libpq-dev libprotobuf-c-dev
   protobuf-c-compiler libhiredis-dev libinih-dev libsodium-dev uthash-dev libcmocka-dev
   libcjson-dev libcsv-dev libxlsxwriter-dev unzip
-  node-llhttp prometheus
+  node-llhttp prometheus haproxy openssl python3
   postgresql-15 postgresql-15-postgis-3 redis-server redis-tools clang libclang-rt-14-dev
   nodejs npm chromium fonts-wqy-microhei)
 
@@ -210,15 +210,16 @@ hw_stop_recorded() {
   done
 }
 
-# Ports in use on this machine, any state, IPv4 and IPv6, one a line.
+# Ports in use on this machine, any state, IPv4 and IPv6, one a line. awk, not a bash read loop:
+# after a benchmark's 10,000 connections /proc/net/tcp holds as many TIME_WAIT lines, and bash
+# reading a /proc file line by line took close to a minute.
 hw_used_ports() {
-  local f sl local_addr rest
+  local f
   for f in /proc/net/tcp /proc/net/tcp6; do
     [ -r "$f" ] || continue
-    while read -r sl local_addr rest; do
-      [ "$sl" = sl ] && continue
-      printf '%d\n' "$((16#${local_addr##*:}))"
-    done <"$f"
+    awk 'NR > 1 { n = split($2, a, ":"); v = 0; h = toupper(a[n])
+      for (i = 1; i <= length(h); i++) v = v * 16 + index("0123456789ABCDEF", substr(h, i, 1)) - 1
+      print v }' "$f"
   done
 }
 
