@@ -120,6 +120,8 @@ static void hw_pipeline_on_registry(void *arg, const hw_registry_snapshot *now,
                                     const hw_registry_snapshot *old) {
   hw_pipeline *p = arg;
   (void)old;
+  if (!p->rules) /* the snapshot only names vehicles (t->vehicle, bound by the cache) */
+    return;
   hw_zone_index *ix = NULL;
   int rc = hw_zone_index_build(now->zones, now->nzones, p->cfg.zone_cell_e6, &ix);
   if (rc) {
@@ -198,14 +200,16 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
     if ((rc = HW_FAULT("pipeline.violation_relay")) ||
         (rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg)))
       goto fail;
-    if ((rc = HW_FAULT("pipeline.registry_cache")) ||
-        (rc = hw_registry_cache_start(&p->cache, loop, cfg->pg_conninfo_control, p->registry,
-                                      hw_pipeline_on_registry, p)))
-      goto fail;
     uv_timer_init(loop, &p->tick);
     p->tick.data = p;
     uv_timer_start(&p->tick, hw_pipeline_on_tick, HW_RULES_TICK_MS, HW_RULES_TICK_MS);
   }
+  /* With the rules off too: the latest state published for the live feed names each vehicle's
+   * region and enterprise (sinks/redis_state.c), and a region-scoped viewer sees only those. */
+  if ((rc = HW_FAULT("pipeline.registry_cache")) ||
+      (rc = hw_registry_cache_start(&p->cache, loop, cfg->pg_conninfo_control, p->registry,
+                                    hw_pipeline_on_registry, p)))
+    goto fail;
   if (cfg->daily) {
     hw_daily_store_config dc = cfg->daily_cfg;
     dc.conninfo = cfg->pg_conninfo_control;

@@ -577,6 +577,43 @@ static void test_hundred_clients_cost_daemon_nothing(void **state) {
   redisFree(r);
 }
 
+/* With the rules off the daemon still names each vehicle's region in what it publishes (the
+ * registry is loaded for the live feed alone), so a region-scoped user still sees its vehicles:
+ * the region-less event of an unbound vehicle would be filtered out of its feed. Last: it
+ * replaces the daemon. */
+static void test_rules_off_still_scoped(void **state) {
+  (void)state;
+  assert_int_equal(hw_test_stop_pid(env.daemon_pid), 0);
+  env.daemon_pid = 0;
+  for (int k = 0; k < 3; k++) {
+    pbc_close(trucks[k]);
+    trucks[k] = NULL;
+  }
+  const char *argv[] = {"serve",          "--listen", env.listen_addr, "--pg", env.conninfo,
+                        "--redis",        env.redis_addr, "--batch-ms", "20",
+                        "--redis-flush-ms", "100",  "--rules=off", NULL};
+  env.daemon_pid = hw_test_spawn(argv, logfile);
+  assert_int_equal(hw_test_wait_port(env.port, 15000), 0);
+  trucks[0] = hw_test_pb_login(env.port, tids[0], tokens[0]);
+  assert_non_null(trucks[0]);
+  sclient *city = sse_connect("320100", NULL, 0);
+  hw_test_loop_run_for(&W.l, 100);
+  /* The registry loads once the loop runs; fixes before that publish no region. */
+  int seen = 0;
+  for (int i = 0; i < 50 && !seen; i++) {
+    send_fix(0, 100 + i);
+    hw_test_loop_run_for(&W.l, 200);
+    evlist l;
+    parse(city, &l);
+    seen = count_of(&l, "position", "sse_a") > 0;
+    if (seen)
+      assert_non_null(strstr(l.v[l.n - 1].data, "\"region\":\"320102\""));
+    evlist_free(&l);
+  }
+  assert_true(seen);
+  sse_close(city);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_positions_scoped),
@@ -584,6 +621,7 @@ int main(void) {
       cmocka_unit_test(test_resume),
       cmocka_unit_test(test_slow_client_dropped),
       cmocka_unit_test(test_hundred_clients_cost_daemon_nothing),
+      cmocka_unit_test(test_rules_off_still_scoped),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
