@@ -1,0 +1,224 @@
+/* JT/T 809 against a fresh database: `haulwatch platform add|list|disable` (the password kept
+ * only as an argon2id string that verifies the password and nothing else, every bad argument
+ * refused with nothing stored, the access code unique) and what schema/013_jt809.sql accepts:
+ * platform_links rows, auth_refusals of protocol 'jt809', positions under a
+ * jt809:ACCESSCODE:PLATE:COLOUR id while terminals and vehicles keep their narrow ids. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+#define DB "hw_test_jt809"
+
+static char conninfo[512];
+static PGconn *db;
+
+/* `haulwatch ARGS...`; returns its exit status. */
+static int run_cli(const char *const *argv) {
+  pid_t pid = hw_test_spawn(argv, "test_jt809.cli.log");
+  return hw_test_wait_exit(pid, 20000);
+}
+
+/* `printf %s INPUT | haulwatch ARGS...` through sh, so the password comes on standard input. */
+static int run_cli_stdin(const char *input, const char *args) {
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd, "printf '%%s' '%s' | '%s' %s --pg '%s'", input, HW_BINARY, args,
+           conninfo);
+  const char *argv[] = {"sh", "-c", cmd, NULL};
+  pid_t pid = hw_test_exec("/bin/sh", argv, "test_jt809.cli.log");
+  return hw_test_wait_exit(pid, 20000);
+}
+
+static long scalar(const char *sql) { return hw_test_pg_scalar(db, sql); }
+
+/* 1 when the stored hash of platform id verifies password. */
+static int hash_verifies(const char *id, const char *password) {
+  char hash[256];
+  hw_test_pg_text(db, hash, sizeof hash, "SELECT password_hash FROM platforms WHERE id = '%s'", id);
+  assert_true(strncmp(hash, "$argon2id$", 10) == 0);
+  return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+static int setup(void **state) {
+  (void)state;
+  assert_true(sodium_init() >= 0);
+  hw_test_fresh_db(DB, conninfo, sizeof conninfo);
+  db = hw_test_pg_connect(conninfo);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  PQfinish(db);
+  return 0;
+}
+
+static void platform_add(void **state) {
+  (void)state;
+  const char *a1[] = {"platform", "add", "ent1", "--user-id", "70001", "--password", "pw12345",
+                      "--center-id", "3300001", "--version", "2011", "--m1", "10000000",
+                      "--ia1", "20000000", "--ic1", "30000000", "--allow-addr", "127.0.0.1",
+                      "--pg", conninfo, NULL};
+  assert_int_equal(run_cli(a1), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM platforms WHERE id = 'ent1' AND user_id = 70001 "
+                          "AND center_id = 3300001 AND version = 2011 AND m1 = 10000000 AND "
+                          "ia1 = 20000000 AND ic1 = 30000000 AND allow_addr = '127.0.0.1' AND "
+                          "NOT disabled"),
+                   1);
+  assert_true(hash_verifies("ent1", "pw12345"));
+  assert_false(hash_verifies("ent1", "pw1234"));
+  assert_false(hash_verifies("ent1", "pw123456"));
+  /* The password itself appears nowhere in the row. */
+  assert_int_equal(scalar("SELECT count(*) FROM platforms p WHERE p::text LIKE '%pw12345%'"), 0);
+
+  /* From standard input, one trailing newline dropped; defaults: 2019, no keys, any address. */
+  assert_int_equal(run_cli_stdin("secret8\n", "platform add nat --user-id 4294967295 "
+                                              "--password-stdin --center-id 0"),
+                   0);
+  assert_int_equal(scalar("SELECT count(*) FROM platforms WHERE id = 'nat' AND user_id = "
+                          "4294967295 AND center_id = 0 AND version = 2019 AND m1 IS NULL AND "
+                          "ia1 IS NULL AND ic1 IS NULL AND allow_addr IS NULL"),
+                   1);
+  assert_true(hash_verifies("nat", "secret8"));
+  assert_false(hash_verifies("nat", "secret8\n"));
+}
+
+static void platform_add_refused(void **state) {
+  (void)state;
+  long before = scalar("SELECT count(*) FROM platforms");
+  /* Each: exit 2 (usage) or 1 (refused by the database), nothing stored. */
+  static const char *const bad[][16] = {
+      {"platform", "add", "x1", "--user-id", "1", "--password", "123456789", "--center-id", "9"},
+      {"platform", "add", "x2", "--user-id", "1", "--password", "p", "--center-id", "4294967296"},
+      {"platform", "add", "x3", "--user-id", "-1", "--password", "p", "--center-id", "9"},
+      {"platform", "add", "x4", "--password", "p", "--center-id", "9"},
+      {"platform", "add", "x5", "--user-id", "1", "--password", "p"},
+      {"platform", "add", "x6", "--user-id", "1", "--password", "p", "--center-id", "9", "--m1",
+       "1", "--ia1", "2"},
+      {"platform", "add", "x7", "--user-id", "1", "--password", "p", "--center-id", "9",
+       "--version", "2013"},
+      {"platform", "add", "x8", "--user-id", "1", "--password", "p", "--center-id", "9",
+       "--allow-addr", "10.0.0.300"},
+      {"platform", "add", "bad id", "--user-id", "1", "--password", "p", "--center-id", "9"},
+      {"platform", "add", "x9", "--user-id", "1", "--center-id", "9"},
+      /* The access code names the platform on the wire: a second one is refused. */
+      {"platform", "add", "x10", "--user-id", "1", "--password", "p", "--center-id", "3300001"},
+      {"platform", "add", "ent1", "--user-id", "1", "--password", "p", "--center-id", "77"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *argv[20];
+    size_t n = 0;
+    while (n < 16 && bad[i][n])
+      argv[n] = bad[i][n], n++;
+    argv[n++] = "--pg";
+    argv[n++] = conninfo;
+    argv[n] = NULL;
+    int rc = run_cli(argv);
+    if (rc != 1 && rc != 2)
+      fail_msg("case %zu exited %d", i, rc);
+  }
+  /* Both at once, and an empty password on stdin. */
+  assert_int_equal(run_cli_stdin("pw", "platform add x11 --user-id 1 --password-stdin "
+                                       "--password pw --center-id 11"),
+                   2);
+  assert_int_equal(run_cli_stdin("\n", "platform add x12 --user-id 1 --password-stdin "
+                                       "--center-id 12"),
+                   2);
+  assert_int_equal(scalar("SELECT count(*) FROM platforms"), before);
+  assert_true(hash_verifies("ent1", "pw12345"));
+}
+
+static void platform_list_disable(void **state) {
+  (void)state;
+  /* An open main link makes a platform online in the list. */
+  assert_int_equal(scalar("INSERT INTO platform_links (platform, link, remote_addr) VALUES "
+                          "('ent1', 'main', '127.0.0.1:5000') RETURNING 1"),
+                   1);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "'%s' platform list --pg '%s' > test_jt809.list.txt", HW_BINARY,
+           conninfo);
+  const char *argv[] = {"sh", "-c", cmd, NULL};
+  assert_int_equal(hw_test_wait_exit(hw_test_exec("/bin/sh", argv, NULL), 20000), 0);
+  FILE *f = fopen("test_jt809.list.txt", "r");
+  assert_non_null(f);
+  char line[256];
+  int saw_ent1 = 0, saw_nat = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (!strncmp(line, "ent1 ", 5)) {
+      saw_ent1 = 1;
+      assert_non_null(strstr(line, "3300001"));
+      assert_non_null(strstr(line, "keys"));
+      assert_non_null(strstr(line, "127.0.0.1"));
+      assert_non_null(strstr(line, "online"));
+    }
+    if (!strncmp(line, "nat ", 4)) {
+      saw_nat = 1;
+      assert_non_null(strstr(line, "any"));
+      assert_non_null(strstr(line, "offline"));
+    }
+  }
+  fclose(f);
+  assert_true(saw_ent1 && saw_nat);
+
+  const char *d[] = {"platform", "disable", "nat", "--pg", conninfo, NULL};
+  assert_int_equal(run_cli(d), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM platforms WHERE disabled"), 1);
+  assert_int_equal(scalar("SELECT count(*) FROM platforms WHERE id = 'nat' AND disabled"), 1);
+  const char *d2[] = {"platform", "disable", "nobody", "--pg", conninfo, NULL};
+  assert_int_equal(run_cli(d2), 1);
+}
+
+/* What the schema takes and refuses. */
+static void schema_rules(void **state) {
+  (void)state;
+  PGresult *r;
+#define REFUSED(sql)                                              \
+  do {                                                            \
+    r = PQexec(db, sql);                                          \
+    assert_int_equal(PQresultStatus(r), PGRES_FATAL_ERROR);       \
+    PQclear(r);                                                   \
+  } while (0)
+  REFUSED("INSERT INTO platform_links (platform, link) VALUES ('ent1', 'side')");
+  REFUSED("INSERT INTO platform_links (platform, link) VALUES ('ghost', 'main')");
+  REFUSED("INSERT INTO platform_links (platform, link, up_at, down_at) VALUES ('ent1', 'slave', "
+          "now(), now() - interval '1 s')");
+  REFUSED("INSERT INTO platforms (id, user_id, password_hash, center_id, m1) VALUES ('k', 1, "
+          "'h', 5, 1)");
+  REFUSED("INSERT INTO platforms (id, user_id, password_hash, center_id, version) VALUES ('v', "
+          "1, 'h', 6, 2013)");
+  REFUSED("INSERT INTO auth_refusals (protocol, reason) VALUES ('jt810', 'x')");
+  /* A jt809: id is not a terminal nor a registry vehicle's terminal id. */
+  REFUSED("INSERT INTO terminals (terminal_id, token_hash) VALUES ('jt809:3300001:苏A12345:2', "
+          "'\\x" "0000000000000000000000000000000000000000000000000000000000000000')");
+#undef REFUSED
+  assert_int_equal(scalar("INSERT INTO auth_refusals (protocol, terminal_id, reason, source) "
+                          "VALUES ('jt809', '3300009', 'unknown access code', '127.0.0.1') "
+                          "RETURNING 1"),
+                   1);
+  assert_int_equal(scalar("INSERT INTO positions (terminal_id, ts, seq, recv_ts, lat, lon, "
+                          "speed_kmh, heading, alt_m, alarm, status, odometer_km, source) VALUES "
+                          "('jt809:3300001:苏A12345:2', now(), 0, now(), 32, 118, 50, 0, 0, 0, "
+                          "0, 0, 2) RETURNING 1"),
+                   1);
+  /* Removing a platform takes its link history with it. */
+  assert_int_equal(scalar("WITH d AS (DELETE FROM platforms WHERE id = 'ent1' RETURNING 1) "
+                          "SELECT count(*) FROM d"),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links"), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(platform_add),
+      cmocka_unit_test(platform_add_refused),
+      cmocka_unit_test(platform_list_disable),
+      cmocka_unit_test(schema_rules),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
