@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "registry/platform_row.h"
 
 #define DB "hw_test_jt809"
 
@@ -174,6 +175,68 @@ static void platform_list_disable(void **state) {
   assert_int_equal(run_cli(d2), 1);
 }
 
+/* The platform of access code `center` as the daemon reads it; 0 rows -> 0, else 1. */
+static int load(uint32_t center, hw_jt809_platform *p) {
+  char c[16];
+  snprintf(c, sizeof c, "%u", center);
+  const char *params[1] = {c};
+  PGresult *r = PQexecParams(db, HW_PLATFORM_SQL_BY_CENTER, 1, NULL, params, NULL, NULL, 0);
+  assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+  int n = PQntuples(r);
+  if (n)
+    assert_int_equal(hw_platform_from_row(r, 0, p), 0);
+  PQclear(r);
+  return n;
+}
+
+static hw_jt809_login login_msg(uint32_t user, const char *pw) {
+  hw_jt809_login m;
+  memset(&m, 0, sizeof m);
+  m.user_id = user;
+  m.password_len = (uint8_t)strlen(pw);
+  memcpy(m.password, pw, m.password_len);
+  return m;
+}
+
+/* What `platform add` and `platform disable` wrote decides logins as the daemon will. */
+static void cli_rows_decide_logins(void **state) {
+  (void)state;
+  hw_jt809_platform p;
+  const char *why;
+  assert_int_equal(load(3300001, &p), 1);
+  assert_string_equal(p.id, "ent1");
+  assert_int_equal(p.user_id, 70001);
+  assert_int_equal(p.version, 2011);
+  assert_true(p.has_keys);
+  assert_int_equal(p.m1, 10000000);
+  assert_int_equal(p.ia1, 20000000);
+  assert_int_equal(p.ic1, 30000000);
+  assert_string_equal(p.allow_addr, "127.0.0.1");
+  assert_false(p.disabled);
+  hw_jt809_login ok = login_msg(70001, "pw12345"), bad = login_msg(70001, "pw12346");
+  assert_int_equal(hw_jt809_login_check(&p, 3300001, &ok, "127.0.0.1", &why), HW_JT809_LOGIN_OK);
+  assert_int_equal(hw_jt809_login_check(&p, 3300001, &ok, "127.0.0.2", &why), HW_JT809_LOGIN_BAD_IP);
+  assert_int_equal(hw_jt809_login_check(&p, 3300001, &bad, "127.0.0.1", &why),
+                   HW_JT809_LOGIN_BAD_PASSWORD);
+  assert_int_equal(load(3300002, &p), 0);
+  assert_int_equal(hw_jt809_login_check(NULL, 3300002, &ok, "127.0.0.1", &why),
+                   HW_JT809_LOGIN_BAD_ACCESS_CODE);
+  /* nat: disabled by platform_list_disable; access code 0, the largest user id, 2019, no keys. */
+  assert_int_equal(load(0, &p), 1);
+  assert_string_equal(p.id, "nat");
+  assert_int_equal(p.user_id, 4294967295u);
+  assert_int_equal(p.version, 2019);
+  assert_false(p.has_keys);
+  assert_string_equal(p.allow_addr, "");
+  assert_true(p.disabled);
+  hw_jt809_login nat = login_msg(4294967295u, "secret8");
+  assert_int_equal(hw_jt809_login_check(&p, 0, &nat, "10.9.8.7", &why),
+                   HW_JT809_LOGIN_BAD_ACCESS_CODE);
+  assert_string_equal(why, "platform disabled");
+  p.disabled = 0; /* as before the disable: the stdin password verifies */
+  assert_int_equal(hw_jt809_login_check(&p, 0, &nat, "10.9.8.7", &why), HW_JT809_LOGIN_OK);
+}
+
 /* What the schema takes and refuses. */
 static void schema_rules(void **state) {
   (void)state;
@@ -218,6 +281,7 @@ int main(void) {
       cmocka_unit_test(platform_add),
       cmocka_unit_test(platform_add_refused),
       cmocka_unit_test(platform_list_disable),
+      cmocka_unit_test(cli_rows_decide_logins),
       cmocka_unit_test(schema_rules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
