@@ -80,3 +80,12 @@ int hw_jt809_vehicle_tid(uint32_t access_code, const char *plate, uint8_t colour
   }
   return 0;
 }
+
+int hw_jt809_peek(const uint8_t *frame, size_t len, uint16_t *msg_id, uint32_t *center_id) {
+  if (len < HW_JT809_HEADER_2011)
+    return -EPROTO;
+  *msg_id = (uint16_t)(frame[8] << 8 | frame[9]);
+  *center_id = (uint32_t)frame[10] << 24 | (uint32_t)frame[11] << 16 | (uint32_t)frame[12] << 8 |
+               frame[13];
+  return 0;
+}

@@ -32,6 +32,13 @@ typedef struct hw_jt809_platform {
 int hw_jt809_login_check(const hw_jt809_platform *p, uint32_t header_center,
                          const hw_jt809_login *m, const char *peer_ip, const char **reason);
 
+/* The access code of a frame as the deframer delivers it, before its edition is known: it sits
+ * at bytes 10..13 in both (after length, sn and msg id), and the edition is the configured one
+ * of the platform it names. -EPROTO when the frame is shorter than a 2011 header. Also the msg
+ * id (bytes 8..9), so a session can tell a 0x1001 from anything else before the look-up. */
+int hw_jt809_peek(const uint8_t *frame, size_t len, uint16_t *msg_id, uint32_t *center_id)
+    HW_MUST_CHECK;
+
 /* "jt809:ACCESSCODE:PLATE:COLOUR" into out[0..cap) (NUL-terminated): the id of a vehicle that a
  * platform reports and the registry does not know. plate is UTF-8 (as the codec converts it),
  * 1..HW_JT809_PLATE_MAX bytes, with no ':' and no control character (so the id splits back

@@ -128,10 +128,59 @@ static void vehicle_tid(void **state) {
   assert_string_equal(small, "");
 }
 
+static size_t got_len;
+
+static int take_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, size_t len) {
+  assert_int_equal(ev, HW_JT809_FRAME);
+  memcpy(arg, data, len);
+  got_len = len;
+  return 0;
+}
+
+/* The peek agrees with the header parser of either edition on frames the codec builds. */
+static void peek(void **state) {
+  (void)state;
+  uint8_t body[64], wire[256], raw[256];
+  size_t blen, wlen;
+  hw_jt809_login m = login(70001, "pw12345", 3300001);
+  for (int is_2019 = 0; is_2019 <= 1; is_2019++) {
+    assert_int_equal(hw_jt809_encode_login(&m, is_2019, body, sizeof body, &blen), 0);
+    hw_jt809_header h;
+    memset(&h, 0, sizeof h);
+    h.sn = 7;
+    h.msg_id = HW_JT809_UP_CONNECT_REQ;
+    h.center_id = 3300001;
+    h.is_2019 = (uint8_t)is_2019;
+    h.utc_s = is_2019 ? 1700000000 : 0;
+    assert_int_equal(hw_jt809_build(wire, sizeof wire, &wlen, &h, NULL, body, blen), 0);
+    /* Unframed by the deframer, as the session will get it. */
+    uint8_t dbuf[512];
+    hw_jt809_deframer d;
+    assert_int_equal(hw_jt809_deframer_init(&d, dbuf, sizeof dbuf), 0);
+    got_len = 0;
+    assert_int_equal(hw_jt809_deframer_feed(&d, wire, wlen, take_frame, raw), 0);
+    size_t rlen = got_len;
+    assert_true(rlen > 0);
+    uint16_t id;
+    uint32_t centre;
+    assert_int_equal(hw_jt809_peek(raw, rlen, &id, &centre), 0);
+    assert_int_equal(id, HW_JT809_UP_CONNECT_REQ);
+    assert_int_equal(centre, 3300001);
+    hw_jt809_header got;
+    const uint8_t *b;
+    size_t bl;
+    assert_int_equal(hw_jt809_header_parse(raw, rlen, is_2019, &got, &b, &bl), 0);
+    assert_int_equal(got.center_id, centre);
+    assert_int_equal(got.msg_id, id);
+    assert_int_equal(hw_jt809_peek(raw, HW_JT809_HEADER_2011 - 1, &id, &centre), -EPROTO);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(results),
       cmocka_unit_test(vehicle_tid),
+      cmocka_unit_test(peek),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }
