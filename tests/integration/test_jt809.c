@@ -10,15 +10,27 @@
 #include <cmocka.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "harness.h"
+#include "jt809/jt809_login.h"
 #include "registry/platform_row.h"
 
-#define DB "hw_test_jt809"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
+#define DB "hw_test_jt809"
+#define HW_JT809_MAX_STRIKES_TEST 10 /* jt809_session.h: HW_JT809_MAX_STRIKES */
+
+static hw_test_env env;
 static char conninfo[512];
 static PGconn *db;
+static int jport;
+static char jlisten[64];
 
 /* `haulwatch ARGS...`; returns its exit status. */
 static int run_cli(const char *const *argv) {
@@ -49,14 +61,17 @@ static int hash_verifies(const char *id, const char *password) {
 static int setup(void **state) {
   (void)state;
   assert_true(sodium_init() >= 0);
-  hw_test_fresh_db(DB, conninfo, sizeof conninfo);
-  db = hw_test_pg_connect(conninfo);
+  hw_test_env_up(&env, DB);
+  snprintf(conninfo, sizeof conninfo, "%s", env.conninfo);
+  db = env.db;
+  jport = hw_test_free_port();
+  snprintf(jlisten, sizeof jlisten, "127.0.0.1:%d", jport);
   return 0;
 }
 
 static int teardown(void **state) {
   (void)state;
-  PQfinish(db);
+  hw_test_env_down(&env); /* fails unless the daemon exits 0 on SIGTERM */
   return 0;
 }
 
@@ -237,6 +252,237 @@ static void cli_rows_decide_logins(void **state) {
   assert_int_equal(hw_jt809_login_check(&p, 0, &nat, "10.9.8.7", &why), HW_JT809_LOGIN_OK);
 }
 
+
+/* ---- a small JT/T 809 subordinate platform: blocking socket, the codec's encoders ---- */
+
+typedef struct j9c {
+  int fd;
+  int is_2019;
+  uint32_t center;
+  uint32_t sn;
+  hw_jt809_deframer d;
+  uint8_t dbuf[4096];
+  uint8_t frames[8][512]; /* received, not yet taken */
+  size_t lens[8];
+  int n;
+} j9c;
+
+static int j9_take(void *arg, hw_jt809_frame_event ev, uint8_t *data, size_t len) {
+  j9c *c = arg;
+  assert_int_equal(ev, HW_JT809_FRAME);
+  assert_true(c->n < 8 && len <= 512);
+  memcpy(c->frames[c->n], data, len);
+  c->lens[c->n++] = len;
+  return 0;
+}
+
+static j9c *j9_connect(int is_2019, uint32_t center) {
+  j9c *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  c->fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(c->fd >= 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)jport)};
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof a), 0);
+  struct timeval tv = {.tv_sec = 10};
+  setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  c->is_2019 = is_2019;
+  c->center = center;
+  assert_int_equal(hw_jt809_deframer_init(&c->d, c->dbuf, sizeof c->dbuf), 0);
+  return c;
+}
+
+static void j9_close(j9c *c) {
+  close(c->fd);
+  free(c);
+}
+
+static void j9_send(j9c *c, uint16_t msg_id, const uint8_t *body, size_t bl) {
+  uint8_t out[1024];
+  size_t n;
+  hw_jt809_header h;
+  memset(&h, 0, sizeof h);
+  h.sn = c->sn++;
+  h.msg_id = msg_id;
+  h.center_id = c->center;
+  h.version[0] = 1;
+  h.is_2019 = (uint8_t)c->is_2019;
+  h.utc_s = c->is_2019 ? 1700000000 : 0;
+  assert_int_equal(hw_jt809_build(out, sizeof out, &n, &h, NULL, body, bl), 0);
+  assert_int_equal(write(c->fd, out, n), (ssize_t)n);
+}
+
+/* The next frame from the centre: its message id and body (copied into body[0..*bl)). 0, or -1
+ * when the centre closed the connection (or nothing came within 10 s). */
+static int j9_recv(j9c *c, uint16_t *msg_id, uint8_t *body, size_t *bl) {
+  while (c->n == 0) {
+    uint8_t in[1024];
+    ssize_t r = read(c->fd, in, sizeof in);
+    if (r <= 0)
+      return -1;
+    assert_int_equal(hw_jt809_deframer_feed(&c->d, in, (size_t)r, j9_take, c), 0);
+  }
+  hw_jt809_header h;
+  const uint8_t *b;
+  size_t n;
+  assert_int_equal(hw_jt809_header_parse(c->frames[0], c->lens[0], c->is_2019, &h, &b, &n), 0);
+  assert_int_equal(h.center_id, c->center);
+  *msg_id = h.msg_id;
+  memcpy(body, b, n);
+  *bl = n;
+  c->n--;
+  memmove(c->frames[0], c->frames[1], sizeof c->frames[0] * (size_t)c->n);
+  memmove(c->lens, c->lens + 1, sizeof c->lens[0] * (size_t)c->n);
+  return 0;
+}
+
+/* Sends 0x1001 and returns the 0x1002 result. */
+static int j9_login(j9c *c, uint32_t user, const char *pw) {
+  hw_jt809_login m;
+  memset(&m, 0, sizeof m);
+  m.user_id = user;
+  m.password_len = (uint8_t)strlen(pw);
+  memcpy(m.password, pw, m.password_len);
+  m.center_id = c->is_2019 ? c->center : 0;
+  snprintf(m.down_ip, sizeof m.down_ip, "127.0.0.1");
+  m.down_port = 1;
+  uint8_t body[64], rsp[64];
+  size_t bl;
+  assert_int_equal(hw_jt809_encode_login(&m, c->is_2019, body, sizeof body, &bl), 0);
+  j9_send(c, HW_JT809_UP_CONNECT_REQ, body, bl);
+  uint16_t id;
+  if (j9_recv(c, &id, rsp, &bl))
+    fail_msg("no 0x1002");
+  assert_int_equal(id, HW_JT809_UP_CONNECT_RSP);
+  uint8_t result;
+  uint32_t verify;
+  assert_int_equal(hw_jt809_parse_login_rsp(rsp, bl, &result, &verify), 0);
+  return result;
+}
+
+static long wait_scalar(long want, const char *sql) {
+  long n = scalar(sql);
+  for (int waited = 0; waited < 10000 && n != want; waited += 50) {
+    usleep(50000);
+    n = scalar(sql);
+  }
+  return n;
+}
+
+static void daemon_start(void) {
+  const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt809-listen", jlisten, "--pg",
+                        env.conninfo, "--redis", env.redis_addr, "--batch-ms", "20",
+                        "--log-level", "debug", NULL};
+  env.daemon_pid = hw_test_spawn(argv, "test_jt809.daemon.log");
+  assert_int_equal(hw_test_wait_port(env.port, 15000), 0);
+  assert_int_equal(hw_test_wait_port(jport, 15000), 0);
+}
+
+static void link_login_refused(void **state) {
+  (void)state;
+  daemon_start();
+  assert_int_equal(run_cli_stdin("pw19", "platform add p19 --user-id 81 --password-stdin "
+                                         "--center-id 4400001 --version 2019"),
+                   0);
+  assert_int_equal(run_cli_stdin("pw11", "platform add p11 --user-id 82 --password-stdin "
+                                         "--center-id 4400011 --version 2011"),
+                   0);
+  assert_int_equal(run_cli_stdin("pwfar", "platform add pfar --user-id 83 --password-stdin "
+                                          "--center-id 4400002 --allow-addr 10.1.1.1"),
+                   0);
+  j9c *c = j9_connect(1, 4400001);
+  assert_int_equal(j9_login(c, 81, "pw18"), HW_JT809_LOGIN_BAD_PASSWORD);
+  assert_int_equal(j9_login(c, 80, "pw19"), HW_JT809_LOGIN_NO_USER);
+  j9_close(c);
+  c = j9_connect(1, 4409999);
+  assert_int_equal(j9_login(c, 81, "pw19"), HW_JT809_LOGIN_BAD_ACCESS_CODE);
+  j9_close(c);
+  c = j9_connect(1, 4400002);
+  assert_int_equal(j9_login(c, 83, "pwfar"), HW_JT809_LOGIN_BAD_IP);
+  /* Anything but a login before one: dropped and recorded. */
+  j9_send(c, HW_JT809_UP_LINKTEST_REQ, NULL, 0);
+  j9_close(c);
+  assert_int_equal(wait_scalar(5, "SELECT count(*) FROM auth_refusals WHERE protocol = 'jt809' "
+                                  "AND source = '127.0.0.1' AND reason IN ('wrong password', "
+                                  "'unknown user id', 'unknown access code', 'source address "
+                                  "not allowed', 'message before login')"),
+                   5);
+  assert_int_equal(scalar("SELECT count(*) FROM auth_refusals WHERE protocol = 'jt809' AND "
+                          "reason = 'unknown access code' AND terminal_id = '4409999'"),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform <> 'ent1'"), 0);
+}
+
+static void link_up_heartbeat_replace_logout(void **state) {
+  (void)state;
+  uint8_t body[64];
+  size_t bl;
+  uint16_t id;
+  j9c *a = j9_connect(1, 4400001);
+  assert_int_equal(j9_login(a, 81, "pw19"), HW_JT809_LOGIN_OK);
+  j9_send(a, HW_JT809_UP_LINKTEST_REQ, NULL, 0);
+  assert_int_equal(j9_recv(a, &id, body, &bl), 0);
+  assert_int_equal(id, HW_JT809_UP_LINKTEST_RSP);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p19' "
+                                  "AND link = 'main' AND down_at IS NULL AND remote_addr LIKE "
+                                  "'127.0.0.1:%'"),
+                   1);
+  /* The 2011 edition, on its own link. */
+  j9c *o = j9_connect(0, 4400011);
+  assert_int_equal(j9_login(o, 82, "pw11"), HW_JT809_LOGIN_OK);
+  j9_send(o, HW_JT809_UP_LINKTEST_REQ, NULL, 0);
+  assert_int_equal(j9_recv(o, &id, body, &bl), 0);
+  assert_int_equal(id, HW_JT809_UP_LINKTEST_RSP);
+
+  /* A second login of p19 replaces the first link, which the centre closes. */
+  j9c *b = j9_connect(1, 4400001);
+  assert_int_equal(j9_login(b, 81, "pw19"), HW_JT809_LOGIN_OK);
+  assert_int_equal(j9_recv(a, &id, body, &bl), -1);
+  j9_close(a);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p19' "
+                                  "AND down_at >= up_at AND reason = 'replaced by a new login'"),
+                   1);
+  j9_send(b, HW_JT809_UP_LINKTEST_REQ, NULL, 0);
+  assert_int_equal(j9_recv(b, &id, body, &bl), 0);
+  assert_int_equal(id, HW_JT809_UP_LINKTEST_RSP);
+
+  /* Logout: answered, then closed; the link row says so. */
+  hw_jt809_login m;
+  memset(&m, 0, sizeof m);
+  m.user_id = 81;
+  m.password_len = 4;
+  memcpy(m.password, "pw19", 4);
+  assert_int_equal(hw_jt809_encode_logout(&m, body, sizeof body, &bl), 0);
+  j9_send(b, HW_JT809_UP_DISCONNECT_REQ, body, bl);
+  assert_int_equal(j9_recv(b, &id, body, &bl), 0);
+  assert_int_equal(id, HW_JT809_UP_DISCONNECT_RSP);
+  assert_int_equal(j9_recv(b, &id, body, &bl), -1);
+  j9_close(b);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p19' "
+                                  "AND reason = 'logout'"),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'p19'"), 2);
+
+  /* Bad CRCs past the strike limit close the link. */
+  uint8_t frame[256];
+  size_t n;
+  hw_jt809_header h;
+  memset(&h, 0, sizeof h);
+  h.msg_id = HW_JT809_UP_LINKTEST_REQ;
+  h.center_id = 4400011;
+  assert_int_equal(hw_jt809_build(frame, sizeof frame, &n, &h, NULL, NULL, 0), 0);
+  frame[n - 2] ^= 0x01; /* the CRC's low byte (not an escape: ours has none there, checked) */
+  assert_true(frame[n - 2] != 0x5a && frame[n - 2] != 0x5e && frame[n - 3] != 0x5a &&
+              frame[n - 3] != 0x5e);
+  for (int i = 0; i <= HW_JT809_MAX_STRIKES_TEST; i++)
+    assert_int_equal(write(o->fd, frame, n), (ssize_t)n);
+  assert_int_equal(j9_recv(o, &id, body, &bl), -1);
+  j9_close(o);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p11' "
+                                  "AND reason = 'strikes'"),
+                   1);
+}
+
 /* What the schema takes and refuses. */
 static void schema_rules(void **state) {
   (void)state;
@@ -261,7 +507,7 @@ static void schema_rules(void **state) {
           "'\\x" "0000000000000000000000000000000000000000000000000000000000000000')");
 #undef REFUSED
   assert_int_equal(scalar("INSERT INTO auth_refusals (protocol, terminal_id, reason, source) "
-                          "VALUES ('jt809', '3300009', 'unknown access code', '127.0.0.1') "
+                          "VALUES ('jt809', '3300009', 'unknown access code', '192.0.2.9') "
                           "RETURNING 1"),
                    1);
   assert_int_equal(scalar("INSERT INTO positions (terminal_id, ts, seq, recv_ts, lat, lon, "
@@ -273,7 +519,7 @@ static void schema_rules(void **state) {
   assert_int_equal(scalar("WITH d AS (DELETE FROM platforms WHERE id = 'ent1' RETURNING 1) "
                           "SELECT count(*) FROM d"),
                    1);
-  assert_int_equal(scalar("SELECT count(*) FROM platform_links"), 0);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'ent1'"), 0);
 }
 
 int main(void) {
@@ -282,6 +528,8 @@ int main(void) {
       cmocka_unit_test(platform_add_refused),
       cmocka_unit_test(platform_list_disable),
       cmocka_unit_test(cli_rows_decide_logins),
+      cmocka_unit_test(link_login_refused),
+      cmocka_unit_test(link_up_heartbeat_replace_logout),
       cmocka_unit_test(schema_rules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
