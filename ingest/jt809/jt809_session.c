@@ -44,6 +44,7 @@ typedef struct hw_j9_down_job {
   const char *conninfo;
   long long link_id;
   char reason[64];
+  char error[160]; /* set by the worker, logged on the loop */
 } hw_j9_down_job;
 
 typedef struct hw_j9_state {
@@ -174,14 +175,17 @@ static void hw_j9_down_work(uv_work_t *w) {
                        "reason = $2 WHERE id = $1::bigint AND down_at IS NULL", 2, NULL, p, NULL,
                        NULL, 0);
   if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
-    hw_warn("jt809", NULL, "link %s: down time not recorded: %s", id, PQerrorMessage(conn));
+    snprintf(j->error, sizeof j->error, "%s", PQerrorMessage(conn));
   PQclear(res);
   PQfinish(conn);
 }
 
 static void hw_j9_down_after(uv_work_t *w, int status) {
-  (void)status;
-  free(w->data);
+  hw_j9_down_job *j = w->data;
+  if (status || j->error[0])
+    hw_warn("jt809", NULL, "platform_links row %lld: down time not recorded: %s", j->link_id,
+            status ? uv_strerror(status) : j->error);
+  free(j);
 }
 
 static void hw_j9_login_after(uv_work_t *w, int status) {
@@ -256,6 +260,11 @@ static int hw_j9_login(hw_session *s, const uint8_t *frame, size_t len, uint32_t
   hw_backend *be = hw_j9_be(s);
   if (st->job)
     return hw_j9_strike(s, "0x1001 while a login is being decided");
+  /* Not decided again: its link row is open, and another access code on this link would
+   * confuse whose data it carries. A platform that lost our answer reconnects, and that login
+   * replaces this link. */
+  if (st->logged_in)
+    return hw_j9_strike(s, "0x1001 on a logged-in link");
   if (len > HW_J9_LOGIN_FRAME_MAX || !be->pg_conninfo)
     return hw_j9_strike(s, "0x1001 too long");
   if (atomic_fetch_add(&hw_j9_jobs, 1) >= HW_JT809_MAX_LOGIN_JOBS) {

@@ -427,6 +427,22 @@ static void link_up_heartbeat_replace_logout(void **state) {
                                   "AND link = 'main' AND down_at IS NULL AND remote_addr LIKE "
                                   "'127.0.0.1:%'"),
                    1);
+  /* A second 0x1001 on a logged-in link is not decided again (no 0x1002, no new row): the
+   * keep-alive sent after it is answered first. */
+  {
+    hw_jt809_login m2;
+    memset(&m2, 0, sizeof m2);
+    m2.user_id = 81;
+    m2.password_len = 4;
+    memcpy(m2.password, "pw19", 4);
+    m2.center_id = 4400001;
+    assert_int_equal(hw_jt809_encode_login(&m2, 1, body, sizeof body, &bl), 0);
+    j9_send(a, HW_JT809_UP_CONNECT_REQ, body, bl);
+    j9_send(a, HW_JT809_UP_LINKTEST_REQ, NULL, 0);
+    assert_int_equal(j9_recv(a, &id, body, &bl), 0);
+    assert_int_equal(id, HW_JT809_UP_LINKTEST_RSP);
+    assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'p19'"), 1);
+  }
   /* The 2011 edition, on its own link. */
   j9c *o = j9_connect(0, 4400011);
   assert_int_equal(j9_login(o, 82, "pw11"), HW_JT809_LOGIN_OK);
@@ -483,6 +499,25 @@ static void link_up_heartbeat_replace_logout(void **state) {
                    1);
 }
 
+/* A link open when the daemon stops is recorded down, reason 'daemon stop'; the daemon exits 0. */
+static void link_down_at_daemon_stop(void **state) {
+  (void)state;
+  j9c *c = j9_connect(0, 4400011);
+  assert_int_equal(j9_login(c, 82, "pw11"), HW_JT809_LOGIN_OK);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p11' "
+                                  "AND down_at IS NULL"),
+                   1);
+  assert_int_equal(hw_test_stop_pid(env.daemon_pid), 0);
+  env.daemon_pid = 0;
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'p11' AND "
+                          "down_at IS NULL"),
+                   0);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'p11' AND "
+                          "reason = 'daemon stop'"),
+                   1);
+  j9_close(c);
+}
+
 /* What the schema takes and refuses. */
 static void schema_rules(void **state) {
   (void)state;
@@ -530,6 +565,7 @@ int main(void) {
       cmocka_unit_test(cli_rows_decide_logins),
       cmocka_unit_test(link_login_refused),
       cmocka_unit_test(link_up_heartbeat_replace_logout),
+      cmocka_unit_test(link_down_at_daemon_stop),
       cmocka_unit_test(schema_rules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
