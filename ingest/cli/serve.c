@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/metrics.h"
 #include "jt808/jt808_session.h"
+#include "jt809/jt809_session.h"
 #include "base/fault.h"
 #include "base/log.h"
 #include "sinks/migrate.h"
@@ -24,6 +25,7 @@
 typedef struct hw_serve_config {
   char listen[64];
   char jt808_listen[64];
+  char jt809_listen[64];
   char pg[1024];
   char redis[128];
   uint32_t batch_rows;
@@ -68,6 +70,7 @@ typedef struct hw_serve_config {
 static const hw_option hw_serve_options[] = {
     HW_OPT_S(C, listen, "127.0.0.1:7100", NULL, "protobuf listener ADDR:PORT (loopback unless told otherwise)"),
     HW_OPT_S(C, jt808_listen, "", NULL, "JT/T 808 listener ADDR:PORT (off when empty)"),
+    HW_OPT_S(C, jt809_listen, "", NULL, "JT/T 809 main link listener ADDR:PORT for subordinate platforms (off when empty)"),
     HW_OPT_S(C, pg, "", "HAULWATCH_PG", "PostgreSQL connection string (libpq conninfo or URI)"),
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT"),
     HW_OPT_N(C, batch_rows, HW_XSTR(HW_PGW_DEFAULT_ROWS), 1, 1000000, NULL, "commit a batch of positions at this many rows"),
@@ -334,7 +337,8 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
    * the engine before any live fix, and the schema check has the connection open anyway. */
   if ((rc = hw_pipeline_restore_rules(d->pipeline, pg)))
     goto fail;
-  d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline};
+  d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline,
+                            .pg_conninfo = cfg->pg};
   hw_server_config sc = {.idle_timeout_s = cfg->idle_timeout_s,
                          .max_connections = cfg->max_connections,
                          .max_write_queue = 1u << 20,
@@ -359,6 +363,8 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
        (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
     goto fail;
   d->jt808 = cfg->jt808_listen[0] != 0;
+  if (cfg->jt809_listen[0] && (rc = hw_server_listen(d->server, cfg->jt809_listen, &hw_jt809_proto)))
+    goto fail;
   if (cfg->metrics_listen[0]) {
     hw_metrics_config mc = {.listen = cfg->metrics_listen, .pg_conninfo = cfg->pg};
     hw_http_config_default(&mc.http);

@@ -13,6 +13,9 @@ typedef struct hw_backend {
   hw_registry *registry; /* every terminal's record; sinks and rules hold pointers into it */
   hw_auth *auth;
   hw_pipeline *pipeline;
+  /* PostgreSQL conninfo for work done off the loop on short-lived connections (JT/T 809 logins
+   * and link rows); NULL where no such work happens (the fuzz fake). */
+  const char *pg_conninfo;
 } hw_backend;
 
 #endif
