@@ -157,15 +157,8 @@ static int group_setup(void **state) {
                         "--max-body", "4096", "--map-tiles",
                         "http://127.0.0.1:1/tiles/{z}/{x}/{y}.png", NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
-  assert_int_equal(hw_test_wait_port(wport, 20000), 0);
   /* Ready once PostgreSQL and Redis are connected (requests before that get 503 at once). */
-  for (int i = 0; i < 200; i++) {
-    get_as(NULL, "/readyz");
-    if (R.status == 200)
-      break;
-    usleep(50 * 1000);
-  }
-  assert_int_equal(R.status, 200);
+  wc_wait_ready(wport, &R);
   assert_string_equal(R.body, "{\"ready\":true,\"checks\":{\"postgres\":\"ok\",\"redis\":\"ok\"}}");
   return 0;
 }

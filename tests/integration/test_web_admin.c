@@ -111,14 +111,7 @@ static int group_setup(void **state) {
                         env.redis_addr, "--web-root", "", "--max-body", "4096",
                         "--admin-max-body", amb, "--metrics-listen", mlisten, NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
-  assert_int_equal(hw_test_wait_port(wport, 20000), 0);
-  for (int i = 0; i < 200; i++) {
-    get_as(NULL, "/readyz");
-    if (R.status == 200)
-      break;
-    usleep(50 * 1000);
-  }
-  assert_int_equal(R.status, 200);
+  wc_wait_ready(wport, &R);
   root_c = login("root", "root-pw");
   nj_c = login("nj_admin", "nj-admin-pw");
   op_c = login("nj_op", "nj-op-pw");

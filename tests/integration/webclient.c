@@ -13,6 +13,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "webclient.h"
 
 void wc_request(int port, const char *method, const char *path, const char *extra,
@@ -91,6 +92,17 @@ void wc_login(int port, const char *user, const char *pw, wc_resp *out, char *co
   const char *sc = wc_header(out, "Set-Cookie");
   assert_non_null(sc);
   snprintf(cookie, cap, "Cookie: %.*s\r\n", (int)strcspn(sc, ";"), sc);
+}
+
+void wc_wait_ready(int port, wc_resp *out) {
+  assert_int_equal(hw_test_wait_port(port, 20000), 0);
+  for (int i = 0; i < 200; i++) {
+    wc_request(port, "GET", "/readyz", NULL, NULL, 0, out);
+    if (out->status == 200)
+      break;
+    usleep(50 * 1000);
+  }
+  assert_int_equal(out->status, 200);
 }
 
 void wc_user_add(const char *name, const char *role, const char *regions, const char *pw) {

@@ -31,6 +31,11 @@ void wc_post_json(int port, const char *auth, const char *path, const char *json
 void wc_login(int port, const char *user, const char *pw, wc_resp *out, char *cookie,
               size_t cap);
 
+/* Waits (up to 20 s) for port to listen and then for GET /readyz to answer 200, which it does
+ * once PostgreSQL and Redis are connected (503 before); fails the test otherwise. The last
+ * /readyz answer stays in *out. */
+void wc_wait_ready(int port, wc_resp *out);
+
 /* `haulwatch user add` through the CLI (HAULWATCH_PG from the environment); pw NULL: no password. */
 void wc_user_add(const char *name, const char *role, const char *regions, const char *pw);
 
