@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
 #include "base/options.h"
+#include "base/text.h"
 
 #define HW_VIOL_SCHEMA 3 /* violations, hw_violation_transition */
 
@@ -64,43 +65,11 @@ static const char hw_vtrans_usage[] =
     "back, or reopening a closed violation is refused (exit 1); closing needs a note. Every\n"
     "step is recorded in violation_audit.";
 
-/* Display columns of a UTF-8 string in a terminal: CJK and full-width forms take two. */
-static size_t hw_display_width(const char *s) {
-  size_t w = 0;
-  const unsigned char *p = (const unsigned char *)s;
-  while (*p) {
-    uint32_t cp;
-    if (*p < 0x80) {
-      cp = *p++;
-    } else if ((*p & 0xe0) == 0xc0 && p[1]) {
-      cp = ((uint32_t)(p[0] & 0x1f) << 6) | (p[1] & 0x3f);
-      p += 2;
-    } else if ((*p & 0xf0) == 0xe0 && p[1] && p[2]) {
-      cp = ((uint32_t)(p[0] & 0x0f) << 12) | ((uint32_t)(p[1] & 0x3f) << 6) | (p[2] & 0x3f);
-      p += 3;
-    } else if ((*p & 0xf8) == 0xf0 && p[1] && p[2] && p[3]) {
-      cp = ((uint32_t)(p[0] & 0x07) << 18) | ((uint32_t)(p[1] & 0x3f) << 12) |
-           ((uint32_t)(p[2] & 0x3f) << 6) | (p[3] & 0x3f);
-      p += 4;
-    } else {
-      cp = '?';
-      p++;
-    }
-    w += (cp >= 0x1100 && cp <= 0x115f) || (cp >= 0x2e80 && cp <= 0xa4cf) ||
-                 (cp >= 0xac00 && cp <= 0xd7a3) || (cp >= 0xf900 && cp <= 0xfaff) ||
-                 (cp >= 0xfe30 && cp <= 0xfe4f) || (cp >= 0xff00 && cp <= 0xff60) ||
-                 (cp >= 0xffe0 && cp <= 0xffe6) || (cp >= 0x20000 && cp <= 0x3fffd)
-             ? 2
-             : 1;
-  }
-  return w;
-}
-
 static void hw_print_cell(const char *s, size_t width, int last) {
   fputs(s, stdout);
   if (last)
     return;
-  for (size_t w = hw_display_width(s); w < width + 2; w++)
+  for (size_t w = hw_utf8_display_width(s); w < width + 2; w++)
     fputc(' ', stdout);
 }
 
@@ -120,7 +89,7 @@ static void hw_print_table(const PGresult *res, unsigned limit) {
   for (int c = 0; c < HW_VLIST_COLS; c++) {
     width[c] = strlen(head[c]);
     for (int r = 0; r < n; r++) {
-      size_t w = hw_display_width(PQgetvalue(res, r, c));
+      size_t w = hw_utf8_display_width(PQgetvalue(res, r, c));
       if (w > width[c])
         width[c] = w;
     }

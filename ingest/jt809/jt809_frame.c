@@ -1,4 +1,5 @@
 #include "jt809/jt809_frame.h"
+#include "jt809/jt809_internal.h"
 
 #include <string.h>
 
@@ -229,26 +230,6 @@ int hw_jt809_deframer_feed(hw_jt809_deframer *d, const uint8_t *data, size_t len
   return 0;
 }
 
-static inline int hw_jt809_put(uint8_t *out, size_t cap, size_t *o, uint8_t c) {
-  uint8_t e = 0, v = 0;
-  switch (c) {
-  case START: e = ESC_A; v = 0x01; break;
-  case ESC_A: e = ESC_A; v = 0x02; break;
-  case END: e = ESC_E; v = 0x01; break;
-  case ESC_E: e = ESC_E; v = 0x02; break;
-  default:
-    if (cap - *o < 1)
-      return -ENOSPC;
-    out[(*o)++] = c;
-    return 0;
-  }
-  if (cap - *o < 2)
-    return -ENOSPC;
-  out[(*o)++] = e;
-  out[(*o)++] = v;
-  return 0;
-}
-
 int hw_jt809_frame_encode(const uint8_t *raw, size_t n, uint8_t *out, size_t cap,
                           size_t *out_len) {
   size_t o = 0;
@@ -258,9 +239,9 @@ int hw_jt809_frame_encode(const uint8_t *raw, size_t n, uint8_t *out, size_t cap
     return -ENOSPC;
   out[o++] = START;
   for (size_t i = 0; i < n; i++)
-    if (hw_jt809_put(out, cap, &o, raw[i]))
+    if (hw_jt809__put_escaped(out, cap, &o, raw[i]))
       return -ENOSPC;
-  if (hw_jt809_put(out, cap, &o, (uint8_t)(crc >> 8)) || hw_jt809_put(out, cap, &o, (uint8_t)crc))
+  if (hw_jt809__put_escaped(out, cap, &o, (uint8_t)(crc >> 8)) || hw_jt809__put_escaped(out, cap, &o, (uint8_t)crc))
     return -ENOSPC;
   if (cap - o < 1)
     return -ENOSPC;

@@ -45,23 +45,7 @@ int hw_jt809_open(uint8_t *frame, size_t len, int is_2019, const hw_jt809_cipher
 /* Appends raw byte c escaped, updating the CRC. */
 static inline int hw_jt809_emit(uint8_t *out, size_t cap, size_t *o, uint16_t *crc, uint8_t c) {
   *crc = hw_jt809_crc16(*crc, &c, 1);
-  uint8_t e = 0, v = 0;
-  switch (c) {
-  case 0x5B: e = 0x5A; v = 0x01; break;
-  case 0x5A: e = 0x5A; v = 0x02; break;
-  case 0x5D: e = 0x5E; v = 0x01; break;
-  case 0x5E: e = 0x5E; v = 0x02; break;
-  default:
-    if (*o >= cap)
-      return -ENOSPC;
-    out[(*o)++] = c;
-    return 0;
-  }
-  if (cap - *o < 2)
-    return -ENOSPC;
-  out[(*o)++] = e;
-  out[(*o)++] = v;
-  return 0;
+  return hw_jt809__put_escaped(out, cap, o, c);
 }
 
 int hw_jt809_build(uint8_t *out, size_t cap, size_t *out_len, const hw_jt809_header *h,

@@ -128,4 +128,26 @@ int hw_jt809__to_gbk(const char *s, size_t n, uint8_t *out, size_t cap, size_t *
 /* A fixed GBK field (plate): converted and written NUL padded to n bytes. */
 void hw_jt809__wgbk(hw_jt809__w *w, const char *utf8, size_t n);
 
+/* Appends byte c to out[*o..cap) as it goes on the wire: 5B, 5A, 5D, 5E each as two bytes
+ * (5A 01, 5A 02, 5E 01, 5E 02), any other as itself. -ENOSPC when it does not fit. */
+static inline int hw_jt809__put_escaped(uint8_t *out, size_t cap, size_t *o, uint8_t c) {
+  uint8_t e = 0, v = 0;
+  switch (c) {
+  case 0x5B: e = 0x5A; v = 0x01; break;
+  case 0x5A: e = 0x5A; v = 0x02; break;
+  case 0x5D: e = 0x5E; v = 0x01; break;
+  case 0x5E: e = 0x5E; v = 0x02; break;
+  default:
+    if (cap - *o < 1)
+      return -ENOSPC;
+    out[(*o)++] = c;
+    return 0;
+  }
+  if (cap - *o < 2)
+    return -ENOSPC;
+  out[(*o)++] = e;
+  out[(*o)++] = v;
+  return 0;
+}
+
 #endif

@@ -85,6 +85,29 @@ typedef struct hw_web_list_state {
   char limit_text[16];
 } hw_web_list_state;
 
+/* The list's state, owned by call (freed with it); NULL when out of memory (503 answered). */
+static hw_web_list_state *hw_web_list_begin(hw_web_call *call) {
+  hw_web_list_state *ls = calloc(1, sizeof *ls);
+  if (!ls) {
+    hw_web_reply_error(call, 503, "out of memory");
+    return NULL;
+  }
+  call->state = ls;
+  call->free_state = free;
+  return ls;
+}
+
+/* Answers a page of a list (takes o): the query asked one row more than the limit, so more says
+ * a next page exists, and its cursor is the first column of the last row shown. */
+static void hw_web_list_reply(hw_web_call *call, cJSON *o, const PGresult *res, int more,
+                              int shown) {
+  if (more)
+    cJSON_AddStringToObject(o, "next_cursor", PQgetvalue(res, shown - 1, 0));
+  else
+    cJSON_AddNullToObject(o, "next_cursor");
+  hw_web_reply_json(call, 200, o);
+}
+
 static void hw_web_admin_users_listed(hw_web_call *call, const PGresult *res) {
   hw_web_list_state *ls = call->state;
   if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -105,21 +128,13 @@ static void hw_web_admin_users_listed(hw_web_call *call, const PGresult *res) {
     hw_web_add_cell(it, "created_at", res, i, 4);
     hw_web_add_cell(it, "last_login", res, i, 5);
   }
-  if (n > (int)ls->limit)
-    cJSON_AddStringToObject(o, "next_cursor", PQgetvalue(res, shown - 1, 0));
-  else
-    cJSON_AddNullToObject(o, "next_cursor");
-  hw_web_reply_json(call, 200, o);
+  hw_web_list_reply(call, o, res, n > (int)ls->limit, shown);
 }
 
 void hw_web_admin_users(hw_web_call *call) {
-  hw_web_list_state *ls = calloc(1, sizeof *ls);
-  if (!ls) {
-    hw_web_reply_error(call, 503, "out of memory");
+  hw_web_list_state *ls = hw_web_list_begin(call);
+  if (!ls)
     return;
-  }
-  call->state = ls;
-  call->free_state = free;
   if (hw_web_admin_limit(call, &ls->limit) ||
       hw_web_qparam(call, "cursor", ls->cursor, sizeof ls->cursor) < 0 ||
       (ls->cursor[0] && !hw_user_name_ok(ls->cursor))) {
@@ -205,17 +220,8 @@ static void hw_web_admin_hash_after(uv_work_t *w, int status) {
   hw_web_call *call = st->call;
   hw_web *app = call->app;
   app->logins_in_flight--;
-  int stopping = app->stopping;
-  /* as in web_auth.c: the job held the module open; while the call lives, so does the server */
-  if (!hw_web_async_done(call)) {
-    hw_web_release(app);
+  if (!hw_web_pool_done(call, status))
     return;
-  }
-  hw_web_release(app);
-  if (status || stopping) {
-    hw_web_reply_error(call, 503, "shutting down");
-    return;
-  }
   if (st->hash_rc) {
     hw_web_reply_error(call, st->hash_rc == -EINVAL ? 400 : 503,
                        st->hash_rc == -EINVAL ? "the password must be 1 to 1024 bytes of text"
@@ -676,18 +682,8 @@ static void hw_web_import_work(uv_work_t *w) {
 static void hw_web_import_after(uv_work_t *w, int status) {
   hw_web_import_state *st = w->data;
   hw_web_call *call = st->call;
-  hw_web *app = call->app;
-  int stopping = app->stopping;
-  /* as in web_auth.c: the job held the module open; while the call lives, so does the server */
-  if (!hw_web_async_done(call)) {
-    hw_web_release(app);
+  if (!hw_web_pool_done(call, status))
     return;
-  }
-  hw_web_release(app);
-  if (status || stopping) {
-    hw_web_reply_error(call, 503, "shutting down");
-    return;
-  }
   if (st->rc) {
     hw_web_reply_error(call, st->rc == -EINVAL ? 400 : 503,
                        st->rc == -EINVAL ? st->bad : "out of memory");
@@ -798,21 +794,13 @@ static void hw_web_admin_audit_listed(hw_web_call *call, const PGresult *res) {
     cJSON *detail = cJSON_Parse(PQgetvalue(res, i, 5));
     cJSON_AddItemToObject(it, "detail", detail ? detail : cJSON_CreateNull());
   }
-  if (n > (int)ls->limit)
-    cJSON_AddStringToObject(o, "next_cursor", PQgetvalue(res, shown - 1, 0));
-  else
-    cJSON_AddNullToObject(o, "next_cursor");
-  hw_web_reply_json(call, 200, o);
+  hw_web_list_reply(call, o, res, n > (int)ls->limit, shown);
 }
 
 void hw_web_admin_audit(hw_web_call *call) {
-  hw_web_list_state *ls = calloc(1, sizeof *ls);
-  if (!ls) {
-    hw_web_reply_error(call, 503, "out of memory");
+  hw_web_list_state *ls = hw_web_list_begin(call);
+  if (!ls)
     return;
-  }
-  call->state = ls;
-  call->free_state = free;
   if (hw_web_admin_limit(call, &ls->limit) ||
       hw_web_qparam(call, "cursor", ls->cursor, sizeof ls->cursor) < 0 ||
       (ls->cursor[0] && (strlen(ls->cursor) > 18 ||

@@ -185,12 +185,7 @@ static void hw_web_violation_got(hw_web_call *call, const PGresult *res) {
     return;
   }
   /* Re-printed compact, so that every answer of the API has the same form. */
-  cJSON *o = cJSON_Parse(PQgetvalue(res, 0, 0));
-  if (!o) {
-    hw_web_reply_error(call, 500, "internal error");
-    return;
-  }
-  hw_web_reply_json(call, 200, o);
+  hw_web_reply_json_text(call, PQgetvalue(res, 0, 0));
 }
 
 void hw_web_violation_get(hw_web_call *call) {
@@ -526,24 +521,35 @@ static void hw_web_vehicles_listed(hw_web_call *call, const PGresult *res) {
     hw_web_vehicles_answer(call);
 }
 
-void hw_web_vehicles_list(hw_web_call *call) {
+/* The state of a vehicle table answer (owned by call, freed with it), its format and limit read
+ * from the query; NULL when the call was answered (503 out of memory, 400 bad format or limit). */
+static hw_web_veh_state *hw_web_veh_begin(hw_web_call *call, const hw_web_col *cols, size_t ncols,
+                                          size_t pgcols, const char *filename) {
   hw_web_veh_state *vs = calloc(1, sizeof *vs);
   if (!vs) {
     hw_web_reply_error(call, 503, "out of memory");
-    return;
+    return NULL;
   }
   call->state = vs;
   call->free_state = hw_web_veh_state_free;
-  vs->cols = hw_veh_cols;
-  vs->ncols = HW_VEH_NCOLS;
-  vs->pgcols = HW_VEH_PG_COLS;
-  vs->filename = "vehicles";
-  char region[16], enterprise[260], cls[40], bbox[128], cursor[40];
+  vs->cols = cols;
+  vs->ncols = ncols;
+  vs->pgcols = pgcols;
+  vs->filename = filename;
   if (hw_web_format_of(call, &vs->fmt) || hw_web_limit(call, vs->fmt, &vs->limit)) {
     hw_web_reply_error(call, 400, "format is json, csv or xlsx; limit a whole number within the "
                                   "maximum");
-    return;
+    return NULL;
   }
+  return vs;
+}
+
+void hw_web_vehicles_list(hw_web_call *call) {
+  hw_web_veh_state *vs =
+      hw_web_veh_begin(call, hw_veh_cols, HW_VEH_NCOLS, HW_VEH_PG_COLS, "vehicles");
+  if (!vs)
+    return;
+  char region[16], enterprise[260], cls[40], bbox[128], cursor[40];
   if (hw_web_qparam(call, "region", region, sizeof region) < 0 ||
       hw_web_qparam(call, "enterprise", enterprise, sizeof enterprise) < 0 ||
       hw_web_qparam(call, "class", cls, sizeof cls) < 0 ||
@@ -634,22 +640,10 @@ static const hw_web_col hw_tractor_cols[] = {
 #define HW_TRACTOR_PG_COLS 11
 
 void hw_web_converted_tractors(hw_web_call *call) {
-  hw_web_veh_state *vs = calloc(1, sizeof *vs);
-  if (!vs) {
-    hw_web_reply_error(call, 503, "out of memory");
+  hw_web_veh_state *vs = hw_web_veh_begin(call, hw_tractor_cols, HW_ARRAY_SIZE(hw_tractor_cols),
+                                          HW_TRACTOR_PG_COLS, "converted-tractors");
+  if (!vs)
     return;
-  }
-  call->state = vs;
-  call->free_state = hw_web_veh_state_free;
-  vs->cols = hw_tractor_cols;
-  vs->ncols = HW_ARRAY_SIZE(hw_tractor_cols);
-  vs->pgcols = HW_TRACTOR_PG_COLS;
-  vs->filename = "converted-tractors";
-  if (hw_web_format_of(call, &vs->fmt) || hw_web_limit(call, vs->fmt, &vs->limit)) {
-    hw_web_reply_error(call, 400, "format is json, csv or xlsx; limit a whole number within the "
-                                  "maximum");
-    return;
-  }
   char cursor[40];
   if (hw_web_qparam(call, "cursor", cursor, sizeof cursor) < 0 ||
       (cursor[0] && !hw_web_tid_ok(cursor))) {

@@ -160,6 +160,20 @@ int hw_web_async_done(hw_web_call *call) {
   return 0;
 }
 
+int hw_web_pool_done(hw_web_call *call, int status) {
+  hw_web *app = call->app;
+  int stopping = app->stopping; /* read before the release, which may end the stop */
+  int alive = hw_web_async_done(call);
+  hw_web_release(app);
+  if (!alive)
+    return 0;
+  if (status || stopping) {
+    hw_web_reply_error(call, 503, "shutting down");
+    return 0;
+  }
+  return 1;
+}
+
 /* What a user may see is theirs alone: no cache between them and us keeps a copy. */
 static void hw_web_private(hw_http_req *req) {
   if (hw_http_add_header(req, "Cache-Control", "no-store") ||
@@ -204,6 +218,15 @@ void hw_web_reply_json(hw_web_call *call, int status, cJSON *body) {
   }
   hw_web_reply_raw(call, status, "application/json", text, strlen(text));
   free(text);
+}
+
+void hw_web_reply_json_text(hw_web_call *call, const char *json) {
+  cJSON *o = cJSON_Parse(json);
+  if (!o) {
+    hw_web_reply_error(call, 500, "internal error");
+    return;
+  }
+  hw_web_reply_json(call, 200, o);
 }
 
 void hw_web_reply_pg_error(hw_web_call *call, const PGresult *res, const char *what) {

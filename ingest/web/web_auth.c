@@ -144,18 +144,9 @@ static void hw_web_login_after(uv_work_t *w, int status) {
   hw_web *app = call->app;
   sodium_memzero(st->password, st->password_len);
   app->logins_in_flight--;
-  int stopping = app->stopping;
-  /* The check held the module open (a thread pool job cannot be called off); while the call is
-   * alive the HTTP server is too, so releasing here never frees app under us. */
-  if (!hw_web_async_done(call)) {
-    hw_web_release(app);
+  /* the check held the module open (a thread pool job cannot be called off) */
+  if (!hw_web_pool_done(call, status))
     return;
-  }
-  hw_web_release(app);
-  if (status || stopping) {
-    hw_web_reply_error(call, 503, "shutting down");
-    return;
-  }
   char ttl[16];
   snprintf(ttl, sizeof ttl, "%u", app->cfg.session_ttl_s);
   if (st->ok && st->user_id > 0) {

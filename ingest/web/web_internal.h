@@ -129,9 +129,18 @@ int hw_web_async_done(hw_web_call *call);
  * thread pool) is out; hw_web_release when it came back. */
 void hw_web_hold(hw_web *app);
 void hw_web_release(hw_web *app);
+/* The end of a thread pool job's after-callback (the job held the module with hw_web_hold and the
+ * call with hw_web_async_begin): lets both go and returns 1 when the call may go on; 0 when the
+ * client went away (the call is gone) or the job was cancelled or the module is stopping (503
+ * answered). While the call lives the HTTP server does too, so the release never frees app
+ * under a call that is still answered. */
+int hw_web_pool_done(hw_web_call *call, int status) HW_MUST_CHECK;
 
 /* The replies end the call (and free it); the request must not be used afterwards. */
 void hw_web_reply_json(hw_web_call *call, int status, cJSON *body); /* takes body */
+/* 200 with the JSON text PostgreSQL wrote (json_build_object ...), printed again compact so that
+ * every answer of the API has the same form; 500 if it does not parse. */
+void hw_web_reply_json_text(hw_web_call *call, const char *json);
 void hw_web_reply_raw(hw_web_call *call, int status, const char *ctype, const void *body, size_t len);
 void hw_web_reply_error(hw_web_call *call, int status, const char *msg);
 /* An error result of PostgreSQL as the client should see it: bad input (class 22) 400, else 500

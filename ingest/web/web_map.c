@@ -46,12 +46,7 @@ static void hw_web_json_row(hw_web_call *call, const PGresult *res) {
     hw_web_reply_pg_error(call, res, call->route->pattern);
     return;
   }
-  cJSON *o = cJSON_Parse(PQgetvalue(res, 0, 0));
-  if (!o) {
-    hw_web_reply_error(call, 500, "internal error");
-    return;
-  }
-  hw_web_reply_json(call, 200, o);
+  hw_web_reply_json_text(call, PQgetvalue(res, 0, 0));
 }
 
 /* GET /api/v1/summary: registered active vehicles with a terminal and open (not closed)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "webclient.h"
 #include "pbclient.h"
 #include "base/common.h"
 #include "base/token.h"
@@ -196,30 +197,7 @@ static void test_promtool_accepts(void **state) {
   }
   printf("metrics: %zu bytes per scrape, %.2f ms per scrape (200 scrapes, a connection each)\n",
          strlen(resp.body), (double)(hw_now_ms() - t0) / 200.0);
-  char path[] = "/tmp/hw_metrics_XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  size_t len = strlen(resp.body);
-  assert_int_equal(write(fd, resp.body, len), (ssize_t)len);
-  close(fd);
-  char cmd[256];
-  /* promtool check metrics reads stdin; it exits non-zero on format errors and on lint findings */
-  snprintf(cmd, sizeof cmd, "promtool check metrics < %s > %s.out 2>&1", path, path);
-  int rc = system(cmd);
-  if (rc != 0) {
-    char out[4096] = "";
-    snprintf(cmd, sizeof cmd, "%s.out", path);
-    FILE *f = fopen(cmd, "r");
-    if (f) {
-      size_t k = fread(out, 1, sizeof out - 1, f);
-      out[k] = 0;
-      fclose(f);
-    }
-    fail_msg("promtool check metrics failed (%d):\n%s", rc, out);
-  }
-  unlink(path);
-  snprintf(cmd, sizeof cmd, "%s.out", path);
-  unlink(cmd);
+  wc_promtool_check(resp.body, strlen(resp.body));
 }
 
 /* Last: stops the test's Redis. */

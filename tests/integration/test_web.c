@@ -26,74 +26,21 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "webclient.h"
 
 static hw_test_env env;
 static int wport;
 static const char *logfile = "test_web.web.log";
 static char webroot[] = "/tmp/hw-test-web-XXXXXX";
 
-typedef struct http_resp {
-  int status;
-  char head[8192];
-  char *body; /* owned, NUL-terminated */
-  size_t len;
-} http_resp;
+static wc_resp R;
 
-static http_resp R;
-
-static const char *hdr(const char *name) {
-  static char val[1024];
-  char key[128];
-  snprintf(key, sizeof key, "\r\n%s: ", name);
-  const char *p = strcasestr(R.head, key);
-  if (!p)
-    return NULL;
-  p += strlen(key);
-  size_t n = strcspn(p, "\r\n");
-  snprintf(val, sizeof val, "%.*s", (int)n, p);
-  return val;
-}
+static const char *hdr(const char *name) { return wc_header(&R, name); }
 
 /* One request on its own connection; the whole answer in R. extra: more header lines. */
 static void http_raw(const char *method, const char *path, const char *extra, const void *body,
                      size_t blen) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)wport)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-  struct timeval tv = {.tv_sec = 20};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  char req[4096];
-  int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
-                   method, path, extra ? extra : "", blen);
-  assert_true(n > 0 && n < (int)sizeof req);
-  assert_int_equal(write(fd, req, (size_t)n), n);
-  if (blen) {
-    ssize_t w = write(fd, body, blen);
-    (void)w; /* a refused huge body may be cut short by the server closing */
-  }
-  size_t cap = 1 << 16, len = 0;
-  char *raw = malloc(cap);
-  ssize_t k;
-  while ((k = read(fd, raw + len, cap - 1 - len)) > 0) {
-    len += (size_t)k;
-    if (len + 1 == cap)
-      raw = realloc(raw, cap *= 2);
-  }
-  close(fd);
-  raw[len] = 0;
-  assert_int_equal(sscanf(raw, "HTTP/1.1 %d", &R.status), 1);
-  char *sep = memmem(raw, len, "\r\n\r\n", 4);
-  assert_non_null(sep);
-  snprintf(R.head, sizeof R.head, "%.*s", (int)(sep - raw + 2), raw);
-  free(R.body);
-  R.len = len - (size_t)(sep + 4 - raw);
-  R.body = malloc(R.len + 1);
-  memcpy(R.body, sep + 4, R.len);
-  R.body[R.len] = 0;
-  free(raw);
+  wc_request(wport, method, path, extra, body, blen, &R);
 }
 
 static char cookie_hdr[256];
@@ -101,37 +48,24 @@ static char cookie_hdr[256];
 static void get_as(const char *auth, const char *path) { http_raw("GET", path, auth, NULL, 0); }
 
 static void post_json(const char *auth, const char *path, const char *json) {
-  char extra[512];
-  snprintf(extra, sizeof extra, "%sContent-Type: application/json\r\n", auth ? auth : "");
-  http_raw("POST", path, extra, json, strlen(json));
+  wc_post_json(wport, auth, path, json, &R);
 }
 
-/* Logs in and returns the "Cookie: ..." header line for later requests (static buffer). */
+/* Logs in and returns the "Cookie: ..." header line for later requests (static buffer); the
+ * session cookie's flags are checked on every login. */
 static const char *login(const char *user, const char *pw) {
-  char body[256];
-  snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
-  post_json(NULL, "/api/v1/login", body);
-  assert_int_equal(R.status, 200);
+  wc_login(wport, user, pw, &R, cookie_hdr, sizeof cookie_hdr);
   const char *sc = hdr("Set-Cookie");
-  assert_non_null(sc);
   assert_non_null(strstr(sc, "HttpOnly"));
   assert_non_null(strstr(sc, "SameSite=Strict"));
   assert_non_null(strstr(sc, "Path=/"));
-  snprintf(cookie_hdr, sizeof cookie_hdr, "Cookie: %.*s\r\n", (int)strcspn(sc, ";"), sc);
   return cookie_hdr;
 }
 
 static void sql(const char *q) { hw_test_pg_scalar(env.db, q); }
 
 static void user_add(const char *name, const char *role, const char *regions, const char *pw) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "%s user add %s --role %s --region %s %s", HW_BINARY, name, role,
-           regions, pw ? "--password-stdin" : "");
-  FILE *p = popen(cmd, "w");
-  assert_non_null(p);
-  if (pw)
-    fprintf(p, "%s\n", pw);
-  assert_int_equal(pclose(p), 0);
+  wc_user_add(name, role, regions, pw);
 }
 
 static int count_of(const char *s, const char *needle) {
@@ -223,15 +157,8 @@ static int group_setup(void **state) {
                         "--max-body", "4096", "--map-tiles",
                         "http://127.0.0.1:1/tiles/{z}/{x}/{y}.png", NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
-  assert_int_equal(hw_test_wait_port(wport, 20000), 0);
   /* Ready once PostgreSQL and Redis are connected (requests before that get 503 at once). */
-  for (int i = 0; i < 200; i++) {
-    get_as(NULL, "/readyz");
-    if (R.status == 200)
-      break;
-    usleep(50 * 1000);
-  }
-  assert_int_equal(R.status, 200);
+  wc_wait_ready(wport, &R);
   assert_string_equal(R.body, "{\"ready\":true,\"checks\":{\"postgres\":\"ok\",\"redis\":\"ok\"}}");
   return 0;
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "webclient.h"
 
 static hw_test_env env;
 static int wport, mport;
@@ -30,57 +31,12 @@ static const char *logfile = "test_web_admin.web.log";
 #define ADMIN_MAX_BODY (16 << 20) /* the default */
 #define IMPORT_ROWS 50000          /* test_print_import_timing */
 
-typedef struct http_resp {
-  int status;
-  char head[8192];
-  char *body; /* owned, NUL-terminated */
-  size_t len;
-} http_resp;
-
-static http_resp R;
+static wc_resp R;
 
 /* One request on its own connection; the whole answer in R. extra: more header lines. */
 static void http_raw(const char *method, const char *path, const char *extra, const void *body,
                      size_t blen) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)wport)};
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-  struct timeval tv = {.tv_sec = 20};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  char req[4096];
-  int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: test\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
-                   method, path, extra ? extra : "", blen);
-  assert_true(n > 0 && n < (int)sizeof req);
-  assert_int_equal(write(fd, req, (size_t)n), n);
-  for (size_t off = 0; off < blen;) {
-    ssize_t w = write(fd, (const char *)body + off, blen - off);
-    if (w <= 0)
-      break; /* a refused huge body is cut short by the server closing */
-    off += (size_t)w;
-  }
-  size_t cap = 1 << 16, len = 0;
-  char *raw = malloc(cap);
-  ssize_t k;
-  while ((k = read(fd, raw + len, cap - 1 - len)) > 0) {
-    len += (size_t)k;
-    if (len + 1 == cap)
-      raw = realloc(raw, cap *= 2);
-  }
-  close(fd);
-  raw[len] = 0;
-  assert_int_equal(sscanf(raw, "HTTP/1.1 %d", &R.status), 1);
-  char *sep = memmem(raw, len, "\r\n\r\n", 4);
-  assert_non_null(sep);
-  snprintf(R.head, sizeof R.head, "%.*s", (int)(sep - raw + 2), raw);
-  free(R.body);
-  R.len = len - (size_t)(sep + 4 - raw);
-  R.body = malloc(R.len + 1);
-  memcpy(R.body, sep + 4, R.len);
-  R.body[R.len] = 0;
-  free(raw);
+  wc_request(wport, method, path, extra, body, blen, &R);
 }
 
 static void get_as(const char *auth, const char *path) { http_raw("GET", path, auth, NULL, 0); }
@@ -102,22 +58,14 @@ static double sample(const char *series) {
 }
 
 static void post_json(const char *auth, const char *path, const char *json) {
-  char extra[512];
-  snprintf(extra, sizeof extra, "%sContent-Type: application/json\r\n", auth ? auth : "");
-  http_raw("POST", path, extra, json, strlen(json));
+  wc_post_json(wport, auth, path, json, &R);
 }
 
 /* "Cookie: ..." header line of a fresh login (owned by the caller). */
 static char *login(const char *user, const char *pw) {
-  char body[256];
-  snprintf(body, sizeof body, "{\"user\":\"%s\",\"password\":\"%s\"}", user, pw);
-  post_json(NULL, "/api/v1/login", body);
-  assert_int_equal(R.status, 200);
-  const char *sc = strcasestr(R.head, "\r\nSet-Cookie: ");
-  assert_non_null(sc);
-  sc += 14;
   char *out = malloc(256);
-  snprintf(out, 256, "Cookie: %.*s\r\n", (int)strcspn(sc, ";"), sc);
+  assert_non_null(out);
+  wc_login(wport, user, pw, &R, out, 256);
   return out;
 }
 
@@ -132,14 +80,7 @@ static long q(const char *fmt, ...) {
 }
 
 static void user_add(const char *name, const char *role, const char *regions, const char *pw) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "%s user add %s --role %s --region %s %s", HW_BINARY, name, role,
-           regions, pw ? "--password-stdin" : "");
-  FILE *p = popen(cmd, "w");
-  assert_non_null(p);
-  if (pw)
-    fprintf(p, "%s\n", pw);
-  assert_int_equal(pclose(p), 0);
+  wc_user_add(name, role, regions, pw);
 }
 
 static char *root_c, *nj_c, *op_c, *view_c; /* cookies: admin 000000, admin 320100, operator, viewer */
@@ -170,14 +111,7 @@ static int group_setup(void **state) {
                         env.redis_addr, "--web-root", "", "--max-body", "4096",
                         "--admin-max-body", amb, "--metrics-listen", mlisten, NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
-  assert_int_equal(hw_test_wait_port(wport, 20000), 0);
-  for (int i = 0; i < 200; i++) {
-    get_as(NULL, "/readyz");
-    if (R.status == 200)
-      break;
-    usleep(50 * 1000);
-  }
-  assert_int_equal(R.status, 200);
+  wc_wait_ready(wport, &R);
   root_c = login("root", "root-pw");
   nj_c = login("nj_admin", "nj-admin-pw");
   op_c = login("nj_op", "nj-op-pw");
@@ -741,28 +675,7 @@ static void test_metrics(void **state) {
   /* no label per user or vehicle: the names of this test's users appear nowhere */
   assert_null(strstr(R.body, "nj_admin"));
   assert_null(strstr(R.body, "苏A"));
-  char path[] = "/tmp/hw_web_metrics_XXXXXX";
-  int fd = mkstemp(path);
-  assert_true(fd >= 0);
-  assert_int_equal(write(fd, R.body, R.len), (ssize_t)R.len);
-  close(fd);
-  char cmd[256];
-  snprintf(cmd, sizeof cmd, "promtool check metrics < %s > %s.out 2>&1", path, path);
-  int rc = system(cmd);
-  if (rc != 0) {
-    char out[4096] = "";
-    snprintf(cmd, sizeof cmd, "%s.out", path);
-    FILE *f = fopen(cmd, "r");
-    if (f) {
-      size_t k = fread(out, 1, sizeof out - 1, f);
-      out[k] = 0;
-      fclose(f);
-    }
-    fail_msg("promtool check metrics failed (%d):\n%s", rc, out);
-  }
-  unlink(path);
-  snprintf(cmd, sizeof cmd, "%s.out", path);
-  unlink(cmd);
+  wc_promtool_check(R.body, R.len);
 }
 
 int main(void) {
