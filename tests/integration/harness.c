@@ -43,6 +43,26 @@ PGconn *hw_test_pg_connect(const char *conninfo) {
   return c;
 }
 
+long hw_test_pg_scalarf(PGconn *c, const char *fmt, ...) {
+  char sql[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(sql, sizeof sql, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof sql)
+    fail_msg("query too long for hw_test_pg_scalarf: %.200s", sql);
+  return hw_test_pg_scalar(c, sql);
+}
+
+void hw_test_pg_wait(PGconn *c, const char *what, const char *sql, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    if (hw_test_pg_scalar(c, sql) > 0)
+      return;
+    usleep(50 * 1000);
+  }
+  fail_msg("waited %d s for %s", timeout_ms / 1000, what);
+}
+
 long hw_test_pg_scalar(PGconn *c, const char *sql) {
   PGresult *r = PQexec(c, sql);
   ExecStatusType st = PQresultStatus(r);

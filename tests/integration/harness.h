@@ -25,6 +25,11 @@ PGconn *hw_test_pg_connect(const char *conninfo);
 /* Runs sql, fails the test unless it succeeds; returns the first column of the first row as a
  * long (0 when no rows). */
 long hw_test_pg_scalar(PGconn *c, const char *sql);
+/* The same for a printf-style query (at most 2 KiB once formatted). */
+long hw_test_pg_scalarf(PGconn *c, const char *fmt, ...) HW_PRINTF(2, 3);
+/* Polls sql (a count) every 50 ms until it is at least 1; fails the test, naming what, after
+ * timeout_ms (a bound against hanging, not a performance assertion). */
+void hw_test_pg_wait(PGconn *c, const char *what, const char *sql, int timeout_ms);
 /* The one text value of a one-row query (printf-style; "<null>" for NULL) into out[cap]. */
 void hw_test_pg_text(PGconn *c, char *out, size_t cap, const char *fmt, ...) HW_PRINTF(4, 5);
 

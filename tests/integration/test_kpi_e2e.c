@@ -109,23 +109,10 @@ static int run_cli(const char *const *argv, char *out, size_t cap) {
   return st;
 }
 
-static long q(const char *fmt, ...) HW_PRINTF(1, 2);
-static long q(const char *fmt, ...) {
-  char sql[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  return hw_test_pg_scalar(env.db, sql);
-}
+#define q(...) hw_test_pg_scalarf(env.db, __VA_ARGS__)
 
 static void wait_for(const char *what, const char *sql) {
-  for (int waited = 0; waited < WAIT_MS; waited += 50) {
-    if (hw_test_pg_scalar(env.db, sql) > 0)
-      return;
-    usleep(50 * 1000);
-  }
-  fail_msg("waited %d s for %s", WAIT_MS / 1000, what);
+  hw_test_pg_wait(env.db, what, sql, WAIT_MS);
 }
 
 typedef struct {

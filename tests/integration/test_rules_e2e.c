@@ -117,24 +117,11 @@ static void run_sim(const char *scenario, const char *prefix, int64_t start_ms) 
   assert_int_equal(hw_test_wait_exit(start_sim(scenario, prefix, start_ms, NULL), 240000), 0);
 }
 
-static long q(const char *fmt, ...) HW_PRINTF(1, 2);
-static long q(const char *fmt, ...) {
-  char sql[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  return hw_test_pg_scalar(env.db, sql);
-}
+#define q(...) hw_test_pg_scalarf(env.db, __VA_ARGS__)
 
 /* Polls `sql` (a count) until it is at least 1; fails after WAIT_MS. */
 static void wait_for(const char *what, const char *sql) {
-  for (int waited = 0; waited < WAIT_MS; waited += 50) {
-    if (hw_test_pg_scalar(env.db, sql) > 0)
-      return;
-    usleep(50 * 1000);
-  }
-  fail_msg("waited %d s for %s", WAIT_MS / 1000, what);
+  hw_test_pg_wait(env.db, what, sql, WAIT_MS);
 }
 
 static void wait_closed(const char *terminal, const char *kind) {

@@ -69,15 +69,7 @@ static char *login(const char *user, const char *pw) {
   return out;
 }
 
-static long q(const char *fmt, ...) HW_PRINTF(1, 2);
-static long q(const char *fmt, ...) {
-  char sql[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(sql, sizeof sql, fmt, ap);
-  va_end(ap);
-  return hw_test_pg_scalar(env.db, sql);
-}
+#define q(...) hw_test_pg_scalarf(env.db, __VA_ARGS__)
 
 static void user_add(const char *name, const char *role, const char *regions, const char *pw) {
   wc_user_add(name, role, regions, pw);
