@@ -456,7 +456,8 @@ static void test_blocked_copy(void **state) {
   for (int i = 0; i < 100 && !waiting; i++) {
     run_for(c, 20);
     waiting = scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                        "'haulwatch-pgwriter' AND wait_event_type = 'Lock'");
+                        "'haulwatch-pgwriter' AND wait_event_type = 'Lock' "
+                        "AND datname = current_database()");
   }
   assert_int_equal(waiting, 1);
   run_for(c, 200);
@@ -860,7 +861,7 @@ static void test_pg_async(void **state) {
   /* The session is killed while idle: the next query runs on a new one. */
   assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) "
                                          "FROM pg_stat_activity WHERE application_name = "
-                                         "'haulwatch-pgtest'"), 1);
+                                         "'haulwatch-pgtest' AND datname = current_database()"), 1);
   /* A query in flight when its session dies gets NULL; the one behind it still runs. */
   assert_int_equal(hw_pg_async_query(a, "SELECT pg_terminate_backend(pg_backend_pid())", 0, NULL,
                                      on_async, &r[3]), 0);
