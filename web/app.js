@@ -462,6 +462,10 @@ async function loadViolating() {
 async function loadSummary() {
   const s = await api('/api/v1/summary');
   $('c-registered').textContent = s.vehicles;
+  // Stored fixes of today (GMT+8), from the daily figures: as of the daemon's last daily flush.
+  const fixes = $('c-fixes');
+  fixes.textContent = Number(s.fixes_today).toLocaleString('en-US');
+  fixes.title = s.fixes_as_of ? `as of ${s.fixes_as_of}` : '';
   const box = $('c-open');
   clear(box);
   const kinds = Object.entries(s.open_violations);
@@ -649,6 +653,8 @@ async function start(user) {
   // offline is a matter of time passing; the tractors' last positions move with the rules
   page.timers.push(setInterval(queueRedraw, 10000));
   page.timers.push(setInterval(queueTractors, 60000));
+  // the fixes stored today grow with every daily flush, not with an event
+  page.timers.push(setInterval(queueSummary, 30000));
   document.body.dataset.ready = '1';
 }
 

@@ -49,9 +49,12 @@ static void hw_web_json_row(hw_web_call *call, const PGresult *res) {
   hw_web_reply_json_text(call, PQgetvalue(res, 0, 0));
 }
 
-/* GET /api/v1/summary: registered active vehicles with a terminal and open (not closed)
- * violations per kind, in the user's regions. Online and moving are the page's to count from
- * the vehicle list and the live feed (the latest state is in Redis, per vehicle). */
+/* GET /api/v1/summary: registered active vehicles with a terminal, open (not closed)
+ * violations per kind, and the fixes stored today (GMT+8) by those vehicles' terminals, in the
+ * user's regions. Online and moving are the page's to count from the vehicle list and the live
+ * feed (the latest state is in Redis, per vehicle). The fixes come from the daily figures
+ * (schema 012), not from counting positions: one row per vehicle, as of the daemon's last
+ * daily flush (daily_flush_s), which fixes_as_of gives. */
 void hw_web_summary(hw_web_call *call) {
   const char *params[1] = {call->user.scope};
   if (hw_web_query(
@@ -60,7 +63,11 @@ void hw_web_summary(hw_web_call *call) {
           "'active' AND terminal_id IS NOT NULL AND region LIKE ANY($1::text[])), "
           "'open_violations', (SELECT coalesce(json_object_agg(kind, n ORDER BY kind), '{}') FROM "
           "(SELECT kind, count(*) AS n FROM violations WHERE state <> 'closed' AND "
-          "coalesce(region, '') LIKE ANY($1::text[]) GROUP BY kind) k), 'as_of', now())::text",
+          "coalesce(region, '') LIKE ANY($1::text[]) GROUP BY kind) k), "
+          "'fixes_today', coalesce(t.n, 0), 'fixes_as_of', t.at, 'as_of', now())::text FROM "
+          "(SELECT sum(d.records) AS n, max(d.updated_at) AS at FROM vehicle_daily d JOIN vehicles v "
+          "USING (terminal_id) WHERE d.day = (now() AT TIME ZONE 'UTC' + interval '8 hours')::date "
+          "AND v.region LIKE ANY($1::text[])) t",
           1, params, hw_web_json_row)) {
   }
 }

@@ -169,6 +169,14 @@ try {
     const h = await page.$('#tractors tr.moved[data-terminal="pg-tractor-001"]');
     return h || null;
   }, 30000);
+  // The fixes stored today: the header's count, refreshed after the violation, is the API's
+  // (the daemon flushes its daily figures every 2 s here), and both are more than none.
+  await until('the fixes stored today in the header', async () => {
+    const shown = Number((await page.textContent('#c-fixes')).replace(/,/g, ''));
+    const api = await page.evaluate(async () => (await (await fetch('/api/v1/summary')).json()).fixes_today);
+    return shown > 0 && shown <= api ? shown : null;
+  }, 40000);
+  log('ok: the header counts the fixes stored today');
   const rowText = await row.textContent();
   check(rowText.includes('<img src=x onerror=alert(1)>') && rowText.includes('是 yes'), `the tractor panel lists it, its hostile plate shown as text (${rowText})`);
 

@@ -92,7 +92,7 @@ static void test_page_in_browser(void **state) {
   user_add("hb_view", "viewer", "130000");
 
   const char *serve[] = {"serve", "--listen", env.listen_addr, "--pg", env.conninfo, "--redis",
-                         env.redis_addr, "--batch-ms", "20", NULL};
+                         env.redis_addr, "--batch-ms", "20", "--daily-flush-s", "2", NULL};
   env.daemon_pid = hw_test_spawn(serve, "test_page.daemon.log");
   assert_int_equal(hw_test_wait_port(env.port, 20000), 0);
   int wport = hw_test_free_port();

@@ -904,6 +904,15 @@ static void test_page_config_summary_zones_regions(void **state) {
   snprintf(got_kind, sizeof got_kind, "\"open_violations\":{%s}", want);
   assert_non_null(strstr(R.body, got_kind));
   assert_null(strstr(R.body, "\"fatigue\":0"));
+  /* Fixes today: the daily figures of today's GMT+8 day, for vehicles in the user's regions;
+   * yesterday's row and another city's vehicle do not count. */
+  assert_non_null(strstr(R.body, "\"fixes_today\":0,"));
+  sql("INSERT INTO vehicle_daily (terminal_id, day, records, qualified, drift, km_total, km_complete) "
+      "SELECT t, (now() AT TIME ZONE 'UTC' + interval '8 hours')::date - back, n, 0, 0, 0, 0 FROM "
+      "(VALUES ('nj1', 0, 40), ('nj2', 0, 2), ('nj1', 1, 500), ('hz1', 0, 7)) v(t, back, n)");
+  get_as(nj, "/api/v1/summary");
+  assert_non_null(strstr(R.body, "\"fixes_today\":42,"));
+  assert_null(strstr(R.body, "\"fixes_as_of\":null"));
   get_as(hz, "/api/v1/summary");
   assert_non_null(strstr(R.body, "\"vehicles\":2,")); /* hz1 and wx1 (320211) */
   hw_test_pg_text(env.db, want, sizeof want,
