@@ -142,6 +142,30 @@ int hw_cd_request_parse(hw_cd_request *r, hw_cd_list list, const char *region, c
 #define HW_CD_REGION(col) \
   "coalesce(" col ", '') LIKE ANY($1::text[]) AND left(coalesce(" col ", ''), length($2::text)) = $2::text"
 
+/* The vehicles of a class with a phase-out date (v, joined with its class c): where the phase-out
+ * list and the page's live tractor panel both start. */
+#define HW_CD_RETIRED_FROM " FROM vehicles v JOIN vehicle_classes c ON c.code = v.class_code"
+#define HW_CD_RETIRED_WHERE " c.retired_after IS NOT NULL"
+
+/* GET /api/v1/converted-tractors (web/web_api.c), moved here beside the phase-out list: $1 scope,
+ * $2 cursor (terminal id), $3 limit. Whether it moved after the date is whether a retired_class
+ * violation exists (live, from the rules), where and when last from that violation and the stored
+ * position at or just before it; times as JSON writes them in the session's time zone. */
+const char hw_cd_tractors_sql[] =
+    "SELECT v.terminal_id, v.plate, v.region, v.enterprise, v.class_code, "
+    "c.retired_after::text, lv.last_at IS NOT NULL, to_json(lv.last_at)#>>'{}', "
+    "coalesce(lp.lat, lv.start_lat), coalesce(lp.lon, lv.start_lon), "
+    "(SELECT count(*) FROM violations o WHERE o.terminal_id = v.terminal_id AND "
+    "o.state <> 'closed')" HW_CD_RETIRED_FROM
+    " LEFT JOIN LATERAL (SELECT coalesce(x.last_at, x.ended_at, x.started_at) AS last_at, "
+    "x.start_lat, x.start_lon FROM violations x WHERE x.terminal_id = v.terminal_id AND "
+    "x.kind = 'retired_class' ORDER BY 1 DESC LIMIT 1) lv ON true "
+    "LEFT JOIN LATERAL (SELECT p.lat, p.lon FROM positions p WHERE p.terminal_id = "
+    "v.terminal_id AND p.ts <= lv.last_at AND p.ts > lv.last_at - interval '1 day' "
+    "ORDER BY p.ts DESC LIMIT 1) lp ON true "
+    "WHERE" HW_CD_RETIRED_WHERE " AND v.terminal_id IS NOT NULL AND "
+    "v.region LIKE ANY($1::text[]) AND v.terminal_id > $2 ORDER BY v.terminal_id LIMIT $3";
+
 static const hw_cd_col hw_cd_phaseout_cols[] = {
     {"plate", HW_CD_TEXT},          {"plate_colour", HW_CD_INT},    {"terminal_id", HW_CD_TEXT},
     {"region", HW_CD_TEXT},         {"enterprise", HW_CD_TEXT},     {"class", HW_CD_TEXT},
@@ -160,8 +184,7 @@ static const char hw_cd_phaseout_sql[] =
     " SELECT v.plate, v.plate_colour, v.terminal_id, v.region, v.enterprise, v.class_code,"
     "  c.retired_after, v.status,"
     "  greatest(c.retired_after + 1, date '1970-01-01' + $3::integer) AS count_from"
-    " FROM vehicles v JOIN vehicle_classes c ON c.code = v.class_code"
-    " WHERE c.retired_after IS NOT NULL AND " HW_CD_REGION("v.region") "),"
+    HW_CD_RETIRED_FROM " WHERE" HW_CD_RETIRED_WHERE " AND " HW_CD_REGION("v.region") "),"
     " d AS ("
     " SELECT v.terminal_id, max(x.last_fix) AS last_fix,"
     "  count(*) FILTER (WHERE x.day >= v.count_from AND x.km_total > 0"

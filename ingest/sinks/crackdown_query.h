@@ -92,6 +92,13 @@ const char *hw_cd_sql(hw_cd_list list);
 int hw_cd_bind(const hw_cd_request *r, const hw_cd_config *cfg, const char *scope,
                hw_cd_bufs *bufs, const char *params[HW_CD_MAX_PARAMS]);
 
+/* The page's live converted-tractor panel (GET /api/v1/converted-tractors), kept beside the
+ * phase-out list so that both start from the same retired vehicles: $1 scope, $2 cursor (the
+ * last terminal id of the previous page, '' first), $3 limit. 11 columns: terminal_id, plate,
+ * region, enterprise, class, retired_after, moved (a retired_class violation exists), last moved
+ * at, lat, lon, open violations. */
+extern const char hw_cd_tractors_sql[];
+
 /* --- the result as a table ------------------------------------------------------------------ */
 
 typedef enum { HW_CD_TEXT = 0, HW_CD_INT, HW_CD_NUM, HW_CD_TIME } hw_cd_type;
