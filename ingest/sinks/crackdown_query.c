@@ -111,9 +111,10 @@ int hw_cd_request_parse(hw_cd_request *r, hw_cd_list list, const char *region, c
   }
   if ((since && since[0] && list != HW_CD_PHASEOUT) ||
       (((from && from[0]) || (to && to[0])) && list != HW_CD_OFFLINE_MOVERS)) {
+    /* Worded for both front ends: the flags and the query parameters have the same names. */
     snprintf(err, errlen, "%s takes %s", hw_cd_names[list],
-             list == HW_CD_PHASEOUT ? "--since, not --from/--to"
-             : list == HW_CD_OFFLINE_MOVERS ? "--from/--to, not --since"
+             list == HW_CD_PHASEOUT ? "since, not from or to"
+             : list == HW_CD_OFFLINE_MOVERS ? "from and to, not since"
                                             : "no dates");
     return -EINVAL;
   }
