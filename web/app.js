@@ -598,6 +598,56 @@ function queueTractors() {
   tractorTimer = setTimeout(() => { tractorTimer = null; loadTractors().catch(() => {}); }, 2000);
 }
 
+// --- crackdown lists ----------------------------------------------------------------------
+// GET /api/v1/crackdown/{list}: the same lists as `haulwatch report phaseout|registry-audit|
+// offline-movers`, in the user's regions; a few columns here, every column in the exports.
+
+const CD_COLUMNS = {
+  'phaseout': [['plate', '车牌 plate'], ['region', '区划 region'], ['status', '登记 status'],
+    ['days_moved', '淘汰后行驶天数 days moved'], ['km_since', '里程 km'], ['last_moved', '最后行驶 last moved'],
+    ['violation_states', '违规 violations']],
+  'registry-audit': [['plate', '车牌 plate'], ['region', '区划 region'], ['axles', '轴 axles'],
+    ['total_mass_kg', '总质量 total kg'], ['curb_mass_kg', '整备 curb kg'], ['rated_load_kg', '核载 load kg'],
+    ['reasons', '疑点 reasons']],
+  'offline-movers': [['enterprise', '企业 enterprise'], ['plate', '车牌 plate'], ['episodes', '次数 episodes'],
+    ['km_total', '位移 km'], ['last_started_at', '最近 last']],
+};
+const crackdown = { list: 'phaseout', bound: false };
+
+function bindCrackdownTabs() {
+  if (crackdown.bound) return;
+  crackdown.bound = true;
+  for (const b of $('cd-tabs').querySelectorAll('button[data-list]')) {
+    b.addEventListener('click', () => {
+      crackdown.list = b.dataset.list;
+      loadCrackdown().catch(() => {});
+    });
+  }
+}
+
+async function loadCrackdown() {
+  bindCrackdownTabs();
+  const list = crackdown.list;
+  for (const b of $('cd-tabs').querySelectorAll('button[data-list]')) b.setAttribute('aria-selected', String(b.dataset.list === list));
+  const url = `/api/v1/crackdown/${list}`;
+  $('cd-csv').href = `${url}?format=csv`;
+  $('cd-xlsx').href = `${url}?format=xlsx`;
+  const ans = await api(url);
+  if (list !== crackdown.list) return; // another tab was chosen meanwhile
+  const cols = CD_COLUMNS[list];
+  const head = $('cd-table').tHead.rows[0];
+  clear(head);
+  for (const [, label] of cols) head.append(el('th', {}, label));
+  const tb = $('cd-table').tBodies[0];
+  clear(tb);
+  for (const r of ans.items) {
+    tb.append(el('tr', { 'data-list': list, 'data-terminal': r.terminal_id || '', on: r.terminal_id ? { click: () => selectVehicle(r.terminal_id) } : {} },
+      ...cols.map(([k]) => el('td', {}, k === 'last_started_at' ? fmtTime(r[k]) : r[k] === null || r[k] === undefined ? '–' : r[k]))));
+  }
+  if (ans.items.length === 0) tb.append(el('tr', {}, el('td', { colSpan: cols.length, class: 'muted' }, '本辖区无 none in your regions')));
+  $('cd-count').textContent = `${ans.items.length}${ans.truncated ? '+' : ''}`;
+}
+
 // --- the live feed ------------------------------------------------------------------------
 
 function startStream() {
@@ -649,7 +699,7 @@ async function start(user) {
   if (!page.map) initMap();
   else page.map.resize();
   startStream();
-  await Promise.all([loadOverlays(), reloadAll()]);
+  await Promise.all([loadOverlays(), reloadAll(), loadCrackdown()]);
   // offline is a matter of time passing; the tractors' last positions move with the rules
   page.timers.push(setInterval(queueRedraw, 10000));
   page.timers.push(setInterval(queueTractors, 60000));

@@ -13,7 +13,7 @@
 #include "base/fix.h"
 #include "base/options.h"
 
-#define HW_REG_SCHEMA 11 /* vehicles, vehicle_classes, hw_admin_import_vehicles */
+#define HW_REG_SCHEMA 14 /* vehicles (with the masses of 014), hw_admin_import_vehicles */
 
 static const char hw_registry_usage[] =
     "usage: haulwatch registry import FILE.csv [--pg CONNINFO]\n"
@@ -30,6 +30,10 @@ static const char hw_registry_usage[] =
     "  permit_no       road transport permit number\n"
     "  permit_expires  YYYY-MM-DD\n"
     "  status          active (default), scrapped, deregistered\n"
+    "  axles           axle count, 2-12 (the registry audit: haulwatch report registry-audit)\n"
+    "  total_mass_kg   total mass on the registration certificate, kg, 100-200000\n"
+    "  curb_mass_kg    curb mass, kg, 100-200000\n"
+    "  rated_load_kg   rated load, kg, 0-200000\n"
     "Every row is checked first: if any row is bad, each bad row is listed with its line number\n"
     "and nothing is imported (exit 1). Otherwise all rows are upserted by plate + colour in one\n"
     "transaction; an empty cell clears that field of an existing vehicle. Running daemons reload\n"

@@ -656,21 +656,8 @@ void hw_web_converted_tractors(hw_web_call *call) {
   vs->params[1] = vs->cursor;
   vs->params[2] = vs->limit_text;
   vs->np = 3;
-  snprintf(vs->sql, sizeof vs->sql, "%s",
-           "SELECT v.terminal_id, v.plate, v.region, v.enterprise, v.class_code, "
-           "c.retired_after::text, lv.last_at IS NOT NULL, " HW_ISO("lv.last_at") ", "
-           "coalesce(lp.lat, lv.start_lat), coalesce(lp.lon, lv.start_lon), "
-           "(SELECT count(*) FROM violations o WHERE o.terminal_id = v.terminal_id AND "
-           "o.state <> 'closed') "
-           "FROM vehicles v JOIN vehicle_classes c ON c.code = v.class_code "
-           "LEFT JOIN LATERAL (SELECT coalesce(x.last_at, x.ended_at, x.started_at) AS last_at, "
-           "x.start_lat, x.start_lon FROM violations x WHERE x.terminal_id = v.terminal_id AND "
-           "x.kind = 'retired_class' ORDER BY 1 DESC LIMIT 1) lv ON true "
-           "LEFT JOIN LATERAL (SELECT p.lat, p.lon FROM positions p WHERE p.terminal_id = "
-           "v.terminal_id AND p.ts <= lv.last_at AND p.ts > lv.last_at - interval '1 day' "
-           "ORDER BY p.ts DESC LIMIT 1) lp ON true "
-           "WHERE c.retired_after IS NOT NULL AND v.terminal_id IS NOT NULL AND "
-           "v.region LIKE ANY($1::text[]) AND v.terminal_id > $2 ORDER BY v.terminal_id LIMIT $3");
+  /* The query lives beside the phase-out list's in sinks/crackdown_query.c. */
+  snprintf(vs->sql, sizeof vs->sql, "%s", hw_cd_tractors_sql);
   hw_web_vehicles_fetch(call);
 }
 

@@ -9,6 +9,8 @@
 //     its hostile plate shown as text;
 //   - an operator moving that violation to closed with a note, and the API then showing it
 //     closed with three audit rows by that operator;
+//   - the crackdown panel: the tractor in the phase-out list (plate as text), another tab and its
+//     CSV export;
 //   - the feed's filters (state, kind, region);
 //   - a viewer getting no lifecycle buttons;
 //   - no console error and no uncaught exception, before or after login; no request leaving
@@ -179,6 +181,25 @@ try {
   log('ok: the header counts the fixes stored today');
   const rowText = await row.textContent();
   check(rowText.includes('<img src=x onerror=alert(1)>') && rowText.includes('是 yes'), `the tractor panel lists it, its hostile plate shown as text (${rowText})`);
+
+  // --- the crackdown lists: the tractor in the phase-out tab, its plate as text; another tab ---
+  const cdRow = await until('the converted tractor in the crackdown phase-out list', async () => {
+    const h = await page.$('#cd-table tr[data-list="phaseout"][data-terminal="pg-tractor-001"]');
+    return h || null;
+  }, 10000);
+  const cdText = await cdRow.textContent();
+  check(cdText.includes('<img src=x onerror=alert(1)>'), `the phase-out list shows its hostile plate as text (${cdText})`);
+  check((await page.getAttribute('#cd-csv', 'href')) === '/api/v1/crackdown/phaseout?format=csv', 'the phase-out CSV export link');
+  await page.click('#cd-tabs button[data-list="offline-movers"]');
+  await page.waitForFunction(() => document.getElementById('cd-xlsx').getAttribute('href') === '/api/v1/crackdown/offline-movers?format=xlsx'
+    && document.querySelector('#cd-table thead th').textContent.includes('enterprise'), null, { timeout: 10000 });
+  const exp = await page.evaluate(async () => {
+    const r = await fetch(document.getElementById('cd-csv').getAttribute('href'));
+    return { status: r.status, type: r.headers.get('content-type'), head: (await r.text()).split('\r\n')[0] };
+  });
+  check(exp.status === 200 && exp.type.startsWith('text/csv') && exp.head.startsWith('enterprise,plate,terminal_id'),
+    `the offline-movers tab and its CSV export (${exp.status} ${exp.type} ${exp.head})`);
+  await page.click('#cd-tabs button[data-list="phaseout"]');
 
   // --- the operator closes the violation ---
   await page.click(`#feed li[data-id="${vid}"]`);

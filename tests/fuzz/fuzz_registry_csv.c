@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static PGresult *cls;
-  static const size_t max[HW_NCOLS] = {32, 16, 17, 64, 32, 6, 128, 64, 10, 16};
+  static const size_t max[HW_NCOLS] = {32, 16, 17, 64, 32, 6, 128, 64, 10, 16, 16, 16, 16, 16};
   if (!cls)
     cls = classes_result();
   if (size == 0)
@@ -79,8 +79,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(r->f[HW_COL_PLATE] && r->f[HW_COL_CLASS] && r->f[HW_COL_REGION]);
     CHECK(memchr(r->colour, 0, sizeof r->colour) && r->colour[0]);
     CHECK(is_class(r->f[HW_COL_CLASS]));
-    for (int c = 0; c < HW_NCOLS; c++)
+    for (int c = 0; c < HW_NCOLS; c++) {
       CHECK(!r->f[c] || strlen(r->f[c]) <= max[c]);
+      long lo, hi; /* a kept number is plain digits within its column's range */
+      if (r->f[c] && hw_registry_num_range(c, &lo, &hi))
+        CHECK(strspn(r->f[c], "0123456789") == strlen(r->f[c]) && atol(r->f[c]) >= lo &&
+              atol(r->f[c]) <= hi);
+    }
     for (size_t j = 0; j < i; j++) {
       const hw_vrow *o = &im.rows[j];
       CHECK(strcmp(o->f[HW_COL_PLATE], r->f[HW_COL_PLATE]) || strcmp(o->colour, r->colour));
