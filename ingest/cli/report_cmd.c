@@ -312,9 +312,12 @@ int hw_cmd_report(int argc, char **argv) {
     return hw_report_rebuild(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "kpi"))
     return hw_report_kpi(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "monthly"))
+    return hw_cmd_report_monthly(argc - 1, argv + 1);
   FILE *out = argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) ? stdout : stderr;
   fprintf(out, "usage: haulwatch report kpi --from DAY --to DAY [OPTIONS]\n"
                "       haulwatch report rebuild --from DAY --to DAY [--terminal ID]\n"
+               "       haulwatch report monthly --month YYYY-MM --out FILE.html|FILE.xlsx\n"
                "`haulwatch report kpi --help` and `... rebuild --help` tell more.\n");
   return out == stdout ? 0 : 2;
 }
