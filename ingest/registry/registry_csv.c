@@ -16,12 +16,36 @@
 
 static const char *const hw_col_names[HW_NCOLS] = {
     "plate", "plate_colour", "vin", "class", "terminal_id",
-    "region", "enterprise", "permit_no", "permit_expires", "status"};
+    "region", "enterprise", "permit_no", "permit_expires", "status",
+    "axles", "total_mass_kg", "curb_mass_kg", "rated_load_kg"};
 /* Columns every file must have; the others may be left out and are then empty (NULL). */
-static const int hw_col_required[HW_NCOLS] = {1, 1, 0, 1, 0, 1, 0, 0, 0, 0};
+static const int hw_col_required[HW_NCOLS] = {1, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
 
 /* Byte limits follow the vehicles table (schema/002_registry.sql) and hw_vehicle. */
-static const size_t hw_col_max[HW_NCOLS] = {32, 16, 17, 64, 32, 6, 128, 64, 10, 16};
+static const size_t hw_col_max[HW_NCOLS] = {32, 16, 17, 64, 32, 6, 128, 64, 10, 16, 16, 16, 16, 16};
+
+/* The numeric columns' ranges, those of schema/014_vehicle_mass.sql: wide enough for every
+ * road vehicle, narrow enough to catch a digit too many; the audit judges what lies between. */
+static const struct {
+  int col;
+  long lo, hi;
+} hw_num_ranges[] = {
+    {HW_COL_AXLES, 2, 12},
+    {HW_COL_TOTAL_MASS, 100, 200000},
+    {HW_COL_CURB_MASS, 100, 200000},
+    {HW_COL_RATED_LOAD, 0, 200000},
+};
+
+int hw_registry_num_range(int col, long *lo, long *hi) {
+  for (size_t i = 0; i < HW_ARRAY_SIZE(hw_num_ranges); i++)
+    if (hw_num_ranges[i].col == col) {
+      *lo = hw_num_ranges[i].lo;
+      *hi = hw_num_ranges[i].hi;
+      return 1;
+    }
+  *lo = *hi = 0;
+  return 0;
+}
 
 static void hw_import_vreport(hw_import *im, unsigned line, const char *fmt, va_list ap) {
   char msg[512];
@@ -191,7 +215,8 @@ static void hw_header(hw_import *im) {
   if (im->fatal)
     hw_import_report(im, 0, "the first row must name the columns: plate, plate_colour, vin, "
                             "class, terminal_id, region, enterprise, permit_no, permit_expires, "
-                            "status");
+                            "status (and optionally axles, total_mass_kg, curb_mass_kg, "
+                            "rated_load_kg)");
   im->ncols = im->nfields;
 }
 
@@ -264,6 +289,16 @@ static void hw_row(hw_import *im) {
         *p = (char)(*p - 'A' + 'a');
     if (strcmp(s, "active") && strcmp(s, "scrapped") && strcmp(s, "deregistered"))
       hw_bad(im, line, "status '%s' is not active, scrapped or deregistered", s);
+  }
+  for (size_t i = 0; i < HW_ARRAY_SIZE(hw_num_ranges); i++) {
+    int c = hw_num_ranges[i].col;
+    const char *v = r.f[c];
+    /* Whole numbers only, written plainly: "18t", "1.8e4", "+5" or "18 000" is a typing slip
+     * that a silent conversion would turn into a wrong figure. */
+    if (v && (strspn(v, "0123456789") != strlen(v) || strlen(v) > 7 ||
+              atol(v) < hw_num_ranges[i].lo || atol(v) > hw_num_ranges[i].hi))
+      hw_bad(im, line, "%s '%s' is not a whole number from %ld to %ld%s", hw_col_names[c], v,
+             hw_num_ranges[i].lo, hw_num_ranges[i].hi, c == HW_COL_AXLES ? "" : " (kg)");
   }
   /* Duplicates are checked only on values that are themselves valid. */
   if (r.f[HW_COL_PLATE] && colour >= 0) {
@@ -394,7 +429,8 @@ void hw_registry_csv_free(hw_import *im) {
 cJSON *hw_registry_rows_json(const hw_import *im) {
   static const char *const names[HW_NCOLS] = {
       "plate", "plate_colour", "vin", "class_code", "terminal_id",
-      "region", "enterprise", "permit_no", "permit_expires", "status"};
+      "region", "enterprise", "permit_no", "permit_expires", "status",
+      "axles", "total_mass_kg", "curb_mass_kg", "rated_load_kg"};
   cJSON *arr = cJSON_CreateArray();
   for (size_t i = 0; arr && i < im->nrows; i++) {
     const hw_vrow *r = &im->rows[i];

@@ -25,6 +25,12 @@ enum {
   HW_COL_PERMIT_NO,
   HW_COL_PERMIT_EXPIRES,
   HW_COL_STATUS,
+  /* Optional (schema 014): the declared axle count and masses, whole numbers, checked against
+   * hw_registry_num_range. */
+  HW_COL_AXLES,
+  HW_COL_TOTAL_MASS,
+  HW_COL_CURB_MASS,
+  HW_COL_RATED_LOAD,
   HW_NCOLS
 };
 
@@ -74,9 +80,13 @@ int hw_registry_csv_read(hw_import *im, FILE *f) HW_MUST_CHECK;
 /* Reports a problem the way the reader does (for the checks the callers make after it). */
 void hw_import_report(hw_import *im, unsigned line, const char *fmt, ...) HW_PRINTF(3, 4);
 void hw_registry_csv_free(hw_import *im);
+/* The accepted range of a numeric column (axles, masses in kg), for the messages and the tests;
+ * 0 and *lo = *hi = 0 for a column that is not numeric. */
+int hw_registry_num_range(int col, long *lo, long *hi);
 /* The good rows as the JSON array hw_admin_import_vehicles() takes (schema/011_admin_audit.sql):
  * [{line, plate, plate_colour, vin, class_code, terminal_id, region, enterprise, permit_no,
- * permit_expires, status}], empty cells null. Owned by the caller; NULL when out of memory. */
+ * permit_expires, status, axles, total_mass_kg, curb_mass_kg, rated_load_kg}] (schema 014's
+ * version of the function), empty cells null. Owned by the caller; NULL when out of memory. */
 cJSON *hw_registry_rows_json(const hw_import *im);
 
 #endif

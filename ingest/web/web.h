@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "base/common.h"
+#include "sinks/crackdown_query.h"
 
 /* Every field is given by the caller (cli/web_cmd.c fills it from its settings table, where each
  * default is written once). Strings are copied by hw_web_start. */
@@ -33,6 +34,7 @@ typedef struct hw_web_config {
   uint32_t max_body;        /* request body bytes */
   uint32_t admin_max_body;  /* request body bytes of the admin POST routes (imports) */
   uint32_t stream_max_clients; /* live feeds at once (web/sse.h; 0: its default) */
+  hw_cd_config crackdown;   /* the crackdown lists' settings (GET /api/v1/crackdown/...) */
   const char *map_style;    /* the page's background: a MapLibre style URL, or "" */
   const char *map_tiles;    /* or a raster tile URL template ({z}/{x}/{y}), or "" */
   const char *metrics_listen;  /* "HOST:PORT" of GET /metrics; NULL or "": none */

@@ -220,6 +220,8 @@ void hw_web_summary(hw_web_call *call);
 void hw_web_zones(hw_web_call *call);
 void hw_web_regions(hw_web_call *call);
 void hw_web_converted_tractors(hw_web_call *call);
+/* web_crackdown.c: the three crackdown lists, by the last part of the route's pattern */
+void hw_web_crackdown(hw_web_call *call);
 /* web_admin.c */
 void hw_web_admin_users(hw_web_call *call);
 void hw_web_admin_user_add(hw_web_call *call);
