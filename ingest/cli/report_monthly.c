@@ -15,10 +15,11 @@
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
 #include "cli/report_doc.h"
+#include "sinks/crackdown_query.h"
 #include "sinks/kpi_query.h"
 #include "sinks/monthly_query.h"
 
-#define HW_MONTHLY_SCHEMA 12 /* vehicle_daily */
+#define HW_MONTHLY_SCHEMA 14 /* vehicle_daily (012), the registry's masses (014) */
 /* Default of overdue_days (the 督办 threshold): haulwatch's, not a national figure; a month of
  * rectification is what the provincial plan's monthly cycle allows. */
 #define HW_MONTHLY_DEF_OVERDUE_DAYS 30
@@ -29,6 +30,10 @@ typedef struct hw_monthly_settings {
   char region[16];
   char out[1024];
   uint32_t overdue_days;
+  /* The crackdown lists' settings, as `report phaseout|registry-audit` take them. */
+  uint32_t phaseout_min_km;
+  uint32_t audit_tolerance_kg;
+  uint32_t audit_min_load_pct;
 } hw_monthly_settings;
 
 #define C hw_monthly_settings
@@ -38,6 +43,9 @@ static const hw_option hw_monthly_options[] = {
     HW_OPT_S(C, region, NULL, NULL, "a province (cities ranked) or a city or county (enterprises ranked); default: everything, by city"),
     HW_OPT_S(C, out, NULL, NULL, "the file to write: NAME.html or NAME.xlsx"),
     HW_OPT_N(C, overdue_days, HW_XSTR(HW_MONTHLY_DEF_OVERDUE_DAYS), 1, 3650, NULL, "a hazard still open this many days after it started is overdue (督办)"),
+    HW_OPT_N(C, phaseout_min_km, HW_XSTR(HW_CD_DEF_PHASEOUT_MIN_KM), 0, 10000, NULL, "as report phaseout: a day counts as moved with at least this many km of track"),
+    HW_OPT_N(C, audit_tolerance_kg, HW_XSTR(HW_CD_DEF_AUDIT_TOLERANCE_KG), 0, 100000, NULL, "as report registry-audit: total mass may differ from curb mass + rated load by this much, kg"),
+    HW_OPT_N(C, audit_min_load_pct, HW_XSTR(HW_CD_DEF_AUDIT_MIN_LOAD_PCT), 0, 1000, NULL, "as report registry-audit: a heavy vehicle's rated load below this % of its curb mass is flagged"),
 };
 #undef C
 
@@ -47,7 +55,8 @@ static const char hw_monthly_usage[] =
     "\n"
     "The monthly report (通报): score and ranking of each city (of each enterprise for a city or\n"
     "county), one table per KPI with the month before, red and black lists, violations by kind,\n"
-    "region and industry, and the rectification of the hazard list with its overdue items.\n"
+    "region and industry, the rectification of the hazard list with its overdue items, and the\n"
+    "converted-tractor (phase-out) and 大吨小标 (registry audit) lists of the region.\n"
     "The figures are those of `report kpi` for the same month (README, \"Monthly report\").";
 
 /* The KPIs with a table of their own, and how the report names them. */
@@ -84,9 +93,12 @@ static int hw_find_group(const PGresult *res, const char *group) {
 /* Everything the report reads, owned here (PQclear). */
 typedef struct hw_monthly_data {
   PGresult *cur, *prev, *viol, *rect, *overdue;
+  hw_cd_table phaseout, audit; /* the crackdown module's tables (hw_cd_table_free) */
 } hw_monthly_data;
 
 static void hw_monthly_data_free(hw_monthly_data *m) {
+  hw_cd_table_free(&m->phaseout);
+  hw_cd_table_free(&m->audit);
   PQclear(m->cur);
   PQclear(m->prev);
   PQclear(m->viol);
@@ -94,12 +106,26 @@ static void hw_monthly_data_free(hw_monthly_data *m) {
   PQclear(m->overdue);
 }
 
-static int hw_monthly_gather(PGconn *conn, const hw_monthly_request *q, hw_monthly_data *m) {
+static int hw_monthly_gather(PGconn *conn, const hw_monthly_request *q, const hw_cd_config *cfg,
+                             hw_monthly_data *m) {
   if (hw_kpi_run(conn, &q->cur, &m->cur) || hw_kpi_run(conn, &q->prev, &m->prev) ||
       hw_monthly_violations_run(conn, q, &m->viol) || hw_monthly_rectify_run(conn, q, &m->rect) ||
       hw_monthly_overdue_run(conn, q, &m->overdue))
     return -EIO;
-  return 0;
+  /* The crackdown lists exactly as `report phaseout` and `report registry-audit` give them for
+   * the region (the same module runs them), every vehicle of it: scope "{%}". */
+  hw_cd_request pr, ar;
+  char err[160];
+  if (hw_cd_request_parse(&pr, HW_CD_PHASEOUT, q->cur.region, NULL, NULL, NULL, err, sizeof err) ||
+      hw_cd_request_parse(&ar, HW_CD_REGISTRY_AUDIT, q->cur.region, NULL, NULL, NULL, err,
+                          sizeof err)) {
+    fprintf(stderr, "report monthly: %s\n", err);
+    return -EINVAL;
+  }
+  int rc = hw_cd_run(conn, &pr, cfg, "{%}", 0, &m->phaseout);
+  if (!rc)
+    rc = hw_cd_run(conn, &ar, cfg, "{%}", 0, &m->audit);
+  return rc;
 }
 
 static const char *const hw_rank_heads_zh = "排名 rank";
@@ -283,6 +309,24 @@ static void hw_monthly_rect_tables(hw_rdoc *d, const hw_monthly_request *q, cons
   }
 }
 
+/* A crackdown list as a table of the report: the module's columns and cells as they are. */
+static void hw_monthly_cd_table(hw_rdoc *d, const hw_cd_table *cd, const char *id,
+                                const char *section, const char *title, const char *note) {
+  const char *cols[HW_RDOC_MAX_COLS];
+  uint32_t numeric = 0;
+  size_t n = cd->ncols < HW_RDOC_MAX_COLS ? cd->ncols : HW_RDOC_MAX_COLS;
+  for (size_t c = 0; c < n; c++) {
+    cols[c] = cd->cols[c].name;
+    if (cd->cols[c].type == HW_CD_INT || cd->cols[c].type == HW_CD_NUM)
+      numeric |= 1u << c;
+  }
+  hw_rtable *t = hw_rdoc_table(d, id, title, (int)n, cols, NULL, numeric);
+  hw_rdoc_section(d, t, section);
+  hw_rdoc_note(d, t, "%s %zu vehicle(s).", note, cd->nrows);
+  for (size_t r = 0; t && r < cd->nrows; r++)
+    hw_rdoc_row(d, t, (const char *const *)cd->cells + r * cd->ncols);
+}
+
 static int hw_monthly_build(hw_rdoc *d, const hw_monthly_request *q, const hw_monthly_data *m) {
   int n = PQntuples(m->cur), sc = hw_kpi_col("score");
   const char *grouping = q->cur.by == HW_KPI_BY_REGION ? "地区 city" : "企业 enterprise";
@@ -306,6 +350,15 @@ static int hw_monthly_build(hw_rdoc *d, const hw_monthly_request *q, const hw_mo
   hw_monthly_lists_tables(d, m->cur, items, order, rank, grouping);
   hw_monthly_violation_tables(d, q, m->viol);
   hw_monthly_rect_tables(d, q, m->rect, m->overdue);
+  hw_monthly_cd_table(d, &m->phaseout, "phaseout", "六、变型拖拉机淘汰 Converted tractors",
+                      "淘汰车辆 The phase-out list",
+                      "Every vehicle of a retired class in the region, as `haulwatch report "
+                      "phaseout` lists it when the report is written: days moved and km since "
+                      "the class's retirement, its retired_class violations and their states.");
+  hw_monthly_cd_table(d, &m->audit, "registry-audit", "七、大吨小标 Small rated load, heavy truck",
+                      "登记质量核查 Registry audit",
+                      "Active vehicles of the region whose declared masses fail a check, as "
+                      "`haulwatch report registry-audit` lists them, with the reasons.");
 out:
   free(items);
   free(order);
@@ -348,7 +401,8 @@ int hw_cmd_report_monthly(int argc, char **argv) {
   hw_rdoc_init(&d, title, sub);
   snprintf(tmp, sizeof tmp, "%s.tmp-%ld", s.out, (long)getpid());
   int ret = 1;
-  if (hw_monthly_gather(conn, &q, &m)) {
+  hw_cd_config cdcfg = {s.phaseout_min_km, s.audit_tolerance_kg, s.audit_min_load_pct};
+  if (hw_monthly_gather(conn, &q, &cdcfg, &m)) {
     fprintf(stderr, "report monthly: a query failed (see the log above)\n");
     goto out;
   }

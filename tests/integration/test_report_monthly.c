@@ -10,6 +10,9 @@
  *   B 320104 dangerous_goods,              enterprise E2, plate 苏A<img src=x> (hostile)
  *   C 320205 passenger_coach (passenger),  enterprise E3, plate 苏B10003
  *   D 320211 heavy_truck, E3, never reports; S 320102 scrapped; X 330100 (Zhejiang, outside).
+ *   T 320206 converted_tractor (retired after 2025-12-31), 20 km on 2026-11-06: on the phase-out
+ *   list; U 320206 heavy_truck declaring 2 axles and 25 t total (GB 1589-2016: 18 t): on the
+ *   大吨小标 list. Both sections must equal `report phaseout|registry-audit --format json`.
  *
  * Violations (GMT+8), month 2026-11, cut-off 2026-12-01 00:00 (the month is over), overdue
  * after 10 days (--overdue-days 10):
@@ -283,6 +286,27 @@ static void check_against_kpi(const char *html, const cJSON *cur, const cJSON *p
   assert_int_equal(table_rows(html, "black"), nblack);
 }
 
+/* A crackdown section holds what `report LIST --region R --format json` gives, row by row (keyed
+ * by plate) and cell by cell; returns the number of rows. */
+static int check_crackdown(const char *html, const char *list, const char *region) {
+  const char *argv[] = {"report", list, "--region", region, "--format", "json", "--pg", conninfo,
+                        NULL};
+  char *out;
+  assert_int_equal(run_cli(argv, &out), 0);
+  cJSON *j = cJSON_Parse(out);
+  free(out);
+  assert_true(cJSON_IsArray(j));
+  int n = cJSON_GetArraySize(j);
+  assert_int_equal(table_rows(html, list), n);
+  const cJSON *row, *col;
+  cJSON_ArrayForEach(row, j) {
+    const char *plate = cJSON_GetObjectItemCaseSensitive(row, "plate")->valuestring;
+    cJSON_ArrayForEach(col, row) expect_json_cell(html, list, plate, col->string, col);
+  }
+  cJSON_Delete(j);
+  return n;
+}
+
 static void check_clean(const char *html) {
   assert_null(strstr(html, "<script"));
   assert_null(strstr(html, "<img"));
@@ -307,8 +331,12 @@ static void setup_fleet(void) {
     " ('苏B10003', 2, 'passenger_coach', 'm-c', '320205', 'E3 无锡客运', 'active'),"
     " ('苏B10004', 2, 'heavy_truck', 'm-d', '320211', 'E3 无锡客运', 'active'),"
     " ('苏A10005', 2, 'heavy_truck', 'm-s', '320102', '%s', 'scrapped'),"
-    " ('浙A10006', 2, 'heavy_truck', 'm-x', '330100', 'E9', 'active')",
+    " ('浙A10006', 2, 'heavy_truck', 'm-x', '330100', 'E9', 'active'),"
+    " ('苏B10007', 2, 'converted_tractor', 'm-t', '320206', 'E4 锡山农机', 'active')",
     E1_SQL, PLATE_B, E1_SQL);
+  q("INSERT INTO vehicles (plate, plate_colour, class_code, terminal_id, region, enterprise, status,"
+    " axles, total_mass_kg, curb_mass_kg, rated_load_kg) VALUES ('苏B10008', 2, 'heavy_truck',"
+    " 'm-u', '320206', 'E3 无锡客运', 'active', 2, 25000, 10000, 15000)");
   /* terminal, day, records, qualified, drift, km_total, km_complete */
   q("INSERT INTO vehicle_daily (terminal_id, day, records, qualified, drift, km_total, km_complete,"
     " first_fix, last_fix) SELECT t, d::date, r, ql, dr, kt, kc,"
@@ -317,7 +345,8 @@ static void setup_fleet(void) {
     " FROM (VALUES ('m-a', '2026-11-02', 10, 8, 1, 100.0, 90.0), ('m-a', '2026-11-03', 5, 5, 0, 50.0, 50.0),"
     " ('m-b', '2026-11-05', 4, 2, 0, 20.0, 10.0), ('m-c', '2026-11-10', 6, 6, 0, 30.0, 30.0),"
     " ('m-a', '2026-10-15', 4, 4, 0, 10.0, 10.0), ('m-c', '2026-10-20', 2, 1, 1, 5.0, 0.0),"
-    " ('m-s', '2026-11-04', 9, 9, 0, 9.0, 9.0), ('m-x', '2026-11-04', 3, 3, 0, 3.0, 3.0))"
+    " ('m-s', '2026-11-04', 9, 9, 0, 9.0, 9.0), ('m-x', '2026-11-04', 3, 3, 0, 3.0, 3.0),"
+    " ('m-t', '2026-11-06', 5, 5, 0, 20.0, 20.0))"
     " AS v(t, d, r, ql, dr, kt, kc)");
   /* id, kind, terminal, start, end (GMT+8) */
   q("INSERT INTO violations (id, kind, episode_key, terminal_id, plate, region, enterprise,"
@@ -419,6 +448,13 @@ static void test_province_html(void **state) {
   /* Oldest first. */
   assert_true(strstr(html, "<tr data-group=\"6\">") < strstr(html, "<tr data-group=\"3\">"));
   assert_true(strstr(html, "<tr data-group=\"3\">") < strstr(html, "<tr data-group=\"5\">"));
+  /* The crackdown sections: the module's lists, one vehicle each here. */
+  assert_int_equal(check_crackdown(html, "phaseout", "320000"), 1);
+  expect_cell(html, "phaseout", "苏B10007", "days_moved", "1");
+  assert_int_equal(check_crackdown(html, "registry-audit", "320000"), 1);
+  char reasons[128];
+  assert_false(cell(html, "registry-audit", "苏B10008", "reasons", reasons, sizeof reasons));
+  assert_non_null(strstr(reasons, "over_limit"));
   cJSON_Delete(cur);
   cJSON_Delete(prev);
   free(html);
@@ -447,6 +483,9 @@ static void test_city_by_enterprise(void **state) {
   /* Counties under the city. */
   expect_cell(html, "viol-region", "320102", "count", "3");
   expect_cell(html, "viol-region", "320104", "count", "1");
+  /* Nothing of Wuxi's crackdown lists in Nanjing's report. */
+  assert_int_equal(check_crackdown(html, "phaseout", "320100"), 0);
+  assert_int_equal(check_crackdown(html, "registry-audit", "320100"), 0);
   cJSON_Delete(cur);
   cJSON_Delete(prev);
   free(html);
@@ -478,7 +517,8 @@ static void test_xlsx(void **state) {
     if (system(cmd) != 0)
       fail_msg("no sheet %s", id);
   }
-  assert_int_equal(tables, 15); /* ranking, 7 KPIs, red, black, 3 violation tables, 2 hazard */
+  /* ranking, 7 KPIs, red, black, 3 violation tables, 2 of the hazard list, 2 crackdown lists */
+  assert_int_equal(tables, 17);
   snprintf(cmd, sizeof cmd, "test \"$(unzip -p %s xl/workbook.xml | grep -o '<sheet ' | wc -l)\" = %d",
            path, tables);
   assert_int_equal(system(cmd), 0);
