@@ -146,14 +146,17 @@ static void hw_monthly_ranking(hw_rdoc *d, const hw_monthly_request *q, const PG
                                cols, heads, ~(uint32_t)0 & ~(1u << 1));
   hw_rdoc_section(d, t, "一、得分与排名 Score and ranking");
   hw_rdoc_note(d, t,
-               "%s: the figures of `haulwatch report kpi --from %s-01` for the month; rates are "
-               "fractions (four decimals), an empty cell has no denominator. Ranked by score, "
-               "highest first; groups without a score come last, unranked.",
-               q->month, q->month);
+               "%s: the figures `haulwatch report kpi` gives for the month (the same query); "
+               "rates are fractions (four decimals), an empty cell has no denominator. Ranked "
+               "by score, highest first; groups without a score come last, unranked.",
+               q->month);
   if (!t)
     return;
   t->key_col = 1;
-  t->chart = hw_kpi_col("score") + 1;
+  /* A chart of the scores, when there are any to draw. */
+  for (int r = 0; r < PQntuples(cur); r++)
+    if (items[r].scored)
+      t->chart = hw_kpi_col("score") + 1;
   for (size_t k = 0; k < (size_t)PQntuples(cur); k++) {
     int r = (int)order[k];
     char rk[16];
