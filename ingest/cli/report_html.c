@@ -154,7 +154,7 @@ int hw_report_html_write(FILE *f, const hw_rdoc *d) {
     rc |= hw_html_table(f, d->t[i]);
   fputs("</body></html>\n", f);
   if (rc || ferror(f) || fflush(f)) {
-    hw_error("report", NULL, "writing the HTML report failed");
+    hw_error("report", d->title, "writing the HTML page failed");
     return -EIO;
   }
   return 0;

@@ -140,7 +140,7 @@ static int hw_monthly_exec(PGconn *conn, const char *what, const hw_monthly_requ
     params[3 + i] = extra[i];
   PGresult *res = PQexecParams(conn, sql, 3 + nextra, hw_monthly_types, params, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != ncols) {
-    hw_error("monthly", NULL, "%s query for %s failed: %s", what, r->month, hw_pg_errmsg(res));
+    hw_error("monthly", r->month, "%s query failed: %s", what, hw_pg_errmsg(res));
     PQclear(res);
     return -EIO;
   }
@@ -163,7 +163,7 @@ int hw_monthly_violations_run(PGconn *conn, const hw_monthly_request *r, PGresul
   if (extra[1] && extra[2])
     rc = hw_monthly_exec(conn, "violations", r, hw_monthly_violations_sql, extra, 3, 3, out);
   else
-    hw_error("monthly", NULL, "violations query for %s: out of memory", r->month);
+    hw_error("monthly", r->month, "violations query: out of memory");
   hw_pg_array_free(&cls);
   hw_pg_array_free(&ind);
   return rc;
@@ -185,12 +185,9 @@ int hw_monthly_overdue_run(PGconn *conn, const hw_monthly_request *r, PGresult *
                          HW_MONTHLY_OVERDUE_NCOLS, out);
 }
 
-/* qsort has no context argument: the items being sorted travel in this (one report at a time,
- * on one thread). */
-static const hw_rank_item *hw_rank_items;
-
-static int hw_rank_cmp(const void *a, const void *b) {
-  const hw_rank_item *x = &hw_rank_items[*(const size_t *)a], *y = &hw_rank_items[*(const size_t *)b];
+static int hw_rank_cmp(const void *a, const void *b, void *arg) {
+  const hw_rank_item *items = arg;
+  const hw_rank_item *x = &items[*(const size_t *)a], *y = &items[*(const size_t *)b];
   if (x->scored != y->scored)
     return x->scored ? -1 : 1;
   if (x->scored && x->score != y->score)
@@ -201,9 +198,7 @@ static int hw_rank_cmp(const void *a, const void *b) {
 void hw_monthly_rank(const hw_rank_item *items, size_t n, size_t *order, unsigned *rank) {
   for (size_t i = 0; i < n; i++)
     order[i] = i;
-  hw_rank_items = items;
-  qsort(order, n, sizeof *order, hw_rank_cmp);
-  hw_rank_items = NULL;
+  qsort_r(order, n, sizeof *order, hw_rank_cmp, (void *)items); /* glibc's (_GNU_SOURCE) */
   for (size_t k = 0; k < n; k++) {
     const hw_rank_item *it = &items[order[k]];
     if (!it->scored)
