@@ -20,7 +20,7 @@ static const hw_command hw_commands[] = {
     {"violations", hw_cmd_violations, "list violations, move them towards closing"},
     {"web", hw_cmd_web, "serve the HTTP API and the page"},
     {"user", hw_cmd_user, "manage the users of the web API (user add NAME ...)"},
-    {"report", hw_cmd_report, "assessment KPIs (report kpi), daily figures (report rebuild), crackdown lists (report phaseout, registry-audit, offline-movers)"},
+    {"report", hw_cmd_report, "assessment KPIs (report kpi), daily figures (report rebuild), crackdown lists (report phaseout, registry-audit, offline-movers), the monthly 通报 (report monthly)"},
     {"platform", hw_cmd_platform, "manage JT/T 809 subordinate platforms (platform add ID ...)"},
 };
 

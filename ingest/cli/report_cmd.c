@@ -313,6 +313,8 @@ int hw_cmd_report(int argc, char **argv) {
     return hw_report_rebuild(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "kpi"))
     return hw_report_kpi(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "monthly"))
+    return hw_cmd_report_monthly(argc - 1, argv + 1);
   hw_cd_list list;
   if (argc >= 2 && hw_cd_list_of(argv[1], &list) == 0)
     return hw_cmd_crackdown(argc - 1, argv + 1);
@@ -320,6 +322,7 @@ int hw_cmd_report(int argc, char **argv) {
   fprintf(out, "usage: haulwatch report kpi --from DAY --to DAY [OPTIONS]\n"
                "       haulwatch report rebuild --from DAY --to DAY [--terminal ID]\n"
                "       haulwatch report phaseout|registry-audit|offline-movers [OPTIONS]\n"
+               "       haulwatch report monthly --month YYYY-MM --out FILE.html|FILE.xlsx\n"
                "`haulwatch report kpi --help` and `... rebuild --help` tell more.\n");
   return out == stdout ? 0 : 2;
 }
