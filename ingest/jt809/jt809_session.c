@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "jt809/jt809_data.h"
 #include "jt809/jt809_login.h"
 #include "net/server.h"
 #include "pipeline/backend.h"
@@ -352,8 +353,12 @@ static int hw_j9_on_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, siz
     st->down_reason = "logout";
     rc = hw_j9_send(s, st->is_2019, st->center, HW_JT809_UP_DISCONNECT_RSP, NULL, 0);
     return rc ? rc : -ECONNRESET;
+  case HW_JT809_UP_EXG_MSG: {
+    hw_jt809_link link = {st->center, st->is_2019, st->platform};
+    rc = hw_jt809_data_exg(s, &link, body, body_len);
+    return rc > 0 ? hw_j9_strike(s, "malformed 0x1200") : rc;
+  }
   default:
-    /* Positions (0x1200) and the rest come in the next step. */
     hw_debug("jt809", hw_session_tid(s), "peer=%s message 0x%04x not handled yet", s->peer,
              msg_id);
     return 0;

@@ -9,8 +9,9 @@
  * server's auth timeout ends a link that never logs in. An accepted one binds the session to the
  * registry record "jt809p:ACCESSCODE", so a second login of the same platform replaces the older
  * link, and writes a platform_links row (main) whose down_at and reason are set when it closes.
- * After login: 0x1005 -> 0x1006, 0x1003 -> 0x1004 and close; other messages are counted and
- * dropped (positions come in the next step).
+ * After login: 0x1005 -> 0x1006, 0x1003 -> 0x1004 and close; 0x1200 goes to jt809_data.c
+ * (positions, registrations; a malformed wrapper is a strike); other messages are counted and
+ * dropped.
  *
  * Memory: before login a session holds a 512-byte frame buffer (a login frame is 68 or 80
  * bytes unescaped); after login the buffer grows to HW_JT809_FRAME_DEFAULT. Broken frames (CRC,

@@ -8,6 +8,7 @@
 #include "base/geo.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "registry/plate_index.h"
 #include "sinks/pg_conn.h"
 
 /* A lookup entry: the hash key lives in the item (terminal id or class code). */
@@ -15,6 +16,7 @@ typedef struct hw_snap_key {
   const void *item;
   UT_hash_handle hh;
 } hw_snap_key;
+
 
 /* Day boundaries are fixed UTC offsets (base/geo.h), which keeps the result independent of the
  * server's time zone data and of the session TimeZone. */
@@ -64,6 +66,7 @@ const hw_registry_snapshot *hw_registry_snapshot_ref(const hw_registry_snapshot 
 static void hw_snapshot_free(hw_registry_snapshot *s) {
   HASH_CLEAR(hh, s->by_terminal);
   HASH_CLEAR(hh, s->by_code);
+  hw_plate_index_free(s->plates);
   free(s->mem);
   for (size_t i = 0; i < s->nzones; i++) {
     hw_zone *z = (hw_zone *)&s->zones[i];
@@ -89,6 +92,11 @@ const hw_vehicle *hw_registry_snapshot_vehicle(const hw_registry_snapshot *s, co
     return NULL;
   HASH_FIND(hh, s->by_terminal, terminal_id, strlen(terminal_id), k);
   return k ? k->item : NULL;
+}
+
+const hw_vehicle *hw_registry_snapshot_by_plate(const hw_registry_snapshot *s, const char *plate,
+                                                uint8_t colour) {
+  return s ? hw_plate_index_find(s->plates, plate, colour) : NULL;
 }
 
 const hw_vehicle_class *hw_registry_snapshot_class(const hw_registry_snapshot *s, const char *code) {
@@ -298,7 +306,8 @@ static int hw_build_vehicle_index(hw_registry_snapshot *s, char *err, size_t err
     k->item = v;
     HASH_ADD_KEYPTR(hh, s->by_terminal, v->terminal_id, strlen(v->terminal_id), k);
   }
-  return 0;
+  /* The plate index (JT/T 809), rebuilt with every snapshot. */
+  return hw_plate_index_build(s->vehicles, s->nvehicles, &s->plates, err, errlen);
 }
 
 /* Builds a snapshot (one reference) from the load's results. Touches nothing but its arguments,
@@ -660,6 +669,11 @@ const hw_registry_snapshot *hw_registry_cache_current(const hw_registry_cache *c
 
 const hw_vehicle *hw_registry_cache_vehicle(const hw_registry_cache *c, const char *terminal_id) {
   return hw_registry_snapshot_vehicle(c->current, terminal_id);
+}
+
+const hw_vehicle *hw_registry_cache_by_plate(const hw_registry_cache *c, const char *plate,
+                                             uint8_t colour) {
+  return hw_registry_snapshot_by_plate(c->current, plate, colour);
 }
 
 void hw_registry_cache_bind(const hw_registry_cache *c, hw_terminal *t) {
