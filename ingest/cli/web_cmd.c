@@ -11,7 +11,7 @@
 #include "web/sse.h"
 #include "web/web.h"
 
-#define HW_WEB_SCHEMA 11 /* web_users, web_sessions, hw_web_violation_transition; regions; admin_audit */
+#define HW_WEB_SCHEMA 12 /* web_users, web_sessions, hw_web_violation_transition; regions; admin_audit; vehicle_daily (GET /api/v1/kpi) */
 
 #ifndef HW_WEB_ROOT_DEFAULT
 #define HW_WEB_ROOT_DEFAULT ""
@@ -41,6 +41,7 @@ typedef struct hw_web_settings {
   uint32_t stream_max_clients;
   char map_style[1024];
   char map_tiles[1024];
+  hw_kpi_score_cfg kpi_score;
 } hw_web_settings;
 
 #define C hw_web_settings
@@ -68,6 +69,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_N(C, stream_max_clients, HW_XSTR(HW_SSE_DEF_MAX_CLIENTS), 1, 100000, NULL, "live feeds (GET /api/v1/stream) at once; above, 503"),
     HW_OPT_S(C, map_style, "", "HAULWATCH_WEB_MAP_STYLE", "the page's background map: URL of a MapLibre style on the centre's own tile server (empty: region outlines and zones only)"),
     HW_OPT_S(C, map_tiles, "", "HAULWATCH_WEB_MAP_TILES", "or: a raster tile URL template on the centre's own server, e.g. https://tiles.example/{z}/{x}/{y}.png"),
+    HW_KPI_SCORE_OPTIONS(C, kpi_score),
 };
 #undef C
 
@@ -134,7 +136,7 @@ int hw_cmd_web(int argc, char **argv) {
       .cookie_secure = s.cookie_secure, .max_body = s.max_body, .admin_max_body = s.admin_max_body,
       .metrics_listen = s.metrics_listen,
       .stream_max_clients = s.stream_max_clients, .map_style = s.map_style,
-      .map_tiles = s.map_tiles,
+      .map_tiles = s.map_tiles, .kpi_score = s.kpi_score,
   };
   hw_web_main m = {.loop = uv_default_loop()};
   uv_signal_init(m.loop, &m.sigint);
