@@ -465,6 +465,38 @@ hw_progress() {
 }
 
 # Prints the elapsed time since SECONDS was START as "Mm SSs".
+# hw_cpu_seconds PID: CPU seconds (user + system) PID has used so far: fields 14 and 15 of
+# /proc/PID/stat, in ticks.
+hw_cpu_seconds() {
+  local stat
+  local -a f
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -r -a f <<<"${stat##*) }" # fields from 3 (state) on
+  awk -v u="${f[11]}" -v s="${f[12]}" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (u + s) / hz }'
+}
+
+# hw_pg_cpu_seconds DIR: CPU seconds the PostgreSQL cluster of DIR has used so far: the
+# postmaster, its children, and the children it has reaped (backends of closed connections).
+hw_pg_cpu_seconds() {
+  local pm stat pid
+  local -a f
+  local ticks=0
+  pm=$(cat "$1/pg.pid") || return 1
+  pm=${pm%% *}
+  for stat in /proc/[0-9]*/stat; do
+    pid=${stat#/proc/}
+    pid=${pid%/stat}
+    stat=$(cat "$stat" 2>/dev/null) || continue
+    read -r -a f <<<"${stat##*) }"
+    if [ "$pid" = "$pm" ]; then
+      ticks=$((ticks + f[11] + f[12] + f[13] + f[14]))
+    elif [ "${f[1]}" = "$pm" ]; then
+      ticks=$((ticks + f[11] + f[12]))
+    fi
+  done
+  awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }'
+}
+
 hw_elapsed() {
   local s=$((SECONDS - $1))
   printf '%dm%02ds' $((s / 60)) $((s % 60))

@@ -648,6 +648,130 @@ async function loadCrackdown() {
   $('cd-count').textContent = `${ans.items.length}${ans.truncated ? '+' : ''}`;
 }
 
+// --- the KPI panel (GET /api/v1/kpi and /api/v1/kpi/daily) ---------------------------------
+
+const KPI_RATES = [
+  // field, label, colour of its trend line
+  ['rate_online', '上线率 online', '#2e9e44'],
+  ['rate_track_complete', '轨迹完整率 track complete', '#5b8def'],
+  ['rate_qualified', '数据合格率 qualified', '#e0a400'],
+  ['rate_drifting', '漂移车辆率 drifting', '#d93025'],
+];
+const KPI_COLS = [
+  ['group', '区划 group', (v) => v],
+  ['vehicles_online', '上线 online', (v) => fmtNum(v, 0)],
+  ['rate_connected', '入网率 connected', fmtRate],
+  ['rate_online', '上线率 online', fmtRate],
+  ['rate_track_complete', '轨迹完整 track', fmtRate],
+  ['rate_qualified', '合格 qualified', fmtRate],
+  ['rate_drifting', '漂移 drifting', fmtRate],
+  ['speeding_per_vehicle', '超速/车 speeding', (v) => fmtNum(v, 2)],
+  ['fatigue_hours_per_vehicle', '疲劳h/车 fatigue', (v) => fmtNum(v, 2)],
+  ['score', '得分 score', (v) => fmtNum(v, 2)],
+];
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+// A rate (a fraction) as a percentage with two decimals; '–' when it has no denominator.
+function fmtRate(x) { return x === null || x === undefined ? '–' : `${(Number(x) * 100).toFixed(2)} %`; }
+
+// GMT+8 calendar day of a time, as the API's dates are.
+function cstDay(ms) { return new Date(ms + 8 * 3600e3).toISOString().slice(0, 10); }
+
+function svg(tag, attrs) {
+  const n = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) n.setAttribute(k, String(v));
+  return n;
+}
+
+// The trend lines: one path per rate over the days, 0..100 % upwards; a day without a value
+// breaks the line instead of drawing it at 0.
+function drawKpiTrend(days) {
+  const box = $('kpi-trend');
+  clear(box);
+  const W = 320, H = 120, L = 30, R = 6, T = 6, B = 18;
+  const s = svg('svg', { viewBox: `0 0 ${W} ${H}`, width: '100%', role: 'img', 'aria-label': 'KPI trend per day' });
+  const x = (i) => L + (days.length > 1 ? i * (W - L - R) / (days.length - 1) : (W - L - R) / 2);
+  const y = (v) => T + (1 - v) * (H - T - B);
+  for (const v of [0, 0.5, 1]) {
+    s.append(svg('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#dde3ea', 'stroke-width': 1 }));
+    const t = svg('text', { x: L - 3, y: y(v) + 3, 'text-anchor': 'end', 'font-size': 9, fill: '#6b7785' });
+    t.textContent = `${v * 100}%`;
+    s.append(t);
+  }
+  if (days.length) {
+    for (const [i, anchor] of [[0, 'start'], [days.length - 1, 'end']]) {
+      const t = svg('text', { x: x(i), y: H - 4, 'text-anchor': anchor, 'font-size': 9, fill: '#6b7785' });
+      t.textContent = days[i].day.slice(5);
+      s.append(t);
+    }
+  }
+  for (const [field, label, colour] of KPI_RATES) {
+    let d = '', pen = 'M';
+    days.forEach((day, i) => {
+      const v = day[field];
+      if (v === null || v === undefined) { pen = 'M'; return; }
+      d += `${pen}${x(i).toFixed(1)},${y(Number(v)).toFixed(1)} `;
+      pen = 'L';
+    });
+    const p = svg('path', { d: d.trim() || 'M0,0', fill: 'none', stroke: colour, 'stroke-width': 1.5, 'data-field': field });
+    const title = svg('title');
+    title.textContent = label;
+    p.append(title);
+    s.append(p);
+  }
+  box.append(s);
+  const legend = el('div', { class: 'kpi-legend' });
+  for (const [, label, colour] of KPI_RATES) legend.append(el('span', { style: `border-color:${colour}` }, label));
+  box.append(legend);
+}
+
+function kpiQuery() {
+  const region = $('kpi-region').value;
+  const q = new URLSearchParams({ from: $('kpi-from').value, to: $('kpi-to').value });
+  if (region !== '000000') q.set('region', region);
+  return q;
+}
+
+async function loadKpi() {
+  const q = kpiQuery();
+  const [rows, daily] = await Promise.all([api(`/api/v1/kpi?${q}`), api(`/api/v1/kpi/daily?${q}`)]);
+  const panel = $('kpi-panel');
+  panel.dataset.query = q.toString();
+  const tb = $('kpi-table').tBodies[0];
+  clear(tb);
+  for (const r of rows.items) {
+    tb.append(el('tr', { 'data-group': r.group },
+      ...KPI_COLS.map(([f, , fmt]) => el('td', { 'data-field': f }, fmt(r[f])))));
+  }
+  if (rows.items.length === 0) tb.append(el('tr', {}, el('td', { colSpan: KPI_COLS.length, class: 'muted' }, '无数据 no vehicles')));
+  drawKpiTrend(daily.items);
+  panel.dataset.loaded = String(Date.now());
+}
+
+function initKpi(user) {
+  const sel = $('kpi-region');
+  clear(sel);
+  for (const r of user.regions) sel.append(el('option', { value: r }, r === '000000' ? '全国 all' : r));
+  const now = Date.now();
+  $('kpi-to').value = cstDay(now);
+  $('kpi-from').value = cstDay(now - 6 * 86400e3);
+  const thead = $('kpi-table').tHead;
+  clear(thead);
+  thead.append(el('tr', {}, ...KPI_COLS.map(([, label]) => el('th', {}, label))));
+  $('kpi-error').textContent = '';
+  return loadKpi().catch((e) => { $('kpi-error').textContent = e.message; });
+}
+
+function bindKpi() {
+  for (const id of ['kpi-region', 'kpi-from', 'kpi-to']) {
+    $(id).addEventListener('change', () => {
+      $('kpi-error').textContent = '';
+      loadKpi().catch((e) => { $('kpi-error').textContent = e.message; });
+    });
+  }
+  $('kpi-form').addEventListener('submit', (e) => e.preventDefault());
+}
+
 // --- the live feed ------------------------------------------------------------------------
 
 function startStream() {
@@ -699,7 +823,7 @@ async function start(user) {
   if (!page.map) initMap();
   else page.map.resize();
   startStream();
-  await Promise.all([loadOverlays(), reloadAll(), loadCrackdown()]);
+  await Promise.all([loadOverlays(), reloadAll(), loadCrackdown(), initKpi(user)]);
   // offline is a matter of time passing; the tractors' last positions move with the rules
   page.timers.push(setInterval(queueRedraw, 10000));
   page.timers.push(setInterval(queueTractors, 60000));
@@ -736,11 +860,12 @@ async function main() {
   $('replay-slider').addEventListener('input', showReplay);
   for (const id of ['f-kind', 'f-state', 'f-region', 'f-enterprise']) $(id).addEventListener('change', () => loadFeed().catch(() => {}));
   $('feed-filters').addEventListener('submit', (e) => e.preventDefault());
+  bindKpi();
   if (page.config.user) await start(page.config.user);
   else showLogin();
 }
 
 // for the browser test and for a curious officer's console
-window.haulwatch = { page, renderedVehicleCount, selectVehicle, openViolation };
+window.haulwatch = { page, renderedVehicleCount, selectVehicle, openViolation, loadKpi };
 
 main().catch((e) => { if (e.message !== 'logged out') { $('login-error').textContent = e.message; } });

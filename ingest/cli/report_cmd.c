@@ -6,8 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/options.h"
+#include "base/table.h"
 #include "base/text.h"
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
@@ -162,6 +164,7 @@ typedef struct hw_kpi_settings {
   char by[16];
   char level[16];
   char format[8];
+  hw_kpi_score_cfg score;
 } hw_kpi_settings;
 
 #define C hw_kpi_settings
@@ -172,17 +175,19 @@ static const hw_option hw_kpi_options[] = {
     HW_OPT_S(C, region, NULL, NULL, "only this GB/T 2260 region and what lies under it (320200: the city and its counties)"),
     HW_OPT_S(C, by, "region", NULL, "one row per region, enterprise or class"),
     HW_OPT_S(C, level, NULL, NULL, "with --by region: province, city or county (default: one below --region, city without it)"),
-    HW_OPT_S(C, format, "table", NULL, "table, csv or json"),
+    HW_OPT_S(C, format, "table", NULL, "table, csv, json or xlsx (xlsx: the workbook on standard output, which must not be a terminal)"),
+    HW_KPI_SCORE_OPTIONS(C, score),
 };
 #undef C
 
 static const char hw_kpi_usage[] =
     "usage: haulwatch report kpi --from YYYY-MM-DD --to YYYY-MM-DD [--region CODE]\n"
     "                            [--by region|enterprise|class] [--level province|city|county]\n"
-    "                            [--format table|csv|json] [--pg CONNINFO]\n"
+    "                            [--format table|csv|json|xlsx] [--pg CONNINFO]\n"
     "\n"
     "The assessment KPIs of each group for the period (README, \"KPIs\"). Rates are fractions;\n"
-    "one whose denominator is zero is empty (table, CSV) or null (JSON).";
+    "one whose denominator is zero is empty (table, CSV) or null (JSON). The score (of 100)\n"
+    "follows the 2016 score table with the --score-* settings.";
 
 static void hw_csv_cell(const char *s) {
   if (!strpbrk(s, ",\"\r\n")) {
@@ -260,6 +265,12 @@ static void hw_kpi_print_table(const PGresult *res) {
   }
 }
 
+/* A cell of the KPI result for the workbook: NULL when SQL NULL. */
+static const char *hw_kpi_cell(size_t row, size_t col, void *arg) {
+  const PGresult *res = arg;
+  return PQgetisnull(res, (int)row, (int)col) ? NULL : PQgetvalue(res, (int)row, (int)col);
+}
+
 static int hw_report_kpi(int argc, char **argv) {
   hw_kpi_settings s;
   memset(&s, 0, sizeof s);
@@ -273,9 +284,15 @@ static int hw_report_kpi(int argc, char **argv) {
     fprintf(stderr, "report kpi: %s\n", err);
     return 2;
   }
+  q.score = s.score;
   int json = !strcmp(s.format, "json"), csv = !strcmp(s.format, "csv");
-  if (!json && !csv && strcmp(s.format, "table")) {
-    fprintf(stderr, "report kpi: --format is table, csv or json\n");
+  int xlsx = !strcmp(s.format, "xlsx");
+  if (!json && !csv && !xlsx && strcmp(s.format, "table")) {
+    fprintf(stderr, "report kpi: --format is table, csv, json or xlsx\n");
+    return 2;
+  }
+  if (xlsx && isatty(STDOUT_FILENO)) {
+    fprintf(stderr, "report kpi: --format xlsx writes a workbook: redirect it to a file\n");
     return 2;
   }
   PGconn *conn;
@@ -292,6 +309,18 @@ static int hw_report_kpi(int argc, char **argv) {
       fprintf(stderr, "report kpi: out of memory\n");
       goto out;
     }
+  } else if (xlsx) {
+    char *book = NULL;
+    size_t len = 0;
+    if (hw_xlsx_table(hw_kpi_cols, HW_KPI_NCOLS, (size_t)PQntuples(res), hw_kpi_cell, res, &book,
+                      &len)) {
+      fprintf(stderr, "report kpi: the workbook could not be written\n");
+      goto out;
+    }
+    size_t put = fwrite(book, 1, len, stdout);
+    free(book);
+    if (put != len)
+      goto out;
   } else if (csv) {
     for (int r = -1; r < PQntuples(res); r++)
       for (int c = 0; c < HW_KPI_NCOLS; c++) {

@@ -44,6 +44,7 @@ typedef struct hw_web_settings {
   uint32_t audit_min_load_pct;
   char map_style[1024];
   char map_tiles[1024];
+  hw_kpi_score_cfg kpi_score;
 } hw_web_settings;
 
 #define C hw_web_settings
@@ -75,6 +76,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_N(C, audit_min_load_pct, HW_XSTR(HW_CD_DEF_AUDIT_MIN_LOAD_PCT), 0, 1000, NULL, "crackdown registry-audit: a heavy vehicle's rated load below this % of its curb mass is flagged"),
     HW_OPT_S(C, map_style, "", "HAULWATCH_WEB_MAP_STYLE", "the page's background map: URL of a MapLibre style on the centre's own tile server (empty: region outlines and zones only)"),
     HW_OPT_S(C, map_tiles, "", "HAULWATCH_WEB_MAP_TILES", "or: a raster tile URL template on the centre's own server, e.g. https://tiles.example/{z}/{x}/{y}.png"),
+    HW_KPI_SCORE_OPTIONS(C, kpi_score),
 };
 #undef C
 
@@ -142,7 +144,7 @@ int hw_cmd_web(int argc, char **argv) {
       .metrics_listen = s.metrics_listen,
       .stream_max_clients = s.stream_max_clients,
       .crackdown = {s.phaseout_min_km, s.audit_tolerance_kg, s.audit_min_load_pct}, .map_style = s.map_style,
-      .map_tiles = s.map_tiles,
+      .map_tiles = s.map_tiles, .kpi_score = s.kpi_score,
   };
   hw_web_main m = {.loop = uv_default_loop()};
   uv_signal_init(m.loop, &m.sigint);

@@ -10,6 +10,7 @@
 
 #include "base/common.h"
 #include "sinks/crackdown_query.h"
+#include "sinks/kpi_query.h"
 
 /* Every field is given by the caller (cli/web_cmd.c fills it from its settings table, where each
  * default is written once). Strings are copied by hw_web_start. */
@@ -38,6 +39,7 @@ typedef struct hw_web_config {
   const char *map_style;    /* the page's background: a MapLibre style URL, or "" */
   const char *map_tiles;    /* or a raster tile URL template ({z}/{x}/{y}), or "" */
   const char *metrics_listen;  /* "HOST:PORT" of GET /metrics; NULL or "": none */
+  hw_kpi_score_cfg kpi_score;  /* the score table of GET /api/v1/kpi (sinks/kpi_query.h) */
 } hw_web_config;
 
 typedef struct hw_web hw_web;

@@ -32,6 +32,8 @@ static const hw_web_route_def hw_web_routes[] = {
     {"GET", "/api/v1/crackdown/phaseout", hw_web_crackdown, HW_ROLE_VIEWER},
     {"GET", "/api/v1/crackdown/registry-audit", hw_web_crackdown, HW_ROLE_VIEWER},
     {"GET", "/api/v1/crackdown/offline-movers", hw_web_crackdown, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/kpi", hw_web_kpi, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/kpi/daily", hw_web_kpi_daily, HW_ROLE_VIEWER},
     {"GET", "/api/v1/admin/users", hw_web_admin_users, HW_ROLE_ADMIN},
     {"POST", "/api/v1/admin/users", hw_web_admin_user_add, HW_ROLE_ADMIN},
     {"POST", "/api/v1/admin/users/{name}/disable", hw_web_admin_user_disable, HW_ROLE_ADMIN},

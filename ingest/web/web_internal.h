@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "base/hist.h"
+#include "base/table.h"
 #include "http/http_server.h"
 #include "http/prom.h"
 #include "sinks/pg_async.h"
@@ -184,11 +185,8 @@ const char *hw_web_role_name(hw_web_role r);
 
 /* --- web_table.c: list answers in JSON, CSV or XLSX ----------------------------------------- */
 
-typedef enum { HW_COL_TEXT = 0, HW_COL_NUM, HW_COL_INT, HW_COL_BOOL, HW_COL_TIME } hw_col_type;
-typedef struct hw_web_col {
-  const char *name;
-  hw_col_type type;
-} hw_web_col;
+/* The column types and descriptors are base/table.h's (the XLSX writer beneath). */
+typedef hw_table_col hw_web_col;
 typedef enum { HW_FMT_JSON = 0, HW_FMT_CSV, HW_FMT_XLSX } hw_web_format;
 
 /* ?format=: json (default), csv, xlsx; -EINVAL for others. */
@@ -222,6 +220,9 @@ void hw_web_regions(hw_web_call *call);
 void hw_web_converted_tractors(hw_web_call *call);
 /* web_crackdown.c: the three crackdown lists, by the last part of the route's pattern */
 void hw_web_crackdown(hw_web_call *call);
+/* web_kpi.c: the assessment KPIs and their daily trend */
+void hw_web_kpi(hw_web_call *call);
+void hw_web_kpi_daily(hw_web_call *call);
 /* web_admin.c */
 void hw_web_admin_users(hw_web_call *call);
 void hw_web_admin_user_add(hw_web_call *call);

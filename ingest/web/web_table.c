@@ -1,13 +1,11 @@
 /* List answers: one table of typed cells written as JSON ({"items": [...], "next_cursor"}), CSV
- * (RFC 4180, formula injection neutralised) or XLSX (libxlsxwriter, built on the thread pool
+ * (RFC 4180, formula injection neutralised) or XLSX (base/table.h, built on the thread pool
  * since it writes a temporary file and zips it). Owns the buffers it builds; an XLSX job owns a
  * copy of every cell until its answer is sent. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-#include <xlsxwriter.h>
 
 #include "base/log.h"
 #include "web/web_internal.h"
@@ -119,54 +117,16 @@ static void hw_web_xlsx_free(void *p) {
   free(j);
 }
 
+static const char *hw_web_xlsx_cell(size_t row, size_t col, void *arg) {
+  const hw_web_xlsx_job *j = arg;
+  return j->cells[row * j->ncols + col];
+}
+
 /* On the thread pool: no loop, no call, only the job's own copy of the cells. */
 static void hw_web_xlsx_work(uv_work_t *w) {
   hw_web_xlsx_job *j = w->data;
-  char path[] = "/tmp/haulwatch-web-XXXXXX";
-  int fd = mkstemp(path);
-  FILE *f = NULL;
-  j->failed = 1;
-  if (fd < 0)
-    return;
-  close(fd);
-  lxw_workbook *wb = workbook_new(path);
-  if (!wb)
-    goto cleanup;
-  lxw_worksheet *ws = workbook_add_worksheet(wb, NULL);
-  lxw_format *bold = workbook_add_format(wb);
-  format_set_bold(bold);
-  for (size_t c = 0; c < j->ncols; c++)
-    worksheet_write_string(ws, 0, (lxw_col_t)c, j->cols[c].name, bold);
-  for (size_t r = 0; r < j->nrows; r++)
-    for (size_t c = 0; c < j->ncols; c++) {
-      const char *s = j->cells[r * j->ncols + c];
-      if (!s)
-        continue;
-      char *end;
-      double d;
-      /* write_string never makes a formula, so text needs no neutralising here. */
-      if ((j->cols[c].type == HW_COL_NUM || j->cols[c].type == HW_COL_INT) &&
-          (d = strtod(s, &end), end != s && !*end && isfinite(d)))
-        worksheet_write_number(ws, (lxw_row_t)(r + 1), (lxw_col_t)c, d, NULL);
-      else
-        worksheet_write_string(ws, (lxw_row_t)(r + 1), (lxw_col_t)c, s, NULL);
-    }
-  if (workbook_close(wb) != LXW_NO_ERROR)
-    goto cleanup;
-  f = fopen(path, "rb");
-  if (!f || fseek(f, 0, SEEK_END))
-    goto cleanup;
-  long size = ftell(f);
-  if (size <= 0 || fseek(f, 0, SEEK_SET) || !(j->out = malloc((size_t)size)))
-    goto cleanup;
-  if (fread(j->out, 1, (size_t)size, f) != (size_t)size)
-    goto cleanup;
-  j->out_len = (size_t)size;
-  j->failed = 0;
-cleanup:
-  if (f)
-    fclose(f);
-  unlink(path);
+  j->failed = hw_xlsx_table(j->cols, j->ncols, j->nrows, hw_web_xlsx_cell, j, &j->out,
+                            &j->out_len) != 0;
 }
 
 static void hw_web_xlsx_after(uv_work_t *w, int status) {

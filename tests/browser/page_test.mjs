@@ -12,6 +12,9 @@
 //   - the crackdown panel: the tractor in the phase-out list (plate as text), another tab and its
 //     CSV export;
 //   - the feed's filters (state, kind, region);
+//   - the KPI panel: every cell of its table is the API's figure for the panel's own query
+//     (GET /api/v1/kpi), each rate's trend line has a point per day the API gives a value for
+//     (GET /api/v1/kpi/daily), and changing the region asks again;
 //   - a viewer getting no lifecycle buttons;
 //   - no console error and no uncaught exception, before or after login; no request leaving
 //     the host (every request recorded; any other host aborted and counted);
@@ -154,6 +157,62 @@ try {
   check(regionsDrawn > 0, `region outlines drawn without a background map (${regionsDrawn} features)`);
   const zonesDrawn = await page.evaluate(() => window.haulwatch.page.map.querySourceFeatures('zones').length);
   check(zonesDrawn > 0, `zones drawn (${zonesDrawn} features)`);
+
+  // --- the KPI panel: the numbers the API gives ---
+  async function checkKpi(what) {
+    await page.waitForSelector('#kpi-panel[data-loaded] #kpi-table tbody tr', { timeout: 10000 });
+    const got = await page.evaluate(async () => {
+      const q = document.getElementById('kpi-panel').dataset.query;
+      const rows = (await (await fetch(`/api/v1/kpi?${q}`)).json()).items;
+      const daily = (await (await fetch(`/api/v1/kpi/daily?${q}`)).json()).items;
+      const shown = [...document.querySelectorAll('#kpi-table tbody tr')].map((tr) =>
+        Object.fromEntries([...tr.querySelectorAll('td')].map((td) => [td.dataset.field, td.textContent])));
+      const points = Object.fromEntries([...document.querySelectorAll('#kpi-trend path[data-field]')].map((p) =>
+        [p.dataset.field, (p.getAttribute('d').match(/[ML]/g) || []).length]));
+      return { q, rows, daily, shown, points };
+    });
+    const rate = (x) => (x === null ? '–' : `${(x * 100).toFixed(2)} %`);
+    const num = (x, d) => (x === null ? '–' : x.toFixed(d));
+    const want = got.rows.map((r) => ({
+      group: r.group, vehicles_online: num(r.vehicles_online, 0), rate_connected: rate(r.rate_connected),
+      rate_online: rate(r.rate_online), rate_track_complete: rate(r.rate_track_complete),
+      rate_qualified: rate(r.rate_qualified), rate_drifting: rate(r.rate_drifting),
+      speeding_per_vehicle: num(r.speeding_per_vehicle, 2), fatigue_hours_per_vehicle: num(r.fatigue_hours_per_vehicle, 2),
+      score: num(r.score, 2),
+    }));
+    check(got.rows.length > 0 && JSON.stringify(got.shown) === JSON.stringify(want),
+      `${what}: the KPI table shows the API's figures (${got.q}: ${JSON.stringify(got.shown)})`);
+    for (const f of ['rate_online', 'rate_track_complete', 'rate_qualified', 'rate_drifting']) {
+      const n = got.daily.filter((d) => d[f] !== null).length;
+      check(got.points[f] === Math.max(n, 1) || (n === 0 && got.points[f] === 1),
+        `${what}: the ${f} trend line has a point per day with a value (${got.points[f]} for ${n} of ${got.daily.length} days)`);
+    }
+    return got;
+  }
+  // The panel opens on the last seven days; today's figures move while the daemon writes them,
+  // so the comparison is made on the six days before (seeded by test_page.c), which do not.
+  await page.waitForSelector('#kpi-panel[data-loaded]', { timeout: 10000 });
+  const days = await page.evaluate(() => [document.getElementById('kpi-from').value, document.getElementById('kpi-to').value]);
+  const dayMs = (d) => Date.parse(`${d}T00:00:00Z`);
+  const dayStr = (ms) => new Date(ms).toISOString().slice(0, 10);
+  check(dayMs(days[1]) - dayMs(days[0]) === 6 * 86400e3, `the panel opens on seven days (${days.join(' .. ')})`);
+  async function setPeriod(from, to) {
+    await page.evaluate(() => { document.getElementById('kpi-panel').removeAttribute('data-loaded'); });
+    await page.fill('#kpi-from', from);
+    await page.dispatchEvent('#kpi-from', 'change');
+    await page.waitForSelector('#kpi-panel[data-loaded]', { timeout: 10000 });
+    await page.evaluate(() => { document.getElementById('kpi-panel').removeAttribute('data-loaded'); });
+    await page.fill('#kpi-to', to);
+    await page.dispatchEvent('#kpi-to', 'change');
+  }
+  const yesterday = dayStr(dayMs(days[1]) - 86400e3);
+  await setPeriod(dayStr(dayMs(days[1]) - 6 * 86400e3), yesterday);
+  const k1 = await checkKpi('the operator\'s province, six days');
+  check(k1.daily.length === 6 && k1.daily.every((d) => d.records > 0), `six days of trend, each with records (${k1.daily.map((d) => d.records).join(' ')})`);
+  check(k1.rows.some((r) => r.score !== null && r.score > 0), `a score shown (${k1.rows.map((r) => `${r.group} ${r.score}`).join(', ')})`);
+  await setPeriod(k1.daily[3].day, yesterday);
+  const k2 = await checkKpi('three days');
+  check(k2.daily.length === 3 && k2.q.includes(`from=${k1.daily[3].day}`), `the panel asked again for three days (${k2.q})`);
 
   // --- a scripted speeder and a converted tractor, live ---
   await page.evaluate(() => { window.__notReloaded = true; });

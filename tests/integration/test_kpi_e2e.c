@@ -43,7 +43,15 @@
  *   00:01:30 = 1/60 h; a fatigue_daily and f's episode do not count: 5.516667 -> 5.5167.
  *   rate_connected 2/4 = 0.5000, rate_online 2/2 = 1.0000, rate_track_complete 12/15 = 0.8000,
  *   rate_qualified 19/27 = 0.7037, rate_drifting 1/2 = 0.5000, speeding_per_vehicle 2/2 =
- *   1.0000, fatigue_hours_per_vehicle 5.516667/2 = 2.7583, score empty (not computed yet). */
+ *   1.0000, fatigue_hours_per_vehicle 5.516667/2 = 2.7583.
+ *
+ * THE SCORE (README, "KPIs", score; default settings), from the printed rates. One group: the
+ * average of the groups compared is its own figure. rate_connected 0.5 < 90 %: 0 of 5;
+ * rate_online 1.0: 5 x 1 = 5; rate_track_complete 0.8 >= 70 %: 15 x 0.8 = 12; rate_qualified
+ * 0.7037 < 80 %: 0 of 15; rate_drifting 0.5 >= 5 %: 0 of 10; speeding 1.0 <= the average 1.0: 20;
+ * fatigue 2.7583 <= 2.7583: 20. 57 of the 90 points haulwatch measures (查岗 left out):
+ * 100 x 57 / 90 = 63.33. With --score-connected-min-pct 50 the 0.5 counts: 5 x 0.5 = 2.5 more,
+ * 100 x 59.5 / 90 = 66.11. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -342,7 +350,7 @@ static void test_scenario(void **state) {
       {"speeding_count", "2"}, {"fatigue_hours", "5.5167"}, {"rate_connected", "0.5000"},
       {"rate_online", "1.0000"}, {"rate_track_complete", "0.8000"}, {"rate_qualified", "0.7037"},
       {"rate_drifting", "0.5000"}, {"speeding_per_vehicle", "1.0000"},
-      {"fatigue_hours_per_vehicle", "2.7583"}, {"score", ""}};
+      {"fatigue_hours_per_vehicle", "2.7583"}, {"score", "63.33"}};
   char *nl = strstr(out, "\r\n");
   assert_non_null(nl);
   *nl = 0;
@@ -365,13 +373,22 @@ static void test_scenario(void **state) {
    * = 23, qualified 15, km 12 S = 12.009, complete 9 S = 9.007, speeding 1, fatigue 5.5 h; rates
    * 1/3, 1/1, 9/12, 15/23 = 0.6522, 1/1, 1/1, 5.5/1); 320104 has b (4 records, all qualified,
    * 3 S = 3.002 complete, speeding 1, fatigue 1/60 = 0.0167 h). --by class has a group with no
-   * connected vehicle, whose rates without a denominator are null in JSON. */
+   * connected vehicle, whose rates without a denominator are null in JSON.
+   * Scores, against the averages of the two counties: speeding (1+1)/(1+1) = 1.0000, fatigue
+   * (5.5 + 0.016667)/2 = 2.7583, zero at 200 % of it = 5.5166. 320102: online 5 + track
+   * 15 x 0.75 = 11.25 + speeding 1.0 <= 1.0: 20 + fatigue 5.5 between the average and 5.5166:
+   * 20 x (5.5166 - 5.5) / (5.5166 - 2.7583) = 0.120364 (connected 0.3333, qualified 0.6522 and
+   * drifting 1.0 beyond their cut-offs: 0) = 36.370364 -> 100 x / 90 = 40.41. 320104: every
+   * rate full (drifting 0: 10 x (1 - 0 / 0.05) = 10), speeding and fatigue at or below the
+   * averages: 90 -> 100.00. By class: dangerous_goods (registered, nothing sent: every figure
+   * without a denominator scores 0) 0.00; heavy_truck (a b d: connected 2/3 < 90 %, the rest as
+   * the city row) 63.33. */
   const char *county[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
                           "320100", "--level", "county", "--format", "csv", "--pg", env.conninfo,
                           NULL};
   assert_int_equal(run_cli(county, out, sizeof out), 0);
-  assert_non_null(strstr(out, "\r\n320102,3,1,1,23,15,1,12.009,9.007,1,5.5000,0.3333,1.0000,0.7500,0.6522,1.0000,1.0000,5.5000,\r\n"));
-  assert_non_null(strstr(out, "\r\n320104,1,1,1,4,4,0,3.002,3.002,1,0.0167,1.0000,1.0000,1.0000,1.0000,0.0000,1.0000,0.0167,\r\n"));
+  assert_non_null(strstr(out, "\r\n320102,3,1,1,23,15,1,12.009,9.007,1,5.5000,0.3333,1.0000,0.7500,0.6522,1.0000,1.0000,5.5000,40.41\r\n"));
+  assert_non_null(strstr(out, "\r\n320104,1,1,1,4,4,0,3.002,3.002,1,0.0167,1.0000,1.0000,1.0000,1.0000,0.0000,1.0000,0.0167,100.00\r\n"));
   const char *byclass[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
                            "320100", "--by", "class", "--format", "json", "--pg", env.conninfo, NULL};
   assert_int_equal(run_cli(byclass, out, sizeof out), 0);
@@ -387,11 +404,45 @@ static void test_scenario(void **state) {
   assert_true(cJSON_IsNull(cJSON_GetObjectItem(dg, "rate_qualified")));
   assert_true(cJSON_IsNull(cJSON_GetObjectItem(dg, "rate_track_complete")));
   assert_true(cJSON_IsNull(cJSON_GetObjectItem(dg, "speeding_per_vehicle")));
+  assert_true(cJSON_GetObjectItem(dg, "score")->valuedouble == 0.0);
   cJSON *ht = cJSON_GetArrayItem(j, 1);
   assert_string_equal(cJSON_GetObjectItem(ht, "group")->valuestring, "heavy_truck");
   assert_int_equal(cJSON_GetObjectItem(ht, "vehicles_registered")->valueint, 3);
   assert_true(cJSON_GetObjectItem(ht, "rate_qualified")->valuedouble == 0.7037);
+  assert_true(cJSON_GetObjectItem(ht, "score")->valuedouble == 63.33);
   cJSON_Delete(j);
+
+  /* The score's settings are read: a lower cut-off for rate_connected earns its 2.5 points, the
+   * same setting from a config file (the web command's table takes the same entries). */
+  const char *cut[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
+                       "320100", "--level", "city", "--score-connected-min-pct", "50", "--format", "csv", "--pg",
+                       env.conninfo, NULL};
+  assert_int_equal(run_cli(cut, out, sizeof out), 0);
+  assert_non_null(strstr(out, ",2.7583,66.11\r\n"));
+  write_file("test_kpi_e2e.ini", "score_connected_min_pct = 50\n");
+  const char *cutini[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
+                          "320100", "--level", "city", "--config", "test_kpi_e2e.ini", "--format", "csv", "--pg",
+                          env.conninfo, NULL};
+  assert_int_equal(run_cli(cutini, out, sizeof out), 0);
+  assert_non_null(strstr(out, ",2.7583,66.11\r\n"));
+  const char *badcut[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03",
+                          "--score-zero-at-pct", "100", "--pg", env.conninfo, NULL};
+  assert_int_equal(run_cli(badcut, out, sizeof out), 2); /* zero at the average: no slope */
+
+  /* --format xlsx: the same row in a workbook (numbers as numbers, the group as a string). */
+  const char *xlsx[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
+                        "320100", "--level", "city", "--format", "xlsx", "--pg", env.conninfo, NULL};
+  assert_int_equal(run_cli(xlsx, NULL, 0), 0);
+  char sheet[16384];
+  FILE *p = popen("unzip -p test_kpi_e2e.cli.out xl/worksheets/sheet1.xml xl/sharedStrings.xml", "r");
+  assert_non_null(p);
+  size_t sn = fread(sheet, 1, sizeof sheet - 1, p);
+  sheet[sn] = 0;
+  assert_int_equal(pclose(p), 0);
+  assert_non_null(strstr(sheet, "<v>63.33</v>"));
+  assert_non_null(strstr(sheet, "<v>15.011</v>"));
+  assert_non_null(strstr(sheet, ">fatigue_hours_per_vehicle<"));
+  assert_non_null(strstr(sheet, ">320100<"));
 
   /* Bad requests are refused with a reason, exit 2. */
   const char *bad1[] = {"report", "kpi", "--from", "2026-11-03", "--to", "2026-11-02", "--pg", env.conninfo, NULL};

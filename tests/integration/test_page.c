@@ -83,6 +83,13 @@ static void test_page_in_browser(void **state) {
       "('冀A9S001', 2, 'heavy_truck', 'pg-speeder-001', '130104', '石家庄安捷冷链物流'),"
       "('<img src=x onerror=alert(1)>', 5, 'converted_tractor', 'pg-tractor-001', '130105', "
       "'<b>农机合作社</b>')");
+  /* Daily figures of the Hebei fleet for the six days before today (GMT+8), as the daemon would
+   * have written them, for the KPI panel: each truck online on five of them, one in ten
+   * drifting, a gap or two in the track. */
+  sql("INSERT INTO vehicle_daily (terminal_id, day, records, qualified, drift, km_total, km_complete) "
+      "SELECT 'sim' || lpad(i::text, 6, '0'), (now() AT TIME ZONE 'Asia/Shanghai')::date - d, "
+      "100 + i, 95 + i, CASE WHEN i % 10 = 0 THEN 1 ELSE 0 END, 200 + i, 190 + i "
+      "FROM generate_series(1, 30) i, generate_series(1, 6) d WHERE (i + d) % 6 <> 0");
   const char *zones[] = {"zones", "import", HW_SOURCE_DIR "/ops/demo-data/zones.geojson", NULL};
   cli(zones);
   const char *regions[] = {"regions", "import", HW_SOURCE_DIR "/ops/demo-data/regions.geojson",
