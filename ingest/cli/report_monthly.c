@@ -34,6 +34,8 @@ typedef struct hw_monthly_settings {
   uint32_t phaseout_min_km;
   uint32_t audit_tolerance_kg;
   uint32_t audit_min_load_pct;
+  /* The score's settings, as `report kpi` takes them, for this month and the month before. */
+  hw_kpi_score_cfg score;
 } hw_monthly_settings;
 
 #define C hw_monthly_settings
@@ -46,6 +48,7 @@ static const hw_option hw_monthly_options[] = {
     HW_OPT_N(C, phaseout_min_km, HW_XSTR(HW_CD_DEF_PHASEOUT_MIN_KM), 0, 10000, NULL, "as report phaseout: a day counts as moved with at least this many km of track"),
     HW_OPT_N(C, audit_tolerance_kg, HW_XSTR(HW_CD_DEF_AUDIT_TOLERANCE_KG), 0, 100000, NULL, "as report registry-audit: total mass may differ from curb mass + rated load by this much, kg"),
     HW_OPT_N(C, audit_min_load_pct, HW_XSTR(HW_CD_DEF_AUDIT_MIN_LOAD_PCT), 0, 1000, NULL, "as report registry-audit: a heavy vehicle's rated load below this % of its curb mass is flagged"),
+    HW_KPI_SCORE_OPTIONS(C, score),
 };
 #undef C
 
@@ -387,6 +390,7 @@ int hw_cmd_report_monthly(int argc, char **argv) {
     fprintf(stderr, "report monthly: %s\n", err);
     return 2;
   }
+  q.cur.score = q.prev.score = s.score;
   int html = hw_ends_with(s.out, ".html") || hw_ends_with(s.out, ".htm");
   if (!html && !hw_ends_with(s.out, ".xlsx")) {
     fprintf(stderr, "report monthly: --out is a file name ending in .html or .xlsx\n");

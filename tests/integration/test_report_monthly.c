@@ -492,6 +492,53 @@ static void test_city_by_enterprise(void **state) {
   unlink(path);
 }
 
+/* The score's settings reach the report as they reach report kpi: with a cut-off that changes
+ * the scores, the report's ranking still equals report kpi's given the same settings. */
+static void test_score_settings(void **state) {
+  (void)state;
+  const char *path = "test_report_monthly.score.html";
+  unlink(path);
+  const char *argv[] = {"report", "monthly", "--month", "2026-11", "--region", "320000",
+                        "--score-connected-min-pct", "50", "--score-qualified", "40",
+                        "--out", path, "--pg", conninfo, NULL};
+  char *text;
+  assert_int_equal(run_cli(argv, &text), 0);
+  free(text);
+  const char *kargv[] = {"report", "kpi", "--from", "2026-11-01", "--to", "2026-11-30",
+                         "--region", "320000", "--by", "region", "--format", "json",
+                         "--score-connected-min-pct", "50", "--score-qualified", "40",
+                         "--pg", conninfo, NULL};
+  const char *pargv[] = {"report", "kpi", "--from", "2026-10-01", "--to", "2026-10-31",
+                         "--region", "320000", "--by", "region", "--format", "json",
+                         "--score-connected-min-pct", "50", "--score-qualified", "40",
+                         "--pg", conninfo, NULL};
+  char *ko, *po;
+  assert_int_equal(run_cli(kargv, &ko), 0);
+  assert_int_equal(run_cli(pargv, &po), 0);
+  cJSON *cur = cJSON_Parse(ko), *prev = cJSON_Parse(po);
+  free(ko);
+  free(po);
+  assert_non_null(cur);
+  assert_non_null(prev);
+  /* The settings matter here: some score differs from the defaults' one. */
+  cJSON *def = kpi_json("2026-11-01", "2026-11-30", "320000", "region");
+  int differs = 0;
+  for (int i = 0; i < cJSON_GetArraySize(cur); i++) {
+    const cJSON *a = cJSON_GetObjectItem(cJSON_GetArrayItem(cur, i), "score");
+    const cJSON *b = cJSON_GetObjectItem(cJSON_GetArrayItem(def, i), "score");
+    if (cJSON_IsNumber(a) && cJSON_IsNumber(b) && a->valuedouble != b->valuedouble)
+      differs = 1;
+  }
+  assert_true(differs);
+  char *html = read_all(path, NULL);
+  check_against_kpi(html, cur, prev);
+  cJSON_Delete(def);
+  cJSON_Delete(cur);
+  cJSON_Delete(prev);
+  free(html);
+  unlink(path);
+}
+
 static void test_xlsx(void **state) {
   (void)state;
   const char *html_path = "test_report_monthly.x.html", *path = "test_report_monthly.xlsx";
@@ -559,6 +606,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_province_html),
       cmocka_unit_test(test_city_by_enterprise),
+      cmocka_unit_test(test_score_settings),
       cmocka_unit_test(test_xlsx),
       cmocka_unit_test(test_refusals),
   };
