@@ -31,7 +31,8 @@ struct hw_jt809_centre {
   uv_timer_t scan;
   int scanning;   /* a scan's queries are queued */
   int scan_again; /* a kick arrived during the scan */
-  int stopping;
+  int stopping;      /* no scans any more; writes already queued still run */
+  int final;         /* the connections are closing: nothing is queued any more */
   int pending_close; /* q, listen, scan timer */
   void (*done_cb)(void *arg);
   void *done_arg;
@@ -58,8 +59,10 @@ static void hw_j9c_logged(void *arg, const PGresult *res) {
 
 static void hw_j9c_run(hw_jt809_centre *c, const char *what, const char *sql, int n,
                        const char *const *params) {
-  if (c->stopping)
+  if (c->final) {
+    hw_warn(HW_J9C_LOG, NULL, "%s not recorded: stopping", what);
     return;
+  }
   if (hw_pg_async_query(c->q, sql, n, params, hw_j9c_logged, (void *)what))
     hw_warn(HW_J9C_LOG, NULL, "%s not recorded: out of memory", what);
 }
@@ -155,13 +158,14 @@ static void hw_j9c_on_inspections(void *arg, const PGresult *res) {
     const char *id = PQgetvalue(res, i, 0);
     int message = !strcmp(PQgetvalue(res, i, 2), "message");
     const char *question = PQgetvalue(res, i, 5), *answers = PQgetvalue(res, i, 6);
-    /* The text sent: the question, then the choices offered (if any) on a line of their own. */
+    /* The text sent: the question, then the choices offered (if any) after a space (no line
+     * break: platforms show it on one line, and a control character is not text). */
     size_t ql = strlen(question), al = strlen(answers), tl = ql + (al ? 1 + al : 0), gl;
     char *text = malloc(tl + 1);
     uint8_t *gbk = malloc(2 * tl + 1), *data = malloc(2 * tl + 64);
     int rc = -ENOMEM;
     if (text && gbk && data) {
-      snprintf(text, tl + 1, "%s%s%s", question, al ? "\n" : "", answers);
+      snprintf(text, tl + 1, "%s%s%s", question, al ? " " : "", answers);
       rc = hw_jt809__to_gbk(text, tl, gbk, 2 * tl + 1, &gl);
     }
     hw_jt809_query q;
@@ -511,13 +515,41 @@ int hw_jt809_centre_start(hw_jt809_centre **out, uv_loop_t *loop, hw_registry *r
 static void hw_j9c_timer_closed(uv_handle_t *h) { hw_j9c_maybe_done(h->data); }
 static void hw_j9c_q_closed(void *arg) { hw_j9c_maybe_done(arg); }
 
-void hw_jt809_centre_stop(hw_jt809_centre *c, void (*done_cb)(void *arg), void *arg) {
-  c->stopping = 1;
-  c->done_cb = done_cb;
-  c->done_arg = arg;
+static void hw_j9c_final(uv_timer_t *t) {
+  hw_jt809_centre *c = t->data;
+  if (c->final)
+    return;
+  c->final = 1;
   c->pending_close = 3;
   uv_timer_stop(&c->scan);
   uv_close((uv_handle_t *)&c->scan, hw_j9c_timer_closed);
   hw_pg_conn_close(&c->listen);
   hw_pg_async_stop(c->q, hw_j9c_q_closed, c);
+}
+
+static void hw_j9c_on_deadline(uv_timer_t *t) {
+  hw_warn(HW_J9C_LOG, NULL, "stopping before PostgreSQL took the last link times, answers or "
+          "alarms (2 s): those still queued are not recorded");
+  hw_j9c_final(t);
+}
+
+/* The queries run in order: once this one is answered, every write queued before it (the link
+ * down times of the sessions just closed among them) is done. */
+static void hw_j9c_on_last(void *arg, const PGresult *res) {
+  (void)res;
+  hw_jt809_centre *c = arg;
+  if (!c->final) /* not from inside hw_pg_async's callback: from the loop */
+    uv_timer_start(&c->scan, hw_j9c_final, 0, 0);
+}
+
+void hw_jt809_centre_stop(hw_jt809_centre *c, void (*done_cb)(void *arg), void *arg) {
+  c->stopping = 1;
+  c->done_cb = done_cb;
+  c->done_arg = arg;
+  uv_timer_stop(&c->scan);
+  if (hw_pg_async_query(c->q, "SELECT 1", 0, NULL, hw_j9c_on_last, c)) {
+    uv_timer_start(&c->scan, hw_j9c_final, 0, 0);
+    return;
+  }
+  uv_timer_start(&c->scan, hw_j9c_on_deadline, 2000, 0);
 }

@@ -492,7 +492,10 @@ static void hw_j9_on_close(hw_session *s) {
   }
   if (st->slave) {
     /* A logout or a stop of ours is said on the slave link too (0x9003). */
-    hw_jt809_slave_stop(st->slave, 1, "main link down");
+    hw_jt809_slave_stop(st->slave, 1,
+                        st->down_reason && !strcmp(st->down_reason, "daemon stop")
+                            ? "daemon stop"
+                            : "main link down");
     st->slave = NULL;
   }
   if (st->link_id) {
