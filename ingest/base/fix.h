@@ -8,6 +8,13 @@
 /* Terminal ids: protobuf clients 1..32 chars of [0-9A-Za-z_-]; JT/T 808 the 12- or 20-digit phone
  * number with its leading zeros. */
 #define HW_TERMINAL_ID_MAX 32
+/* The longest id a fix may be stored under: also "jt809:ACCESSCODE:PLATE:COLOUR", a vehicle a
+ * JT/T 809 platform reports and the registry does not know (jt809/jt809_login.h; 84 bytes with a
+ * 63-byte UTF-8 plate). Only that form may exceed HW_TERMINAL_ID_MAX: buffers on the position
+ * path (registry records, pg writer, Redis state, rules, SSE) take this size, everything that
+ * provisions or names terminals keeps HW_TERMINAL_ID_MAX. */
+#define HW_TID_WIDE_MAX 84
+#define HW_TID_WIDE_PREFIX "jt809:"
 #define HW_DRIVER_ID_MAX 32
 
 /* Where a fix came from; stored with it. */
@@ -47,5 +54,8 @@ static inline int hw_fix_trusted(const hw_fix *f) { return (f->quality & ~HW_Q_F
 
 /* 0 when the terminal id is acceptable, -EINVAL otherwise. */
 int hw_terminal_id_check(const char *id, size_t len) HW_MUST_CHECK;
+/* 0 when a fix may be stored under id: a terminal id as above, or "jt809:..." of at most
+ * HW_TID_WIDE_MAX bytes without control characters; -EINVAL otherwise. */
+int hw_stored_tid_check(const char *id, size_t len) HW_MUST_CHECK;
 
 #endif

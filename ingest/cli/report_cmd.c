@@ -56,7 +56,7 @@ static const char hw_rebuild_usage[] =
 
 typedef struct hw_rebuild_sink {
   PGconn *w; /* the writing connection (the other one streams the fixes) */
-  char (*tids)[HW_TERMINAL_ID_MAX + 1];
+  char (*tids)[HW_TID_WIDE_MAX + 1];
   hw_day_figures *rows;
   size_t n;
   size_t written;
@@ -93,7 +93,7 @@ static int hw_report_rebuild(int argc, char **argv) {
     fprintf(stderr, "report rebuild: --from and --to are days YYYY-MM-DD (2000..2099), --from first\n");
     return 2;
   }
-  if (s.terminal[0] && hw_terminal_id_check(s.terminal, strlen(s.terminal))) {
+  if (s.terminal[0] && hw_stored_tid_check(s.terminal, strlen(s.terminal))) {
     fprintf(stderr, "report rebuild: '%s' is not a terminal id\n", s.terminal);
     return 2;
   }

@@ -6,6 +6,7 @@
 #ifndef HW_JT809_LOGIN_H
 #define HW_JT809_LOGIN_H
 
+#include "base/fix.h" /* HW_TID_WIDE_MAX */
 #include "jt809/jt809_msg.h"
 
 #define HW_JT809_PASSWORD_HASH_MAX 128 /* crypto_pwhash_STRBYTES */
@@ -49,5 +50,6 @@ int hw_jt809_vehicle_tid(uint32_t access_code, const char *plate, uint8_t colour
 
 /* The longest such id: "jt809:" 4294967295 ":" plate ":" 255. */
 #define HW_JT809_VEHICLE_TID_MAX (6 + 10 + 1 + HW_JT809_PLATE_MAX + 1 + 3)
+_Static_assert(HW_JT809_VEHICLE_TID_MAX <= HW_TID_WIDE_MAX, "the position path takes these ids");
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "base/log.h"
 #include "jt809/jt809_centre.h"
+#include "jt809/jt809_data.h"
 #include "jt809/jt809_login.h"
 #include "jt809/jt809_slave.h"
 #include "net/server.h"
@@ -433,8 +434,12 @@ static int hw_j9_on_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, siz
                               body_len))
       return hw_j9_strike(s, "0x1300/0x1400 malformed");
     return 0;
+  case HW_JT809_UP_EXG_MSG: {
+    hw_jt809_link link = {st->center, st->is_2019, st->platform};
+    rc = hw_jt809_data_exg(s, &link, body, body_len);
+    return rc > 0 ? hw_j9_strike(s, "malformed 0x1200") : rc;
+  }
   default:
-    /* Positions (0x1200) and the rest come in the next step. */
     hw_debug("jt809", hw_session_tid(s), "peer=%s message 0x%04x not handled yet", s->peer,
              msg_id);
     return 0;

@@ -60,8 +60,10 @@ static const char hw_sim_usage[] =
     "  --scenario NAME[:P]   scripted trucks that break one safety rule each, with known values\n"
     "                        (see below); they send their script's fixes, flat out unless\n"
     "                        --interval-ms is given; --trucks defaults to 1 (mixed: 20)\n"
-    "  --protocol P          wire protocol: pb (haulwatch protobuf, default) or jt808 (JT/T\n"
-    "                        808-2013; fixes resent after a reconnect go as 0x0704 back-fill,\n"
+    "  --protocol P          wire protocol: pb (haulwatch protobuf, default), jt808 (JT/T\n"
+    "                        808-2013) or jt809 (platforms carrying many vehicles each, with\n"
+    "                        options of their own: haulwatch-sim --protocol jt809 --help);\n"
+    "                        jt808: fixes resent after a reconnect go as 0x0704 back-fill,\n"
     "                        drivers as 0x0702; device times are whole seconds, so --step-ms\n"
     "                        must be a multiple of 1000)\n"
     "  --quiet               no progress output\n"
@@ -110,7 +112,7 @@ static int hw_sim_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *o
 }
 
 /* "host:port", "[v6]:port". Resolves once, before the loop starts. */
-static int hw_sim_resolve(const char *hostport, struct sockaddr_storage *out) {
+int hw_sim_resolve(const char *hostport, struct sockaddr_storage *out) {
   char host[256];
   const char *port;
   if (hostport[0] == '[') {
@@ -332,6 +334,11 @@ static void hw_sim_summary(const hw_sim_config *cfg, const hw_sim_result *r, int
 }
 
 int hw_cmd_sim(int argc, char **argv) {
+  /* JT/T 809 plays platforms, not trucks: its own options and run (sim_jt809.c). */
+  for (int i = 1; i < argc; i++)
+    if ((!strcmp(argv[i], "--protocol") && i + 1 < argc && !strcmp(argv[i + 1], "jt809")) ||
+        !strcmp(argv[i], "--protocol=jt809"))
+      return hw_sim_jt809_main(argc, argv);
   enum {
     O_SERVER = 256, O_TRUCKS, O_FIXES, O_DURATION, O_INTERVAL, O_STEP, O_START, O_PG, O_TOKENS,
     O_PREFIX, O_REPORT, O_WINDOW, O_TIMEOUT, O_SEED, O_PROTOCOL, O_SCENARIO, O_QUIET, O_LOGLEVEL,

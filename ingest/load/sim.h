@@ -97,6 +97,13 @@ typedef struct hw_sim_result {
   int timed_out, interrupted;
 } hw_sim_result;
 
+/* "host:port", "[v6]:port", resolved once (blocking): 0 or a negative code (logged). */
+int hw_sim_resolve(const char *hostport, struct sockaddr_storage *out) HW_MUST_CHECK;
+
+/* `haulwatch-sim --protocol jt809 ...`: platforms carrying many vehicles (sim_jt809.c); its own
+ * options; returns the exit code. */
+int hw_sim_jt809_main(int argc, char **argv);
+
 /* Runs the simulation to its end. 0 when the run itself worked (whatever the daemon did: see
  * res), negative on a local failure (out of memory, loop errors). */
 int hw_sim_run(const hw_sim_config *cfg, hw_sim_result *res) HW_MUST_CHECK;

@@ -67,6 +67,8 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
     hw_daily_store_durable(p->daily, p->acks_durable);
   for (size_t i = 0; i < n; i++) {
     const hw_ack_ref *a = &acks[i];
+    if (!a->term)
+      continue; /* the marker of fixes no one acknowledges (hw_pipeline_submit_unacked) */
     /* An ack meant for a connection that has since gone is dropped by the session layer: the
      * terminal will send those fixes again and learn they are durable from the ack to the resend. */
     if (hw_session_deliver_ack(a)) {
@@ -228,12 +230,14 @@ fail:
 
 int hw_pipeline_ready(const hw_pipeline *p) { return p->ready; }
 
-int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
-                       uint32_t ack_kind, uint64_t ack_token) {
-  hw_terminal *t = s->term;
+const hw_vehicle *hw_pipeline_vehicle_by_plate(const hw_pipeline *p, const char *plate,
+                                               uint8_t colour) {
+  return p->cache ? hw_registry_cache_by_plate(p->cache, plate, colour) : NULL;
+}
+
+/* Takes fixes of terminal t into the rules and the sinks; the caller adds the ack after them. */
+static int hw_pipeline_take(hw_pipeline *p, hw_terminal *t, const hw_fix *fixes, size_t n) {
   int rc;
-  if (p->stopping)
-    return -ESHUTDOWN;
   for (size_t i = 0; i < n; i++) {
     const hw_fix *f = &fixes[i];
     /* The rules also judge data quality (with the terminal's jump reference); a fix whose time or
@@ -260,9 +264,12 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     else
       p->fixes_flagged++;
   }
-  hw_ack_ref ack = hw_session_ack_ref(s, ack_kind, ack_token);
-  ack.recv_ms = n ? fixes[0].recv_ms : 0;
-  if ((rc = hw_pg_writer_add_ack(p->pg, &ack)))
+  return 0;
+}
+
+static int hw_pipeline_add_ack(hw_pipeline *p, const hw_ack_ref *ack) {
+  int rc;
+  if ((rc = hw_pg_writer_add_ack(p->pg, ack)))
     return rc;
   p->acks_added++;
   if (!p->throttled && hw_pg_writer_backlog(p->pg) >= p->cfg.high_water) {
@@ -273,6 +280,30 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
     hw_pipeline_flow_report(p, HW_FLOW_HIGH_WATER);
   }
   return 0;
+}
+
+int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
+                       uint32_t ack_kind, uint64_t ack_token) {
+  int rc;
+  if (p->stopping)
+    return -ESHUTDOWN;
+  if ((rc = hw_pipeline_take(p, s->term, fixes, n)))
+    return rc;
+  hw_ack_ref ack = hw_session_ack_ref(s, ack_kind, ack_token);
+  ack.recv_ms = n ? fixes[0].recv_ms : 0;
+  return hw_pipeline_add_ack(p, &ack);
+}
+
+int hw_pipeline_submit_unacked(hw_pipeline *p, hw_terminal *t, const hw_fix *fixes, size_t n) {
+  int rc;
+  if (p->stopping)
+    return -ESHUTDOWN;
+  if ((rc = hw_pipeline_take(p, t, fixes, n)))
+    return rc;
+  /* Still a marker in the writer's ack order, with no terminal: the daily figures count a fix
+   * as committed once the marker after it is durable, as for acknowledged fixes. */
+  hw_ack_ref mark = {.term = NULL};
+  return hw_pipeline_add_ack(p, &mark);
 }
 
 void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {

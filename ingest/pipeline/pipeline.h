@@ -77,6 +77,19 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
 int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
                        uint32_t ack_kind, uint64_t ack_token) HW_MUST_CHECK;
 
+/* Fixes no one acknowledges, of terminal t, which need not be bound to a session (one JT/T 809
+ * link carries many vehicles): t is a registry record (hw_registry_get, then hw_pipeline_bind
+ * once when created). Same rules, sinks, duplicate handling and backpressure as
+ * hw_pipeline_submit; nothing is delivered when they are durable. Fixes are copied. */
+int hw_pipeline_submit_unacked(hw_pipeline *p, hw_terminal *t, const hw_fix *fixes, size_t n)
+    HW_MUST_CHECK;
+
+/* The registry vehicle with this plate and colour (bound to a terminal), NULL when none or with
+ * the rules off (no registry is loaded then). Borrowed: valid on the loop until the next
+ * registry swap; keep its terminal id, not the pointer. */
+const hw_vehicle *hw_pipeline_vehicle_by_plate(const hw_pipeline *p, const char *plate,
+                                               uint8_t colour);
+
 typedef struct hw_pipeline_stats {
   uint64_t fixes_flagged, acks_delivered, pauses, violation_events;
   uint64_t violations_opened[HW_VIOL__COUNT]; /* episodes opened, per hw_violation_kind */

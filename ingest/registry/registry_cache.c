@@ -16,6 +16,26 @@ typedef struct hw_snap_key {
   UT_hash_handle hh;
 } hw_snap_key;
 
+/* Plate index key: the plate's bytes, a NUL, the colour byte (plates hold no NUL). */
+#define HW_PKEY_MAX (HW_PLATE_MAX + 2)
+typedef struct hw_snap_pkey {
+  const hw_vehicle *item;
+  uint8_t len;
+  char key[HW_PKEY_MAX];
+  UT_hash_handle hh;
+} hw_snap_pkey;
+
+/* Writes the key of (plate, colour) into out; 0 when the plate is too long (matches nothing). */
+static size_t hw_pkey(char out[HW_PKEY_MAX], const char *plate, uint8_t colour) {
+  size_t n = strnlen(plate, HW_PLATE_MAX + 1);
+  if (n == 0 || n > HW_PLATE_MAX)
+    return 0;
+  memcpy(out, plate, n);
+  out[n] = 0;
+  out[n + 1] = (char)colour;
+  return n + 2;
+}
+
 /* Day boundaries are fixed UTC offsets (base/geo.h), which keeps the result independent of the
  * server's time zone data and of the session TimeZone. */
 #define HW_GMT8_S HW_XSTR(HW_CST_OFFSET_S)
@@ -64,7 +84,9 @@ const hw_registry_snapshot *hw_registry_snapshot_ref(const hw_registry_snapshot 
 static void hw_snapshot_free(hw_registry_snapshot *s) {
   HASH_CLEAR(hh, s->by_terminal);
   HASH_CLEAR(hh, s->by_code);
+  HASH_CLEAR(hh, s->by_plate);
   free(s->mem);
+  free(s->pmem);
   for (size_t i = 0; i < s->nzones; i++) {
     hw_zone *z = (hw_zone *)&s->zones[i];
     free(z->pts);
@@ -88,6 +110,17 @@ const hw_vehicle *hw_registry_snapshot_vehicle(const hw_registry_snapshot *s, co
   if (!s || !terminal_id)
     return NULL;
   HASH_FIND(hh, s->by_terminal, terminal_id, strlen(terminal_id), k);
+  return k ? k->item : NULL;
+}
+
+const hw_vehicle *hw_registry_snapshot_by_plate(const hw_registry_snapshot *s, const char *plate,
+                                                uint8_t colour) {
+  char key[HW_PKEY_MAX];
+  hw_snap_pkey *k = NULL;
+  size_t n;
+  if (!s || !plate || !(n = hw_pkey(key, plate, colour)))
+    return NULL;
+  HASH_FIND(hh, s->by_plate, key, n, k);
   return k ? k->item : NULL;
 }
 
@@ -297,6 +330,26 @@ static int hw_build_vehicle_index(hw_registry_snapshot *s, char *err, size_t err
     hw_snap_key *k = keys++;
     k->item = v;
     HASH_ADD_KEYPTR(hh, s->by_terminal, v->terminal_id, strlen(v->terminal_id), k);
+  }
+  /* The plate index, rebuilt with the snapshot. (plate, colour) is the vehicles table's key,
+   * so two entries cannot share one; a plate that does not fit HW_PLATE_MAX is not indexed. */
+  hw_snap_pkey *pk = calloc(s->nvehicles + 1, sizeof *pk);
+  if (!pk)
+    return -ENOMEM;
+  s->pmem = pk;
+  for (size_t i = 0; i < s->nvehicles; i++) {
+    const hw_vehicle *v = &s->vehicles[i];
+    size_t n = hw_pkey(pk->key, v->plate, v->plate_colour);
+    if (!n)
+      continue;
+    if (hw_registry_snapshot_by_plate(s, v->plate, v->plate_colour)) {
+      snprintf(err, errlen, "plate %s colour %u is on two vehicles", v->plate, v->plate_colour);
+      return -EPROTO;
+    }
+    pk->item = v;
+    pk->len = (uint8_t)n;
+    HASH_ADD(hh, s->by_plate, key, n, pk);
+    pk++;
   }
   return 0;
 }
@@ -660,6 +713,11 @@ const hw_registry_snapshot *hw_registry_cache_current(const hw_registry_cache *c
 
 const hw_vehicle *hw_registry_cache_vehicle(const hw_registry_cache *c, const char *terminal_id) {
   return hw_registry_snapshot_vehicle(c->current, terminal_id);
+}
+
+const hw_vehicle *hw_registry_cache_by_plate(const hw_registry_cache *c, const char *plate,
+                                             uint8_t colour) {
+  return hw_registry_snapshot_by_plate(c->current, plate, colour);
 }
 
 void hw_registry_cache_bind(const hw_registry_cache *c, hw_terminal *t) {

@@ -49,7 +49,9 @@ typedef struct hw_registry_snapshot {
   unsigned refs;
   struct hw_snap_key *by_terminal; /* uthash over vehicles */
   struct hw_snap_key *by_code;     /* uthash over classes */
+  struct hw_snap_pkey *by_plate;   /* uthash over vehicles by (plate, colour) */
   void *mem;                       /* owned key array */
+  void *pmem;                      /* owned plate key array */
 } hw_registry_snapshot;
 
 /* Loop thread only. ref returns s, for `keep = hw_registry_snapshot_ref(s)`. */
@@ -59,6 +61,11 @@ void hw_registry_snapshot_unref(const hw_registry_snapshot *s);
 /* NULL when no vehicle is bound to the terminal / no such class. */
 const hw_vehicle *hw_registry_snapshot_vehicle(const hw_registry_snapshot *s, const char *terminal_id);
 const hw_vehicle_class *hw_registry_snapshot_class(const hw_registry_snapshot *s, const char *code);
+/* The vehicle with this plate (UTF-8, compared byte for byte) and colour, among the snapshot's
+ * vehicles (those bound to a terminal: a vehicle without one has no id to report under), or
+ * NULL. For JT/T 809, whose platforms name vehicles by plate and colour. */
+const hw_vehicle *hw_registry_snapshot_by_plate(const hw_registry_snapshot *s, const char *plate,
+                                                uint8_t colour);
 
 /* Blocking load of a snapshot (tools, tests): same queries, same transaction. *out has one
  * reference (free with hw_registry_snapshot_unref). -EIO (query failed, logged), -EPROTO
@@ -84,6 +91,10 @@ const hw_registry_snapshot *hw_registry_cache_current(const hw_registry_cache *c
 
 /* The vehicle of terminal_id in the current snapshot, or NULL. */
 const hw_vehicle *hw_registry_cache_vehicle(const hw_registry_cache *c, const char *terminal_id);
+
+/* hw_registry_snapshot_by_plate on the current snapshot. */
+const hw_vehicle *hw_registry_cache_by_plate(const hw_registry_cache *c, const char *plate,
+                                             uint8_t colour);
 
 /* Sets t->vehicle from the current snapshot: call when a terminal record is created (records
  * that exist at a swap are rebound by the cache). */

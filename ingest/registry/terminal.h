@@ -14,7 +14,9 @@ struct hw_daily_state;
 struct hw_vehicle;
 
 typedef struct hw_terminal {
-  char id[HW_TERMINAL_ID_MAX + 1];
+  /* NUL-terminated, at most HW_TID_WIDE_MAX bytes; records made by hw_registry_get own it (it
+   * follows the record in its allocation); records built elsewhere (tests) point it at theirs. */
+  char *id;
   /* Owning session, or NULL. session_gen changes every time ownership changes, so an ack that
    * was meant for an older connection is recognised and dropped. */
   struct hw_session *session;

@@ -43,14 +43,14 @@ typedef enum {
   HW_PHASE_CLOSE = 2   /* complete; an episode known complete when found is emitted once, closed */
 } hw_violation_phase;
 
-#define HW_EPISODE_ID_MAX 128
+#define HW_EPISODE_ID_MAX 160 /* terminal id (up to HW_TID_WIDE_MAX) "/" kind "/" tail */
 #define HW_EVIDENCE_MAX 384
 
 typedef struct hw_violation_event {
   uint8_t kind;       /* hw_violation_kind */
   uint8_t phase;      /* hw_violation_phase */
   uint8_t grade;      /* speeding kinds: 1 (<20 % over), 2 (20-50 %), 3 (>=50 %); else 0 */
-  char terminal_id[HW_TERMINAL_ID_MAX + 1];
+  char terminal_id[HW_TID_WIDE_MAX + 1];
   char episode_id[HW_EPISODE_ID_MAX];
   int64_t started_ms; /* device time, UTC ms */
   int64_t ended_ms;   /* last instant known to belong to the episode so far */

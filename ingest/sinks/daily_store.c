@@ -36,13 +36,13 @@ typedef struct hw_daily_state {
 } hw_daily_state;
 
 typedef struct hw_daily_row {
-  char tid[HW_TERMINAL_ID_MAX + 1];
+  char tid[HW_TID_WIDE_MAX + 1];
   hw_day_figures f;
 } hw_daily_row;
 
 typedef struct hw_daily_recomp {
   hw_terminal *t; /* borrowed: registry records live until the daemon exits */
-  char tid[HW_TERMINAL_ID_MAX + 1];
+  char tid[HW_TID_WIDE_MAX + 1];
   int32_t from;
   int64_t recv_cut_ms; /* the fixes received up to here were all committed when it was issued */
   hw_daystats final; /* result */
@@ -214,7 +214,7 @@ static const char hw_q_fixes[] =
     "AND ($3::text IS NULL OR terminal_id = $3) ORDER BY terminal_id, ts";
 
 typedef struct hw_carry {
-  char tid[HW_TERMINAL_ID_MAX + 1];
+  char tid[HW_TID_WIDE_MAX + 1];
   hw_track_ref ref;
 } hw_carry;
 
@@ -270,7 +270,7 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
     free(carries);
     return -EIO;
   }
-  char cur[HW_TERMINAL_ID_MAX + 1] = "";
+  char cur[HW_TID_WIDE_MAX + 1] = "";
   int have = 0;
   hw_daystats s;
   hw_day_figures done;
@@ -327,7 +327,7 @@ typedef struct hw_rowvec {
   const char **tids;
   hw_day_figures *rows;
   size_t n, cap;
-  char tid[HW_TERMINAL_ID_MAX + 1]; /* the one terminal being recomputed */
+  char tid[HW_TID_WIDE_MAX + 1]; /* the one terminal being recomputed */
   hw_daily_recomp *rc;
 } hw_rowvec;
 

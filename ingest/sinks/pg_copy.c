@@ -78,8 +78,8 @@ static inline uint8_t *hw_field_text(uint8_t *p, const char *s, size_t len) {
 }
 
 int hw_pg_copy_row(uint8_t *out, const char *terminal_id, const hw_fix *fix, size_t *len) {
-  size_t id_len = strnlen(terminal_id, HW_TERMINAL_ID_MAX + 1);
-  if (hw_terminal_id_check(terminal_id, id_len))
+  size_t id_len = strnlen(terminal_id, HW_TID_WIDE_MAX + 1);
+  if (hw_stored_tid_check(terminal_id, id_len))
     return -EINVAL;
   int64_t ts, recv_ts;
   if (hw_pg_copy_timestamp(fix->ts_ms, &ts) || hw_pg_copy_timestamp(fix->recv_ms, &recv_ts))

@@ -24,16 +24,17 @@ extern const uint8_t hw_pg_copy_header[HW_PG_COPY_HEADER_LEN];
 #define HW_PG_COPY_TRAILER_LEN 2
 extern const uint8_t hw_pg_copy_trailer[HW_PG_COPY_TRAILER_LEN];
 
-/* Largest encoded row: field count, 15 lengths, two texts of at most 32 bytes, fixed fields. */
+/* Largest encoded row: field count, 15 lengths, a terminal id of at most HW_TID_WIDE_MAX and a driver id of
+ * at most HW_DRIVER_ID_MAX bytes, fixed fields. */
 #define HW_PG_COPY_ROW_MAX \
-  (2 + 4 * HW_PG_COPY_NCOLS + HW_TERMINAL_ID_MAX + HW_DRIVER_ID_MAX + 8 * 8 + 4 * 2 + 3 * 2)
+  (2 + 4 * HW_PG_COPY_NCOLS + HW_TID_WIDE_MAX + HW_DRIVER_ID_MAX + 8 * 8 + 4 * 2 + 3 * 2)
 
 /* PostgreSQL timestamp of a UTC epoch time in ms: microseconds since 2000-01-01 00:00 UTC.
  * -EINVAL when outside what timestamptz accepts (4714-11-24 BC .. 294276 AD). */
 int hw_pg_copy_timestamp(int64_t unix_ms, int64_t *pg_us) HW_MUST_CHECK;
 
 /* Encodes one row into out (room for HW_PG_COPY_ROW_MAX bytes) and sets *len. Returns -EINVAL,
- * having written nothing, for a terminal id that fails hw_terminal_id_check, a time timestamptz
+ * having written nothing, for a terminal id that fails hw_stored_tid_check, a time timestamptz
  * cannot hold, a heading that does not fit smallint, or a driver id that is unterminated or not
  * UTF-8 without NUL. */
 int hw_pg_copy_row(uint8_t *out, const char *terminal_id, const hw_fix *fix, size_t *len)

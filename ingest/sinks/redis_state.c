@@ -169,7 +169,7 @@ size_t hw_redis_state_format_event(char *out, const hw_terminal *t, uint32_t mov
   const hw_fix *f = &t->latest;
   size_t n = 0;
   HW_RS_LIT(out, n, "{\"terminal_id\":");
-  n += hw_rs_fmt_json_str(out + n, t->id, strnlen(t->id, HW_TERMINAL_ID_MAX));
+  n += hw_rs_fmt_json_str(out + n, t->id, strnlen(t->id, HW_TID_WIDE_MAX));
   HW_RS_LIT(out, n, ",\"ts_ms\":");
   n += hw_rs_fmt_i64(out + n, f->ts_ms);
   HW_RS_LIT(out, n, ",\"lat\":");
@@ -350,11 +350,11 @@ static void hw_rs_publish(hw_redis_state *r) {
 /* Sends one EVALSHA for t's latest state. 0, or -EIO when hiredis refuses (context dying). */
 static int hw_rs_send_write(hw_redis_state *r, hw_terminal *t) {
   const hw_fix *f = &t->latest;
-  char key[sizeof HW_RS_KEY_PREFIX + HW_TERMINAL_ID_MAX];
+  char key[sizeof HW_RS_KEY_PREFIX + HW_TID_WIDE_MAX];
   char num[10][24]; /* ts, lat, lon, speed, heading, alt, recv, alarm, status, odometer */
   const char *argv[17];
   size_t len[17];
-  size_t idlen = strnlen(t->id, HW_TERMINAL_ID_MAX);
+  size_t idlen = strnlen(t->id, HW_TID_WIDE_MAX);
 
   memcpy(key, HW_RS_KEY_PREFIX, sizeof HW_RS_KEY_PREFIX - 1);
   memcpy(key + sizeof HW_RS_KEY_PREFIX - 1, t->id, idlen);

@@ -98,7 +98,7 @@ static int hw_rstore_attach(PGconn *conn, hw_registry *reg, hw_registry_cache *c
   for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
     const char *id = PQgetvalue(res, i, 0);
     size_t idlen = (size_t)PQgetlength(res, i, 0);
-    if (idlen == 0 || idlen > HW_TERMINAL_ID_MAX || strlen(id) != idlen) {
+    if (idlen == 0 || idlen > HW_TID_WIDE_MAX || strlen(id) != idlen) {
       hw_warn(HW_RSTORE_LOG, NULL, "rule_state row %d: unusable terminal id, skipped", i);
       skipped++;
       continue;
@@ -174,7 +174,7 @@ static int hw_rstore_replay(PGconn *conn, hw_registry *reg, hw_rules *engine,
       const char *id = PQgetvalue(res, row, 0);
       if (!t || strcmp(t->id, id) != 0) {
         t = hw_registry_find(reg, id);
-        if (!t && create && rc == 0 && strlen(id) <= HW_TERMINAL_ID_MAX) {
+        if (!t && create && rc == 0 && strlen(id) <= HW_TID_WIDE_MAX) {
           int grc = hw_registry_get(reg, id, &t);
           if (grc) {
             rc = grc; /* out of memory: drain the stream, report it */
@@ -504,7 +504,7 @@ static void hw_rstore_step(hw_rule_store *s) {
       s->stats.unchanged++;
       continue;
     }
-    hw_pg_array_text(&ids, t->id, strnlen(t->id, HW_TERMINAL_ID_MAX));
+    hw_pg_array_text(&ids, t->id, strnlen(t->id, HW_TID_WIDE_MAX));
     hw_pg_array_hex(&states, buf, len);
     s->chunk[s->nchunk].t = t;
     s->chunk[s->nchunk].hash = h;

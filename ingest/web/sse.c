@@ -10,6 +10,8 @@
  * bytes go to every client whose filter takes it, one write per client per Redis message. */
 #include "web/sse.h"
 
+#include "base/fix.h" /* HW_TID_WIDE_MAX */
+
 #include <cjson/cJSON.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -27,7 +29,7 @@
 #include "sinks/violation_relay.h" /* HW_VIOLATION_REDIS_CHANNEL */
 
 #define HW_SSE_LOG "sse"
-#define HW_SSE_TID_MAX 32
+#define HW_SSE_TID_MAX HW_TID_WIDE_MAX
 #define HW_SSE_ID_MAX 40 /* "<16 hex>-<20 digits>" */
 
 typedef struct hw_sse_ev {

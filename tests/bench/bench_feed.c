@@ -24,7 +24,7 @@ int main(int argc, char **argv) {
   long n = argc > 1 ? atol(argv[1]) : 1000000;
   static hw_terminal t;
   static hw_vehicle v;
-  snprintf(t.id, sizeof t.id, "013800138000");
+  t.id = (char *)"013800138000";
   snprintf(v.region, sizeof v.region, "320102");
   snprintf(v.enterprise, sizeof v.enterprise, "Jiangsu Quick Haulage Co.");
   t.vehicle = &v;

@@ -156,8 +156,10 @@ int main(int argc, char **argv) {
   hw_terminal *terms = calloc((size_t)nveh, sizeof *terms);
   hw_vehicle *vehs = calloc((size_t)nveh, sizeof *vehs);
   bveh *sim = calloc((size_t)nveh, sizeof *sim);
+  char (*tids)[16] = calloc((size_t)nveh, sizeof *tids); /* lives as long as terms */
   for (int i = 0; i < nveh; i++) {
-    snprintf(terms[i].id, sizeof terms[i].id, "0138%08d", i);
+    terms[i].id = tids[i];
+    snprintf(terms[i].id, sizeof tids[i], "0138%08d", i);
     snprintf(vehs[i].terminal_id, sizeof vehs[i].terminal_id, "%s", terms[i].id);
     vehs[i].cls = &cls;
     vehs[i].status = i % 200 == 0 ? HW_VEH_DEREGISTERED : HW_VEH_ACTIVE;
@@ -211,6 +213,7 @@ int main(int argc, char **argv) {
   hw_rules_free(e);
   hw_zone_index_free(ix);
   free(terms);
+  free(tids);
   free(vehs);
   free(sim);
   free(q);

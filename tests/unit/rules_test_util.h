@@ -76,7 +76,7 @@ static int64_t rt_cst(int y, int mo, int d, int h, int mi, int s) {
 static void rt_init(rt *r) {
   memset(r, 0, sizeof *r);
   hw_rules_config_default(&r->cfg);
-  snprintf(r->t.id, sizeof r->t.id, "013800000001");
+  r->t.id = (char *)"013800000001"; /* never written through */
   snprintf(r->cls.code, sizeof r->cls.code, "heavy_truck");
   r->cls.speed_limit_dkmh = 1000;
   r->cls.expressway_limit_dkmh = 1000;

@@ -10,7 +10,7 @@ static void restart(rt *r, const uint8_t *bytes, size_t len) {
   r->e = NULL;
   hw_rule_state_free(r->t.rules);
   memset(&r->t, 0, sizeof r->t);
-  snprintf(r->t.id, sizeof r->t.id, "013800000001");
+  r->t.id = (char *)"013800000001";
   rt_start(r);
   struct hw_rule_state *st = NULL;
   assert_int_equal(hw_rule_state_decode(bytes, len, &st), 0);

@@ -100,7 +100,9 @@ static void test_position_event(void **state) {
   hw_vehicle v;
   memset(&t, 0, sizeof t);
   memset(&v, 0, sizeof v);
-  strcpy(t.id, "T0001");
+  char idbuf[HW_TID_WIDE_MAX + 1];
+  strcpy(idbuf, "T0001");
+  t.id = idbuf;
   t.latest.ts_ms = 1765000000123;
   t.latest.lat_e6 = -31230416;
   t.latest.lon_e6 = 121473701;
@@ -143,8 +145,8 @@ static void test_position_event(void **state) {
   cJSON_Delete(o);
 
   /* the largest event fits: longest id and enterprise, all escaped */
-  memset(t.id, 0x01, HW_TERMINAL_ID_MAX);
-  t.id[HW_TERMINAL_ID_MAX] = 0;
+  memset(t.id, 0x01, HW_TID_WIDE_MAX);
+  t.id[HW_TID_WIDE_MAX] = 0;
   memset(v.enterprise, '"', HW_ENTERPRISE_MAX);
   v.enterprise[HW_ENTERPRISE_MAX] = 0;
   t.vehicle = &v;
