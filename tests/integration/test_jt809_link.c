@@ -428,9 +428,10 @@ static void link_figures_after_cut(void **state) {
   hw_test_pg_text(db, from, sizeof from, "SELECT min(up_at)::text FROM platform_links WHERE "
                   "platform = 'pl' AND link = 'main'");
   double t0 = now_s();
-  j9_close(slave); /* the slave link ends with the main link anyway */
+  j9_close(mainl); /* the centre ends the slave link with it (0x9003) */
+  mainl = NULL;
+  j9_close(slave);
   slave = NULL;
-  j9_close(mainl);
   hw_test_pg_wait(db, "main down", "SELECT (count(*) = 1)::int FROM platform_links WHERE platform = "
                   "'pl' AND link = 'main' AND down_at IS NOT NULL", 5000);
   usleep(600000);
