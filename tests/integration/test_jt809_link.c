@@ -3,7 +3,7 @@
  * refused answers (wrong verify code, a broken frame) leave no link row; an inspection answered
  * and its delay recorded, one left unanswered; a supervision answered; a 0x1402 alarm stored
  * and published on Redis hw:violations; `report platforms` after a cut of the main link; both
- * links recorded down at a daemon stop. */
+ * links recorded down at a daemon stop; haulwatch-sim's slave link and inspection answer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define DB "hw_test_jt809_link"
@@ -476,6 +477,50 @@ static void link_figures_after_cut(void **state) {
   assert_true(up + down > period - 0.01 && up + down < period + 0.01);
 }
 
+/* haulwatch-sim --protocol jt809 --slave-listen: the centre's slave link to it comes up, and an
+ * inspection queued before it logs in is sent at its login and answered after the sim's delay. */
+static void sim_answers_inspection(void **state) {
+  (void)state;
+  cli("platform add simp --user-id 93 --password pwsim --center-id 5500010 --slave-local-ok");
+  cli("platform inspect simp --question 'on duty?'");
+  char server[64];
+  snprintf(server, sizeof server, "127.0.0.1:%d", jport);
+  const char *argv[] = {"--protocol", "jt809", "--server", server, "--trucks", "2",
+                        "--center-id", "5500010", "--user-id", "93", "--password", "pwsim",
+                        "--fixes", "12", "--interval-ms", "250", "--step-ms", "1000", "--slave-listen",
+                        "127.0.0.1:0", "--answer-delay-ms", "400", "--quiet", NULL};
+  pid_t sim = hw_test_spawn_sim(argv, "test_jt809_link.sim.log");
+  /* Meanwhile platform pl's slave link is kept alive (its 0x9005 answered). */
+  struct timeval tv = {.tv_usec = 100000};
+  setsockopt(slave->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  int st = -1;
+  for (int waited = 0; waited < 30000 && st < 0; waited += 100) {
+    int ws;
+    if (waitpid(sim, &ws, WNOHANG) == sim) {
+      st = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
+      break;
+    }
+    hw_jt809_header h;
+    uint8_t body[256];
+    size_t bl;
+    if (j9_recv(slave, &h, body, &bl) == 0 && h.msg_id == HW_JT809_DOWN_LINKTEST_REQ)
+      j9_send(slave, HW_JT809_DOWN_LINKTEST_RSP, NULL, 0);
+  }
+  tv = (struct timeval){.tv_sec = 5};
+  setsockopt(slave->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (st < 0)
+    kill(sim, SIGKILL);
+  assert_int_equal(st, 0);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_inspections WHERE platform = 'simp' "
+                          "AND answer = 'on duty' AND delay_ms >= 400"),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'simp' AND "
+                          "link = 'slave'"),
+                   1);
+  hw_test_pg_wait(db, "sim links down", "SELECT (count(*) = 0)::int FROM platform_links WHERE "
+                  "platform = 'simp' AND down_at IS NULL", 5000);
+}
+
 /* A daemon stop records both links down (the slave link's row goes through the centre's query
  * queue, which the stop lets finish). */
 static void links_down_at_stop(void **state) {
@@ -493,9 +538,13 @@ static void links_down_at_stop(void **state) {
                           "'daemon stop'"),
                    1);
   /* The slave link that ended with the cut main link says so. */
-  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE link = 'slave' AND reason = "
-                          "'main link down'"),
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'pl' AND link = "
+                          "'slave' AND reason = 'main link down'"),
                    1);
+  /* The simulator's: its logout ended both. */
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'simp' AND "
+                          "reason IN ('logout', 'main link down')"),
+                   2);
 }
 
 int main(void) {
@@ -504,6 +553,7 @@ int main(void) {
       cmocka_unit_test(inspection_answered_and_unanswered),
       cmocka_unit_test(alarm_and_supervision),
       cmocka_unit_test(link_figures_after_cut),
+      cmocka_unit_test(sim_answers_inspection),
       cmocka_unit_test(links_down_at_stop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
