@@ -19,6 +19,10 @@
 #define HW_J9C_LOG "jt809"
 #define HW_J9C_BATCH "200" /* pending rows read per scan */
 #define HW_J9C_TEXT_MAX 4000 /* UTF-8 bytes kept of an answer or alarm text (schema 016) */
+/* Writes queued and not answered by PostgreSQL: a platform sending alarms faster than the
+ * database takes them (or a database away) must not grow the daemon without bound. Beyond this
+ * they are dropped, counted and logged. */
+#define HW_J9C_MAX_QUEUED 10000
 
 struct hw_jt809_centre {
   uv_loop_t *loop;
@@ -34,6 +38,8 @@ struct hw_jt809_centre {
   int stopping;      /* no scans any more; writes already queued still run */
   int final;         /* the connections are closing: nothing is queued any more */
   int pending_close; /* q, listen, scan timer */
+  uint32_t queued;   /* writes queued on q, not answered yet */
+  uint64_t dropped;  /* writes refused above HW_J9C_MAX_QUEUED */
   void (*done_cb)(void *arg);
   void *done_arg;
 };
@@ -48,9 +54,18 @@ const hw_jt809_centre_config *hw_jt809_centre_cfg(const hw_jt809_centre *c) { re
 
 /* ---- queries ----------------------------------------------------------------------------- */
 
-/* A query whose only outcome is a log line when it fails; what: static text. */
+/* A write in flight: owned by the query's callback. */
+typedef struct hw_j9c_write {
+  hw_jt809_centre *c;
+  const char *what; /* static text */
+} hw_j9c_write;
+
+/* A write whose only outcome is a log line when it fails. */
 static void hw_j9c_logged(void *arg, const PGresult *res) {
-  const char *what = arg;
+  hw_j9c_write *w = arg;
+  const char *what = w->what;
+  w->c->queued--;
+  free(w);
   if (!res)
     hw_warn(HW_J9C_LOG, NULL, "%s not recorded: PostgreSQL connection lost", what);
   else if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -63,8 +78,21 @@ static void hw_j9c_run(hw_jt809_centre *c, const char *what, const char *sql, in
     hw_warn(HW_J9C_LOG, NULL, "%s not recorded: stopping", what);
     return;
   }
-  if (hw_pg_async_query(c->q, sql, n, params, hw_j9c_logged, (void *)what))
+  if (c->queued >= HW_J9C_MAX_QUEUED) {
+    if (c->dropped++ % 1000 == 0)
+      hw_warn(HW_J9C_LOG, NULL, "%s not recorded: %d writes wait for PostgreSQL (%llu dropped "
+              "so far)", what, HW_J9C_MAX_QUEUED, (unsigned long long)c->dropped);
+    return;
+  }
+  hw_j9c_write *w = malloc(sizeof *w);
+  if (!w || hw_pg_async_query(c->q, sql, n, params, hw_j9c_logged, w)) {
+    free(w);
     hw_warn(HW_J9C_LOG, NULL, "%s not recorded: out of memory", what);
+    return;
+  }
+  w->c = c;
+  w->what = what;
+  c->queued++;
 }
 
 #define HW_J9C_TS(ms) "to_timestamp(" ms "::bigint / 1000.0)"
@@ -439,11 +467,13 @@ static int hw_j9c_on_alarm(hw_jt809_centre *c, const char *platform, int is_2019
 
 static int hw_j9c_on_supervise_rsp(hw_jt809_centre *c, const char *platform, const uint8_t *data,
                                    size_t len) {
-  if (len < 5)
+  uint32_t sid;
+  uint8_t res;
+  if (hw_jt809_parse_supervise_rsp(data, len, &sid, &res))
     return -EBADMSG;
   char id[16], result[8], t[24];
-  snprintf(id, sizeof id, "%u", hw_jt809__be32(data));
-  snprintf(result, sizeof result, "%u", data[4]);
+  snprintf(id, sizeof id, "%u", sid);
+  snprintf(result, sizeof result, "%u", res);
   snprintf(t, sizeof t, "%" PRId64, hw_jt809_wall_ms());
   const char *p[4] = {platform, id, result, t};
   hw_info(HW_J9C_LOG, NULL, "platform %s answered supervision %s: result %s", platform, id,

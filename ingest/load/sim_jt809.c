@@ -589,11 +589,12 @@ static void hw_sj9_on_request(hw_sj9_run *r, hw_sj9_link *l, const hw_jt809_head
         hw_jt809_encode_sub(0, "", 0, 0x1301, data, dl, up, sizeof up, &ul))
       return;
     hw_sj9_reply_later(r, l, HW_JT809_UP_PLATFORM_MSG, up, ul);
-  } else if (h->msg_id == HW_JT809_DOWN_WARN_MSG && sub.data_type == 0x9401 &&
-             sub.data_len >= 15) {
-    const uint8_t *id = sub.data + 11; /* warn src u8, type u16, time u64, then the id */
-    uint8_t ack[5] = {id[0], id[1], id[2], id[3], 1 /* handled */};
-    if (hw_jt809_encode_sub(sub.has_vehicle, sub.plate, sub.plate_colour, 0x1401, ack, 5, up,
+  } else if (h->msg_id == HW_JT809_DOWN_WARN_MSG && sub.data_type == 0x9401) {
+    hw_jt809_supervise sv;
+    if (hw_jt809_parse_supervise(sub.data, sub.data_len, &sv) ||
+        hw_jt809_encode_supervise_rsp(sv.supervision_id, 1 /* handled */, data, sizeof data,
+                                      &dl) ||
+        hw_jt809_encode_sub(sub.has_vehicle, sub.plate, sub.plate_colour, 0x1401, data, dl, up,
                             sizeof up, &ul))
       return;
     hw_sj9_reply_later(r, l, HW_JT809_UP_WARN_MSG, up, ul);

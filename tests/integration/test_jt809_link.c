@@ -414,9 +414,9 @@ static void alarm_and_supervision(void **state) {
   assert_int_equal(hw_jt809_parse_supervise(s.data, s.data_len, &sv), 0);
   assert_int_equal(sv.warn_type, 2);
   assert_string_equal(sv.supervisor, "Li");
-  uint8_t ack[5] = {(uint8_t)(sv.supervision_id >> 24), (uint8_t)(sv.supervision_id >> 16),
-                    (uint8_t)(sv.supervision_id >> 8), (uint8_t)sv.supervision_id, 1};
-  assert_int_equal(hw_jt809_encode_sub(0, "", 0, 0x1401, ack, 5, up, sizeof up, &ul), 0);
+  assert_int_equal(hw_jt809_encode_supervise_rsp(sv.supervision_id, 1, data, sizeof data, &dl),
+                   0);
+  assert_int_equal(hw_jt809_encode_sub(0, "", 0, 0x1401, data, dl, up, sizeof up, &ul), 0);
   j9_send(mainl, HW_JT809_UP_WARN_MSG, up, ul);
   hw_test_pg_wait(db, "supervision answer", "SELECT (count(*) = 1)::int FROM platform_supervisions "
                   "WHERE result = 1 AND delay_ms >= 0 AND sent_link = 'slave'", 5000);
