@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "jt809/jt809_centre.h"
 #include "jt809/jt809_msg.h"
+#include "jt809/jt809_slave_sm.h"
 
 #define HW_J9S_LOG "jt809"
 /* The platform only answers on this link (0x9002, 0x9004, 0x9006) and sends the odd notice
@@ -18,7 +19,7 @@
 #define HW_J9S_FRAME_MAX 4096
 #define HW_J9S_MAX_WRITE_QUEUE 65536
 
-enum { HW_J9S_WAIT = 0, HW_J9S_CONNECTING, HW_J9S_LOGIN, HW_J9S_UP, HW_J9S_STOPPED };
+enum { HW_J9S_WAIT = 0, HW_J9S_CONNECTING, HW_J9S_LOGIN, HW_J9S_LIVE, HW_J9S_STOPPED };
 
 struct hw_jt809_slave {
   uv_loop_t *loop;
@@ -160,7 +161,7 @@ static void hw_j9s_timer_closed(uv_handle_t *h) {
 /* Ends the current attempt (why: static text); a new one follows after the backoff unless
  * stopped. */
 static void hw_j9s_drop(hw_jt809_slave *sl, const char *why) {
-  int was_up = sl->state == HW_J9S_UP;
+  int was_up = sl->state == HW_J9S_LIVE;
   if (sl->tcp) {
     uv_read_stop((uv_stream_t *)sl->tcp);
     if (!uv_is_closing((uv_handle_t *)sl->tcp))
@@ -189,7 +190,7 @@ static void hw_j9s_schedule(hw_jt809_slave *sl) {
   uint64_t due = sl->state == HW_J9S_WAIT ? now + sl->backoff_ms : UINT64_MAX;
   if (sl->answer_due && sl->answer_due < due)
     due = sl->answer_due;
-  if (sl->state == HW_J9S_UP && sl->next_beat < due)
+  if (sl->state == HW_J9S_LIVE && sl->next_beat < due)
     due = sl->next_beat;
   uv_timer_start(&sl->timer, hw_j9s_on_timer, due > now ? due - now : 0, 0);
 }
@@ -207,81 +208,43 @@ static int hw_j9s_on_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, si
     sl->why = hw_jt809_event_name(ev);
     return -EPROTO;
   }
-  hw_jt809_header h;
-  const uint8_t *body;
-  size_t blen;
-  /* Plain only: the platform has no reason to encrypt answers with empty bodies; an encrypted
-   * one is refused like any other broken frame. */
-  if (hw_jt809_open(data, len, sl->is_2019, NULL, &h, &body, &blen)) {
-    sl->why = "impossible or encrypted header";
-    return -EPROTO;
-  }
-  if (h.center_id != sl->center) {
-    sl->why = "frame naming another access code";
-    return -EPROTO;
-  }
-  uint64_t now = uv_now(sl->loop);
+  uint8_t code;
+  const char *why;
+  hw_j9s_act act = hw_jt809_slave_step(sl->state == HW_J9S_LIVE ? HW_J9S_SM_UP : HW_J9S_SM_LOGIN,
+                                       sl->is_2019, sl->center, data, len, &code, &why);
   const hw_jt809_centre_config *cfg = hw_jt809_centre_cfg(sl->centre);
-  switch (h.msg_id) {
-  case HW_JT809_DOWN_CONNECT_RSP: {
-    uint8_t result;
-    if (sl->state != HW_J9S_LOGIN || hw_jt809_parse_u8(body, blen, &result)) {
-      sl->why = sl->state != HW_J9S_LOGIN ? "0x9002 unasked" : "0x9002 malformed";
-      return -EPROTO;
-    }
-    if (result != HW_JT809_SLAVE_OK) {
-      sl->why = result == HW_JT809_SLAVE_BAD_VERIFY ? "refused: verify code wrong (0x9002 1)"
-                : result == HW_JT809_SLAVE_BUSY     ? "refused: busy (0x9002 2)"
-                                                    : "refused (0x9002)";
-      return -EPROTO;
-    }
-    sl->state = HW_J9S_UP;
+  switch (act) {
+  case HW_J9S_UP:
+    sl->state = HW_J9S_LIVE;
     sl->backoff_ms = cfg->slave_backoff_min_ms;
     sl->answer_due = 0;
-    sl->next_beat = now + cfg->slave_heartbeat_ms;
+    sl->next_beat = uv_now(sl->loop) + cfg->slave_heartbeat_ms;
     hw_info(HW_J9S_LOG, sl->tid, "platform %s slave link to %s up", sl->platform, sl->addr);
     hw_jt809_centre_link_up(sl->centre, sl->platform, "slave", sl->addr, hw_jt809_wall_ms());
     if (sl->on_change)
       sl->on_change(sl->arg, 1, NULL);
     hw_jt809_centre_kick(sl->centre);
     return 0;
-  }
-  case HW_JT809_DOWN_LINKTEST_RSP:
-    if (sl->state != HW_J9S_UP) {
-      sl->why = "0x9006 before login";
-      return -EPROTO;
-    }
+  case HW_J9S_ALIVE:
     sl->answer_due = 0;
     return 0;
-  case HW_JT809_DOWN_DISCONNECT_RSP:
-    sl->why = "logged out";
-    return -ECONNRESET;
-  case HW_JT809_UP_DISCONNECT_INFORM:
-  case HW_JT809_UP_CLOSELINK_INFORM: {
-    uint8_t code = 0xff;
-    if (hw_jt809_parse_u8(body, blen, &code))
-      code = 0xff; /* no code: said as such */
-    hw_info(HW_J9S_LOG, sl->tid, "platform %s says on the slave link: %s (code %u)", sl->platform,
-            h.msg_id == HW_JT809_UP_DISCONNECT_INFORM ? "its main link is broken (0x1007)"
-                                                      : "it closes the links (0x1008)",
-            code);
-    if (h.msg_id == HW_JT809_UP_CLOSELINK_INFORM) {
-      sl->why = "platform closes the links (0x1008)";
-      return -ECONNRESET;
-    }
+  case HW_J9S_NOTE:
+    hw_info(HW_J9S_LOG, sl->tid, "platform %s says on the slave link its main link is broken "
+            "(0x1007, code %u)", sl->platform, code);
     return 0;
-  }
+  case HW_J9S_IGNORE:
+    hw_debug(HW_J9S_LOG, sl->tid, "platform %s slave link: message dropped (up data belongs on "
+             "the main link)", sl->platform);
+    return 0;
+  case HW_J9S_END:
   default:
-    /* Up data belongs on the main link; a platform that sends it here is not refused, the
-     * message is dropped. */
-    hw_debug(HW_J9S_LOG, sl->tid, "platform %s slave link: message 0x%04x dropped", sl->platform,
-             h.msg_id);
-    return 0;
+    sl->why = why ? why : "protocol error";
+    return -EPROTO;
   }
 }
 
 void hw_jt809_slave_feed(hw_jt809_slave *sl, const uint8_t *data, size_t len) {
-  if (sl->state != HW_J9S_LOGIN && sl->state != HW_J9S_UP)
+  if (sl->state != HW_J9S_LOGIN && sl->state != HW_J9S_LIVE)
     return;
   sl->why = NULL;
   int rc = hw_jt809_deframer_feed(&sl->df, data, len, hw_j9s_on_frame, sl);
@@ -289,7 +252,7 @@ void hw_jt809_slave_feed(hw_jt809_slave *sl, const uint8_t *data, size_t len) {
     hw_j9s_drop(sl, sl->why ? sl->why : "protocol error");
     return;
   }
-  if (sl->state == HW_J9S_UP || sl->state == HW_J9S_LOGIN)
+  if (sl->state == HW_J9S_LIVE || sl->state == HW_J9S_LOGIN)
     hw_j9s_schedule(sl);
 }
 
@@ -380,7 +343,7 @@ static void hw_j9s_on_timer(uv_timer_t *t) {
                                                    : "no 0x9006 in time");
     return;
   }
-  if (sl->state == HW_J9S_UP && now >= sl->next_beat) {
+  if (sl->state == HW_J9S_LIVE && now >= sl->next_beat) {
     int rc = hw_j9s_write(sl, HW_JT809_DOWN_LINKTEST_REQ, NULL, 0, NULL);
     if (rc) {
       hw_j9s_drop(sl, rc == -ENOBUFS ? "peer does not read" : "cannot send 0x9005");
@@ -432,11 +395,11 @@ int hw_jt809_slave_start(hw_jt809_slave **out, uv_loop_t *loop, hw_jt809_centre 
   return 0;
 }
 
-int hw_jt809_slave_up(const hw_jt809_slave *sl) { return sl && sl->state == HW_J9S_UP; }
+int hw_jt809_slave_up(const hw_jt809_slave *sl) { return sl && sl->state == HW_J9S_LIVE; }
 
 int hw_jt809_slave_send(hw_jt809_slave *sl, uint16_t msg_id, const uint8_t *body, size_t len,
                         uint32_t *sn) {
-  if (sl->state != HW_J9S_UP)
+  if (sl->state != HW_J9S_LIVE)
     return -ENOTCONN;
   int rc = hw_j9s_write(sl, msg_id, body, len, sn);
   if (rc == -ENOBUFS)
@@ -447,7 +410,7 @@ int hw_jt809_slave_send(hw_jt809_slave *sl, uint16_t msg_id, const uint8_t *body
 void hw_jt809_slave_stop(hw_jt809_slave *sl, int logout, const char *why) {
   if (!sl)
     return;
-  if (logout && sl->state == HW_J9S_UP) {
+  if (logout && sl->state == HW_J9S_LIVE) {
     uint8_t body[4];
     size_t bl;
     if (hw_jt809_encode_u32(sl->verify, body, sizeof body, &bl) == 0 &&
@@ -455,7 +418,7 @@ void hw_jt809_slave_stop(hw_jt809_slave *sl, int logout, const char *why) {
       hw_debug(HW_J9S_LOG, sl->tid, "platform %s slave link: 0x9003 sent", sl->platform);
   }
   sl->on_change = NULL;
-  int was_up = sl->state == HW_J9S_UP;
+  int was_up = sl->state == HW_J9S_LIVE;
   if (was_up)
     hw_j9s_drop(sl, why); /* records the down time; schedules a retry, cancelled below */
   sl->state = HW_J9S_STOPPED;
