@@ -15,7 +15,7 @@
 
 #define HW_MET "metrics"
 
-static const char *const hw_metrics_proto_names[HW_METRICS_PROTOS] = {"pb", "jt808"};
+static const char *const hw_metrics_proto_names[HW_METRICS_PROTOS] = {"pb", "jt808", "jt809"};
 
 static int hw_metrics_proto_index(const char *name) {
   for (int i = 0; i < HW_METRICS_PROTOS; i++)

@@ -19,7 +19,7 @@
 #include "pipeline/pipeline.h"
 
 #define HW_METRICS_CHECK_MS 5000
-#define HW_METRICS_PROTOS 2 /* pb, jt808: the labels of protocol */
+#define HW_METRICS_PROTOS 3 /* pb, jt808, jt809: the labels of protocol */
 
 /* One loop's parts (borrowed). jt808: the JT/T 808 listener is on. */
 typedef struct hw_metrics_sources {

@@ -18,6 +18,8 @@ static struct {
   atomic_uint_fast64_t invalid, registrations, mismatches, mismatches_unrecorded;
 } hw_j9d;
 static atomic_int hw_j9d_jobs; /* mismatch rows being written */
+static atomic_uint hw_j9d_unknown; /* jt809: registry records created */
+static atomic_int hw_j9d_cap_logged;
 
 /* The fixes of one message (a 0x1203 holds at most 255): the loop thread only. */
 static hw_fix hw_j9d_fixes[HW_JT809_BATCH_MAX];
@@ -51,6 +53,14 @@ static int hw_j9d_terminal(hw_session *s, const hw_jt809_link *link, const hw_jt
   }
   hw_terminal *t = hw_registry_find(be->registry, id);
   if (!t) {
+    if (!*v && atomic_fetch_add(&hw_j9d_unknown, 1) >= HW_JT809_MAX_UNKNOWN_VEHICLES) {
+      atomic_fetch_sub(&hw_j9d_unknown, 1);
+      if (!atomic_exchange(&hw_j9d_cap_logged, 1))
+        hw_warn("jt809", NULL, "peer=%s platform %s: %d unknown vehicles already; positions of "
+                "new unknown plates are dropped from now on", s->peer, link->platform,
+                HW_JT809_MAX_UNKNOWN_VEHICLES);
+      return -EDQUOT;
+    }
     int rc = hw_registry_get(be->registry, id, &t);
     if (rc)
       return rc;
@@ -68,11 +78,12 @@ static int hw_j9d_positions(hw_session *s, const hw_jt809_link *link, const hw_j
   int64_t now = hw_now_ms();
   int backfill = sub->data_type == HW_JT809_EXG_HISTORY_LOCATION;
   int rc = hw_j9d_terminal(s, link, sub, &t, &v);
-  if (rc == -EINVAL) {
+  if (rc == -EINVAL || rc == -EDQUOT) {
     atomic_fetch_add(&hw_j9d.invalid, 1);
     s->counters->refusals[HW_REFUSE_INVALID_FIX]++;
-    hw_info("jt809", hw_session_tid(s), "peer=%s platform %s: position of a plate that names "
-            "no id (control character or ':'), dropped", s->peer, link->platform);
+    if (rc == -EINVAL)
+      hw_info("jt809", hw_session_tid(s), "peer=%s platform %s: position of a plate that names "
+              "no id (control character or ':'), dropped", s->peer, link->platform);
     return 0;
   }
   if (rc)

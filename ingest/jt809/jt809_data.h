@@ -16,6 +16,7 @@
  *           most HW_JT809_MAX_RECORD_JOBS at once in the process (beyond that: logged only).
  * Other data types are counted as frames and dropped.
  *
+ * Unknown plates are capped at HW_JT809_MAX_UNKNOWN_VEHICLES records in the process.
  * A record that does not convert (coordinates or date out of range) is counted as an invalid
  * fix and dropped; the link lives on (one broken vehicle must not cut off the others). */
 #ifndef HW_JT809_DATA_H
@@ -24,6 +25,11 @@
 #include "net/session.h"
 
 #define HW_JT809_MAX_RECORD_JOBS 4
+/* jt809: vehicles (unknown plates) the process takes at most: each is a registry record kept
+ * until the daemon exits (with its rule state), so a platform sending ever new plates must not
+ * grow memory without bound. Beyond it, positions of a new unknown plate are dropped (counted as
+ * invalid fixes, logged once); known plates and registry vehicles go on. */
+#define HW_JT809_MAX_UNKNOWN_VEHICLES 500000
 #define HW_JT809_BATCH_MAX 255 /* 0x1203 count is a u8 */
 
 /* The link a 0x1200 arrived on. */

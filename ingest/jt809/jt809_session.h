@@ -9,7 +9,8 @@
  * server's auth timeout ends a link that never logs in. An accepted one binds the session to the
  * registry record "jt809p:ACCESSCODE", so a second login of the same platform replaces the older
  * link, and writes a platform_links row (main) whose down_at and reason are set when it closes.
- * After login: 0x1005 -> 0x1006, 0x1003 -> 0x1004 and close; 0x1300 and 0x1400 go to the
+ * After login: 0x1005 -> 0x1006, 0x1003 -> 0x1004 and close; 0x1200 goes to jt809_data.c
+ * (positions, registrations; a malformed wrapper is a strike); 0x1300 and 0x1400 go to the
  * centre (jt809_centre.h: inspection and supervision answers, alarms); other messages are
  * counted and dropped. The login also starts the slave link (jt809_slave.h) to the address the
  * 0x1001 gave; it ends with the main link, and its breaks are told to the platform by 0x9007.

@@ -8,6 +8,7 @@
 #include "base/geo.h"
 #include "base/log.h"
 #include "base/text.h"
+#include "registry/plate_index.h"
 #include "sinks/pg_conn.h"
 
 /* A lookup entry: the hash key lives in the item (terminal id or class code). */
@@ -16,25 +17,6 @@ typedef struct hw_snap_key {
   UT_hash_handle hh;
 } hw_snap_key;
 
-/* Plate index key: the plate's bytes, a NUL, the colour byte (plates hold no NUL). */
-#define HW_PKEY_MAX (HW_PLATE_MAX + 2)
-typedef struct hw_snap_pkey {
-  const hw_vehicle *item;
-  uint8_t len;
-  char key[HW_PKEY_MAX];
-  UT_hash_handle hh;
-} hw_snap_pkey;
-
-/* Writes the key of (plate, colour) into out; 0 when the plate is too long (matches nothing). */
-static size_t hw_pkey(char out[HW_PKEY_MAX], const char *plate, uint8_t colour) {
-  size_t n = strnlen(plate, HW_PLATE_MAX + 1);
-  if (n == 0 || n > HW_PLATE_MAX)
-    return 0;
-  memcpy(out, plate, n);
-  out[n] = 0;
-  out[n + 1] = (char)colour;
-  return n + 2;
-}
 
 /* Day boundaries are fixed UTC offsets (base/geo.h), which keeps the result independent of the
  * server's time zone data and of the session TimeZone. */
@@ -84,9 +66,8 @@ const hw_registry_snapshot *hw_registry_snapshot_ref(const hw_registry_snapshot 
 static void hw_snapshot_free(hw_registry_snapshot *s) {
   HASH_CLEAR(hh, s->by_terminal);
   HASH_CLEAR(hh, s->by_code);
-  HASH_CLEAR(hh, s->by_plate);
+  hw_plate_index_free(s->plates);
   free(s->mem);
-  free(s->pmem);
   for (size_t i = 0; i < s->nzones; i++) {
     hw_zone *z = (hw_zone *)&s->zones[i];
     free(z->pts);
@@ -115,13 +96,7 @@ const hw_vehicle *hw_registry_snapshot_vehicle(const hw_registry_snapshot *s, co
 
 const hw_vehicle *hw_registry_snapshot_by_plate(const hw_registry_snapshot *s, const char *plate,
                                                 uint8_t colour) {
-  char key[HW_PKEY_MAX];
-  hw_snap_pkey *k = NULL;
-  size_t n;
-  if (!s || !plate || !(n = hw_pkey(key, plate, colour)))
-    return NULL;
-  HASH_FIND(hh, s->by_plate, key, n, k);
-  return k ? k->item : NULL;
+  return s ? hw_plate_index_find(s->plates, plate, colour) : NULL;
 }
 
 const hw_vehicle_class *hw_registry_snapshot_class(const hw_registry_snapshot *s, const char *code) {
@@ -331,27 +306,8 @@ static int hw_build_vehicle_index(hw_registry_snapshot *s, char *err, size_t err
     k->item = v;
     HASH_ADD_KEYPTR(hh, s->by_terminal, v->terminal_id, strlen(v->terminal_id), k);
   }
-  /* The plate index, rebuilt with the snapshot. (plate, colour) is the vehicles table's key,
-   * so two entries cannot share one; a plate that does not fit HW_PLATE_MAX is not indexed. */
-  hw_snap_pkey *pk = calloc(s->nvehicles + 1, sizeof *pk);
-  if (!pk)
-    return -ENOMEM;
-  s->pmem = pk;
-  for (size_t i = 0; i < s->nvehicles; i++) {
-    const hw_vehicle *v = &s->vehicles[i];
-    size_t n = hw_pkey(pk->key, v->plate, v->plate_colour);
-    if (!n)
-      continue;
-    if (hw_registry_snapshot_by_plate(s, v->plate, v->plate_colour)) {
-      snprintf(err, errlen, "plate %s colour %u is on two vehicles", v->plate, v->plate_colour);
-      return -EPROTO;
-    }
-    pk->item = v;
-    pk->len = (uint8_t)n;
-    HASH_ADD(hh, s->by_plate, key, n, pk);
-    pk++;
-  }
-  return 0;
+  /* The plate index (JT/T 809), rebuilt with every snapshot. */
+  return hw_plate_index_build(s->vehicles, s->nvehicles, &s->plates, err, errlen);
 }
 
 /* Builds a snapshot (one reference) from the load's results. Touches nothing but its arguments,

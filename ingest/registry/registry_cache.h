@@ -49,9 +49,8 @@ typedef struct hw_registry_snapshot {
   unsigned refs;
   struct hw_snap_key *by_terminal; /* uthash over vehicles */
   struct hw_snap_key *by_code;     /* uthash over classes */
-  struct hw_snap_pkey *by_plate;   /* uthash over vehicles by (plate, colour) */
+  struct hw_plate_index *plates;   /* vehicles by (plate, colour) (registry/plate_index.h) */
   void *mem;                       /* owned key array */
-  void *pmem;                      /* owned plate key array */
 } hw_registry_snapshot;
 
 /* Loop thread only. ref returns s, for `keep = hw_registry_snapshot_ref(s)`. */

@@ -7,6 +7,7 @@ Terminals (see `haulwatch-sim --help`):
   scn-*         the scripted fleet of `haulwatch-sim --scenario mixed --trucks 40`: 2 tired,
                 2 speeder, 2 tractor, 2 dark and 32 ordinary trucks (scn-normal-001..032)
   sim000001..   the paced fleet of `haulwatch-sim --trucks 1000`
+  plt000001..   150 vehicles a JT/T 809 platform forwards (`haulwatch-sim --protocol jt809`)
 Registry facts the rules check, on purpose:
   scn-tractor-*      converted tractors (变型拖拉机), retired after 2025-12-31: retired_class
   scn-normal-001     a permit that expired on 2026-06-30: expired_permit
@@ -114,6 +115,13 @@ for _ in range(5):
     permit_no, permit_exp = permit(region, city)
     r([plate(prefix), "yellow", vin(), "heavy_truck", "", region, enterprise(city), permit_no,
        permit_exp, "active"])
+
+# Vehicles a subordinate platform forwards over JT/T 809 (ops/demo: `haulwatch-sim --protocol
+# jt809`): bound to terminals plt000001..plt000150 that never connect themselves, so their
+# positions land under these ids only through the platform. Last, so the rows above stay as they
+# were.
+for n in range(1, 151):
+    add("plt%06d" % n, rng.choice(["heavy_truck", "heavy_truck", "semi_trailer_tractor"]))
 
 w = csv.writer(sys.stdout, lineterminator="\n")
 w.writerow(["plate", "plate_colour", "vin", "class", "terminal_id", "region", "enterprise",

@@ -9,7 +9,8 @@
  *   - a delivered frame, rebuilt with hw_jt809_build from its header and plain body (encrypted
  *     again when it came encrypted), deframes strictly and opens to the same header and body;
  *   - a decoded login re-encodes and decodes to the same fields;
- *   - a valid fix is inside the world and in 2000-2099.
+ *   - a valid fix is inside the world and in 2000-2099;
+ *   - a wrapper's plate, when it makes a jt809: vehicle id, makes one the position path takes.
  * Every frame also drives the slave link's state machine (jt809_slave_sm.c) as if the centre
  * had sent 0x9001 to the access code of the first frame: it comes up only on a plain 0x9002 of
  * result 0 while logging in, takes 0x9006 only once up, and every end names its reason. */
@@ -19,6 +20,7 @@
 
 #include "jt809/jt809_frame.h"
 #include "jt809/jt809_header.h"
+#include "jt809/jt809_login.h"
 #include "jt809/jt809_msg.h"
 #include "jt809/jt809_slave_sm.h"
 #include "jt809/jt809_vehicle.h"
@@ -170,6 +172,12 @@ static void on_frame(uint8_t *data, size_t len, int v19, const hw_jt809_cipher *
     if (hw_jt809_parse_sub(plain, bl, wv, &sub) == 0) {
       CHECK(sub.data >= plain && sub.data + sub.data_len <= plain + bl);
       CHECK(strlen(sub.plate) < sizeof sub.plate);
+      /* The id a position of this vehicle is stored under when the registry does not know the
+       * plate (jt809_data.c): made, it fits the position path's widest id and passes its check. */
+      char tid[HW_JT809_VEHICLE_TID_MAX + 1];
+      if (sub.has_vehicle && hw_jt809_vehicle_tid(1234567, sub.plate, sub.plate_colour, tid,
+                                                  sizeof tid) == 0)
+        CHECK(strlen(tid) <= HW_TID_WIDE_MAX && hw_stored_tid_check(tid, strlen(tid)) == 0);
       data_parsers(sub.data, sub.data_len, v19);
     }
   }

@@ -2,7 +2,10 @@
  * only as an argon2id string that verifies the password and nothing else, every bad argument
  * refused with nothing stored, the access code unique) and what schema/013_jt809.sql accepts:
  * platform_links rows, auth_refusals of protocol 'jt809', positions under a
- * jt809:ACCESSCODE:PLATE:COLOUR id while terminals and vehicles keep their narrow ids. */
+ * jt809:ACCESSCODE:PLATE:COLOUR id while terminals and vehicles keep their narrow ids; the main
+ * link (login, keep-alive, replacement, logout, strikes) and its positions: a registry vehicle's
+ * under its terminal id with the rules applied, an unknown plate's under its jt809: id,
+ * back-fill with its device times, 0x1201 mismatches recorded, nothing before login. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,12 +18,14 @@
 
 #include "harness.h"
 #include "jt809/jt809_login.h"
+#include "jt809/jt809_vehicle.h"
 #include "registry/platform_row.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DB "hw_test_jt809"
@@ -378,8 +383,17 @@ static void daemon_start(void) {
   assert_int_equal(hw_test_wait_port(jport, 15000), 0);
 }
 
+/* A registry vehicle reported by plate (bound to a JT/T 808 phone number), in place before the
+ * daemon's first registry load. */
+#define REG_PLATE "苏A80901"
+#define REG_TID "013900000901"
+
 static void link_login_refused(void **state) {
   (void)state;
+  assert_int_equal(hw_test_pg_scalarf(db, "INSERT INTO vehicles (plate, plate_colour, class_code, "
+                                          "terminal_id, region) VALUES ('%s', 2, 'heavy_truck', "
+                                          "'%s', '320100') RETURNING 1", REG_PLATE, REG_TID),
+                   1);
   daemon_start();
   assert_int_equal(run_cli_stdin("pw19", "platform add p19 --user-id 81 --password-stdin "
                                          "--center-id 4400001 --version 2019"),
@@ -499,6 +513,188 @@ static void link_up_heartbeat_replace_logout(void **state) {
                    1);
 }
 
+/* ---- positions ---- */
+
+/* A 2011 GNSS record (the 2019 link gets the same as a JT/T 808-2019 0x0200 body). */
+static void gnss_2011(hw_jt809_gnss *g, int64_t ts_ms, int32_t lat_e6, int32_t lon_e6,
+                      unsigned kmh) {
+  time_t t = (time_t)(ts_ms / 1000) + 8 * 3600; /* GMT+8 */
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  memset(g, 0, sizeof *g);
+  g->day = (uint8_t)tm.tm_mday, g->month = (uint8_t)(tm.tm_mon + 1);
+  g->year = (uint16_t)(tm.tm_year + 1900);
+  g->hour = (uint8_t)tm.tm_hour, g->minute = (uint8_t)tm.tm_min, g->second = (uint8_t)tm.tm_sec;
+  g->lat = (uint32_t)lat_e6, g->lon = (uint32_t)lon_e6;
+  g->vec1 = (uint16_t)kmh;
+  g->vec2 = (uint16_t)(kmh + 7); /* the recorder's speed: not the one stored */
+  g->vec3 = 123456;              /* km */
+  g->direction = 90;
+  g->altitude = 20;
+  g->state = 0x3; /* ACC on, positioned */
+}
+
+static size_t loc_0200(uint8_t *p, const hw_jt809_gnss *g) {
+  uint32_t v[4] = {g->alarm, g->state, g->lat, g->lon};
+  for (int i = 0; i < 4; i++)
+    p[4 * i] = (uint8_t)(v[i] >> 24), p[4 * i + 1] = (uint8_t)(v[i] >> 16),
+    p[4 * i + 2] = (uint8_t)(v[i] >> 8), p[4 * i + 3] = (uint8_t)v[i];
+  uint16_t w[3] = {g->altitude, (uint16_t)(g->vec1 * 10), g->direction};
+  for (int i = 0; i < 3; i++)
+    p[16 + 2 * i] = (uint8_t)(w[i] >> 8), p[17 + 2 * i] = (uint8_t)w[i];
+  int d[6] = {g->year % 100, g->month, g->day, g->hour, g->minute, g->second};
+  for (int i = 0; i < 6; i++)
+    p[22 + i] = (uint8_t)((d[i] / 10) << 4 | d[i] % 10);
+  return 28;
+}
+
+/* 0x1200 with data type type for plate/colour: one position (0x1202), n (0x1203) or the given
+ * data (0x1201 and others). */
+static void j9_exg(j9c *c, const char *plate, uint8_t colour, uint16_t type, const uint8_t *data,
+                   size_t dl) {
+  uint8_t body[1024];
+  size_t bl;
+  assert_int_equal(hw_jt809_encode_sub(1, plate, colour, type, data, dl, body, sizeof body, &bl), 0);
+  j9_send(c, HW_JT809_UP_EXG_MSG, body, bl);
+}
+
+static void j9_positions(j9c *c, const char *plate, uint8_t colour, hw_jt809_gnss *g, size_t n,
+                         int backfill) {
+  uint8_t data[900], loc[5][28];
+  size_t dl;
+  assert_true(n >= 1 && n <= 5);
+  for (size_t i = 0; i < n; i++) {
+    g[i].is_2019 = (uint8_t)c->is_2019;
+    if (c->is_2019) {
+      g[i].loc = loc[i];
+      g[i].loc_len = (uint32_t)loc_0200(loc[i], &g[i]);
+    }
+  }
+  if (backfill)
+    assert_int_equal(hw_jt809_encode_batch(g, n, data, sizeof data, &dl), 0);
+  else
+    assert_int_equal(hw_jt809_encode_gnss(&g[0], data, sizeof data, &dl), 0);
+  j9_exg(c, plate, colour, backfill ? HW_JT809_EXG_HISTORY_LOCATION : HW_JT809_EXG_REAL_LOCATION,
+         data, dl);
+}
+
+static void link_positions(void **state) {
+  (void)state;
+  int64_t now = (int64_t)time(NULL) * 1000, t0 = now - 20 * 60 * 1000;
+  hw_jt809_gnss g[5];
+  uint8_t data[256];
+  size_t dl;
+  uint16_t id;
+
+  /* Nothing from a link that has not logged in: dropped, recorded, no position. */
+  j9c *x = j9_connect(0, 4400011);
+  gnss_2011(&g[0], t0, 32000000, 118000000, 50);
+  j9_positions(x, "测X00001", 2, g, 1, 0);
+  j9_close(x);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM auth_refusals WHERE protocol = 'jt809' "
+                                  "AND terminal_id = '4400011' AND reason = 'message before login'"),
+                   1);
+
+  /* 2011: the registry vehicle at 110 km/h for 3 minutes (heavy_truck: 80 km/h, 30 s) in
+   * 0x1202, then the minute before it back-filled in 0x1203. */
+  j9c *o = j9_connect(0, 4400011);
+  assert_int_equal(j9_login(o, 82, "pw11"), HW_JT809_LOGIN_OK);
+  for (int i = 0; i < 19; i++) {
+    gnss_2011(&g[0], t0 + i * 10000, 32000000 + i * 3000, 118000000, 110);
+    j9_positions(o, REG_PLATE, 2, g, 1, 0);
+  }
+  for (int i = 0; i < 5; i++)
+    gnss_2011(&g[i], t0 - 60000 + i * 10000, 31990000 + i * 500, 118000000, 30);
+  j9_positions(o, REG_PLATE, 2, g, 5, 1);
+
+  /* 2019: a plate the registry does not know, real-time and back-filled. */
+  j9c *b = j9_connect(1, 4400001);
+  assert_int_equal(j9_login(b, 81, "pw19"), HW_JT809_LOGIN_OK);
+  gnss_2011(&g[0], t0 + 5000, 30000000, 114000000, 60);
+  j9_positions(b, "测Z99999", 1, g, 1, 0);
+  gnss_2011(&g[0], t0 - 5000, 30000000, 114000000, 55);
+  gnss_2011(&g[1], t0 - 4000, 30000100, 114000000, 56);
+  j9_positions(b, "测Z99999", 1, g, 2, 1);
+
+  /* 0x1201: the registered vehicle with its own SIM (no row), with another SIM, an unknown
+   * plate; in the three layouts. */
+  hw_jt809_register r;
+  memset(&r, 0, sizeof r);
+  r.layout = 49;
+  snprintf(r.platform_id, sizeof r.platform_id, "P11");
+  snprintf(r.producer_id, sizeof r.producer_id, "70001");
+  snprintf(r.model, sizeof r.model, "M1");
+  snprintf(r.terminal_id, sizeof r.terminal_id, "T0901");
+  snprintf(r.sim, sizeof r.sim, "13900000901");
+  assert_int_equal(hw_jt809_encode_register(&r, data, sizeof data, &dl), 0);
+  j9_exg(o, REG_PLATE, 2, HW_JT809_EXG_REGISTER, data, dl);
+  r.layout = 61;
+  snprintf(r.sim, sizeof r.sim, "13900000999");
+  assert_int_equal(hw_jt809_encode_register(&r, data, sizeof data, &dl), 0);
+  j9_exg(o, REG_PLATE, 2, HW_JT809_EXG_REGISTER, data, dl);
+  r.layout = 110;
+  snprintf(r.imei, sizeof r.imei, "860000000000001");
+  assert_int_equal(hw_jt809_encode_register(&r, data, sizeof data, &dl), 0);
+  j9_exg(b, "测Z99999", 1, HW_JT809_EXG_REGISTER, data, dl);
+
+  /* Both links still answer after all that (nothing they sent was a strike). */
+  j9_send(o, HW_JT809_UP_LINKTEST_REQ, NULL, 0);
+  assert_int_equal(j9_recv(o, &id, data, &dl), 0);
+  assert_int_equal(id, HW_JT809_UP_LINKTEST_RSP);
+  j9_send(b, HW_JT809_UP_LINKTEST_REQ, NULL, 0);
+  assert_int_equal(j9_recv(b, &id, data, &dl), 0);
+  assert_int_equal(id, HW_JT809_UP_LINKTEST_RSP);
+
+  /* Stored: the registry vehicle under its terminal id, satellite speed, odometer VEC3, device
+   * times kept (back-fill included); the unknown plate under its jt809: id. */
+  assert_int_equal(wait_scalar(24, "SELECT count(*) FROM positions WHERE terminal_id = '" REG_TID
+                                   "' AND source = 2"),
+                   24);
+  assert_int_equal(hw_test_pg_scalarf(db, "SELECT count(*) FROM positions WHERE terminal_id = '"
+                                          REG_TID "' AND speed_kmh = 110 AND odometer_km = 123456 "
+                                          "AND ts = to_timestamp(%lld / 1000.0)",
+                                      (long long)(t0 + 180000)),
+                   1);
+  assert_int_equal(hw_test_pg_scalarf(db, "SELECT count(*) FROM positions WHERE terminal_id = '"
+                                          REG_TID "' AND speed_kmh = 30 AND ts >= "
+                                          "to_timestamp(%lld / 1000.0) AND ts < "
+                                          "to_timestamp(%lld / 1000.0)",
+                                      (long long)(t0 - 60000), (long long)t0),
+                   5);
+  assert_int_equal(wait_scalar(3, "SELECT count(*) FROM positions WHERE terminal_id = "
+                                  "'jt809:4400001:测Z99999:1' AND source = 2"),
+                   3);
+  assert_int_equal(hw_test_pg_scalarf(db, "SELECT count(*) FROM positions WHERE terminal_id = "
+                                          "'jt809:4400001:测Z99999:1' AND ts = "
+                                          "to_timestamp(%lld / 1000.0) AND speed_kmh = 55",
+                                      (long long)(t0 - 5000)),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '%测X00001%'"), 0);
+  /* The rules: speeding opened from JT/T 809 fixes; the unknown plate is unregistered. */
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM violations WHERE terminal_id = '" REG_TID
+                                  "' AND kind = 'speeding'"),
+                   1);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM violations WHERE terminal_id = "
+                                  "'jt809:4400001:测Z99999:1' AND kind = 'unregistered_terminal'"),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM violations WHERE terminal_id = '" REG_TID
+                          "' AND kind = 'unregistered_terminal'"),
+                   0);
+  /* 0x1201: two mismatches recorded, the matching registration not. */
+  assert_int_equal(wait_scalar(2, "SELECT count(*) FROM jt809_vehicle_mismatches"), 2);
+  assert_int_equal(scalar("SELECT count(*) FROM jt809_vehicle_mismatches WHERE platform = 'p11' "
+                          "AND plate = '" REG_PLATE "' AND reason = 'sim differs' AND "
+                          "registry_terminal_id = '" REG_TID "' AND reported_sim = '13900000999' "
+                          "AND layout = 61"),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM jt809_vehicle_mismatches WHERE platform = 'p19' "
+                          "AND plate = '测Z99999' AND plate_colour = 1 AND reason = 'unknown "
+                          "plate' AND registry_terminal_id IS NULL AND layout = 110"),
+                   1);
+  j9_close(o);
+  j9_close(b);
+}
+
 /* A link open when the daemon stops is recorded down, reason 'daemon stop'; the daemon exits 0. */
 static void link_down_at_daemon_stop(void **state) {
   (void)state;
@@ -565,6 +761,7 @@ int main(void) {
       cmocka_unit_test(cli_rows_decide_logins),
       cmocka_unit_test(link_login_refused),
       cmocka_unit_test(link_up_heartbeat_replace_logout),
+      cmocka_unit_test(link_positions),
       cmocka_unit_test(link_down_at_daemon_stop),
       cmocka_unit_test(schema_rules),
   };

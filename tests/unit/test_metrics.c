@@ -59,6 +59,8 @@ static void test_table_conventions(void **state) {
   s.proto[0].frames = 7;
   s.proto[1].refusals[HW_REFUSE_AUTH_FAILED] = 3;
   s.proto[0].conn_auth = 2;
+  s.proto[2].fixes = 11; /* jt809 */
+  s.proto[2].refusals[HW_REFUSE_INVALID_FIX] = 4;
   s.violations_opened[HW_VIOL_SPEEDING] = 5;
   s.rows_committed = 123456;
   hw_lat_hist_record(&s.commit_latency, 3000);
@@ -68,6 +70,8 @@ static void test_table_conventions(void **state) {
   assert_non_null(strstr(p.data, "\nhaulwatch_frames_total{protocol=\"pb\"} 7\n"));
   assert_non_null(strstr(p.data, "\nhaulwatch_refusals_total{protocol=\"jt808\",reason=\"auth_failed\"} 3\n"));
   assert_non_null(strstr(p.data, "\nhaulwatch_connections{protocol=\"pb\",state=\"authenticated\"} 2\n"));
+  assert_non_null(strstr(p.data, "\nhaulwatch_fixes_received_total{protocol=\"jt809\"} 11\n"));
+  assert_non_null(strstr(p.data, "\nhaulwatch_refusals_total{protocol=\"jt809\",reason=\"invalid_fix\"} 4\n"));
   assert_non_null(strstr(p.data, "\nhaulwatch_violations_opened_total{kind=\"speeding\"} 5\n"));
   assert_non_null(strstr(p.data, "\nhaulwatch_positions_committed_total 123456\n"));
   assert_non_null(strstr(p.data, "\nhaulwatch_batch_commit_duration_seconds_bucket{le=\"0.005\"} 1\n"));

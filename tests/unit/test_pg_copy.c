@@ -178,7 +178,12 @@ static void test_largest_row_and_utf8(void **state) {
   /* 张三 followed by ASCII up to the 32-byte limit. */
   strcpy(f.driver_id, "\xe5\xbc\xa0\xe4\xb8\x89" "abcdefghijklmnopqrstuvwxyz");
   assert_int_equal(strlen(f.driver_id), HW_DRIVER_ID_MAX);
-  const char *id = "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-0123";
+  /* The longest id a row may carry: a jt809: id of HW_TID_WIDE_MAX bytes (an ordinary id
+   * stops at 32, see test_rejects). */
+  char id[HW_TID_WIDE_MAX + 1];
+  memset(id, 'P', HW_TID_WIDE_MAX);
+  memcpy(id, "jt809:4294967295:", 17);
+  id[HW_TID_WIDE_MAX] = 0;
   uint8_t out[HW_PG_COPY_ROW_MAX + 16];
   memset(out, 0xaa, sizeof out);
   size_t len = 0;
@@ -192,9 +197,16 @@ static void test_largest_row_and_utf8(void **state) {
   assert_memory_equal(drv, len32, 4);
   assert_memory_equal(drv + 4, f.driver_id, HW_DRIVER_ID_MAX);
   /* terminal_id is the first field. */
-  static const uint8_t head[6] = {0, 15, 0, 0, 0, 32};
+  static const uint8_t head[6] = {0, 15, 0, 0, 0, HW_TID_WIDE_MAX};
   assert_memory_equal(out, head, sizeof head);
-  assert_memory_equal(out + 6, id, 32);
+  assert_memory_equal(out + 6, id, HW_TID_WIDE_MAX);
+  /* One byte longer, or an ordinary id longer than 32 bytes: refused. */
+  char longer[HW_TID_WIDE_MAX + 2];
+  memcpy(longer, id, HW_TID_WIDE_MAX);
+  memcpy(longer + HW_TID_WIDE_MAX, "P", 2);
+  assert_int_equal(hw_pg_copy_row(out, longer, &f, &len), -EINVAL);
+  assert_int_equal(hw_pg_copy_row(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-01234", &f, &len), -EINVAL);
+  assert_int_equal(hw_pg_copy_row(out, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-0123", &f, &len), 0);
 }
 
 int main(void) {
