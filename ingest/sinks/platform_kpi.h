@@ -8,7 +8,8 @@
  * within its answer_min minutes (10 unless the inspect command said otherwise). A link is up from
  * its row's up_at to its down_at; a row still open counts up to now (a daemon that died leaves
  * its rows open: the next start's logins do not close them, see README). Overlapping rows (a
- * second login replacing the first) count once. Rates are fractions rounded to four decimals,
+ * second login replacing the first) count once. A platform registered during the period is judged
+ * from its registration on (period_s is its share of the period). Rates are fractions rounded to four decimals,
  * NULL without a denominator. */
 #ifndef HW_PLATFORM_KPI_H
 #define HW_PLATFORM_KPI_H

@@ -475,6 +475,40 @@ static void link_figures_after_cut(void **state) {
   assert_true(down >= 0.5);
   assert_true(down <= t1 - t0 + 0.05);
   assert_true(up + down > period - 0.01 && up + down < period + 0.01);
+
+  /* Days (GMT+8) as bounds, JSON out: today holds the whole test, so the same counts. */
+  char day[16];
+  hw_test_pg_text(db, day, sizeof day, "SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date)::text");
+  unlink("test_jt809_link.report.json");
+  snprintf(cmd, sizeof cmd, "'%s' report platforms --from %s --to %s --format json --pg '%s' "
+           ">test_jt809_link.report.json", HW_BINARY, day, day, env.conninfo);
+  const char *argv2[] = {"sh", "-c", cmd, NULL};
+  assert_int_equal(hw_test_wait_exit(hw_test_exec("/bin/sh", argv2, "test_jt809_link.cli.log"),
+                                     20000),
+                   0);
+  f = fopen("test_jt809_link.report.json", "r");
+  assert_non_null(f);
+  char json[4096];
+  size_t jn = fread(json, 1, sizeof json - 1, f);
+  fclose(f);
+  json[jn] = 0;
+  assert_non_null(strstr(json, "\"platform\":\t\"pl\""));
+  assert_non_null(strstr(json, "\"inspections\":\t2"));
+  assert_non_null(strstr(json, "\"response_rate\":\t0.5000"));
+  /* Registered today: judged from its registration, never up: availability 0 over that. */
+  const char *far = strstr(json, "\"platform\":\t\"far\"");
+  assert_non_null(far);
+  const char *fp = strstr(far, "\"period_s\":\t");
+  assert_non_null(fp);
+  double far_period = atof(fp + strlen("\"period_s\":\t"));
+  assert_true(far_period > 0 && far_period < 120); /* the test's length, not the day's */
+  assert_non_null(strstr(far, "\"link_availability\":\t0.0000"));
+  /* A bad bound is a usage error (exit 2), not a crash. */
+  snprintf(cmd, sizeof cmd, "'%s' report platforms --from yesterday-ish --to %s --pg '%s'",
+           HW_BINARY, day, env.conninfo);
+  assert_int_equal(hw_test_wait_exit(hw_test_exec("/bin/sh", argv2, "test_jt809_link.cli.log"),
+                                     20000),
+                   2);
 }
 
 /* haulwatch-sim --protocol jt809 --slave-listen: the centre's slave link to it comes up, and an
