@@ -272,8 +272,10 @@ static void hw_sj9_flush_held(hw_sj9_link *l) {
       r->backfilled += n;
       k += n;
     }
-    memmove(v->held, v->held + k, (v->nheld - k) * sizeof *v->held);
-    v->nheld -= k;
+    if (k) { /* held is NULL while nothing was ever held: memmove(NULL, ..., 0) is undefined */
+      memmove(v->held, v->held + k, (v->nheld - k) * sizeof *v->held);
+      v->nheld -= k;
+    }
   }
 }
 
