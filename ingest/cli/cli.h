@@ -25,6 +25,9 @@ int hw_cmd_report_monthly(int argc, char **argv);
 int hw_cmd_crackdown(int argc, char **argv);
 int hw_cmd_regions(int argc, char **argv);
 int hw_cmd_platform(int argc, char **argv);
+/* platform inspect|message|supervise|inspections (platform_interact_cmd.c). */
+int hw_cmd_platform_interact(int argc, char **argv);
+int hw_platform_interact_is(const char *sub);
 
 /* A whole file of at most 256 MiB into a new NUL-terminated buffer (owned by the caller: free);
  * NULL with errno set on failure. Defined in zones_cmd.c; the GeoJSON importers share it. */

@@ -13,7 +13,7 @@
 #include "cli/cli.h"
 #include "cli/cli_pg.h"
 
-#define HW_PLATFORM_SCHEMA 13      /* platforms, platform_links */
+#define HW_PLATFORM_SCHEMA 16      /* platforms (slave_local_ok: 016), platform_links */
 #define HW_PLATFORM_PASSWORD_MAX 8 /* the 0x1001 password field */
 
 typedef struct hw_platform_settings {
@@ -27,6 +27,7 @@ typedef struct hw_platform_settings {
   char ia1[16];
   char ic1[16];
   char allow_addr[64];
+  uint32_t slave_local_ok;
 } hw_platform_settings;
 
 static const hw_option hw_platform_options[] = {
@@ -49,13 +50,18 @@ static const hw_option hw_platform_options[] = {
     HW_OPT_S(hw_platform_settings, allow_addr, NULL, NULL,
              "the only source IP address the platform may log in from (platform add; default "
              "any)"),
+    HW_OPT_B(hw_platform_settings, slave_local_ok, "false",
+             "let the slave link go to a loopback or link-local address the platform gives "
+             "(platform add; refused by default: the address is the platform's word)"),
 };
 
 static const char hw_platform_usage[] =
     "usage: haulwatch platform add ID --user-id N --password-stdin|--password P --center-id N\n"
     "                          [--version 2011|2019] [--m1 N --ia1 N --ic1 N] [--allow-addr IP]\n"
+    "                          [--slave-local-ok]\n"
     "       haulwatch platform list\n"
-    "       haulwatch platform disable ID   refuses its next logins\n";
+    "       haulwatch platform disable ID   refuses its next logins\n"
+    "       haulwatch platform inspect|message|supervise|inspections ...   (--help there)\n";
 
 static int hw_platform_id_ok(const char *id) {
   size_t n = strlen(id);
@@ -161,7 +167,7 @@ static int hw_platform_add(hw_platform_settings *s, char **pos, int npos) {
     return 1;
   char version[8];
   snprintf(version, sizeof version, "%u", s->version);
-  const char *params[9] = {pos[1],
+  const char *params[10] = {pos[1],
                            user_id,
                            hash,
                            center_id,
@@ -169,11 +175,13 @@ static int hw_platform_add(hw_platform_settings *s, char **pos, int npos) {
                            has_key[0] ? keys[0] : NULL,
                            has_key[1] ? keys[1] : NULL,
                            has_key[2] ? keys[2] : NULL,
-                           s->allow_addr[0] ? s->allow_addr : NULL};
+                           s->allow_addr[0] ? s->allow_addr : NULL,
+                           s->slave_local_ok ? "true" : "false"};
   res = PQexecParams(conn,
                      "INSERT INTO platforms (id, user_id, password_hash, center_id, version, m1, "
-                     "ia1, ic1, allow_addr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet)",
-                     9, NULL, params, NULL, NULL, 0);
+                     "ia1, ic1, allow_addr, slave_local_ok) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
+                     "$9::inet, $10)",
+                     10, NULL, params, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
     hw_cli_pg_report("platform add", "refused", res);
     goto cleanup;
@@ -242,6 +250,8 @@ static int hw_platform_disable(hw_platform_settings *s, char **pos, int npos) {
 }
 
 int hw_cmd_platform(int argc, char **argv) {
+  if (argc >= 2 && hw_platform_interact_is(argv[1]))
+    return hw_cmd_platform_interact(argc, argv);
   hw_platform_settings s;
   memset(&s, 0, sizeof s);
   char *pos[4];

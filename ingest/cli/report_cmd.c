@@ -3,6 +3,7 @@
  * (rules/daystats.h through sinks/daily_store.h); `kpi` sums them per group with the one query
  * the web API also runs (sinks/kpi_query.h) and prints a table, CSV or JSON. */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "sinks/crackdown_query.h"
 #include "sinks/daily_store.h"
 #include "sinks/kpi_query.h"
+#include "sinks/platform_kpi.h"
 
 #define HW_REPORT_SCHEMA 12 /* vehicle_daily */
 
@@ -203,7 +205,8 @@ static void hw_csv_cell(const char *s) {
   fputc('"', stdout);
 }
 
-static int hw_kpi_print_json(const PGresult *res) {
+/* Prints res (column 0 text, the others numbers or NULL) as JSON objects named by cols. */
+static int hw_report_print_json(const PGresult *res, const char *const *cols, int ncols) {
   cJSON *arr = cJSON_CreateArray();
   if (!arr)
     return -ENOMEM;
@@ -211,7 +214,7 @@ static int hw_kpi_print_json(const PGresult *res) {
     cJSON *o = cJSON_CreateObject();
     if (!o || !cJSON_AddItemToArray(arr, o))
       goto oom;
-    for (int c = 0; c < HW_KPI_NCOLS; c++) {
+    for (int c = 0; c < ncols; c++) {
       cJSON *v;
       if (PQgetisnull(res, r, c))
         v = cJSON_CreateNull();
@@ -219,7 +222,7 @@ static int hw_kpi_print_json(const PGresult *res) {
         v = cJSON_CreateString(PQgetvalue(res, r, c));
       else
         v = cJSON_CreateRaw(PQgetvalue(res, r, c)); /* a number as PostgreSQL printed it */
-      if (!v || !cJSON_AddItemToObject(o, hw_kpi_columns[c], v)) {
+      if (!v || !cJSON_AddItemToObject(o, cols[c], v)) {
         cJSON_Delete(v);
         goto oom;
       }
@@ -237,11 +240,13 @@ oom:
   return -ENOMEM;
 }
 
-static void hw_kpi_print_table(const PGresult *res) {
+static void hw_report_print_table(const PGresult *res, const char *const *cols, int ncols) {
   int n = PQntuples(res);
-  size_t width[HW_KPI_NCOLS];
-  for (int c = 0; c < HW_KPI_NCOLS; c++) {
-    width[c] = strlen(hw_kpi_columns[c]);
+  size_t width[32];
+  if (ncols > 32)
+    ncols = 32;
+  for (int c = 0; c < ncols; c++) {
+    width[c] = strlen(cols[c]);
     for (int r = 0; r < n; r++) {
       size_t w = hw_utf8_display_width(PQgetvalue(res, r, c));
       if (w > width[c])
@@ -249,8 +254,8 @@ static void hw_kpi_print_table(const PGresult *res) {
     }
   }
   for (int r = -1; r < n; r++) {
-    for (int c = 0; c < HW_KPI_NCOLS; c++) {
-      const char *s = r < 0 ? hw_kpi_columns[c] : PQgetvalue(res, r, c);
+    for (int c = 0; c < ncols; c++) {
+      const char *s = r < 0 ? cols[c] : PQgetvalue(res, r, c);
       size_t w = hw_utf8_display_width(s);
       /* Numbers right-aligned, the group left. */
       if (c > 0)
@@ -260,7 +265,7 @@ static void hw_kpi_print_table(const PGresult *res) {
       if (c == 0)
         for (; w < width[c]; w++)
           fputc(' ', stdout);
-      fputs(c == HW_KPI_NCOLS - 1 ? "\n" : "  ", stdout);
+      fputs(c == ncols - 1 ? "\n" : "  ", stdout);
     }
   }
 }
@@ -305,7 +310,7 @@ static int hw_report_kpi(int argc, char **argv) {
     goto out;
   }
   if (json) {
-    if (hw_kpi_print_json(res)) {
+    if (hw_report_print_json(res, hw_kpi_columns, HW_KPI_NCOLS)) {
       fprintf(stderr, "report kpi: out of memory\n");
       goto out;
     }
@@ -328,7 +333,82 @@ static int hw_report_kpi(int argc, char **argv) {
         fputs(c == HW_KPI_NCOLS - 1 ? "\r\n" : ",", stdout);
       }
   } else {
-    hw_kpi_print_table(res);
+    hw_report_print_table(res, hw_kpi_columns, HW_KPI_NCOLS);
+  }
+  ret = fflush(stdout) ? 1 : 0;
+out:
+  PQclear(res);
+  PQfinish(conn);
+  return ret;
+}
+
+/* --- report platforms --- */
+
+typedef struct hw_rplat_settings {
+  char pg[1024];
+  char from[40];
+  char to[40];
+  char platform[40];
+  char format[8];
+} hw_rplat_settings;
+
+#define C hw_rplat_settings
+static const hw_option hw_rplat_options[] = {
+    HW_OPT_S(C, pg, NULL, HW_CLI_PG_ENV, HW_CLI_PG_HELP),
+    HW_OPT_S(C, from, NULL, NULL, "start: a day YYYY-MM-DD (GMT+8 midnight) or a timestamp"),
+    HW_OPT_S(C, to, NULL, NULL, "end: a day (included: up to its end) or a timestamp; cut at now"),
+    HW_OPT_S(C, platform, NULL, NULL, "only this platform"),
+    HW_OPT_S(C, format, "table", NULL, "table, csv or json"),
+};
+#undef C
+
+static const char hw_rplat_usage[] =
+    "usage: haulwatch report platforms --from DAY|TIME --to DAY|TIME [--platform ID]\n"
+    "                                  [--format table|csv|json]\n"
+    "\n"
+    "Per JT/T 809 platform: inspections (查岗) created in the period, answered, answered within\n"
+    "their answer time (10 minutes unless inspect said otherwise), the response rate, the mean\n"
+    "delay; the main link's up and down seconds and its availability (平台连通率: up / period),\n"
+    "the slave link's up seconds and availability.";
+
+static int hw_report_platforms(int argc, char **argv) {
+  hw_rplat_settings s;
+  memset(&s, 0, sizeof s);
+  int npos, rc = hw_options_parse(hw_rplat_options, HW_ARRAY_SIZE(hw_rplat_options), &s, argc,
+                                  argv, hw_rplat_usage, NULL, 0, &npos);
+  if (rc)
+    return rc > 0 ? 0 : 2;
+  int json = !strcmp(s.format, "json"), csv = !strcmp(s.format, "csv");
+  if (!s.from[0] || !s.to[0] || (!json && !csv && strcmp(s.format, "table"))) {
+    fprintf(stderr, "report platforms: give --from and --to; --format is table, csv or json\n");
+    return 2;
+  }
+  PGconn *conn;
+  if (hw_cli_pg_connect(s.pg, 16, &conn)) /* platform_inspections */
+    return 1;
+  PGresult *res = NULL;
+  char err[256];
+  int ret = 1;
+  rc = hw_platform_kpi_run(conn, s.from, s.to, s.platform[0] ? s.platform : NULL, &res, err,
+                           sizeof err);
+  if (rc) {
+    fprintf(stderr, "report platforms: %s%s", rc == -EINVAL ? "bad --from or --to: " : "", err);
+    ret = rc == -EINVAL ? 2 : 1;
+    goto out;
+  }
+  if (json) {
+    if (hw_report_print_json(res, hw_platform_kpi_columns, HW_PLATFORM_KPI_NCOLS)) {
+      fprintf(stderr, "report platforms: out of memory\n");
+      goto out;
+    }
+  } else if (csv) {
+    for (int r = -1; r < PQntuples(res); r++)
+      for (int c = 0; c < HW_PLATFORM_KPI_NCOLS; c++) {
+        hw_csv_cell(r < 0 ? hw_platform_kpi_columns[c] : PQgetvalue(res, r, c));
+        fputs(c == HW_PLATFORM_KPI_NCOLS - 1 ? "\r\n" : ",", stdout);
+      }
+  } else {
+    hw_report_print_table(res, hw_platform_kpi_columns, HW_PLATFORM_KPI_NCOLS);
   }
   ret = fflush(stdout) ? 1 : 0;
 out:
@@ -338,6 +418,8 @@ out:
 }
 
 int hw_cmd_report(int argc, char **argv) {
+  if (argc >= 2 && !strcmp(argv[1], "platforms"))
+    return hw_report_platforms(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "rebuild"))
     return hw_report_rebuild(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "kpi"))
@@ -352,6 +434,7 @@ int hw_cmd_report(int argc, char **argv) {
                "       haulwatch report rebuild --from DAY --to DAY [--terminal ID]\n"
                "       haulwatch report phaseout|registry-audit|offline-movers [OPTIONS]\n"
                "       haulwatch report monthly --month YYYY-MM --out FILE.html|FILE.xlsx\n"
+               "       haulwatch report platforms --from DAY --to DAY [--format table|csv|json]\n"
                "`haulwatch report kpi --help` and `... rebuild --help` tell more.\n");
   return out == stdout ? 0 : 2;
 }

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/metrics.h"
 #include "jt808/jt808_session.h"
+#include "jt809/jt809_centre.h"
 #include "jt809/jt809_session.h"
 #include "base/fault.h"
 #include "base/log.h"
@@ -26,6 +27,12 @@ typedef struct hw_serve_config {
   char listen[64];
   char jt808_listen[64];
   char jt809_listen[64];
+  uint32_t jt809_slave_timeout_ms;
+  uint32_t jt809_slave_heartbeat_s;
+  uint32_t jt809_slave_backoff_min_ms;
+  uint32_t jt809_slave_backoff_max_ms;
+  uint32_t jt809_request_expire_s;
+  uint32_t jt809_scan_s;
   char pg[1024];
   char redis[128];
   uint32_t batch_rows;
@@ -71,6 +78,12 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_S(C, listen, "127.0.0.1:7100", NULL, "protobuf listener ADDR:PORT (loopback unless told otherwise)"),
     HW_OPT_S(C, jt808_listen, "", NULL, "JT/T 808 listener ADDR:PORT (off when empty)"),
     HW_OPT_S(C, jt809_listen, "", NULL, "JT/T 809 main link listener ADDR:PORT for subordinate platforms (off when empty)"),
+    HW_OPT_N(C, jt809_slave_timeout_ms, "10000", 100, 600000, NULL, "JT/T 809 slave link: connect, 0x9002 and 0x9006 answer timeout, ms"),
+    HW_OPT_N(C, jt809_slave_heartbeat_s, "60", 1, 3600, NULL, "JT/T 809 slave link: send 0x9005 this often, s"),
+    HW_OPT_N(C, jt809_slave_backoff_min_ms, "1000", 10, 600000, NULL, "JT/T 809 slave link: first reconnect delay, ms (doubles up to the max)"),
+    HW_OPT_N(C, jt809_slave_backoff_max_ms, "60000", 10, 3600000, NULL, "JT/T 809 slave link: longest reconnect delay, ms"),
+    HW_OPT_N(C, jt809_request_expire_s, "86400", 60, 8640000, NULL, "JT/T 809: inspections and supervisions not sent within this many s (platform offline) are closed unsent"),
+    HW_OPT_N(C, jt809_scan_s, "30", 1, 3600, NULL, "JT/T 809: look for unsent inspections and supervisions this often even without a notification, s"),
     HW_OPT_S(C, pg, "", "HAULWATCH_PG", "PostgreSQL connection string (libpq conninfo or URI)"),
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT"),
     HW_OPT_N(C, batch_rows, HW_XSTR(HW_PGW_DEFAULT_ROWS), 1, 1000000, NULL, "commit a batch of positions at this many rows"),
@@ -123,6 +136,7 @@ typedef struct hw_daemon {
   hw_pipeline *pipeline;
   hw_server *server;
   hw_metrics *metrics; /* NULL unless --metrics-listen */
+  hw_jt809_centre *jt809; /* NULL unless --jt809-listen */
   hw_backend backend;
   uv_signal_t sigint, sigterm;
   uv_timer_t stats;
@@ -163,6 +177,12 @@ static void hw_daemon_on_pipeline_stopped(void *arg) {
   hw_daemon_part_stopped(d);
 }
 
+static void hw_daemon_on_jt809_stopped(void *arg) {
+  hw_daemon *d = arg;
+  d->jt809 = NULL;
+  hw_daemon_part_stopped(d);
+}
+
 static void hw_daemon_on_auth_stopped(void *arg) {
   hw_daemon *d = arg;
   d->auth = NULL;
@@ -181,6 +201,10 @@ static void hw_daemon_on_server_closed(void *arg) {
   if (d->auth) {
     d->pending++;
     hw_auth_stop(d->auth, hw_daemon_on_auth_stopped, d);
+  }
+  if (d->jt809) { /* after the sessions: their slave links record their down times through it */
+    d->pending++;
+    hw_jt809_centre_stop(d->jt809, hw_daemon_on_jt809_stopped, d);
   }
   hw_daemon_part_stopped(d);
 }
@@ -337,8 +361,24 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
    * the engine before any live fix, and the schema check has the connection open anyway. */
   if ((rc = hw_pipeline_restore_rules(d->pipeline, pg)))
     goto fail;
+  if (cfg->jt809_listen[0]) {
+    hw_jt809_centre_config jc = {.conninfo = cfg->pg,
+                                 .slave_timeout_ms = cfg->jt809_slave_timeout_ms,
+                                 .slave_heartbeat_ms = cfg->jt809_slave_heartbeat_s * 1000u,
+                                 .slave_backoff_min_ms = cfg->jt809_slave_backoff_min_ms,
+                                 .slave_backoff_max_ms = cfg->jt809_slave_backoff_max_ms,
+                                 .request_expire_s = cfg->jt809_request_expire_s,
+                                 .scan_ms = cfg->jt809_scan_s * 1000u};
+    if (jc.slave_backoff_max_ms < jc.slave_backoff_min_ms)
+      jc.slave_backoff_max_ms = jc.slave_backoff_min_ms;
+    if ((rc = hw_jt809_centre_start(&d->jt809, d->loop, &d->registry, &jc))) {
+      d->jt809 = NULL;
+      hw_error("serve", NULL, "cannot start the JT/T 809 centre: %s", strerror(-rc));
+      goto fail;
+    }
+  }
   d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline,
-                            .pg_conninfo = cfg->pg};
+                            .pg_conninfo = cfg->pg, .jt809 = d->jt809};
   hw_server_config sc = {.idle_timeout_s = cfg->idle_timeout_s,
                          .max_connections = cfg->max_connections,
                          .max_write_queue = 1u << 20,

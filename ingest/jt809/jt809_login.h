@@ -22,6 +22,7 @@ typedef struct hw_jt809_platform {
   uint32_t m1, ia1, ic1;
   char allow_addr[46]; /* "" = any; else an IPv4 or IPv6 address as text */
   uint8_t disabled;
+  uint8_t slave_local_ok; /* the slave link may go to loopback / link-local (schema 016) */
 } hw_jt809_platform;
 
 /* The 0x1002 result for login m, sent from peer_ip (address text without port) in a frame whose

@@ -367,3 +367,19 @@ int hw_jt809_encode_supervise(const hw_jt809_supervise *s, uint8_t *out, size_t 
   hw_jt809__wfixed(&w, s->email, 32);
   return hw_jt809_done(&w, out_len);
 }
+
+int hw_jt809_parse_supervise_rsp(const uint8_t *data, size_t len, uint32_t *supervision_id,
+                                 uint8_t *result) {
+  hw_jt809__r r = {data, data + len, 0};
+  *supervision_id = hw_jt809__r32(&r);
+  *result = hw_jt809__r8(&r);
+  return r.err;
+}
+
+int hw_jt809_encode_supervise_rsp(uint32_t supervision_id, uint8_t result, uint8_t *out,
+                                  size_t cap, size_t *out_len) {
+  hw_jt809__w w = {out, cap, 0, 0};
+  hw_jt809__w32(&w, supervision_id);
+  hw_jt809__w8(&w, result);
+  return hw_jt809_done(&w, out_len);
+}

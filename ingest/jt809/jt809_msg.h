@@ -1,6 +1,6 @@
 /* JT/T 809 link and interaction messages: login/logout/keep-alive of both links, disconnect
  * notices, platform inspection (查岗) 0x9301/0x9302 and its answer 0x1301, alarm report 0x1402
- * and supervision request 0x9401, with the 0x1300 / 0x9300 / 0x1400 / 0x9400 wrappers.
+ * and supervision request 0x9401 with its answer 0x1401, with the 0x1300 / 0x9300 / 0x1400 / 0x9400 wrappers.
  *
  * Parsers take the (decrypted) body and the edition; they never read outside body[0..len) and
  * never allocate (GBK text goes through iconv). Fixed text fields come out NUL-terminated:
@@ -197,5 +197,13 @@ int hw_jt809_parse_supervise(const uint8_t *data, size_t len, hw_jt809_supervise
     HW_MUST_CHECK;
 int hw_jt809_encode_supervise(const hw_jt809_supervise *s, uint8_t *out, size_t cap,
                               size_t *out_len) HW_MUST_CHECK;
+
+/* 0x1401 supervision answer (in 0x1400, with the vehicle in 2011): supervision id u32, result u8
+ * (0 being handled, 1 handled, 2 not handled, 3 to be handled later). 5 bytes, both editions as
+ * public suites have it; bytes after them are ignored. */
+int hw_jt809_parse_supervise_rsp(const uint8_t *data, size_t len, uint32_t *supervision_id,
+                                 uint8_t *result) HW_MUST_CHECK;
+int hw_jt809_encode_supervise_rsp(uint32_t supervision_id, uint8_t result, uint8_t *out,
+                                  size_t cap, size_t *out_len) HW_MUST_CHECK;
 
 #endif

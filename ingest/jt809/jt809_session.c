@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "jt809/jt809_centre.h"
 #include "jt809/jt809_data.h"
 #include "jt809/jt809_login.h"
+#include "jt809/jt809_slave.h"
 #include "net/server.h"
 #include "pipeline/backend.h"
 #include "registry/auth.h"
@@ -37,6 +39,8 @@ typedef struct hw_j9_login_job {
   hw_jt809_platform plat;
   uint8_t is_2019;
   long long link_id;
+  char down_ip[33]; /* the slave link's address, as 0x1001 gave it */
+  uint16_t down_port;
 } hw_j9_login_job;
 
 /* A platform_links row to close, on the thread pool; owns itself. */
@@ -63,6 +67,7 @@ typedef struct hw_j9_state {
   long long link_id;        /* platform_links row of this link; 0 = none */
   const char *down_reason;  /* static text: why the link went down */
   char platform[33];
+  hw_jt809_slave *slave;    /* owned: the slave link, NULL when none */
 } hw_j9_state;
 
 static atomic_int hw_j9_jobs; /* logins being decided in the process */
@@ -110,6 +115,72 @@ static int hw_j9_send(hw_session *s, int is_2019, uint32_t center, uint16_t msg_
   return hw_session_write(s, out, n);
 }
 
+/* ---- the slave link ---- */
+
+static void hw_j9_slave_changed(void *arg, int up, const char *why) {
+  hw_session *s = arg;
+  hw_j9_state *st = hw_session_state(s);
+  if (up || s->closing)
+    return;
+  /* 0x9007: the centre tells the platform its slave link broke (code 0), on the main link. */
+  uint8_t body[1];
+  size_t bl;
+  if (hw_jt809_encode_u8(0, body, sizeof body, &bl) == 0 &&
+      hw_j9_send(s, st->is_2019, st->center, HW_JT809_DOWN_DISCONNECT_INFORM, body, bl))
+    hw_debug("jt809", hw_session_tid(s), "peer=%s 0x9007 not sent (%s)", s->peer, why);
+}
+
+static void hw_j9_slave_open(hw_session *s, const hw_j9_login_job *j, uint32_t verify) {
+  hw_j9_state *st = hw_session_state(s);
+  hw_backend *be = hw_j9_be(s);
+  if (!be->jt809)
+    return;
+  hw_jt809_slave_params p = {.platform = st->platform, .center = st->center,
+                             .is_2019 = st->is_2019, .verify = verify, .ip = j->down_ip,
+                             .port = j->down_port, .local_ok = j->plat.slave_local_ok,
+                             .on_change = hw_j9_slave_changed, .arg = s};
+  if (hw_jt809_slave_start(&st->slave, hw_server_loop(s->server), be->jt809, &p))
+    st->slave = NULL;
+  hw_jt809_centre_kick(be->jt809); /* requests waiting for this platform */
+}
+
+int hw_jt809_session_is_2019(hw_session *s) {
+  return ((hw_j9_state *)hw_session_state(s))->is_2019;
+}
+
+int hw_jt809_session_send_down(hw_session *s, uint16_t msg_id, const uint8_t *body, size_t len,
+                               uint32_t *sn, const char **link) {
+  hw_j9_state *st = hw_session_state(s);
+  if (!st->logged_in || s->closing)
+    return -ENOTCONN;
+  if (hw_jt809_slave_up(st->slave) &&
+      hw_jt809_slave_send(st->slave, msg_id, body, len, sn) == 0) {
+    *link = "slave";
+    return 0;
+  }
+  size_t cap = hw_jt809_wire_max(len), n;
+  uint8_t *out = malloc(cap);
+  if (!out)
+    return -ENOMEM;
+  hw_jt809_header h;
+  memset(&h, 0, sizeof h);
+  h.sn = st->sn++;
+  h.msg_id = msg_id;
+  h.center_id = st->center;
+  h.version[0] = 1;
+  h.is_2019 = st->is_2019;
+  h.utc_s = st->is_2019 ? (uint64_t)time(NULL) : 0;
+  int rc = hw_jt809_build(out, cap, &n, &h, NULL, body, len);
+  if (!rc)
+    rc = hw_session_write(s, out, n); /* copies what the socket does not take */
+  free(out);
+  if (rc)
+    return rc;
+  *sn = h.sn;
+  *link = "main";
+  return 0;
+}
+
 /* ---- the login, off the loop ---- */
 
 static void hw_j9_login_work(uv_work_t *w) {
@@ -147,6 +218,8 @@ static void hw_j9_login_work(uv_work_t *w) {
   }
   j->result = hw_jt809_login_check(j->found ? &j->plat : NULL, h.center_id, &m, j->peer_ip,
                                    &j->reason);
+  memcpy(j->down_ip, m.down_ip, sizeof j->down_ip);
+  j->down_port = m.down_port;
   sodium_memzero(&m, sizeof m);
   if (j->result != HW_JT809_LOGIN_OK)
     goto done;
@@ -238,6 +311,7 @@ static void hw_j9_login_after(uv_work_t *w, int status) {
     snprintf(st->platform, sizeof st->platform, "%s", j->plat.id);
     hw_info("jt809", tid, "peer=%s platform %s logged in (main link, JT/T 809-%s)", s->peer,
             st->platform, st->is_2019 ? "2019" : "2011");
+    hw_j9_slave_open(s, j, verify);
   } else if (j->reason) {
     char claimed[16];
     snprintf(claimed, sizeof claimed, "%u", j->center);
@@ -353,6 +427,13 @@ static int hw_j9_on_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, siz
     st->down_reason = "logout";
     rc = hw_j9_send(s, st->is_2019, st->center, HW_JT809_UP_DISCONNECT_RSP, NULL, 0);
     return rc ? rc : -ECONNRESET;
+  case HW_JT809_UP_PLATFORM_MSG:
+  case HW_JT809_UP_WARN_MSG:
+    if (hw_j9_be(s)->jt809 &&
+        hw_jt809_centre_on_up(hw_j9_be(s)->jt809, st->platform, st->is_2019, msg_id, body,
+                              body_len))
+      return hw_j9_strike(s, "0x1300/0x1400 malformed");
+    return 0;
   case HW_JT809_UP_EXG_MSG: {
     hw_jt809_link link = {st->center, st->is_2019, st->platform};
     rc = hw_jt809_data_exg(s, &link, body, body_len);
@@ -413,6 +494,14 @@ static void hw_j9_on_close(hw_session *s) {
   if (st->job) {
     st->job->s = NULL; /* it frees itself when it comes back */
     st->job = NULL;
+  }
+  if (st->slave) {
+    /* A logout or a stop of ours is said on the slave link too (0x9003). */
+    hw_jt809_slave_stop(st->slave, 1,
+                        st->down_reason && !strcmp(st->down_reason, "daemon stop")
+                            ? "daemon stop"
+                            : "main link down");
+    st->slave = NULL;
   }
   if (st->link_id) {
     hw_j9_down_job *d = calloc(1, sizeof *d);

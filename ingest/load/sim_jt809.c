@@ -10,8 +10,14 @@
  *     per vehicle (at most HW_SJ9_HELD_MAX fixes each, older ones are dropped and counted), and
  *     after the next login sends it first as 0x1203 back-fill, up to 5 positions a message;
  *   - at the end, logout 0x1003, answered 0x1004.
- * JT/T 809 acknowledges no position: "sent" means written to the socket (libuv write done). The
- * slave link the centre opens back and inspections are not simulated (yet).
+ * JT/T 809 acknowledges no position: "sent" means written to the socket (libuv write done).
+ *
+ * With --slave-listen the platforms offer a slave link there (one listener for all: the access
+ * code in each header tells whose link a connection is): 0x9001 is answered 0x9002 (0 when the
+ * verify code is the one our 0x1002 gave, else 1), 0x9005 with 0x9006, 0x9003 with 0x9004.
+ * Inspections 0x9300/0x9301 and supervisions 0x9400/0x9401, on the slave link or the main link,
+ * are answered on the main link (0x1300/0x1301, 0x1400/0x1401 result 1) after
+ * --answer-delay-ms.
  *
  * Vehicles: plates from a registry CSV (--plates FILE: its plate and plate_colour columns, in
  * file order), then from --plate-pattern (a printf pattern with one %u, the vehicle's number). */
@@ -66,6 +72,7 @@ typedef struct hw_sj9_link {
   uint64_t next_hb_ms, reconnect_at_ms, break_at_ms, up_at_ms;
   hw_jt809_deframer df;
   uint8_t dfbuf[HW_SJ9_FRAME_BUF];
+  uint32_t verify; /* of the last 0x1002: the slave link's 0x9001 must carry it */
 } hw_sj9_link;
 
 typedef struct hw_sj9_run {
@@ -88,6 +95,14 @@ typedef struct hw_sj9_run {
   /* results */
   uint64_t generated, sent, backfilled, dropped, reconnects, heartbeats, logins, write_errors;
   uint64_t queued; /* positions in writes not yet completed */
+  /* slave links (--slave-listen) and answers */
+  uv_tcp_t slave_srv;
+  int slave_on, slave_srv_open;
+  char slave_ip[33];
+  uint16_t slave_port;
+  uint32_t answer_delay_ms;
+  struct hw_sj9_sconn *sconns; /* owned: accepted slave-link connections */
+  uint64_t slave_logins, slave_refused, requests, answers;
 } hw_sj9_run;
 
 typedef struct hw_sj9_write {
@@ -257,8 +272,10 @@ static void hw_sj9_flush_held(hw_sj9_link *l) {
       r->backfilled += n;
       k += n;
     }
-    memmove(v->held, v->held + k, (v->nheld - k) * sizeof *v->held);
-    v->nheld -= k;
+    if (k) { /* held is NULL while nothing was ever held: memmove(NULL, ..., 0) is undefined */
+      memmove(v->held, v->held + k, (v->nheld - k) * sizeof *v->held);
+      v->nheld -= k;
+    }
   }
 }
 
@@ -307,6 +324,9 @@ static void hw_sj9_on_alloc(uv_handle_t *h, size_t sz, uv_buf_t *buf) {
   *buf = uv_buf_init(b, sizeof b);
 }
 
+static void hw_sj9_on_request(hw_sj9_run *r, hw_sj9_link *l, const hw_jt809_header *h,
+                              const uint8_t *body, size_t bl);
+
 static int hw_sj9_on_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, size_t len) {
   hw_sj9_link *l = arg;
   hw_sj9_run *r = l->run;
@@ -331,6 +351,7 @@ static int hw_sj9_on_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, si
       return -EACCES;
     }
     l->phase = HW_SJ9_UP;
+    l->verify = verify;
     l->ever_up = 1;
     r->logins++;
     l->up_at_ms = uv_now(&r->loop);
@@ -340,6 +361,10 @@ static int hw_sj9_on_frame(void *arg, hw_jt809_frame_event ev, uint8_t *data, si
   } else if (h.msg_id == HW_JT809_UP_DISCONNECT_RSP && l->phase == HW_SJ9_BYE) {
     l->done = 1;
     return -ECONNRESET;
+  } else if (h.msg_id == HW_JT809_DOWN_PLATFORM_MSG || h.msg_id == HW_JT809_DOWN_WARN_MSG) {
+    hw_sj9_on_request(r, l, &h, body, bl); /* the centre's slave link is down: main link */
+  } else if (h.msg_id == HW_JT809_DOWN_DISCONNECT_INFORM) {
+    hw_debug("sim", NULL, "link %u: the centre says our slave link broke (0x9007)", l->index);
   }
   return 0; /* 0x1006 and anything else: nothing to do */
 }
@@ -396,8 +421,8 @@ static void hw_sj9_on_connect(uv_connect_t *req, int status) {
   m.password_len = (uint8_t)strlen(r->password);
   memcpy(m.password, r->password, m.password_len);
   m.center_id = l->center;
-  snprintf(m.down_ip, sizeof m.down_ip, "127.0.0.1");
-  m.down_port = 0; /* no slave link offered (not simulated) */
+  snprintf(m.down_ip, sizeof m.down_ip, "%s", r->slave_on ? r->slave_ip : "127.0.0.1");
+  m.down_port = r->slave_on ? r->slave_port : 0; /* 0: no slave link offered */
   uint8_t body[128];
   size_t bl;
   if (hw_jt809_deframer_init(&l->df, l->dfbuf, sizeof l->dfbuf) ||
@@ -489,6 +514,238 @@ static void hw_sj9_on_sigint(uv_signal_t *s, int sig) {
   r->stopping = 1;
 }
 
+/* ---- slave links and answers ---- */
+
+typedef struct hw_sj9_sconn {
+  uv_tcp_t tcp;
+  hw_sj9_run *r;
+  struct hw_sj9_sconn *next;
+  int closing;
+  uint32_t sn;
+  hw_jt809_deframer df;
+  uint8_t buf[HW_SJ9_FRAME_BUF];
+} hw_sj9_sconn;
+
+typedef struct hw_sj9_reply {
+  uv_timer_t timer;
+  hw_sj9_run *r;
+  uint32_t link;
+  uint16_t msg_id;
+  size_t len;
+  uint8_t body[];
+} hw_sj9_reply;
+
+static void hw_sj9_free_handle(uv_handle_t *h) { free(h->data); }
+
+static void hw_sj9_reply_fire(uv_timer_t *t) {
+  hw_sj9_reply *rp = t->data;
+  hw_sj9_link *l = &rp->r->links[rp->link];
+  if (l->phase == HW_SJ9_UP && hw_sj9_send(l, rp->msg_id, rp->body, rp->len, 0) == 0)
+    rp->r->answers++;
+  else
+    hw_debug("sim", NULL, "link %u: answer 0x%04x not sent (link down)", rp->link, rp->msg_id);
+  uv_close((uv_handle_t *)t, hw_sj9_free_handle);
+}
+
+/* Queues body (a whole 0x1300 / 0x1400 body) to go up on link l's main link after the delay. */
+static void hw_sj9_reply_later(hw_sj9_run *r, hw_sj9_link *l, uint16_t msg_id,
+                               const uint8_t *body, size_t len) {
+  hw_sj9_reply *rp = malloc(sizeof *rp + len);
+  if (!rp)
+    return;
+  rp->r = r;
+  rp->link = l->index;
+  rp->msg_id = msg_id;
+  rp->len = len;
+  memcpy(rp->body, body, len);
+  uv_timer_init(&r->loop, &rp->timer);
+  rp->timer.data = rp;
+  uv_timer_start(&rp->timer, hw_sj9_reply_fire, r->answer_delay_ms, 0);
+}
+
+/* A 0x9300 or 0x9400 for link l (on either link): 0x9301 and 0x9401 are answered. */
+static void hw_sj9_on_request(hw_sj9_run *r, hw_sj9_link *l, const hw_jt809_header *h,
+                              const uint8_t *body, size_t bl) {
+  hw_jt809_sub sub;
+  uint8_t data[256], up[512];
+  size_t dl, ul;
+  if (hw_jt809_parse_sub(body, bl, hw_jt809_has_vehicle(h->msg_id, r->is_2019), &sub))
+    return;
+  r->requests++;
+  if (h->msg_id == HW_JT809_DOWN_PLATFORM_MSG && sub.data_type == 0x9301) {
+    hw_jt809_query q;
+    if (hw_jt809_parse_query(sub.data, sub.data_len, 0x9301, r->is_2019, &q))
+      return;
+    hw_jt809_answer a;
+    memset(&a, 0, sizeof a);
+    a.object_type = q.object_type;
+    snprintf(a.object_id, sizeof a.object_id, "%s", q.object_id);
+    a.info_id = q.info_id;
+    snprintf(a.responder, sizeof a.responder, "sim");
+    snprintf(a.responder_tel, sizeof a.responder_tel, "0");
+    a.src_data_type = 0x9301;
+    a.src_sn = h->sn;
+    a.info = (const uint8_t *)"on duty";
+    a.info_len = 7;
+    if (hw_jt809_encode_answer(&a, r->is_2019, data, sizeof data, &dl) ||
+        hw_jt809_encode_sub(0, "", 0, 0x1301, data, dl, up, sizeof up, &ul))
+      return;
+    hw_sj9_reply_later(r, l, HW_JT809_UP_PLATFORM_MSG, up, ul);
+  } else if (h->msg_id == HW_JT809_DOWN_WARN_MSG && sub.data_type == 0x9401) {
+    hw_jt809_supervise sv;
+    if (hw_jt809_parse_supervise(sub.data, sub.data_len, &sv) ||
+        hw_jt809_encode_supervise_rsp(sv.supervision_id, 1 /* handled */, data, sizeof data,
+                                      &dl) ||
+        hw_jt809_encode_sub(sub.has_vehicle, sub.plate, sub.plate_colour, 0x1401, data, dl, up,
+                            sizeof up, &ul))
+      return;
+    hw_sj9_reply_later(r, l, HW_JT809_UP_WARN_MSG, up, ul);
+  }
+}
+
+static void hw_sj9_sconn_close(hw_sj9_sconn *c) {
+  if (c->closing)
+    return;
+  c->closing = 1;
+  hw_sj9_sconn **p = &c->r->sconns;
+  while (*p && *p != c)
+    p = &(*p)->next;
+  if (*p)
+    *p = c->next;
+  uv_close((uv_handle_t *)&c->tcp, hw_sj9_free_handle);
+}
+
+static void hw_sj9_swritten(uv_write_t *req, int status) {
+  (void)status;
+  free(req);
+}
+
+static int hw_sj9_ssend(hw_sj9_sconn *c, uint32_t center, uint16_t msg_id, const uint8_t *body,
+                        size_t bl) {
+  size_t cap = hw_jt809_wire_max(bl), n;
+  uv_write_t *w = malloc(sizeof *w + cap);
+  if (!w)
+    return -ENOMEM;
+  uint8_t *out = (uint8_t *)(w + 1);
+  hw_jt809_header h;
+  memset(&h, 0, sizeof h);
+  h.sn = c->sn++;
+  h.msg_id = msg_id;
+  h.center_id = center;
+  h.version[0] = 1;
+  h.is_2019 = (uint8_t)c->r->is_2019;
+  h.utc_s = c->r->is_2019 ? (uint64_t)time(NULL) : 0;
+  int rc = hw_jt809_build(out, cap, &n, &h, NULL, body, bl);
+  uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+  if (rc || (rc = uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, hw_sj9_swritten))) {
+    free(w);
+    return rc;
+  }
+  return 0;
+}
+
+static int hw_sj9_sframe(void *arg, hw_jt809_frame_event ev, uint8_t *data, size_t len) {
+  hw_sj9_sconn *c = arg;
+  hw_sj9_run *r = c->r;
+  hw_jt809_header h;
+  const uint8_t *body;
+  size_t bl;
+  if (ev != HW_JT809_FRAME ||
+      hw_jt809_open(data, len, r->is_2019, r->encrypt ? &r->cipher : NULL, &h, &body, &bl))
+    return -EPROTO;
+  hw_sj9_link *l = h.center_id - r->center < r->nlinks ? &r->links[h.center_id - r->center] : NULL;
+  uint8_t out[8];
+  size_t ol;
+  switch (h.msg_id) {
+  case HW_JT809_DOWN_CONNECT_REQ: {
+    uint32_t v;
+    int ok = l && l->phase == HW_SJ9_UP && !hw_jt809_parse_u32(body, bl, &v) && v == l->verify;
+    ok ? r->slave_logins++ : r->slave_refused++;
+    hw_debug("sim", NULL, "slave link of access code %u: 0x9001 %s", h.center_id,
+             ok ? "accepted" : "refused (verify code)");
+    if (hw_jt809_encode_u8(ok ? HW_JT809_SLAVE_OK : HW_JT809_SLAVE_BAD_VERIFY, out, sizeof out,
+                           &ol))
+      return -EPROTO;
+    return hw_sj9_ssend(c, h.center_id, HW_JT809_DOWN_CONNECT_RSP, out, ol);
+  }
+  case HW_JT809_DOWN_LINKTEST_REQ:
+    return hw_sj9_ssend(c, h.center_id, HW_JT809_DOWN_LINKTEST_RSP, NULL, 0);
+  case HW_JT809_DOWN_DISCONNECT_REQ:
+    (void)hw_sj9_ssend(c, h.center_id, HW_JT809_DOWN_DISCONNECT_RSP, NULL, 0);
+    return -ECONNRESET;
+  case HW_JT809_DOWN_PLATFORM_MSG:
+  case HW_JT809_DOWN_WARN_MSG:
+    if (l)
+      hw_sj9_on_request(r, l, &h, body, bl);
+    return 0;
+  default:
+    return 0;
+  }
+}
+
+static void hw_sj9_sread(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  hw_sj9_sconn *c = s->data;
+  if (n < 0 || (n > 0 && hw_jt809_deframer_feed(&c->df, (const uint8_t *)buf->base, (size_t)n,
+                                                hw_sj9_sframe, c)))
+    hw_sj9_sconn_close(c);
+}
+
+static void hw_sj9_on_slave(uv_stream_t *srv, int status) {
+  hw_sj9_run *r = srv->data;
+  if (status)
+    return;
+  hw_sj9_sconn *c = calloc(1, sizeof *c);
+  if (!c)
+    return;
+  c->r = r;
+  uv_tcp_init(&r->loop, &c->tcp);
+  c->tcp.data = c;
+  if (uv_accept(srv, (uv_stream_t *)&c->tcp) ||
+      hw_jt809_deframer_init(&c->df, c->buf, sizeof c->buf) ||
+      uv_read_start((uv_stream_t *)&c->tcp, hw_sj9_on_alloc, hw_sj9_sread)) {
+    uv_close((uv_handle_t *)&c->tcp, hw_sj9_free_handle);
+    return;
+  }
+  c->next = r->sconns;
+  r->sconns = c;
+}
+
+/* Listens on ip:port (port 0: any); the port taken goes into every 0x1001. */
+static int hw_sj9_slave_listen(hw_sj9_run *r, const char *hostport) {
+  char host[64];
+  const char *colon = strrchr(hostport, ':');
+  struct sockaddr_in a;
+  if (!colon || (size_t)(colon - hostport) >= sizeof host || (size_t)(colon - hostport) > 32)
+    return -EINVAL;
+  memcpy(host, hostport, (size_t)(colon - hostport));
+  host[colon - hostport] = 0;
+  int rc = uv_ip4_addr(host, atoi(colon + 1), &a);
+  if (!rc)
+    rc = uv_tcp_init(&r->loop, &r->slave_srv);
+  if (rc)
+    return rc;
+  r->slave_srv.data = r;
+  r->slave_srv_open = 1;
+  int len = sizeof a;
+  if ((rc = uv_tcp_bind(&r->slave_srv, (const struct sockaddr *)&a, 0)) ||
+      (rc = uv_listen((uv_stream_t *)&r->slave_srv, 64, hw_sj9_on_slave)) ||
+      (rc = uv_tcp_getsockname(&r->slave_srv, (struct sockaddr *)&a, &len)))
+    return rc;
+  snprintf(r->slave_ip, sizeof r->slave_ip, "%.32s", host);
+  r->slave_port = ntohs(a.sin_port);
+  r->slave_on = 1;
+  return 0;
+}
+
+static void hw_sj9_slave_close_all(hw_sj9_run *r) {
+  while (r->sconns)
+    hw_sj9_sconn_close(r->sconns);
+  if (r->slave_srv_open) {
+    r->slave_srv_open = 0;
+    uv_close((uv_handle_t *)&r->slave_srv, NULL);
+  }
+}
+
 /* Stops producing at the end (all fixes issued, or the duration), or gives up at the timeout. */
 static void hw_sj9_check_end(uv_timer_t *t) {
   hw_sj9_run *r = t->data;
@@ -520,6 +777,7 @@ static void hw_sj9_check_end(uv_timer_t *t) {
   if (all_done) {
     uv_close((uv_handle_t *)t, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
+    hw_sj9_slave_close_all(r);
   }
 }
 
@@ -614,6 +872,10 @@ static const char hw_sj9_usage[] =
     "  --break-every S       drop each link S s after its login (back-fill follows the next login)\n"
     "  --timeout-s S         with --fixes: give up after S s, exit 1 (default 600)\n"
     "  --seed S              route seed (default: from the clock)\n"
+    "  --slave-listen IP:PORT  offer a slave link there (port 0: any free one) and answer the\n"
+    "                        centre's 0x9001, 0x9005, 0x9003 on it\n"
+    "  --answer-delay-ms MS  answer inspections (0x9301) and supervisions (0x9401) after this\n"
+    "                        (default 2000)\n"
     "  --quiet, --log-level L, --help\n"
     "\n"
     "Exit status: 0 when every link logged in and every position generated was sent (none\n"
@@ -645,7 +907,7 @@ int hw_sim_jt809_main(int argc, char **argv) {
   enum {
     O_SERVER = 256, O_TRUCKS, O_LINKS, O_CENTER, O_USER, O_PASSWORD, O_VERSION, O_M1, O_IA1, O_IC1,
     O_PLATES, O_PATTERN, O_FIXES, O_DURATION, O_INTERVAL, O_STEP, O_START, O_BREAK, O_TIMEOUT,
-    O_SEED, O_QUIET, O_LOGLEVEL, O_HELP, O_PROTOCOL
+    O_SEED, O_QUIET, O_LOGLEVEL, O_HELP, O_PROTOCOL, O_SLAVE, O_ANSWER
   };
   static const struct option opts[] = {
       {"server", required_argument, NULL, O_SERVER}, {"trucks", required_argument, NULL, O_TRUCKS},
@@ -660,11 +922,14 @@ int hw_sim_jt809_main(int argc, char **argv) {
       {"timeout-s", required_argument, NULL, O_TIMEOUT}, {"seed", required_argument, NULL, O_SEED},
       {"quiet", no_argument, NULL, O_QUIET}, {"log-level", required_argument, NULL, O_LOGLEVEL},
       {"help", no_argument, NULL, O_HELP}, {"protocol", required_argument, NULL, O_PROTOCOL},
+      {"slave-listen", required_argument, NULL, O_SLAVE},
+      {"answer-delay-ms", required_argument, NULL, O_ANSWER},
       {NULL, 0, NULL, 0},
   };
   static hw_sj9_run run;
   hw_sj9_run *r = &run;
-  const char *server = NULL, *plates = NULL, *pattern = "测J%05u", *bad = NULL;
+  const char *server = NULL, *plates = NULL, *pattern = "测J%05u", *bad = NULL, *slave = NULL;
+  uint64_t answer_delay = 2000;
   const char *password = getenv("HW_SIM_JT809_PASSWORD");
   uint64_t trucks = 0, links = 1, center = UINT64_MAX, user = UINT64_MAX, version = 2019;
   uint64_t m1 = 0, ia1 = 0, ic1 = 0, fixes = 0, duration = 0, interval = 10000, step = 0;
@@ -699,6 +964,8 @@ int hw_sim_jt809_main(int argc, char **argv) {
     case O_QUIET: r->quiet = 1; break;
     case O_LOGLEVEL: rc = hw_log_set_level(optarg); break;
     case O_PROTOCOL: break; /* jt809: how we got here */
+    case O_SLAVE: slave = optarg; break;
+    case O_ANSWER: rc = hw_sj9_u64(optarg, 0, 3600000, &answer_delay); break;
     case O_HELP: fputs(hw_sj9_usage, stdout); return 0;
     default: rc = -EINVAL; break;
     }
@@ -739,6 +1006,7 @@ int hw_sim_jt809_main(int argc, char **argv) {
   r->center = (uint32_t)center;
   r->break_every_ms = (uint32_t)(brk * 1000);
   r->timeout_s = (uint32_t)timeout;
+  r->answer_delay_ms = (uint32_t)answer_delay;
   r->fixes = fixes;
   r->duration_ms = duration * 1000;
   r->is_2019 = version == 2019;
@@ -772,6 +1040,16 @@ int hw_sim_jt809_main(int argc, char **argv) {
   uv_signal_init(&r->loop, &r->sigint);
   r->sigint.data = r;
   uv_signal_start(&r->sigint, hw_sj9_on_sigint, SIGINT);
+  if (slave && (rc = hw_sj9_slave_listen(r, slave))) {
+    fprintf(stderr, "haulwatch-sim: cannot listen on --slave-listen %s: %s\n", slave,
+            uv_strerror(rc));
+    hw_sj9_slave_close_all(r);
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&r->loop);
+    rc = -EINVAL;
+    goto out;
+  }
   uv_update_time(&r->loop);
   r->t0 = uv_now(&r->loop);
   uint32_t per = r->nveh / r->nlinks, extra = r->nveh % r->nlinks, at = 0;
@@ -803,14 +1081,17 @@ int hw_sim_jt809_main(int argc, char **argv) {
     held += r->veh[i].nheld;
   printf("protocol=jt809 edition=%d links=%u links_up=%u refused=%llu vehicles=%u generated=%llu "
          "sent=%llu backfilled=%llu unsent=%llu dropped=%llu write_lost=%llu logins=%llu "
-         "reconnects=%llu heartbeats=%llu seconds=%.1f rate=%.0f timed_out=%d interrupted=%d\n",
+         "reconnects=%llu heartbeats=%llu seconds=%.1f rate=%.0f timed_out=%d interrupted=%d "
+         "slave_logins=%llu slave_refused=%llu requests=%llu answers=%llu\n",
          r->is_2019 ? 2019 : 2011, r->nlinks, up, (unsigned long long)r->refused, r->nveh,
          (unsigned long long)r->generated, (unsigned long long)r->sent,
          (unsigned long long)r->backfilled, (unsigned long long)held,
          (unsigned long long)r->dropped, (unsigned long long)r->write_errors,
          (unsigned long long)r->logins, (unsigned long long)r->reconnects,
          (unsigned long long)r->heartbeats, secs, secs > 0 ? (double)r->sent / secs : 0,
-         r->timed_out, r->interrupted);
+         r->timed_out, r->interrupted, (unsigned long long)r->slave_logins,
+         (unsigned long long)r->slave_refused, (unsigned long long)r->requests,
+         (unsigned long long)r->answers);
   rc = up == r->nlinks && !r->refused && r->sent == r->generated && !r->timed_out &&
                !r->interrupted
            ? 0

@@ -9,6 +9,8 @@
 #include "registry/auth.h"
 #include "registry/terminal.h"
 
+struct hw_jt809_centre;
+
 typedef struct hw_backend {
   hw_registry *registry; /* every terminal's record; sinks and rules hold pointers into it */
   hw_auth *auth;
@@ -16,6 +18,9 @@ typedef struct hw_backend {
   /* PostgreSQL conninfo for work done off the loop on short-lived connections (JT/T 809 logins
    * and link rows); NULL where no such work happens (the fuzz fake). */
   const char *pg_conninfo;
+  /* JT/T 809 requests and reports (jt809/jt809_centre.h), which also carries the slave links'
+   * settings; NULL: no slave links, requests or reports (the fuzz fake, no --jt809-listen). */
+  struct hw_jt809_centre *jt809;
 } hw_backend;
 
 #endif

@@ -29,7 +29,7 @@ static int hw_platform_text(const PGresult *res, int row, int col, char *out, si
 int hw_platform_from_row(const PGresult *res, int row, hw_jt809_platform *out) {
   uint32_t version;
   memset(out, 0, sizeof *out);
-  if (PQnfields(res) != 10 || row < 0 || row >= PQntuples(res))
+  if (PQnfields(res) != 11 || row < 0 || row >= PQntuples(res))
     return -EBADMSG;
   if (hw_platform_text(res, row, 0, out->id, sizeof out->id) ||
       hw_platform_u32(res, row, 1, &out->user_id) ||
@@ -46,5 +46,6 @@ int hw_platform_from_row(const PGresult *res, int row, hw_jt809_platform *out) {
        hw_platform_u32(res, row, 7, &out->ic1)))
     return -EBADMSG;
   out->disabled = !strcmp(PQgetvalue(res, row, 9), "t");
+  out->slave_local_ok = !strcmp(PQgetvalue(res, row, 10), "t");
   return 0;
 }

@@ -12,7 +12,8 @@
 /* $1: access code (decimal). Zero or one row, in the column order hw_platform_from_row reads. */
 #define HW_PLATFORM_SQL_BY_CENTER                                                             \
   "SELECT id, user_id, center_id, password_hash, version, m1, ia1, ic1, "                     \
-  "coalesce(host(allow_addr), ''), disabled FROM platforms WHERE center_id = $1::bigint"
+  "coalesce(host(allow_addr), ''), disabled, slave_local_ok FROM platforms "                  \
+  "WHERE center_id = $1::bigint"
 
 /* Row `row` of a result of HW_PLATFORM_SQL_BY_CENTER into *out. -EBADMSG when a value does not
  * fit (a schema this build does not know). */

@@ -10,7 +10,10 @@
  *     again when it came encrypted), deframes strictly and opens to the same header and body;
  *   - a decoded login re-encodes and decodes to the same fields;
  *   - a valid fix is inside the world and in 2000-2099;
- *   - a wrapper's plate, when it makes a jt809: vehicle id, makes one the position path takes. */
+ *   - a wrapper's plate, when it makes a jt809: vehicle id, makes one the position path takes.
+ * Every frame also drives the slave link's state machine (jt809_slave_sm.c) as if the centre
+ * had sent 0x9001 to the access code of the first frame: it comes up only on a plain 0x9002 of
+ * result 0 while logging in, takes 0x9006 only once up, and every end names its reason. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,7 @@
 #include "jt809/jt809_header.h"
 #include "jt809/jt809_login.h"
 #include "jt809/jt809_msg.h"
+#include "jt809/jt809_slave_sm.h"
 #include "jt809/jt809_vehicle.h"
 
 #define CHECK(c) \
@@ -183,12 +187,64 @@ static void on_frame(uint8_t *data, size_t len, int v19, const hw_jt809_cipher *
 typedef struct ctx {
   int v19;
   const hw_jt809_cipher *c;
+  int slave_state; /* HW_J9S_SM_LOGIN or HW_J9S_SM_UP */
+  uint32_t slave_center;
+  int have_center;
 } ctx;
+
+static void slave_step(ctx *x, const uint8_t *data, size_t len) {
+  static uint8_t copy[CAP];
+  uint16_t msg_id;
+  uint32_t center;
+  CHECK(len <= sizeof copy);
+  if (len < HW_JT809_HEADER_2011)
+    return;
+  msg_id = (uint16_t)(data[8] << 8 | data[9]); /* both editions: after length and sn */
+  center = (uint32_t)data[10] << 24 | (uint32_t)data[11] << 16 | (uint32_t)data[12] << 8 | data[13];
+  if (!x->have_center) {
+    x->slave_center = center;
+    x->have_center = 1;
+  }
+  memcpy(copy, data, len);
+  uint8_t code;
+  const char *why;
+  hw_j9s_act act = hw_jt809_slave_step(x->slave_state, x->v19, x->slave_center, copy, len,
+                                       &code, &why);
+  hw_jt809_header h;
+  const uint8_t *body;
+  size_t bl;
+  int plain = hw_jt809_header_parse(data, len, x->v19, &h, &body, &bl) == 0 && !h.encrypted;
+  CHECK((act == HW_J9S_END) == (why != NULL));
+  switch (act) {
+  case HW_J9S_UP:
+    CHECK(x->slave_state == HW_J9S_SM_LOGIN && plain && msg_id == HW_JT809_DOWN_CONNECT_RSP &&
+          center == x->slave_center && bl >= 1 && body[0] == 0);
+    x->slave_state = HW_J9S_SM_UP;
+    break;
+  case HW_J9S_ALIVE:
+    CHECK(x->slave_state == HW_J9S_SM_UP && plain && msg_id == HW_JT809_DOWN_LINKTEST_RSP);
+    break;
+  case HW_J9S_NOTE:
+    CHECK(plain && msg_id == HW_JT809_UP_DISCONNECT_INFORM);
+    CHECK(bl ? code == body[0] : code == 0xff);
+    break;
+  case HW_J9S_IGNORE:
+    CHECK(x->slave_state == HW_J9S_SM_UP && plain && center == x->slave_center);
+    break;
+  case HW_J9S_END:
+    x->slave_state = HW_J9S_SM_LOGIN; /* the centre reconnects and logs in again */
+    break;
+  default:
+    CHECK(0);
+  }
+}
 
 static int parse_cb(void *arg, hw_jt809_frame_event ev, uint8_t *data, size_t len) {
   ctx *x = arg;
-  if (ev == HW_JT809_FRAME)
+  if (ev == HW_JT809_FRAME) {
+    slave_step(x, data, len);
     on_frame(data, len, x->v19, x->c);
+  }
   return 0;
 }
 
@@ -206,7 +262,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size -= 2;
   at = size ? at % (size + 1) : 0;
   int strict = (mode >> 3) & 1;
-  ctx x = {mode & 1, &ciphers[(mode >> 1) & 3]};
+  ctx x = {mode & 1, &ciphers[(mode >> 1) & 3], HW_J9S_SM_LOGIN, 0, 0};
 
   CHECK(hw_jt809_deframer_init(&d, b1, sizeof b1) == 0);
   d.strict = (uint8_t)strict;

@@ -729,8 +729,28 @@ static void test_alarms(void **state) {
     assert_int_equal(hw_jt809_parse_supervise(out, k, &sv), -EBADMSG);
 }
 
+/* 0x1401: supervision 9898, result 0 (being handled) is 00 00 26 AA 00 (SmallChi/JT809,
+ * src/JT809.Protocol.Test/JT809SubMessageBody/JT809_0x1400_0x1401Test.cs). */
+static void test_supervise_rsp(void **state) {
+  (void)state;
+  static const uint8_t v[] = {0x00, 0x00, 0x26, 0xAA, 0x00};
+  uint32_t id;
+  uint8_t result, out[8];
+  size_t n;
+  assert_int_equal(hw_jt809_parse_supervise_rsp(v, sizeof v, &id, &result), 0);
+  assert_int_equal(id, 9898);
+  assert_int_equal(result, 0);
+  assert_int_equal(hw_jt809_encode_supervise_rsp(9898, 0, out, sizeof out, &n), 0);
+  assert_int_equal(n, sizeof v);
+  assert_memory_equal(out, v, sizeof v);
+  for (size_t k = 0; k < sizeof v; k++)
+    assert_int_equal(hw_jt809_parse_supervise_rsp(v, k, &id, &result), -EBADMSG);
+  assert_int_equal(hw_jt809_encode_supervise_rsp(1, 1, out, 4, &n), -ENOSPC);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_supervise_rsp),
       cmocka_unit_test(test_login),          cmocka_unit_test(test_register),
       cmocka_unit_test(test_positions_2011), cmocka_unit_test(test_positions_2019),
       cmocka_unit_test(test_interaction),    cmocka_unit_test(test_alarms),
