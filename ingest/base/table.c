@@ -64,3 +64,57 @@ cleanup:
   unlink(path);
   return ret;
 }
+
+int hw_csv_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
+  if (*len + n + 1 > *cap) {
+    size_t ncap = *cap ? *cap : 4096;
+    while (ncap < *len + n + 1)
+      ncap *= 2;
+    char *nb = realloc(*buf, ncap);
+    if (!nb)
+      return -ENOMEM;
+    *buf = nb;
+    *cap = ncap;
+  }
+  memcpy(*buf + *len, s, n);
+  *len += n;
+  (*buf)[*len] = 0;
+  return 0;
+}
+
+int hw_csv_cell(char **buf, size_t *len, size_t *cap, const char *s, hw_col_type type) {
+  if (!s)
+    return 0; /* an empty field */
+  /* A text cell a spreadsheet would read as a formula (=, +, -, @, or a tab or CR that some
+   * strip first) gets a leading apostrophe: shown as text, never run. Numbers and times come
+   * from the database and are left alone (a negative longitude stays a number). */
+  int neutralise = type == HW_COL_TEXT && strchr("=+-@\t\r", s[0]) && s[0];
+  int quote = neutralise || strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ';
+  int rc = 0;
+  if (quote)
+    rc |= hw_csv_put(buf, len, cap, "\"", 1);
+  if (neutralise)
+    rc |= hw_csv_put(buf, len, cap, "'", 1);
+  for (const char *p = s; *p && !rc;) {
+    size_t n = strcspn(p, "\"");
+    rc |= hw_csv_put(buf, len, cap, p, n);
+    p += n;
+    if (*p == '"') {
+      rc |= hw_csv_put(buf, len, cap, "\"\"", 2);
+      p++;
+    }
+  }
+  if (quote)
+    rc |= hw_csv_put(buf, len, cap, "\"", 1);
+  return rc ? -ENOMEM : 0;
+}
+
+int hw_csv_fput(FILE *f, const char *s, hw_col_type type) {
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  int rc = hw_csv_cell(&buf, &len, &cap, s, type);
+  if (rc == 0 && len && fwrite(buf, 1, len, f) != len)
+    rc = -EIO;
+  free(buf);
+  return rc;
+}

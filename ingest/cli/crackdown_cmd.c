@@ -55,27 +55,6 @@ static const char hw_cd_usage[] =
     "the days it moved since; the 大吨小标 suspects of the registry with their reasons; the\n"
     "vehicles that moved while offline, by enterprise. --format table|csv|json|xlsx.";
 
-static void hw_cd_csv_cell(FILE *f, const char *s, hw_cd_type type) {
-  if (!s)
-    return;
-  /* A text cell a spreadsheet would run as a formula gets a leading apostrophe (as the API's
-   * CSV, web/web_table.c). */
-  int neutralise = type == HW_CD_TEXT && s[0] && strchr("=+-@\t\r", s[0]);
-  if (!neutralise && !strpbrk(s, ",\"\r\n") && s[0] != ' ') {
-    fputs(s, f);
-    return;
-  }
-  fputc('"', f);
-  if (neutralise)
-    fputc('\'', f);
-  for (; *s; s++) {
-    if (*s == '"')
-      fputc('"', f);
-    fputc(*s, f);
-  }
-  fputc('"', f);
-}
-
 static int hw_cd_print_json(FILE *f, const hw_cd_table *t) {
   cJSON *arr = cJSON_CreateArray();
   if (!arr)
@@ -87,7 +66,7 @@ static int hw_cd_print_json(FILE *f, const hw_cd_table *t) {
     for (size_t c = 0; c < t->ncols; c++) {
       const char *s = hw_cd_cell(t, r, c);
       cJSON *v = !s ? cJSON_CreateNull()
-                 : t->cols[c].type == HW_CD_INT || t->cols[c].type == HW_CD_NUM
+                 : t->cols[c].type == HW_COL_INT || t->cols[c].type == HW_COL_NUM
                      ? cJSON_CreateRaw(s) /* a number as PostgreSQL or the audit printed it */
                      : cJSON_CreateString(s);
       if (!v || !cJSON_AddItemToObject(o, t->cols[c].name, v)) {
@@ -128,7 +107,7 @@ static int hw_cd_print_table(FILE *f, const hw_cd_table *t) {
       if (!s)
         s = "";
       size_t w = hw_utf8_display_width(s);
-      int right = t->cols[c].type == HW_CD_INT || t->cols[c].type == HW_CD_NUM;
+      int right = t->cols[c].type == HW_COL_INT || t->cols[c].type == HW_COL_NUM;
       for (; right && w < width[c]; w++)
         fputc(' ', f);
       fputs(s, f);
@@ -158,7 +137,7 @@ static int hw_cd_write_xlsx(const char *path, const char *sheet, const hw_cd_tab
       if (!s)
         continue;
       double d = strtod(s, &end);
-      if ((t->cols[c].type == HW_CD_INT || t->cols[c].type == HW_CD_NUM) && end != s && !*end)
+      if ((t->cols[c].type == HW_COL_INT || t->cols[c].type == HW_COL_NUM) && end != s && !*end)
         worksheet_write_number(ws, (lxw_row_t)(r + 1), (lxw_col_t)c, d, NULL);
       else
         worksheet_write_string(ws, (lxw_row_t)(r + 1), (lxw_col_t)c, s, NULL);
@@ -226,15 +205,16 @@ int hw_cmd_crackdown(int argc, char **argv) {
   } else if (csv) {
     for (size_t r = 0; r <= t.nrows; r++)
       for (size_t c = 0; c < t.ncols; c++) {
-        hw_cd_csv_cell(f, r ? hw_cd_cell(&t, r - 1, c) : t.cols[c].name,
-                       r ? t.cols[c].type : HW_CD_TEXT);
+        if (!rc)
+          rc = hw_csv_fput(f, r ? hw_cd_cell(&t, r - 1, c) : t.cols[c].name,
+                           r ? t.cols[c].type : HW_COL_TEXT);
         fputs(c + 1 == t.ncols ? "\r\n" : ",", f);
       }
   } else {
     rc = hw_cd_print_table(f, &t);
   }
   if (rc) {
-    fprintf(stderr, "report %s: out of memory\n", name);
+    fprintf(stderr, "report %s: %s\n", name, rc == -ENOMEM ? "out of memory" : "write error");
     goto out;
   }
   ret = fflush(f) || ferror(f) ? 1 : 0;

@@ -191,20 +191,6 @@ static const char hw_kpi_usage[] =
     "one whose denominator is zero is empty (table, CSV) or null (JSON). The score (of 100)\n"
     "follows the 2016 score table with the --score-* settings.";
 
-static void hw_csv_cell(const char *s) {
-  if (!strpbrk(s, ",\"\r\n")) {
-    fputs(s, stdout);
-    return;
-  }
-  fputc('"', stdout);
-  for (; *s; s++) {
-    if (*s == '"')
-      fputc('"', stdout);
-    fputc(*s, stdout);
-  }
-  fputc('"', stdout);
-}
-
 /* Prints res (column 0 text, the others numbers or NULL) as JSON objects named by cols. */
 static int hw_report_print_json(const PGresult *res, const char *const *cols, int ncols) {
   cJSON *arr = cJSON_CreateArray();
@@ -238,6 +224,19 @@ static int hw_report_print_json(const PGresult *res, const char *const *cols, in
 oom:
   cJSON_Delete(arr);
   return -ENOMEM;
+}
+
+/* Both reports' rows are a group's or a platform's name, then numbers: the name is the one text
+ * cell (a hostile enterprise name never becomes a spreadsheet formula). 0 or -ENOMEM. */
+static int hw_report_print_csv(const PGresult *res, const char *const *cols, int ncols) {
+  for (int r = -1; r < PQntuples(res); r++)
+    for (int c = 0; c < ncols; c++) {
+      if (hw_csv_fput(stdout, r < 0 ? cols[c] : PQgetvalue(res, r, c),
+                      r < 0 || c == 0 ? HW_COL_TEXT : HW_COL_NUM))
+        return -ENOMEM;
+      fputs(c == ncols - 1 ? "\r\n" : ",", stdout);
+    }
+  return 0;
 }
 
 static void hw_report_print_table(const PGresult *res, const char *const *cols, int ncols) {
@@ -327,11 +326,10 @@ static int hw_report_kpi(int argc, char **argv) {
     if (put != len)
       goto out;
   } else if (csv) {
-    for (int r = -1; r < PQntuples(res); r++)
-      for (int c = 0; c < HW_KPI_NCOLS; c++) {
-        hw_csv_cell(r < 0 ? hw_kpi_columns[c] : PQgetvalue(res, r, c));
-        fputs(c == HW_KPI_NCOLS - 1 ? "\r\n" : ",", stdout);
-      }
+    if (hw_report_print_csv(res, hw_kpi_columns, HW_KPI_NCOLS)) {
+      fprintf(stderr, "report kpi: out of memory\n");
+      goto out;
+    }
   } else {
     hw_report_print_table(res, hw_kpi_columns, HW_KPI_NCOLS);
   }
@@ -402,11 +400,10 @@ static int hw_report_platforms(int argc, char **argv) {
       goto out;
     }
   } else if (csv) {
-    for (int r = -1; r < PQntuples(res); r++)
-      for (int c = 0; c < HW_PLATFORM_KPI_NCOLS; c++) {
-        hw_csv_cell(r < 0 ? hw_platform_kpi_columns[c] : PQgetvalue(res, r, c));
-        fputs(c == HW_PLATFORM_KPI_NCOLS - 1 ? "\r\n" : ",", stdout);
-      }
+    if (hw_report_print_csv(res, hw_platform_kpi_columns, HW_PLATFORM_KPI_NCOLS)) {
+      fprintf(stderr, "report platforms: out of memory\n");
+      goto out;
+    }
   } else {
     hw_report_print_table(res, hw_platform_kpi_columns, HW_PLATFORM_KPI_NCOLS);
   }

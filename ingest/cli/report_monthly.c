@@ -323,7 +323,7 @@ static void hw_monthly_cd_table(hw_rdoc *d, const hw_cd_table *cd, const char *i
   size_t n = cd->ncols < HW_RDOC_MAX_COLS ? cd->ncols : HW_RDOC_MAX_COLS;
   for (size_t c = 0; c < n; c++) {
     cols[c] = cd->cols[c].name;
-    if (cd->cols[c].type == HW_CD_INT || cd->cols[c].type == HW_CD_NUM)
+    if (cd->cols[c].type == HW_COL_INT || cd->cols[c].type == HW_COL_NUM)
       numeric |= 1u << c;
   }
   hw_rtable *t = hw_rdoc_table(d, id, title, (int)n, cols, NULL, numeric);

@@ -168,12 +168,12 @@ const char hw_cd_tractors_sql[] =
     "v.region LIKE ANY($1::text[]) AND v.terminal_id > $2 ORDER BY v.terminal_id LIMIT $3";
 
 static const hw_cd_col hw_cd_phaseout_cols[] = {
-    {"plate", HW_CD_TEXT},          {"plate_colour", HW_CD_INT},    {"terminal_id", HW_CD_TEXT},
-    {"region", HW_CD_TEXT},         {"enterprise", HW_CD_TEXT},     {"class", HW_CD_TEXT},
-    {"retired_after", HW_CD_TEXT},  {"status", HW_CD_TEXT},         {"last_fix", HW_CD_TIME},
-    {"days_moved", HW_CD_INT},      {"days_online", HW_CD_INT},     {"km_since", HW_CD_NUM},
-    {"first_moved", HW_CD_TEXT},    {"last_moved", HW_CD_TEXT},     {"violations", HW_CD_INT},
-    {"violations_open", HW_CD_INT}, {"violation_states", HW_CD_TEXT},
+    {"plate", HW_COL_TEXT},          {"plate_colour", HW_COL_INT},    {"terminal_id", HW_COL_TEXT},
+    {"region", HW_COL_TEXT},         {"enterprise", HW_COL_TEXT},     {"class", HW_COL_TEXT},
+    {"retired_after", HW_COL_TEXT},  {"status", HW_COL_TEXT},         {"last_fix", HW_COL_TIME},
+    {"days_moved", HW_COL_INT},      {"days_online", HW_COL_INT},     {"km_since", HW_COL_NUM},
+    {"first_moved", HW_COL_TEXT},    {"last_moved", HW_COL_TEXT},     {"violations", HW_COL_INT},
+    {"violations_open", HW_COL_INT}, {"violation_states", HW_COL_TEXT},
 };
 
 /* $1 scope, $2 region prefix, $3 --since day number or NULL, $4 phaseout_min_km. Days are
@@ -214,11 +214,11 @@ static const char hw_cd_phaseout_sql[] =
     " ORDER BY coalesce(d.moved, 0) DESC, v.plate, v.plate_colour";
 
 static const hw_cd_col hw_cd_audit_cols[] = {
-    {"plate", HW_CD_TEXT},         {"plate_colour", HW_CD_INT},  {"terminal_id", HW_CD_TEXT},
-    {"region", HW_CD_TEXT},        {"enterprise", HW_CD_TEXT},   {"class", HW_CD_TEXT},
-    {"axles", HW_CD_INT},          {"total_mass_kg", HW_CD_INT}, {"curb_mass_kg", HW_CD_INT},
-    {"rated_load_kg", HW_CD_INT},  {"limit_kg", HW_CD_INT},      {"reasons", HW_CD_TEXT},
-    {"detail", HW_CD_TEXT},
+    {"plate", HW_COL_TEXT},         {"plate_colour", HW_COL_INT},  {"terminal_id", HW_COL_TEXT},
+    {"region", HW_COL_TEXT},        {"enterprise", HW_COL_TEXT},   {"class", HW_COL_TEXT},
+    {"axles", HW_COL_INT},          {"total_mass_kg", HW_COL_INT}, {"curb_mass_kg", HW_COL_INT},
+    {"rated_load_kg", HW_COL_INT},  {"limit_kg", HW_COL_INT},      {"reasons", HW_COL_TEXT},
+    {"detail", HW_COL_TEXT},
 };
 #define HW_CD_AUDIT_PG_COLS 10 /* the columns before limit_kg come from the query */
 
@@ -231,13 +231,13 @@ static const char hw_cd_audit_sql[] =
     " ORDER BY region, enterprise NULLS LAST, plate, plate_colour";
 
 static const hw_cd_col hw_cd_movers_cols[] = {
-    {"enterprise", HW_CD_TEXT},         {"plate", HW_CD_TEXT},
-    {"terminal_id", HW_CD_TEXT},        {"region", HW_CD_TEXT},
-    {"episodes", HW_CD_INT},            {"episodes_open", HW_CD_INT},
-    {"first_started_at", HW_CD_TIME},   {"last_started_at", HW_CD_TIME},
-    {"km_total", HW_CD_NUM},            {"km_max", HW_CD_NUM},
-    {"longest_gap_s", HW_CD_INT},       {"enterprise_vehicles", HW_CD_INT},
-    {"enterprise_episodes", HW_CD_INT},
+    {"enterprise", HW_COL_TEXT},         {"plate", HW_COL_TEXT},
+    {"terminal_id", HW_COL_TEXT},        {"region", HW_COL_TEXT},
+    {"episodes", HW_COL_INT},            {"episodes_open", HW_COL_INT},
+    {"first_started_at", HW_COL_TIME},   {"last_started_at", HW_COL_TIME},
+    {"km_total", HW_COL_NUM},            {"km_max", HW_COL_NUM},
+    {"longest_gap_s", HW_COL_INT},       {"enterprise_vehicles", HW_COL_INT},
+    {"enterprise_episodes", HW_COL_INT},
 };
 
 /* $1 scope, $2 region prefix (both on the violation's own region, copied when it was found, as

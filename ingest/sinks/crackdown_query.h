@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "base/common.h"
+#include "base/table.h"
 
 typedef enum { HW_CD_PHASEOUT = 0, HW_CD_REGISTRY_AUDIT, HW_CD_OFFLINE_MOVERS, HW_CD__N } hw_cd_list;
 
@@ -101,11 +102,8 @@ extern const char hw_cd_tractors_sql[];
 
 /* --- the result as a table ------------------------------------------------------------------ */
 
-typedef enum { HW_CD_TEXT = 0, HW_CD_INT, HW_CD_NUM, HW_CD_TIME } hw_cd_type;
-typedef struct hw_cd_col {
-  const char *name;
-  hw_cd_type type;
-} hw_cd_col;
+/* A column: its name and type, as every table writer takes them (base/table.h). */
+typedef hw_table_col hw_cd_col;
 /* The list's columns (static), their count in *n. */
 const hw_cd_col *hw_cd_columns(hw_cd_list list, size_t *n);
 

@@ -24,25 +24,6 @@ static void hw_web_cd_state_free(void *p) {
   free(st);
 }
 
-/* web_table.c's column types for each list, static because an XLSX job keeps the pointer until
- * its answer is sent. Filled on the loop's thread before the first job can read them. */
-#define HW_WEB_CD_MAX_COLS 24
-static hw_web_col hw_web_cd_cols[HW_CD__N][HW_WEB_CD_MAX_COLS];
-
-static const hw_web_col *hw_web_cd_columns(hw_cd_list list, size_t *n) {
-  const hw_cd_col *cols = hw_cd_columns(list, n);
-  if (*n > HW_WEB_CD_MAX_COLS)
-    *n = HW_WEB_CD_MAX_COLS; /* never: the lists have at most 17 columns */
-  if (!hw_web_cd_cols[list][0].name)
-    for (size_t c = 0; c < *n; c++)
-      hw_web_cd_cols[list][c] = (hw_web_col){
-          cols[c].name, cols[c].type == HW_CD_INT   ? HW_COL_INT
-                        : cols[c].type == HW_CD_NUM ? HW_COL_NUM
-                        : cols[c].type == HW_CD_TIME ? HW_COL_TIME
-                                                     : HW_COL_TEXT};
-  return hw_web_cd_cols[list];
-}
-
 static const char *hw_web_cd_cell(size_t row, size_t col, void *arg) {
   return hw_cd_cell(arg, row, col);
 }
@@ -60,7 +41,7 @@ static void hw_web_cd_got(hw_web_call *call, const PGresult *res) {
     return;
   }
   size_t ncols;
-  const hw_web_col *cols = hw_web_cd_columns(st->req.list, &ncols);
+  const hw_web_col *cols = hw_cd_columns(st->req.list, &ncols);
   cJSON *extra = cJSON_CreateObject();
   if (extra)
     cJSON_AddBoolToObject(extra, "truncated", st->table.truncated);

@@ -198,9 +198,6 @@ void hw_web_reply_table(hw_web_call *call, hw_web_format fmt, const char *filena
                         const hw_web_col *cols, size_t ncols, size_t nrows,
                         const char *(*cell)(size_t row, size_t col, void *arg), void *arg,
                         const char *next_cursor, cJSON *extra);
-/* CSV of one cell (RFC 4180 quoting; text cells starting with = + - @ TAB CR get a leading '
- * so that spreadsheets do not run them as formulas), appended to *buf. */
-int hw_web_csv_cell(char **buf, size_t *len, size_t *cap, const char *s, hw_col_type type) HW_MUST_CHECK;
 
 /* --- routes ------------------------------------------------------------------------------------ */
 void hw_web_login(hw_web_call *call);

@@ -29,50 +29,6 @@ int hw_web_format_of(hw_web_call *call, hw_web_format *out) {
   return -EINVAL;
 }
 
-static int hw_buf_put(char **buf, size_t *len, size_t *cap, const char *s, size_t n) {
-  if (*len + n + 1 > *cap) {
-    size_t ncap = *cap ? *cap : 4096;
-    while (ncap < *len + n + 1)
-      ncap *= 2;
-    char *nb = realloc(*buf, ncap);
-    if (!nb)
-      return -ENOMEM;
-    *buf = nb;
-    *cap = ncap;
-  }
-  memcpy(*buf + *len, s, n);
-  *len += n;
-  (*buf)[*len] = 0;
-  return 0;
-}
-
-int hw_web_csv_cell(char **buf, size_t *len, size_t *cap, const char *s, hw_col_type type) {
-  if (!s)
-    return 0; /* an empty field */
-  /* A text cell a spreadsheet would read as a formula (=, +, -, @, or a tab or CR that some
-   * strip first) gets a leading apostrophe: shown as text, never run. Numbers and times come
-   * from the database and are left alone (a negative longitude stays a number). */
-  int neutralise = type == HW_COL_TEXT && strchr("=+-@\t\r", s[0]) && s[0];
-  int quote = neutralise || strpbrk(s, ",\"\r\n") != NULL || s[0] == ' ';
-  int rc = 0;
-  if (quote)
-    rc |= hw_buf_put(buf, len, cap, "\"", 1);
-  if (neutralise)
-    rc |= hw_buf_put(buf, len, cap, "'", 1);
-  for (const char *p = s; *p && !rc;) {
-    size_t n = strcspn(p, "\"");
-    rc |= hw_buf_put(buf, len, cap, p, n);
-    p += n;
-    if (*p == '"') {
-      rc |= hw_buf_put(buf, len, cap, "\"\"", 2);
-      p++;
-    }
-  }
-  if (quote)
-    rc |= hw_buf_put(buf, len, cap, "\"", 1);
-  return rc ? -ENOMEM : 0;
-}
-
 static cJSON *hw_web_cell_json(const char *s, hw_col_type type) {
   if (!s)
     return cJSON_CreateNull();
@@ -181,12 +137,12 @@ void hw_web_reply_table(hw_web_call *call, hw_web_format fmt, const char *filena
     size_t len = 0, cap = 0;
     int rc = 0;
     for (size_t c = 0; c < ncols; c++)
-      rc |= hw_buf_put(&buf, &len, &cap, cols[c].name, strlen(cols[c].name)) |
-            hw_buf_put(&buf, &len, &cap, c + 1 < ncols ? "," : "\r\n", c + 1 < ncols ? 1 : 2);
+      rc |= hw_csv_put(&buf, &len, &cap, cols[c].name, strlen(cols[c].name)) |
+            hw_csv_put(&buf, &len, &cap, c + 1 < ncols ? "," : "\r\n", c + 1 < ncols ? 1 : 2);
     for (size_t r = 0; r < nrows && !rc; r++)
       for (size_t c = 0; c < ncols; c++)
-        rc |= hw_web_csv_cell(&buf, &len, &cap, cell(r, c, arg), cols[c].type) |
-              hw_buf_put(&buf, &len, &cap, c + 1 < ncols ? "," : "\r\n", c + 1 < ncols ? 1 : 2);
+        rc |= hw_csv_cell(&buf, &len, &cap, cell(r, c, arg), cols[c].type) |
+              hw_csv_put(&buf, &len, &cap, c + 1 < ncols ? "," : "\r\n", c + 1 < ncols ? 1 : 2);
     if (rc) {
       free(buf);
       hw_web_reply_error(call, 503, "out of memory");

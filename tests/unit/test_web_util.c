@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,7 +16,7 @@ static char *csv(const char *s, hw_col_type t) {
   size_t len = 0, cap = 0;
   free(buf);
   buf = NULL;
-  assert_int_equal(hw_web_csv_cell(&buf, &len, &cap, s, t), 0);
+  assert_int_equal(hw_csv_cell(&buf, &len, &cap, s, t), 0);
   return buf ? buf : "";
 }
 
@@ -35,6 +36,21 @@ static void test_csv_cells(void **state) {
   assert_string_equal(csv("-118.5", HW_COL_NUM), "-118.5");
   assert_string_equal(csv("", HW_COL_TEXT), "");
   assert_string_equal(csv(NULL, HW_COL_TEXT), "");
+}
+
+/* The reports on the command line write the same fields to a stream. */
+static void test_csv_fput(void **state) {
+  (void)state;
+  char *out = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&out, &n);
+  assert_non_null(f);
+  assert_int_equal(hw_csv_fput(f, "=cmd|' /C calc'!A0", HW_COL_TEXT), 0);
+  assert_int_equal(hw_csv_fput(f, "-3.5", HW_COL_NUM), 0);
+  assert_int_equal(hw_csv_fput(f, NULL, HW_COL_NUM), 0);
+  assert_int_equal(fclose(f), 0);
+  assert_string_equal(out, "\"'=cmd|' /C calc'!A0\"-3.5");
+  free(out);
 }
 
 static void test_region_patterns(void **state) {
@@ -71,6 +87,7 @@ static void test_region_patterns(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_csv_cells),
+      cmocka_unit_test(test_csv_fput),
       cmocka_unit_test(test_region_patterns),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
