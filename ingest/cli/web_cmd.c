@@ -39,6 +39,7 @@ typedef struct hw_web_settings {
   uint32_t max_body;
   uint32_t admin_max_body;
   uint32_t stream_max_clients;
+  uint32_t stream_flush_ms;
   char map_style[1024];
   char map_tiles[1024];
 } hw_web_settings;
@@ -66,6 +67,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_N(C, max_body, "65536", 1024, 1048576, NULL, "largest request body, bytes (413 above)"),
     HW_OPT_N(C, admin_max_body, "16777216", 1024, 268435456, NULL, "largest body of an admin import (POST /api/v1/admin/...), bytes (413 above; two such bodies at most are received at once, 503 above)"),
     HW_OPT_N(C, stream_max_clients, HW_XSTR(HW_SSE_DEF_MAX_CLIENTS), 1, 100000, NULL, "live feeds (GET /api/v1/stream) at once; above, 503"),
+    HW_OPT_N(C, stream_flush_ms, HW_XSTR(HW_SSE_DEF_FLUSH_MS), 50, 60000, NULL, "the live feed sends positions in one batch per this interval, each vehicle's newest state once, ms"),
     HW_OPT_S(C, map_style, "", "HAULWATCH_WEB_MAP_STYLE", "the page's background map: URL of a MapLibre style on the centre's own tile server (empty: region outlines and zones only)"),
     HW_OPT_S(C, map_tiles, "", "HAULWATCH_WEB_MAP_TILES", "or: a raster tile URL template on the centre's own server, e.g. https://tiles.example/{z}/{x}/{y}.png"),
 };
@@ -133,7 +135,8 @@ int hw_cmd_web(int argc, char **argv) {
       .offline_after_s = s.offline_after_s, .moving_min_kmh = s.moving_min_kmh,
       .cookie_secure = s.cookie_secure, .max_body = s.max_body, .admin_max_body = s.admin_max_body,
       .metrics_listen = s.metrics_listen,
-      .stream_max_clients = s.stream_max_clients, .map_style = s.map_style,
+      .stream_max_clients = s.stream_max_clients, .stream_flush_ms = s.stream_flush_ms,
+      .map_style = s.map_style,
       .map_tiles = s.map_tiles,
   };
   hw_web_main m = {.loop = uv_default_loop()};

@@ -33,6 +33,7 @@ typedef struct hw_web_config {
   uint32_t max_body;        /* request body bytes */
   uint32_t admin_max_body;  /* request body bytes of the admin POST routes (imports) */
   uint32_t stream_max_clients; /* live feeds at once (web/sse.h; 0: its default) */
+  uint32_t stream_flush_ms;    /* the live feed's position batches, one per interval (0: default) */
   const char *map_style;    /* the page's background: a MapLibre style URL, or "" */
   const char *map_tiles;    /* or a raster tile URL template ({z}/{x}/{y}), or "" */
   const char *metrics_listen;  /* "HOST:PORT" of GET /metrics; NULL or "": none */
