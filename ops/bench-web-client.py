@@ -21,7 +21,9 @@ process of their own, never the load generator's.
 
     python3 ops/bench-web-client.py sse --port P --token T --clients N [--expect FILE]
         N connections to GET /api/v1/stream. Prints "ready" once every one has its 200, then
-        reads them all (one thread, selectors, receive buffers of 1 MiB) until SIGTERM or SIGINT,
+        reads them all (one thread, selectors, receive buffers of 1 MiB, one round of reads per
+        --read-interval-ms, default 50, so that events arriving together cost one recv per
+        stream) until SIGTERM or SIGINT,
         keeping the bytes without parsing them, after which it reads on until 1 s passes without
         data (what was sent is received). Then it checks: every stream dechunked, its
         `event: positions` batches parsed (one parse per distinct body: streams with the same
@@ -223,11 +225,19 @@ def sse(a):
     # parsing): the check below runs once the run is over, outside what the bench measures.
     total_bytes, closed = 0, 0
     idle_since = None  # after the stop signal: read on until 1 s passes without data
+    last_round = 0.0
     while closed < len(socks):
         if stop and idle_since is None:
             idle_since = time.monotonic()
         if idle_since is not None and time.monotonic() - idle_since > 1.0:
             break
+        # At most one round of reads per --read-interval-ms: what arrived meanwhile (a batch, a
+        # burst of violations) waits in the socket buffer and is taken by one recv per stream,
+        # instead of one wake-up and one recv per event and stream.
+        pause = last_round + a.read_interval_ms / 1000.0 - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        last_round = time.monotonic()
         for key, _ in sel.select(timeout=0.2):
             idle_since = time.monotonic() if stop else None
             i = key.data
@@ -295,6 +305,7 @@ def main():
     s.add_argument("--token", required=True)
     s.add_argument("--clients", type=int, default=100)
     s.add_argument("--expect", help="file of 'terminal_id ts_ms' lines, read after the stop signal")
+    s.add_argument("--read-interval-ms", type=int, default=50)
     a = ap.parse_args()
     {"latency": latency, "sse": sse, "ready": ready}[a.cmd](a)
 

@@ -323,6 +323,44 @@ static int hw_http_write_ref(hw_http_conn *c, const char *head, size_t hlen, con
   return 0;
 }
 
+/* head, data and tail copied into one buffer and written at once. */
+static int hw_http_write3(hw_http_conn *c, const char *head, size_t hlen, const void *data,
+                          size_t len, const char *tail, size_t tlen) {
+  if (c->closing)
+    return -EPIPE;
+  if (c->detached) {
+    c->sink(c->sink_arg, (const uint8_t *)head, hlen);
+    c->sink(c->sink_arg, data, len);
+    c->sink(c->sink_arg, (const uint8_t *)tail, tlen);
+    return 0;
+  }
+  size_t total = hlen + len + tlen;
+  if (c->write_queued + total > c->srv->cfg.max_write_queue) {
+    c->srv->stats.slow_readers++;
+    hw_http_warn(c, "closed", "client does not read its responses");
+    hw_http_conn_close(c);
+    return -EPIPE;
+  }
+  hw_http_wreq *wr = malloc(sizeof *wr + total);
+  if (!wr) {
+    hw_http_conn_close(c);
+    return -ENOMEM;
+  }
+  wr->len = total;
+  memcpy(wr->data, head, hlen);
+  memcpy(wr->data + hlen, data, len);
+  memcpy(wr->data + hlen + len, tail, tlen);
+  uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
+  int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, hw_http_on_write);
+  if (rc) {
+    free(wr);
+    hw_http_conn_close(c);
+    return -EPIPE;
+  }
+  c->write_queued += total;
+  return 0;
+}
+
 /* --- the request's lifetime ------------------------------------------------------------------- */
 
 /* A large body's memory goes back at once (the connection keeps at most max_body for reuse)
@@ -469,13 +507,11 @@ int hw_http_stream_write(hw_http_req *r, const void *data, size_t len) {
     return 0;
   if (!r->chunked)
     return hw_http_write(r->conn, data, len);
+  /* One copy and one write for the chunk: its size line, the data and the CRLF (three writes
+   * would be three system calls for every event of every stream). */
   char size[24];
   int n = snprintf(size, sizeof size, "%zx\r\n", len);
-  int rc;
-  if ((rc = hw_http_write(r->conn, size, (size_t)n)) || (rc = hw_http_write(r->conn, data, len)) ||
-      (rc = hw_http_write(r->conn, "\r\n", 2)))
-    return rc;
-  return 0;
+  return hw_http_write3(r->conn, size, (size_t)n, data, len, "\r\n", 2);
 }
 
 int hw_http_stream_write_shared(hw_http_req *r, const void *data, size_t len,

@@ -116,6 +116,9 @@ struct hw_sse_hub {
   hw_sse_pending pending; /* positions received since the last flush, newest per terminal */
   uv_timer_t flush;
   int flush_closed;
+  uv_check_t check;   /* runs after the loop's poll while violations wait */
+  uint64_t viol_first; /* the first violation not sent yet; 0: none */
+  int check_closed;
 
   char *scratch; /* owned, grown; one client's share of one message */
   size_t scratch_len, scratch_cap;
@@ -499,50 +502,47 @@ static int hw_sse_collect(hw_sse_client *c, uint64_t first, uint64_t last, size_
   return 0;
 }
 
-/* A batch event to every client: framed once per scope group, written to each member without a
- * copy. */
-static void hw_sse_fanout_batch(hw_sse_hub *h, const hw_sse_ev *ev) {
+/* Events [first, last] to every client: each scope group's share framed once (its first member's
+ * filter stands for all: one scope, one filter), into one refcounted buffer that every member
+ * writes without a copy. One write per client per call. */
+static void hw_sse_fanout(hw_sse_hub *h, uint64_t first, uint64_t last) {
   for (hw_sse_group *g = h->groups, *gnext; g; g = gnext) {
     gnext = g->next; /* writes may free the group's last member, and the group */
-    h->scratch_len = 0;
-    if (hw_sse_frame_batch(h, g->members, ev)) {
-      hw_error(HW_SSE_LOG, NULL, "out of memory: batch %llu not sent to %zu streams",
-               (unsigned long long)ev->seq, g->n);
-      continue;
+    int rc = hw_sse_collect(g->members, first, last, SIZE_MAX);
+    hw_sse_buf *b = NULL;
+    if (!rc && h->scratch_len && (b = malloc(sizeof *b + h->scratch_len))) {
+      b->refs = 1; /* ours, until every member has its write */
+      b->len = h->scratch_len;
+      memcpy(b->data, h->scratch, b->len);
     }
-    if (!h->scratch_len)
-      continue;
-    hw_sse_buf *b = malloc(sizeof *b + h->scratch_len);
-    if (!b) {
-      hw_error(HW_SSE_LOG, NULL, "out of memory: batch %llu not sent to %zu streams",
-               (unsigned long long)ev->seq, g->n);
-      continue;
-    }
-    b->refs = 1; /* ours, until every member has its write */
-    b->len = h->scratch_len;
-    memcpy(b->data, h->scratch, b->len);
     for (hw_sse_client *c = g->members, *next; c; c = next) {
       next = c->gnext; /* a write may free c, and with the last member g */
-      (void)hw_sse_client_write_buf(c, b);
+      if (b) {
+        (void)hw_sse_client_write_buf(c, b);
+      } else if (rc || h->scratch_len) {
+        /* out of memory: it would miss events; closed, it reconnects and resumes or resets */
+        hw_error(HW_SSE_LOG, NULL, "out of memory: stream peer=%s closed", hw_http_peer(c->req));
+        hw_http_close(c->req);
+        hw_sse_client_free(c);
+      }
     }
-    hw_sse_buf_unref(b);
+    if (b)
+      hw_sse_buf_unref(b);
   }
 }
 
-static void hw_sse_fanout(hw_sse_hub *h, uint64_t first, uint64_t last) {
-  for (hw_sse_client *c = h->clients, *next; c; c = next) {
-    next = c->next; /* a write may free c */
-    int rc = hw_sse_collect(c, first, last, SIZE_MAX);
-    if (rc == -ENOMEM) {
-      hw_error(HW_SSE_LOG, NULL, "out of memory: stream peer=%s closed", hw_http_peer(c->req));
-      hw_http_close(c->req);
-      hw_sse_client_free(c);
-      continue;
-    }
-    if (h->scratch_len)
-      (void)hw_sse_client_write(c, h->scratch, h->scratch_len);
-  }
+/* Violations numbered since the last fan-out go out now: all that arrived in one turn of the
+ * loop (one read from Redis) in one write per client, and always before a later batch. */
+static void hw_sse_send_violations(hw_sse_hub *h) {
+  if (!h->viol_first)
+    return;
+  uint64_t first = h->viol_first;
+  h->viol_first = 0;
+  uv_check_stop(&h->check);
+  hw_sse_fanout(h, first, h->last_seq);
 }
+
+static void hw_sse_on_check(uv_check_t *t) { hw_sse_send_violations(t->data); }
 
 static size_t hw_sse_reset_frame(hw_sse_hub *h, const char *reason, char *out, size_t cap) {
   char id[HW_SSE_ID_MAX], data[96];
@@ -621,6 +621,8 @@ static void hw_sse_position_in(hw_sse_hub *h, const char *channel, const cJSON *
  * numbered and kept in the ring, and sends them; empties the table. */
 static void hw_sse_flush(hw_sse_hub *h) {
   hw_sse_pending *p = &h->pending;
+  hw_sse_send_violations(h); /* ids go out in order */
+  uint64_t first = h->last_seq + 1;
   for (size_t i = 0; i < p->n;) {
     size_t j = i, bytes = 0, extra = 0;
     while (j < p->n && (j == i || bytes + p->v[j].len <= h->cfg.batch_bytes)) {
@@ -661,10 +663,11 @@ static void hw_sse_flush(hw_sse_hub *h) {
     ev->size = sizeof *ev + data;
     h->stats.batches++;
     hw_sse_ring_push(h, ev);
-    hw_sse_fanout_batch(h, ev);
     i = j;
   }
   hw_sse_pending_clear(p);
+  if (h->last_seq >= first)
+    hw_sse_fanout(h, first, h->last_seq); /* the flush's batches: one write per client */
 }
 
 static void hw_sse_on_flush(uv_timer_t *t) {
@@ -674,8 +677,12 @@ static void hw_sse_on_flush(uv_timer_t *t) {
 }
 
 void hw_sse_hub_flush(hw_sse_hub *h) {
-  if (!h->stopping && h->pending.n)
+  if (h->stopping)
+    return;
+  if (h->pending.n)
     hw_sse_flush(h);
+  else
+    hw_sse_send_violations(h);
 }
 
 /* Numbers, frames and keeps one event whose data is the JSON object json[0..len). */
@@ -757,8 +764,11 @@ void hw_sse_hub_inject(hw_sse_hub *h, const char *channel, const char *payload, 
     hw_sse_bad(h, channel, "unknown channel");
     return;
   }
-  if (h->last_seq >= first)
-    hw_sse_fanout(h, first, h->last_seq);
+  if (h->last_seq >= first && !h->viol_first) {
+    /* sent once this turn of the loop has read what Redis has (hw_sse_on_check) */
+    h->viol_first = first;
+    uv_check_start(&h->check, hw_sse_on_check);
+  }
 }
 
 /* ---- Redis ------------------------------------------------------------------------------- */
@@ -864,6 +874,8 @@ int hw_sse_hub_start(hw_sse_hub **out, uv_loop_t *loop, const hw_sse_config *cfg
   (void)uv_timer_init(loop, &h->heartbeat); /* only initialises memory */
   h->heartbeat.data = h;
   (void)uv_timer_start(&h->heartbeat, hw_sse_on_heartbeat, h->cfg.heartbeat_ms, h->cfg.heartbeat_ms);
+  (void)uv_check_init(loop, &h->check);
+  h->check.data = h;
   (void)uv_timer_init(loop, &h->flush);
   h->flush.data = h;
   (void)uv_timer_start(&h->flush, hw_sse_on_flush, h->cfg.flush_ms, h->cfg.flush_ms);
@@ -885,6 +897,9 @@ int hw_sse_attach(hw_sse_hub *h, hw_http_req *req, hw_sse_filter_fn filter, void
     h->stats.refused_cap++;
     return -EBUSY;
   }
+  /* Violations numbered and not yet sent go to the others first: a replay below includes them,
+   * and this client must not get them twice. */
+  hw_sse_send_violations(h);
   hw_sse_client *c = calloc(1, sizeof *c);
   if (!c)
     return -ENOMEM;
@@ -975,8 +990,15 @@ static void hw_sse_on_flush_closed(uv_handle_t *t) {
   hw_sse_finish(h);
 }
 
+static void hw_sse_on_check_closed(uv_handle_t *t) {
+  hw_sse_hub *h = t->data;
+  h->check_closed = 1;
+  hw_sse_finish(h);
+}
+
 static void hw_sse_finish(hw_sse_hub *h) {
-  if (!h->timer_closed || !h->flush_closed || (h->use_redis && !h->redis_closed))
+  if (!h->timer_closed || !h->flush_closed || !h->check_closed ||
+      (h->use_redis && !h->redis_closed))
     return;
   hw_info(HW_SSE_LOG, NULL, "stopped: %llu position and %llu violation events (positions in "
           "%llu batches, %llu replaced by a newer state within a flush), %llu streams, "
@@ -1013,6 +1035,7 @@ void hw_sse_hub_stop(hw_sse_hub *h, void (*done_cb)(void *arg), void *arg) {
   }
   uv_close((uv_handle_t *)&h->heartbeat, hw_sse_on_timer_closed);
   uv_close((uv_handle_t *)&h->flush, hw_sse_on_flush_closed);
+  uv_close((uv_handle_t *)&h->check, hw_sse_on_check_closed);
   if (h->use_redis)
     hw_redis_conn_close(&h->redis);
 }
