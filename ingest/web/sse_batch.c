@@ -15,23 +15,37 @@ static size_t hw_sb_put(char *out, size_t cap, size_t n, const char *s, size_t l
 }
 
 /* A number with at most `decimals` decimals, trailing zeros (and a bare point) cut: 32.0001, 60,
- * 118.8. The daemon's values come from integers (1e-6 degrees, 0.1 km/h), so this is exact. */
+ * 118.8. The daemon's values come from integers (1e-6 degrees, 0.1 km/h, ms) that it printed with
+ * as many decimals, so rounding to them is exact; done with integers, as snprintf of a double
+ * was most of the cost of a position. */
 static size_t hw_sb_num(char *out, size_t cap, size_t n, double v, int decimals) {
-  char b[48];
+  static const int64_t scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
   if (isnan(v))
     return hw_sb_put(out, cap, n, "null", 4);
-  if (!isfinite(v) || fabs(v) > 1e17)
+  if (!isfinite(v) || fabs(v) * (double)scale[decimals] > 9e18)
     v = 0; /* cannot come from JSON text the daemon wrote; keep the output valid */
-  int k = snprintf(b, sizeof b, "%.*f", decimals, v);
-  if (decimals > 0) {
-    while (k > 0 && b[k - 1] == '0')
-      k--;
-    if (k > 0 && b[k - 1] == '.')
-      k--;
+  int64_t q = llround(v * (double)scale[decimals]);
+  char b[48], *e = b + sizeof b, *p = e;
+  int neg = q < 0;
+  uint64_t u = neg ? (uint64_t)0 - (uint64_t)q : (uint64_t)q;
+  uint64_t ip = u / (uint64_t)scale[decimals], fp = u % (uint64_t)scale[decimals];
+  if (fp) {
+    int d = decimals;
+    while (fp % 10 == 0) { /* trailing zeros cut */
+      fp /= 10;
+      d--;
+    }
+    for (; d > 0; d--, fp /= 10)
+      *--p = (char)('0' + fp % 10);
+    *--p = '.';
   }
-  if (k == 2 && b[0] == '-' && b[1] == '0') /* -0 */
-    b[0] = '0', k = 1;
-  return hw_sb_put(out, cap, n, b, (size_t)k);
+  do {
+    *--p = (char)('0' + ip % 10);
+    ip /= 10;
+  } while (ip);
+  if (neg)
+    *--p = '-';
+  return hw_sb_put(out, cap, n, p, (size_t)(e - p));
 }
 
 size_t hw_sse_pos_encode(char *out, size_t cap, const char *tid, double ts_ms, double lat,
