@@ -19,17 +19,29 @@ process of their own, never the load generator's.
     python3 ops/bench-web-client.py ready --port P
         Waits until GET /readyz answers 200 (30 s at most).
 
-    python3 ops/bench-web-client.py sse --port P --token T --clients N
+    python3 ops/bench-web-client.py sse --port P --token T --clients N [--expect FILE]
         N connections to GET /api/v1/stream. Prints "ready" once every one has its 200, then
-        reads them all (one thread, selectors) until SIGTERM or SIGINT, after which it reads on
-        until 1 s passes without data (what was sent is received), and prints:
-          sse clients=N events=.. bytes=.. min_events=.. max_events=.. min_positions=..
-              max_positions=.. closed=.. client_cpu_s=..
-        (events: "event: position" and "event: violation" frames received, in all and per
-        client the fewest and most; positions: the "event: position" frames, per client; closed: streams the server ended, e.g. a client dropped as slow;
-        cpu_s: this process's CPU time).
+        reads them all (one thread, selectors, receive buffers of 1 MiB, one round of reads per
+        --read-interval-ms, default 50, so that events arriving together cost one recv per
+        stream) until SIGTERM or SIGINT,
+        keeping the bytes without parsing them, after which it reads on until 1 s passes without
+        data (what was sent is received). Then it checks: every stream dechunked, its
+        `event: positions` batches parsed (one parse per distinct body: streams with the same
+        SHA-256 received the same bytes), each vehicle's newest ts_ms compared with FILE's
+        ("terminal_id ts_ms" lines: what the daemon last published, read from Redis by the bench
+        after the run; FILE is read only after the stop signal). Prints:
+          sse clients=N events=.. bytes=.. min_events=.. max_events=.. batches=..
+              min_positions=.. max_positions=.. distinct_streams=.. expected_vehicles=..
+              min_latest_ok=.. closed=.. client_cpu_s=.. check_cpu_s=..
+        (events: SSE events received (positions batches, violations, resets), in all and per
+        client the fewest and most; batches: `event: positions` events of a client at most;
+        positions: vehicle positions in them, per client; min_latest_ok: of FILE's vehicles, how
+        many had exactly FILE's ts_ms as their newest position, for the worst client; closed:
+        streams the server ended, e.g. a client dropped as slow; client_cpu_s: this process's CPU
+        time while reading; check_cpu_s: the check's, after the run).
 """
 import argparse
+import hashlib
 import http.client
 import json
 import selectors
@@ -145,17 +157,53 @@ def ready(a):
         time.sleep(0.1)
 
 
+def dechunk(raw):
+    """The body of a chunked HTTP/1.1 response (raw: every byte received, head included); a chunk
+    still arriving at the end is left out."""
+    i = raw.find(b"\r\n\r\n")
+    if i < 0:
+        return b""
+    i += 4
+    parts = []
+    while i < len(raw):
+        j = raw.find(b"\r\n", i)
+        if j < 0:
+            break
+        size = int(raw[i:j], 16)
+        if size == 0 or j + 2 + size > len(raw):
+            break
+        parts.append(raw[j + 2:j + 2 + size])
+        i = j + 2 + size + 2
+    return b"".join(parts)
+
+
+def latest_of(body):
+    """terminal id -> (newest ts_ms, positions received), and the batch count, from an SSE body of
+    `event: positions` batches ([[tid, ts_ms, lat, lon, speed_kmh, heading], ...])."""
+    last, batches = {}, 0
+    for frame in body.split(b"\n\n"):
+        if b"\nevent: positions\n" not in frame and not frame.startswith(b"event: positions\n"):
+            continue
+        batches += 1
+        data = frame[frame.index(b"\ndata: ") + 7:]
+        for p in json.loads(data):
+            if len(p) != 6 or not isinstance(p[0], str):
+                fail("a position not of the form [tid, ts_ms, lat, lon, speed_kmh, heading]: %r" % (p,))
+            ts, n = last.get(p[0], (None, 0))
+            last[p[0]] = (p[1] if ts is None or (p[1] is not None and p[1] > ts) else ts, n + 1)
+    return last, batches
+
+
 def sse(a):
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     req = ("GET /api/v1/stream HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer %s\r\n"
            "Accept: text/event-stream\r\n\r\n" % a.token).encode()
-    # every frame: "id: ..\nevent: position|violation\ndata: ..\n\n"
-    pats = (b"\nevent: ", b"\nevent: position\n")  # all events, position events
-    socks, counts, tails = [], [], []
+    socks, bufs = [], []
     for i in range(a.clients):
         s = socket.create_connection(("127.0.0.1", a.port), timeout=20)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         s.sendall(req)
         head = b""
         while b"\r\n\r\n" not in head:
@@ -166,27 +214,35 @@ def sse(a):
         status = head.split(b"\r\n", 1)[0]
         if b" 200 " not in status + b" ":
             fail("stream %d answered %r" % (i, status))
-        rest = head.split(b"\r\n\r\n", 1)[1]
         s.setblocking(False)
         socks.append(s)
-        counts.append([rest.count(p) for p in pats])
-        tails.append([rest[-(len(p) - 1):] for p in pats])
+        bufs.append([head])
     print("ready", flush=True)
     sel = selectors.DefaultSelector()
     for i, s in enumerate(socks):
         sel.register(s, selectors.EVENT_READ, i)
+    # While the run lasts, only read and keep the bytes (one recv of up to 1 MiB per wake-up, no
+    # parsing): the check below runs once the run is over, outside what the bench measures.
     total_bytes, closed = 0, 0
     idle_since = None  # after the stop signal: read on until 1 s passes without data
+    last_round = 0.0
     while closed < len(socks):
         if stop and idle_since is None:
             idle_since = time.monotonic()
         if idle_since is not None and time.monotonic() - idle_since > 1.0:
             break
+        # At most one round of reads per --read-interval-ms: what arrived meanwhile (a batch, a
+        # burst of violations) waits in the socket buffer and is taken by one recv per stream,
+        # instead of one wake-up and one recv per event and stream.
+        pause = last_round + a.read_interval_ms / 1000.0 - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        last_round = time.monotonic()
         for key, _ in sel.select(timeout=0.2):
             idle_since = time.monotonic() if stop else None
             i = key.data
             try:
-                chunk = key.fileobj.recv(1 << 18)
+                chunk = key.fileobj.recv(1 << 20)
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
@@ -196,18 +252,39 @@ def sse(a):
                 closed += 1
                 continue
             total_bytes += len(chunk)
-            for k, p in enumerate(pats):
-                buf = tails[i][k] + chunk  # a pattern split between two reads counts once
-                counts[i][k] += buf.count(p)
-                tails[i][k] = buf[-(len(p) - 1):]
+            bufs[i].append(chunk)
     for s in socks:
         s.close()
-    ev = [c[0] for c in counts]
-    pos = [c[1] for c in counts]
-    print("sse clients=%d events=%d bytes=%d min_events=%d max_events=%d min_positions=%d "
-          "max_positions=%d closed=%d client_cpu_s=%.1f"
-          % (len(socks), sum(ev), total_bytes, min(ev), max(ev), min(pos), max(pos), closed,
-             time.process_time()), flush=True)
+    run_cpu = time.process_time()
+
+    # The check: each client's stream, dechunked; clients whose bodies are identical (same
+    # digest) received the same batches, so one parse stands for all of them.
+    expect = {}
+    if a.expect:
+        with open(a.expect) as f:
+            for line in f:
+                tid, ts = line.split()
+                expect[tid] = int(ts)
+    parsed = {}
+    ev, pos, bat, ok = [], [], [], []
+    for b in bufs:
+        body = dechunk(b"".join(b))
+        ev.append(body.count(b"\nevent: "))
+        d = hashlib.sha256(body).digest()
+        if d not in parsed:
+            last, batches = latest_of(body)
+            good = sum(1 for tid, ts in expect.items() if last.get(tid, (None, 0))[0] == ts)
+            parsed[d] = (sum(n for _, n in last.values()), batches, good)
+        n, batches, good = parsed[d]
+        pos.append(n)
+        bat.append(batches)
+        ok.append(good)
+    print("sse clients=%d events=%d bytes=%d min_events=%d max_events=%d batches=%d "
+          "min_positions=%d max_positions=%d distinct_streams=%d expected_vehicles=%d "
+          "min_latest_ok=%d closed=%d client_cpu_s=%.1f check_cpu_s=%.1f"
+          % (len(socks), sum(ev), total_bytes, min(ev), max(ev), max(bat), min(pos), max(pos),
+             len(parsed), len(expect), min(ok), closed, run_cpu, time.process_time() - run_cpu),
+          flush=True)
 
 
 def main():
@@ -227,6 +304,8 @@ def main():
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--token", required=True)
     s.add_argument("--clients", type=int, default=100)
+    s.add_argument("--expect", help="file of 'terminal_id ts_ms' lines, read after the stop signal")
+    s.add_argument("--read-interval-ms", type=int, default=50)
     a = ap.parse_args()
     {"latency": latency, "sse": sse, "ready": ready}[a.cmd](a)
 

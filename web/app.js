@@ -189,19 +189,27 @@ function fitToVehicles(gj) {
   page.fitted = true;
 }
 
-function onPosition(ev) {
-  let p;
-  try { p = JSON.parse(ev.data); } catch { return; }
-  const v = page.vehicles.get(p.terminal_id);
-  if (!v) return; // a terminal bound to no vehicle of the registry, or not one the list showed
-  v.lat = p.lat;
-  v.lon = p.lon;
-  v.speed = p.speed_kmh;
-  v.heading = p.heading;
-  v.ts = new Date(p.ts_ms).toISOString();
-  v.recvMs = Date.now();
+// `event: positions`: the newest state of each vehicle of the user's regions that changed within
+// the last flush interval, as [terminal_id, ts_ms, lat, lon, speed_kmh, heading] (README, Live feed).
+function onPositions(ev) {
+  let batch;
+  try { batch = JSON.parse(ev.data); } catch { return; }
+  if (!Array.isArray(batch)) return;
+  let selected = false;
+  for (const p of batch) {
+    if (!Array.isArray(p) || p.length < 6) continue;
+    const v = page.vehicles.get(p[0]);
+    if (!v) continue; // a terminal bound to no vehicle of the registry, or not one the list showed
+    v.lat = p[2];
+    v.lon = p[3];
+    v.speed = p[4];
+    v.heading = p[5];
+    v.ts = new Date(p[1]).toISOString();
+    v.recvMs = Date.now();
+    if (page.selected === p[0]) selected = true;
+  }
   queueRedraw();
-  if (page.selected === p.terminal_id) renderVehicleFacts();
+  if (selected) renderVehicleFacts();
 }
 
 // --- the map ------------------------------------------------------------------------------
@@ -779,7 +787,7 @@ function startStream() {
   page.stream = es;
   es.addEventListener('open', () => { $('live').className = 'live on'; $('live').title = 'live feed connected'; });
   es.addEventListener('error', () => { $('live').className = 'live off'; $('live').title = 'live feed reconnecting'; });
-  es.addEventListener('position', onPosition);
+  es.addEventListener('positions', onPositions);
   es.addEventListener('violation', onViolation);
   // the hub could not replay what this page missed: reload what it shows
   es.addEventListener('reset', () => { reloadAll().catch(() => {}); });

@@ -42,6 +42,7 @@ typedef struct hw_web_settings {
   uint32_t phaseout_min_km;
   uint32_t audit_tolerance_kg;
   uint32_t audit_min_load_pct;
+  uint32_t stream_flush_ms;
   char map_style[1024];
   char map_tiles[1024];
   hw_kpi_score_cfg kpi_score;
@@ -74,6 +75,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_N(C, phaseout_min_km, HW_XSTR(HW_CD_DEF_PHASEOUT_MIN_KM), 0, 10000, NULL, "crackdown phaseout: a day counts as moved with at least this many km of track (and more than 0)"),
     HW_OPT_N(C, audit_tolerance_kg, HW_XSTR(HW_CD_DEF_AUDIT_TOLERANCE_KG), 0, 100000, NULL, "crackdown registry-audit: total mass may differ from curb mass + rated load by this much, kg"),
     HW_OPT_N(C, audit_min_load_pct, HW_XSTR(HW_CD_DEF_AUDIT_MIN_LOAD_PCT), 0, 1000, NULL, "crackdown registry-audit: a heavy vehicle's rated load below this % of its curb mass is flagged"),
+    HW_OPT_N(C, stream_flush_ms, HW_XSTR(HW_SSE_DEF_FLUSH_MS), 50, 60000, NULL, "the live feed sends positions in one batch per this interval, each vehicle's newest state once, ms"),
     HW_OPT_S(C, map_style, "", "HAULWATCH_WEB_MAP_STYLE", "the page's background map: URL of a MapLibre style on the centre's own tile server (empty: region outlines and zones only)"),
     HW_OPT_S(C, map_tiles, "", "HAULWATCH_WEB_MAP_TILES", "or: a raster tile URL template on the centre's own server, e.g. https://tiles.example/{z}/{x}/{y}.png"),
     HW_KPI_SCORE_OPTIONS(C, kpi_score),
@@ -142,7 +144,7 @@ int hw_cmd_web(int argc, char **argv) {
       .offline_after_s = s.offline_after_s, .moving_min_kmh = s.moving_min_kmh,
       .cookie_secure = s.cookie_secure, .max_body = s.max_body, .admin_max_body = s.admin_max_body,
       .metrics_listen = s.metrics_listen,
-      .stream_max_clients = s.stream_max_clients,
+      .stream_max_clients = s.stream_max_clients, .stream_flush_ms = s.stream_flush_ms,
       .crackdown = {s.phaseout_min_km, s.audit_tolerance_kg, s.audit_min_load_pct}, .map_style = s.map_style,
       .map_tiles = s.map_tiles, .kpi_score = s.kpi_score,
   };

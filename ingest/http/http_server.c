@@ -242,6 +242,125 @@ static int hw_http_write(hw_http_conn *c, const void *data, size_t len) {
   return 0;
 }
 
+/* A write of bytes the caller shares between connections (the same SSE batch to every stream of
+ * one scope): not copied; release(arg) once the kernel has them or the write failed. The chunk
+ * head and tail travel in the request itself, so a chunk is one uv_write of up to three bufs. */
+typedef struct hw_http_wref {
+  uv_write_t w;
+  size_t len; /* what write_queued counts */
+  void (*release)(void *);
+  void *arg;
+  char head[20];
+} hw_http_wref;
+
+static void hw_http_on_write_ref(uv_write_t *w, int status) {
+  hw_http_wref *wr = HW_CONTAINER_OF(w, hw_http_wref, w);
+  hw_http_conn *c = w->handle->data;
+  c->write_queued -= wr->len;
+  wr->release(wr->arg);
+  free(wr);
+  if (status < 0) {
+    if (status != UV_ECANCELED)
+      hw_debug(HW_HTTP, NULL, "peer=%s write failed: %s", c->peer, uv_strerror(status));
+    hw_http_conn_close(c);
+    return;
+  }
+  if (c->close_after && c->write_queued == 0)
+    hw_http_conn_close(c);
+}
+
+/* head (may be empty), data, tail (may be empty) as one write; release(arg) exactly once. */
+static int hw_http_write_ref(hw_http_conn *c, const char *head, size_t hlen, const void *data,
+                             size_t len, const char *tail, size_t tlen, void (*release)(void *),
+                             void *arg) {
+  size_t total = hlen + len + tlen;
+  if (c->closing) {
+    release(arg);
+    return -EPIPE;
+  }
+  if (c->detached) {
+    if (hlen)
+      c->sink(c->sink_arg, (const uint8_t *)head, hlen);
+    c->sink(c->sink_arg, data, len);
+    if (tlen)
+      c->sink(c->sink_arg, (const uint8_t *)tail, tlen);
+    release(arg);
+    return 0;
+  }
+  if (c->write_queued + total > c->srv->cfg.max_write_queue) {
+    release(arg);
+    c->srv->stats.slow_readers++;
+    hw_http_warn(c, "closed", "client does not read its responses");
+    hw_http_conn_close(c);
+    return -EPIPE;
+  }
+  hw_http_wref *wr = malloc(sizeof *wr);
+  if (!wr) {
+    release(arg);
+    hw_http_conn_close(c);
+    return -ENOMEM;
+  }
+  wr->len = total;
+  wr->release = release;
+  wr->arg = arg;
+  uv_buf_t b[3];
+  unsigned nb = 0;
+  if (hlen) {
+    memcpy(wr->head, head, hlen);
+    b[nb++] = uv_buf_init(wr->head, (unsigned)hlen);
+  }
+  b[nb++] = uv_buf_init((char *)data, (unsigned)len);
+  if (tlen)
+    b[nb++] = uv_buf_init((char *)tail, (unsigned)tlen);
+  int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, b, nb, hw_http_on_write_ref);
+  if (rc) {
+    free(wr);
+    release(arg);
+    hw_http_conn_close(c);
+    return -EPIPE;
+  }
+  c->write_queued += total;
+  return 0;
+}
+
+/* head, data and tail copied into one buffer and written at once. */
+static int hw_http_write3(hw_http_conn *c, const char *head, size_t hlen, const void *data,
+                          size_t len, const char *tail, size_t tlen) {
+  if (c->closing)
+    return -EPIPE;
+  if (c->detached) {
+    c->sink(c->sink_arg, (const uint8_t *)head, hlen);
+    c->sink(c->sink_arg, data, len);
+    c->sink(c->sink_arg, (const uint8_t *)tail, tlen);
+    return 0;
+  }
+  size_t total = hlen + len + tlen;
+  if (c->write_queued + total > c->srv->cfg.max_write_queue) {
+    c->srv->stats.slow_readers++;
+    hw_http_warn(c, "closed", "client does not read its responses");
+    hw_http_conn_close(c);
+    return -EPIPE;
+  }
+  hw_http_wreq *wr = malloc(sizeof *wr + total);
+  if (!wr) {
+    hw_http_conn_close(c);
+    return -ENOMEM;
+  }
+  wr->len = total;
+  memcpy(wr->data, head, hlen);
+  memcpy(wr->data + hlen, data, len);
+  memcpy(wr->data + hlen + len, tail, tlen);
+  uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
+  int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, hw_http_on_write);
+  if (rc) {
+    free(wr);
+    hw_http_conn_close(c);
+    return -EPIPE;
+  }
+  c->write_queued += total;
+  return 0;
+}
+
 /* --- the request's lifetime ------------------------------------------------------------------- */
 
 /* A large body's memory goes back at once (the connection keeps at most max_body for reuse)
@@ -388,13 +507,28 @@ int hw_http_stream_write(hw_http_req *r, const void *data, size_t len) {
     return 0;
   if (!r->chunked)
     return hw_http_write(r->conn, data, len);
+  /* One copy and one write for the chunk: its size line, the data and the CRLF (three writes
+   * would be three system calls for every event of every stream). */
   char size[24];
   int n = snprintf(size, sizeof size, "%zx\r\n", len);
-  int rc;
-  if ((rc = hw_http_write(r->conn, size, (size_t)n)) || (rc = hw_http_write(r->conn, data, len)) ||
-      (rc = hw_http_write(r->conn, "\r\n", 2)))
-    return rc;
-  return 0;
+  return hw_http_write3(r->conn, size, (size_t)n, data, len, "\r\n", 2);
+}
+
+int hw_http_stream_write_shared(hw_http_req *r, const void *data, size_t len,
+                                void (*release)(void *arg), void *arg) {
+  if (!r->started || r->ended || r->conn->closing) {
+    release(arg);
+    return -EPIPE;
+  }
+  if (r->head_only || len == 0) {
+    release(arg);
+    return 0;
+  }
+  if (!r->chunked)
+    return hw_http_write_ref(r->conn, NULL, 0, data, len, NULL, 0, release, arg);
+  char size[20];
+  int n = snprintf(size, sizeof size, "%zx\r\n", len);
+  return hw_http_write_ref(r->conn, size, (size_t)n, data, len, "\r\n", 2, release, arg);
 }
 
 int hw_http_stream_end(hw_http_req *r) {

@@ -129,6 +129,12 @@ typedef enum { HW_HTTP_CHUNKED = 1, HW_HTTP_UNTIL_CLOSE } hw_http_stream_mode;
 int hw_http_stream_begin(hw_http_req *req, int status, const char *content_type,
                          hw_http_stream_mode mode) HW_MUST_CHECK;
 int hw_http_stream_write(hw_http_req *req, const void *data, size_t len) HW_MUST_CHECK;
+/* The same, without a copy: data (shared, e.g. one SSE batch written to many streams) must stay
+ * unchanged until release(arg) runs, which happens exactly once whatever the return: at once when
+ * nothing was queued (an error, HEAD, len 0, a test connection), else when the write completed or
+ * failed. Counts against max_write_queue like a copied write. */
+int hw_http_stream_write_shared(hw_http_req *req, const void *data, size_t len,
+                                void (*release)(void *arg), void *arg) HW_MUST_CHECK;
 /* Ends the response; the request must not be used afterwards. */
 int hw_http_stream_end(hw_http_req *req) HW_MUST_CHECK;
 /* Bytes written to req's connection and not yet taken by the kernel: lets a stream apply a

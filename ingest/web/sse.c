@@ -6,8 +6,14 @@
  * client's hw_http_req belongs to the HTTP server; the hub holds it from attach until it ends the
  * stream, closes it (slow client) or the server aborts it (client gone, server closing).
  *
- * Every event is framed once ("id: ...\nevent: ...\ndata: ...\n\n") when it arrives and the same
- * bytes go to every client whose filter takes it, one write per client per Redis message. */
+ * Positions are coalesced: each Redis message's vehicles go into the pending table (sse_batch.h,
+ * the newest state per terminal), and every flush_ms the table becomes one or more batch events
+ * in the ring (at most batch_bytes of positions each). A batch is framed once per scope group
+ * (the clients attached with the same scope key see the same vehicles), into one refcounted
+ * buffer (hw_sse_buf) that every client of the group writes without a copy
+ * (hw_http_stream_write_shared). Violations are rare: framed once when they arrive and written
+ * at once to each client whose filter takes them. A replay (Last-Event-ID) frames what the
+ * client missed for that client alone. */
 #include "web/sse.h"
 
 #include "base/fix.h" /* HW_TID_WIDE_MAX */
@@ -16,6 +22,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,14 +31,27 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "web/sse_batch.h"
 #include "sinks/redis_conn.h"
 #include "sinks/redis_state.h"     /* HW_POSITIONS_REDIS_CHANNEL */
 #include "sinks/violation_relay.h" /* HW_VIOLATION_REDIS_CHANNEL */
 
 #define HW_SSE_LOG "sse"
-#define HW_SSE_TID_MAX HW_TID_WIDE_MAX
 #define HW_SSE_ID_MAX 40 /* "<16 hex>-<20 digits>" */
+/* Positions pending beyond this many bytes are flushed at once rather than at the next tick: a
+ * memory bound for a burst (a flush interval of more vehicles than the ring could hold anyway). */
+#define HW_SSE_PENDING_MAX_BYTES (8u << 20)
 
+/* One position of a batch event: offsets into the event's data. */
+typedef struct hw_sse_ent {
+  uint32_t enc, tid, ent; /* the encoded position, the terminal id, the enterprise (NUL-ended) */
+  uint16_t enc_len;
+  char region[7];
+} hw_sse_ent;
+
+/* A violation (kind HW_SSE_VIOLATION: data is the framed event, then the enterprise) or a batch
+ * of positions (HW_SSE_POSITION: ents[n], then in data each entry's encoding, terminal id and
+ * enterprise). One allocation each. */
 typedef struct hw_sse_ev {
   uint64_t seq;
   uint8_t kind;
@@ -39,9 +59,31 @@ typedef struct hw_sse_ev {
   char terminal_id[HW_SSE_TID_MAX + 1];
   const char *enterprise; /* into data, after the frame */
   size_t frame_len;
+  uint32_t n;      /* positions of a batch */
+  size_t enc_bytes; /* their encodings' bytes */
+  hw_sse_ent *ents; /* into the allocation */
   size_t size; /* what it counts against ring_bytes */
-  char data[]; /* the framed event, then the enterprise, NUL-terminated */
+  char data[];
 } hw_sse_ev;
+
+/* A framed batch shared by the clients of one scope group; freed when the last write is done. */
+typedef struct hw_sse_buf {
+  size_t refs;
+  size_t len;
+  char data[];
+} hw_sse_buf;
+
+struct hw_sse_client;
+
+/* The clients attached with one scope key: they see the same vehicles, so they share each
+ * batch's bytes. Owned by the hub; freed with its last member. */
+typedef struct hw_sse_group {
+  char *key; /* owned; "" for unfiltered clients */
+  hw_sse_filter_fn filter;
+  struct hw_sse_client *members;
+  size_t n;
+  struct hw_sse_group *prev, *next;
+} hw_sse_group;
 
 typedef struct hw_sse_client {
   hw_sse_hub *hub;
@@ -49,7 +91,9 @@ typedef struct hw_sse_client {
   hw_sse_filter_fn filter;
   void *arg; /* owned: arg_free(arg) when the client ends */
   void (*arg_free)(void *);
-  struct hw_sse_client *prev, *next;
+  hw_sse_group *group;
+  struct hw_sse_client *prev, *next;   /* the hub's clients */
+  struct hw_sse_client *gprev, *gnext; /* the group's */
 } hw_sse_client;
 
 struct hw_sse_hub {
@@ -69,6 +113,14 @@ struct hw_sse_hub {
 
   hw_sse_client *clients;
   size_t nclients;
+  hw_sse_group *groups;
+
+  hw_sse_pending pending; /* positions received since the last flush, newest per terminal */
+  uv_timer_t flush;
+  int flush_closed;
+  uv_check_t check;   /* runs after the loop's poll while violations wait */
+  uint64_t viol_first; /* the first violation not sent yet; 0: none */
+  int check_closed;
 
   char *scratch; /* owned, grown; one client's share of one message */
   size_t scratch_len, scratch_cap;
@@ -99,6 +151,14 @@ void hw_sse_config_default(hw_sse_config *cfg) {
   if (!cfg->ring_bytes) cfg->ring_bytes = HW_SSE_DEF_RING_BYTES;
   if (!cfg->client_max_queue) cfg->client_max_queue = HW_SSE_DEF_CLIENT_QUEUE;
   if (!cfg->heartbeat_ms) cfg->heartbeat_ms = HW_SSE_DEF_HEARTBEAT_MS;
+  if (!cfg->flush_ms) cfg->flush_ms = HW_SSE_DEF_FLUSH_MS;
+  if (!cfg->batch_bytes) cfg->batch_bytes = HW_SSE_DEF_BATCH_BYTES;
+  /* A batch must always fit in a client's queue with room to spare, or every client of a large
+   * fleet would be dropped as slow on the first one. */
+  if (cfg->batch_bytes > cfg->client_max_queue / 4)
+    cfg->batch_bytes = cfg->client_max_queue / 4;
+  if (cfg->batch_bytes < 2 * HW_SSE_POS_MAX)
+    cfg->batch_bytes = 2 * HW_SSE_POS_MAX;
 }
 
 static size_t hw_sse_put(char *out, size_t cap, size_t n, const char *s, size_t len) {
@@ -224,8 +284,65 @@ static void hw_sse_id(const hw_sse_hub *h, uint64_t seq, char *out) {
 
 /* ---- clients ----------------------------------------------------------------------------- */
 
+static void hw_sse_group_leave(hw_sse_hub *h, hw_sse_client *c) {
+  hw_sse_group *g = c->group;
+  if (!g)
+    return;
+  if (c->gprev)
+    c->gprev->gnext = c->gnext;
+  else
+    g->members = c->gnext;
+  if (c->gnext)
+    c->gnext->gprev = c->gprev;
+  c->group = NULL;
+  if (--g->n)
+    return;
+  if (g->prev)
+    g->prev->next = g->next;
+  else
+    h->groups = g->next;
+  if (g->next)
+    g->next->prev = g->prev;
+  free(g->key);
+  free(g);
+}
+
+/* Puts c in the group of (filter, key): an existing one, or a new one. key NULL: a group of its
+ * own. */
+static int hw_sse_group_join(hw_sse_hub *h, hw_sse_client *c, const char *key) {
+  hw_sse_group *g = NULL;
+  if (!c->filter)
+    key = "";
+  if (key)
+    for (g = h->groups; g; g = g->next)
+      if (g->filter == c->filter && g->key && !strcmp(g->key, key))
+        break;
+  if (!g) {
+    g = calloc(1, sizeof *g);
+    if (!g)
+      return -ENOMEM;
+    if (key && !(g->key = strdup(key))) {
+      free(g);
+      return -ENOMEM;
+    }
+    g->filter = c->filter;
+    g->next = h->groups;
+    if (h->groups)
+      h->groups->prev = g;
+    h->groups = g;
+  }
+  c->group = g;
+  c->gnext = g->members;
+  if (g->members)
+    g->members->gprev = c;
+  g->members = c;
+  g->n++;
+  return 0;
+}
+
 static void hw_sse_client_free(hw_sse_client *c) {
   hw_sse_hub *h = c->hub;
+  hw_sse_group_leave(h, c);
   if (c->prev)
     c->prev->next = c->next;
   else
@@ -277,6 +394,26 @@ static int hw_sse_client_write(hw_sse_client *c, const char *data, size_t len) {
   return 0;
 }
 
+static void hw_sse_buf_unref(void *arg) {
+  hw_sse_buf *b = arg;
+  if (--b->refs == 0)
+    free(b);
+}
+
+/* The same for a shared batch: no copy; b is referenced until the write is done. */
+static int hw_sse_client_write_buf(hw_sse_client *c, hw_sse_buf *b) {
+  hw_sse_hub *h = c->hub;
+  if (hw_http_write_queued(c->req) + b->len > h->cfg.client_max_queue) {
+    hw_sse_drop_slow(c, b->len);
+    return -EPIPE;
+  }
+  b->refs++;
+  if (hw_http_stream_write_shared(c->req, b->data, b->len, hw_sse_buf_unref, b))
+    return -EPIPE;
+  h->stats.bytes_written += b->len;
+  return 0;
+}
+
 static int hw_sse_scratch_add(hw_sse_hub *h, const char *data, size_t len) {
   if (h->scratch_len + len > h->scratch_cap) {
     size_t cap = h->scratch_cap ? h->scratch_cap : 65536;
@@ -301,13 +438,63 @@ static int hw_sse_passes(const hw_sse_client *c, const hw_sse_ev *ev) {
   return c->filter(c->arg, &m);
 }
 
+/* Appends to the scratch buffer the batch ev as c's filter sees it:
+ * "id: ID\nevent: positions\ndata: [P,P,...]\n\n", or nothing when no position passes. */
+static int hw_sse_frame_batch(hw_sse_hub *h, const hw_sse_client *c, const hw_sse_ev *ev) {
+  size_t start = h->scratch_len;
+  /* worst case: every position passes */
+  size_t need = HW_SSE_ID_MAX + 48 + ev->enc_bytes + ev->n;
+  if (h->scratch_cap - h->scratch_len < need) {
+    size_t cap = h->scratch_cap ? h->scratch_cap : 65536;
+    while (cap - h->scratch_len < need)
+      cap *= 2;
+    char *p = realloc(h->scratch, cap);
+    if (!p)
+      return -ENOMEM;
+    h->scratch = p;
+    h->scratch_cap = cap;
+  }
+  char id[HW_SSE_ID_MAX];
+  hw_sse_id(h, ev->seq, id);
+  char *o = h->scratch + start;
+  size_t n = (size_t)sprintf(o, "id: %s\nevent: positions\ndata: [", id);
+  size_t head = n;
+  for (uint32_t i = 0; i < ev->n; i++) {
+    const hw_sse_ent *e = &ev->ents[i];
+    if (c->filter) {
+      hw_sse_event_meta m = {.kind = HW_SSE_POSITION, .terminal_id = ev->data + e->tid,
+                             .region = e->region, .enterprise = ev->data + e->ent};
+      if (!c->filter(c->arg, &m))
+        continue;
+    }
+    if (n > head)
+      o[n++] = ',';
+    memcpy(o + n, ev->data + e->enc, e->enc_len);
+    n += e->enc_len;
+  }
+  if (n == head)
+    return 0; /* none of this client's vehicles */
+  memcpy(o + n, "]\n\n", 3);
+  h->scratch_len = start + n + 3;
+  return 0;
+}
+
 /* c's share of events [first, last] into the scratch buffer. -E2BIG past limit bytes. */
 static int hw_sse_collect(hw_sse_client *c, uint64_t first, uint64_t last, size_t limit) {
   hw_sse_hub *h = c->hub;
   h->scratch_len = 0;
   for (uint64_t s = first; s <= last && s > 0; s++) {
     const hw_sse_ev *ev = hw_sse_ring_get(h, s);
-    if (!ev || !hw_sse_passes(c, ev))
+    if (!ev)
+      continue;
+    if (ev->kind == HW_SSE_POSITION) {
+      if (hw_sse_frame_batch(h, c, ev))
+        return -ENOMEM;
+      if (h->scratch_len > limit)
+        return -E2BIG;
+      continue;
+    }
+    if (!hw_sse_passes(c, ev))
       continue;
     if (h->scratch_len + ev->frame_len > limit)
       return -E2BIG;
@@ -317,20 +504,47 @@ static int hw_sse_collect(hw_sse_client *c, uint64_t first, uint64_t last, size_
   return 0;
 }
 
+/* Events [first, last] to every client: each scope group's share framed once (its first member's
+ * filter stands for all: one scope, one filter), into one refcounted buffer that every member
+ * writes without a copy. One write per client per call. */
 static void hw_sse_fanout(hw_sse_hub *h, uint64_t first, uint64_t last) {
-  for (hw_sse_client *c = h->clients, *next; c; c = next) {
-    next = c->next; /* a write may free c */
-    int rc = hw_sse_collect(c, first, last, SIZE_MAX);
-    if (rc == -ENOMEM) {
-      hw_error(HW_SSE_LOG, NULL, "out of memory: stream peer=%s closed", hw_http_peer(c->req));
-      hw_http_close(c->req);
-      hw_sse_client_free(c);
-      continue;
+  for (hw_sse_group *g = h->groups, *gnext; g; g = gnext) {
+    gnext = g->next; /* writes may free the group's last member, and the group */
+    int rc = hw_sse_collect(g->members, first, last, SIZE_MAX);
+    hw_sse_buf *b = NULL;
+    if (!rc && h->scratch_len && (b = malloc(sizeof *b + h->scratch_len))) {
+      b->refs = 1; /* ours, until every member has its write */
+      b->len = h->scratch_len;
+      memcpy(b->data, h->scratch, b->len);
     }
-    if (h->scratch_len)
-      (void)hw_sse_client_write(c, h->scratch, h->scratch_len);
+    for (hw_sse_client *c = g->members, *next; c; c = next) {
+      next = c->gnext; /* a write may free c, and with the last member g */
+      if (b) {
+        (void)hw_sse_client_write_buf(c, b);
+      } else if (rc || h->scratch_len) {
+        /* out of memory: it would miss events; closed, it reconnects and resumes or resets */
+        hw_error(HW_SSE_LOG, NULL, "out of memory: stream peer=%s closed", hw_http_peer(c->req));
+        hw_http_close(c->req);
+        hw_sse_client_free(c);
+      }
+    }
+    if (b)
+      hw_sse_buf_unref(b);
   }
 }
+
+/* Violations numbered since the last fan-out go out now: all that arrived in one turn of the
+ * loop (one read from Redis) in one write per client, and always before a later batch. */
+static void hw_sse_send_violations(hw_sse_hub *h) {
+  if (!h->viol_first)
+    return;
+  uint64_t first = h->viol_first;
+  h->viol_first = 0;
+  uv_check_stop(&h->check);
+  hw_sse_fanout(h, first, h->last_seq);
+}
+
+static void hw_sse_on_check(uv_check_t *t) { hw_sse_send_violations(t->data); }
 
 static size_t hw_sse_reset_frame(hw_sse_hub *h, const char *reason, char *out, size_t cap) {
   char id[HW_SSE_ID_MAX], data[96];
@@ -375,6 +589,104 @@ static const char *hw_sse_json_str(const cJSON *o, const char *name) {
   return cJSON_IsString(v) ? v->valuestring : "";
 }
 
+static double hw_sse_json_num(const cJSON *o, const char *name) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+  return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* One vehicle's state from the daemon: encoded, and kept in the pending table until the next
+ * flush unless a newer state of the same terminal is there already. */
+static void hw_sse_position_in(hw_sse_hub *h, const char *channel, const cJSON *o,
+                               const char *tid, const char *region, const char *ent) {
+  char enc[HW_SSE_POS_MAX];
+  double ts = hw_sse_json_num(o, "ts_ms");
+  size_t n = hw_sse_pos_encode(enc, sizeof enc, tid, ts, hw_sse_json_num(o, "lat"),
+                               hw_sse_json_num(o, "lon"), hw_sse_json_num(o, "speed_kmh"),
+                               hw_sse_json_num(o, "heading"));
+  if (!n || n > sizeof enc) {
+    hw_sse_bad(h, channel, "position not encodable");
+    return;
+  }
+  int rc = hw_sse_pending_put(&h->pending, tid, region, ent, isnan(ts) ? 0 : ts, enc, n);
+  if (rc < 0) {
+    hw_error(HW_SSE_LOG, NULL, "out of memory: position of terminal %s dropped", tid);
+    return;
+  }
+  h->stats.positions++;
+  if (rc == 0)
+    h->stats.coalesced++;
+  else if (rc == 2)
+    h->stats.stale++;
+}
+
+/* Makes the pending table's positions batch events (at most batch_bytes of positions each),
+ * numbered and kept in the ring, and sends them; empties the table. */
+static void hw_sse_flush(hw_sse_hub *h) {
+  hw_sse_pending *p = &h->pending;
+  hw_sse_send_violations(h); /* ids go out in order */
+  uint64_t first = h->last_seq + 1;
+  for (size_t i = 0; i < p->n;) {
+    size_t j = i, bytes = 0, extra = 0;
+    while (j < p->n && (j == i || bytes + p->v[j].len <= h->cfg.batch_bytes)) {
+      bytes += p->v[j].len;
+      extra += strlen(p->v[j].tid) + 1 + strlen(p->v[j].enterprise) + 1;
+      j++;
+    }
+    size_t n = j - i, data = n * sizeof(hw_sse_ent) + bytes + extra;
+    hw_sse_ev *ev = malloc(sizeof *ev + data);
+    if (!ev) {
+      hw_error(HW_SSE_LOG, NULL, "out of memory: %zu positions dropped", n);
+      i = j;
+      continue;
+    }
+    memset(ev, 0, sizeof *ev);
+    ev->seq = ++h->last_seq;
+    ev->kind = HW_SSE_POSITION;
+    ev->n = (uint32_t)n;
+    ev->enc_bytes = bytes;
+    ev->ents = (hw_sse_ent *)ev->data;
+    size_t off = n * sizeof(hw_sse_ent);
+    for (size_t k = 0; k < n; k++) {
+      const hw_sse_pend *src = &p->v[i + k];
+      hw_sse_ent *e = &ev->ents[k];
+      size_t tl = strlen(src->tid) + 1, el = strlen(src->enterprise) + 1;
+      e->enc = (uint32_t)off;
+      e->enc_len = src->len;
+      memcpy(ev->data + off, src->enc, src->len);
+      off += src->len;
+      e->tid = (uint32_t)off;
+      memcpy(ev->data + off, src->tid, tl);
+      off += tl;
+      e->ent = (uint32_t)off;
+      memcpy(ev->data + off, src->enterprise, el);
+      off += el;
+      memcpy(e->region, src->region, sizeof e->region);
+    }
+    ev->size = sizeof *ev + data;
+    h->stats.batches++;
+    hw_sse_ring_push(h, ev);
+    i = j;
+  }
+  hw_sse_pending_clear(p);
+  if (h->last_seq >= first)
+    hw_sse_fanout(h, first, h->last_seq); /* the flush's batches: one write per client */
+}
+
+static void hw_sse_on_flush(uv_timer_t *t) {
+  hw_sse_hub *h = t->data;
+  if (h->pending.n)
+    hw_sse_flush(h);
+}
+
+void hw_sse_hub_flush(hw_sse_hub *h) {
+  if (h->stopping)
+    return;
+  if (h->pending.n)
+    hw_sse_flush(h);
+  else
+    hw_sse_send_violations(h);
+}
+
 /* Numbers, frames and keeps one event whose data is the JSON object json[0..len). */
 static void hw_sse_event_in(hw_sse_hub *h, hw_sse_kind kind, const char *channel, const char *json,
                             size_t len) {
@@ -398,6 +710,11 @@ static void hw_sse_event_in(hw_sse_hub *h, hw_sse_kind kind, const char *channel
   /* Anything but a GB/T 2260 code is no region: within no one's scope. */
   if (!hw_sse_six_digits(region))
     region = "";
+  if (kind == HW_SSE_POSITION) {
+    hw_sse_position_in(h, channel, o, tid, region, ent);
+    cJSON_Delete(o);
+    return;
+  }
   uint64_t seq = h->last_seq + 1;
   char id[HW_SSE_ID_MAX];
   hw_sse_id(h, seq, id);
@@ -418,12 +735,11 @@ static void hw_sse_event_in(hw_sse_hub *h, hw_sse_kind kind, const char *channel
   memcpy(ev->data + flen, ent, elen + 1);
   ev->enterprise = ev->data + flen;
   ev->size = sizeof *ev + flen + elen + 1;
+  ev->n = 0;
+  ev->ents = NULL;
   cJSON_Delete(o);
   h->last_seq = seq;
-  if (kind == HW_SSE_POSITION)
-    h->stats.positions++;
-  else
-    h->stats.violations++;
+  h->stats.violations++;
   hw_sse_ring_push(h, ev);
 }
 
@@ -432,6 +748,7 @@ void hw_sse_hub_inject(hw_sse_hub *h, const char *channel, const char *payload, 
     return;
   uint64_t first = h->last_seq + 1;
   if (!strcmp(channel, HW_POSITIONS_REDIS_CHANNEL)) {
+    /* Coalesced: sent by the next flush (hw_sse_on_flush), or now past the memory bound. */
     /* The daemon's batch: one vehicle per line. */
     for (size_t i = 0; i < len;) {
       const char *nl = memchr(payload + i, '\n', len - i);
@@ -440,14 +757,20 @@ void hw_sse_hub_inject(hw_sse_hub *h, const char *channel, const char *payload, 
         hw_sse_event_in(h, HW_SSE_POSITION, channel, payload + i, j - i);
       i = j + 1;
     }
+    if (h->pending.bytes > HW_SSE_PENDING_MAX_BYTES)
+      hw_sse_flush(h);
+    return;
   } else if (!strcmp(channel, HW_VIOLATION_REDIS_CHANNEL)) {
     hw_sse_event_in(h, HW_SSE_VIOLATION, channel, payload, len);
   } else {
     hw_sse_bad(h, channel, "unknown channel");
     return;
   }
-  if (h->last_seq >= first)
-    hw_sse_fanout(h, first, h->last_seq);
+  if (h->last_seq >= first && !h->viol_first) {
+    /* sent once this turn of the loop has read what Redis has (hw_sse_on_check) */
+    h->viol_first = first;
+    uv_check_start(&h->check, hw_sse_on_check);
+  }
 }
 
 /* ---- Redis ------------------------------------------------------------------------------- */
@@ -553,6 +876,11 @@ int hw_sse_hub_start(hw_sse_hub **out, uv_loop_t *loop, const hw_sse_config *cfg
   (void)uv_timer_init(loop, &h->heartbeat); /* only initialises memory */
   h->heartbeat.data = h;
   (void)uv_timer_start(&h->heartbeat, hw_sse_on_heartbeat, h->cfg.heartbeat_ms, h->cfg.heartbeat_ms);
+  (void)uv_check_init(loop, &h->check);
+  h->check.data = h;
+  (void)uv_timer_init(loop, &h->flush);
+  h->flush.data = h;
+  (void)uv_timer_start(&h->flush, hw_sse_on_flush, h->cfg.flush_ms, h->cfg.flush_ms);
   if (h->use_redis)
     hw_redis_conn_start(&h->redis);
   *out = h;
@@ -564,13 +892,16 @@ fail:
 }
 
 int hw_sse_attach(hw_sse_hub *h, hw_http_req *req, hw_sse_filter_fn filter, void *filter_arg,
-                  void (*arg_free)(void *), const char *last_event_id) {
+                  void (*arg_free)(void *), const char *scope, const char *last_event_id) {
   if (h->stopping)
     return -EBUSY;
   if (h->nclients >= h->cfg.max_clients) {
     h->stats.refused_cap++;
     return -EBUSY;
   }
+  /* Violations numbered and not yet sent go to the others first: a replay below includes them,
+   * and this client must not get them twice. */
+  hw_sse_send_violations(h);
   hw_sse_client *c = calloc(1, sizeof *c);
   if (!c)
     return -ENOMEM;
@@ -585,6 +916,10 @@ int hw_sse_attach(hw_sse_hub *h, hw_http_req *req, hw_sse_filter_fn filter, void
   c->filter = filter;
   c->arg = filter_arg;
   c->arg_free = arg_free;
+  if (hw_sse_group_join(h, c, scope)) {
+    free(c);
+    return -ENOMEM;
+  }
   c->next = h->clients;
   if (h->clients)
     h->clients->prev = c;
@@ -651,14 +986,31 @@ static void hw_sse_on_timer_closed(uv_handle_t *t) {
   hw_sse_finish(h);
 }
 
+static void hw_sse_on_flush_closed(uv_handle_t *t) {
+  hw_sse_hub *h = t->data;
+  h->flush_closed = 1;
+  hw_sse_finish(h);
+}
+
+static void hw_sse_on_check_closed(uv_handle_t *t) {
+  hw_sse_hub *h = t->data;
+  h->check_closed = 1;
+  hw_sse_finish(h);
+}
+
 static void hw_sse_finish(hw_sse_hub *h) {
-  if (!h->timer_closed || (h->use_redis && !h->redis_closed))
+  if (!h->timer_closed || !h->flush_closed || !h->check_closed ||
+      (h->use_redis && !h->redis_closed))
     return;
-  hw_info(HW_SSE_LOG, NULL, "stopped: %llu position and %llu violation events, %llu streams, "
-          "%llu dropped as slow, %llu resumed, %llu resets",
+  hw_info(HW_SSE_LOG, NULL, "stopped: %llu position and %llu violation events (positions in "
+          "%llu batches, %llu replaced by a newer state within a flush), %llu streams, "
+          "%llu dropped as slow, %llu resumed, %llu resets, %llu bytes written",
           (unsigned long long)h->stats.positions, (unsigned long long)h->stats.violations,
+          (unsigned long long)h->stats.batches, (unsigned long long)h->stats.coalesced,
           (unsigned long long)h->stats.attached, (unsigned long long)h->stats.dropped_slow,
-          (unsigned long long)h->stats.resumed, (unsigned long long)h->stats.resets);
+          (unsigned long long)h->stats.resumed, (unsigned long long)h->stats.resets,
+          (unsigned long long)h->stats.bytes_written);
+  hw_sse_pending_free(&h->pending);
   while (h->count)
     hw_sse_ring_pop(h);
   free(h->ring);
@@ -684,6 +1036,8 @@ void hw_sse_hub_stop(hw_sse_hub *h, void (*done_cb)(void *arg), void *arg) {
     hw_sse_client_free(c);
   }
   uv_close((uv_handle_t *)&h->heartbeat, hw_sse_on_timer_closed);
+  uv_close((uv_handle_t *)&h->flush, hw_sse_on_flush_closed);
+  uv_close((uv_handle_t *)&h->check, hw_sse_on_check_closed);
   if (h->use_redis)
     hw_redis_conn_close(&h->redis);
 }

@@ -7,8 +7,9 @@
  * until the client goes or the hub stops. Nothing here reaches the daemon: browsers cost it
  * nothing.
  *
- * Events: `event: position` (data: one vehicle, the daemon's JSON object), `event: violation`
- * (data: the relay's JSON payload), `event: reset` (data: {"reason": ...}: the client missed
+ * Events: `event: positions` (data: a JSON array of the client's vehicles whose state changed
+ * within the last flush_ms, each vehicle once with its newest state, in sse_batch.h's compact
+ * form), `event: violation` (data: the relay's JSON payload, sent at once), `event: reset` (data: {"reason": ...}: the client missed
  * events, e.g. its Last-Event-ID is older than the ring or from another process, or Redis was
  * away: reload the state over the API and go on from this event's id). Every event has an id
  * "<epoch>-<seq>": epoch (hex) names this hub, seq counts its events from 1; a heartbeat comment
@@ -39,6 +40,8 @@
 #define HW_SSE_DEF_CLIENT_QUEUE 1048576  /* 1 MiB */
 #define HW_SSE_DEF_HEARTBEAT_MS 15000
 #define HW_SSE_DEF_TIMEOUT_MS 2000
+#define HW_SSE_DEF_FLUSH_MS 1000
+#define HW_SSE_DEF_BATCH_BYTES 262144 /* 256 KiB; at most client_max_queue / 4 */
 
 typedef struct hw_sse_config {
   const char *redis_host; /* copied; NULL: no subscription (events only via hw_sse_hub_inject) */
@@ -49,6 +52,8 @@ typedef struct hw_sse_config {
   uint32_t ring_bytes;       /* ... and their bytes at most */
   uint32_t client_max_queue; /* unwritten bytes per client before it is dropped */
   uint32_t heartbeat_ms;
+  uint32_t flush_ms;    /* positions are sent coalesced, one batch per this interval */
+  uint32_t batch_bytes; /* encoded positions per batch event at most */
 } hw_sse_config;
 
 /* Zero fields of a config take the HW_SSE_DEF_* defaults. */
@@ -88,25 +93,35 @@ int hw_sse_hub_start(hw_sse_hub **out, uv_loop_t *loop, const hw_sse_config *cfg
  * Last-Event-ID header, may be NULL) missed within the ring, or sends `reset`, then writes every
  * new event that filter (NULL: all) lets through until the client goes or the hub stops.
  * filter_arg is owned by the hub from a 0 return on: arg_free(filter_arg) runs when the client
- * ends (arg_free may be NULL). Returns
+ * ends (arg_free may be NULL). scope (copied; may be NULL) names what the filter lets through:
+ * clients with the same filter function and scope share each position batch's bytes (framed
+ * once), so two filters with one scope key must pass the same events; NULL: a client of its own.
+ * Unfiltered clients (filter NULL) always share. Returns
  *   0       req belongs to the hub (the handler must not touch it again);
  *   -EBUSY  max_clients stream already (or the hub is stopping), -ENOMEM, or an error of
  *           hw_http_add_header (a handler that added too many headers itself): req not answered,
  *           filter_arg still the caller's (answer it, e.g. 503);
  *   -EPIPE  the connection closed while the head was written: req is gone, filter_arg freed. */
 int hw_sse_attach(hw_sse_hub *hub, hw_http_req *req, hw_sse_filter_fn filter, void *filter_arg,
-                  void (*arg_free)(void *), const char *last_event_id) HW_MUST_CHECK;
+                  void (*arg_free)(void *), const char *scope,
+                  const char *last_event_id) HW_MUST_CHECK;
 
-/* What a Redis message on channel does (parse, number, keep in the ring, fan out): for tests
- * and for a process that has events of its own. */
+/* What a Redis message on channel does (parse; a violation is numbered, kept in the ring and sent
+ * at once, positions wait for the next flush): for tests and for a process that has events of
+ * its own. */
 void hw_sse_hub_inject(hw_sse_hub *hub, const char *channel, const char *payload, size_t len);
+/* What the flush timer does every flush_ms: the pending positions become batch events, sent. */
+void hw_sse_hub_flush(hw_sse_hub *hub);
 
 typedef struct hw_sse_stats {
   size_t clients;                   /* streaming now */
   uint64_t attached, refused_cap;   /* streams begun; refused over max_clients */
   uint64_t dropped_slow;            /* clients dropped: output over client_max_queue */
   uint64_t resumed, resets;         /* attaches that replayed; reset events sent */
-  uint64_t positions, violations;   /* events received and numbered */
+  uint64_t positions, violations;   /* vehicle states and violations received */
+  uint64_t batches;                 /* position batch events numbered */
+  uint64_t coalesced, stale;        /* states replaced by a newer one within a flush; older
+                                       than the one pending, ignored */
   uint64_t bad_messages;            /* Redis messages or lines that were not the expected JSON */
   uint64_t bytes_written;           /* to clients, SSE framing included */
   uint64_t redis_reconnects;

@@ -36,6 +36,7 @@ typedef struct hw_web_config {
   uint32_t admin_max_body;  /* request body bytes of the admin POST routes (imports) */
   uint32_t stream_max_clients; /* live feeds at once (web/sse.h; 0: its default) */
   hw_cd_config crackdown;   /* the crackdown lists' settings (GET /api/v1/crackdown/...) */
+  uint32_t stream_flush_ms;    /* the live feed's position batches, one per interval (0: default) */
   const char *map_style;    /* the page's background: a MapLibre style URL, or "" */
   const char *map_tiles;    /* or a raster tile URL template ({z}/{x}/{y}), or "" */
   const char *metrics_listen;  /* "HOST:PORT" of GET /metrics; NULL or "": none */

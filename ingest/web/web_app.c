@@ -104,6 +104,8 @@ hw_http_req *hw_web_detach(hw_web_call *call, hw_web_user *user) {
 /* GET /api/v1/stream: the live feed (web/sse.h). The hub takes the request over; the user's
  * regions go with it as the filter every event passes, live or replayed, so a stream shows what
  * the same user's queries would (the SQL scope's C twin; 000000, the whole country: no filter). */
+static int hw_web_code_cmp(const void *a, const void *b) { return strcmp(a, b); }
+
 void hw_web_stream(hw_web_call *call) {
   hw_web *app = call->app;
   const hw_web_route_def *def = call->route;
@@ -127,8 +129,18 @@ void hw_web_stream(hw_web_call *call) {
       if (strlen(user.regions[i]) == 6)
         memcpy(r->codes[r->n++], user.regions[i], 7);
   }
+  /* The scope key: the user's codes, sorted, so that every user of the same regions shares each
+   * batch's bytes (web/sse.h). */
+  char scope[HW_WEB_MAX_REGIONS * 7 + 1];
+  scope[0] = 0;
+  if (r) {
+    qsort(r->codes, r->n, sizeof r->codes[0], hw_web_code_cmp);
+    for (size_t i = 0; i < r->n; i++)
+      snprintf(scope + strlen(scope), sizeof scope - strlen(scope), "%s%s", i ? "," : "",
+               r->codes[i]);
+  }
   int rc = hw_sse_attach(app->sse, req, r ? hw_sse_filter_regions : NULL, r, r ? free : NULL,
-                         hw_http_header(req, "Last-Event-ID"));
+                         r ? scope : NULL, hw_http_header(req, "Last-Event-ID"));
   if (rc == 0 || rc == -EPIPE) {
     hw_web_count(app, def, 200, start_ns);
     return; /* the hub owns req and r, or both are gone */
@@ -577,7 +589,8 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   w->redis_started = 1;
   w->open_parts++;
   hw_sse_config sc = {.redis_host = w->redis_host, .redis_port = cfg->redis_port,
-                      .max_clients = cfg->stream_max_clients};
+                      .max_clients = cfg->stream_max_clients,
+                      .flush_ms = cfg->stream_flush_ms};
   rc = hw_sse_hub_start(&w->sse, loop, &sc);
   if (rc)
     goto fail;

@@ -215,7 +215,14 @@ try {
   check(k2.daily.length === 3 && k2.q.includes(`from=${k1.daily[3].day}`), `the panel asked again for three days (${k2.q})`);
 
   // --- a scripted speeder and a converted tractor, live ---
-  await page.evaluate(() => { window.__notReloaded = true; });
+  await page.evaluate(() => {
+    window.__notReloaded = true;
+    // the speeder's positions as the live feed's batches bring them (README, Live feed)
+    window.__speederLive = [];
+    window.haulwatch.page.stream.addEventListener('positions', (ev) => {
+      for (const p of JSON.parse(ev.data)) if (p[0] === 'pg-speeder-001') window.__speederLive.push(p);
+    });
+  });
   const tSim = Date.now();
   const speeder = startSim('speeder');
   const tractor = startSim('tractor');
@@ -226,6 +233,21 @@ try {
   const vid = await item.getAttribute('data-id');
   check(await page.evaluate(() => window.__notReloaded === true), `violation #${vid} of pg-speeder-001 in the feed ${((Date.now() - tSim) / 1000).toFixed(1)} s after the sim started, without a reload`);
   check((await speeder) === 0 && (await tractor) === 0, 'both scripted trucks delivered every fix (sim exit 0)');
+  // The live feed moved the speeder on the map: its newest position there, from `positions`
+  // batches, becomes the one the API reads from Redis after the sim's last fix.
+  const live = await until('the speeder\'s last position on the page, from the live feed', async () => page.evaluate(async () => {
+    let cursor = null, row = null;
+    do {
+      const a = await (await fetch(`/api/v1/vehicles?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`)).json();
+      row = row || a.items.find((r) => r.terminal_id === 'pg-speeder-001');
+      cursor = a.next_cursor;
+    } while (cursor);
+    const v = window.haulwatch.page.vehicles.get('pg-speeder-001');
+    const got = window.__speederLive[window.__speederLive.length - 1];
+    if (!row || !v || !got || Date.parse(v.ts) !== Date.parse(row.ts)) return null;
+    return { n: window.__speederLive.length, ok: got[1] === Date.parse(row.ts) && got[2] === row.lat && got[3] === row.lon && v.lat === row.lat && v.lon === row.lon && v.speed === row.speed_kmh };
+  }), 15000);
+  check(live.ok, `the speeder moved on the page by ${live.n} live positions, the last one the API's (ts, lat, lon, speed)`);
   const row = await until('the converted tractor marked as moving after its phase-out', async () => {
     const h = await page.$('#tractors tr.moved[data-terminal="pg-tractor-001"]');
     return h || null;

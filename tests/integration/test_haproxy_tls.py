@@ -339,8 +339,10 @@ def body(args, pg_admin, tools, tmp):
             got.append(json.loads(line[5:]))
         elif line.strip() and not line.startswith((b":", b"id:", b"event:")):
             raise Fail("unexpected stream line %r" % line)
-    check(got and got[0]["terminal_id"] == "nj-front",
-          "first event through the front was %r, expected nj-front's (hz-other is out of scope)" % got)
+    # a positions batch: [[terminal_id, ts_ms, lat, lon, speed_kmh, heading], ...] of the user's
+    # vehicles only
+    check(got and [p[0] for p in got[0]] == ["nj-front"] and got[0][0][2:] == [32.05, 118.78, 61, 90],
+          "first batch through the front was %r, expected nj-front's alone (hz-other is out of scope)" % got)
     sc.close()
     log("live feed through TLS: ok")
 

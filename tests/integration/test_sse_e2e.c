@@ -1,7 +1,7 @@
 /* The live feed end to end: the daemon (with Redis and PostgreSQL) publishes the latest states it
  * writes; an SSE hub (web/sse.h) on a test-side HTTP server, on a loop driven here, subscribes
- * once and streams to raw-socket clients on GET /stream?r=SCOPE. Checked: position events arrive
- * with region and enterprise, a user's region scope hides other vehicles, a violation (a row
+ * once and streams to raw-socket clients on GET /stream?r=SCOPE. Checked: position batches arrive
+ * in the compact form, a user's region scope hides other vehicles, a violation (a row
  * inserted directly, published by the daemon's relay) arrives scoped the same way, a reconnect
  * with Last-Event-ID resumes without loss or duplication, a client that stops reading is dropped
  * while the others keep receiving, and 100 clients cost the daemon nothing (one subscriber in
@@ -77,7 +77,7 @@ static void h_stream(hw_http_req *req, void *arg) {
     snprintf(r->codes[0], sizeof r->codes[0], "%.6s", q + 2);
   }
   int rc = hw_sse_attach(w->hub, req, r ? hw_sse_filter_regions : NULL, r, r ? free_regions : NULL,
-                         hw_http_header(req, "Last-Event-ID"));
+                         r ? r->codes[0] : NULL, hw_http_header(req, "Last-Event-ID"));
   if (rc == -EBUSY || rc == -ENOMEM) {
     free(r);
     assert_int_equal(hw_http_respond_error(req, 503, "too many streams"), 0);
@@ -215,10 +215,11 @@ static void parse(const sclient *c, evlist *out) {
   }
 }
 
-/* Events of kind `event` for terminal tid. */
+/* Events of kind `event` for terminal tid: violations naming it, position batches holding it
+ * (each vehicle at most once per batch). */
 static size_t count_of(const evlist *l, const char *event, const char *tid) {
-  char key[64], key2[64]; /* the daemon's compact JSON; PostgreSQL's jsonb text */
-  snprintf(key, sizeof key, "\"terminal_id\":\"%s\"", tid);
+  char key[64], key2[64]; /* a violation: PostgreSQL's jsonb text; a batch: an entry's start */
+  snprintf(key, sizeof key, "[\"%s\",", tid);
   snprintf(key2, sizeof key2, "\"terminal_id\": \"%s\"", tid);
   size_t n = 0;
   for (size_t i = 0; i < l->n; i++)
@@ -248,6 +249,49 @@ static void wait_events(sclient *c, const char *event, const char *tid, size_t n
   if (!hw_test_loop_run_until(&W.l, has_events, &w))
     fail_msg("timed out waiting for %zu %s events of %s; the client has:\n%.2000s", n, event, tid,
              c->raw);
+}
+
+/* The newest entry for tid in c's position batches, copied into out ("" if none). */
+static void last_entry(const evlist *l, const char *tid, char *out, size_t cap) {
+  char key[64];
+  snprintf(key, sizeof key, "[\"%s\",", tid);
+  out[0] = 0;
+  for (size_t i = 0; i < l->n; i++) {
+    const char *p = strcmp(l->v[i].event, "positions") || !l->v[i].data ? NULL : strstr(l->v[i].data, key);
+    if (!p)
+      continue;
+    const char *e = strchr(p, ']');
+    assert_non_null(e);
+    snprintf(out, cap, "%.*s", (int)(e - p + 1), p);
+  }
+}
+
+typedef struct want_lat {
+  sclient *c;
+  const char *tid;
+  char lat[24]; /* as the batch writes it */
+} want_lat;
+
+static int has_lat(void *arg) {
+  want_lat *w = arg;
+  evlist l;
+  char e[128], key[40];
+  parse(w->c, &l);
+  last_entry(&l, w->tid, e, sizeof e);
+  evlist_free(&l);
+  snprintf(key, sizeof key, ",%s,", w->lat);
+  return strstr(e, key) != NULL;
+}
+
+/* Waits until c's newest position of tid is the fix sent with lat_step (send_fix). */
+static void wait_latest(sclient *c, const char *tid, int lat_step) {
+  want_lat w = {c, tid, ""};
+  char *p;
+  snprintf(w.lat, sizeof w.lat, "%.6f", (32000000 + lat_step * 100) / 1e6);
+  for (p = w.lat + strlen(w.lat) - 1; *p == '0'; p--)
+    *p = 0;
+  if (!hw_test_loop_run_until(&W.l, has_lat, &w))
+    fail_msg("timed out waiting for %s at lat %s; the client has:\n%.2000s", tid, w.lat, c->raw);
 }
 
 /* ---- the daemon's trucks ------------------------------------------------------------------- */
@@ -359,7 +403,7 @@ static int group_setup(void **state) {
   W.port = hw_http_server_port(W.srv);
   /* small enough for the slow-reader test to hit quickly; large enough for the rest */
   hw_sse_config sc = {.redis_host = "127.0.0.1", .redis_port = env.redis_port,
-                      .client_max_queue = 256 * 1024, .max_clients = 120};
+                      .client_max_queue = 256 * 1024, .max_clients = 120, .flush_ms = 50};
   assert_int_equal(hw_sse_hub_start(&W.hub, &W.l.loop, &sc), 0);
   assert_true(hw_test_loop_run_until(&W.l, hub_subscribed, W.hub));
   return 0;
@@ -396,30 +440,28 @@ static void test_positions_scoped(void **state) {
   hw_test_loop_run_for(&W.l, 100); /* attached before the first fix */
   for (int k = 0; k < 3; k++)
     send_fix(k, 1);
-  wait_events(all, "position", "sse_a", 1);
-  wait_events(all, "position", "sse_b", 1);
-  wait_events(all, "position", "sse_c", 1);
-  wait_events(nj, "position", "sse_a", 1);
-  wait_events(bj, "position", "sse_b", 1);
+  wait_events(all, "positions", "sse_a", 1);
+  wait_events(all, "positions", "sse_b", 1);
+  wait_events(all, "positions", "sse_c", 1); /* bound to no vehicle: only unrestricted users */
+  wait_events(nj, "positions", "sse_a", 1);
+  wait_events(bj, "positions", "sse_b", 1);
   hw_test_loop_run_for(&W.l, 300); /* anything that should not arrive has had its chance */
 
   evlist l;
   parse(nj, &l);
-  assert_int_equal(count_of(&l, "position", "sse_b"), 0);
-  assert_int_equal(count_of(&l, "position", "sse_c"), 0);
-  assert_non_null(strstr(l.v[0].data, "\"region\":\"320102\""));
-  assert_non_null(strstr(l.v[0].data, "\"enterprise\":\"Su \\\"Quick\\\" Haul\""));
-  assert_non_null(strstr(l.v[0].data, "\"moving\":true"));
-  assert_non_null(strstr(l.v[0].data, "\"lat\":32.000100"));
+  assert_int_equal(count_of(&l, "positions", "sse_b"), 0);
+  assert_int_equal(count_of(&l, "positions", "sse_c"), 0);
+  /* the compact form, exactly: [terminal_id, ts_ms, lat, lon, speed_kmh, heading] */
+  char e[128], expect[128];
+  last_entry(&l, "sse_a", e, sizeof e);
+  snprintf(expect, sizeof expect, "[\"sse_a\",%lld,32.0001,118.8,60,90]", (long long)(t0_ms + 1000));
+  assert_string_equal(e, expect);
+  for (size_t i = 0; i < l.n; i++) /* nothing the scope says: no region, no enterprise */
+    assert_null(strstr(l.v[i].data, "320102"));
   evlist_free(&l);
   parse(bj, &l);
-  assert_int_equal(count_of(&l, "position", "sse_a"), 0);
-  assert_int_equal(count_of(&l, "position", "sse_c"), 0);
-  evlist_free(&l);
-  parse(all, &l);
-  for (size_t i = 0; i < l.n; i++)
-    if (!strcmp(l.v[i].event, "position") && strstr(l.v[i].data, "sse_c"))
-      assert_non_null(strstr(l.v[i].data, "\"region\":null"));
+  assert_int_equal(count_of(&l, "positions", "sse_a"), 0);
+  assert_int_equal(count_of(&l, "positions", "sse_c"), 0);
   evlist_free(&l);
   assert_non_null(strstr(all->raw, "Content-Type: text/event-stream\r\n"));
   assert_non_null(strstr(all->raw, "Cache-Control: no-cache\r\n"));
@@ -468,36 +510,45 @@ static void test_resume(void **state) {
     send_fix(0, 10 + i);
     if (i < 2)
       send_fix(1, 10 + i);
-    hw_test_loop_run_for(&W.l, 150); /* one flush round each (redis_flush_ms 100) */
+    hw_test_loop_run_for(&W.l, 150); /* a flush round each (redis_flush_ms 100, flush_ms 50) */
   }
-  wait_events(all, "position", "sse_a", 6);
-  wait_events(all, "position", "sse_b", 3);
+  wait_latest(all, "sse_a", 14);
+  wait_latest(all, "sse_b", 11);
 
   nj = sse_connect("320100", last, 0);
   send_fix(0, 20); /* live, after the replay */
-  wait_events(nj, "position", "sse_a", 6);
+  wait_latest(nj, "sse_a", 20);
   hw_test_loop_run_for(&W.l, 300);
 
   evlist got, ref;
   parse(nj, &got);
   parse(all, &ref);
-  /* what nj got = every 3201 event `all` got after `last`, in order, once each */
+  /* what nj got = every event `all` got after `last` that holds a 3201 vehicle, in order, once
+   * each, with the same id; of a batch only A's position, never B's */
   size_t from = ref.n;
   for (size_t i = 0; i < ref.n; i++)
     if (!strcmp(ref.v[i].id, last))
       from = i + 1;
   assert_true(from <= all_before);
-  size_t j = 0;
+  size_t j = 0, a_ref = 0;
   for (size_t i = from; i < ref.n; i++) {
-    if (!ref.v[i].data || !strstr(ref.v[i].data, "\"region\":\"320102\""))
+    if (!ref.v[i].data || !strstr(ref.v[i].data, "[\"sse_a\","))
       continue;
     assert_true(j < got.n);
     assert_string_equal(got.v[j].id, ref.v[i].id);
+    assert_string_equal(got.v[j].event, "positions");
+    /* A's entry, byte for byte */
+    const char *ra = strstr(ref.v[i].data, "[\"sse_a\","), *ga = strstr(got.v[j].data, "[\"sse_a\",");
+    assert_non_null(ga);
+    assert_int_equal(strcspn(ra, "]"), strcspn(ga, "]"));
+    assert_memory_equal(ra, ga, strcspn(ra, "]"));
+    a_ref++;
     j++;
   }
   assert_int_equal(j, got.n);
-  assert_int_equal(count_of(&got, "position", "sse_a"), 6);
-  assert_int_equal(count_of(&got, "position", "sse_b"), 0);
+  assert_true(a_ref >= 2); /* the five moves (maybe coalesced) and the live one */
+  assert_int_equal(count_of(&got, "positions", "sse_a"), a_ref);
+  assert_int_equal(count_of(&got, "positions", "sse_b"), 0);
   (void)before;
   evlist_free(&got);
   evlist_free(&ref);
@@ -516,20 +567,23 @@ static void test_slow_client_dropped(void **state) {
   hw_sse_stats st0;
   hw_sse_hub_get_stats(W.hub, &st0);
   redisContext *r = redis_cli();
-  /* batches as the daemon would publish them, for vehicles nobody scoped sees */
+  /* batches as the daemon would publish them, for vehicles nobody scoped sees; new vehicles in
+   * each (a large fleet), so that the hub's coalescing keeps them all */
   static char batch[60000];
   size_t n = 0;
   int lines = 0;
-  while (n + 200 < sizeof batch) {
-    n += (size_t)snprintf(batch + n, sizeof batch - n,
-                          "%s{\"terminal_id\":\"flood%d\",\"ts_ms\":1,\"lat\":1.0,\"lon\":1.0,"
-                          "\"speed_kmh\":0.0,\"region\":\"990000\",\"enterprise\":null}",
-                          n ? "\n" : "", lines);
-    lines++;
-  }
   hw_sse_stats st;
   int rounds = 0;
-  for (; rounds < 400; rounds++) {
+  for (; rounds < 3000; rounds++) {
+    n = 0;
+    lines = 0;
+    while (n + 200 < sizeof batch) {
+      n += (size_t)snprintf(batch + n, sizeof batch - n,
+                            "%s{\"terminal_id\":\"flood%d_%d\",\"ts_ms\":1,\"lat\":1.0,\"lon\":1.0,"
+                            "\"speed_kmh\":0.0,\"region\":\"990000\",\"enterprise\":null}",
+                            n ? "\n" : "", rounds, lines);
+      lines++;
+    }
     redisReply *rep = redisCommand(r, "PUBLISH %s %b", HW_POSITIONS_REDIS_CHANNEL, batch, n);
     freeReplyObject(rep);
     hw_test_loop_run_for(&W.l, 10);
@@ -538,15 +592,18 @@ static void test_slow_client_dropped(void **state) {
       break;
   }
   assert_int_equal(st.dropped_slow, st0.dropped_slow + 1);
-  printf("sse: a client that stopped reading was dropped after %d batches of %d events "
-         "(%zu bytes each); client_max_queue 256 KiB\n", rounds + 1, lines, n);
+  printf("sse: a client that stopped reading was dropped after %d Redis messages of %d vehicles "
+         "(%zu bytes each; %llu bytes written by the hub meanwhile); client_max_queue 256 KiB\n",
+         rounds + 1, lines, n, (unsigned long long)(st.bytes_written - st0.bytes_written));
   redisFree(r);
   /* the others go on */
   send_fix(0, 30);
   send_fix(1, 30);
-  wait_events(all, "position", "flood0", (size_t)rounds + 1);
-  wait_events(nj, "position", "sse_a", 7);
-  wait_events(bj, "position", "sse_b", 4);
+  wait_events(all, "positions", "flood0_0", 1);
+  wait_latest(nj, "sse_a", 30);
+  wait_latest(bj, "sse_b", 30);
+  hw_sse_hub_get_stats(W.hub, &st);
+  assert_int_equal(st.dropped_slow, st0.dropped_slow + 1); /* only the one that stopped */
   sse_close(slow);
 }
 
@@ -566,7 +623,7 @@ static void test_hundred_clients_cost_daemon_nothing(void **state) {
   long long pub0 = redis_publish_calls(r);
   send_fix(0, 40);
   for (int i = 0; i < 100; i++)
-    wait_events(many[i], "position", "sse_a", 1);
+    wait_latest(many[i], "sse_a", 40);
   long long pub1 = redis_publish_calls(r);
   /* the daemon published this fix once (one batch), not once per browser */
   assert_true(pub1 - pub0 >= 1 && pub1 - pub0 <= 2);
@@ -605,9 +662,7 @@ static void test_rules_off_still_scoped(void **state) {
     hw_test_loop_run_for(&W.l, 200);
     evlist l;
     parse(city, &l);
-    seen = count_of(&l, "position", "sse_a") > 0;
-    if (seen)
-      assert_non_null(strstr(l.v[l.n - 1].data, "\"region\":\"320102\""));
+    seen = count_of(&l, "positions", "sse_a") > 0; /* the city's filter took it: region 320102 */
     evlist_free(&l);
   }
   assert_true(seen);

@@ -746,20 +746,22 @@ static void test_stream_scoped(void **state) {
   }
   redisFree(rc);
 
-  /* Everything up to the last event (Nanjing's violation): what came before it came in order. */
-  for (int waited = 0; waited < 10 && !strstr(got, "\"id\":902"); waited++) {
+  /* Everything up to Nanjing's violation (sent at once) and the positions' batch (at the next
+   * flush, stream_flush_ms). */
+  for (int waited = 0; waited < 10 && !(strstr(got, "\"id\":902") && strstr(got, "event: positions"));
+       waited++) {
     ssize_t k = read(fd, got + len, sizeof got - 1 - len);
     if (k > 0)
       len += (size_t)k;
     got[len] = 0;
   }
   close(fd);
-  if (!strstr(got, "event: position"))
-    fail_msg("no position event in:\n%s", got);
+  if (!strstr(got, "event: positions"))
+    fail_msg("no positions event in:\n%s", got);
   assert_int_equal(strncmp(got, "HTTP/1.1 200", 12), 0);
   assert_non_null(strcasestr(got, "content-type: text/event-stream"));
-  assert_non_null(strstr(got, "event: position"));
-  assert_non_null(strstr(got, "\"terminal_id\":\"nj1\""));
+  /* the batch holds Nanjing's vehicle alone, in the compact form */
+  assert_non_null(strstr(got, "event: positions\ndata: [[\"nj1\",2,32,118.8,60,90]]\n"));
   assert_non_null(strstr(got, "event: violation"));
   assert_non_null(strstr(got, "\"id\":902"));
   assert_null(strstr(got, "hz1")); /* another province's vehicle: neither position nor violation */

@@ -1,8 +1,10 @@
 /* The live feed's pieces without Redis: SSE framing (multi-line data, ids), event ids, GB/T 2260
- * region scopes, the daemon's position event (parsed back with cJSON), and the hub on socketless
- * HTTP connections: fan-out through per-client filters, the ring and Last-Event-ID resume
- * (without loss or duplication), reset for an id too old, from another hub or from the future,
- * the client cap, and a clean stop. */
+ * region scopes, the daemon's position event (parsed back with cJSON), the compact position
+ * encoding and the per-flush coalescing table (sse_batch.h), and the hub on socketless HTTP
+ * connections: batches through per-client filters, the newest state per vehicle per flush,
+ * batches split at batch_bytes, violations at once, the same bytes to clients of one scope, the
+ * ring and Last-Event-ID resume (without loss or duplication), reset for an id too old, from
+ * another hub or from the future, the client cap, and a clean stop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,11 +15,13 @@
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <math.h>
 
 #include "registry/registry.h"
 #include "sinks/redis_state.h"
 #include "sinks/violation_relay.h"
 #include "web/sse.h"
+#include "web/sse_batch.h"
 
 /* --- framing ---------------------------------------------------------------------------------- */
 
@@ -158,11 +162,83 @@ static void test_position_event(void **state) {
   assert_true(n <= HW_RS_EVENT_MAX);
 }
 
+/* --- compact positions and coalescing ------------------------------------------------------- */
+
+static void test_pos_encode(void **state) {
+  (void)state;
+  char out[HW_SSE_POS_MAX];
+  size_t n = hw_sse_pos_encode(out, sizeof out, "T0001", 1765000000123.0, -31.230416, 121.4737,
+                               62.3, 359);
+  assert_int_equal(n, strlen("[\"T0001\",1765000000123,-31.230416,121.4737,62.3,359]"));
+  assert_memory_equal(out, "[\"T0001\",1765000000123,-31.230416,121.4737,62.3,359]", n);
+  /* whole numbers lose their point, zeros are not negative, missing fields are null */
+  n = hw_sse_pos_encode(out, sizeof out, "x", 0, 32.0, -0.0, 60.0, NAN);
+  assert_memory_equal(out, "[\"x\",0,32,0,60,null]", n);
+  assert_int_equal(n, strlen("[\"x\",0,32,0,60,null]"));
+  /* a hostile id: quotes, backslashes and control characters escaped, the array still JSON */
+  n = hw_sse_pos_encode(out, sizeof out, "a\"b\\c\nd\x01", 1, 2, 3, 4, 5);
+  assert_true(n > 0 && n <= sizeof out);
+  assert_null(memchr(out, '\n', n));
+  cJSON *o = cJSON_ParseWithLength(out, n);
+  assert_non_null(o);
+  assert_true(cJSON_IsArray(o));
+  assert_int_equal(cJSON_GetArraySize(o), 6);
+  assert_string_equal(cJSON_GetArrayItem(o, 0)->valuestring, "a\"b\\c\nd\x01");
+  assert_true(cJSON_GetArrayItem(o, 2)->valuedouble == 2.0);
+  cJSON_Delete(o);
+  /* the longest id, every byte escaped, fits HW_SSE_POS_MAX */
+  char tid[HW_SSE_TID_MAX + 2];
+  memset(tid, 0x01, HW_SSE_TID_MAX);
+  tid[HW_SSE_TID_MAX] = 0;
+  n = hw_sse_pos_encode(out, sizeof out, tid, -9e15, -180.123456, -180.123456, -9999.9, -359);
+  assert_true(n > 0 && n <= sizeof out);
+  /* no id, or one too long: nothing */
+  tid[HW_SSE_TID_MAX] = 'x';
+  tid[HW_SSE_TID_MAX + 1] = 0;
+  assert_int_equal(hw_sse_pos_encode(out, sizeof out, tid, 1, 2, 3, 4, 5), 0);
+  assert_int_equal(hw_sse_pos_encode(out, sizeof out, "", 1, 2, 3, 4, 5), 0);
+}
+
+static void test_pending(void **state) {
+  (void)state;
+  hw_sse_pending p;
+  memset(&p, 0, sizeof p);
+  assert_int_equal(hw_sse_pending_put(&p, "A", "320102", "E1", 1000, "a1", 2), 1);
+  assert_int_equal(hw_sse_pending_put(&p, "B", "", "", 5, "b", 1), 1);
+  assert_int_equal(hw_sse_pending_put(&p, "A", "320102", "E2", 3000, "a3", 2), 0); /* newer */
+  assert_int_equal(hw_sse_pending_put(&p, "A", "320102", "E1", 2000, "a2", 2), 2); /* older */
+  assert_int_equal(hw_sse_pending_put(&p, "A", "320102", "E2", 3000, "a3b", 3), 0); /* same ts */
+  assert_int_equal(p.n, 2);
+  assert_string_equal(p.v[0].tid, "A"); /* order of first arrival */
+  assert_memory_equal(p.v[0].enc, "a3b", 3);
+  assert_string_equal(p.v[0].enterprise, "E2");
+  assert_int_equal(p.bytes, 4);
+  assert_int_equal(hw_sse_pending_put(&p, "", "", "", 1, "x", 1), -EINVAL);
+  assert_int_equal(hw_sse_pending_put(&p, "C", "", "", 1, "", 0), -EINVAL);
+  /* many terminals, each found again after the table grew */
+  char tid[16], enc[16];
+  for (int i = 0; i < 5000; i++) {
+    snprintf(tid, sizeof tid, "t%d", i);
+    int n = snprintf(enc, sizeof enc, "%d", i);
+    assert_int_equal(hw_sse_pending_put(&p, tid, "", "", i, enc, (size_t)n), 1);
+  }
+  for (int i = 0; i < 5000; i += 7) {
+    snprintf(tid, sizeof tid, "t%d", i);
+    assert_int_equal(hw_sse_pending_put(&p, tid, "", "", i + 1, "z", 1), 0);
+  }
+  assert_int_equal(p.n, 5002);
+  hw_sse_pending_clear(&p);
+  assert_int_equal(p.n, 0);
+  assert_int_equal(p.bytes, 0);
+  assert_int_equal(hw_sse_pending_put(&p, "A", "", "", 1, "a", 1), 1); /* empty after clear */
+  hw_sse_pending_free(&p);
+}
+
 /* --- the hub on socketless connections ------------------------------------------------------- */
 
 typedef struct sse_ev {
   char id[48], event[16];
-  char data[1024];
+  char data[4096];
 } sse_ev;
 
 typedef struct client {
@@ -255,7 +331,7 @@ static void h_stream(hw_http_req *req, void *arg) {
     snprintf(r->codes[0], sizeof r->codes[0], "%.6s", q + 2);
   }
   int rc = hw_sse_attach(f->hub, req, r ? hw_sse_filter_regions : NULL, r, r ? free_regions : NULL,
-                         hw_http_header(req, "Last-Event-ID"));
+                         r ? r->codes[0] : NULL, hw_http_header(req, "Last-Event-ID"));
   if (rc == -EBUSY || rc == -ENOMEM) {
     free(r);
     assert_int_equal(hw_http_respond_error(req, 503, "too many streams"), 0);
@@ -303,6 +379,7 @@ static void inject_pos(fixture *f, const char *tid, const char *region) {
                    "{\"terminal_id\":\"%s\",\"ts_ms\":1,\"lat\":1.0,\"lon\":2.0,\"region\":%s%s%s}",
                    tid, region ? "\"" : "", region ? region : "null", region ? "\"" : "");
   hw_sse_hub_inject(f->hub, HW_POSITIONS_REDIS_CHANNEL, line, (size_t)n);
+  hw_sse_hub_flush(f->hub); /* one batch each */
 }
 
 static void test_hub_fanout_filter(void **state) {
@@ -317,30 +394,49 @@ static void test_hub_fanout_filter(void **state) {
   assert_non_null(strstr(all->raw, "Content-Type: text/event-stream\r\n"));
   assert_non_null(strstr(all->raw, "Cache-Control: no-cache\r\n"));
 
+  client *nj2 = connect_client(&f, "320100", NULL); /* nj's scope: the same bytes */
   /* one Redis message of the daemon: three vehicles, one line each */
-  const char batch[] = "{\"terminal_id\":\"A\",\"region\":\"320102\"}\n"
+  const char batch[] = "{\"terminal_id\":\"A\",\"ts_ms\":1000,\"lat\":32.1,\"lon\":118.8,"
+                       "\"speed_kmh\":60.0,\"heading\":90,\"region\":\"320102\"}\n"
                        "{\"terminal_id\":\"B\",\"region\":\"110105\"}\n"
                        "{\"terminal_id\":\"C\",\"region\":null}";
   hw_sse_hub_inject(f.hub, HW_POSITIONS_REDIS_CHANNEL, batch, sizeof batch - 1);
-  /* a violation as the relay publishes it */
+  /* A again within the flush, newer, then older: the newer is sent, once */
+  const char a2[] = "{\"terminal_id\":\"A\",\"ts_ms\":2000,\"lat\":32.2,\"lon\":118.8,"
+                    "\"speed_kmh\":0.5,\"heading\":91,\"region\":\"320102\"}";
+  const char a0[] = "{\"terminal_id\":\"A\",\"ts_ms\":500,\"lat\":9,\"lon\":9,\"region\":\"320102\"}";
+  hw_sse_hub_inject(f.hub, HW_POSITIONS_REDIS_CHANNEL, a2, sizeof a2 - 1);
+  hw_sse_hub_inject(f.hub, HW_POSITIONS_REDIS_CHANNEL, a0, sizeof a0 - 1);
+  /* a violation as the relay publishes it: sent at once, before the positions' flush */
   const char viol[] = "{\"event\":\"new\",\"id\":7,\"kind\":\"speeding\",\"terminal_id\":\"A\","
                       "\"region\":\"320102\",\"enterprise\":\"E\"}";
   hw_sse_hub_inject(f.hub, HW_VIOLATION_REDIS_CHANNEL, viol, sizeof viol - 1);
+  parse_events(all);
+  assert_int_equal(all->nev, 0); /* sent after the loop's read of Redis, in the same turn */
+  uv_run(&f.loop, UV_RUN_NOWAIT);
+  parse_events(all);
+  assert_int_equal(all->nev, 1);
+  assert_string_equal(all->ev[0].event, "violation");
   /* garbage is counted, numbered nothing */
   const char junk[] = "nope\n{\"x\":1}\n{\"terminal_id\":\"D\"} x";
   hw_sse_hub_inject(f.hub, HW_POSITIONS_REDIS_CHANNEL, junk, sizeof junk - 1);
   hw_sse_hub_inject(f.hub, "hw:other", "{}", 2);
+  hw_sse_hub_flush(f.hub);
+  hw_sse_hub_flush(f.hub); /* nothing pending: no event */
 
   parse_events(all);
   parse_events(nj);
+  parse_events(nj2);
   parse_events(bj);
-  assert_int_equal(all->nev, 4);
-  assert_string_equal(all->ev[0].event, "position");
-  assert_string_equal(all->ev[0].data, "{\"terminal_id\":\"A\",\"region\":\"320102\"}");
-  assert_string_equal(all->ev[3].event, "violation");
-  assert_string_equal(all->ev[3].data, viol);
+  assert_int_equal(all->nev, 2);
+  assert_string_equal(all->ev[0].event, "violation");
+  assert_string_equal(all->ev[0].data, viol);
+  assert_string_equal(all->ev[1].event, "positions");
+  assert_string_equal(all->ev[1].data, "[[\"A\",2000,32.2,118.8,0.5,91],"
+                                       "[\"B\",null,null,null,null,null],"
+                                       "[\"C\",null,null,null,null,null]]");
   uint64_t e0, s;
-  for (size_t i = 0; i < 4; i++) {
+  for (size_t i = 0; i < 2; i++) {
     uint64_t e;
     assert_int_equal(hw_sse_parse_id(all->ev[i].id, &e, &s), 0);
     if (i == 0)
@@ -348,26 +444,73 @@ static void test_hub_fanout_filter(void **state) {
     assert_true(e == e0);
     assert_int_equal(s, i + 1);
   }
-  assert_int_equal(nj->nev, 2); /* A's position and violation */
+  assert_int_equal(nj->nev, 2); /* A's violation and A's position */
   assert_string_equal(nj->ev[0].id, all->ev[0].id);
-  assert_string_equal(nj->ev[1].id, all->ev[3].id);
+  assert_string_equal(nj->ev[1].id, all->ev[1].id);
+  assert_string_equal(nj->ev[1].data, "[[\"A\",2000,32.2,118.8,0.5,91]]");
+  assert_int_equal(nj2->len, nj->len); /* the same scope, the same bytes */
+  assert_memory_equal(nj2->raw + (nj2->len - 200), nj->raw + (nj->len - 200), 200);
   assert_int_equal(bj->nev, 1);
   assert_string_equal(bj->ev[0].id, all->ev[1].id);
+  assert_string_equal(bj->ev[0].data, "[[\"B\",null,null,null,null,null]]");
 
   hw_sse_stats st;
   hw_sse_hub_get_stats(f.hub, &st);
-  assert_int_equal(st.clients, 3);
-  assert_int_equal(st.positions, 3);
+  assert_int_equal(st.clients, 4);
+  assert_int_equal(st.positions, 5);
+  assert_int_equal(st.coalesced, 1);
+  assert_int_equal(st.stale, 1);
+  assert_int_equal(st.batches, 1);
   assert_int_equal(st.violations, 1);
   assert_int_equal(st.bad_messages, 4);
-  assert_int_equal(st.last_seq, 4);
+  assert_int_equal(st.last_seq, 2);
   fx_close(&f);
-  assert_int_equal(f.frees, 2); /* both scopes released */
+  assert_int_equal(f.frees, 3); /* every scope released */
   /* a clean end: the last chunk */
   assert_non_null(strstr(nj->raw, "\r\n0\r\n\r\n"));
   free(all);
   free(nj);
+  free(nj2);
   free(bj);
+}
+
+/* A flush of more positions than batch_bytes: several events, every vehicle in exactly one. */
+static void test_hub_batch_split(void **state) {
+  (void)state;
+  fixture f;
+  hw_sse_config cfg = {.batch_bytes = 1000};
+  fx_open(&f, &cfg);
+  client *all = connect_client(&f, "*", NULL);
+  char line[256];
+  for (int i = 0; i < 60; i++) {
+    int n = snprintf(line, sizeof line, "{\"terminal_id\":\"veh%03d\",\"ts_ms\":1765000000000,"
+                     "\"lat\":32.123456,\"lon\":118.123456,\"speed_kmh\":61.5,\"heading\":180,"
+                     "\"region\":\"320102\"}", i);
+    hw_sse_hub_inject(f.hub, HW_POSITIONS_REDIS_CHANNEL, line, (size_t)n);
+  }
+  hw_sse_hub_flush(f.hub);
+  parse_events(all);
+  assert_true(all->nev >= 3);
+  int seen[60] = {0};
+  for (size_t k = 0; k < all->nev; k++) {
+    assert_string_equal(all->ev[k].event, "positions");
+    assert_true(strlen(all->ev[k].data) <= 1000 + 2 + 60);
+    cJSON *a = cJSON_Parse(all->ev[k].data);
+    assert_non_null(a);
+    for (int i = 0; i < cJSON_GetArraySize(a); i++) {
+      int v = atoi(cJSON_GetArrayItem(cJSON_GetArrayItem(a, i), 0)->valuestring + 3);
+      assert_true(v >= 0 && v < 60);
+      seen[v]++;
+    }
+    cJSON_Delete(a);
+  }
+  for (int i = 0; i < 60; i++)
+    assert_int_equal(seen[i], 1);
+  hw_sse_stats st;
+  hw_sse_hub_get_stats(f.hub, &st);
+  assert_int_equal(st.batches, all->nev);
+  fx_close(&f);
+  free(all);
 }
 
 static void test_hub_resume(void **state) {
@@ -477,7 +620,10 @@ int main(void) {
       cmocka_unit_test(test_parse_id),
       cmocka_unit_test(test_regions),
       cmocka_unit_test(test_position_event),
+      cmocka_unit_test(test_pos_encode),
+      cmocka_unit_test(test_pending),
       cmocka_unit_test(test_hub_fanout_filter),
+      cmocka_unit_test(test_hub_batch_split),
       cmocka_unit_test(test_hub_resume),
       cmocka_unit_test(test_hub_cap),
   };
