@@ -18,10 +18,11 @@
 #include "base/fix.h" /* HW_TID_WIDE_MAX: JT/T 809's jt809: ids are the longest */
 
 #define HW_SSE_TID_MAX HW_TID_WIDE_MAX /* a terminal id longer than this is not a vehicle of ours */
-#define HW_SSE_POS_MAX 384 /* one encoded position at most: a fully escaped id and six numbers */
+#define HW_SSE_POS_MAX 384 /* one encoded position at most: an id the daemon stores (no control characters, so at most 2 bytes per escaped byte) and six numbers */
 
-/* Encodes one position into out (cap >= HW_SSE_POS_MAX always suffices); returns its length, or
- * 0 when tid is empty or longer than HW_SSE_TID_MAX. A NaN number is written as null. No line
+/* Encodes one position into out; returns its length (more than cap: it did not fit, as
+ * snprintf), or 0 when tid is empty or longer than HW_SSE_TID_MAX. cap >= HW_SSE_POS_MAX fits
+ * every id the daemon stores; the hub refuses (and counts) a position that does not fit. A NaN number is written as null. No line
  * breaks: control characters of tid are \u-escaped. */
 size_t hw_sse_pos_encode(char *out, size_t cap, const char *tid, double ts_ms, double lat,
                          double lon, double speed_kmh, double heading);

@@ -186,12 +186,17 @@ static void test_pos_encode(void **state) {
   assert_string_equal(cJSON_GetArrayItem(o, 0)->valuestring, "a\"b\\c\nd\x01");
   assert_true(cJSON_GetArrayItem(o, 2)->valuedouble == 2.0);
   cJSON_Delete(o);
-  /* the longest id, every byte escaped, fits HW_SSE_POS_MAX */
+  /* the longest id the daemon stores, every byte escaped (no control characters are stored),
+   * fits HW_SSE_POS_MAX with the widest numbers */
   char tid[HW_SSE_TID_MAX + 2];
-  memset(tid, 0x01, HW_SSE_TID_MAX);
+  memset(tid, '"', HW_SSE_TID_MAX);
   tid[HW_SSE_TID_MAX] = 0;
   n = hw_sse_pos_encode(out, sizeof out, tid, -9e15, -180.123456, -180.123456, -9999.9, -359);
   assert_true(n > 0 && n <= sizeof out);
+  /* one of control characters (6 bytes each) does not: the length says so, as snprintf's */
+  memset(tid, 0x01, HW_SSE_TID_MAX);
+  n = hw_sse_pos_encode(out, sizeof out, tid, -9e15, -180.123456, -180.123456, -9999.9, -359);
+  assert_true(n > sizeof out);
   /* no id, or one too long: nothing */
   tid[HW_SSE_TID_MAX] = 'x';
   tid[HW_SSE_TID_MAX + 1] = 0;
