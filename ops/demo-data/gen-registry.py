@@ -13,6 +13,7 @@ Registry facts the rules check, on purpose:
   scn-normal-001     a permit that expired on 2026-06-30: expired_permit
   scn-normal-002     a deregistered vehicle still on the road: deregistered_vehicle
   scn-normal-031/032, sim000991..sim001000   no vehicle: unregistered_terminal
+  scn-normal-003..005 (and one paced truck in 60)   大吨小标 suspects (masses, below)
 Deterministic: the same file on every run.
 """
 import csv
@@ -123,7 +124,43 @@ for _ in range(5):
 for n in range(1, 151):
     add("plt%06d" % n, rng.choice(["heavy_truck", "heavy_truck", "semi_trailer_tractor"]))
 
+# The masses (axles, total, curb, rated load; kg) of the crackdown list `report registry-audit`
+# (大吨小标), from their own generator so the columns above stay as they were. Honest figures add
+# up within 300 kg and keep to GB 1589-2016 for the axle count; a few suspects do not, on purpose:
+#   scn-normal-003     rated load far too small for its curb mass: load_small
+#   scn-normal-004     25 t on 2 axles (limit 18 t): over_limit
+#   scn-normal-005     total mass 4 t more than curb + rated load: mass_mismatch
+#   one paced truck in 60, one of the three at random
+mrng = random.Random(20261207)
+
+
+def masses(terminal, cls):
+    if cls == "converted_tractor":
+        return ["", "", "", ""]
+    if cls == "semi_trailer_tractor":
+        axles, total = mrng.choice([(5, 43000), (6, 49000)])
+        curb = mrng.randrange(14000, 17000, 100)
+    else:
+        axles, total = mrng.choice([(2, 18000), (3, 25000), (4, 31000)])
+        curb = mrng.randrange(total * 4 // 10, total // 2, 100)
+    rated = total - curb - mrng.randrange(0, 300, 10)
+    kind = {"scn-normal-003": 0, "scn-normal-004": 1, "scn-normal-005": 2}.get(terminal)
+    if kind is None and terminal.startswith("sim") and mrng.random() < 1 / 60:
+        kind = mrng.randrange(3)
+    if kind == 0:
+        rated = curb // 5
+        total = curb + rated
+    elif kind == 1:
+        axles, total = 2, 25000
+        curb = 11000
+        rated = total - curb
+    elif kind == 2:
+        total = curb + rated + 4000
+    return [axles, total, curb, rated]
+
+
 w = csv.writer(sys.stdout, lineterminator="\n")
 w.writerow(["plate", "plate_colour", "vin", "class", "terminal_id", "region", "enterprise",
-            "permit_no", "permit_expires", "status"])
-w.writerows(rows)
+            "permit_no", "permit_expires", "status", "axles", "total_mass_kg", "curb_mass_kg",
+            "rated_load_kg"])
+w.writerows(r + masses(r[4], r[3]) for r in rows)
