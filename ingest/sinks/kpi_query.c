@@ -57,46 +57,64 @@ const char hw_kpi_sql[] =
     "  WHEN 'enterprise' THEN coalesce(enterprise, '')"
     "  ELSE class_code END AS grp"
     HW_KPI_SCOPE "),"
-    " d AS ("
-    " SELECT x.terminal_id, sum(x.records) AS records, sum(x.qualified) AS qualified,"
-    "  bool_or(x.qualified > 0) AS online, bool_or(x.drift > 0) AS drifting,"
-    "  sum(x.km_total) AS km_total, sum(x.km_complete) AS km_complete"
-    " FROM vehicle_daily x JOIN v USING (terminal_id)"
-    " WHERE x.day BETWEEN date '1970-01-01' + $1::integer AND date '1970-01-01' + $2::integer"
-    " GROUP BY x.terminal_id),"
-    /* Connected: online in the period, or a qualified record before it (looked up only for
-     * the vehicles not online in the period). */
-    " c AS ("
-    " SELECT v.terminal_id FROM v LEFT JOIN d USING (terminal_id)"
-    " WHERE d.online OR EXISTS (SELECT 1 FROM vehicle_daily x"
-    "  WHERE x.terminal_id = v.terminal_id AND x.day < date '1970-01-01' + $1::integer"
-    "  AND x.qualified > 0)),"
-    " s AS ("
-    " SELECT x.terminal_id, count(*) AS n FROM violations x JOIN v USING (terminal_id)"
+    /* The period as whole months (ws..we, none when ws > we) and edge days: the months from the
+     * roll-up (schema 017), the days before ws and after we from vehicle_daily. The two day
+     * ranges never overlap: the second starts at ws or later. */
+    " p AS ("
+    " SELECT lo, hi, (date_trunc('month', (lo - 1)::timestamp) + interval '1 month')::date AS ws,"
+    "  (date_trunc('month', (hi + 1)::timestamp) - interval '1 day')::date AS we"
+    " FROM (SELECT date '1970-01-01' + $1::integer AS lo, date '1970-01-01' + $2::integer AS hi) b),"
+    /* Every figure of a vehicle in the period, one row per month, edge day, fatigue episode
+     * and one of its speeding episodes, so that one aggregation per vehicle (w) gathers them all. */
+    " u AS ("
+    " SELECT m.terminal_id, m.records, m.qualified, m.online_days > 0 AS online,"
+    "  m.drift_days > 0 AS drifting, m.km_total, m.km_complete, NULL::bigint AS sp,"
+    "  NULL::numeric AS fsec"
+    " FROM vehicle_monthly m, p WHERE m.month BETWEEN p.ws AND p.we"
+    " UNION ALL"
+    " SELECT x.terminal_id, x.records, x.qualified, x.qualified > 0, x.drift > 0, x.km_total,"
+    "  x.km_complete, NULL, NULL"
+    " FROM vehicle_daily x, p WHERE x.day BETWEEN p.lo AND least(p.hi, p.ws - 1)"
+    " UNION ALL"
+    " SELECT x.terminal_id, x.records, x.qualified, x.qualified > 0, x.drift > 0, x.km_total,"
+    "  x.km_complete, NULL, NULL"
+    " FROM vehicle_daily x, p WHERE x.day BETWEEN greatest(p.lo, p.we + 1, p.ws) AND p.hi"
+    " UNION ALL"
+    " SELECT x.terminal_id, NULL, NULL, NULL, NULL, NULL, NULL, count(*), NULL FROM violations x"
     " WHERE x.kind = 'speeding' AND x.started_at >= " HW_KPI_LO " AND x.started_at < " HW_KPI_HI
-    " GROUP BY x.terminal_id),"
-    " fe AS ("
-    " SELECT x.terminal_id, x.started_at,"
-    "  coalesce(x.ended_at, (SELECT max(y.last_fix) FROM vehicle_daily y"
+    " GROUP BY x.terminal_id"
+    " UNION ALL"
+    /* The hours of fatigue inside the period; an open episode runs to the vehicle's last fix.
+     * OFFSET 0 keeps fe a subquery: flattened, the lookup of the last fix would run twice. */
+    " SELECT terminal_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    "  extract(epoch FROM least(until, " HW_KPI_HI ") - greatest(started_at, " HW_KPI_LO "))"
+    " FROM (SELECT x.terminal_id, x.started_at,"
+    "  coalesce(x.ended_at, (SELECT max(y.last_fix) FROM vehicle_monthly y"
     "   WHERE y.terminal_id = x.terminal_id)) AS until"
-    " FROM violations x JOIN v USING (terminal_id)"
+    " FROM violations x"
     " WHERE x.kind = 'fatigue_continuous' AND x.started_at < " HW_KPI_HI
-    " AND (x.ended_at IS NULL OR x.ended_at > " HW_KPI_LO ")),"
-    " f AS ("
-    " SELECT terminal_id, sum(extract(epoch FROM least(until, " HW_KPI_HI ")"
-    "  - greatest(started_at, " HW_KPI_LO "))) / 3600 AS h"
-    " FROM fe WHERE until > greatest(started_at, " HW_KPI_LO ") GROUP BY terminal_id),"
+    " AND (x.ended_at IS NULL OR x.ended_at > " HW_KPI_LO ") OFFSET 0) fe"
+    " WHERE until > greatest(started_at, " HW_KPI_LO ")),"
+    /* Per vehicle in scope. Connected: online in the period, or a qualified record before it
+     * (looked up, in the roll-up's first online day, only for the vehicles not online). */
+    " w AS ("
+    " SELECT v.grp, sum(u.records) AS records, sum(u.qualified) AS qualified,"
+    "  bool_or(u.online) AS online, bool_or(u.drifting) AS drifting,"
+    "  sum(u.km_total) AS km_total, sum(u.km_complete) AS km_complete,"
+    "  sum(u.sp) AS speeding, sum(u.fsec) / 3600 AS fatigue,"
+    "  coalesce(bool_or(u.online), false) OR EXISTS (SELECT 1 FROM vehicle_monthly x"
+    "   WHERE x.terminal_id = v.terminal_id AND x.first_online < date '1970-01-01' + $1::integer)"
+    "  AS connected"
+    " FROM v LEFT JOIN u USING (terminal_id) GROUP BY v.grp, v.terminal_id),"
     " g AS ("
-    " SELECT v.grp, count(*) AS registered, count(c.terminal_id) AS connected,"
-    "  count(*) FILTER (WHERE d.online) AS online,"
-    "  coalesce(sum(d.records), 0) AS records, coalesce(sum(d.qualified), 0) AS qualified,"
-    "  count(*) FILTER (WHERE d.online AND d.drifting) AS drifting,"
-    "  coalesce(sum(d.km_total), 0)::numeric AS km_total,"
-    "  coalesce(sum(d.km_complete), 0)::numeric AS km_complete,"
-    "  coalesce(sum(s.n), 0) AS speeding, coalesce(sum(f.h), 0)::numeric AS fatigue"
-    " FROM v LEFT JOIN d USING (terminal_id) LEFT JOIN c USING (terminal_id)"
-    " LEFT JOIN s USING (terminal_id) LEFT JOIN f USING (terminal_id)"
-    " GROUP BY v.grp),"
+    " SELECT grp, count(*) AS registered, count(*) FILTER (WHERE connected) AS connected,"
+    "  count(*) FILTER (WHERE online) AS online,"
+    "  coalesce(sum(records), 0) AS records, coalesce(sum(qualified), 0) AS qualified,"
+    "  count(*) FILTER (WHERE online AND drifting) AS drifting,"
+    "  coalesce(sum(km_total), 0)::numeric AS km_total,"
+    "  coalesce(sum(km_complete), 0)::numeric AS km_complete,"
+    "  coalesce(sum(speeding), 0) AS speeding, coalesce(sum(fatigue), 0)::numeric AS fatigue"
+    " FROM w GROUP BY grp),"
     /* The rates as printed (four decimals): the score is computed from them, so that a reader
      * can compute it again from the row and the averages. */
     " k AS ("
@@ -259,16 +277,38 @@ void hw_kpi_bind(const hw_kpi_request *r, hw_kpi_bufs *bufs, const char *params[
     params[6] = r->scope; /* borrowed: may be longer than a buffer */
 }
 
+static int hw_kpi_exec(PGconn *conn, const char *sql) {
+  PGresult *res = PQexec(conn, sql);
+  int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -EIO;
+  if (rc)
+    hw_error("kpi", NULL, "%s failed: %s", sql, hw_pg_errmsg(res));
+  PQclear(res);
+  return rc;
+}
+
 int hw_kpi_run(PGconn *conn, const hw_kpi_request *r, PGresult **out) {
   hw_kpi_bufs bufs;
   const char *params[HW_KPI_NPARAMS];
   hw_kpi_bind(r, &bufs, params);
+  /* The settings only for this statement (SET LOCAL, in a transaction of its own unless the
+   * caller has one): see HW_KPI_SETTINGS. */
+  int own = PQtransactionStatus(conn) == PQTRANS_IDLE;
+  if ((own && hw_kpi_exec(conn, "BEGIN")) || hw_kpi_exec(conn, HW_KPI_SETTINGS))
+    goto fail;
   PGresult *res = PQexecParams(conn, hw_kpi_sql, HW_KPI_NPARAMS, NULL, params, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != HW_KPI_NCOLS) {
     hw_error("kpi", NULL, "query failed: %s", hw_pg_errmsg(res));
+    PQclear(res);
+    goto fail;
+  }
+  if (own && hw_kpi_exec(conn, "COMMIT")) {
     PQclear(res);
     return -EIO;
   }
   *out = res;
   return 0;
+fail:
+  if (own)
+    PQclear(PQexec(conn, "ROLLBACK"));
+  return -EIO;
 }

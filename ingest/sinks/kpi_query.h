@@ -103,6 +103,13 @@ typedef struct hw_kpi_bufs {
 } hw_kpi_bufs;
 void hw_kpi_bind(const hw_kpi_request *r, hw_kpi_bufs *bufs, const char *params[HW_KPI_NPARAMS]);
 
+/* Set (SET LOCAL) around hw_kpi_sql by hw_kpi_run. jit off: the planner's cost of the statement
+ * (its estimates of the correlated lookups are large) passes jit_above_cost, and compiling took
+ * longer than the whole query (ops/bench-kpi, EXPLAIN ANALYZE). work_mem 64MB: the aggregation
+ * per vehicle of a province (100,000 vehicles) fits in a hash table; with the default 16MB of
+ * ops/lib.sh's clusters the planner sorts the rows instead, twice as slow. */
+#define HW_KPI_SETTINGS "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"
+
 /* Blocking: runs the query. *out (owned by the caller, PQclear) has HW_KPI_NCOLS text columns,
  * one row per group in group order. 0 or -EIO (message logged). */
 int hw_kpi_run(PGconn *conn, const hw_kpi_request *r, PGresult **out) HW_MUST_CHECK;

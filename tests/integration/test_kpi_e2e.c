@@ -189,6 +189,22 @@ static char *all_rows(void) {
   return out;
 }
 
+/* The monthly roll-up (schema 017) against the months computed again from vehicle_daily: the
+ * number of rows that differ either way (0 when exact). Each month here has at most two days per
+ * vehicle, so the float sums cannot differ by the order of addition. */
+static long rollup_diff(void) {
+  return q("WITH r AS (SELECT terminal_id, date_trunc('month', day::timestamp)::date AS month, "
+           "sum(records) AS records, sum(qualified) AS qualified, "
+           "count(*) FILTER (WHERE qualified > 0) AS online_days, "
+           "count(*) FILTER (WHERE drift > 0) AS drift_days, sum(km_total) AS km_total, "
+           "sum(km_complete) AS km_complete, min(day) FILTER (WHERE qualified > 0) AS first_online, "
+           "max(last_fix) AS last_fix FROM vehicle_daily GROUP BY 1, 2), "
+           "m AS (SELECT terminal_id, month, records, qualified, online_days, drift_days, km_total, "
+           "km_complete, first_online, last_fix FROM vehicle_monthly) "
+           "SELECT (SELECT count(*) FROM (TABLE r EXCEPT TABLE m) a) "
+           "+ (SELECT count(*) FROM (TABLE m EXCEPT TABLE r) b)");
+}
+
 static int group_setup(void **state) {
   (void)state;
   hw_test_env_up(&env, "hw_it_kpi_e2e");
@@ -338,6 +354,10 @@ static void test_scenario(void **state) {
         "RETURNING 1) SELECT count(*) FROM ins"),
       10);
 
+  /* The roll-up the query reads holds the daemon's days exactly. */
+  assert_true(q("SELECT count(*) FROM vehicle_monthly") >= 4);
+  assert_int_equal(rollup_diff(), 0);
+
   /* The KPI row, column by column. */
   char out[8192];
   const char *kpi[] = {"report", "kpi", "--from", "2026-11-02", "--to", "2026-11-03", "--region",
@@ -458,6 +478,10 @@ static void test_scenario(void **state) {
   assert_true(strlen(daemon_rows) > 100);
   assert_int_equal(q("WITH u AS (UPDATE vehicle_daily SET records = records + 7, km_total = 0 "
                      "RETURNING 1) SELECT count(*) FROM u"), 8);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(q("SELECT count(*) FROM vehicle_monthly WHERE km_total = 0"),
+                   q("SELECT count(DISTINCT (terminal_id, date_trunc('month', day::timestamp))) "
+                     "FROM vehicle_daily"));
   char to[16];
   hw_test_pg_text(env.db, to, sizeof to,
                   "SELECT to_char((now() AT TIME ZONE 'Asia/Shanghai')::date + 3, 'YYYY-MM-DD')");
@@ -466,6 +490,38 @@ static void test_scenario(void **state) {
   assert_int_equal(run_cli(rebuild, out, sizeof out), 0);
   assert_non_null(strstr(out, "8 vehicle-days written, 8 replaced"));
   assert_string_equal(all_rows(), daemon_rows);
+  assert_int_equal(rollup_diff(), 0); /* the spoiled months too: the rows equal the daemon's */
+
+  /* Any writer keeps the roll-up exact: an insert in other months, an upsert, a day moved to
+   * another month, a delete, a truncate. */
+  assert_int_equal(q("WITH i AS (INSERT INTO vehicle_daily (terminal_id, day, records, qualified, "
+                     "drift, km_total, km_complete) VALUES ('kpi-x', '2026-10-31', 5, 3, 1, 1.5, 1.25), "
+                     "('kpi-x', '2026-12-01', 4, 0, 0, 0, 0), ('kpi-a', '2026-12-02', 2, 2, 0, 0.5, 0.5) "
+                     "RETURNING 1) SELECT count(*) FROM i"), 3);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(q("SELECT (first_online IS NULL)::int FROM vehicle_monthly WHERE terminal_id = 'kpi-x' "
+                     "AND month = '2026-12-01'"), 1);
+  assert_int_equal(q("WITH i AS (INSERT INTO vehicle_daily (terminal_id, day, records, qualified, "
+                     "drift, km_total, km_complete) VALUES ('kpi-x', '2026-12-01', 9, 9, 0, 2, 2) "
+                     "ON CONFLICT (terminal_id, day) DO UPDATE SET records = EXCLUDED.records, "
+                     "qualified = EXCLUDED.qualified, km_total = EXCLUDED.km_total, "
+                     "km_complete = EXCLUDED.km_complete RETURNING 1) SELECT count(*) FROM i"), 1);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(q("SELECT records FROM vehicle_monthly WHERE terminal_id = 'kpi-x' "
+                     "AND month = '2026-12-01'"), 9);
+  assert_int_equal(q("WITH u AS (UPDATE vehicle_daily SET day = '2026-11-15' WHERE terminal_id = "
+                     "'kpi-x' AND day = '2026-10-31' RETURNING 1) SELECT count(*) FROM u"), 1);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(q("SELECT count(*) FROM vehicle_monthly WHERE terminal_id = 'kpi-x' "
+                     "AND month = '2026-10-01'"), 0);
+  assert_int_equal(q("WITH d AS (DELETE FROM vehicle_daily WHERE terminal_id = 'kpi-x' "
+                     "RETURNING 1) SELECT count(*) FROM d"), 2);
+  assert_int_equal(rollup_diff(), 0);
+  assert_int_equal(q("SELECT count(*) FROM vehicle_monthly WHERE terminal_id = 'kpi-x'"), 0);
+  PGresult *tr = PQexec(env.db, "TRUNCATE vehicle_daily");
+  assert_int_equal(PQresultStatus(tr), PGRES_COMMAND_OK);
+  PQclear(tr);
+  assert_int_equal(q("SELECT count(*) FROM vehicle_monthly"), 0);
 }
 
 int main(void) {
