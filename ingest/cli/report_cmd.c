@@ -20,7 +20,7 @@
 #include "sinks/kpi_query.h"
 #include "sinks/platform_kpi.h"
 
-#define HW_REPORT_SCHEMA 12 /* vehicle_daily */
+#define HW_REPORT_SCHEMA 17 /* vehicle_daily (012), platform_links and inspections (016), vehicle_monthly (017) */
 
 /* --- report rebuild --- */
 

@@ -19,7 +19,7 @@
 #include "sinks/kpi_query.h"
 #include "sinks/monthly_query.h"
 
-#define HW_MONTHLY_SCHEMA 14 /* vehicle_daily (012), the registry's masses (014) */
+#define HW_MONTHLY_SCHEMA 17 /* vehicle_daily (012), the registry's masses (014), vehicle_monthly (017) */
 /* Default of overdue_days (the 督办 threshold): haulwatch's, not a national figure; a month of
  * rectification is what the provincial plan's monthly cycle allows. */
 #define HW_MONTHLY_DEF_OVERDUE_DAYS 30

@@ -11,7 +11,7 @@
 #include "web/sse.h"
 #include "web/web.h"
 
-#define HW_WEB_SCHEMA 14 /* web_users, web_sessions, hw_web_violation_transition; regions; admin_audit; vehicle_daily (012) and the masses (014) of the crackdown lists */
+#define HW_WEB_SCHEMA 17 /* web_users, web_sessions, hw_web_violation_transition; regions; admin_audit; vehicle_daily (012) and the masses (014) of the crackdown lists, vehicle_monthly (017) of the KPIs */
 
 #ifndef HW_WEB_ROOT_DEFAULT
 #define HW_WEB_ROOT_DEFAULT ""
