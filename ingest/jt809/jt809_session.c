@@ -32,6 +32,7 @@ typedef struct hw_j9_login_job {
   uint32_t center;
   char peer[48];
   char peer_ip[48];
+  char daemon[33]; /* hw_jt809_centre_instance, or empty (no centre: NULL on the row) */
   /* out */
   int result;
   const char *reason;
@@ -223,9 +224,10 @@ static void hw_j9_login_work(uv_work_t *w) {
   sodium_memzero(&m, sizeof m);
   if (j->result != HW_JT809_LOGIN_OK)
     goto done;
-  const char *p2[2] = {j->plat.id, j->peer};
-  res = PQexecParams(conn, "INSERT INTO platform_links (platform, link, remote_addr) VALUES "
-                     "($1, 'main', $2) RETURNING id", 2, NULL, p2, NULL, NULL, 0);
+  const char *p2[3] = {j->plat.id, j->peer, j->daemon[0] ? j->daemon : NULL};
+  res = PQexecParams(conn, "INSERT INTO platform_links (platform, link, remote_addr, daemon, "
+                     "last_seen_at) VALUES ($1, 'main', $2, $3, now()) RETURNING id", 3, NULL, p2,
+                     NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     j->result = HW_JT809_LOGIN_OTHER;
     j->reason = NULL;
@@ -361,6 +363,8 @@ static int hw_j9_login(hw_session *s, const uint8_t *frame, size_t len, uint32_t
   memcpy(j->frame, frame, len);
   j->frame_len = len;
   j->center = center;
+  if (be->jt809)
+    snprintf(j->daemon, sizeof j->daemon, "%s", hw_jt809_centre_instance(be->jt809));
   snprintf(j->peer, sizeof j->peer, "%s", s->peer);
   /* "ip:port", "[v6]:port": the address alone. */
   const char *a = s->peer, *colon = strrchr(a, ':');
