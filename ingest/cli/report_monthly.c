@@ -18,8 +18,9 @@
 #include "sinks/crackdown_query.h"
 #include "sinks/kpi_query.h"
 #include "sinks/monthly_query.h"
+#include "sinks/platform_kpi.h"
 
-#define HW_MONTHLY_SCHEMA 17 /* vehicle_daily (012), the registry's masses (014), vehicle_monthly (017) */
+#define HW_MONTHLY_SCHEMA 17 /* vehicle_daily (012), the registry's masses (014), platforms (016), vehicle_monthly (017) */
 /* Default of overdue_days (the 督办 threshold): haulwatch's, not a national figure; a month of
  * rectification is what the provincial plan's monthly cycle allows. */
 #define HW_MONTHLY_DEF_OVERDUE_DAYS 30
@@ -96,6 +97,7 @@ static int hw_find_group(const PGresult *res, const char *group) {
 /* Everything the report reads, owned here (PQclear). */
 typedef struct hw_monthly_data {
   PGresult *cur, *prev, *viol, *rect, *overdue;
+  PGresult *plat_cur, *plat_prev; /* report platforms of the month and the month before */
   hw_cd_table phaseout, audit; /* the crackdown module's tables (hw_cd_table_free) */
 } hw_monthly_data;
 
@@ -107,13 +109,36 @@ static void hw_monthly_data_free(hw_monthly_data *m) {
   PQclear(m->viol);
   PQclear(m->rect);
   PQclear(m->overdue);
+  PQclear(m->plat_cur);
+  PQclear(m->plat_prev);
+}
+
+/* The bounds report platforms takes for month (YYYY-MM, 2000-02..2099-12): its first day (GMT+8
+ * midnight) and the next month's first instant, so the periods are the KPI months'. */
+static void hw_monthly_bounds(const char *month, char *from, size_t fl, char *to, size_t tl) {
+  int y = atoi(month), mo = atoi(month + 5) + 1;
+  if (mo > 12)
+    mo = 1, y++;
+  snprintf(from, fl, "%.7s-01", month);
+  snprintf(to, tl, "%04d-%02d-01 00:00:00+08", y, mo);
+}
+
+static int hw_monthly_platforms_run(PGconn *conn, const char *month, PGresult **out) {
+  char from[16], to[40], err[256];
+  hw_monthly_bounds(month, from, sizeof from, to, sizeof to);
+  int rc = hw_platform_kpi_run(conn, from, to, NULL, out, err, sizeof err);
+  if (rc)
+    fprintf(stderr, "report monthly: platforms of %s: %s", month, err);
+  return rc;
 }
 
 static int hw_monthly_gather(PGconn *conn, const hw_monthly_request *q, const hw_cd_config *cfg,
                              hw_monthly_data *m) {
   if (hw_kpi_run(conn, &q->cur, &m->cur) || hw_kpi_run(conn, &q->prev, &m->prev) ||
       hw_monthly_violations_run(conn, q, &m->viol) || hw_monthly_rectify_run(conn, q, &m->rect) ||
-      hw_monthly_overdue_run(conn, q, &m->overdue))
+      hw_monthly_overdue_run(conn, q, &m->overdue) ||
+      hw_monthly_platforms_run(conn, q->month, &m->plat_cur) ||
+      hw_monthly_platforms_run(conn, q->prev_month, &m->plat_prev))
     return -EIO;
   /* The crackdown lists exactly as `report phaseout` and `report registry-audit` give them for
    * the region (the same module runs them), every vehicle of it: scope "{%}". */
@@ -333,6 +358,53 @@ static void hw_monthly_cd_table(hw_rdoc *d, const hw_cd_table *cd, const char *i
     hw_rdoc_row(d, t, (const char *const *)cd->cells + r * cd->ncols);
 }
 
+static int hw_pk_col(const char *name) {
+  for (int c = 0; c < HW_PLATFORM_KPI_NCOLS; c++)
+    if (!strcmp(hw_platform_kpi_columns[c], name))
+      return c;
+  abort(); /* a name of this file missing from platform_kpi.c: a programming error */
+}
+
+/* JT/T 809 platforms: inspection response rate and main-link availability, the month and the
+ * month before, exactly as `report platforms` gives them (the same query, same cells). All
+ * platforms: they have no region. */
+static void hw_monthly_platform_table(hw_rdoc *d, const hw_monthly_request *q, const PGresult *cur,
+                                      const PGresult *prev) {
+  const char *cols[7] = {"platform", "inspections", "response_rate", "response_rate_prev",
+                         "link_availability", "link_availability_prev", "main_down_s"};
+  char h_rate[48], h_rate_prev[48], h_av[48], h_av_prev[48];
+  snprintf(h_rate, sizeof h_rate, "查岗响应率 response %s", q->month);
+  snprintf(h_rate_prev, sizeof h_rate_prev, "查岗响应率 response %s", q->prev_month);
+  snprintf(h_av, sizeof h_av, "平台连通率 link %s", q->month);
+  snprintf(h_av_prev, sizeof h_av_prev, "平台连通率 link %s", q->prev_month);
+  const char *heads[7] = {"平台 platform", "查岗次数 inspections", h_rate, h_rate_prev, h_av,
+                          h_av_prev, "断开秒数 main link down, s"};
+  hw_rtable *t = hw_rdoc_table(d, "platforms", "平台考核 platforms", 7, cols, heads, 0x7e);
+  hw_rdoc_section(d, t, "八、平台考核 platforms");
+  hw_rdoc_note(d, t,
+               "Every JT/T 809 subordinate platform (platforms have no region): inspections "
+               "(查岗) created in the month, the share answered within their answer time, and "
+               "the main link's up time over the month (平台连通率), with %s; the figures of "
+               "`haulwatch report platforms --from %s-01 --to` the month's last day. A platform "
+               "registered during a month is judged from its registration; an empty cell: no "
+               "inspection, or not registered yet.",
+               q->prev_month, q->month);
+  int pc = hw_pk_col("platform"), nc = hw_pk_col("inspections"),
+      rc = hw_pk_col("response_rate"), ac = hw_pk_col("link_availability"),
+      dc = hw_pk_col("main_down_s");
+  for (int r = 0; t && r < PQntuples(cur); r++) {
+    const char *id = PQgetvalue(cur, r, pc);
+    int pr = -1;
+    for (int i = 0; i < PQntuples(prev); i++)
+      if (!strcmp(PQgetvalue(prev, i, pc), id))
+        pr = i;
+    const char *cells[7] = {id, hw_val(cur, r, nc), hw_val(cur, r, rc),
+                            pr < 0 ? NULL : hw_val(prev, pr, rc), hw_val(cur, r, ac),
+                            pr < 0 ? NULL : hw_val(prev, pr, ac), hw_val(cur, r, dc)};
+    hw_rdoc_row(d, t, cells);
+  }
+}
+
 static int hw_monthly_build(hw_rdoc *d, const hw_monthly_request *q, const hw_monthly_data *m) {
   int n = PQntuples(m->cur), sc = hw_kpi_col("score");
   const char *grouping = q->cur.by == HW_KPI_BY_REGION ? "地区 city" : "企业 enterprise";
@@ -365,6 +437,7 @@ static int hw_monthly_build(hw_rdoc *d, const hw_monthly_request *q, const hw_mo
                       "登记质量核查 Registry audit",
                       "Active vehicles of the region whose declared masses fail a check, as "
                       "`haulwatch report registry-audit` lists them, with the reasons.");
+  hw_monthly_platform_table(d, q, m->plat_cur, m->plat_prev);
 out:
   free(items);
   free(order);

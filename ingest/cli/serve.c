@@ -32,6 +32,7 @@ typedef struct hw_serve_config {
   uint32_t jt809_slave_backoff_min_ms;
   uint32_t jt809_slave_backoff_max_ms;
   uint32_t jt809_request_expire_s;
+  uint32_t jt809_link_seen_s;
   uint32_t jt809_scan_s;
   char pg[1024];
   char redis[128];
@@ -83,6 +84,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, jt809_slave_backoff_min_ms, "1000", 10, 600000, NULL, "JT/T 809 slave link: first reconnect delay, ms (doubles up to the max)"),
     HW_OPT_N(C, jt809_slave_backoff_max_ms, "60000", 10, 3600000, NULL, "JT/T 809 slave link: longest reconnect delay, ms"),
     HW_OPT_N(C, jt809_request_expire_s, "86400", 60, 8640000, NULL, "JT/T 809: inspections and supervisions not sent within this many s (platform offline) are closed unsent"),
+    HW_OPT_N(C, jt809_link_seen_s, "10", 1, 3600, NULL, "JT/T 809: refresh last_seen_at of this daemon's open link rows this often, s; open rows of other daemons not refreshed for 3 times this are closed as left by a dead daemon (down at their last refresh)"),
     HW_OPT_N(C, jt809_scan_s, "30", 1, 3600, NULL, "JT/T 809: look for unsent inspections and supervisions this often even without a notification, s"),
     HW_OPT_S(C, pg, "", "HAULWATCH_PG", "PostgreSQL connection string (libpq conninfo or URI)"),
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT"),
@@ -368,7 +370,8 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
                                  .slave_backoff_min_ms = cfg->jt809_slave_backoff_min_ms,
                                  .slave_backoff_max_ms = cfg->jt809_slave_backoff_max_ms,
                                  .request_expire_s = cfg->jt809_request_expire_s,
-                                 .scan_ms = cfg->jt809_scan_s * 1000u};
+                                 .scan_ms = cfg->jt809_scan_s * 1000u,
+                                 .seen_ms = cfg->jt809_link_seen_s * 1000u};
     if (jc.slave_backoff_max_ms < jc.slave_backoff_min_ms)
       jc.slave_backoff_max_ms = jc.slave_backoff_min_ms;
     if ((rc = hw_jt809_centre_start(&d->jt809, d->loop, &d->registry, &jc))) {

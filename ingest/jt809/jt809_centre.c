@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <sodium.h>
+
 #include "base/log.h"
 #include "jt809/jt809_internal.h"
 #include "jt809/jt809_msg.h"
@@ -23,6 +25,10 @@
  * database takes them (or a database away) must not grow the daemon without bound. Beyond this
  * they are dropped, counted and logged. */
 #define HW_J9C_MAX_QUEUED 10000
+/* Open link rows of another daemon not refreshed for this many of our refresh intervals are
+ * taken for a dead daemon's: several intervals, so that a live daemon whose refresh waits a
+ * little (a busy database) is not closed by its neighbour. */
+#define HW_J9C_STALE_INTERVALS 3
 
 struct hw_jt809_centre {
   uv_loop_t *loop;
@@ -33,6 +39,8 @@ struct hw_jt809_centre {
   hw_pg_conn listen;
   int listen_inflight, listening;
   uv_timer_t scan;
+  uv_timer_t seen;   /* refreshes last_seen_at of our open link rows, closes dead daemons' */
+  char instance[33]; /* this daemon's name on its link rows: random hex, per start */
   int scanning;   /* a scan's queries are queued */
   int scan_again; /* a kick arrived during the scan */
   int stopping;      /* no scans any more; writes already queued still run */
@@ -101,10 +109,10 @@ void hw_jt809_centre_link_up(hw_jt809_centre *c, const char *platform, const cha
                              const char *remote, int64_t ms) {
   char t[24];
   snprintf(t, sizeof t, "%" PRId64, ms);
-  const char *p[4] = {platform, link, remote, t};
+  const char *p[5] = {platform, link, remote, t, c->instance};
   hw_j9c_run(c, "link up time",
-             "INSERT INTO platform_links (platform, link, remote_addr, up_at) VALUES ($1, $2, $3, "
-             HW_J9C_TS("$4") ")", 4, p);
+             "INSERT INTO platform_links (platform, link, remote_addr, up_at, daemon, last_seen_at) "
+             "VALUES ($1, $2, $3, " HW_J9C_TS("$4") ", $5, now())", 5, p);
 }
 
 void hw_jt809_centre_link_down(hw_jt809_centre *c, const char *platform, const char *link,
@@ -118,6 +126,55 @@ void hw_jt809_centre_link_down(hw_jt809_centre *c, const char *platform, const c
              "UPDATE platform_links SET down_at = greatest(" HW_J9C_TS("$3") ", up_at), "
              "reason = left($4, 200) WHERE platform = $1 AND link = $2 AND down_at IS NULL",
              4, p);
+}
+
+const char *hw_jt809_centre_instance(const hw_jt809_centre *c) { return c->instance; }
+
+/* ---- links of daemons that died ---------------------------------------------------------- */
+
+static void hw_j9c_on_swept(void *arg, const PGresult *res) {
+  hw_jt809_centre *c = arg;
+  c->queued--;
+  if (!res) {
+    hw_warn(HW_J9C_LOG, NULL, "links of dead daemons not closed: PostgreSQL connection lost");
+    return;
+  }
+  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    hw_warn(HW_J9C_LOG, NULL, "links of dead daemons not closed: %s", hw_pg_errmsg(res));
+    return;
+  }
+  for (int i = 0; i < PQntuples(res); i++)
+    hw_warn(HW_J9C_LOG, PQgetvalue(res, i, 1), "platform_links row %s (%s link, daemon %s) "
+            "closed: its daemon died; down at %s, its last refresh", PQgetvalue(res, i, 0),
+            PQgetvalue(res, i, 2), PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
+}
+
+/* Off the loop's thread in effect: two queries on the centre's asynchronous connection, one
+ * for all our open rows (batched: one statement whatever their number). */
+static void hw_j9c_on_seen_timer(uv_timer_t *t) {
+  hw_jt809_centre *c = t->data;
+  if (c->stopping || c->final)
+    return;
+  const char *p1[1] = {c->instance};
+  hw_j9c_run(c, "link refresh",
+             "UPDATE platform_links SET last_seen_at = now() WHERE daemon = $1 AND "
+             "down_at IS NULL", 1, p1);
+  if (c->queued >= HW_J9C_MAX_QUEUED)
+    return;
+  char stale[24];
+  snprintf(stale, sizeof stale, "%u", c->cfg.seen_ms / 1000u * HW_J9C_STALE_INTERVALS);
+  const char *p2[2] = {c->instance, stale};
+  if (hw_pg_async_query(c->q,
+                        "UPDATE platform_links SET down_at = greatest(coalesce(last_seen_at, "
+                        "up_at), up_at), reason = 'daemon died' WHERE down_at IS NULL AND daemon "
+                        "IS DISTINCT FROM $1 AND coalesce(last_seen_at, up_at) < now() - "
+                        "make_interval(secs => $2::int) RETURNING id, platform, link, "
+                        "coalesce(daemon, '-'), down_at",
+                        2, p2, hw_j9c_on_swept, c)) {
+    hw_warn(HW_J9C_LOG, NULL, "links of dead daemons not closed: out of memory");
+    return;
+  }
+  c->queued++;
 }
 
 /* ---- the outbox -------------------------------------------------------------------------- */
@@ -509,7 +566,8 @@ int hw_jt809_centre_on_up(hw_jt809_centre *c, const char *platform, int is_2019,
 int hw_jt809_centre_start(hw_jt809_centre **out, uv_loop_t *loop, hw_registry *registry,
                           const hw_jt809_centre_config *cfg) {
   if (!cfg->conninfo || !cfg->slave_timeout_ms || !cfg->slave_heartbeat_ms ||
-      !cfg->slave_backoff_min_ms || cfg->slave_backoff_max_ms < cfg->slave_backoff_min_ms)
+      !cfg->slave_backoff_min_ms || cfg->slave_backoff_max_ms < cfg->slave_backoff_min_ms ||
+      cfg->seen_ms < 1000)
     return -EINVAL;
   hw_jt809_centre *c = calloc(1, sizeof *c);
   if (!c)
@@ -519,6 +577,14 @@ int hw_jt809_centre_start(hw_jt809_centre **out, uv_loop_t *loop, hw_registry *r
   c->cfg = *cfg;
   c->conninfo = strdup(cfg->conninfo);
   c->cfg.conninfo = c->conninfo;
+  if (sodium_init() < 0) {
+    free(c->conninfo);
+    free(c);
+    return -EIO;
+  }
+  uint8_t rnd[16];
+  randombytes_buf(rnd, sizeof rnd);
+  sodium_bin2hex(c->instance, sizeof c->instance, rnd, sizeof rnd);
   int rc = c->conninfo ? 0 : -ENOMEM;
   if (!rc)
     rc = hw_pg_async_start(&c->q, loop, c->conninfo, "jt809");
@@ -538,6 +604,10 @@ int hw_jt809_centre_start(hw_jt809_centre **out, uv_loop_t *loop, hw_registry *r
   c->scan.data = c;
   if (cfg->scan_ms)
     uv_timer_start(&c->scan, hw_j9c_on_scan_timer, cfg->scan_ms, cfg->scan_ms);
+  uv_timer_init(loop, &c->seen);
+  c->seen.data = c;
+  /* At once: the rows a dead predecessor left are closed as soon as they are stale. */
+  uv_timer_start(&c->seen, hw_j9c_on_seen_timer, 0, c->cfg.seen_ms);
   *out = c;
   return 0;
 }
@@ -550,9 +620,11 @@ static void hw_j9c_final(uv_timer_t *t) {
   if (c->final)
     return;
   c->final = 1;
-  c->pending_close = 3;
+  c->pending_close = 4;
   uv_timer_stop(&c->scan);
   uv_close((uv_handle_t *)&c->scan, hw_j9c_timer_closed);
+  uv_timer_stop(&c->seen);
+  uv_close((uv_handle_t *)&c->seen, hw_j9c_timer_closed);
   hw_pg_conn_close(&c->listen);
   hw_pg_async_stop(c->q, hw_j9c_q_closed, c);
 }
@@ -577,6 +649,7 @@ void hw_jt809_centre_stop(hw_jt809_centre *c, void (*done_cb)(void *arg), void *
   c->done_cb = done_cb;
   c->done_arg = arg;
   uv_timer_stop(&c->scan);
+  uv_timer_stop(&c->seen);
   if (hw_pg_async_query(c->q, "SELECT 1", 0, NULL, hw_j9c_on_last, c)) {
     uv_timer_start(&c->scan, hw_j9c_final, 0, 0);
     return;

@@ -34,6 +34,7 @@ typedef struct hw_jt809_centre_config {
   uint32_t slave_backoff_max_ms;
   uint32_t request_expire_s;     /* pending requests of offline platforms: closed after this */
   uint32_t scan_ms;              /* outbox scan even without a notification */
+  uint32_t seen_ms;              /* refresh of our open link rows' last_seen_at (>= 1000) */
 } hw_jt809_centre_config;
 
 /* registry: borrowed (the sessions of "jt809p:ACCESSCODE"). -ENOMEM, libuv/libpq errors. */
@@ -50,6 +51,11 @@ void hw_jt809_centre_link_up(hw_jt809_centre *c, const char *platform, const cha
                              const char *remote, int64_t ms);
 void hw_jt809_centre_link_down(hw_jt809_centre *c, const char *platform, const char *link,
                                int64_t ms, const char *reason);
+
+/* This daemon's name on the link rows it opens (platform_links.daemon, schema 018): random,
+ * per start. Our open rows' last_seen_at is refreshed every seen_ms; open rows of other
+ * daemons not refreshed for 3 intervals are closed at their last_seen_at, 'daemon died'. */
+const char *hw_jt809_centre_instance(const hw_jt809_centre *c);
 
 /* A 0x1300 or 0x1400 body (decrypted) from platform. 0, or -EBADMSG for a body that does not
  * parse (the session counts a strike). */

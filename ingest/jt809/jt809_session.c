@@ -1,9 +1,7 @@
 /* JT/T 809 main link session (see jt809_session.h). */
 #include "jt809/jt809_session.h"
 
-#include <libpq-fe.h>
 #include <sodium.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,49 +11,17 @@
 #include "jt809/jt809_centre.h"
 #include "jt809/jt809_data.h"
 #include "jt809/jt809_login.h"
+#include "jt809/jt809_login_job.h"
 #include "jt809/jt809_slave.h"
 #include "net/server.h"
 #include "pipeline/backend.h"
 #include "registry/auth.h"
 #include "registry/platform_row.h"
 
-#define HW_J9_LOGIN_FRAME_MAX 256 /* a 0x1001 frame, unescaped: 68 or 80 bytes (more tolerated) */
-
-/* A login decided on the thread pool. Owned by the session while s is set; when the session
- * closes first it sets s to NULL and the job frees itself when it comes back. */
-typedef struct hw_j9_login_job {
-  uv_work_t work;
-  hw_session *s;
-  const char *conninfo; /* borrowed from the backend: lives as long as the daemon */
-  uint8_t frame[HW_J9_LOGIN_FRAME_MAX];
-  size_t frame_len;
-  uint32_t center;
-  char peer[48];
-  char peer_ip[48];
-  /* out */
-  int result;
-  const char *reason;
-  int found;
-  hw_jt809_platform plat;
-  uint8_t is_2019;
-  long long link_id;
-  char down_ip[33]; /* the slave link's address, as 0x1001 gave it */
-  uint16_t down_port;
-} hw_j9_login_job;
-
-/* A platform_links row to close, on the thread pool; owns itself. */
-typedef struct hw_j9_down_job {
-  uv_work_t work;
-  const char *conninfo;
-  long long link_id;
-  char reason[64];
-  char error[160]; /* set by the worker, logged on the loop */
-} hw_j9_down_job;
-
 typedef struct hw_j9_state {
   hw_jt809_deframer df;
   uint8_t *buf;             /* owned: df's frame buffer (df.cap bytes) */
-  hw_j9_login_job *job;     /* owned, NULL unless a login is being decided */
+  hw_jt809_login_job *job;  /* NULL unless a login is being decided; cancelled at close */
   uint8_t logged_in;
   uint8_t is_2019;          /* the platform's edition (after login) */
   uint8_t has_cipher;
@@ -69,8 +35,6 @@ typedef struct hw_j9_state {
   char platform[33];
   hw_jt809_slave *slave;    /* owned: the slave link, NULL when none */
 } hw_j9_state;
-
-static atomic_int hw_j9_jobs; /* logins being decided in the process */
 
 static hw_backend *hw_j9_be(hw_session *s) { return hw_server_backend(s->server); }
 
@@ -130,7 +94,7 @@ static void hw_j9_slave_changed(void *arg, int up, const char *why) {
     hw_debug("jt809", hw_session_tid(s), "peer=%s 0x9007 not sent (%s)", s->peer, why);
 }
 
-static void hw_j9_slave_open(hw_session *s, const hw_j9_login_job *j, uint32_t verify) {
+static void hw_j9_slave_open(hw_session *s, const hw_jt809_login_job *j, uint32_t verify) {
   hw_j9_state *st = hw_session_state(s);
   hw_backend *be = hw_j9_be(s);
   if (!be->jt809)
@@ -181,106 +145,10 @@ int hw_jt809_session_send_down(hw_session *s, uint16_t msg_id, const uint8_t *bo
   return 0;
 }
 
-/* ---- the login, off the loop ---- */
+/* ---- the login, decided off the loop (jt809_login_job.c) ---- */
 
-static void hw_j9_login_work(uv_work_t *w) {
-  hw_j9_login_job *j = w->data;
-  PGconn *conn = PQconnectdb(j->conninfo);
-  PGresult *res = NULL;
-  char center[16];
-  j->result = HW_JT809_LOGIN_OTHER;
-  j->reason = NULL; /* unset: the database did not answer (not recorded as a refusal) */
-  if (PQstatus(conn) != CONNECTION_OK)
-    goto done;
-  snprintf(center, sizeof center, "%u", j->center);
-  const char *p1[1] = {center};
-  res = PQexecParams(conn, HW_PLATFORM_SQL_BY_CENTER, 1, NULL, p1, NULL, NULL, 0);
-  if (PQresultStatus(res) != PGRES_TUPLES_OK)
-    goto done;
-  j->found = PQntuples(res) == 1 && hw_platform_from_row(res, 0, &j->plat) == 0;
-  PQclear(res);
-  res = NULL;
-  /* The edition: the platform's; for an unknown access code the size of the frame tells which
-   * layout the login would be (2011: 22 + 46, 2019: 30 + 50). */
-  j->is_2019 = j->found ? j->plat.version == 2019
-                        : j->frame_len >= HW_JT809_HEADER_2019 + 50;
-  hw_jt809_header h;
-  const uint8_t *body;
-  size_t body_len;
-  hw_jt809_login m;
-  hw_jt809_cipher c = {j->plat.m1, j->plat.ia1, j->plat.ic1};
-  if (hw_jt809_open(j->frame, j->frame_len, j->is_2019, j->found && j->plat.has_keys ? &c : NULL,
-                    &h, &body, &body_len) ||
-      hw_jt809_parse_login(body, body_len, j->is_2019, &m)) {
-    j->result = j->found ? HW_JT809_LOGIN_OTHER : HW_JT809_LOGIN_BAD_ACCESS_CODE;
-    j->reason = "login message malformed";
-    goto done;
-  }
-  j->result = hw_jt809_login_check(j->found ? &j->plat : NULL, h.center_id, &m, j->peer_ip,
-                                   &j->reason);
-  memcpy(j->down_ip, m.down_ip, sizeof j->down_ip);
-  j->down_port = m.down_port;
-  sodium_memzero(&m, sizeof m);
-  if (j->result != HW_JT809_LOGIN_OK)
-    goto done;
-  const char *p2[2] = {j->plat.id, j->peer};
-  res = PQexecParams(conn, "INSERT INTO platform_links (platform, link, remote_addr) VALUES "
-                     "($1, 'main', $2) RETURNING id", 2, NULL, p2, NULL, NULL, 0);
-  if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-    j->result = HW_JT809_LOGIN_OTHER;
-    j->reason = NULL;
-    goto done;
-  }
-  j->link_id = atoll(PQgetvalue(res, 0, 0));
-done:
-  PQclear(res);
-  PQfinish(conn);
-}
-
-static void hw_j9_down_work(uv_work_t *w) {
-  hw_j9_down_job *j = w->data;
-  PGconn *conn = PQconnectdb(j->conninfo);
-  char id[24];
-  snprintf(id, sizeof id, "%lld", j->link_id);
-  const char *p[2] = {id, j->reason};
-  PGresult *res = NULL;
-  if (PQstatus(conn) == CONNECTION_OK)
-    res = PQexecParams(conn, "UPDATE platform_links SET down_at = greatest(now(), up_at), "
-                       "reason = $2 WHERE id = $1::bigint AND down_at IS NULL", 2, NULL, p, NULL,
-                       NULL, 0);
-  if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
-    snprintf(j->error, sizeof j->error, "%s", PQerrorMessage(conn));
-  PQclear(res);
-  PQfinish(conn);
-}
-
-static void hw_j9_down_after(uv_work_t *w, int status) {
-  hw_j9_down_job *j = w->data;
-  if (status || j->error[0])
-    hw_warn("jt809", NULL, "platform_links row %lld: down time not recorded: %s", j->link_id,
-            status ? uv_strerror(status) : j->error);
-  free(j);
-}
-
-static void hw_j9_login_after(uv_work_t *w, int status) {
-  hw_j9_login_job *j = w->data;
-  hw_session *s = j->s;
-  atomic_fetch_sub(&hw_j9_jobs, 1);
-  if (!s) { /* the session closed meanwhile: its link (if it came up) is down at once */
-    if (status == 0 && j->link_id) {
-      hw_j9_down_job *d = calloc(1, sizeof *d);
-      if (d) {
-        d->conninfo = j->conninfo;
-        d->link_id = j->link_id;
-        snprintf(d->reason, sizeof d->reason, "peer closed");
-        d->work.data = d;
-        if (uv_queue_work(w->loop, &d->work, hw_j9_down_work, hw_j9_down_after))
-          free(d);
-      }
-    }
-    free(j);
-    return;
-  }
+static void hw_j9_login_after(void *arg, int status, hw_jt809_login_job *j) {
+  hw_session *s = arg;
   hw_j9_state *st = hw_session_state(s);
   st->job = NULL;
   if (status)
@@ -299,7 +167,6 @@ static void hw_j9_login_after(uv_work_t *w, int status) {
       hw_error("jt809", tid, "peer=%s out of memory binding the link", s->peer);
       st->down_reason = "internal error";
       hw_session_close(s);
-      free(j);
       return;
     }
     hw_session_bind(s, t);
@@ -325,7 +192,6 @@ static void hw_j9_login_after(uv_work_t *w, int status) {
     rc = hw_j9_send(s, j->is_2019, j->center, HW_JT809_UP_CONNECT_RSP, body, bl);
   if (rc == 0 && j->result != HW_JT809_LOGIN_OK)
     rc = hw_j9_strike(s, "login refused");
-  free(j);
   if (rc)
     hw_session_close(s);
 }
@@ -340,27 +206,14 @@ static int hw_j9_login(hw_session *s, const uint8_t *frame, size_t len, uint32_t
    * replaces this link. */
   if (st->logged_in)
     return hw_j9_strike(s, "0x1001 on a logged-in link");
-  if (len > HW_J9_LOGIN_FRAME_MAX || !be->pg_conninfo)
+  if (len > HW_JT809_LOGIN_FRAME_MAX)
     return hw_j9_strike(s, "0x1001 too long");
-  if (atomic_fetch_add(&hw_j9_jobs, 1) >= HW_JT809_MAX_LOGIN_JOBS) {
-    atomic_fetch_sub(&hw_j9_jobs, 1);
-    uint8_t body[8];
-    size_t bl;
-    int rc = hw_jt809_encode_login_rsp(HW_JT809_LOGIN_BUSY, 0, body, sizeof body, &bl);
-    /* The edition is unknown here: the frame's size says which login layout it holds. */
-    return rc ? rc : hw_j9_send(s, len >= HW_JT809_HEADER_2019 + 50, center,
-                                HW_JT809_UP_CONNECT_RSP, body, bl);
-  }
-  hw_j9_login_job *j = calloc(1, sizeof *j);
-  if (!j) {
-    atomic_fetch_sub(&hw_j9_jobs, 1);
+  hw_jt809_login_job *j = hw_jt809_login_new(be->pg_conninfo, frame, len);
+  if (!j)
     return -ENOMEM;
-  }
-  j->s = s;
-  j->conninfo = be->pg_conninfo;
-  memcpy(j->frame, frame, len);
-  j->frame_len = len;
   j->center = center;
+  if (be->jt809)
+    snprintf(j->daemon, sizeof j->daemon, "%s", hw_jt809_centre_instance(be->jt809));
   snprintf(j->peer, sizeof j->peer, "%s", s->peer);
   /* "ip:port", "[v6]:port": the address alone. */
   const char *a = s->peer, *colon = strrchr(a, ':');
@@ -368,13 +221,17 @@ static int hw_j9_login(hw_session *s, const uint8_t *frame, size_t len, uint32_t
   if (n && a[0] == '[' && a[n - 1] == ']')
     a++, n -= 2;
   snprintf(j->peer_ip, sizeof j->peer_ip, "%.*s", (int)n, a);
-  j->work.data = j;
-  int rc = uv_queue_work(hw_server_loop(s->server), &j->work, hw_j9_login_work, hw_j9_login_after);
-  if (rc) {
-    atomic_fetch_sub(&hw_j9_jobs, 1);
-    free(j);
-    return -ENOMEM;
+  int rc = hw_jt809_login_start(hw_server_loop(s->server), j, hw_j9_login_after, s);
+  if (rc == -EBUSY) { /* j freed */
+    uint8_t body[8];
+    size_t bl;
+    rc = hw_jt809_encode_login_rsp(HW_JT809_LOGIN_BUSY, 0, body, sizeof body, &bl);
+    /* The edition is unknown here: the frame's size says which login layout it holds. */
+    return rc ? rc : hw_j9_send(s, len >= HW_JT809_HEADER_2019 + 50, center,
+                                HW_JT809_UP_CONNECT_RSP, body, bl);
   }
+  if (rc)
+    return rc == -EINVAL ? hw_j9_strike(s, "0x1001 with no database to decide it") : -ENOMEM;
   st->job = j;
   return 0;
 }
@@ -492,7 +349,7 @@ static void hw_j9_on_closing(hw_session *s, int reason) {
 static void hw_j9_on_close(hw_session *s) {
   hw_j9_state *st = hw_session_state(s);
   if (st->job) {
-    st->job->s = NULL; /* it frees itself when it comes back */
+    hw_jt809_login_cancel(st->job); /* it frees itself when it comes back */
     st->job = NULL;
   }
   if (st->slave) {
@@ -504,15 +361,8 @@ static void hw_j9_on_close(hw_session *s) {
     st->slave = NULL;
   }
   if (st->link_id) {
-    hw_j9_down_job *d = calloc(1, sizeof *d);
-    if (d) {
-      d->conninfo = hw_j9_be(s)->pg_conninfo;
-      d->link_id = st->link_id;
-      snprintf(d->reason, sizeof d->reason, "%s", st->down_reason ? st->down_reason : "peer closed");
-      d->work.data = d;
-      if (uv_queue_work(hw_server_loop(s->server), &d->work, hw_j9_down_work, hw_j9_down_after))
-        free(d);
-    }
+    hw_jt809_link_close(hw_server_loop(s->server), hw_j9_be(s)->pg_conninfo, st->link_id,
+                        st->down_reason ? st->down_reason : "peer closed");
     hw_info("jt809", NULL, "peer=%s platform %s main link down: %s", s->peer, st->platform,
             st->down_reason ? st->down_reason : "peer closed");
     st->link_id = 0;

@@ -40,6 +40,10 @@ static size_t hw_fake_nacks;
 static int hw_fake_auth_mode;
 static void (*hw_fake_on_write)(hw_session *s, const uint8_t *data, size_t len);
 static hw_auth *const hw_fake_auth_handle = (hw_auth *)&hw_fake_reqs; /* never dereferenced */
+const char *hw_fake_pg_conninfo;
+struct hw_jt809_centre *hw_fake_jt809;
+void (*hw_fake_turn_hook)(void);
+int hw_fake_sessionless_bind;
 
 /* Reads all of s: the check is ASan's, which reports a pointer past its buffer or a string
  * without its NUL. What the real module would copy must be readable in full at the call. */
@@ -57,6 +61,8 @@ struct hw_backend *hw_server_backend(hw_server *srv) {
   be.registry = &hw_fake_pipeline.reg;
   be.auth = hw_fake_auth_handle;
   be.pipeline = &hw_fake_pipeline;
+  be.pg_conninfo = hw_fake_pg_conninfo;
+  be.jt809 = hw_fake_jt809;
   return &be;
 }
 uv_loop_t *hw_server_loop(hw_server *srv) { return &srv->loop; }
@@ -99,7 +105,8 @@ void hw_session_bind(hw_session *s, hw_terminal *t) {
 
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
   /* after hw_session_bind, by the session that now owns t */
-  HW_FAKE_CHECK(p == &hw_fake_pipeline && t && t->session && !t->session->closing);
+  HW_FAKE_CHECK(p == &hw_fake_pipeline && t);
+  HW_FAKE_CHECK(t->session ? !t->session->closing : hw_fake_sessionless_bind);
 }
 
 int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
@@ -203,13 +210,18 @@ void hw_auth_cancel(hw_auth_req *req) {
 
 /* ---- the driver ---- */
 
-hw_session *hw_fake_begin(const hw_proto *proto, int auth_mode,
-                          void (*on_write)(hw_session *s, const uint8_t *data, size_t len)) {
+uv_loop_t *hw_fake_loop(void) {
   if (!hw_fake_server.loop_ready) {
     HW_FAKE_CHECK(uv_loop_init(&hw_fake_server.loop) == 0);
     hw_fake_server.loop_ready = 1;
     hw_log_min_level = HW_LOG_ERROR + 1; /* quiet: a log line per input would drown libFuzzer */
   }
+  return &hw_fake_server.loop;
+}
+
+hw_session *hw_fake_begin(const hw_proto *proto, int auth_mode,
+                          void (*on_write)(hw_session *s, const uint8_t *data, size_t len)) {
+  hw_fake_loop();
   uv_update_time(&hw_fake_server.loop);
   hw_fake_auth_mode = auth_mode;
   hw_fake_on_write = on_write;
@@ -248,6 +260,8 @@ int hw_fake_feed(hw_session *s, const uint8_t *data, size_t len) {
 void hw_fake_turn(hw_session *s) {
   static const int results[3][2] = {
       {0, HW_AUTH_REG_OK}, {-EACCES, HW_AUTH_REG_TERMINAL_TAKEN}, {-EAGAIN, -EAGAIN}};
+  if (hw_fake_turn_hook)
+    hw_fake_turn_hook();
   for (int i = 0; i < HW_FAKE_MAX_REQ; i++) {
     hw_auth_req *r = &hw_fake_reqs[i];
     if (!r->used)

@@ -23,6 +23,17 @@
  * HW_AUTH_REG_TERMINAL_TAKEN, the takeover refusal), 2 unavailable (-EAGAIN). */
 enum { HW_FAKE_AUTH_OK = 0, HW_FAKE_AUTH_REFUSE, HW_FAKE_AUTH_DOWN };
 
+/* Set by a target before its first input: what hw_server_backend() gives besides the fakes
+ * (NULL unless set), a hook run first in every hw_fake_turn (a target's own pending work), and
+ * whether hw_pipeline_bind takes a terminal no session owns (JT/T 809 vehicles). */
+extern const char *hw_fake_pg_conninfo;
+extern struct hw_jt809_centre *hw_fake_jt809;
+extern void (*hw_fake_turn_hook)(void);
+extern int hw_fake_sessionless_bind;
+
+/* The loop sessions are on (initialised at the first call); never run. */
+uv_loop_t *hw_fake_loop(void);
+
 /* Starts one input: a fresh registry and a new session of proto (owned by the double). */
 hw_session *hw_fake_begin(const hw_proto *proto, int auth_mode,
                           void (*on_write)(hw_session *s, const uint8_t *data, size_t len));

@@ -22,6 +22,7 @@
 #include "registry/platform_row.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -374,14 +375,18 @@ static long wait_scalar(long want, const char *sql) {
   return n;
 }
 
-static void daemon_start(void) {
+/* seen_s: --jt809-link-seen-s (NULL: the default). */
+static void daemon_start_seen(const char *seen_s) {
   const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt809-listen", jlisten, "--pg",
                         env.conninfo, "--redis", env.redis_addr, "--batch-ms", "20",
-                        "--log-level", "debug", NULL};
+                        "--log-level", "debug", seen_s ? "--jt809-link-seen-s" : NULL, seen_s,
+                        NULL};
   env.daemon_pid = hw_test_spawn(argv, "test_jt809.daemon.log");
   assert_int_equal(hw_test_wait_port(env.port, 15000), 0);
   assert_int_equal(hw_test_wait_port(jport, 15000), 0);
 }
+
+static void daemon_start(void) { daemon_start_seen(NULL); }
 
 /* A registry vehicle reported by plate (bound to a JT/T 808 phone number), in place before the
  * daemon's first registry load. */
@@ -714,6 +719,79 @@ static void link_down_at_daemon_stop(void **state) {
   j9_close(c);
 }
 
+/* A daemon killed (SIGKILL) with a platform logged in: its row stays open; the next daemon
+ * closes it once it has not been refreshed for 3 intervals (1 s here), down at its last refresh,
+ * which is at most one interval before the kill; report platforms counts the time after as down. */
+static void link_down_after_daemon_killed(void **state) {
+  (void)state;
+  daemon_start_seen("1");
+  j9c *c = j9_connect(0, 4400011);
+  assert_int_equal(j9_login(c, 82, "pw11"), HW_JT809_LOGIN_OK);
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p11' "
+                                  "AND down_at IS NULL AND daemon IS NOT NULL"),
+                   1);
+  /* Refreshed at least once after the login's insert. */
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p11' "
+                                  "AND down_at IS NULL AND last_seen_at > up_at + "
+                                  "interval '0.5 s'"),
+                   1);
+  assert_int_equal(kill(env.daemon_pid, SIGKILL), 0);
+  assert_int_equal(hw_test_wait_exit(env.daemon_pid, 5000), 128 + SIGKILL);
+  env.daemon_pid = 0;
+  char killed[64], up[64];
+  hw_test_pg_text(db, killed, sizeof killed, "SELECT now()::text");
+  hw_test_pg_text(db, up, sizeof up, "SELECT up_at::text FROM platform_links WHERE platform = "
+                  "'p11' AND down_at IS NULL");
+  j9_close(c);
+  /* Nobody closes it while no daemon runs. */
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE platform = 'p11' AND "
+                          "down_at IS NULL"),
+                   1);
+  daemon_start_seen("1");
+  assert_int_equal(wait_scalar(1, "SELECT count(*) FROM platform_links WHERE platform = 'p11' "
+                                  "AND reason = 'daemon died'"),
+                   1);
+  assert_int_equal(scalar("SELECT count(*) FROM platform_links WHERE down_at IS NULL"), 0);
+  /* Down at its last refresh: within one interval (1 s, and 0.5 s of scheduling) of the kill. */
+  assert_int_equal(hw_test_pg_scalarf(db, "SELECT count(*) FROM platform_links WHERE platform = "
+                                          "'p11' AND reason = 'daemon died' AND down_at = "
+                                          "last_seen_at AND down_at <= '%s'::timestamptz AND "
+                                          "down_at > '%s'::timestamptz - interval '1.5 s'",
+                                      killed, killed),
+                   1);
+  char cmd[1024];
+  unlink("test_jt809.report.csv");
+  snprintf(cmd, sizeof cmd, "'%s' report platforms --from '%s' --to '2100-01-01' --platform p11 "
+           "--format csv --pg '%s' >test_jt809.report.csv", HW_BINARY, up, env.conninfo);
+  const char *argv[] = {"sh", "-c", cmd, NULL};
+  assert_int_equal(hw_test_wait_exit(hw_test_exec("/bin/sh", argv, "test_jt809.cli.log"), 20000),
+                   0);
+  char expect[64];
+  hw_test_pg_text(db, expect, sizeof expect, "SELECT extract(epoch FROM down_at - up_at)::text "
+                  "FROM platform_links WHERE platform = 'p11' AND reason = 'daemon died'");
+  FILE *f = fopen("test_jt809.report.csv", "r");
+  assert_non_null(f);
+  char line[1024];
+  assert_non_null(fgets(line, sizeof line, f)); /* the header */
+  assert_non_null(fgets(line, sizeof line, f));
+  fclose(f);
+  char id[16];
+  int n, answered, in_time;
+  double period, upt, down;
+  /* platform,inspections,answered,answered_in_time,response_rate,mean_delay_s,period_s,
+   * main_up_s,main_down_s,...: rate and delay are empty (no inspection). */
+  assert_int_equal(sscanf(line, "%15[^,],%d,%d,%d,,,%lf,%lf,%lf", id, &n, &answered, &in_time,
+                          &period, &upt, &down),
+                   7);
+  assert_string_equal(id, "p11");
+  /* Up from the login to the last refresh; down since: at least the 3 s of staleness. */
+  assert_true(upt > atof(expect) - 0.01 && upt < atof(expect) + 0.01);
+  assert_true(down >= 3.0);
+  assert_true(upt + down > period - 0.01 && upt + down < period + 0.01);
+  assert_int_equal(hw_test_stop_pid(env.daemon_pid), 0);
+  env.daemon_pid = 0;
+}
+
 /* What the schema takes and refuses. */
 static void schema_rules(void **state) {
   (void)state;
@@ -763,6 +841,7 @@ int main(void) {
       cmocka_unit_test(link_up_heartbeat_replace_logout),
       cmocka_unit_test(link_positions),
       cmocka_unit_test(link_down_at_daemon_stop),
+      cmocka_unit_test(link_down_after_daemon_killed),
       cmocka_unit_test(schema_rules),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -564,8 +564,9 @@ static void test_xlsx(void **state) {
     if (system(cmd) != 0)
       fail_msg("no sheet %s", id);
   }
-  /* ranking, 7 KPIs, red, black, 3 violation tables, 2 of the hazard list, 2 crackdown lists */
-  assert_int_equal(tables, 17);
+  /* ranking, 7 KPIs, red, black, 3 violation tables, 2 of the hazard list, 2 crackdown lists,
+   * platforms */
+  assert_int_equal(tables, 18);
   snprintf(cmd, sizeof cmd, "test \"$(unzip -p %s xl/workbook.xml | grep -o '<sheet ' | wc -l)\" = %d",
            path, tables);
   assert_int_equal(system(cmd), 0);
@@ -602,8 +603,90 @@ static void test_refusals(void **state) {
   assert_int_equal(run_cli(argv4, NULL), 1);
 }
 
+static cJSON *platforms_json(const char *from, const char *to) {
+  const char *argv[] = {"report", "platforms", "--from", from, "--to", to, "--format", "json",
+                        "--pg", conninfo, NULL};
+  char *out;
+  assert_int_equal(run_cli(argv, &out), 0);
+  cJSON *j = cJSON_Parse(out);
+  free(out);
+  assert_non_null(j);
+  assert_true(cJSON_IsArray(j));
+  return j;
+}
+
+static const cJSON *platform_row(const cJSON *a, const char *id) {
+  const cJSON *r;
+  cJSON_ArrayForEach(r, a) {
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(r, "platform");
+    if (cJSON_IsString(p) && !strcmp(p->valuestring, id))
+      return r;
+  }
+  fail_msg("report platforms has no %s", id);
+  return NULL;
+}
+
+/* The platforms section: a platform with link rows and inspections in both months, one
+ * registered in November: the cells are those of `report platforms --format json`. */
+static void test_platforms(void **state) {
+  (void)state;
+  q("INSERT INTO platforms (id, user_id, password_hash, center_id, created_at) VALUES "
+    "('pm', 1, 'x', 7001, '2026-01-01+08'), ('pnew', 2, 'x', 7002, '2026-11-16 00:00+08')");
+  /* pm: November half up (the 1st to the 16th), October up but for its last day; a slave row
+   * that must not count as the main link. */
+  q("INSERT INTO platform_links (platform, link, up_at, down_at, reason) VALUES "
+    "('pm', 'main', '2026-11-01 00:00+08', '2026-11-16 00:00+08', 'logout'), "
+    "('pm', 'main', '2026-10-01 00:00+08', '2026-10-31 00:00+08', 'logout'), "
+    "('pm', 'slave', '2026-11-20 00:00+08', '2026-11-21 00:00+08', 'logout'), "
+    "('pnew', 'main', '2026-11-20 00:00+08', '2026-12-01 00:00+08', 'logout')");
+  /* pm: November two inspections, one answered in time, one late; October one in time. */
+  q("INSERT INTO platform_inspections (platform, question, answer_min, created_at, sent_at, "
+    "answered_at, delay_ms) VALUES "
+    "('pm', 'q1', 10, '2026-11-05 10:00+08', '2026-11-05 10:00+08', '2026-11-05 10:01+08', 60000), "
+    "('pm', 'q2', 10, '2026-11-06 10:00+08', '2026-11-06 10:00+08', '2026-11-06 10:30+08', 1800000), "
+    "('pm', 'q3', 10, '2026-10-06 10:00+08', '2026-10-06 10:00+08', '2026-10-06 10:02+08', 120000)");
+  const char *path = "test_report_monthly.platforms.html";
+  unlink(path);
+  free(monthly("320000", path, 0));
+  char *html = read_all(path, NULL);
+  assert_non_null(strstr(html, "八、平台考核 platforms"));
+  cJSON *cur = platforms_json("2026-11-01", "2026-11-30");
+  cJSON *prev = platforms_json("2026-10-01", "2026-10-31");
+  assert_int_equal(table_rows(html, "platforms"), cJSON_GetArraySize(cur));
+  const char *ids[2] = {"pm", "pnew"};
+  for (int i = 0; i < 2; i++) {
+    const cJSON *c = platform_row(cur, ids[i]), *p = platform_row(prev, ids[i]);
+    expect_json_cell(html, "platforms", ids[i], "inspections",
+                     cJSON_GetObjectItemCaseSensitive(c, "inspections"));
+    expect_json_cell(html, "platforms", ids[i], "response_rate",
+                     cJSON_GetObjectItemCaseSensitive(c, "response_rate"));
+    expect_json_cell(html, "platforms", ids[i], "response_rate_prev",
+                     cJSON_GetObjectItemCaseSensitive(p, "response_rate"));
+    expect_json_cell(html, "platforms", ids[i], "link_availability",
+                     cJSON_GetObjectItemCaseSensitive(c, "link_availability"));
+    expect_json_cell(html, "platforms", ids[i], "link_availability_prev",
+                     cJSON_GetObjectItemCaseSensitive(p, "link_availability"));
+    expect_json_cell(html, "platforms", ids[i], "main_down_s",
+                     cJSON_GetObjectItemCaseSensitive(c, "main_down_s"));
+  }
+  /* The figures themselves, so that a query both sides got wrong the same way still fails. */
+  expect_cell(html, "platforms", "pm", "inspections", "2");
+  expect_cell(html, "platforms", "pm", "response_rate", "0.5000");
+  expect_cell(html, "platforms", "pm", "response_rate_prev", "1.0000");
+  expect_cell(html, "platforms", "pm", "link_availability", "0.5000");
+  expect_cell(html, "platforms", "pm", "link_availability_prev", "0.9677"); /* 30 / 31 days */
+  expect_cell(html, "platforms", "pnew", "response_rate", NULL);      /* no inspection */
+  expect_cell(html, "platforms", "pnew", "link_availability", "0.7333"); /* 11 of 15 days */
+  expect_cell(html, "platforms", "pnew", "link_availability_prev", NULL); /* not registered */
+  cJSON_Delete(cur);
+  cJSON_Delete(prev);
+  free(html);
+  q("DELETE FROM platforms WHERE id IN ('pm', 'pnew')");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_platforms),
       cmocka_unit_test(test_province_html),
       cmocka_unit_test(test_city_by_enterprise),
       cmocka_unit_test(test_score_settings),
