@@ -1,3 +1,4 @@
+#include <string.h>
 #include "jt809/jt809_header.h"
 
 #include "jt809/jt809_internal.h"
@@ -96,4 +97,15 @@ int hw_jt809_build(uint8_t *out, size_t cap, size_t *out_len, const hw_jt809_hea
   out[o++] = 0x5D;
   *out_len = o;
   return 0;
+}
+
+void hw_jt809_header_init(hw_jt809_header *h, uint32_t sn, uint16_t msg_id, uint32_t center_id,
+                          int is_2019, uint64_t utc_s) {
+  memset(h, 0, sizeof *h);
+  h->sn = sn;
+  h->msg_id = msg_id;
+  h->center_id = center_id;
+  h->version[0] = 1;
+  h->is_2019 = (uint8_t)(is_2019 != 0);
+  h->utc_s = is_2019 ? utc_s : 0;
 }

@@ -53,6 +53,12 @@ typedef struct hw_jt809_header {
   uint8_t header_len;  /* 22 or 30: the body starts here */
 } hw_jt809_header;
 
+/* A header to send: zeroed, then the serial number, message id, access code, version 1.x.x and
+ * the edition; utc_s (the sender's UTC time, seconds) is kept for 2019 only. Pure: the caller
+ * gives the time. */
+void hw_jt809_header_init(hw_jt809_header *h, uint32_t sn, uint16_t msg_id, uint32_t center_id,
+                          int is_2019, uint64_t utc_s);
+
 /* Parses a frame as the deframer delivers it (header + body, no CRC) with the configured
  * edition. On success *body / *body_len are the body inside frame, still as sent (maybe
  * encrypted). -EPROTO when the frame is shorter than the header, the length field disagrees

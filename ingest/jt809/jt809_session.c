@@ -64,13 +64,7 @@ static int hw_j9_send(hw_session *s, int is_2019, uint32_t center, uint16_t msg_
   uint8_t out[128];
   size_t n;
   hw_jt809_header h;
-  memset(&h, 0, sizeof h);
-  h.sn = st->sn++;
-  h.msg_id = msg_id;
-  h.center_id = center;
-  h.version[0] = 1;
-  h.is_2019 = (uint8_t)is_2019;
-  h.utc_s = is_2019 ? (uint64_t)time(NULL) : 0;
+  hw_jt809_header_init(&h, st->sn++, msg_id, center, is_2019, (uint64_t)time(NULL));
   int rc = hw_jt809_build(out, sizeof out, &n, &h, NULL, body, body_len);
   if (rc) {
     hw_error("jt809", hw_session_tid(s), "cannot encode 0x%04x: %s", msg_id, strerror(-rc));
@@ -127,13 +121,7 @@ int hw_jt809_session_send_down(hw_session *s, uint16_t msg_id, const uint8_t *bo
   if (!out)
     return -ENOMEM;
   hw_jt809_header h;
-  memset(&h, 0, sizeof h);
-  h.sn = st->sn++;
-  h.msg_id = msg_id;
-  h.center_id = st->center;
-  h.version[0] = 1;
-  h.is_2019 = st->is_2019;
-  h.utc_s = st->is_2019 ? (uint64_t)time(NULL) : 0;
+  hw_jt809_header_init(&h, st->sn++, msg_id, st->center, st->is_2019, (uint64_t)time(NULL));
   int rc = hw_jt809_build(out, cap, &n, &h, NULL, body, len);
   if (!rc)
     rc = hw_session_write(s, out, n); /* copies what the socket does not take */

@@ -120,13 +120,7 @@ static int hw_j9s_write(hw_jt809_slave *sl, uint16_t msg_id, const uint8_t *body
   if (!w)
     return -ENOMEM;
   hw_jt809_header h;
-  memset(&h, 0, sizeof h);
-  h.sn = sl->sn++;
-  h.msg_id = msg_id;
-  h.center_id = sl->center;
-  h.version[0] = 1;
-  h.is_2019 = sl->is_2019;
-  h.utc_s = sl->is_2019 ? (uint64_t)time(NULL) : 0;
+  hw_jt809_header_init(&h, sl->sn++, msg_id, sl->center, sl->is_2019, (uint64_t)time(NULL));
   int rc = hw_jt809_build(w->data, cap, &n, &h, NULL, body, len);
   if (rc) {
     free(w);

@@ -139,13 +139,7 @@ static int hw_sj9_send(hw_sj9_link *l, uint16_t msg_id, const uint8_t *body, siz
   if (!w)
     return -ENOMEM;
   hw_jt809_header h;
-  memset(&h, 0, sizeof h);
-  h.sn = l->sn++;
-  h.msg_id = msg_id;
-  h.center_id = l->center;
-  h.version[0] = 1;
-  h.is_2019 = (uint8_t)r->is_2019;
-  h.utc_s = r->is_2019 ? (uint64_t)time(NULL) : 0;
+  hw_jt809_header_init(&h, l->sn++, msg_id, l->center, r->is_2019, (uint64_t)time(NULL));
   /* The login goes plain (the centre learns who we are from it); data encrypted when asked. */
   h.encrypted = r->encrypt && msg_id != HW_JT809_UP_CONNECT_REQ;
   h.key = h.encrypted ? (uint32_t)hw_sim_rand(&(uint64_t){r->t0 + h.sn}) : 0;
@@ -628,13 +622,7 @@ static int hw_sj9_ssend(hw_sj9_sconn *c, uint32_t center, uint16_t msg_id, const
     return -ENOMEM;
   uint8_t *out = (uint8_t *)(w + 1);
   hw_jt809_header h;
-  memset(&h, 0, sizeof h);
-  h.sn = c->sn++;
-  h.msg_id = msg_id;
-  h.center_id = center;
-  h.version[0] = 1;
-  h.is_2019 = (uint8_t)c->r->is_2019;
-  h.utc_s = c->r->is_2019 ? (uint64_t)time(NULL) : 0;
+  hw_jt809_header_init(&h, c->sn++, msg_id, center, c->r->is_2019, (uint64_t)time(NULL));
   int rc = hw_jt809_build(out, cap, &n, &h, NULL, body, bl);
   uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
   if (rc || (rc = uv_write(w, (uv_stream_t *)&c->tcp, &b, 1, hw_sj9_swritten))) {

@@ -307,13 +307,7 @@ static void j9_send(j9c *c, uint16_t msg_id, const uint8_t *body, size_t bl) {
   uint8_t out[1024];
   size_t n;
   hw_jt809_header h;
-  memset(&h, 0, sizeof h);
-  h.sn = c->sn++;
-  h.msg_id = msg_id;
-  h.center_id = c->center;
-  h.version[0] = 1;
-  h.is_2019 = (uint8_t)c->is_2019;
-  h.utc_s = c->is_2019 ? 1700000000 : 0;
+  hw_jt809_header_init(&h, c->sn++, msg_id, c->center, c->is_2019, 1700000000);
   assert_int_equal(hw_jt809_build(out, sizeof out, &n, &h, NULL, body, bl), 0);
   assert_int_equal(write(c->fd, out, n), (ssize_t)n);
 }

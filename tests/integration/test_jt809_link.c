@@ -104,13 +104,7 @@ static void j9_send(j9c *c, uint16_t msg_id, const uint8_t *body, size_t bl) {
   uint8_t out[4096];
   size_t n;
   hw_jt809_header h;
-  memset(&h, 0, sizeof h);
-  h.sn = c->sn++;
-  h.msg_id = msg_id;
-  h.center_id = CENTER;
-  h.version[0] = 1;
-  h.is_2019 = 1;
-  h.utc_s = (uint64_t)time(NULL);
+  hw_jt809_header_init(&h, c->sn++, msg_id, CENTER, 1, (uint64_t)time(NULL));
   assert_int_equal(hw_jt809_build(out, sizeof out, &n, &h, NULL, body, bl), 0);
   assert_int_equal(write(c->fd, out, n), (ssize_t)n);
 }
