@@ -6,12 +6,16 @@
  * form: 'a' SCOPE LAST-EVENT-ID (a browser attaches; SCOPE '0'..'3' picks an unrestricted user or
  * one of three region codes; an id starting with '@' has this hub's epoch put in its place, so
  * that resumption is reached: the epoch is random), 'p' PAYLOAD (a positions message; "\\n" inside stands for a line
- * break between vehicles), 'v' PAYLOAD (a violation message). Oracles, besides the sanitizers:
+ * break between vehicles), 'v' PAYLOAD (a violation message), 'f' (the flush timer fires: the
+ * positions waiting go out as one batch per scope; the input's end flushes too). Oracles,
+ * besides the sanitizers:
  *   - every client's stream is well-formed SSE: after the head, only "retry: ", "id: ",
  *     "event: ", "data: " lines, ":" comments and blank lines;
  *   - within a client, ids are of this hub's epoch and strictly increase (a replay, then live,
  *     never a duplicate or a step back);
- *   - a scoped client never gets an event outside its scope. */
+ *   - a scoped client never gets an event outside its scope: a violation's region is within
+ *     it, and every vehicle of a positions batch was injected with a region within it (a batch
+ *     entry carries no region: the target remembers what it injected). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +45,49 @@ typedef struct fclient {
 } fclient;
 
 static const char *const scopes[4] = {NULL, "320000", "320100", "110105"};
+
+/* Every (terminal id, region) a positions message of this input carried, for the scope oracle
+ * of the batches. Bounded: an input has few. */
+#define MAX_SEEN 256
+typedef struct seen_pos {
+  char tid[96];
+  char region[8];
+} seen_pos;
+static seen_pos seen[MAX_SEEN];
+static int nseen, seen_full;
+
+static void remember_positions(const char *msg, size_t len) {
+  /* Lines and their JSON read as the hub reads them: bounded by length, not by a NUL. */
+  for (size_t i = 0; i < len;) {
+    const char *nl = memchr(msg + i, '\n', len - i);
+    size_t j = nl ? (size_t)(nl - msg) : len;
+    cJSON *o = j > i ? cJSON_ParseWithLength(msg + i, j - i) : NULL;
+    const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "terminal_id") : NULL;
+    const cJSON *r = o ? cJSON_GetObjectItemCaseSensitive(o, "region") : NULL;
+    if (cJSON_IsString(t)) {
+      if (nseen == MAX_SEEN) {
+        seen_full = 1; /* the oracle stands down rather than guess */
+      } else {
+        snprintf(seen[nseen].tid, sizeof seen[nseen].tid, "%s", t->valuestring);
+        snprintf(seen[nseen].region, sizeof seen[nseen].region, "%s",
+                 cJSON_IsString(r) ? r->valuestring : "");
+        nseen++;
+      }
+    }
+    cJSON_Delete(o);
+    i = j + 1;
+  }
+}
+
+/* Was tid injected with a region within scope? */
+static int injected_within(const char *tid, const char *scope) {
+  if (seen_full)
+    return 1;
+  for (int i = 0; i < nseen; i++)
+    if (!strcmp(seen[i].tid, tid) && hw_sse_region_within(seen[i].region, scope))
+      return 1;
+  return 0;
+}
 static uv_loop_t loop;
 static hw_sse_hub *hub;
 static int next_scope;
@@ -71,6 +118,7 @@ static void h_stream(hw_http_req *req, void *arg) {
     memcpy(r->codes[0], scopes[next_scope], 7);
   }
   int rc = hw_sse_attach(hub, req, r ? hw_sse_filter_regions : NULL, r, r ? free_regions : NULL,
+                         scopes[next_scope] ? scopes[next_scope] : "",
                          hw_http_header(req, "Last-Event-ID"));
   if (rc && rc != -EPIPE) {
     free(r);
@@ -131,7 +179,13 @@ static void check_client(const fclient *c, uint64_t epoch) {
     data[dlen] = 0;
     /* the hub's own reading of the scope: the first top-level "region" string */
     cJSON *o = has_data && scopes[c->scope] ? cJSON_Parse(data) : NULL;
-    if (o && !cJSON_GetObjectItemCaseSensitive(o, "reason")) {
+    if (cJSON_IsArray(o)) { /* a positions batch: [["tid", ts, lat, lon, speed, heading], ...] */
+      const cJSON *e;
+      cJSON_ArrayForEach(e, o) {
+        const cJSON *tid = cJSON_GetArrayItem(e, 0);
+        CHECK(cJSON_IsString(tid) && injected_within(tid->valuestring, scopes[c->scope]));
+      }
+    } else if (o && !cJSON_GetObjectItemCaseSensitive(o, "reason")) {
       const cJSON *r = cJSON_GetObjectItemCaseSensitive(o, "region");
       CHECK(cJSON_IsString(r) && hw_sse_region_within(r->valuestring, scopes[c->scope]));
     }
@@ -158,6 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   hw_sse_config sc = {.ring_events = 1u + d[0] % 16, .max_clients = MAX_CLIENTS - 2,
                       .client_max_queue = 4096};
   CHECK(hw_sse_hub_start(&hub, &loop, &sc) == 0);
+  nseen = seen_full = 0;
   fclient cl[MAX_CLIENTS];
   memset(cl, 0, sizeof cl);
   int ncl = 0;
@@ -195,12 +250,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
           msg[m++] = arg[j];
         }
       }
+      if (op == 'p')
+        remember_positions(msg, m);
       hw_sse_hub_inject(hub, op == 'p' ? HW_POSITIONS_REDIS_CHANNEL : HW_VIOLATION_REDIS_CHANNEL,
                         msg, m);
+    } else if (op == 'f') {
+      hw_sse_hub_flush(hub);
     }
     i = end + 1;
   }
   free(msg);
+  hw_sse_hub_flush(hub);
   hw_sse_stats st;
   hw_sse_hub_get_stats(hub, &st);
   uint64_t epoch = st.epoch;
