@@ -193,11 +193,9 @@ typedef struct hw_http_wreq {
   char data[];
 } hw_http_wreq;
 
-static void hw_http_on_write(uv_write_t *w, int status) {
-  hw_http_wreq *wr = HW_CONTAINER_OF(w, hw_http_wreq, w);
-  hw_http_conn *c = w->handle->data;
-  c->write_queued -= wr->len;
-  free(wr);
+/* After any write of c (copied or shared): a failed one closes, the last one of a response
+ * that asked for it too. */
+static void hw_http_write_done(hw_http_conn *c, int status) {
   if (status < 0) {
     if (status != UV_ECANCELED)
       hw_debug(HW_HTTP, NULL, "peer=%s write failed: %s", c->peer, uv_strerror(status));
@@ -208,38 +206,62 @@ static void hw_http_on_write(uv_write_t *w, int status) {
     hw_http_conn_close(c);
 }
 
-/* Queues bytes (copied). -EPIPE when the connection is closing or the client does not read. */
-static int hw_http_write(hw_http_conn *c, const void *data, size_t len) {
+static void hw_http_on_write(uv_write_t *w, int status) {
+  hw_http_wreq *wr = HW_CONTAINER_OF(w, hw_http_wreq, w);
+  hw_http_conn *c = w->handle->data;
+  c->write_queued -= wr->len;
+  free(wr);
+  hw_http_write_done(c, status);
+}
+
+/* Queues the parts (copied, in order) as one write. -EPIPE when the connection is closing or
+ * the client does not read. */
+static int hw_http_writev(hw_http_conn *c, const uv_buf_t *parts, size_t n) {
   if (c->closing)
     return -EPIPE;
-  if (len == 0)
+  size_t total = 0;
+  for (size_t i = 0; i < n; i++)
+    total += parts[i].len;
+  if (total == 0)
     return 0;
   if (c->detached) {
-    c->sink(c->sink_arg, data, len);
+    for (size_t i = 0; i < n; i++)
+      if (parts[i].len)
+        c->sink(c->sink_arg, (const uint8_t *)parts[i].base, parts[i].len);
     return 0;
   }
-  if (c->write_queued + len > c->srv->cfg.max_write_queue) {
+  if (c->write_queued + total > c->srv->cfg.max_write_queue) {
     c->srv->stats.slow_readers++;
     hw_http_warn(c, "closed", "client does not read its responses");
     hw_http_conn_close(c);
     return -EPIPE;
   }
-  hw_http_wreq *wr = malloc(sizeof *wr + len);
+  hw_http_wreq *wr = malloc(sizeof *wr + total);
   if (!wr) {
     hw_http_conn_close(c);
     return -ENOMEM;
   }
-  wr->len = len;
-  memcpy(wr->data, data, len);
-  uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+  wr->len = total;
+  size_t off = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (parts[i].len)
+      memcpy(wr->data + off, parts[i].base, parts[i].len);
+    off += parts[i].len;
+  }
+  uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
   int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, hw_http_on_write);
   if (rc) {
     free(wr);
     hw_http_conn_close(c);
     return -EPIPE;
   }
-  c->write_queued += len;
+  c->write_queued += total;
   return 0;
+}
+
+static int hw_http_write(hw_http_conn *c, const void *data, size_t len) {
+  uv_buf_t part = uv_buf_init((char *)data, (unsigned)len);
+  return hw_http_writev(c, &part, 1);
 }
 
 /* A write of bytes the caller shares between connections (the same SSE batch to every stream of
@@ -259,14 +281,7 @@ static void hw_http_on_write_ref(uv_write_t *w, int status) {
   c->write_queued -= wr->len;
   wr->release(wr->arg);
   free(wr);
-  if (status < 0) {
-    if (status != UV_ECANCELED)
-      hw_debug(HW_HTTP, NULL, "peer=%s write failed: %s", c->peer, uv_strerror(status));
-    hw_http_conn_close(c);
-    return;
-  }
-  if (c->close_after && c->write_queued == 0)
-    hw_http_conn_close(c);
+  hw_http_write_done(c, status);
 }
 
 /* head (may be empty), data, tail (may be empty) as one write; release(arg) exactly once. */
@@ -316,44 +331,6 @@ static int hw_http_write_ref(hw_http_conn *c, const char *head, size_t hlen, con
   if (rc) {
     free(wr);
     release(arg);
-    hw_http_conn_close(c);
-    return -EPIPE;
-  }
-  c->write_queued += total;
-  return 0;
-}
-
-/* head, data and tail copied into one buffer and written at once. */
-static int hw_http_write3(hw_http_conn *c, const char *head, size_t hlen, const void *data,
-                          size_t len, const char *tail, size_t tlen) {
-  if (c->closing)
-    return -EPIPE;
-  if (c->detached) {
-    c->sink(c->sink_arg, (const uint8_t *)head, hlen);
-    c->sink(c->sink_arg, data, len);
-    c->sink(c->sink_arg, (const uint8_t *)tail, tlen);
-    return 0;
-  }
-  size_t total = hlen + len + tlen;
-  if (c->write_queued + total > c->srv->cfg.max_write_queue) {
-    c->srv->stats.slow_readers++;
-    hw_http_warn(c, "closed", "client does not read its responses");
-    hw_http_conn_close(c);
-    return -EPIPE;
-  }
-  hw_http_wreq *wr = malloc(sizeof *wr + total);
-  if (!wr) {
-    hw_http_conn_close(c);
-    return -ENOMEM;
-  }
-  wr->len = total;
-  memcpy(wr->data, head, hlen);
-  memcpy(wr->data + hlen, data, len);
-  memcpy(wr->data + hlen + len, tail, tlen);
-  uv_buf_t b = uv_buf_init(wr->data, (unsigned)total);
-  int rc = uv_write(&wr->w, (uv_stream_t *)&c->tcp, &b, 1, hw_http_on_write);
-  if (rc) {
-    free(wr);
     hw_http_conn_close(c);
     return -EPIPE;
   }
@@ -511,7 +488,10 @@ int hw_http_stream_write(hw_http_req *r, const void *data, size_t len) {
    * would be three system calls for every event of every stream). */
   char size[24];
   int n = snprintf(size, sizeof size, "%zx\r\n", len);
-  return hw_http_write3(r->conn, size, (size_t)n, data, len, "\r\n", 2);
+  /* the chunk's head, data and tail in one write */
+  uv_buf_t parts[3] = {uv_buf_init(size, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
+                       uv_buf_init("\r\n", 2)};
+  return hw_http_writev(r->conn, parts, 3);
 }
 
 int hw_http_stream_write_shared(hw_http_req *r, const void *data, size_t len,
