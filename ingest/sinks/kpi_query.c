@@ -50,6 +50,14 @@ const hw_table_col hw_kpi_daily_cols[HW_KPI_DAILY_NCOLS] = {HW_KPI_DAILY_COLS(HW
   "CASE WHEN " v " IS NULL THEN 0 WHEN " v " <= " a " THEN 1" \
   " WHEN " v " >= w[13] / 100.0 * " a " THEN 0" \
   " ELSE (w[13] / 100.0 * " a " - " v ") / ((w[13] / 100.0 - 1) * " a ") END"
+/* The statement aggregates per group wherever a figure is a sum (records, km, speeding
+ * episodes, fatigue seconds: each joined to the vehicles in scope and summed per group
+ * directly), and per vehicle only where a count of distinct vehicles needs it (online,
+ * drifting, connected). A period of exactly one calendar month (report monthly, the province
+ * month of ops/bench-kpi) needs no per-vehicle step at all: the roll-up has one row per vehicle
+ * and month. Any other period gathers, per vehicle, its whole months from the roll-up and its
+ * edge days from vehicle_daily. The two branches of pv are switched by p.one, a constant of the
+ * parameters, so the one not taken is never executed (a one-time filter). */
 const char hw_kpi_sql[] =
     "WITH v AS ("
     " SELECT terminal_id, CASE $4::text"
@@ -59,62 +67,68 @@ const char hw_kpi_sql[] =
     HW_KPI_SCOPE "),"
     /* The period as whole months (ws..we, none when ws > we) and edge days: the months from the
      * roll-up (schema 017), the days before ws and after we from vehicle_daily. The two day
-     * ranges never overlap: the second starts at ws or later. */
+     * ranges never overlap: the second starts at ws or later. one: the period is exactly the
+     * month ws. */
     " p AS ("
-    " SELECT lo, hi, (date_trunc('month', (lo - 1)::timestamp) + interval '1 month')::date AS ws,"
+    " SELECT lo, hi, ws, we, ws = lo AND we = hi AND ws = date_trunc('month', hi::timestamp) AS one"
+    " FROM (SELECT lo, hi, (date_trunc('month', (lo - 1)::timestamp) + interval '1 month')::date AS ws,"
     "  (date_trunc('month', (hi + 1)::timestamp) - interval '1 day')::date AS we"
-    " FROM (SELECT date '1970-01-01' + $1::integer AS lo, date '1970-01-01' + $2::integer AS hi) b),"
-    /* Every figure of a vehicle in the period, one row per month, edge day, fatigue episode
-     * and one of its speeding episodes, so that one aggregation per vehicle (w) gathers them all. */
-    " u AS ("
+    " FROM (SELECT date '1970-01-01' + $1::integer AS lo, date '1970-01-01' + $2::integer AS hi) b) c),"
+    /* Per vehicle with figures in the period: its online and drifting flags and its sums. */
+    " pv AS ("
     " SELECT m.terminal_id, m.records, m.qualified, m.online_days > 0 AS online,"
-    "  m.drift_days > 0 AS drifting, m.km_total, m.km_complete, NULL::bigint AS sp,"
-    "  NULL::numeric AS fsec"
+    "  m.drift_days > 0 AS drifting, m.km_total, m.km_complete"
+    " FROM vehicle_monthly m, p WHERE p.one AND m.month = p.lo"
+    " UNION ALL"
+    " SELECT u.terminal_id, sum(u.records), sum(u.qualified), bool_or(u.online), bool_or(u.drifting),"
+    "  sum(u.km_total), sum(u.km_complete)"
+    " FROM (SELECT m.terminal_id, m.records, m.qualified, m.online_days > 0 AS online,"
+    "  m.drift_days > 0 AS drifting, m.km_total, m.km_complete"
     " FROM vehicle_monthly m, p WHERE m.month BETWEEN p.ws AND p.we"
     " UNION ALL"
     " SELECT x.terminal_id, x.records, x.qualified, x.qualified > 0, x.drift > 0, x.km_total,"
-    "  x.km_complete, NULL, NULL"
+    "  x.km_complete"
     " FROM vehicle_daily x, p WHERE x.day BETWEEN p.lo AND least(p.hi, p.ws - 1)"
     " UNION ALL"
     " SELECT x.terminal_id, x.records, x.qualified, x.qualified > 0, x.drift > 0, x.km_total,"
-    "  x.km_complete, NULL, NULL"
-    " FROM vehicle_daily x, p WHERE x.day BETWEEN greatest(p.lo, p.we + 1, p.ws) AND p.hi"
-    " UNION ALL"
-    " SELECT x.terminal_id, NULL, NULL, NULL, NULL, NULL, NULL, count(*), NULL FROM violations x"
+    "  x.km_complete"
+    " FROM vehicle_daily x, p WHERE x.day BETWEEN greatest(p.lo, p.we + 1, p.ws) AND p.hi) u, p"
+    " WHERE NOT p.one GROUP BY u.terminal_id),"
+    /* Per group. Connected: online in the period, or a qualified record before it (looked up,
+     * in the roll-up's first online day, only for the vehicles not online). */
+    " a AS ("
+    " SELECT v.grp, count(*) AS registered,"
+    "  count(*) FILTER (WHERE coalesce(pv.online, false) OR EXISTS (SELECT 1 FROM vehicle_monthly x"
+    "   WHERE x.terminal_id = v.terminal_id AND x.first_online < date '1970-01-01' + $1::integer))"
+    "  AS connected,"
+    "  count(*) FILTER (WHERE pv.online) AS online,"
+    "  coalesce(sum(pv.records), 0) AS records, coalesce(sum(pv.qualified), 0) AS qualified,"
+    "  count(*) FILTER (WHERE pv.online AND pv.drifting) AS drifting,"
+    "  coalesce(sum(pv.km_total), 0)::numeric AS km_total,"
+    "  coalesce(sum(pv.km_complete), 0)::numeric AS km_complete"
+    " FROM v LEFT JOIN pv USING (terminal_id) GROUP BY v.grp),"
+    /* Speeding episodes started in the period, per group. */
+    " s AS ("
+    " SELECT v.grp, count(*) AS n FROM violations x JOIN v USING (terminal_id)"
     " WHERE x.kind = 'speeding' AND x.started_at >= " HW_KPI_LO " AND x.started_at < " HW_KPI_HI
-    " GROUP BY x.terminal_id"
-    " UNION ALL"
-    /* The hours of fatigue inside the period; an open episode runs to the vehicle's last fix.
-     * OFFSET 0 keeps fe a subquery: flattened, the lookup of the last fix would run twice. */
-    " SELECT terminal_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
-    "  extract(epoch FROM least(until, " HW_KPI_HI ") - greatest(started_at, " HW_KPI_LO "))"
+    " GROUP BY v.grp),"
+    /* The seconds of fatigue inside the period, per group, summed exactly (numeric) and turned
+     * into hours once; an open episode runs to the vehicle's last fix. OFFSET 0 keeps fe a
+     * subquery: flattened, the lookup of the last fix would run twice. */
+    " f AS ("
+    " SELECT v.grp, sum(extract(epoch FROM least(fe.until, " HW_KPI_HI ")"
+    "  - greatest(fe.started_at, " HW_KPI_LO "))) / 3600 AS h"
     " FROM (SELECT x.terminal_id, x.started_at,"
     "  coalesce(x.ended_at, (SELECT max(y.last_fix) FROM vehicle_monthly y"
     "   WHERE y.terminal_id = x.terminal_id)) AS until"
     " FROM violations x"
     " WHERE x.kind = 'fatigue_continuous' AND x.started_at < " HW_KPI_HI
-    " AND (x.ended_at IS NULL OR x.ended_at > " HW_KPI_LO ") OFFSET 0) fe"
-    " WHERE until > greatest(started_at, " HW_KPI_LO ")),"
-    /* Per vehicle in scope. Connected: online in the period, or a qualified record before it
-     * (looked up, in the roll-up's first online day, only for the vehicles not online). */
-    " w AS ("
-    " SELECT v.grp, sum(u.records) AS records, sum(u.qualified) AS qualified,"
-    "  bool_or(u.online) AS online, bool_or(u.drifting) AS drifting,"
-    "  sum(u.km_total) AS km_total, sum(u.km_complete) AS km_complete,"
-    "  sum(u.sp) AS speeding, sum(u.fsec) / 3600 AS fatigue,"
-    "  coalesce(bool_or(u.online), false) OR EXISTS (SELECT 1 FROM vehicle_monthly x"
-    "   WHERE x.terminal_id = v.terminal_id AND x.first_online < date '1970-01-01' + $1::integer)"
-    "  AS connected"
-    " FROM v LEFT JOIN u USING (terminal_id) GROUP BY v.grp, v.terminal_id),"
+    " AND (x.ended_at IS NULL OR x.ended_at > " HW_KPI_LO ") OFFSET 0) fe JOIN v USING (terminal_id)"
+    " WHERE fe.until > greatest(fe.started_at, " HW_KPI_LO ")"
+    " GROUP BY v.grp),"
     " g AS ("
-    " SELECT grp, count(*) AS registered, count(*) FILTER (WHERE connected) AS connected,"
-    "  count(*) FILTER (WHERE online) AS online,"
-    "  coalesce(sum(records), 0) AS records, coalesce(sum(qualified), 0) AS qualified,"
-    "  count(*) FILTER (WHERE online AND drifting) AS drifting,"
-    "  coalesce(sum(km_total), 0)::numeric AS km_total,"
-    "  coalesce(sum(km_complete), 0)::numeric AS km_complete,"
-    "  coalesce(sum(speeding), 0) AS speeding, coalesce(sum(fatigue), 0)::numeric AS fatigue"
-    " FROM w GROUP BY grp),"
+    " SELECT a.*, coalesce(s.n, 0) AS speeding, coalesce(f.h, 0)::numeric AS fatigue"
+    " FROM a LEFT JOIN s USING (grp) LEFT JOIN f USING (grp)),"
     /* The rates as printed (four decimals): the score is computed from them, so that a reader
      * can compute it again from the row and the averages. */
     " k AS ("
