@@ -46,6 +46,7 @@ typedef struct hw_web_settings {
   char map_style[1024];
   char map_tiles[1024];
   hw_kpi_score_cfg kpi_score;
+  uint32_t kpi_timeout_ms;
 } hw_web_settings;
 
 #define C hw_web_settings
@@ -79,6 +80,7 @@ static const hw_option hw_web_options[] = {
     HW_OPT_S(C, map_style, "", "HAULWATCH_WEB_MAP_STYLE", "the page's background map: URL of a MapLibre style on the centre's own tile server (empty: region outlines and zones only)"),
     HW_OPT_S(C, map_tiles, "", "HAULWATCH_WEB_MAP_TILES", "or: a raster tile URL template on the centre's own server, e.g. https://tiles.example/{z}/{x}/{y}.png"),
     HW_KPI_SCORE_OPTIONS(C, kpi_score),
+    HW_OPT_N(C, kpi_timeout_ms, "30000", 0, 3600000, NULL, "GET /api/v1/kpi and /kpi/daily: the database cancels the statement after this long (504 to the client), ms; 0: no limit"),
 };
 #undef C
 
@@ -147,6 +149,7 @@ int hw_cmd_web(int argc, char **argv) {
       .stream_max_clients = s.stream_max_clients, .stream_flush_ms = s.stream_flush_ms,
       .crackdown = {s.phaseout_min_km, s.audit_tolerance_kg, s.audit_min_load_pct}, .map_style = s.map_style,
       .map_tiles = s.map_tiles, .kpi_score = s.kpi_score,
+      .kpi_timeout_ms = s.kpi_timeout_ms,
   };
   hw_web_main m = {.loop = uv_default_loop()};
   uv_signal_init(m.loop, &m.sigint);

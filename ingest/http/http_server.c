@@ -166,6 +166,7 @@ const char *hw_http_reason(int status) {
   case 500: return "Internal Server Error";
   case 501: return "Not Implemented";
   case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
   default: return "Unknown";
   }
 }

@@ -41,6 +41,7 @@ typedef struct hw_web_config {
   const char *map_tiles;    /* or a raster tile URL template ({z}/{x}/{y}), or "" */
   const char *metrics_listen;  /* "HOST:PORT" of GET /metrics; NULL or "": none */
   hw_kpi_score_cfg kpi_score;  /* the score table of GET /api/v1/kpi (sinks/kpi_query.h) */
+  uint32_t kpi_timeout_ms;     /* statement_timeout of GET /api/v1/kpi[/daily]'s statement; 0: none */
 } hw_web_config;
 
 typedef struct hw_web hw_web;

@@ -1,5 +1,6 @@
 /* haulwatch web: start and stop, the route table, the dispatcher (CSRF rule, login check), the
  * PostgreSQL pool and the replies. Owns the calls (web_internal.h says when each is freed). */
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,6 +261,15 @@ void hw_web_reply_pg_error(hw_web_call *call, const PGresult *res, const char *w
     hw_web_reply_error(call, 400, msg);
     return;
   }
+  if (!strcmp(state, "57014")) {
+    /* query_canceled: a statement_timeout (hw_web_query_timed) or an operator's cancel. The
+     * database is up but would not finish this in time: the gateway's timeout. */
+    hw_warn(HW_WEB_COMPONENT, NULL, "%s cancelled for user=%s: %s", what, call->user.name,
+            hw_pg_errmsg(res));
+    hw_web_reply_error(call, 504, "the query took longer than the server allows: ask for a "
+                                  "shorter period or a smaller region, or try again later");
+    return;
+  }
   hw_error(HW_WEB_COMPONENT, NULL, "%s failed for user=%s: %s %s", what, call->user.name, state,
            hw_pg_errmsg(res));
   hw_web_reply_error(call, 500, "internal error");
@@ -275,33 +285,79 @@ static void hw_web_pg_done(void *arg, const PGresult *res) {
   call->pg_cb(call, res);
 }
 
-int hw_web_query(hw_web_call *call, const char *sql, int nparams, const char *const *params,
-                 hw_web_pg_cb cb) {
-  hw_web *app = call->app;
-  /* The least busy connection that is up: a request never waits for a database that is away
-   * (its client would wait with it); it is told to try again. */
-  int found = 0;
-  uint32_t best = 0;
+/* The least busy connection that is up, or -1: a request never waits for a database that is
+ * away (its client would wait with it); it is told to try again. */
+static int hw_web_pool_pick(const hw_web *app) {
+  int best = -1;
   for (uint32_t i = 0; i < app->cfg.pg_pool; i++)
     if (hw_pg_async_up(app->pool[i]) &&
-        (!found || app->pool_pending[i] < app->pool_pending[best])) {
-      best = i;
-      found = 1;
-    }
-  if (!found) {
-    hw_web_reply_error(call, 503, "database unavailable, try again");
-    return -EAGAIN;
-  }
+        (best < 0 || app->pool_pending[i] < app->pool_pending[best]))
+      best = (int)i;
+  return best;
+}
+
+static int hw_web_query_on(hw_web_call *call, int slot, const char *sql, int nparams,
+                           const char *const *params, hw_web_pg_cb cb) {
+  hw_web *app = call->app;
   call->pg_cb = cb;
-  call->pg_slot = (int)best;
-  int rc = hw_pg_async_query(app->pool[best], sql, nparams, params, hw_web_pg_done, call);
+  call->pg_slot = slot;
+  int rc = hw_pg_async_query(app->pool[slot], sql, nparams, params, hw_web_pg_done, call);
   if (rc) {
     hw_web_reply_error(call, 503, "database unavailable, try again");
     return rc;
   }
-  app->pool_pending[best]++;
+  app->pool_pending[slot]++;
   hw_web_async_begin(call);
   return 0;
+}
+
+int hw_web_query(hw_web_call *call, const char *sql, int nparams, const char *const *params,
+                 hw_web_pg_cb cb) {
+  int slot = hw_web_pool_pick(call->app);
+  if (slot < 0) {
+    hw_web_reply_error(call, 503, "database unavailable, try again");
+    return -EAGAIN;
+  }
+  return hw_web_query_on(call, slot, sql, nparams, params, cb);
+}
+
+/* The setting and resetting of a timed query's statement_timeout: no call waits for them (arg is
+ * the app), a failure is only logged (the statement then runs with the session's default). */
+static void hw_web_timeout_set(void *arg, const PGresult *res) {
+  (void)arg;
+  if (res && PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+    hw_warn(HW_WEB_COMPONENT, NULL, "pool: statement_timeout not set or reset: %s",
+            hw_pg_errmsg(res));
+}
+
+int hw_web_query_timed(hw_web_call *call, const char *sql, int nparams, const char *const *params,
+                       uint32_t timeout_ms, hw_web_pg_cb cb) {
+  if (!timeout_ms)
+    return hw_web_query(call, sql, nparams, params, cb);
+  hw_web *app = call->app;
+  int slot = hw_web_pool_pick(app);
+  if (slot < 0) {
+    hw_web_reply_error(call, 503, "database unavailable, try again");
+    return -EAGAIN;
+  }
+  /* A connection runs its queue in order, one query at a time, and the three are queued here
+   * together (one loop turn), so no other request's query runs between them: the limit covers
+   * this statement only. set_config(..., false) is the session's, as SET: outside a transaction
+   * SET LOCAL would not last to the next query. If the session is lost between them, the next
+   * one starts from the server's default, which the reset would have restored anyway. */
+  char ms[16];
+  snprintf(ms, sizeof ms, "%" PRIu32 "ms", timeout_ms);
+  const char *p[1] = {ms};
+  if (hw_pg_async_query(app->pool[slot], "SELECT set_config('statement_timeout', $1, false)", 1,
+                        p, hw_web_timeout_set, app)) {
+    hw_web_reply_error(call, 503, "database unavailable, try again");
+    return -EAGAIN;
+  }
+  int rc = hw_web_query_on(call, slot, sql, nparams, params, cb);
+  if (hw_pg_async_query(app->pool[slot], "RESET statement_timeout", 0, NULL, hw_web_timeout_set,
+                        app))
+    hw_warn(HW_WEB_COMPONENT, NULL, "pool: the reset of statement_timeout could not be queued");
+  return rc;
 }
 
 /* --- JSON bodies ------------------------------------------------------------------------------ */

@@ -120,6 +120,10 @@ struct hw_web {
  * the client went away meanwhile. On failure to queue answers 503 itself and returns nonzero. */
 int hw_web_query(hw_web_call *call, const char *sql, int nparams, const char *const *params,
                  hw_web_pg_cb cb) HW_MUST_CHECK;
+/* As hw_web_query, with the statement cancelled by the database after timeout_ms (0: none); the
+ * callback then gets the error result, SQLSTATE 57014 (hw_web_reply_pg_error answers 504). */
+int hw_web_query_timed(hw_web_call *call, const char *sql, int nparams, const char *const *params,
+                       uint32_t timeout_ms, hw_web_pg_cb cb) HW_MUST_CHECK;
 /* Marks/unmarks an asynchronous operation of the call's own (Redis replies, thread pool work).
  * hw_web_async_done returns 1 when the call may go on, 0 when the client went away (the call was
  * freed if that was its last operation: do not touch it). */

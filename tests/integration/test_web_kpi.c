@@ -3,7 +3,10 @@
  * Checked: every field of every group equals `haulwatch report kpi --format json` for the same
  * request (the same statement, names and score); scoping (no region: the user's regions; a
  * region outside them, or wider than them, 404); CSV and XLSX; the daily trend day by day as
- * computed by hand below; bad parameters 400 with a reason; no session 401.
+ * computed by hand below; bad parameters 400 with a reason; no session 401; the statement's time
+ * limit (kpi_timeout_ms): a KPI statement held up longer is cancelled and answered 504 with a
+ * reason, the pool connection serves on, and the limit does not outlast the statement (an untimed
+ * query held up longer on the same connection, the pool being one, still succeeds).
  *
  * Data: nj1 (320102) and nj2 (320115) in Nanjing, wx1 (320211) in Wuxi, hz1 (330102) in Hangzhou.
  *   terminal day        records qualified drift km_total km_complete
@@ -27,12 +30,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
 #include "webclient.h"
 
 #define WAIT_MS 60000 /* a bound against hanging, not a performance assertion */
+/* The web's KPI time limit here: far above what the statement takes on the test's few rows
+ * (milliseconds), short enough to keep the test lean. */
+#define KPI_TIMEOUT_MS "1000"
 
 static hw_test_env env;
 static int wport;
@@ -40,6 +48,13 @@ static wc_resp R;
 static char nj[256], js[256], hz[256];
 
 static void sql(const char *q) { hw_test_pg_scalar(env.db, q); }
+
+static void sql_on(PGconn *c, const char *q) {
+  PGresult *res = PQexec(c, q);
+  if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    fail_msg("%s: %s", q, PQerrorMessage(c));
+  PQclear(res);
+}
 
 static void get_as(const char *auth, const char *path) {
   wc_request(wport, "GET", path, auth, NULL, 0, &R);
@@ -68,7 +83,8 @@ static int group_setup(void **state) {
   char listen[64];
   snprintf(listen, sizeof listen, "127.0.0.1:%d", wport);
   const char *argv[] = {"web", "--listen", listen, "--pg", env.conninfo, "--redis", env.redis_addr,
-                        "--web-root", "", NULL};
+                        "--web-root", "", "--pg-pool", "1", "--kpi-timeout-ms", KPI_TIMEOUT_MS,
+                        NULL};
   env.daemon_pid = hw_test_spawn(argv, "test_web_kpi.web.log");
   wc_wait_ready(wport, &R);
   wc_login(wport, "nj_view", "nj-viewer-pw", &R, nj, sizeof nj);
@@ -310,12 +326,62 @@ static void test_kpi_bad_requests(void **state) {
   assert_int_equal(R.status, 200);
 }
 
+static long now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Another session holds an ACCESS EXCLUSIVE lock on vehicles, which every KPI statement reads:
+ * the statement waits for it past kpi_timeout_ms and the database cancels it. */
+static void test_kpi_timeout(void **state) {
+  (void)state;
+  PGconn *locker = hw_test_pg_connect(env.conninfo);
+  sql_on(locker, "BEGIN");
+  sql_on(locker, "LOCK TABLE vehicles IN ACCESS EXCLUSIVE MODE");
+  for (int daily = 0; daily <= 1; daily++) {
+    long t0 = now_ms();
+    get_as(js, daily ? "/api/v1/kpi/daily?from=2026-11-01&to=2026-11-03"
+                     : "/api/v1/kpi?from=2026-11-01&to=2026-11-30");
+    long took = now_ms() - t0;
+    assert_int_equal(R.status, 504);
+    assert_non_null(strstr(R.body, "\"error\""));
+    if (!strstr(R.body, "took longer than the server allows"))
+      fail_msg("504 without its reason: %s", R.body);
+    /* Cancelled by the limit, not by anything sooner. */
+    if (took < atol(KPI_TIMEOUT_MS))
+      fail_msg("504 after %ld ms, before the limit of " KPI_TIMEOUT_MS " ms", took);
+  }
+  /* The limit is the KPI statement's only: an untimed read held up for longer than it on the
+   * same (only) pool connection waits and succeeds. The read is made by a child process while
+   * this one keeps the lock for 1.5 times the limit, then releases it. */
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    wc_resp r = {0};
+    wc_request(wport, "GET", "/api/v1/vehicles?limit=10", js, NULL, 0, &r);
+    _exit(r.status == 200 && r.body && strstr(r.body, "nj1") ? 0 : 1);
+  }
+  usleep(atoi(KPI_TIMEOUT_MS) * 1500);
+  sql_on(locker, "ROLLBACK");
+  int st = 0;
+  assert_int_equal(waitpid(child, &st, 0), child);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    fail_msg("an untimed read on the pool was cut short or failed after a KPI time limit");
+  PQfinish(locker);
+  /* And the KPI answers again once nothing holds it up. */
+  get_as(js, "/api/v1/kpi?from=2026-11-01&to=2026-11-30");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"records\":"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kpi_same_as_cli_and_scoped),
       cmocka_unit_test(test_kpi_files),
       cmocka_unit_test(test_kpi_daily),
       cmocka_unit_test(test_kpi_bad_requests),
+      cmocka_unit_test(test_kpi_timeout),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
