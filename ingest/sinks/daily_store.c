@@ -195,12 +195,13 @@ int hw_daily_upsert(PGconn *conn, const char *const *tids, const hw_day_figures 
   return 0;
 }
 
-/* The carries: each terminal's latest row before $1 (and only $2's when given). */
+/* The carries: each terminal's latest row before $1 (and only those of the terminals $2 when
+ * given). */
 static const char hw_q_carry[] =
     "SELECT DISTINCT ON (terminal_id) terminal_id, "
     "(extract(epoch FROM carry_ts) * 1000)::bigint, carry_lat_e6, carry_lon_e6 "
     "FROM vehicle_daily WHERE day < date '1970-01-01' + $1::integer "
-    "AND ($2::text IS NULL OR terminal_id = $2) AND carry_ts IS NOT NULL "
+    "AND ($2::text[] IS NULL OR terminal_id = ANY($2::text[])) AND carry_ts IS NOT NULL "
     "ORDER BY terminal_id, day DESC";
 
 /* The fields the accumulator reads, converted back exactly to the daemon's units (pg_copy.c
@@ -211,7 +212,7 @@ static const char hw_q_fixes[] =
     "round(lon * 1e6)::integer, round(speed_kmh::float8 * 10)::bigint, heading, alt_m, status "
     "FROM positions WHERE ts >= timestamptz 'epoch' + $1::bigint * interval '1 millisecond' "
     "AND ts < timestamptz 'epoch' + $2::bigint * interval '1 millisecond' "
-    "AND ($3::text IS NULL OR terminal_id = $3) ORDER BY terminal_id, ts";
+    "AND ($3::text[] IS NULL OR terminal_id = ANY($3::text[])) ORDER BY terminal_id, ts";
 
 typedef struct hw_carry {
   char tid[HW_TID_WIDE_MAX + 1];
@@ -224,10 +225,15 @@ static int hw_carry_cmp(const void *a, const void *b) {
 
 static int64_t hw_val(const PGresult *r, int col) { return strtoll(PQgetvalue(r, 0, col), NULL, 10); }
 
-int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *terminal,
-                       int32_t from_day, int32_t to_day, int64_t recv_cut_ms,
-                       hw_daily_seen_cb seen_cb, hw_daily_row_cb row_cb, hw_daily_final_cb final_cb,
-                       void *arg) {
+/* Called with each fix read (its terminal, device and receipt times): returns 0 or -ENOMEM. */
+typedef int (*hw_daily_read_cb)(void *arg, const char *t, int64_t ts_ms, int64_t recv_ms);
+
+/* hw_daily_recompute for the terminals of terms (a text[] literal; NULL: every terminal), all
+ * from from_day; read_cb (may be NULL) sees every fix read. terminal names the set in logs. */
+static int hw_daily_recompute_set(PGconn *conn, const hw_daystats_config *cfg, const char *terms,
+                                  const char *terminal, int32_t from_day, int32_t to_day,
+                                  hw_daily_read_cb read_cb, hw_daily_row_cb row_cb,
+                                  hw_daily_final_cb final_cb, void *arg) {
   char from_s[16], lo_s[24], hi_s[24];
   snprintf(from_s, sizeof from_s, "%d", from_day);
   snprintf(lo_s, sizeof lo_s, "%lld", (long long)hw_cst_day_start(from_day));
@@ -238,7 +244,7 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
   size_t ncarries = 0;
   int rc = 0;
 
-  const char *cp[2] = {from_s, terminal};
+  const char *cp[2] = {from_s, terms};
   PGresult *res = PQexecParams(conn, hw_q_carry, 2, NULL, cp, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     hw_error(HW_DAILY_LOG, terminal, "cannot read the carries: %s", hw_pg_errmsg(res));
@@ -263,7 +269,7 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
   if (ncarries > 1)
     qsort(carries, ncarries, sizeof *carries, hw_carry_cmp);
 
-  const char *fp[3] = {lo_s, hi_s, terminal};
+  const char *fp[3] = {lo_s, hi_s, terms};
   if (!PQsendQueryParams(conn, hw_q_fixes, 3, NULL, fp, NULL, NULL, 0) ||
       !PQsetSingleRowMode(conn)) {
     hw_error(HW_DAILY_LOG, terminal, "cannot read positions: %s", PQerrorMessage(conn));
@@ -302,7 +308,7 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
       f.heading = hd < 0 ? UINT16_MAX : (uint16_t)hd; /* negative smallint: not a heading */
       f.alt_m = (int32_t)hw_val(res, 7);
       f.status = (uint32_t)hw_val(res, 8);
-      int r2 = seen_cb && f.recv_ms >= recv_cut_ms ? seen_cb(arg, f.ts_ms) : 0;
+      int r2 = read_cb ? read_cb(arg, cur, f.ts_ms, f.recv_ms) : 0;
       if (r2 == 0)
         r2 = hw_daystats_feed(cfg, &s, &f, &done);
       if (r2 == 1)
@@ -321,21 +327,92 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
   return rc;
 }
 
+typedef struct hw_daily_one {
+  hw_daily_seen_cb seen_cb;
+  int64_t recv_cut_ms;
+  hw_daily_row_cb row_cb;
+  hw_daily_final_cb final_cb;
+  void *arg;
+} hw_daily_one;
+
+static int hw_daily_one_read(void *arg, const char *t, int64_t ts_ms, int64_t recv_ms) {
+  hw_daily_one *o = arg;
+  (void)t;
+  return recv_ms >= o->recv_cut_ms ? o->seen_cb(o->arg, ts_ms) : 0;
+}
+
+static int hw_daily_one_row(void *arg, const char *t, const hw_day_figures *f) {
+  hw_daily_one *o = arg;
+  return o->row_cb(o->arg, t, f);
+}
+
+static void hw_daily_one_final(void *arg, const char *t, const hw_daystats *s) {
+  hw_daily_one *o = arg;
+  o->final_cb(o->arg, t, s);
+}
+
+int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *terminal,
+                       int32_t from_day, int32_t to_day, int64_t recv_cut_ms,
+                       hw_daily_seen_cb seen_cb, hw_daily_row_cb row_cb, hw_daily_final_cb final_cb,
+                       void *arg) {
+  hw_daily_one o = {seen_cb, recv_cut_ms, row_cb, final_cb, arg};
+  hw_pg_array a;
+  memset(&a, 0, sizeof a);
+  const char *terms = NULL;
+  if (terminal) {
+    hw_pg_array_text(&a, terminal, strlen(terminal));
+    if (!(terms = hw_pg_array_finish(&a))) {
+      hw_pg_array_free(&a);
+      return -ENOMEM;
+    }
+  }
+  int rc = hw_daily_recompute_set(conn, cfg, terms, terminal, from_day, to_day,
+                                  seen_cb ? hw_daily_one_read : NULL, hw_daily_one_row,
+                                  final_cb ? hw_daily_one_final : NULL, &o);
+  hw_pg_array_free(&a);
+  return rc;
+}
+
 /* --- the worker job --- */
 
-/* The rows of a job's recomputes, written together at its end. */
+/* The rows of a job's recomputes, written together at its end, and the recomputes of the set
+ * being read (one start day), by terminal id. */
 typedef struct hw_rowvec {
   const char **tids; /* each borrowed from its recompute's tid (the job's) */
   hw_day_figures *rows;
   size_t n, cap;
-  hw_daily_recomp *rc; /* the one being recomputed */
+  hw_daily_recomp **by_tid; /* sorted by tid (strcmp) */
+  size_t nby;
+  hw_daily_recomp *rc; /* the last one found */
 } hw_rowvec;
+
+static hw_daily_recomp *hw_rowvec_find(hw_rowvec *v, const char *t) {
+  if (v->rc && !strcmp(v->rc->tid, t))
+    return v->rc;
+  size_t lo = 0, hi = v->nby;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(v->by_tid[mid]->tid, t);
+    if (c == 0)
+      return v->rc = v->by_tid[mid];
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  hw_error(HW_DAILY_LOG, t, "recompute: a row of a terminal not asked for");
+  return NULL;
+}
 
 /* Device times of the rows received at or after the recompute's cut: fixes taken while it ran
  * that it has read already (in ts order, as the rows come). */
-static int hw_rowvec_seen(void *arg, int64_t ts_ms) {
+static int hw_rowvec_read(void *arg, const char *t, int64_t ts_ms, int64_t recv_ms) {
   hw_rowvec *v = arg;
-  hw_daily_recomp *r = v->rc;
+  hw_daily_recomp *r = hw_rowvec_find(v, t);
+  if (!r)
+    return -EIO;
+  if (recv_ms < r->recv_cut_ms)
+    return 0;
   if (r->nseen == r->seen_cap) {
     size_t cap = r->seen_cap ? r->seen_cap * 2 : 16;
     int64_t *p = realloc(r->seen, cap * sizeof *p);
@@ -350,29 +427,41 @@ static int hw_rowvec_seen(void *arg, int64_t ts_ms) {
 
 static int hw_rowvec_push(void *arg, const char *t, const hw_day_figures *f) {
   hw_rowvec *v = arg;
-  (void)t;
+  hw_daily_recomp *r = hw_rowvec_find(v, t);
+  if (!r)
+    return -EIO;
   if (v->n == v->cap) {
     size_t cap = v->cap ? v->cap * 2 : 8;
-    hw_day_figures *r = realloc(v->rows, cap * sizeof *r);
-    if (!r)
+    hw_day_figures *rows = realloc(v->rows, cap * sizeof *rows);
+    if (!rows)
       return -ENOMEM;
-    v->rows = r;
+    v->rows = rows;
     const char **ts = realloc(v->tids, cap * sizeof *ts);
     if (!ts)
       return -ENOMEM;
     v->tids = ts;
     v->cap = cap;
   }
-  v->tids[v->n] = v->rc->tid;
+  v->tids[v->n] = r->tid;
   v->rows[v->n++] = *f;
   return 0;
 }
 
 static void hw_rowvec_final(void *arg, const char *t, const hw_daystats *s) {
   hw_rowvec *v = arg;
-  (void)t;
-  v->rc->final = *s;
-  v->rc->has_final = 1;
+  hw_daily_recomp *r = hw_rowvec_find(v, t);
+  if (r) {
+    r->final = *s;
+    r->has_final = 1;
+  }
+}
+
+/* By start day, then terminal id. */
+static int hw_recomp_cmp(const void *a, const void *b) {
+  const hw_daily_recomp *x = *(hw_daily_recomp *const *)a, *y = *(hw_daily_recomp *const *)b;
+  if (x->from != y->from)
+    return x->from < y->from ? -1 : 1;
+  return strcmp(x->tid, y->tid);
 }
 
 static int hw_daily_exec(PGconn *c, const char *sql) {
@@ -430,12 +519,34 @@ static void hw_daily_work(uv_work_t *w) {
    * 017), for the job instead of one per terminal (a restart recomputes every terminal's day at
    * its first fix: 2,000 statements and trigger runs for 2,000 terminals). */
   hw_rowvec v = {0};
-  for (size_t i = 0; i < j->nrc && rc == 0; i++) {
-    v.rc = &j->rc[i];
-    rc = hw_daily_recompute(c, &ds->cfg.stats, j->rc[i].tid, j->rc[i].from, INT32_MAX,
-                            j->rc[i].recv_cut_ms, hw_rowvec_seen, hw_rowvec_push, hw_rowvec_final,
-                            &v);
+  hw_daily_recomp **order = j->nrc ? malloc(j->nrc * sizeof *order) : NULL;
+  if (j->nrc && !order)
+    rc = -ENOMEM;
+  for (size_t i = 0; i < j->nrc && order; i++)
+    order[i] = &j->rc[i];
+  if (order)
+    qsort(order, j->nrc, sizeof *order, hw_recomp_cmp);
+  /* The terminals with the same start day in one read of carries and one of positions (a
+   * restart's first fixes: all today's), not two queries per terminal. */
+  for (size_t i = 0, k; i < j->nrc && rc == 0; i = k) {
+    hw_pg_array a;
+    memset(&a, 0, sizeof a);
+    for (k = i; k < j->nrc && order[k]->from == order[i]->from; k++)
+      hw_pg_array_text(&a, order[k]->tid, strlen(order[k]->tid));
+    const char *terms = hw_pg_array_finish(&a);
+    if (!terms) {
+      rc = -ENOMEM;
+    } else {
+      v.by_tid = order + i;
+      v.nby = k - i;
+      v.rc = NULL;
+      rc = hw_daily_recompute_set(c, &ds->cfg.stats, terms, k - i == 1 ? order[i]->tid : NULL,
+                                  order[i]->from, INT32_MAX, hw_rowvec_read, hw_rowvec_push,
+                                  hw_rowvec_final, &v);
+    }
+    hw_pg_array_free(&a);
   }
+  free(order);
   if (rc == 0 && v.n)
     rc = hw_daily_upsert(c, v.tids, v.rows, v.n);
   if (rc == 0)
