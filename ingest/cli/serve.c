@@ -18,6 +18,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "sinks/migrate.h"
+#include "sinks/retention.h"
 #include "base/options.h"
 #include "protobuf/pb_session.h"
 #include "pipeline/backend.h"
@@ -63,6 +64,10 @@ typedef struct hw_serve_config {
   uint32_t offline_dist_m;
   uint32_t late_hold_s;
   uint32_t refusal_retention_days;
+  uint32_t retain_positions_days;
+  char archive_tablespace[64];
+  uint32_t archive_after_days;
+  uint32_t retention_interval_s;
   uint32_t daily;
   uint32_t daily_flush_s;
   uint32_t track_gap_s;
@@ -121,6 +126,9 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, drift_kmh, HW_XSTR(HW_DAYSTATS_DEF_DRIFT_KMH), 1, 100000, NULL, "KPIs: a fix implying more than this speed from the last good one is drift, km/h"),
     HW_OPT_N(C, qualified_max_speed_kmh, HW_XSTR(HW_DAYSTATS_DEF_MAX_SPEED_KMH), 1, 2000, NULL, "KPIs: a record reporting more than this speed is unqualified, km/h"),
     HW_OPT_N(C, refusal_retention_days, "90", 0, 36500, NULL, "delete auth_refusals rows whose last attempt is older than this, days (0: keep)"),
+    /* The data lifecycle (README, "Data lifecycle"; sinks/retention.h). */
+    HW_RETENTION_OPTIONS(C),
+    HW_OPT_N(C, retention_interval_s, "3600", 1, 86400 * 7, NULL, "run the retention round (drops and moves, one node at a time) this often, s; the first 10 s after start (or sooner)"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
     HW_OPT_S(C, metrics_listen, "", NULL, "serve /metrics, /healthz and /readyz on ADDR:PORT, e.g. 127.0.0.1:9108 (off when empty)"),
@@ -139,6 +147,7 @@ typedef struct hw_daemon {
   hw_server *server;
   hw_metrics *metrics; /* NULL unless --metrics-listen */
   hw_jt809_centre *jt809; /* NULL unless --jt809-listen */
+  hw_retention *retention; /* NULL when nothing is to be dropped or moved */
   hw_backend backend;
   uv_signal_t sigint, sigterm;
   uv_timer_t stats;
@@ -185,6 +194,12 @@ static void hw_daemon_on_jt809_stopped(void *arg) {
   hw_daemon_part_stopped(d);
 }
 
+static void hw_daemon_on_retention_stopped(void *arg) {
+  hw_daemon *d = arg;
+  d->retention = NULL;
+  hw_daemon_part_stopped(d);
+}
+
 static void hw_daemon_on_auth_stopped(void *arg) {
   hw_daemon *d = arg;
   d->auth = NULL;
@@ -203,6 +218,10 @@ static void hw_daemon_on_server_closed(void *arg) {
   if (d->auth) {
     d->pending++;
     hw_auth_stop(d->auth, hw_daemon_on_auth_stopped, d);
+  }
+  if (d->retention) {
+    d->pending++;
+    hw_retention_stop(d->retention, hw_daemon_on_retention_stopped, d);
   }
   if (d->jt809) { /* after the sessions: their slave links record their down times through it */
     d->pending++;
@@ -380,6 +399,16 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
       goto fail;
     }
   }
+  hw_retention_config rcfg = {.retain_days = cfg->retain_positions_days,
+                              .archive_tablespace = cfg->archive_tablespace,
+                              .archive_after_days = cfg->archive_after_days,
+                              .interval_ms = cfg->retention_interval_s * 1000u};
+  if (hw_retention_enabled(&rcfg) &&
+      (rc = hw_retention_start(&d->retention, d->loop, cfg->pg, &rcfg))) {
+    d->retention = NULL;
+    hw_error("serve", NULL, "cannot start the retention runner: %s", strerror(-rc));
+    goto fail;
+  }
   d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline,
                             .pg_conninfo = cfg->pg, .jt809 = d->jt809};
   hw_server_config sc = {.idle_timeout_s = cfg->idle_timeout_s,
@@ -458,6 +487,16 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   if (cfg.low_water >= cfg.high_water) {
     fprintf(stderr, "serve: low_water must be below high_water\n");
     return 2;
+  }
+  {
+    char why[256];
+    hw_retention_config rcfg = {.retain_days = cfg.retain_positions_days,
+                                .archive_tablespace = cfg.archive_tablespace,
+                                .archive_after_days = cfg.archive_after_days};
+    if (hw_retention_check(&rcfg, why, sizeof why)) {
+      fprintf(stderr, "serve: %s\n", why);
+      return 2;
+    }
   }
   char rhost[128];
   int rport;
