@@ -88,7 +88,7 @@ static void hw_web_kpi_common(hw_web_call *call, int daily) {
   hw_kpi_bufs bufs;
   const char *params[HW_KPI_NPARAMS];
   hw_kpi_bind(&q, &bufs, params); /* hw_web_query copies them */
-  if (hw_web_query(call, daily ? hw_kpi_daily_sql : hw_kpi_sql, HW_KPI_NPARAMS, params,
+  if (hw_web_query_read(call, daily ? hw_kpi_daily_sql : hw_kpi_sql, HW_KPI_NPARAMS, params,
                    hw_web_kpi_done)) {
   }
 }

@@ -87,7 +87,7 @@ int hw_web_metrics_render(const hw_web *app, hw_prom *out) {
     s.sse_positions = ss.positions;
     s.sse_violations = ss.violations;
   }
-  for (uint32_t i = 0; i < app->cfg.pg_pool; i++) {
+  for (uint32_t i = 0; i < app->npool; i++) {
     s.pg_up += (uint64_t)(hw_pg_async_up(app->pool[i]) != 0);
     s.pg_busy += (uint64_t)(app->pool_pending[i] > 0);
     s.pg_waiting += app->pool_pending[i] > 0 ? app->pool_pending[i] - 1 : 0;
