@@ -296,11 +296,11 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
   hw_server_get_stats(d->server, &ss);
   hw_info("stats", NULL, "net unauthenticated=%llu accepted=%llu refused_max_connections=%llu "
           "refused_per_source=%llu closed_auth_timeout=%llu closed_preauth_buffer=%llu "
-          "evicted_unauth=%llu read_yields=%llu", (unsigned long long)ss.unauthenticated,
+          "evicted_unauth=%llu accept_failed=%llu read_yields=%llu", (unsigned long long)ss.unauthenticated,
           (unsigned long long)ss.accepted, (unsigned long long)ss.refused_max_connections,
           (unsigned long long)ss.refused_per_source, (unsigned long long)ss.closed_auth_timeout,
           (unsigned long long)ss.closed_preauth_buffer, (unsigned long long)ss.evicted_unauth,
-          (unsigned long long)ss.read_yields);
+          (unsigned long long)ss.accept_failed, (unsigned long long)ss.read_yields);
   if (d->jt808) {
     hw_jt808_stats j;
     hw_jt808_get_stats(&j);
@@ -468,6 +468,44 @@ fail:
   return rc;
 }
 
+/* Descriptors the daemon keeps for itself beside its sessions: listeners, the loop's own, the
+ * PostgreSQL and Redis connections (and their reconnects), the metrics server's clients. */
+#define HW_SERVE_FD_RESERVE 64u
+
+/* A session is a descriptor. Left to run out, libuv accepts and closes the peers it cannot hold
+ * without telling the daemon (no log, no counter), and a PostgreSQL or Redis connection that drops
+ * then cannot come back: every ack would stop. So: the soft open files limit is raised towards
+ * the hard one as far as max_connections needs, and max_connections is lowered to what the limit
+ * leaves after HW_SERVE_FD_RESERVE; a peer above it is refused on the max_connections path
+ * (counted, logged, closed) and the reserve stays free. */
+static void hw_serve_fit_open_files(hw_serve_config *cfg) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return;
+  rlim_t want = (rlim_t)cfg->max_connections + HW_SERVE_FD_RESERVE;
+  if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
+    rlim_t before = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+      hw_info("serve", NULL, "open files limit raised from %llu to %llu (hard limit %s%llu)",
+              (unsigned long long)before, (unsigned long long)rl.rlim_cur,
+              rl.rlim_max == RLIM_INFINITY ? "unlimited, " : "",
+              (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? 0 : rl.rlim_max));
+    else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+      return;
+  }
+  if (rl.rlim_cur >= want)
+    return;
+  uint32_t fit = rl.rlim_cur > 2 * HW_SERVE_FD_RESERVE ? (uint32_t)(rl.rlim_cur - HW_SERVE_FD_RESERVE)
+                                                       : (uint32_t)(rl.rlim_cur / 2);
+  hw_warn("serve", NULL, "open files limit %llu (hard %llu) cannot hold max_connections %u: "
+          "max_connections lowered to %u, %u descriptors kept for the daemon's own connections; "
+          "raise LimitNOFILE / `ulimit -n` for more", (unsigned long long)rl.rlim_cur,
+          (unsigned long long)rl.rlim_max, cfg->max_connections, fit,
+          (unsigned)(rl.rlim_cur - fit));
+  cfg->max_connections = fit ? fit : 1;
+}
+
 int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   hw_serve_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -517,15 +555,12 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  hw_serve_fit_open_files(&cfg);
 
   hw_daemon d = {.loop = loop};
   rc = hw_daemon_start(&d, &cfg, rhost, rport, pg);
   PQfinish(pg);
   if (rc == 0) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.max_connections + 64)
-      hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u: raise `ulimit -n`",
-              (unsigned long long)rl.rlim_cur, cfg.max_connections);
     hw_info("serve", NULL, "haulwatch %s ready (batch %u rows / %u ms, %u writer connections)",
             HW_VERSION, cfg.batch_rows, cfg.batch_ms, cfg.pg_writers);
   }
