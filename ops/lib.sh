@@ -248,15 +248,14 @@ hw_free_port() {
 # True when something listens on 127.0.0.1:PORT (or any address) — read from /proc, so the server
 # does not see a probe connection.
 hw_port_listening() {
-  local want=$1 f sl local_addr st rest
+  local hex f
+  printf -v hex ':%04X' "$1"
+  # awk, not a bash read loop: /proc/net/tcp holds a line per TIME_WAIT, tens of thousands after
+  # a benchmark's connections, and bash took minutes to read it on a busy machine.
   for f in /proc/net/tcp /proc/net/tcp6; do
     [ -r "$f" ] || continue
-    while read -r sl local_addr _ st rest; do
-      [ "$sl" = sl ] && continue
-      if [ "$st" = 0A ] && [ "$((16#${local_addr##*:}))" -eq "$want" ]; then
-        return 0
-      fi
-    done <"$f"
+    awk -v h="$hex" 'NR > 1 && $4 == "0A" && substr($2, length($2) - 4) == h { found = 1; exit }
+      END { exit !found }' "$f" && return 0
   done
   return 1
 }

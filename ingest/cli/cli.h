@@ -25,6 +25,8 @@ int hw_cmd_report_monthly(int argc, char **argv);
 int hw_cmd_crackdown(int argc, char **argv);
 int hw_cmd_regions(int argc, char **argv);
 int hw_cmd_platform(int argc, char **argv);
+/* retention run [--dry-run] (retention_cmd.c). */
+int hw_cmd_retention(int argc, char **argv);
 /* platform inspect|message|supervise|inspections (platform_interact_cmd.c). */
 int hw_cmd_platform_interact(int argc, char **argv);
 int hw_platform_interact_is(const char *sub);

@@ -21,6 +21,7 @@ static const hw_command hw_commands[] = {
     {"web", hw_cmd_web, "serve the HTTP API and the page"},
     {"user", hw_cmd_user, "manage the users of the web API (user add NAME ...)"},
     {"report", hw_cmd_report, "assessment KPIs (report kpi), daily figures (report rebuild), crackdown lists (report phaseout, registry-audit, offline-movers), the monthly 通报 (report monthly)"},
+    {"retention", hw_cmd_retention, "drop or move old daily partitions of positions now (retention run [--dry-run])"},
     {"platform", hw_cmd_platform, "manage JT/T 809 subordinate platforms (platform add ID ...)"},
 };
 

@@ -51,6 +51,7 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->conn_limited[2] += ss.evicted_unauth;
     a->conn_limited[3] += ss.closed_auth_timeout;
     a->conn_limited[4] += ss.closed_preauth_buffer;
+    a->conn_limited[5] += ss.accept_failed;
     a->read_yields += ss.read_yields;
     if (hw_server_paused(src->server))
       a->paused = 1;
@@ -153,9 +154,9 @@ static void hw_emit_refusals(hw_prom *p, const hw_metric_def *d, const void *sna
  * the order of hw_metrics_snapshot.conn_limited. */
 static void hw_emit_limited(hw_prom *p, const hw_metric_def *d, const void *snap) {
   const hw_metrics_snapshot *s = snap;
-  static const char *const limit[5] = {"max_connections", "max_unauth_per_source", "max_unauth",
-                                       "auth_timeout", "preauth_buffer"};
-  for (int i = 0; i < 5; i++) {
+  static const char *const limit[6] = {"max_connections", "max_unauth_per_source", "max_unauth",
+                                       "auth_timeout", "preauth_buffer", "open_files"};
+  for (int i = 0; i < 6; i++) {
     hw_prom_label a[1] = {{"limit", limit[i]}};
     hw_prom_u64(p, d->name, a, 1, s->conn_limited[i]);
   }

@@ -18,6 +18,7 @@
 #include "base/fault.h"
 #include "base/log.h"
 #include "sinks/migrate.h"
+#include "sinks/retention.h"
 #include "base/options.h"
 #include "protobuf/pb_session.h"
 #include "pipeline/backend.h"
@@ -63,6 +64,10 @@ typedef struct hw_serve_config {
   uint32_t offline_dist_m;
   uint32_t late_hold_s;
   uint32_t refusal_retention_days;
+  uint32_t retain_positions_days;
+  char archive_tablespace[64];
+  uint32_t archive_after_days;
+  uint32_t retention_interval_s;
   uint32_t daily;
   uint32_t daily_flush_s;
   uint32_t track_gap_s;
@@ -121,6 +126,9 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, drift_kmh, HW_XSTR(HW_DAYSTATS_DEF_DRIFT_KMH), 1, 100000, NULL, "KPIs: a fix implying more than this speed from the last good one is drift, km/h"),
     HW_OPT_N(C, qualified_max_speed_kmh, HW_XSTR(HW_DAYSTATS_DEF_MAX_SPEED_KMH), 1, 2000, NULL, "KPIs: a record reporting more than this speed is unqualified, km/h"),
     HW_OPT_N(C, refusal_retention_days, "90", 0, 36500, NULL, "delete auth_refusals rows whose last attempt is older than this, days (0: keep)"),
+    /* The data lifecycle (README, "Data lifecycle"; sinks/retention.h). */
+    HW_RETENTION_OPTIONS(C),
+    HW_OPT_N(C, retention_interval_s, "3600", 1, 86400 * 7, NULL, "run the retention round (drops and moves, one node at a time) this often, s; the first 10 s after start (or sooner)"),
     HW_OPT_N(C, stats_interval_s, "10", 0, 3600, NULL, "log throughput every N seconds (0: never)"),
     HW_OPT_S(C, log_level, "info", "HAULWATCH_LOG_LEVEL", "debug, info, warn or error"),
     HW_OPT_S(C, metrics_listen, "", NULL, "serve /metrics, /healthz and /readyz on ADDR:PORT, e.g. 127.0.0.1:9108 (off when empty)"),
@@ -139,6 +147,7 @@ typedef struct hw_daemon {
   hw_server *server;
   hw_metrics *metrics; /* NULL unless --metrics-listen */
   hw_jt809_centre *jt809; /* NULL unless --jt809-listen */
+  hw_retention *retention; /* NULL when nothing is to be dropped or moved */
   hw_backend backend;
   uv_signal_t sigint, sigterm;
   uv_timer_t stats;
@@ -185,6 +194,12 @@ static void hw_daemon_on_jt809_stopped(void *arg) {
   hw_daemon_part_stopped(d);
 }
 
+static void hw_daemon_on_retention_stopped(void *arg) {
+  hw_daemon *d = arg;
+  d->retention = NULL;
+  hw_daemon_part_stopped(d);
+}
+
 static void hw_daemon_on_auth_stopped(void *arg) {
   hw_daemon *d = arg;
   d->auth = NULL;
@@ -203,6 +218,10 @@ static void hw_daemon_on_server_closed(void *arg) {
   if (d->auth) {
     d->pending++;
     hw_auth_stop(d->auth, hw_daemon_on_auth_stopped, d);
+  }
+  if (d->retention) {
+    d->pending++;
+    hw_retention_stop(d->retention, hw_daemon_on_retention_stopped, d);
   }
   if (d->jt809) { /* after the sessions: their slave links record their down times through it */
     d->pending++;
@@ -277,11 +296,11 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
   hw_server_get_stats(d->server, &ss);
   hw_info("stats", NULL, "net unauthenticated=%llu accepted=%llu refused_max_connections=%llu "
           "refused_per_source=%llu closed_auth_timeout=%llu closed_preauth_buffer=%llu "
-          "evicted_unauth=%llu read_yields=%llu", (unsigned long long)ss.unauthenticated,
+          "evicted_unauth=%llu accept_failed=%llu read_yields=%llu", (unsigned long long)ss.unauthenticated,
           (unsigned long long)ss.accepted, (unsigned long long)ss.refused_max_connections,
           (unsigned long long)ss.refused_per_source, (unsigned long long)ss.closed_auth_timeout,
           (unsigned long long)ss.closed_preauth_buffer, (unsigned long long)ss.evicted_unauth,
-          (unsigned long long)ss.read_yields);
+          (unsigned long long)ss.accept_failed, (unsigned long long)ss.read_yields);
   if (d->jt808) {
     hw_jt808_stats j;
     hw_jt808_get_stats(&j);
@@ -380,6 +399,16 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
       goto fail;
     }
   }
+  hw_retention_config rcfg = {.retain_days = cfg->retain_positions_days,
+                              .archive_tablespace = cfg->archive_tablespace,
+                              .archive_after_days = cfg->archive_after_days,
+                              .interval_ms = cfg->retention_interval_s * 1000u};
+  if (hw_retention_enabled(&rcfg) &&
+      (rc = hw_retention_start(&d->retention, d->loop, cfg->pg, &rcfg))) {
+    d->retention = NULL;
+    hw_error("serve", NULL, "cannot start the retention runner: %s", strerror(-rc));
+    goto fail;
+  }
   d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline,
                             .pg_conninfo = cfg->pg, .jt809 = d->jt809};
   hw_server_config sc = {.idle_timeout_s = cfg->idle_timeout_s,
@@ -439,6 +468,44 @@ fail:
   return rc;
 }
 
+/* Descriptors the daemon keeps for itself beside its sessions: listeners, the loop's own, the
+ * PostgreSQL and Redis connections (and their reconnects), the metrics server's clients. */
+#define HW_SERVE_FD_RESERVE 64u
+
+/* A session is a descriptor. Left to run out, libuv accepts and closes the peers it cannot hold
+ * without telling the daemon (no log, no counter), and a PostgreSQL or Redis connection that drops
+ * then cannot come back: every ack would stop. So: the soft open files limit is raised towards
+ * the hard one as far as max_connections needs, and max_connections is lowered to what the limit
+ * leaves after HW_SERVE_FD_RESERVE; a peer above it is refused on the max_connections path
+ * (counted, logged, closed) and the reserve stays free. */
+static void hw_serve_fit_open_files(hw_serve_config *cfg) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return;
+  rlim_t want = (rlim_t)cfg->max_connections + HW_SERVE_FD_RESERVE;
+  if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
+    rlim_t before = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+      hw_info("serve", NULL, "open files limit raised from %llu to %llu (hard limit %s%llu)",
+              (unsigned long long)before, (unsigned long long)rl.rlim_cur,
+              rl.rlim_max == RLIM_INFINITY ? "unlimited, " : "",
+              (unsigned long long)(rl.rlim_max == RLIM_INFINITY ? 0 : rl.rlim_max));
+    else if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+      return;
+  }
+  if (rl.rlim_cur >= want)
+    return;
+  uint32_t fit = rl.rlim_cur > 2 * HW_SERVE_FD_RESERVE ? (uint32_t)(rl.rlim_cur - HW_SERVE_FD_RESERVE)
+                                                       : (uint32_t)(rl.rlim_cur / 2);
+  hw_warn("serve", NULL, "open files limit %llu (hard %llu) cannot hold max_connections %u: "
+          "max_connections lowered to %u, %u descriptors kept for the daemon's own connections; "
+          "raise LimitNOFILE / `ulimit -n` for more", (unsigned long long)rl.rlim_cur,
+          (unsigned long long)rl.rlim_max, cfg->max_connections, fit,
+          (unsigned)(rl.rlim_cur - fit));
+  cfg->max_connections = fit ? fit : 1;
+}
+
 int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   hw_serve_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -459,6 +526,16 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     fprintf(stderr, "serve: low_water must be below high_water\n");
     return 2;
   }
+  {
+    char why[256];
+    hw_retention_config rcfg = {.retain_days = cfg.retain_positions_days,
+                                .archive_tablespace = cfg.archive_tablespace,
+                                .archive_after_days = cfg.archive_after_days};
+    if (hw_retention_check(&rcfg, why, sizeof why)) {
+      fprintf(stderr, "serve: %s\n", why);
+      return 2;
+    }
+  }
   char rhost[128];
   int rport;
   if (hw_parse_hostport(cfg.redis, rhost, sizeof rhost, &rport)) {
@@ -478,15 +555,12 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
+  hw_serve_fit_open_files(&cfg);
 
   hw_daemon d = {.loop = loop};
   rc = hw_daemon_start(&d, &cfg, rhost, rport, pg);
   PQfinish(pg);
   if (rc == 0) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < cfg.max_connections + 64)
-      hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u: raise `ulimit -n`",
-              (unsigned long long)rl.rlim_cur, cfg.max_connections);
     hw_info("serve", NULL, "haulwatch %s ready (batch %u rows / %u ms, %u writer connections)",
             HW_VERSION, cfg.batch_rows, cfg.batch_ms, cfg.pg_writers);
   }

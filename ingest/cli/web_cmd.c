@@ -20,6 +20,7 @@
 typedef struct hw_web_settings {
   char listen[256];
   char pg[1024];
+  char pg_read[1024];
   char redis[256];
   char web_root[1024];
   char log_level[16];
@@ -53,6 +54,7 @@ typedef struct hw_web_settings {
 static const hw_option hw_web_options[] = {
     HW_OPT_S(C, listen, "127.0.0.1:8080", "HAULWATCH_WEB_LISTEN", "HOST:PORT to serve the API and the page on (loopback by default: put a TLS proxy in front)"),
     HW_OPT_S(C, pg, NULL, HW_CLI_PG_ENV, HW_CLI_PG_HELP),
+    HW_OPT_S(C, pg_read, "", "HAULWATCH_PG_READ", "PostgreSQL conninfo of a streaming replica: the read routes (lists, tracks, summary, KPIs, crackdown lists, zones, regions) query it, as many connections as pg_pool; logins, sessions, admin and every write stay on --pg (empty: everything on --pg)"),
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT (the latest state of each vehicle)"),
     HW_OPT_S(C, web_root, HW_WEB_ROOT_DEFAULT, "HAULWATCH_WEB_ROOT", "directory of the page's files (empty: serve the API only)"),
     HW_OPT_S(C, metrics_listen, "", "HAULWATCH_WEB_METRICS_LISTEN", "HOST:PORT to serve GET /metrics (Prometheus text) on; empty: off"),
@@ -134,10 +136,15 @@ int hw_cmd_web(int argc, char **argv) {
   if (hw_cli_pg_connect(s.pg, HW_WEB_SCHEMA, &pg))
     return 1;
   PQfinish(pg);
+  if (s.pg_read[0]) { /* the same schema check: a replica of another database is a mistake */
+    if (hw_cli_pg_connect(s.pg_read, HW_WEB_SCHEMA, &pg))
+      return 1;
+    PQfinish(pg);
+  }
   signal(SIGPIPE, SIG_IGN);
 
   hw_web_config cfg = {
-      .listen = s.listen, .pg = s.pg, .redis_host = rhost, .redis_port = rport,
+      .listen = s.listen, .pg = s.pg, .pg_read = s.pg_read, .redis_host = rhost, .redis_port = rport,
       .web_root = s.web_root, .pg_pool = s.pg_pool, .session_ttl_s = s.session_ttl_s,
       .login_window_s = s.login_window_s, .login_max_user_failures = s.login_max_user_failures,
       .login_max_addr_failures = s.login_max_addr_failures,

@@ -298,7 +298,16 @@ int hw_server_init(hw_server **out, uv_loop_t *loop, const hw_server_config *cfg
 static void hw_server_on_connection(uv_stream_t *st, int status) {
   hw_listener *l = st->data;
   if (status < 0) {
-    hw_warn("server", NULL, "accept on %s failed: %s", l->addr, uv_strerror(status));
+    /* Out of descriptors (EMFILE/ENFILE) is the usual cause: libuv closes its reserve descriptor,
+     * accepts and closes the peers that wait (they see the connection closed and retry later),
+     * and opens it again; the sessions already open go on. One line per HW_LIMIT_LOG_MS: a
+     * reconnect storm at the limit would otherwise write a line per attempt. */
+    l->srv->stats.accept_failed++;
+    hw_server_limit_log(l->srv, HW_LIMIT_ACCEPT,
+                        "accept on %s failed: %s (%zu sessions open; out of descriptors: raise "
+                        "the open files limit, LimitNOFILE / ulimit -n, or lower max_connections "
+                        "below it); %llu failed since start", l->addr, uv_strerror(status),
+                        l->srv->nsessions, (unsigned long long)l->srv->stats.accept_failed);
     return;
   }
   hw_session_start(l->srv, l);

@@ -39,6 +39,8 @@ typedef struct hw_server_stats {
   uint64_t closed_auth_timeout;     /* not authenticated within auth_timeout_s */
   uint64_t closed_preauth_buffer;   /* held more than preauth_buffer bytes before authentication */
   uint64_t evicted_unauth;          /* oldest unauthenticated, closed for a newcomer (max_unauth) */
+  uint64_t accept_failed;           /* accept failed, mostly out of descriptors (EMFILE/ENFILE):
+                                       libuv then accepts and closes the waiting peers */
   uint64_t read_yields;             /* reads that used a whole turn: the session waited a turn */
   uint64_t sessions;                /* gauge: open sessions */
   uint64_t unauthenticated;         /* gauge: open sessions not bound to a terminal */

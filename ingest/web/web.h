@@ -16,7 +16,8 @@
  * default is written once). Strings are copied by hw_web_start. */
 typedef struct hw_web_config {
   const char *listen;       /* "HOST:PORT" */
-  const char *pg;           /* conninfo */
+  const char *pg;           /* conninfo: the primary (writes, logins, admin) */
+  const char *pg_read;      /* conninfo of a streaming replica for the read routes, or NULL/"" */
   const char *redis_host;   /* latest state (hw:veh:*) */
   int redis_port;
   const char *web_root;     /* the page's files; "" serves none */

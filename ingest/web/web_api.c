@@ -171,7 +171,7 @@ void hw_web_violations_list(hw_web_call *call) {
   char sql[2048];
   snprintf(sql, sizeof sql, HW_VIOL_SELECT " WHERE %s ORDER BY started_at DESC, id DESC LIMIT $%d",
            where, np);
-  if (hw_web_query(call, sql, np, params, hw_web_violations_listed)) {
+  if (hw_web_query_read(call, sql, np, params, hw_web_violations_listed)) {
   }
 }
 
@@ -197,7 +197,7 @@ void hw_web_violation_get(hw_web_call *call) {
   char rows[16];
   snprintf(rows, sizeof rows, "%u", call->app->cfg.track_max_rows);
   const char *params[3] = {id, call->user.scope, rows};
-  if (hw_web_query(
+  if (hw_web_query_read(
           call,
           "SELECT json_build_object('id', v.id, 'kind', v.kind, 'state', v.state, 'terminal_id', "
           "v.terminal_id, 'plate', v.plate, 'region', v.region, 'enterprise', v.enterprise, "
@@ -614,7 +614,7 @@ void hw_web_vehicles_list(hw_web_call *call) {
 static void hw_web_vehicles_fetch(hw_web_call *call) {
   hw_web_veh_state *vs = call->state;
   vs->rounds++;
-  if (hw_web_query(call, vs->sql, vs->np, vs->params, hw_web_vehicles_listed)) {
+  if (hw_web_query_read(call, vs->sql, vs->np, vs->params, hw_web_vehicles_listed)) {
   }
 }
 
@@ -731,7 +731,7 @@ void hw_web_vehicle_track(hw_web_call *call) {
                            thin[0] ? thin : "1", rows};
   /* Default range: the last 24 h. Thinning keeps every step-th point, step the larger of thin
    * and what brings the range under track_max_rows. */
-  if (hw_web_query(
+  if (hw_web_query_read(
           call,
           "WITH vis AS (SELECT EXISTS (SELECT 1 FROM vehicles v WHERE v.terminal_id = $1 AND "
           "v.region LIKE ANY($2::text[])) AS visible), "

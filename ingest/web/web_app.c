@@ -13,6 +13,7 @@
 #include "web/web_internal.h"
 
 static void hw_web_readyz(hw_web_call *call);
+static int hw_web_pick(const hw_web *app, uint32_t lo, uint32_t hi);
 
 static const hw_web_route_def hw_web_routes[] = {
     {"GET", "/readyz", hw_web_readyz, HW_ROLE_NONE},
@@ -80,6 +81,10 @@ static void hw_web_readyz(hw_web_call *call) {
   cJSON *checks = cJSON_AddObjectToObject(o, "checks");
   cJSON_AddStringToObject(checks, "postgres", pg ? "ok" : "unreachable");
   cJSON_AddStringToObject(checks, "redis", redis ? "ok" : "disconnected");
+  if (app->npool > app->cfg.pg_pool) /* informative: reads fall back to the primary */
+    cJSON_AddStringToObject(checks, "postgres_read",
+                            hw_web_pick(app, app->cfg.pg_pool, app->npool) >= 0 ? "ok"
+                                                                                : "unreachable");
   hw_web_reply_json(call, pg && redis ? 200 : 503, o);
 }
 
@@ -285,11 +290,10 @@ static void hw_web_pg_done(void *arg, const PGresult *res) {
   call->pg_cb(call, res);
 }
 
-/* The least busy connection that is up, or -1: a request never waits for a database that is
- * away (its client would wait with it); it is told to try again. */
-static int hw_web_pool_pick(const hw_web *app) {
+/* The least busy connection that is up among pool[lo, hi), or -1. */
+static int hw_web_pick(const hw_web *app, uint32_t lo, uint32_t hi) {
   int best = -1;
-  for (uint32_t i = 0; i < app->cfg.pg_pool; i++)
+  for (uint32_t i = lo; i < hi; i++)
     if (hw_pg_async_up(app->pool[i]) &&
         (best < 0 || app->pool_pending[i] < app->pool_pending[best]))
       best = (int)i;
@@ -299,6 +303,12 @@ static int hw_web_pool_pick(const hw_web *app) {
 static int hw_web_query_on(hw_web_call *call, int slot, const char *sql, int nparams,
                            const char *const *params, hw_web_pg_cb cb) {
   hw_web *app = call->app;
+  /* A request never waits for a database that is away (its client would wait with it); it is
+   * told to try again. */
+  if (slot < 0) {
+    hw_web_reply_error(call, 503, "database unavailable, try again");
+    return -EAGAIN;
+  }
   call->pg_cb = cb;
   call->pg_slot = slot;
   int rc = hw_pg_async_query(app->pool[slot], sql, nparams, params, hw_web_pg_done, call);
@@ -313,12 +323,28 @@ static int hw_web_query_on(hw_web_call *call, int slot, const char *sql, int npa
 
 int hw_web_query(hw_web_call *call, const char *sql, int nparams, const char *const *params,
                  hw_web_pg_cb cb) {
-  int slot = hw_web_pool_pick(call->app);
-  if (slot < 0) {
-    hw_web_reply_error(call, 503, "database unavailable, try again");
-    return -EAGAIN;
+  return hw_web_query_on(call, hw_web_pick(call->app, 0, call->app->cfg.pg_pool), sql, nparams,
+                         params, cb);
+}
+
+/* The slot of a read: the replica's least busy connection, else the primary's (-1: none up). */
+static int hw_web_read_slot(hw_web *app) {
+  int slot = hw_web_pick(app, app->cfg.pg_pool, app->npool);
+  if (slot < 0 && app->npool > app->cfg.pg_pool) {
+    /* The replica is away: the primary answers rather than nobody (it holds the same data,
+     * newer). Logged once per 1000 so an outage is seen without a line per request. */
+    if (app->read_fallbacks++ % 1000 == 0)
+      hw_warn(HW_WEB_COMPONENT, NULL, "no connection to the read replica is up: reads go to the "
+              "primary (%llu so far)", (unsigned long long)app->read_fallbacks);
   }
-  return hw_web_query_on(call, slot, sql, nparams, params, cb);
+  if (slot < 0)
+    slot = hw_web_pick(app, 0, app->cfg.pg_pool);
+  return slot;
+}
+
+int hw_web_query_read(hw_web_call *call, const char *sql, int nparams, const char *const *params,
+                      hw_web_pg_cb cb) {
+  return hw_web_query_on(call, hw_web_read_slot(call->app), sql, nparams, params, cb);
 }
 
 /* The setting and resetting of a timed query's statement_timeout: no call waits for them (arg is
@@ -330,16 +356,14 @@ static void hw_web_timeout_set(void *arg, const PGresult *res) {
             hw_pg_errmsg(res));
 }
 
-int hw_web_query_timed(hw_web_call *call, const char *sql, int nparams, const char *const *params,
-                       uint32_t timeout_ms, hw_web_pg_cb cb) {
+int hw_web_query_read_timed(hw_web_call *call, const char *sql, int nparams,
+                            const char *const *params, uint32_t timeout_ms, hw_web_pg_cb cb) {
   if (!timeout_ms)
-    return hw_web_query(call, sql, nparams, params, cb);
+    return hw_web_query_read(call, sql, nparams, params, cb);
   hw_web *app = call->app;
-  int slot = hw_web_pool_pick(app);
-  if (slot < 0) {
-    hw_web_reply_error(call, 503, "database unavailable, try again");
-    return -EAGAIN;
-  }
+  int slot = hw_web_read_slot(app);
+  if (slot < 0)
+    return hw_web_query_on(call, slot, sql, nparams, params, cb); /* answers 503 */
   /* A connection runs its queue in order, one query at a time, and the three are queued here
    * together (one loop turn), so no other request's query runs between them: the limit covers
    * this statement only. set_config(..., false) is the session's, as SET: outside a transaction
@@ -555,6 +579,17 @@ static void hw_web_redis_lost(hw_redis_conn *c) { (void)c; }
 static const hw_redis_conn_ops hw_web_redis_ops = {
     .ready = hw_web_redis_ready, .lost = hw_web_redis_lost, .closed = hw_web_redis_closed};
 
+/* Every time the API writes or reads without an offset is GMT+8, as the CLI's: the session's
+ * time zone, set through libpq's options (a URI takes it as a query parameter). */
+static int hw_web_conninfo(char *out, size_t cap, const char *conninfo) {
+  int uri = !strncmp(conninfo, "postgres://", 11) || !strncmp(conninfo, "postgresql://", 13);
+  int n = snprintf(out, cap, "%s%s", conninfo,
+                   !uri ? " options='-c TimeZone=Asia/Shanghai'"
+                        : strchr(conninfo, '?') ? "&options=-c%20TimeZone%3DAsia%2FShanghai"
+                                                : "?options=-c%20TimeZone%3DAsia%2FShanghai");
+  return n < 0 || (size_t)n >= cap ? -EINVAL : 0;
+}
+
 int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   int rc = -ENOMEM;
   hw_web *w = calloc(1, sizeof *w);
@@ -576,14 +611,9 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
     goto fail;
   }
   strcpy(w->listen, cfg->listen);
-  /* Every time the API writes or reads without an offset is GMT+8, as the CLI's: the session's
-   * time zone, set through libpq's options (a URI takes it as a query parameter). */
-  int uri = !strncmp(cfg->pg, "postgres://", 11) || !strncmp(cfg->pg, "postgresql://", 13);
-  int n = snprintf(w->pg, sizeof w->pg, "%s%s", cfg->pg,
-                   !uri ? " options='-c TimeZone=Asia/Shanghai'"
-                        : strchr(cfg->pg, '?') ? "&options=-c%20TimeZone%3DAsia%2FShanghai"
-                                               : "?options=-c%20TimeZone%3DAsia%2FShanghai");
-  if (n < 0 || (size_t)n >= sizeof w->pg) {
+  const char *pg_read = cfg->pg_read ? cfg->pg_read : "";
+  if (hw_web_conninfo(w->pg, sizeof w->pg, cfg->pg) ||
+      (pg_read[0] && hw_web_conninfo(w->pg_read, sizeof w->pg_read, pg_read))) {
     rc = -EINVAL;
     goto fail;
   }
@@ -596,6 +626,7 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   }
   w->cfg.listen = w->listen;
   w->cfg.pg = w->pg;
+  w->cfg.pg_read = w->pg_read;
   w->cfg.redis_host = w->redis_host;
   w->cfg.web_root = w->web_root;
   w->cfg.map_style = w->map_style;
@@ -611,8 +642,9 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   w->route_responses = calloc((nr + 1) * 6, sizeof *w->route_responses);
   w->routes = calloc(nr + 1, sizeof *w->routes);
   w->binds = calloc(nr, sizeof *w->binds);
-  w->pool = calloc(cfg->pg_pool, sizeof *w->pool);
-  w->pool_pending = calloc(cfg->pg_pool, sizeof *w->pool_pending);
+  w->npool = cfg->pg_pool * (w->pg_read[0] ? 2u : 1u);
+  w->pool = calloc(w->npool, sizeof *w->pool);
+  w->pool_pending = calloc(w->npool, sizeof *w->pool_pending);
   if (!w->routes || !w->binds || !w->pool || !w->pool_pending || !w->route_responses)
     goto fail;
   for (size_t i = 0; i < nr; i++) {
@@ -627,8 +659,9 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
   /* Last: everything else is a file of the page. */
   w->routes[nr] = (hw_http_route){"GET", "/*", hw_web_static, w, 0};
   w->nroutes = nr + 1;
-  for (uint32_t i = 0; i < cfg->pg_pool; i++) {
-    rc = hw_pg_async_start(&w->pool[i], loop, w->pg, "webpg");
+  for (uint32_t i = 0; i < w->npool; i++) {
+    rc = i < cfg->pg_pool ? hw_pg_async_start(&w->pool[i], loop, w->pg, "webpg")
+                          : hw_pg_async_start(&w->pool[i], loop, w->pg_read, "webpg-read");
     if (rc)
       goto fail;
     w->open_parts++;
@@ -675,9 +708,9 @@ int hw_web_start(hw_web **out, uv_loop_t *loop, const hw_web_config *cfg) {
     if (rc)
       goto fail;
   }
-  hw_info(HW_WEB_COMPONENT, NULL, "listening on %s (port %d), web root %s, %u database connections",
+  hw_info(HW_WEB_COMPONENT, NULL, "listening on %s (port %d), web root %s, %u database connections%s",
           w->listen, hw_http_server_port(w->http), w->web_root[0] ? w->web_root : "(none)",
-          cfg->pg_pool);
+          cfg->pg_pool, w->pg_read[0] ? " to the primary and as many to the read replica" : "");
   *out = w;
   return 0;
 fail:
@@ -712,7 +745,7 @@ static void hw_web_redis_closed(hw_redis_conn *c) { hw_web_part_closed(c->data);
 static void hw_web_http_closed(void *arg) {
   hw_web *w = arg;
   /* The HTTP side is gone (every call aborted); now the connections their queries used. */
-  for (uint32_t i = 0; w->pool && i < w->cfg.pg_pool; i++)
+  for (uint32_t i = 0; w->pool && i < w->npool; i++)
     if (w->pool[i])
       hw_pg_async_stop(w->pool[i], hw_web_part_closed, w);
   if (w->redis_started)

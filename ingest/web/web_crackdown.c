@@ -96,6 +96,6 @@ void hw_web_crackdown(hw_web_call *call) {
     st->limit = n;
   }
   int np = hw_cd_bind(&st->req, &call->app->cfg.crackdown, call->user.scope, &st->bufs, st->params);
-  if (hw_web_query(call, hw_cd_sql(list), np, st->params, hw_web_cd_got)) {
+  if (hw_web_query_read(call, hw_cd_sql(list), np, st->params, hw_web_cd_got)) {
   }
 }

@@ -85,14 +85,18 @@ struct hw_web_call {
 struct hw_web {
   uv_loop_t *loop;
   hw_web_config cfg; /* strings point into the owned copies below */
-  char listen[256], pg[1200], redis_host[256], web_root[PATH_MAX];
+  char listen[256], pg[1200], pg_read[1200], redis_host[256], web_root[PATH_MAX];
   char map_style[1024], map_tiles[1024];
   hw_http_server *http;
   hw_http_route *routes; /* owned; args point at binds */
   struct hw_web_bind { hw_web *app; const hw_web_route_def *def; } *binds;
   size_t nroutes;
-  hw_pg_async **pool;      /* owned, cfg.pg_pool of them */
+  /* Owned, npool of them: [0, cfg.pg_pool) on the primary, then (with --pg-read) cfg.pg_pool on
+   * the replica. */
+  hw_pg_async **pool;
   uint32_t *pool_pending;  /* queries queued per connection, to pick the least busy */
+  uint32_t npool;
+  uint64_t read_fallbacks; /* read queries sent to the primary because no replica connection was up */
   hw_redis_conn redis;
   int redis_started;
   hw_sse_hub *sse;         /* the live feed (GET /api/v1/stream); one subscription for all */
@@ -120,10 +124,17 @@ struct hw_web {
  * the client went away meanwhile. On failure to queue answers 503 itself and returns nonzero. */
 int hw_web_query(hw_web_call *call, const char *sql, int nparams, const char *const *params,
                  hw_web_pg_cb cb) HW_MUST_CHECK;
-/* As hw_web_query, with the statement cancelled by the database after timeout_ms (0: none); the
+/* The same for a query that only reads data the daemon and the admins write (lists, tracks,
+ * KPIs, reports): on the replica when the process has one (--pg-read) and a connection to it is
+ * up, else on the primary. What may lag the primary by the replica's delay goes here; logins,
+ * sessions, tokens, admin screens and anything that writes never do. */
+int hw_web_query_read(hw_web_call *call, const char *sql, int nparams, const char *const *params,
+                      hw_web_pg_cb cb) HW_MUST_CHECK;
+/* As hw_web_query_read, with the statement cancelled by the database after timeout_ms (0: none); the
  * callback then gets the error result, SQLSTATE 57014 (hw_web_reply_pg_error answers 504). */
-int hw_web_query_timed(hw_web_call *call, const char *sql, int nparams, const char *const *params,
-                       uint32_t timeout_ms, hw_web_pg_cb cb) HW_MUST_CHECK;
+int hw_web_query_read_timed(hw_web_call *call, const char *sql, int nparams,
+                            const char *const *params, uint32_t timeout_ms,
+                            hw_web_pg_cb cb) HW_MUST_CHECK;
 /* Marks/unmarks an asynchronous operation of the call's own (Redis replies, thread pool work).
  * hw_web_async_done returns 1 when the call may go on, 0 when the client went away (the call was
  * freed if that was its last operation: do not touch it). */

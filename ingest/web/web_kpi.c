@@ -90,8 +90,8 @@ static void hw_web_kpi_common(hw_web_call *call, int daily) {
   hw_kpi_bind(&q, &bufs, params); /* hw_web_query copies them */
   /* The statement can run for seconds over a province (README, "KPIs"): bounded, so that a
    * request cannot hold a pool connection for longer than kpi_timeout_ms. */
-  if (hw_web_query_timed(call, daily ? hw_kpi_daily_sql : hw_kpi_sql, HW_KPI_NPARAMS, params,
-                         call->app->cfg.kpi_timeout_ms, hw_web_kpi_done)) {
+  if (hw_web_query_read_timed(call, daily ? hw_kpi_daily_sql : hw_kpi_sql, HW_KPI_NPARAMS,
+                              params, call->app->cfg.kpi_timeout_ms, hw_web_kpi_done)) {
   }
 }
 

@@ -57,7 +57,7 @@ static void hw_web_json_row(hw_web_call *call, const PGresult *res) {
  * daily flush (daily_flush_s), which fixes_as_of gives. */
 void hw_web_summary(hw_web_call *call) {
   const char *params[1] = {call->user.scope};
-  if (hw_web_query(
+  if (hw_web_query_read(
           call,
           "SELECT json_build_object('vehicles', (SELECT count(*) FROM vehicles WHERE status = "
           "'active' AND terminal_id IS NOT NULL AND region LIKE ANY($1::text[])), "
@@ -75,7 +75,7 @@ void hw_web_summary(hw_web_call *call) {
 /* GET /api/v1/zones: every zone as a GeoJSON FeatureCollection (coordinates to 6 decimals,
  * about 0.1 m). */
 void hw_web_zones(hw_web_call *call) {
-  if (hw_web_query(
+  if (hw_web_query_read(
           call,
           "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg("
           "json_build_object('type', 'Feature', 'id', id, 'geometry', ST_AsGeoJSON(geom, 6)::json, "
@@ -89,7 +89,7 @@ void hw_web_zones(hw_web_call *call) {
  * regions, as a GeoJSON FeatureCollection. */
 void hw_web_regions(hw_web_call *call) {
   const char *params[1] = {call->user.scope};
-  if (hw_web_query(
+  if (hw_web_query_read(
           call,
           "SELECT json_build_object('type', 'FeatureCollection', 'features', coalesce(json_agg("
           "json_build_object('type', 'Feature', 'geometry', ST_AsGeoJSON(geom, 6)::json, "

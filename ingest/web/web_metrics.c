@@ -59,7 +59,7 @@ static const hw_prom_metric hw_web_metric_table[] = {
     {"haulwatch_web_sse_dropped_slow_total", "counter", "Live feeds dropped because their client did not read.", HW_WOFF(sse_dropped_slow), NULL},
     {"haulwatch_web_sse_events_total", "counter", "Events numbered and sent to the live feeds (each to every feed whose regions it lies in), by kind.", 0, hw_web_emit_sse_events},
     {"haulwatch_web_sse_bytes_total", "counter", "Bytes written to live feeds, SSE framing included.", HW_WOFF(sse_bytes), NULL},
-    {"haulwatch_web_postgres_connections", "gauge", "Pool connections to PostgreSQL that are up.", HW_WOFF(pg_up), NULL},
+    {"haulwatch_web_postgres_connections", "gauge", "Pool connections to PostgreSQL that are up (the primary and, with --pg-read, the replica).", HW_WOFF(pg_up), NULL},
     {"haulwatch_web_postgres_busy_connections", "gauge", "Pool connections with a query out.", HW_WOFF(pg_busy), NULL},
     {"haulwatch_web_postgres_waiting_queries", "gauge", "Queries queued behind another on their pool connection.", HW_WOFF(pg_waiting), NULL},
     {"haulwatch_web_redis_connected", "gauge", "1 while the latest-state Redis connection is up.", HW_WOFF(redis_up), NULL},
@@ -87,7 +87,7 @@ int hw_web_metrics_render(const hw_web *app, hw_prom *out) {
     s.sse_positions = ss.positions;
     s.sse_violations = ss.violations;
   }
-  for (uint32_t i = 0; i < app->cfg.pg_pool; i++) {
+  for (uint32_t i = 0; i < app->npool; i++) {
     s.pg_up += (uint64_t)(hw_pg_async_up(app->pool[i]) != 0);
     s.pg_busy += (uint64_t)(app->pool_pending[i] > 0);
     s.pg_waiting += app->pool_pending[i] > 0 ? app->pool_pending[i] - 1 : 0;
