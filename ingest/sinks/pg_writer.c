@@ -7,9 +7,12 @@
  * batch, so it is appended to that one's acks.
  *
  * Per batch and connection:
- *   "BEGIN; COPY positions (...) FROM STDIN (FORMAT binary)" -> rows -> end -> "COMMIT"
- * and after unique_violation (23505), in the same aborted transaction, the merge:
- *   "ROLLBACK; BEGIN; [CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage ...;] COPY
+ *   "COPY positions (...) FROM STDIN (FORMAT binary)" -> rows -> end
+ * in the implicit transaction of that one statement: the server commits it before it reports
+ * the COPY complete (end-of-transaction errors come instead of the completion), so the COPY's
+ * result is the commit, and an idle writer's commit costs two round trips, not three.
+ * After unique_violation (23505), which rolled that transaction back, the merge:
+ *   "BEGIN; [CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage ...;] COPY
  *    hw_positions_stage (...) FROM STDIN" -> the same bytes -> end ->
  *   "INSERT INTO positions SELECT <one row per key> FROM hw_positions_stage
  *    ON CONFLICT (terminal_id, ts) DO UPDATE <merge> WHERE <it changes something>; COMMIT"
@@ -67,7 +70,7 @@
 #define HW_PGW_STOP_GRACE_MS 10000
 
 static const char hw_pgw_copy_sql[] =
-    "BEGIN; COPY positions (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
+    "COPY positions (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
 /* hw_ord numbers the rows in COPY order: the tie-break of two fixes received in the same ms. */
 static const char hw_pgw_stage_create_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage (LIKE positions INCLUDING DEFAULTS, "
@@ -496,8 +499,12 @@ static void hw_pgw_on_query_done(hw_pgw_conn *wc) {
   case HW_WC_COPY_END:
     if (wc->has_err)
       hw_pgw_batch_error(wc);
+    else if (!wc->replay && PQtransactionStatus(wc->conn.pg) == PQTRANS_IDLE)
+      hw_pgw_batch_durable(wc); /* the plain COPY's own transaction committed (header) */
+    else if (!wc->replay)
+      hw_pg_conn_fail(&wc->conn, "COPY left a transaction open");
     else
-      hw_pgw_send(wc, wc->replay ? hw_pgw_stage_merge_sql : "COMMIT", HW_WC_COMMIT);
+      hw_pgw_send(wc, hw_pgw_stage_merge_sql, HW_WC_COMMIT);
     break;
   case HW_WC_COMMIT:
     if (wc->has_err || !wc->commit_seen)
