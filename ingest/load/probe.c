@@ -29,6 +29,8 @@
 #define HW_PROBE "probe"
 #define HW_PROBE_MAX_FRAME 65536
 #define HW_PROBE_ACK_TIMEOUT_MS 10000
+/* The login is not measured; thousands of other terminals may be logging in at the same time. */
+#define HW_PROBE_LOGIN_TIMEOUT_MS 60000
 
 typedef struct hw_probe {
   int fd;
@@ -272,7 +274,7 @@ int hw_cmd_probe(int argc, char **argv) {
   int r;
   if ((r = hw_probe_send(&p, &hm.base)) ||
       (r = hw_probe_wait(&p, hw_probe_hello_seen, 0,
-                         hw_probe_now_ns() + HW_PROBE_ACK_TIMEOUT_MS * 1000000ull))) {
+                         hw_probe_now_ns() + HW_PROBE_LOGIN_TIMEOUT_MS * 1000000ull))) {
     hw_error(HW_PROBE, id, "login: %s", strerror(-r));
     goto out;
   }
