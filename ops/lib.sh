@@ -13,7 +13,7 @@ HW_PG_BIN=${HW_PG_BIN:-/usr/lib/postgresql/15/bin}
 HW_DEPS=(build-essential cmake pkg-config libuv1-dev libpq-dev libprotobuf-c-dev
   protobuf-c-compiler libhiredis-dev libinih-dev libsodium-dev uthash-dev libcmocka-dev
   libcjson-dev libcsv-dev libxlsxwriter-dev unzip
-  node-llhttp prometheus haproxy openssl python3
+  node-llhttp prometheus haproxy openssl python3 iproute2
   postgresql-15 postgresql-15-postgis-3 redis-server redis-tools clang libclang-rt-14-dev
   nodejs npm chromium fonts-wqy-microhei)
 

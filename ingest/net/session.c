@@ -1,3 +1,6 @@
+/* A client connection's life on the loop: reads into the server's buffer and hands them to the
+ * protocol, writes (copying only what the socket does not take at once), ack coalescing per
+ * commit (hw_session_acks_begin/_end), binding to a terminal, and delivering durable acks. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,23 +133,27 @@ static void hw_session_on_written(uv_write_t *req, int status) {
   free(w);
 }
 
-int hw_session_write(hw_session *s, const uint8_t *data, size_t len) {
+/* Writes bufs in order: what the socket takes at once is not copied, the rest is copied into
+ * one write request (acks are small: most of the time nothing is copied). */
+static int hw_session_writev(hw_session *s, const uv_buf_t *bufs, unsigned nbufs) {
   if (s->closing)
     return -EPIPE;
-  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-  /* Acks are small: most of the time the socket takes them whole and nothing is copied. */
+  size_t total = 0;
+  for (unsigned i = 0; i < nbufs; i++)
+    total += bufs[i].len;
+  size_t done = 0;
   if (s->write_queued == 0) {
-    int n = uv_try_write((uv_stream_t *)&s->tcp, &b, 1);
-    if (n == (int)len)
+    int n = uv_try_write((uv_stream_t *)&s->tcp, bufs, nbufs);
+    if (n == (int)total)
       return 0;
     if (n > 0) {
-      data += n;
-      len -= (size_t)n;
+      done = (size_t)n;
     } else if (n != UV_EAGAIN && n != UV_ENOSYS) {
       hw_session_close(s);
       return n;
     }
   }
+  size_t len = total - done;
   if (s->write_queued + len > s->server->cfg.max_write_queue) {
     hw_warn(s->proto->name, hw_session_tid(s), "peer=%s does not read its replies (%u bytes queued): closing",
             s->peer, s->write_queued);
@@ -160,8 +167,18 @@ int hw_session_write(hw_session *s, const uint8_t *data, size_t len) {
   }
   w->s = s;
   w->len = len;
-  memcpy(w->data, data, len);
-  b = uv_buf_init((char *)w->data, (unsigned)len);
+  size_t at = 0, skip = done;
+  for (unsigned i = 0; i < nbufs; i++) {
+    size_t bl = bufs[i].len;
+    if (skip >= bl) {
+      skip -= bl;
+      continue;
+    }
+    memcpy(w->data + at, bufs[i].base + skip, bl - skip);
+    at += bl - skip;
+    skip = 0;
+  }
+  uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)len);
   int rc = uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, hw_session_on_written);
   if (rc) {
     free(w);
@@ -170,6 +187,139 @@ int hw_session_write(hw_session *s, const uint8_t *data, size_t len) {
   }
   s->write_queued += (uint32_t)len;
   return 0;
+}
+
+/* --- ack coalescing ------------------------------------------------------------------------ */
+
+#define HW_CORK_NONE UINT32_MAX
+#define HW_CORK_KEEP (256 * 1024) /* arena bytes kept between commits; more is freed at end */
+
+typedef struct hw_cork_piece {
+  uint32_t off, len, next;
+} hw_cork_piece;
+
+/* One per loop thread (each loop runs in one thread): owned, grown as needed. */
+static _Thread_local struct {
+  int depth;
+  uint8_t *buf;
+  size_t len, cap;
+  hw_cork_piece *pieces;
+  size_t npieces, pcap;
+  uv_buf_t *iov;
+  size_t iovcap;
+  hw_session *head, *tail;
+} hw_cork;
+
+void hw_session_acks_begin(void) { hw_cork.depth++; }
+
+/* Appends to s's chain; -ENOMEM leaves everything as it was. */
+static int hw_cork_put(hw_session *s, const uint8_t *data, size_t len) {
+  if (hw_cork.len + len > UINT32_MAX)
+    return -ENOMEM;
+  if (hw_cork.cap - hw_cork.len < len) {
+    size_t cap = hw_cork.cap ? hw_cork.cap : 4096;
+    while (cap - hw_cork.len < len)
+      cap *= 2;
+    uint8_t *b = realloc(hw_cork.buf, cap);
+    if (!b)
+      return -ENOMEM;
+    hw_cork.buf = b;
+    hw_cork.cap = cap;
+  }
+  if (hw_cork.npieces == hw_cork.pcap) {
+    size_t cap = hw_cork.pcap ? hw_cork.pcap * 2 : 256;
+    hw_cork_piece *p = realloc(hw_cork.pieces, cap * sizeof *p);
+    if (!p)
+      return -ENOMEM;
+    hw_cork.pieces = p;
+    hw_cork.pcap = cap;
+  }
+  uint32_t idx = (uint32_t)hw_cork.npieces++;
+  hw_cork.pieces[idx] = (hw_cork_piece){.off = (uint32_t)hw_cork.len, .len = (uint32_t)len,
+                                        .next = HW_CORK_NONE};
+  memcpy(hw_cork.buf + hw_cork.len, data, len);
+  hw_cork.len += len;
+  if (!s->cork_listed) {
+    s->cork_listed = 1;
+    s->cork_head = s->cork_tail = idx;
+    s->cork_next = NULL;
+    if (hw_cork.tail)
+      hw_cork.tail->cork_next = s;
+    else
+      hw_cork.head = s;
+    hw_cork.tail = s;
+  } else {
+    hw_cork.pieces[s->cork_tail].next = idx;
+    s->cork_tail = idx;
+  }
+  return 0;
+}
+
+/* Writes s's pieces (one writev) and forgets them; s stays listed until the end. */
+static int hw_cork_flush_one(hw_session *s) {
+  size_t n = 0;
+  for (uint32_t i = s->cork_head; i != HW_CORK_NONE; i = hw_cork.pieces[i].next)
+    n++;
+  if (!n)
+    return 0;
+  if (n > hw_cork.iovcap) {
+    uv_buf_t *v = realloc(hw_cork.iov, n * sizeof *v);
+    if (!v) {
+      hw_session_close(s);
+      return -ENOMEM;
+    }
+    hw_cork.iov = v;
+    hw_cork.iovcap = n;
+  }
+  n = 0;
+  for (uint32_t i = s->cork_head; i != HW_CORK_NONE; i = hw_cork.pieces[i].next)
+    hw_cork.iov[n++] = uv_buf_init((char *)hw_cork.buf + hw_cork.pieces[i].off,
+                                   hw_cork.pieces[i].len);
+  s->cork_head = s->cork_tail = HW_CORK_NONE;
+  return hw_session_writev(s, hw_cork.iov, (unsigned)n);
+}
+
+void hw_session_acks_end(void) {
+  if (hw_cork.depth <= 0 || --hw_cork.depth > 0)
+    return;
+  hw_session *s = hw_cork.head;
+  hw_cork.head = hw_cork.tail = NULL;
+  while (s) {
+    hw_session *next = s->cork_next;
+    s->cork_listed = 0;
+    s->cork_next = NULL;
+    /* A session closed meanwhile is still allocated (freed from its close callback, later in
+     * the loop); writev refuses it. */
+    (void)hw_cork_flush_one(s);
+    s = next;
+  }
+  hw_cork.len = 0;
+  hw_cork.npieces = 0;
+  if (hw_cork.cap > HW_CORK_KEEP) {
+    free(hw_cork.buf);
+    hw_cork.buf = NULL;
+    hw_cork.cap = 0;
+    free(hw_cork.pieces);
+    hw_cork.pieces = NULL;
+    hw_cork.pcap = 0;
+  }
+}
+
+int hw_session_write(hw_session *s, const uint8_t *data, size_t len) {
+  if (s->closing)
+    return -EPIPE;
+  if (hw_cork.depth > 0) {
+    if (hw_cork_put(s, data, len) == 0)
+      return 0;
+    /* Out of memory: what s gathered goes now, then this, in order. */
+    if (s->cork_listed) {
+      int rc = hw_cork_flush_one(s);
+      if (rc)
+        return rc;
+    }
+  }
+  uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+  return hw_session_writev(s, &b, 1);
 }
 
 void hw_session_bind(hw_session *s, hw_terminal *t) {
@@ -205,6 +355,7 @@ void hw_session_start(hw_server *srv, hw_listener *l) {
   s->server = srv;
   s->proto = l->proto;
   s->counters = &l->counters;
+  s->cork_head = s->cork_tail = HW_CORK_NONE;
   s->tcp.data = s;
   int rc = uv_tcp_init(srv->loop, &s->tcp);
   if (rc) {

@@ -94,6 +94,11 @@ struct hw_session {
   struct hw_source *source;   /* its address's count of unauthenticated sessions; NULL once bound */
   char peer[48];              /* "ip:port" for logs */
   hw_proto_counters *counters; /* its listener's (never NULL once started) */
+  /* Ack coalescing (hw_session_acks_begin): its pieces in the loop thread's arena, chained by
+   * index from cork_head (UINT32_MAX: none), and the next session with pieces. */
+  hw_session *cork_next;
+  uint32_t cork_head, cork_tail;
+  uint8_t cork_listed;
   /* protocol state follows (proto->state_size bytes, zeroed) */
 };
 
@@ -102,6 +107,14 @@ static inline void *hw_session_state(hw_session *s) { return (void *)(s + 1); }
 /* Sends bytes; copies what the socket does not take at once. Returns 0 or a negative code (the
  * session is then being closed: e.g. the client stopped reading and the queue is over its limit). */
 int hw_session_write(hw_session *s, const uint8_t *data, size_t len) HW_MUST_CHECK;
+
+/* Ack coalescing. Between begin and end (the pipeline brackets each commit's acks with them),
+ * hw_session_write only gathers, in one arena of the calling loop thread, and end writes each
+ * session's pieces in order with one writev: a connection that had several reports in one commit
+ * gets their acks in one write (one syscall, one TCP segment) instead of one each. Nothing is
+ * held past end. Calls nest; only the outermost end writes. */
+void hw_session_acks_begin(void);
+void hw_session_acks_end(void);
 
 /* Closes the session (idempotent); on_close runs, then the memory is freed. */
 void hw_session_close(hw_session *s);

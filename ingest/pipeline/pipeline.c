@@ -65,6 +65,8 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
   p->acks_durable += n;
   if (p->daily)
     hw_daily_store_durable(p->daily, p->acks_durable);
+  /* A connection's acks of this commit leave in one write (net/session.h). */
+  hw_session_acks_begin();
   for (size_t i = 0; i < n; i++) {
     const hw_ack_ref *a = &acks[i];
     if (!a->term)
@@ -78,6 +80,7 @@ static void hw_pipeline_on_durable(void *arg, const hw_ack_ref *acks, size_t n) 
                            now > a->recv_ms ? (uint64_t)(now - a->recv_ms) * 1000u : 0);
     }
   }
+  hw_session_acks_end();
   if (p->throttled && !p->stopping && hw_pg_writer_backlog(p->pg) <= p->cfg.low_water) {
     p->throttled = 0;
     hw_info("pipeline", NULL, "backlog %zu rows: reading again", hw_pg_writer_backlog(p->pg));

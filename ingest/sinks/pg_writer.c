@@ -7,9 +7,12 @@
  * batch, so it is appended to that one's acks.
  *
  * Per batch and connection:
- *   "BEGIN; COPY positions (...) FROM STDIN (FORMAT binary)" -> rows -> end -> "COMMIT"
- * and after unique_violation (23505), in the same aborted transaction, the merge:
- *   "ROLLBACK; BEGIN; [CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage ...;] COPY
+ *   "COPY positions (...) FROM STDIN (FORMAT binary)" -> rows -> end
+ * in the implicit transaction of that one statement: the server commits it before it reports
+ * the COPY complete (end-of-transaction errors come instead of the completion), so the COPY's
+ * result is the commit, and an idle writer's commit costs two round trips, not three.
+ * After unique_violation (23505), which rolled that transaction back, the merge:
+ *   "BEGIN; [CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage ...;] COPY
  *    hw_positions_stage (...) FROM STDIN" -> the same bytes -> end ->
  *   "INSERT INTO positions SELECT <one row per key> FROM hw_positions_stage
  *    ON CONFLICT (terminal_id, ts) DO UPDATE <merge> WHERE <it changes something>; COMMIT"
@@ -30,6 +33,18 @@
  * doubling to 5 s): dropping it would let later acks through (acks are cumulative for senders),
  * so ingestion stalls visibly instead of losing data. Rows are validated before encoding, so
  * a data error cannot come from one bad fix.
+ *
+ * Group commit adapts to load. A row that arrives while a connection is idle is committed at
+ * once: the open batch is sealed and dispatched from an idle handle, which runs at the start of
+ * the loop's next iteration, before it polls again, so every read of the iteration that added
+ * the row is in the batch (and the poll does not block while the handle is active); nothing
+ * waits for batch_ms. While every
+ * connection is busy the open batch grows, and a connection that finishes its batch takes
+ * whatever gathered meanwhile at once. So batches are one row when idle and grow with the load
+ * (each about what arrives during one commit); batch_rows and batch_ms only bound them: a batch
+ * is sealed (queued for the next free connection) at batch_rows rows or when its first row is
+ * batch_ms old. Durability is unchanged: acks are handed over only after their batch, and every
+ * earlier one, committed.
  *
  * Partition upkeep belongs to the writer: hw_ensure_partitions for yesterday through the day
  * after tomorrow (UTC) runs at start, before the first batch, and every hour, on the first idle
@@ -55,7 +70,7 @@
 #define HW_PGW_STOP_GRACE_MS 10000
 
 static const char hw_pgw_copy_sql[] =
-    "BEGIN; COPY positions (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
+    "COPY positions (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
 /* hw_ord numbers the rows in COPY order: the tie-break of two fixes received in the same ms. */
 static const char hw_pgw_stage_create_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage (LIKE positions INCLUDING DEFAULTS, "
@@ -140,13 +155,13 @@ struct hw_pg_writer {
   void *arg;
 
   hw_pg_batch *open;        /* owned: accumulating, or NULL */
-  int open_due;             /* the open batch's first row is batch_ms old */
   hw_pg_batch *head, *tail; /* owned: sealed batches in add order */
   hw_pg_batch *spare;       /* owned: recycled batches, buffers kept */
   unsigned nspare;
 
   hw_pgw_conn *conns; /* owned array of nconns */
   uv_timer_t batch_timer, partition_timer, stop_timer;
+  uv_idle_t kick; /* active from the open batch's first row to its offer to an idle connection */
 
   size_t backlog;
   hw_pg_writer_stats stats;
@@ -259,7 +274,6 @@ static void hw_pgw_deliver(hw_pg_writer *w) {
 static void hw_pgw_seal_open(hw_pg_writer *w) {
   hw_pg_batch *b = w->open;
   w->open = NULL;
-  w->open_due = 0;
   uv_timer_stop(&w->batch_timer);
   b->next = NULL;
   if (w->tail)
@@ -485,8 +499,12 @@ static void hw_pgw_on_query_done(hw_pgw_conn *wc) {
   case HW_WC_COPY_END:
     if (wc->has_err)
       hw_pgw_batch_error(wc);
+    else if (!wc->replay && PQtransactionStatus(wc->conn.pg) == PQTRANS_IDLE)
+      hw_pgw_batch_durable(wc); /* the plain COPY's own transaction committed (header) */
+    else if (!wc->replay)
+      hw_pg_conn_fail(&wc->conn, "COPY left a transaction open");
     else
-      hw_pgw_send(wc, wc->replay ? hw_pgw_stage_merge_sql : "COMMIT", HW_WC_COMMIT);
+      hw_pgw_send(wc, hw_pgw_stage_merge_sql, HW_WC_COMMIT);
     break;
   case HW_WC_COMMIT:
     if (wc->has_err || !wc->commit_seen)
@@ -555,7 +573,8 @@ static void hw_pgw_dispatch(hw_pg_writer *w) {
     hw_pg_batch *b = w->head;
     while (b && b->state != HW_B_QUEUED)
       b = b->next;
-    if (!b && w->open && w->open->rows && (w->open_due || w->stopping)) {
+    /* Adaptive: an idle connection takes the open batch now, however young (header). */
+    if (!b && w->open && w->open->rows) {
       hw_pgw_seal_open(w);
       b = w->tail;
     }
@@ -607,7 +626,8 @@ static void hw_pgw_close_all(hw_pg_writer *w) {
     }
   }
   w->head = w->tail = w->open = NULL;
-  w->handles = 3 + 2 * (int)w->nconns;
+  w->handles = 4 + 2 * (int)w->nconns;
+  uv_close((uv_handle_t *)&w->kick, hw_pgw_on_timer_closed);
   uv_close((uv_handle_t *)&w->batch_timer, hw_pgw_on_timer_closed);
   uv_close((uv_handle_t *)&w->partition_timer, hw_pgw_on_timer_closed);
   uv_close((uv_handle_t *)&w->stop_timer, hw_pgw_on_timer_closed);
@@ -678,11 +698,28 @@ static const hw_pg_conn_ops hw_pgw_conn_ops = {
     .closed = hw_pgw_on_conn_closed,
 };
 
+/* The open batch's first row is batch_ms old. An idle connection would have taken it already
+ * (kick), so every one is busy: the batch is sealed and queued for the next one free, and later
+ * rows start a new batch, so that no batch gathers more than batch_ms of arrivals. With no
+ * session up (an outage) it stays open and grows to batch_rows instead: the backlog is sent
+ * again in few large transactions rather than one per batch_ms. */
 static void hw_pgw_on_batch_timer(uv_timer_t *t) {
   hw_pg_writer *w = t->data;
-  w->open_due = 1;
+  int up = 0;
+  for (uint32_t i = 0; i < w->nconns; i++)
+    up |= w->conns[i].conn.up;
   if (w->open && w->open->rows == 0 && w->open->nacks)
     hw_pgw_seal_open(w);
+  else if (w->open && w->open->rows && up && w->upkeep_done)
+    hw_pgw_seal_open(w);
+  hw_pgw_dispatch(w);
+  hw_pgw_maybe_finish(w);
+}
+
+/* Before the loop polls again: the rows added since go to an idle connection now. */
+static void hw_pgw_on_kick(uv_idle_t *h) {
+  hw_pg_writer *w = h->data;
+  uv_idle_stop(&w->kick);
   hw_pgw_dispatch(w);
   hw_pgw_maybe_finish(w);
 }
@@ -737,7 +774,9 @@ int hw_pg_writer_start(hw_pg_writer **out, uv_loop_t *loop, const hw_pg_writer_c
   uv_timer_init(loop, &w->batch_timer);
   uv_timer_init(loop, &w->partition_timer);
   uv_timer_init(loop, &w->stop_timer);
+  uv_idle_init(loop, &w->kick);
   w->batch_timer.data = w->partition_timer.data = w->stop_timer.data = w;
+  w->kick.data = w;
   uint32_t want = w->nconns;
   for (uint32_t i = 0; i < want; i++) {
     hw_pgw_conn *wc = &w->conns[i];
@@ -791,6 +830,10 @@ int hw_pg_writer_add_flags(hw_pg_writer *w, const char *terminal_id, const hw_fi
     b->first_ms = uv_now(w->loop);
     if (!uv_is_active((uv_handle_t *)&w->batch_timer))
       uv_timer_start(&w->batch_timer, hw_pgw_on_batch_timer, w->batch_ms, 0);
+    /* A connection may be idle: offer it the batch once this iteration's reads are in. When
+     * none is, the next batch to finish dispatches it and the kick finds nothing to do. */
+    if (!uv_is_active((uv_handle_t *)&w->kick))
+      uv_idle_start(&w->kick, hw_pgw_on_kick);
   }
   if (b->rows >= w->batch_rows) {
     hw_pgw_seal_open(w);

@@ -1,7 +1,10 @@
 /* PostgreSQL position writer: buffers fixes as binary COPY rows and writes them in batches on its
- * own non-blocking libpq connection driven by the libuv loop. A batch is committed when it holds
- * batch_rows rows or its first row is batch_ms old, whichever comes first; only then are the acks
- * queued behind its rows handed to durable_cb, in the order they were added.
+ * own non-blocking libpq connection driven by the libuv loop. Group commit adapts to the load:
+ * rows added while a connection is idle are committed at once (at the end of the loop iteration
+ * that added them); while every connection is busy they gather into the next batch, which a
+ * connection takes as soon as it is free. A batch is also closed at batch_rows rows or when its
+ * first row is batch_ms old (upper bounds, not waits). Only after the commit are the acks queued
+ * behind its rows handed to durable_cb, in the order they were added.
  *
  * Duplicates: a fix sent again after a lost ack may reach a batch, and so may a second, different
  * fix in the same device second (JT/T 808 times are whole seconds). The primary key
@@ -37,8 +40,9 @@ typedef struct hw_pg_writer hw_pg_writer;
 
 typedef struct hw_pg_writer_config {
   const char *conninfo;  /* libpq connection string; copied */
-  uint32_t batch_rows;   /* commit after this many rows (0: HW_PGW_DEFAULT_ROWS) */
-  uint32_t batch_ms;     /* ... or when the oldest row is this old (0: HW_PGW_DEFAULT_MS) */
+  uint32_t batch_rows;   /* a batch holds at most this many rows (0: HW_PGW_DEFAULT_ROWS) */
+  uint32_t batch_ms;     /* ... and what arrives in this many ms while every connection is
+                          * busy (0: HW_PGW_DEFAULT_MS); an idle connection never waits */
   uint32_t connections;  /* parallel writer connections, each committing its own batches (default 1) */
 } hw_pg_writer_config;
 

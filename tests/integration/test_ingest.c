@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "harness.h"
 #include "pbclient.h"
 #include "base/token.h"
+#include "protobuf/frame.h"
 
 /* A device time an hour ago, so no quality check flags it. */
 #define T0 ((uint64_t)hw_now_ms() - 3600 * 1000)
@@ -239,9 +242,79 @@ static void test_idle_connection_times_out(void **state) {
   pbc_close(c);
 }
 
+/* Segments carrying data that the client's socket has received so far (the kernel counts):
+ * tcpi_data_segs_in of the kernel's struct tcp_info, at offset 152 (linux/tcp.h, Linux 4.6 on;
+ * the ABI only grows). glibc's struct tcp_info (netinet/tcp.h, which uv.h includes, so
+ * linux/tcp.h cannot be included beside it) stops before that field. */
+#define TCPI_DATA_SEGS_IN_OFF 152
+static uint32_t data_segs_in(int fd) {
+  uint8_t ti[512];
+  socklen_t len = sizeof ti;
+  memset(ti, 0, sizeof ti);
+  assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len), 0);
+  assert_true(len >= TCPI_DATA_SEGS_IN_OFF + sizeof(uint32_t));
+  uint32_t v;
+  memcpy(&v, ti + TCPI_DATA_SEGS_IN_OFF, sizeof v);
+  return v;
+}
+
+/* K reports of one fix each, in one write: the daemon reads them at once, commits them in one
+ * batch, and their K acks leave in one write (net/session.c, ack coalescing), so the client's
+ * socket receives them in one data segment (two at most if the reports were read in two
+ * reads); written one by one they would be K segments (TCP_NODELAY). */
+static void test_acks_of_one_commit_in_one_write(void **state) {
+  (void)state;
+  enum { K = 10 };
+  char token[HW_TOKEN_LEN + 1];
+  hw_test_add_terminal(env.db, "coalesce1", token);
+  pbc *c = hw_test_pb_login(env.port, "coalesce1", token);
+  static Haulwatch__V1__Fix fixes[K];
+  uint8_t out[K * 128];
+  size_t len = 0;
+  uint64_t base = T0;
+  for (int i = 0; i < K; i++) {
+    fill_fix(&fixes[i], (uint64_t)i + 1, base + (uint64_t)i * 1000, 7);
+    Haulwatch__V1__Fix *fp = &fixes[i];
+    Haulwatch__V1__Report r = HAULWATCH__V1__REPORT__INIT;
+    r.n_fixes = 1;
+    r.fixes = &fp;
+    Haulwatch__V1__ClientMessage m = HAULWATCH__V1__CLIENT_MESSAGE__INIT;
+    m.msg_case = HAULWATCH__V1__CLIENT_MESSAGE__MSG_REPORT;
+    m.report = &r;
+    size_t n = protobuf_c_message_get_packed_size(&m.base);
+    assert_true(len + n + 10 <= sizeof out);
+    len += hw_varint_put(out + len, n);
+    protobuf_c_message_pack(&m.base, out + len);
+    len += n;
+  }
+  uint32_t before = data_segs_in(c->fd);
+  assert_int_equal(pbc_send_raw(c, out, len), 0);
+  int acks = 0;
+  int64_t best = -1;
+  while (best < K) {
+    Haulwatch__V1__ServerMessage *m = pbc_recv(c, 10000);
+    assert_non_null(m);
+    if (m->msg_case == HAULWATCH__V1__SERVER_MESSAGE__MSG_ACK) {
+      acks++;
+      assert_true((int64_t)m->ack->seq > best); /* in order */
+      best = (int64_t)m->ack->seq;
+    }
+    haulwatch__v1__server_message__free_unpacked(m, NULL);
+  }
+  assert_int_equal(best, K);
+  uint32_t segs = data_segs_in(c->fd) - before;
+  print_message("  %d acks in %u data segments\n", acks, segs);
+  assert_true(segs >= 1 && segs <= 2);
+  assert_true(acks >= 1 && acks <= K);
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM positions WHERE terminal_id = "
+                                      "'coalesce1'"), K);
+  pbc_close(c);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exactly_once_and_latest),
+      cmocka_unit_test(test_acks_of_one_commit_in_one_write),
       cmocka_unit_test(test_bad_token_refused),
       cmocka_unit_test(test_report_before_hello_refused),
       cmocka_unit_test(test_bad_frames_close_only_their_connection),

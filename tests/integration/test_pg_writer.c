@@ -301,35 +301,91 @@ static void test_default_partition_and_bad_fix(void **state) {
   stop_and_close(c);
 }
 
-/* batch_rows alone commits (batch_ms is an hour); batch_ms alone commits (batch_rows is huge). */
+/* Adaptive group commit (pg_writer.c, header). An idle writer commits what one loop iteration
+ * added at once (batch_ms is an hour here, so only that can commit it); batch_rows bounds a
+ * batch. */
 static void test_batch_triggers(void **state) {
   (void)state;
-  ctx *c = ctx_new("hw_pg_it_trigger", 100, 3600 * 1000, 1);
-  for (int i = 0; i < 99; i++)
-    add_row(c, "ROWS", c->base_ms + i * 1000, i + 1);
+  ctx *c = ctx_new("hw_pg_it_trigger", 1000000, 3600 * 1000, 1);
+  for (int i = 0; i < 10; i++)
+    add_row(c, "IDLE", c->base_ms + i * 1000, i + 1);
   add_ack(c);
-  run_for(c, 300);
-  assert_int_equal(c->acks_seen, 0); /* 99 < batch_rows, and the hour has not passed */
-  assert_int_equal(hw_pg_writer_backlog(c->w), 99);
-  add_row(c, "ROWS", c->base_ms + 99 * 1000, 100);
-  run_until_acked(c);
+  run_until_acked(c); /* fails after WAIT_MS, far below the hour */
   hw_pg_writer_stats st;
   hw_pg_writer_get_stats(c->w, &st);
-  assert_int_equal(st.batches_committed, 1);
-  assert_int_equal(st.rows_committed, 100);
-  assert_int_equal(hw_pg_writer_backlog(c->w), 0);
-  stop_and_close(c);
-
-  c = ctx_new("hw_pg_it_trigger", 1000000, 50, 1);
-  for (int i = 0; i < 10; i++)
-    add_row(c, "TIME", c->base_ms + i * 1000, i + 1);
+  assert_int_equal(st.batches_committed, 1); /* the ten rows of one iteration: one batch */
+  assert_int_equal(st.rows_committed, 10);
+  /* Idle again: one more row commits at once too. */
+  add_row(c, "IDLE", c->base_ms + 10 * 1000, 11);
   add_ack(c);
   run_until_acked(c);
   hw_pg_writer_get_stats(c->w, &st);
-  assert_int_equal(st.batches_committed, 1);
-  assert_int_equal(st.rows_committed, 10);
-  assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id = 'TIME'"), 10);
+  assert_int_equal(st.batches_committed, 2);
+  assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id = 'IDLE'"), 11);
   stop_and_close(c);
+
+  c = ctx_new("hw_pg_it_trigger", 100, 3600 * 1000, 1);
+  for (int i = 0; i < 250; i++)
+    add_row(c, "ROWS", c->base_ms + i * 1000, i + 1);
+  add_ack(c);
+  run_until_acked(c);
+  hw_pg_writer_get_stats(c->w, &st);
+  assert_int_equal(st.batches_committed, 3); /* 100, 100, 50 */
+  assert_int_equal(st.rows_committed, 250);
+  assert_int_equal(hw_pg_writer_backlog(c->w), 0);
+  stop_and_close(c);
+}
+
+/* The only connection is busy (its COPY waits for another transaction's uncommitted row with
+ * the same key) while rows arrive in separate loop iterations, each with its ack: nothing is
+ * acknowledged meanwhile, and when the connection is free again what gathered goes as one
+ * batch (batch_ms an hour), or as one batch per batch_ms of arrivals (batch_ms 50 ms, rows
+ * 300 ms apart). */
+static void busy_case(uint32_t batch_ms, int spacing_ms, uint64_t want_batches) {
+  ctx *c = ctx_new("hw_pg_it_busy", 1000000, batch_ms, 1);
+  add_row(c, "WARM", c->base_ms, 1); /* connects and does the upkeep */
+  add_ack(c);
+  run_until_acked(c);
+  PGconn *other = hw_test_pg_connect(c->conninfo);
+  hw_test_pg_scalar(other, "BEGIN");
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "INSERT INTO positions VALUES ('BUSY', to_timestamp(%lld / 1000.0), 0, now(), 0, 0, 0, "
+           "0, 424242, 0, 0, 0, NULL, 0)",
+           (long long)c->base_ms);
+  hw_test_pg_scalar(other, sql);
+  add_row(c, "BUSY", c->base_ms, 1);
+  add_ack(c);
+  long waiting = 0;
+  for (int i = 0; i < 100 && !waiting; i++) {
+    run_for(c, 20);
+    waiting = scalar(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                        "'haulwatch-pgwriter' AND wait_event_type = 'Lock' "
+                        "AND datname = current_database()");
+  }
+  assert_int_equal(waiting, 1);
+  for (int i = 1; i <= 5; i++) {
+    add_row(c, "BUSY", c->base_ms + i * 1000, i + 1);
+    add_ack(c);
+    run_for(c, spacing_ms);
+  }
+  assert_int_equal(c->acks_seen, 1); /* only the warm-up: nothing else is committed */
+  hw_test_pg_scalar(other, "ROLLBACK"); /* no conflict after all: the COPY goes on */
+  run_until_acked(c);
+  PQfinish(other);
+  hw_pg_writer_stats st;
+  hw_pg_writer_get_stats(c->w, &st);
+  assert_int_equal(st.rows_committed, 7);
+  assert_int_equal(st.batches_committed, want_batches);
+  assert_int_equal(st.conflict_replays, 0);
+  assert_int_equal(scalar(c, "SELECT count(*) FROM positions WHERE terminal_id = 'BUSY'"), 6);
+  stop_and_close(c);
+}
+
+static void test_batches_grow_while_busy(void **state) {
+  (void)state;
+  busy_case(3600 * 1000, 30, 3); /* warm-up, the blocked row, the five together */
+  busy_case(50, 300, 7);         /* warm-up, the blocked row, five of their own */
 }
 
 /* Stop commits what is buffered, hands its acks over, then closes. */
@@ -901,6 +957,7 @@ int main(void) {
       cmocka_unit_test(test_parallel_same_keys),
       cmocka_unit_test(test_default_partition_and_bad_fix),
       cmocka_unit_test(test_batch_triggers),
+      cmocka_unit_test(test_batches_grow_while_busy),
       cmocka_unit_test(test_stop_commits_buffered),
       cmocka_unit_test(test_reconnect_replays),
       cmocka_unit_test(test_other_error_retried),
