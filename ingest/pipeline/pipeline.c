@@ -9,6 +9,7 @@
 
 #include "base/fault.h"
 #include "base/log.h"
+#include "pipeline/owners.h"
 #include "rules/quality.h"
 #include "registry/registry_cache.h"
 #include "sinks/rule_store.h"
@@ -20,6 +21,8 @@
 #define HW_RULES_TICK_MS 10000
 
 struct hw_pipeline {
+  hw_owners *owners;      /* borrowed; NULL: one worker */
+  int worker;
   uv_loop_t *loop;
   hw_pipeline_config cfg;
   hw_registry *registry; /* borrowed (cfg.registry) */
@@ -151,8 +154,8 @@ static void hw_pipeline_on_tick(uv_timer_t *timer) {
   if (!p->ready)
     return; /* terminals restored at start are bound to their vehicles by the first load */
   hw_registry_foreach(p->registry, t) {
-    if (!t->rules)
-      continue;
+    if (!t->rules || (p->owners && !hw_owners_owns(p->owners, t->id, p->worker)))
+      continue; /* another worker's terminal: its copy here stays untouched */
     /* Held fixes whose hold expired; open episodes of a quiet terminal brought up to date. */
     int rc = hw_rules_tick(p->rules, t, t->vehicle, now);
     if (rc)
@@ -160,7 +163,29 @@ static void hw_pipeline_on_tick(uv_timer_t *timer) {
   }
 }
 
+static int hw_pipeline_store_owns(void *arg, const hw_terminal *t) {
+  hw_pipeline *p = arg;
+  return hw_owners_owns(p->owners, t->id, p->worker);
+}
+
+static int64_t hw_pipeline_store_mark(void *arg, int64_t cycle_start_ms) {
+  hw_pipeline *p = arg;
+  return hw_owners_mark(p->owners, p->worker, cycle_start_ms);
+}
+
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
+  if (p->owners) {
+    int prev = -1;
+    if (hw_owners_claim(p->owners, t->id, p->worker, &prev))
+      hw_warn("pipeline", t->id, "out of memory: ownership not recorded");
+    else if (prev >= 0 && prev != p->worker && t->rules) {
+      /* Our copy is older than what worker prev did with the terminal since: a fresh start
+       * beats a stale one (README "Workers": the state does not move between workers yet). */
+      hw_info("rules", t->id, "moved here from worker %d: rule state starts afresh", prev);
+      hw_rule_state_free(t->rules);
+      t->rules = NULL;
+    }
+  }
   if (p->cache)
     hw_registry_cache_bind(p->cache, t);
 }
@@ -177,6 +202,8 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
   p->loop = loop;
   p->cfg = *cfg;
   p->registry = cfg->registry;
+  p->owners = cfg->owners;
+  p->worker = cfg->worker;
   p->quality = cfg->rules_cfg.quality;
   p->ready = !cfg->rules;
   if ((rc = HW_FAULT("pipeline.pg_writer")) ||
@@ -199,6 +226,10 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
     if ((rc = HW_FAULT("pipeline.rule_store")) ||
         (rc = hw_rule_store_start(&p->rstore, loop, cfg->pg_conninfo_control, p->registry, 0)))
       goto fail;
+    if (p->owners)
+      hw_rule_store_set_hooks(p->rstore, &(hw_rule_store_hooks){.owns = hw_pipeline_store_owns,
+                                                               .mark = hw_pipeline_store_mark,
+                                                               .arg = p});
     if ((rc = HW_FAULT("pipeline.violation_relay")) ||
         (rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg)))
       goto fail;
