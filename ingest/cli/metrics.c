@@ -254,7 +254,7 @@ static const hw_metric_def hw_metric_table[] = {
     {"haulwatch_postgres_writer_connections", "gauge", "PostgreSQL writer connections up.", HW_OFF(pg_connections_up), NULL},
     {"haulwatch_postgres_reconnects_total", "counter", "PostgreSQL writer reconnections.", HW_OFF(pg_reconnects), NULL},
     /* Redis */
-    {"haulwatch_redis_connected", "gauge", "1 while the latest-state Redis connection is up.", HW_OFF(redis_connected), NULL},
+    {"haulwatch_redis_connected", "gauge", "1 while the latest-state Redis connection of every worker is up.", HW_OFF(redis_connected), NULL},
     {"haulwatch_redis_reconnects_total", "counter", "Latest-state Redis reconnections.", HW_OFF(redis_reconnects), NULL},
     {"haulwatch_redis_writes_total", "counter", "Vehicle latest states written to Redis.", HW_OFF(redis_writes), NULL},
     {"haulwatch_redis_pending_vehicles", "gauge", "Vehicles whose latest state is waiting to be written to Redis.", HW_OFF(redis_dirty), NULL},
@@ -339,6 +339,8 @@ static int hw_metrics_gather(hw_metrics *m, hw_metrics_snapshot *s) {
   memset(s, 0, sizeof *s);
   hw_metrics_collect(s, &m->src);
   int rc = m->gather ? m->gather(m->gather_arg, s) : 0;
+  /* A gauge of 0 or 1 whatever the number of workers: 1 when every one has its connection. */
+  s->redis_connected = s->workers > 0 && s->workers_no_redis == 0 && rc == 0;
   if (rc)
     hw_warn(HW_MET, NULL, "a worker's counters are missing from this scrape: %s", strerror(-rc));
   return rc;

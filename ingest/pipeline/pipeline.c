@@ -230,8 +230,10 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
       hw_rule_store_set_hooks(p->rstore, &(hw_rule_store_hooks){.owns = hw_pipeline_store_owns,
                                                                .mark = hw_pipeline_store_mark,
                                                                .arg = p});
-    if ((rc = HW_FAULT("pipeline.violation_relay")) ||
-        (rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg)))
+    /* It relays every notification of the database, not this pipeline's: one per process
+     * (worker 0), or each would be published once per worker. */
+    if (cfg->worker == 0 && ((rc = HW_FAULT("pipeline.violation_relay")) ||
+                             (rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg))))
       goto fail;
     uv_timer_init(loop, &p->tick);
     p->tick.data = p;

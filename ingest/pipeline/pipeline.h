@@ -48,7 +48,8 @@ typedef struct hw_pipeline_config {
   int daily;
   hw_daily_store_config daily_cfg;
   /* serve --workers N > 1: the process's terminal owners (pipeline/owners.h; borrowed, outlives
-   * the pipeline) and this pipeline's worker index. NULL: the only worker, owner of everything. */
+   * the pipeline) and this pipeline's worker index. NULL: the only worker, owner of everything.
+   * The live violation relay (sinks/violation_relay.h) runs on worker 0 only. */
   struct hw_owners *owners;
   int worker;
 } hw_pipeline_config;
