@@ -18,11 +18,15 @@ struct hw_owners {
   hw_owner *by_id; /* uthash head */
   unsigned nworkers;
   int64_t *marks; /* owned: per worker, the start of its last complete save cycle, 0 before */
+  uv_async_t **wakes;         /* owned array; the handles borrowed, NULL when detached */
+  hw_owners_lost **lost;      /* owned: per worker, the terminals taken from it, newest first */
 };
 
 int hw_owners_new(hw_owners **out, unsigned nworkers) {
   hw_owners *o = calloc(1, sizeof *o);
-  if (!o || !(o->marks = calloc(nworkers ? nworkers : 1, sizeof *o->marks)))
+  size_t n = nworkers ? nworkers : 1;
+  if (!o || !(o->marks = calloc(n, sizeof *o->marks)) || !(o->wakes = calloc(n, sizeof *o->wakes)) ||
+      !(o->lost = calloc(n, sizeof *o->lost)))
     goto fail;
   if (uv_rwlock_init(&o->lock))
     goto fail;
@@ -30,8 +34,11 @@ int hw_owners_new(hw_owners **out, unsigned nworkers) {
   *out = o;
   return 0;
 fail:
-  if (o)
+  if (o) {
     free(o->marks);
+    free(o->wakes);
+    free(o->lost);
+  }
   free(o);
   return -ENOMEM;
 }
@@ -44,7 +51,14 @@ void hw_owners_free(hw_owners *o) {
     HASH_DEL(o->by_id, e);
     free(e);
   }
+  for (unsigned i = 0; i < o->nworkers; i++)
+    for (hw_owners_lost *l = o->lost[i], *next; l; l = next) {
+      next = l->next;
+      free(l);
+    }
   uv_rwlock_destroy(&o->lock);
+  free(o->wakes);
+  free(o->lost);
   free(o->marks);
   free(o);
 }
@@ -58,6 +72,16 @@ int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) {
   if (e) {
     *prev = e->worker;
     e->worker = worker;
+    int p = *prev;
+    if (p != worker && p >= 0 && (unsigned)p < o->nworkers && o->wakes[p]) {
+      hw_owners_lost *l = malloc(sizeof *l + len + 1);
+      if (l) { /* without memory the old connection stays until its idle timeout */
+        memcpy(l->id, id, len + 1);
+        l->next = o->lost[p];
+        o->lost[p] = l;
+        uv_async_send(o->wakes[p]);
+      }
+    }
     uv_rwlock_wrunlock(&o->lock);
     return 0;
   }
@@ -70,6 +94,30 @@ int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) {
   HASH_ADD(hh, o->by_id, id[0], len, e);
   uv_rwlock_wrunlock(&o->lock);
   return 0;
+}
+
+void hw_owners_attach(hw_owners *o, int worker, uv_async_t *wake) {
+  if (worker < 0 || (unsigned)worker >= o->nworkers)
+    return;
+  uv_rwlock_wrlock(&o->lock);
+  o->wakes[worker] = wake;
+  uv_rwlock_wrunlock(&o->lock);
+}
+
+hw_owners_lost *hw_owners_take_lost(hw_owners *o, int worker) {
+  if (worker < 0 || (unsigned)worker >= o->nworkers)
+    return NULL;
+  uv_rwlock_wrlock(&o->lock);
+  hw_owners_lost *l = o->lost[worker], *rev = NULL;
+  o->lost[worker] = NULL;
+  uv_rwlock_wrunlock(&o->lock);
+  while (l) { /* oldest first */
+    hw_owners_lost *next = l->next;
+    l->next = rev;
+    rev = l;
+    l = next;
+  }
+  return rev;
 }
 
 int hw_owners_owns(hw_owners *o, const char *id, int worker) {

@@ -6,6 +6,10 @@
  * takes a terminal over from another starts it with a fresh rule state (the state does not move
  * between workers; moving it, between nodes too, is fencing work that starts at this seam).
  *
+ * The worker a terminal is taken from is told (hw_owners_attach's wake, then
+ * hw_owners_take_lost), so that it closes its connection of that terminal: one connection per
+ * terminal in the process, as on one loop (net/session.h hw_session_bind).
+ *
  * Also where the rule stores of the workers agree on the replay mark (rule_store.h): the mark a
  * store may write is the oldest start among the last complete save cycles of every worker, since
  * each saves only its own terminals.
@@ -15,6 +19,7 @@
 #define HW_OWNERS_H
 
 #include <stdint.h>
+#include <uv.h>
 
 #include "base/common.h"
 
@@ -27,6 +32,19 @@ void hw_owners_free(hw_owners *o);
 /* Makes worker the owner of terminal id; *prev gets the owner before (-1: none since start).
  * 0 or -ENOMEM (then ownership is unchanged and *prev is -1). */
 int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) HW_MUST_CHECK;
+
+/* Worker's wake-up: when another worker claims one of its terminals, the id is queued for it and
+ * wake is sent (uv_async_send, from the claiming thread). NULL detaches: no send after this
+ * returns, so the handle may then be closed. */
+void hw_owners_attach(hw_owners *o, int worker, uv_async_t *wake);
+
+/* A terminal taken over from a worker (owned by the caller: free it; `next` links the list). */
+typedef struct hw_owners_lost {
+  struct hw_owners_lost *next;
+  char id[];
+} hw_owners_lost;
+/* The terminals taken from worker since the last call, oldest first; NULL when none. */
+hw_owners_lost *hw_owners_take_lost(hw_owners *o, int worker);
 
 /* 1 when worker owns terminal id (worker 0 for a terminal no session has claimed yet). */
 int hw_owners_owns(hw_owners *o, const char *id, int worker);

@@ -23,6 +23,8 @@
 struct hw_pipeline {
   hw_owners *owners;      /* borrowed; NULL: one worker */
   int worker;
+  uv_async_t lost;        /* owners only: another worker took terminals over (initialised when
+                           * lost.data is set) */
   uv_loop_t *loop;
   hw_pipeline_config cfg;
   hw_registry *registry; /* borrowed (cfg.registry) */
@@ -173,6 +175,21 @@ static int64_t hw_pipeline_store_mark(void *arg, int64_t cycle_start_ms) {
   return hw_owners_mark(p->owners, p->worker, cycle_start_ms);
 }
 
+/* Terminals another worker's session has claimed since: their connection here (an older one
+ * of the same terminal) closes, as a replaced session does on one loop. */
+static void hw_pipeline_on_lost(uv_async_t *h) {
+  hw_pipeline *p = h->data;
+  for (hw_owners_lost *l = hw_owners_take_lost(p->owners, p->worker), *next; l; l = next) {
+    next = l->next;
+    hw_terminal *t = hw_registry_find(p->registry, l->id);
+    if (t && t->session && !hw_owners_owns(p->owners, t->id, p->worker)) {
+      hw_info("pipeline", t->id, "taken over by a connection on another worker: closing this one");
+      hw_session_close_replaced(t->session);
+    }
+    free(l);
+  }
+}
+
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
   if (p->owners) {
     int prev = -1;
@@ -204,6 +221,14 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
   p->registry = cfg->registry;
   p->owners = cfg->owners;
   p->worker = cfg->worker;
+  if (p->owners) {
+    if ((rc = uv_async_init(loop, &p->lost, hw_pipeline_on_lost))) {
+      free(p);
+      return rc;
+    }
+    p->lost.data = p;
+    hw_owners_attach(p->owners, p->worker, &p->lost);
+  }
   p->quality = cfg->rules_cfg.quality;
   p->ready = !cfg->rules;
   if ((rc = HW_FAULT("pipeline.pg_writer")) ||
@@ -413,6 +438,11 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
     p->pending_stops++;
     hw_pg_writer_stop(p->pg, hw_pipeline_stopped_one, p);
   }
+  if (p->lost.data) {
+    hw_owners_attach(p->owners, p->worker, NULL); /* no send after this: the handle may close */
+    p->pending_stops++;
+    uv_close((uv_handle_t *)&p->lost, hw_pipeline_tick_closed);
+  }
   if (p->tick.data) {
     p->pending_stops++;
     uv_timer_stop(&p->tick);
@@ -422,7 +452,8 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
    * the registry's first load: the vehicles are not bound yet). */
   if (p->rules && p->ready)
     hw_registry_foreach(p->registry, t)
-      if (t->rules && hw_rules_flush(p->rules, t, t->vehicle, NULL))
+      if (t->rules && (!p->owners || hw_owners_owns(p->owners, t->id, p->worker)) &&
+          hw_rules_flush(p->rules, t, t->vehicle, NULL))
         hw_warn("rules", t->id, "open episodes not flushed");
   /* Rule state is saved once more and violations flushed; the cache unbinds every terminal
    * before the registry goes. */

@@ -1,7 +1,8 @@
 /* `serve --workers 2` end to end: many protobuf terminals connect through the one port, the
  * kernel spreads them over both workers (each worker's accepted count in /metrics is above zero),
- * every fix is stored exactly once and acknowledged, and a SIGTERM with fixes buffered on both
- * workers (a long batch_ms) drains both: every fix the daemon received is committed and
+ * every fix is stored exactly once and acknowledged; a terminal's second connection closes its
+ * first whichever worker either landed on (one owner per terminal); and a SIGTERM with fixes buffered on both
+ * workers (batch_ms 3 s) drains both: every fix the daemon received is committed and
  * acknowledged before it exits 0, and each worker logs its own stop. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +24,7 @@
 #include "base/common.h"
 #include "base/token.h"
 
-enum { M = 40, K = 25 }; /* terminals, fixes per report */
+enum { M = 40, K = 25, R = 12 }; /* terminals, fixes per report, terminals that reconnect */
 
 static hw_test_env env;
 static int mport;
@@ -33,6 +34,7 @@ static char tids[M][16];
 static char tokens[M][HW_TOKEN_LEN + 1];
 static pbc *conns[M];
 static char body[1 << 20];
+static long stored; /* fixes the tests sent and expect stored */
 
 /* GET /metrics on its own connection; the body in `body`. */
 static void scrape(void) {
@@ -91,9 +93,9 @@ static int group_setup(void **state) {
   mport = hw_test_free_port();
   snprintf(maddr, sizeof maddr, "127.0.0.1:%d", mport);
   unlink(logfile);
-  /* batch_ms 1500: the second round is still buffered when the test signals. */
+  /* batch_ms 3000: the last round is still buffered when the test signals. */
   const char *argv[] = {"serve", "--workers", "2", "--listen", env.listen_addr, "--pg",
-                        env.conninfo, "--redis", env.redis_addr, "--batch-ms", "1500",
+                        env.conninfo, "--redis", env.redis_addr, "--batch-ms", "3000",
                         "--metrics-listen", maddr, "--stats-interval-s", "0", NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
   if (hw_test_wait_port(env.port, 15000) || hw_test_wait_port(mport, 15000))
@@ -117,6 +119,7 @@ static void test_spread_and_store(void **state) {
     send_report(conns[i], i, 1);
   for (int i = 0; i < M; i++)
     assert_int_equal(pbc_wait_ack(conns[i], K, 15000), K);
+  stored = M * K;
   assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions"), M * K);
   assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(DISTINCT (terminal_id, ts)) FROM positions"),
                    M * K);
@@ -141,7 +144,43 @@ static void test_spread_and_store(void **state) {
   assert_true(metric("haulwatch_ready") == 1);
 }
 
-/* A second round, buffered on both workers (batch_ms 1500) when SIGTERM arrives: both drain. */
+/* R terminals connect a second time: each first connection is closed, whether the second landed
+ * on its worker (replaced on that loop) or on the other (the owner moved: the old worker is told
+ * and closes it). The new connections store and are acknowledged. */
+static void test_reconnect_moves_owner(void **state) {
+  pbc *fresh[R];
+  for (int i = 0; i < R; i++) {
+    fresh[i] = hw_test_pb_login(env.port, tids[i], tokens[i]);
+    assert_int_equal(pbc_wait_eof(conns[i], 10000), 1);
+    pbc_close(conns[i]);
+    conns[i] = fresh[i];
+  }
+  for (int i = 0; i < R; i++)
+    send_report(conns[i], i, 1);
+  for (int i = 0; i < R; i++)
+    assert_int_equal(pbc_wait_ack(conns[i], K, 15000), K);
+  stored += R * K;
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions"), stored);
+  scrape();
+  assert_true(metric("haulwatch_connections{protocol=\"pb\",state=\"authenticated\"}") == M);
+  /* with R = 12 reconnects, all landing on their old worker has odds 1 in 4096 */
+  FILE *f = fopen(logfile, "r");
+  assert_non_null(f);
+  char line[1200];
+  int moved = 0, replaced = 0;
+  while (fgets(line, sizeof line, f)) {
+    if (strstr(line, "taken over by a connection on another worker: closing this one"))
+      moved++;
+    if (strstr(line, "replaces the session from"))
+      replaced++;
+  }
+  fclose(f);
+  printf("workers: of %d reconnects, %d moved to the other worker, %d stayed\n", R, moved, replaced);
+  assert_true(moved > 0);
+  assert_int_equal(moved + replaced, R);
+}
+
+/* A last round, buffered (batch_ms 3000) when SIGTERM arrives: both workers drain. */
 static void test_sigterm_drains_both(void **state) {
   for (int i = 0; i < M; i++)
     send_report(conns[i], i, 1 + K);
@@ -149,14 +188,16 @@ static void test_sigterm_drains_both(void **state) {
   int64_t t0 = hw_now_ms();
   do {
     scrape();
-    if (metric("haulwatch_fixes_received_total{protocol=\"pb\"}") == 2 * M * K)
+    if (metric("haulwatch_fixes_received_total{protocol=\"pb\"}") == stored + M * K)
       break;
     usleep(20000);
   } while (hw_now_ms() - t0 < 10000);
-  assert_true(metric("haulwatch_fixes_received_total{protocol=\"pb\"}") == 2 * M * K);
+  assert_true(metric("haulwatch_fixes_received_total{protocol=\"pb\"}") == stored + M * K);
   double c0 = metric("haulwatch_worker_positions_committed_total{worker=\"0\"}");
   double c1 = metric("haulwatch_worker_positions_committed_total{worker=\"1\"}");
-  printf("workers: at SIGTERM, %.0f of %d fixes uncommitted\n", 2.0 * M * K - c0 - c1, 2 * M * K);
+  stored += M * K;
+  printf("workers: at SIGTERM, %.0f of %ld fixes uncommitted\n", (double)stored - c0 - c1, stored);
+  assert_true(c0 + c1 < stored); /* the drain has work on at least one worker */
   assert_int_equal(kill(env.daemon_pid, SIGTERM), 0);
   for (int i = 0; i < M; i++) {
     assert_int_equal(pbc_wait_ack(conns[i], 2 * K, 15000), 2 * K);
@@ -164,9 +205,9 @@ static void test_sigterm_drains_both(void **state) {
   }
   assert_int_equal(hw_test_wait_exit(env.daemon_pid, 30000), 0);
   env.daemon_pid = 0;
-  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions"), 2 * M * K);
+  assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(*) FROM positions"), stored);
   assert_int_equal(hw_test_pg_scalar(env.db, "SELECT count(DISTINCT (terminal_id, ts)) FROM positions"),
-                   2 * M * K);
+                   stored);
   /* each worker logged its own stop */
   FILE *f = fopen(logfile, "r");
   assert_non_null(f);
@@ -189,6 +230,7 @@ static void test_sigterm_drains_both(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spread_and_store),
+      cmocka_unit_test(test_reconnect_moves_owner),
       cmocka_unit_test(test_sigterm_drains_both),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
