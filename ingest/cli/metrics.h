@@ -8,7 +8,7 @@
  * (hw_metrics_collect, which adds one loop's counters into it), then renders the table from the
  * snapshot. Counters and histograms add, so with one loop per worker thread (serve --workers) the
  * scrape collects its own loop's sources directly and every other loop's on that loop, through
- * the gather callback serve gives (cli/workers.c), into one snapshot, and renders once. A few
+ * the gather callback serve gives (cli/serve.c), into one snapshot, and renders once. A few
  * series also carry a worker label (connections accepted and open, positions committed), so an
  * operator sees how the kernel spread the connections. */
 #ifndef HW_METRICS_H

@@ -199,7 +199,8 @@ struct hw_serve {
   uv_loop_t *loop;         /* worker 0's */
   uv_signal_t sigint, sigterm;
   uv_async_t done;         /* a worker has stopped */
-  int handles;
+  int handles;             /* done is initialised */
+  int signals;             /* sigint and sigterm are (after a successful start only) */
   int stopping;
   atomic_uint stopped;     /* workers stopped */
   hw_metrics *metrics;     /* NULL unless --metrics-listen */
@@ -207,6 +208,7 @@ struct hw_serve {
   uv_mutex_t mu;
   uv_cond_t cv;
   unsigned started;        /* workers whose start returned */
+  int go;                  /* set once the listeners are open (or the start failed): loops run */
   hw_metrics_snapshot *acc; /* the gather in progress, NULL when none */
   uint64_t gen;
   unsigned answered;
@@ -372,8 +374,10 @@ static void hw_serve_on_done(uv_async_t *h) {
   if (atomic_load(&sv->stopped) < sv->n || !sv->handles)
     return;
   sv->handles = 0;
-  uv_close((uv_handle_t *)&sv->sigint, NULL);
-  uv_close((uv_handle_t *)&sv->sigterm, NULL);
+  if (sv->signals) {
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+  }
   uv_close((uv_handle_t *)&sv->done, NULL);
   if (sv->n > 1)
     hw_info("serve", NULL, "all %u workers stopped", sv->n);
@@ -567,18 +571,7 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
   /* With rules on, nothing is read before the registry's first load (HW_FLOW_READY). */
   if (!hw_pipeline_ready(d->pipeline))
     hw_server_pause(d->server);
-  if ((rc = HW_FAULT("serve.listen")) ||
-      (rc = hw_server_listen(d->server, cfg->listen, &hw_pb_proto)))
-    goto fail;
-  if (cfg->jt808_listen[0] &&
-      ((rc = HW_FAULT("serve.listen_jt808")) ||
-       (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
-    goto fail;
   d->jt808 = cfg->jt808_listen[0] != 0;
-  /* Worker 0 only: see the header comment. */
-  if (cfg->jt809_listen[0] && d->index == 0 &&
-      (rc = hw_server_listen(d->server, cfg->jt809_listen, &hw_jt809_proto)))
-    goto fail;
   if (cfg->stats_interval_s)
     uv_timer_start(&d->stats, hw_daemon_on_stats, cfg->stats_interval_s * 1000ull,
                    cfg->stats_interval_s * 1000ull);
@@ -586,6 +579,27 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
 fail:
   hw_daemon_abort(d);
   return rc;
+}
+
+/* Opens worker d's listeners, once every worker has started, so that the kernel spreads the
+ * first connections over all of them (a worker listening early would get every one). Runs on
+ * the main thread while d's loop is not running yet (its thread waits for sv->go). On failure
+ * the caller stops every worker. */
+static int hw_daemon_listen(hw_daemon *d) {
+  const hw_serve_config *cfg = d->serve->cfg;
+  int rc;
+  if ((rc = HW_FAULT("serve.listen")) ||
+      (rc = hw_server_listen(d->server, cfg->listen, &hw_pb_proto)))
+    return rc;
+  if (cfg->jt808_listen[0] &&
+      ((rc = HW_FAULT("serve.listen_jt808")) ||
+       (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
+    return rc;
+  /* Worker 0 only: see the header comment. */
+  if (cfg->jt809_listen[0] && d->index == 0 &&
+      (rc = hw_server_listen(d->server, cfg->jt809_listen, &hw_jt809_proto)))
+    return rc;
+  return 0;
 }
 
 /* Worker 1..N-1: its own loop, from its start to its stop. */
@@ -616,6 +630,8 @@ static void hw_daemon_thread(void *arg) {
   d->start_rc = rc ? rc : 0;
   sv->started++;
   uv_cond_broadcast(&sv->cv);
+  while (!sv->go) /* the main thread opens the listeners meanwhile */
+    uv_cond_wait(&sv->cv, &sv->mu);
   uv_mutex_unlock(&sv->mu);
   if (d->loop) {
     uv_run(d->loop, UV_RUN_DEFAULT);
@@ -703,14 +719,15 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   }
   uv_mutex_init(&sv.mu);
   uv_cond_init(&sv.cv);
-  /* Cannot fail on Unix: libuv only initialises these. */
-  uv_signal_init(loop, &sv.sigint);
-  uv_signal_init(loop, &sv.sigterm);
-  uv_async_init(loop, &sv.done, hw_serve_on_done);
-  sv.sigint.data = sv.sigterm.data = sv.done.data = &sv;
+  if ((rc = uv_async_init(loop, &sv.done, hw_serve_on_done))) {
+    hw_error("serve", NULL, "cannot start: %s", uv_strerror(rc));
+    hw_owners_free(sv.owners);
+    free(sv.workers);
+    PQfinish(pg);
+    return 1;
+  }
+  sv.done.data = &sv;
   sv.handles = 1;
-  uv_signal_start(&sv.sigint, hw_serve_on_signal, SIGINT);
-  uv_signal_start(&sv.sigterm, hw_serve_on_signal, SIGTERM);
   if (n > 1)
     hw_log_set_worker(0);
   for (unsigned i = 0; i < n; i++) {
@@ -725,7 +742,7 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     }
     hw_error("serve", NULL, "cannot start worker %u's thread: %s", i, uv_strerror(rc));
     uv_mutex_lock(&sv.mu);
-    d->start_rc = rc;
+    d->start_rc = rc ? rc : -EAGAIN;
     sv.started++;
     uv_mutex_unlock(&sv.mu);
     atomic_fetch_add(&sv.stopped, 1);
@@ -742,15 +759,32 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   int failed = 0;
   for (unsigned i = 0; i < n; i++)
     failed |= sv.workers[i].start_rc != 0;
+  for (unsigned i = 0; i < n && !failed; i++) {
+    hw_log_set_worker(n > 1 ? (int)i : -1); /* its lines name the worker */
+    failed = hw_daemon_listen(&sv.workers[i]) != 0;
+  }
+  hw_log_set_worker(n > 1 ? 0 : -1);
+  uv_mutex_lock(&sv.mu);
+  sv.go = 1;
+  uv_cond_broadcast(&sv.cv);
+  uv_mutex_unlock(&sv.mu);
   if (!failed && cfg.metrics_listen[0])
     failed = hw_serve_start_metrics(&sv) != 0;
   if (failed) {
-    /* Those that started may have accepted already: they stop as on a signal, losing nothing. */
+    /* Those that started stop as on a signal (one whose listeners opened may have accepted). */
     sv.stopping = 1;
     for (unsigned i = 0; i < n; i++)
       if (sv.workers[i].start_rc == 0)
         hw_daemon_request_stop(&sv.workers[i]);
   } else {
+    /* Only now: a failed start closes by itself, and a signal meanwhile ends the process. Cannot
+     * fail on Unix: libuv only initialises these. */
+    uv_signal_init(loop, &sv.sigint);
+    uv_signal_init(loop, &sv.sigterm);
+    sv.sigint.data = sv.sigterm.data = &sv;
+    sv.signals = 1;
+    uv_signal_start(&sv.sigint, hw_serve_on_signal, SIGINT);
+    uv_signal_start(&sv.sigterm, hw_serve_on_signal, SIGTERM);
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (uint64_t)cfg.max_connections * n + 64)
       hw_warn("serve", NULL, "open-file limit %llu is below max_connections %u times %u workers: "
