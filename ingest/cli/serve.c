@@ -202,7 +202,7 @@ struct hw_serve {
   int handles;             /* done is initialised */
   int signals;             /* sigint and sigterm are (after a successful start only) */
   int stopping;
-  atomic_uint stopped;     /* workers stopped */
+  unsigned stopped;        /* workers stopped (under mu) */
   hw_metrics *metrics;     /* NULL unless --metrics-listen */
   /* The start barrier and the metrics gather. */
   uv_mutex_t mu;
@@ -229,6 +229,15 @@ static void hw_daemon_on_flow(void *arg, hw_pipeline_flow ev) {
 
 static void hw_daemon_on_handle_closed(uv_handle_t *h) { (void)h; }
 
+/* A worker has stopped (any thread). Counted and sent under the lock: worker 0's loop closes
+ * sv->done once it sees the last count, so no send may come after that. */
+static void hw_serve_worker_stopped(hw_serve *sv) {
+  uv_mutex_lock(&sv->mu);
+  sv->stopped++;
+  uv_async_send(&sv->done);
+  uv_mutex_unlock(&sv->mu);
+}
+
 static void hw_daemon_part_stopped(void *arg) {
   hw_daemon *d = arg;
   if (--d->pending > 0)
@@ -241,8 +250,7 @@ static void hw_daemon_part_stopped(void *arg) {
   }
   hw_info("serve", NULL, "stopped");
   hw_serve *sv = d->serve;
-  atomic_fetch_add(&sv->stopped, 1);
-  uv_async_send(&sv->done); /* the last one lets worker 0's loop end */
+  hw_serve_worker_stopped(sv);
 }
 
 static void hw_daemon_on_pipeline_stopped(void *arg) {
@@ -371,7 +379,10 @@ static int hw_serve_gather(void *arg, hw_metrics_snapshot *acc) {
 /* A worker has stopped; when all have, worker 0's loop may end. */
 static void hw_serve_on_done(uv_async_t *h) {
   hw_serve *sv = h->data;
-  if (atomic_load(&sv->stopped) < sv->n || !sv->handles)
+  uv_mutex_lock(&sv->mu);
+  int all = sv->stopped == sv->n;
+  uv_mutex_unlock(&sv->mu);
+  if (!all || !sv->handles)
     return;
   sv->handles = 0;
   if (sv->signals) {
@@ -619,8 +630,7 @@ static void hw_daemon_thread(void *arg) {
       rc = -ECONNREFUSED;
       /* nothing started: count it stopped, as a failed start would */
       d->stopped = 1;
-      atomic_fetch_add(&sv->stopped, 1);
-      uv_async_send(&sv->done);
+      hw_serve_worker_stopped(sv);
     } else {
       rc = hw_daemon_start(d, pg);
     }
@@ -638,8 +648,7 @@ static void hw_daemon_thread(void *arg) {
     if (uv_loop_close(d->loop))
       hw_warn("serve", NULL, "loop closed with handles still open");
   } else {
-    atomic_fetch_add(&sv->stopped, 1);
-    uv_async_send(&sv->done);
+    hw_serve_worker_stopped(sv);
   }
   hw_pb_codec_thread_free();
 }
@@ -744,8 +753,8 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     uv_mutex_lock(&sv.mu);
     d->start_rc = rc ? rc : -EAGAIN;
     sv.started++;
+    sv.stopped++; /* nothing of it runs */
     uv_mutex_unlock(&sv.mu);
-    atomic_fetch_add(&sv.stopped, 1);
   }
   sv.workers[0].loop = loop;
   rc = hw_daemon_start(&sv.workers[0], pg);
