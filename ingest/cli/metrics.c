@@ -331,6 +331,7 @@ static void hw_metrics_on_timer(uv_timer_t *t) {
 /* Each failing check named: what an operator (or an orchestrator's probe log) needs first. */
 typedef struct hw_readiness {
   const char *postgres, *schema, *redis, *backpressure; /* NULL: ok */
+  const char *workers; /* NULL: every worker's counters are in (shown only when not) */
 } hw_readiness;
 
 /* Every loop's counters into *s (zeroed here): this loop's directly, the others' through the
@@ -354,18 +355,20 @@ static int hw_metrics_readiness(hw_metrics *m, const hw_metrics_snapshot *s, int
   uint64_t now = uv_now(m->loop);
   if (!m->pg_ok_ms || now - m->pg_ok_ms > 3 * HW_METRICS_CHECK_MS)
     r->postgres = "unreachable";
-  else if (s->workers_no_pg > 0 || gathered)
+  else if (s->workers_no_pg > 0)
     r->postgres = "no writer connection";
+  if (gathered)
+    r->workers = "a worker did not answer in time";
   if (m->schema_version < 0)
     r->schema = "unknown";
   else if (m->schema_version != hw_schema_latest())
     r->schema = m->schema_version < hw_schema_latest() ? "older than this binary"
                                                        : "newer than this binary";
-  if (s->workers_no_redis > 0 || gathered)
+  if (s->workers_no_redis > 0)
     r->redis = "disconnected";
   if (s->paused)
     r->backpressure = "paused";
-  return !r->postgres && !r->schema && !r->redis && !r->backpressure;
+  return !r->postgres && !r->schema && !r->redis && !r->backpressure && !r->workers;
 }
 
 static void hw_metrics_reply(hw_http_req *req, int status, cJSON *body) {
@@ -398,6 +401,8 @@ static void hw_metrics_get_readyz(hw_http_req *req, void *arg) {
     cJSON_AddStringToObject(c, "schema", r.schema ? r.schema : "ok");
     cJSON_AddStringToObject(c, "redis", r.redis ? r.redis : "ok");
     cJSON_AddStringToObject(c, "backpressure", r.backpressure ? r.backpressure : "ok");
+    if (r.workers)
+      cJSON_AddStringToObject(c, "workers", r.workers);
     cJSON_AddItemToObject(o, "checks", c);
     c = NULL;
   }
