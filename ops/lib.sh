@@ -248,17 +248,11 @@ hw_free_port() {
 # True when something listens on 127.0.0.1:PORT (or any address) — read from /proc, so the server
 # does not see a probe connection.
 hw_port_listening() {
-  local want=$1 f sl local_addr st rest
-  for f in /proc/net/tcp /proc/net/tcp6; do
-    [ -r "$f" ] || continue
-    while read -r sl local_addr _ st rest; do
-      [ "$sl" = sl ] && continue
-      if [ "$st" = 0A ] && [ "$((16#${local_addr##*:}))" -eq "$want" ]; then
-        return 0
-      fi
-    done <"$f"
-  done
-  return 1
+  # awk, not a bash read loop: bash reads /proc/net/tcp a few bytes at a time and the kernel
+  # walks the socket table again for each read, minutes on a box with tens of thousands of
+  # sockets (other benchmarks running).
+  awk -v want="$(printf '%04X' "$1")" '$4 == "0A" { n = split($2, a, ":"); if (a[n] == want) { f = 1; exit } }
+    END { exit !f }' /proc/net/tcp /proc/net/tcp6 2>/dev/null
 }
 
 # hw_wait_port PORT TIMEOUT_S [PID]: waits until PORT listens; fails at once if PID dies.
