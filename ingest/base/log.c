@@ -9,6 +9,9 @@
 hw_log_level hw_log_min_level = HW_LOG_INFO;
 
 static const char *const hw_log_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+static _Thread_local int hw_log_worker = -1;
+
+void hw_log_set_worker(int worker) { hw_log_worker = worker; }
 
 int64_t hw_now_ms(void) {
   struct timespec ts;
@@ -34,9 +37,13 @@ void hw_log(hw_log_level level, const char *component, const char *terminal, con
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s terminal=%s ",
+  char worker[24] = "";
+  if (hw_log_worker >= 0)
+    snprintf(worker, sizeof worker, " worker=%d", hw_log_worker);
+  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s %s%s terminal=%s ",
                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   ts.tv_nsec / 1000000, hw_log_names[level], component, terminal ? terminal : "-");
+                   ts.tv_nsec / 1000000, hw_log_names[level], component, worker,
+                   terminal ? terminal : "-");
   if (n < 0)
     return;
   va_list ap;

@@ -53,6 +53,10 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->conn_limited[4] += ss.closed_preauth_buffer;
     a->conn_limited[5] += ss.accept_failed;
     a->read_yields += ss.read_yields;
+    if (src->worker < HW_METRICS_MAX_WORKERS) {
+      a->worker_accepted[src->worker] += ss.accepted;
+      a->worker_sessions[src->worker] += hw_server_sessions(src->server);
+    }
     if (hw_server_paused(src->server))
       a->paused = 1;
   }
@@ -71,6 +75,10 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->rows_folded += st.pg.rows_folded;
     a->pg_reconnects += st.pg.reconnects;
     a->pg_connections_up += st.pg.connections_up;
+    a->workers_no_pg += (uint64_t)(st.pg.connections_up == 0);
+    a->workers_no_redis += (uint64_t)(st.redis.connected == 0);
+    if (src->worker < HW_METRICS_MAX_WORKERS)
+      a->worker_committed[src->worker] += st.pg.rows_committed;
     hw_lat_hist_merge(&a->commit_latency, &st.pg.commit_latency);
     hw_lat_hist_merge(&a->ack_latency, &st.ack_latency);
     a->redis_connected += (uint64_t)(st.redis.connected != 0);
@@ -92,8 +100,11 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->rule_save_cycles += st.rule_store.cycles;
     a->rule_save_failures += st.rule_store.cycles_failed;
   }
+  a->workers++;
+  if (src->worker < HW_METRICS_MAX_WORKERS && src->worker + 1u > a->worker_max)
+    a->worker_max = src->worker + 1u;
   if (src->jt808) {
-    /* process-wide in jt808_session.c today (one loop); per loop with issue 11 */
+    /* the calling thread's loop: this runs on the loop src belongs to */
     hw_jt808_stats j;
     hw_jt808_get_stats(&j);
     a->jt808_disconnected += j.disconnected;
@@ -179,6 +190,20 @@ static void hw_emit_http_responses(hw_prom *p, const hw_metric_def *d, const voi
   }
 }
 
+#define HW_EMIT_PER_WORKER(fn, field)                                                      \
+  static void fn(hw_prom *p, const hw_metric_def *d, const void *snap) {                   \
+    const hw_metrics_snapshot *s = snap;                                                   \
+    for (uint64_t i = 0; i < s->worker_max; i++) {                                         \
+      char w[24];                                                                          \
+      snprintf(w, sizeof w, "%llu", (unsigned long long)i);                                \
+      hw_prom_label a[1] = {{"worker", w}};                                                \
+      hw_prom_u64(p, d->name, a, 1, s->field[i]);                                          \
+    }                                                                                      \
+  }
+HW_EMIT_PER_WORKER(hw_emit_worker_accepted, worker_accepted)
+HW_EMIT_PER_WORKER(hw_emit_worker_sessions, worker_sessions)
+HW_EMIT_PER_WORKER(hw_emit_worker_committed, worker_committed)
+
 static void hw_emit_build(hw_prom *p, const hw_metric_def *d, const void *snap) {
   hw_prom_label a[1] = {{"version", HW_VERSION}};
   hw_prom_u64(p, d->name, a, 1, 1);
@@ -202,6 +227,10 @@ static const hw_metric_def hw_metric_table[] = {
     {"haulwatch_connections", "gauge", "Terminal connections open now, by protocol and authentication state.", 0, hw_emit_connections},
     {"haulwatch_connections_accepted_total", "counter", "Terminal connections accepted, on every listener (including those closed at once by a limit).", HW_OFF(conn_accepted), NULL},
     {"haulwatch_connections_limited_total", "counter", "Connections refused or closed by a limit on connections or on unauthenticated peers, by limit.", 0, hw_emit_limited},
+    {"haulwatch_workers", "gauge", "Event loops (serve --workers) whose counters this scrape holds.", HW_OFF(workers), NULL},
+    {"haulwatch_worker_connections_accepted_total", "counter", "Terminal connections accepted, by worker (the kernel spreads them with SO_REUSEPORT).", 0, hw_emit_worker_accepted},
+    {"haulwatch_worker_connections", "gauge", "Terminal connections open now, by worker.", 0, hw_emit_worker_sessions},
+    {"haulwatch_worker_positions_committed_total", "counter", "Positions committed to PostgreSQL, by worker.", 0, hw_emit_worker_committed},
     {"haulwatch_read_yields_total", "counter", "Reads that filled a whole turn's buffer, after which the connection waited a loop turn (fairness).", HW_OFF(read_yields), NULL},
     {"haulwatch_frames_total", "counter", "Well-formed frames (messages) received, by protocol.", 0, hw_emit_frames},
     {"haulwatch_fixes_received_total", "counter", "Fixes accepted from terminals and handed to the pipeline, by protocol.", 0, hw_emit_fixes},
@@ -226,7 +255,7 @@ static const hw_metric_def hw_metric_table[] = {
     {"haulwatch_postgres_writer_connections", "gauge", "PostgreSQL writer connections up.", HW_OFF(pg_connections_up), NULL},
     {"haulwatch_postgres_reconnects_total", "counter", "PostgreSQL writer reconnections.", HW_OFF(pg_reconnects), NULL},
     /* Redis */
-    {"haulwatch_redis_connected", "gauge", "1 while the latest-state Redis connection is up.", HW_OFF(redis_connected), NULL},
+    {"haulwatch_redis_connected", "gauge", "1 while the latest-state Redis connection of every worker is up.", HW_OFF(redis_connected), NULL},
     {"haulwatch_redis_reconnects_total", "counter", "Latest-state Redis reconnections.", HW_OFF(redis_reconnects), NULL},
     {"haulwatch_redis_writes_total", "counter", "Vehicle latest states written to Redis.", HW_OFF(redis_writes), NULL},
     {"haulwatch_redis_pending_vehicles", "gauge", "Vehicles whose latest state is waiting to be written to Redis.", HW_OFF(redis_dirty), NULL},
@@ -258,6 +287,8 @@ int hw_metrics_render(const hw_metrics_snapshot *s, hw_prom *out) {
 struct hw_metrics {
   uv_loop_t *loop;
   hw_metrics_sources src;
+  hw_metrics_gather_fn gather; /* NULL with one loop */
+  void *gather_arg;
   hw_http_route routes[3]; /* the server borrows them */
   hw_http_server *http;
   hw_pg_async *pg;        /* the readiness check's connection */
@@ -301,28 +332,44 @@ static void hw_metrics_on_timer(uv_timer_t *t) {
 /* Each failing check named: what an operator (or an orchestrator's probe log) needs first. */
 typedef struct hw_readiness {
   const char *postgres, *schema, *redis, *backpressure; /* NULL: ok */
+  const char *workers; /* NULL: every worker's counters are in (shown only when not) */
 } hw_readiness;
 
-static int hw_metrics_readiness(hw_metrics *m, hw_readiness *r) {
+/* Every loop's counters into *s (zeroed here): this loop's directly, the others' through the
+ * gather callback. A loop that does not answer makes the daemon not ready. */
+static int hw_metrics_gather(hw_metrics *m, hw_metrics_snapshot *s) {
+  memset(s, 0, sizeof *s);
+  hw_metrics_collect(s, &m->src);
+  int rc = m->gather ? m->gather(m->gather_arg, s) : 0;
+  /* A gauge of 0 or 1 whatever the number of workers: 1 when every one has its connection. */
+  s->redis_connected = s->workers > 0 && s->workers_no_redis == 0 && rc == 0;
+  if (rc)
+    hw_warn(HW_MET, NULL, "a worker's counters are missing from this scrape: %s", strerror(-rc));
+  return rc;
+}
+
+/* With several workers each must have a writer connection and Redis: the terminals the kernel
+ * hands to a worker without them are not stored. */
+static int hw_metrics_readiness(hw_metrics *m, const hw_metrics_snapshot *s, int gathered,
+                                hw_readiness *r) {
   memset(r, 0, sizeof *r);
-  hw_metrics_snapshot s;
-  memset(&s, 0, sizeof s);
-  hw_metrics_collect(&s, &m->src);
   uint64_t now = uv_now(m->loop);
   if (!m->pg_ok_ms || now - m->pg_ok_ms > 3 * HW_METRICS_CHECK_MS)
     r->postgres = "unreachable";
-  else if (s.pg_connections_up == 0)
+  else if (s->workers_no_pg > 0)
     r->postgres = "no writer connection";
+  if (gathered)
+    r->workers = "a worker did not answer in time";
   if (m->schema_version < 0)
     r->schema = "unknown";
   else if (m->schema_version != hw_schema_latest())
     r->schema = m->schema_version < hw_schema_latest() ? "older than this binary"
                                                        : "newer than this binary";
-  if (!s.redis_connected)
+  if (s->workers_no_redis > 0)
     r->redis = "disconnected";
-  if (s.paused)
+  if (s->paused)
     r->backpressure = "paused";
-  return !r->postgres && !r->schema && !r->redis && !r->backpressure;
+  return !r->postgres && !r->schema && !r->redis && !r->backpressure && !r->workers;
 }
 
 static void hw_metrics_reply(hw_http_req *req, int status, cJSON *body) {
@@ -345,7 +392,9 @@ static void hw_metrics_get_healthz(hw_http_req *req, void *arg) {
 static void hw_metrics_get_readyz(hw_http_req *req, void *arg) {
   hw_metrics *m = arg;
   hw_readiness r;
-  int ready = hw_metrics_readiness(m, &r);
+  hw_metrics_snapshot s;
+  int gathered = hw_metrics_gather(m, &s);
+  int ready = hw_metrics_readiness(m, &s, gathered, &r);
   cJSON *o = cJSON_CreateObject(), *c = cJSON_CreateObject();
   if (o && c) {
     cJSON_AddBoolToObject(o, "ready", ready);
@@ -353,6 +402,8 @@ static void hw_metrics_get_readyz(hw_http_req *req, void *arg) {
     cJSON_AddStringToObject(c, "schema", r.schema ? r.schema : "ok");
     cJSON_AddStringToObject(c, "redis", r.redis ? r.redis : "ok");
     cJSON_AddStringToObject(c, "backpressure", r.backpressure ? r.backpressure : "ok");
+    if (r.workers)
+      cJSON_AddStringToObject(c, "workers", r.workers);
     cJSON_AddItemToObject(o, "checks", c);
     c = NULL;
   }
@@ -363,10 +414,9 @@ static void hw_metrics_get_readyz(hw_http_req *req, void *arg) {
 static void hw_metrics_get_metrics(hw_http_req *req, void *arg) {
   hw_metrics *m = arg;
   hw_metrics_snapshot s;
-  memset(&s, 0, sizeof s);
-  hw_metrics_collect(&s, &m->src);
+  int gathered = hw_metrics_gather(m, &s);
   hw_readiness r;
-  s.ready = (uint64_t)hw_metrics_readiness(m, &r);
+  s.ready = (uint64_t)hw_metrics_readiness(m, &s, gathered, &r);
   s.start_time_seconds = m->start_time;
   hw_http_stats hs;
   hw_http_server_get_stats(m->http, &hs);
@@ -394,6 +444,8 @@ int hw_metrics_start(hw_metrics **out, uv_loop_t *loop, const hw_metrics_config 
     return -ENOMEM;
   m->loop = loop;
   m->src = *src;
+  m->gather = cfg->gather;
+  m->gather_arg = cfg->gather_arg;
   m->schema_version = -1;
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -441,6 +493,7 @@ void hw_metrics_stop(hw_metrics *m, void (*done_cb)(void *arg), void *arg) {
   m->done_cb = done_cb;
   m->done_arg = arg;
   m->src = (hw_metrics_sources){0}; /* not touched again */
+  m->gather = NULL;
   m->pending = 3;
   uv_close((uv_handle_t *)&m->check, hw_metrics_timer_closed);
   hw_pg_async_stop(m->pg, hw_metrics_part_closed, m);

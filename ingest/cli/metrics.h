@@ -6,9 +6,11 @@
  *
  * Every metric is defined once, in the table in metrics.c. A scrape gathers a snapshot
  * (hw_metrics_collect, which adds one loop's counters into it), then renders the table from the
- * snapshot. Counters and histograms add, so with one loop per worker thread (issue 11) the scrape
- * collects each loop's sources on that loop (e.g. through a uv_async_t per loop) into one
- * snapshot and renders once; nothing here is process-wide. */
+ * snapshot. Counters and histograms add, so with one loop per worker thread (serve --workers) the
+ * scrape collects its own loop's sources directly and every other loop's on that loop, through
+ * the gather callback serve gives (cli/serve.c), into one snapshot, and renders once. A few
+ * series also carry a worker label (connections accepted and open, positions committed), so an
+ * operator sees how the kernel spread the connections. */
 #ifndef HW_METRICS_H
 #define HW_METRICS_H
 
@@ -20,6 +22,7 @@
 
 #define HW_METRICS_CHECK_MS 5000
 #define HW_METRICS_PROTOS 3 /* pb, jt808, jt809: the labels of protocol */
+#define HW_METRICS_MAX_WORKERS 64 /* serve --workers at most: the per-worker series */
 
 /* One loop's parts (borrowed). jt808: the JT/T 808 listener is on. */
 typedef struct hw_metrics_sources {
@@ -27,6 +30,7 @@ typedef struct hw_metrics_sources {
   hw_server *server;
   int jt808;
   unsigned pg_writers; /* configured writer connections */
+  unsigned worker;     /* this loop's worker index, < HW_METRICS_MAX_WORKERS */
 } hw_metrics_sources;
 
 typedef struct hw_metrics_proto {
@@ -53,6 +57,10 @@ typedef struct hw_metrics_snapshot {
   uint64_t vstore_written, vstore_dropped, vstore_retries, vstore_pending;
   uint64_t rule_saves, rule_save_cycles, rule_save_failures;
   uint64_t jt808_disconnected;
+  /* per worker (index: hw_metrics_sources.worker); workers: loops collected */
+  uint64_t workers, workers_no_pg, workers_no_redis, worker_max; /* worker_max: highest index + 1 */
+  uint64_t worker_accepted[HW_METRICS_MAX_WORKERS], worker_sessions[HW_METRICS_MAX_WORKERS];
+  uint64_t worker_committed[HW_METRICS_MAX_WORKERS];
   /* the metrics server itself */
   uint64_t http_requests, http_responses[6], http_bad_requests, http_timeouts;
   uint64_t ready;            /* 1 when /readyz answers 200 */
@@ -66,8 +74,15 @@ int hw_metrics_render(const hw_metrics_snapshot *s, hw_prom *out) HW_MUST_CHECK;
 
 typedef struct hw_metrics hw_metrics;
 
+/* Adds every other loop's counters into *acc, each collected on its own loop (hw_metrics_collect
+ * there); blocks the caller until they are in. 0, or a negative errno when a loop did not answer
+ * in time (its counters are then missing from acc). */
+typedef int (*hw_metrics_gather_fn)(void *arg, hw_metrics_snapshot *acc);
+
 typedef struct hw_metrics_config {
   const char *listen;      /* "HOST:PORT" */
+  hw_metrics_gather_fn gather; /* NULL: one loop, the sources given to hw_metrics_start */
+  void *gather_arg;
   const char *pg_conninfo; /* for the readiness check's own connection */
   hw_http_config http;     /* zero fields: the HTTP layer's defaults */
 } hw_metrics_config;

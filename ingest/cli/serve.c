@@ -1,11 +1,33 @@
-/* `haulwatch serve`: the ingest daemon. Owns, on one libuv loop, the terminal registry and
- * authentication, and wires them with the pipeline into the server's sessions (hw_backend);
- * applies the pipeline's backpressure to the server (flow callback). Start-up does the only
- * blocking work, before the loop runs: the schema check and the rule-state restore, on one
- * connection. Shuts down in the order that loses nothing: stop reading, commit and ack what is
+/* `haulwatch serve`: the ingest daemon. Runs --workers N workers (h2o's shape: threads in one
+ * process, one libuv loop per thread). A worker (hw_daemon) owns, on its loop, a terminal registry
+ * and authentication, and wires them with a pipeline of its own (PostgreSQL writer connections,
+ * Redis connection, rules engine, rule-state and violation stores) into its server's sessions
+ * (hw_backend); it applies its pipeline's backpressure to its server (flow callback). Every
+ * worker listens on the same ports with SO_REUSEPORT, so the kernel spreads the connections.
+ *
+ * Shared between workers, read-only once the threads run: the settings (cfg) and the protobuf
+ * frame limit. Everything else is per worker: each loads its own copy of the registry and
+ * restores its own copy of the stored rule state (memory: N times one worker's registry and rule
+ * state; README "Workers"), and the per-read scratch buffers of the protocols are thread-locals.
+ * The process-wide parts live on worker 0's loop, the main thread's: the signals, the metrics
+ * endpoint (one listener; it gathers every worker's counters on that worker's loop), and the
+ * JT/T 809 listener, centre and slave links (worker 0 only: the centre's outbox, its link rows
+ * and its slave links assume one owner per platform, and a platform's connections must meet in
+ * one registry).
+ *
+ * A terminal has one owner at a time inside the process (pipeline/owners.h): the worker whose
+ * session authenticated it last. One that reconnects to another worker starts a fresh rule state
+ * there (the old worker forgets it); moving the state along, also between nodes, is the fencing
+ * work of issue 11 and starts at that one seam (hw_pipeline_claim).
+ *
+ * Start-up does the only blocking work, before the loops run: the schema check, then on each
+ * worker's thread the rule-state restore, on a connection of its own. A signal stops every
+ * worker; each shuts down in the order that loses nothing: stop accepting, commit and ack what is
  * buffered, close the sessions, then the pipeline's other parts and authentication, and last the
- * registry. A start that fails part-way closes what it started the same way. */
+ * registry; the process exits when the last worker has stopped. A start that fails part-way, on
+ * any worker, stops the others the same way. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -20,7 +42,9 @@
 #include "sinks/migrate.h"
 #include "sinks/retention.h"
 #include "base/options.h"
+#include "protobuf/pb_codec.h"
 #include "protobuf/pb_session.h"
+#include "pipeline/owners.h"
 #include "pipeline/backend.h"
 #include "net/server.h"
 
@@ -77,6 +101,7 @@ typedef struct hw_serve_config {
   char metrics_listen[64];
   uint32_t metrics_max_connections;
   uint32_t metrics_request_timeout_s;
+  uint32_t workers;
 } hw_serve_config;
 
 #define C hw_serve_config
@@ -95,12 +120,13 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_S(C, redis, "127.0.0.1:6379", "HAULWATCH_REDIS", "Redis HOST:PORT"),
     HW_OPT_N(C, batch_rows, HW_XSTR(HW_PGW_DEFAULT_ROWS), 1, 1000000, NULL, "a batch of positions holds at most this many rows"),
     HW_OPT_N(C, batch_ms, HW_XSTR(HW_PGW_DEFAULT_MS), 1, 60000, NULL, "... and what arrives in this many ms while every writer is busy (an idle writer commits at once)"),
-    HW_OPT_N(C, pg_writers, "2", 1, 16, NULL, "PostgreSQL writer connections committing in parallel"),
+    HW_OPT_N(C, pg_writers, "2", 1, 16, NULL, "PostgreSQL writer connections committing in parallel (per worker)"),
     HW_OPT_N(C, max_frame, "65536", 64, 16777216, NULL, "largest protobuf frame accepted, bytes"),
     HW_OPT_N(C, idle_timeout_s, "120", 1, 86400, NULL, "close a connection silent this many seconds"),
-    HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows"),
-    HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many"),
-    HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once"),
+    HW_OPT_N(C, workers, "0", 0, HW_METRICS_MAX_WORKERS, NULL, "event loops, one thread each, all accepting on the same ports; 0: one per core"),
+    HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows (per worker)"),
+    HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many (per worker)"),
+    HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once (per worker)"),
     HW_OPT_N(C, auth_timeout_s, "30", 1, 3600, NULL, "close a connection not authenticated this many seconds after it opened"),
     HW_OPT_N(C, preauth_buffer, "4096", 512, 1048576, NULL, "bytes of input a connection may hold before it is authenticated"),
     HW_OPT_N(C, max_unauth_per_source, "256", 1, 10000000, NULL, "unauthenticated connections at once from one address (IPv6: one /64)"),
@@ -137,26 +163,67 @@ static const hw_option hw_serve_options[] = {
 };
 #undef C
 
+typedef struct hw_serve hw_serve;
+
+/* One worker: its loop and every part on it. */
 typedef struct hw_daemon {
+  hw_serve *serve;
+  int index;          /* 0: the main thread's loop, which also holds the process-wide parts */
   uv_loop_t *loop;
+  uv_loop_t own_loop; /* the loop of workers 1..N-1 */
+  uv_thread_t thread;
+  int thread_started;
   /* Owned here and lent out through backend (and the registry to the pipeline): every terminal's
    * record, and authentication. The registry goes last: every other part points into it. */
   hw_registry registry;
   hw_auth *auth;
   hw_pipeline *pipeline;
   hw_server *server;
-  hw_metrics *metrics; /* NULL unless --metrics-listen */
-  hw_jt809_centre *jt809; /* NULL unless --jt809-listen */
-  hw_retention *retention; /* NULL when nothing is to be dropped or moved */
+  hw_jt809_centre *jt809; /* NULL unless --jt809-listen, and on worker 0 only */
+  hw_retention *retention; /* NULL when nothing is to be dropped or moved, and on workers 1.. */
   hw_backend backend;
-  uv_signal_t sigint, sigterm;
+  /* Wakes this loop from another thread: a stop request, a metrics gather. */
+  uv_async_t wake;
+  atomic_int stop_requested;
+  atomic_uint_fast64_t gather_gen; /* the gather asked for; gather_done: the last one answered */
+  uint64_t gather_done;
   uv_timer_t stats;
-  int handles;        /* sigint, sigterm and stats are initialised */
+  int handles;        /* wake and stats are initialised */
   int stopping;
+  int stopped;        /* every part has stopped: wake and stats are closing */
   int pending;        /* parts still stopping after the server closed */
   int jt808;          /* the JT/T 808 listener is on */
+  int start_rc;
   uint64_t last_rows;
 } hw_daemon;
+
+/* The process: the workers, and the parts there is one of, on worker 0's loop. */
+struct hw_serve {
+  const hw_serve_config *cfg;
+  const char *rhost;
+  int rport;
+  unsigned n;
+  hw_daemon *workers;      /* owned, n */
+  hw_owners *owners;       /* owned; NULL with one worker */
+  uv_loop_t *loop;         /* worker 0's */
+  uv_signal_t sigint, sigterm;
+  uv_async_t done;         /* a worker has stopped */
+  int handles;             /* done is initialised */
+  int signals;             /* sigint and sigterm are (after a successful start only) */
+  int stopping;
+  unsigned stopped;        /* workers stopped (under mu) */
+  hw_metrics *metrics;     /* NULL unless --metrics-listen */
+  /* The start barrier and the metrics gather. */
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  unsigned started;        /* workers whose start returned */
+  int go;                  /* set once the listeners are open (or the start failed): loops run */
+  hw_metrics_snapshot *acc; /* the gather in progress, NULL when none */
+  uint64_t gen;
+  unsigned answered;
+};
+
+#define HW_SERVE_GATHER_MS 2000 /* a worker that does not add its counters in this long is missing */
 
 /* The pipeline's backpressure, applied to the server. */
 static void hw_daemon_on_flow(void *arg, hw_pipeline_flow ev) {
@@ -169,17 +236,30 @@ static void hw_daemon_on_flow(void *arg, hw_pipeline_flow ev) {
     hw_server_resume(d->server);
 }
 
+static void hw_daemon_on_handle_closed(uv_handle_t *h) { (void)h; }
+
+/* A worker has stopped (any thread). Counted and sent under the lock: worker 0's loop closes
+ * sv->done once it sees the last count, so no send may come after that. */
+static void hw_serve_worker_stopped(hw_serve *sv) {
+  uv_mutex_lock(&sv->mu);
+  sv->stopped++;
+  uv_async_send(&sv->done);
+  uv_mutex_unlock(&sv->mu);
+}
+
 static void hw_daemon_part_stopped(void *arg) {
   hw_daemon *d = arg;
   if (--d->pending > 0)
     return;
   hw_registry_free(&d->registry);
+  d->stopped = 1;
   if (d->handles) {
-    uv_close((uv_handle_t *)&d->sigint, NULL);
-    uv_close((uv_handle_t *)&d->sigterm, NULL);
-    uv_close((uv_handle_t *)&d->stats, NULL);
+    uv_close((uv_handle_t *)&d->wake, hw_daemon_on_handle_closed);
+    uv_close((uv_handle_t *)&d->stats, hw_daemon_on_handle_closed);
   }
   hw_info("serve", NULL, "stopped");
+  hw_serve *sv = d->serve;
+  hw_serve_worker_stopped(sv);
 }
 
 static void hw_daemon_on_pipeline_stopped(void *arg) {
@@ -239,38 +319,127 @@ static void hw_daemon_on_drained(void *arg) {
  * closes in the usual order once the loop runs. */
 static void hw_daemon_abort(hw_daemon *d) {
   d->stopping = 1;
-  if (d->metrics) {
-    hw_metrics_stop(d->metrics, NULL, NULL);
-    d->metrics = NULL;
-  }
   if (d->server)
     hw_server_close(d->server, hw_daemon_on_server_closed, d);
   else
     hw_daemon_on_server_closed(d);
 }
 
-static void hw_daemon_on_signal(uv_signal_t *h, int signum) {
+/* Stop accepting, commit and ack what is buffered, then close the rest (the drain's callbacks). */
+static void hw_daemon_stop(hw_daemon *d) {
+  if (d->stopping)
+    return;
+  d->stopping = 1;
+  uv_timer_stop(&d->stats);
+  hw_info("serve", NULL, "committing what is buffered, then stopping");
+  hw_server_stop_accepting(d->server);
+  hw_pipeline_drain(d->pipeline, hw_daemon_on_drained, d);
+}
+
+/* This worker's counters into the gather in progress, on this worker's loop. */
+static void hw_daemon_gather(hw_daemon *d, uint64_t gen) {
+  hw_serve *sv = d->serve;
+  hw_metrics_sources src = {.pipeline = d->pipeline, .server = d->server, .jt808 = d->jt808,
+                            .pg_writers = sv->cfg->pg_writers, .worker = (unsigned)d->index};
+  uv_mutex_lock(&sv->mu);
+  if (sv->acc && sv->gen == gen) {
+    hw_metrics_collect(sv->acc, &src);
+    sv->answered++;
+    uv_cond_signal(&sv->cv);
+  }
+  uv_mutex_unlock(&sv->mu);
+}
+
+static void hw_daemon_on_wake(uv_async_t *h) {
   hw_daemon *d = h->data;
-  if (d->stopping) {
+  if (d->stopped)
+    return;
+  uint64_t gen = atomic_load(&d->gather_gen);
+  if (gen != d->gather_done) {
+    d->gather_done = gen;
+    hw_daemon_gather(d, gen);
+  }
+  if (atomic_load(&d->stop_requested))
+    hw_daemon_stop(d);
+}
+
+static void hw_daemon_request_stop(hw_daemon *d) {
+  atomic_store(&d->stop_requested, 1);
+  uv_async_send(&d->wake);
+}
+
+/* hw_metrics_gather_fn: workers 1..N-1 add their counters on their loops while worker 0's waits
+ * (a scrape holds it for as long as the busiest loop takes to get to the request). */
+static int hw_serve_gather(void *arg, hw_metrics_snapshot *acc) {
+  hw_serve *sv = arg;
+  int rc = 0;
+  uv_mutex_lock(&sv->mu);
+  sv->acc = acc;
+  sv->answered = 0;
+  uint64_t gen = ++sv->gen;
+  for (unsigned i = 1; i < sv->n; i++) {
+    atomic_store(&sv->workers[i].gather_gen, gen);
+    uv_async_send(&sv->workers[i].wake);
+  }
+  uint64_t deadline = uv_hrtime() + (uint64_t)HW_SERVE_GATHER_MS * 1000000u;
+  while (sv->answered < sv->n - 1) {
+    uint64_t now = uv_hrtime();
+    if (now >= deadline || uv_cond_timedwait(&sv->cv, &sv->mu, deadline - now) == UV_ETIMEDOUT) {
+      if (sv->answered < sv->n - 1)
+        rc = -ETIMEDOUT;
+      break;
+    }
+  }
+  sv->acc = NULL; /* a late answer adds nothing */
+  uv_mutex_unlock(&sv->mu);
+  return rc;
+}
+
+/* A worker has stopped; when all have, worker 0's loop may end. */
+static void hw_serve_on_done(uv_async_t *h) {
+  hw_serve *sv = h->data;
+  uv_mutex_lock(&sv->mu);
+  int all = sv->stopped == sv->n;
+  uv_mutex_unlock(&sv->mu);
+  if (!all || !sv->handles)
+    return;
+  sv->handles = 0;
+  if (sv->signals) {
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+  }
+  uv_close((uv_handle_t *)&sv->done, NULL);
+  if (sv->n > 1)
+    hw_info("serve", NULL, "all %u workers stopped", sv->n);
+}
+
+/* Stops every worker; the metrics endpoint first: it reads the parts that are about to stop. */
+static void hw_serve_stop(hw_serve *sv) {
+  sv->stopping = 1;
+  if (sv->metrics) {
+    hw_metrics_stop(sv->metrics, NULL, NULL);
+    sv->metrics = NULL;
+  }
+  for (unsigned i = 0; i < sv->n; i++)
+    if (sv->workers[i].start_rc == 0)
+      hw_daemon_request_stop(&sv->workers[i]);
+}
+
+static void hw_serve_on_signal(uv_signal_t *h, int signum) {
+  hw_serve *sv = h->data;
+  if (sv->stopping) {
     hw_warn("serve", NULL, "second signal: exiting now, uncommitted fixes are not acknowledged");
     _exit(1);
   }
-  d->stopping = 1;
-  uv_timer_stop(&d->stats);
-  hw_info("serve", NULL, "%s: committing what is buffered, then stopping", strsignal(signum));
-  /* First: it reads the parts that are about to stop. */
-  if (d->metrics) {
-    hw_metrics_stop(d->metrics, NULL, NULL);
-    d->metrics = NULL;
-  }
-  hw_server_stop_accepting(d->server);
-  hw_pipeline_drain(d->pipeline, hw_daemon_on_drained, d);
+  hw_info("serve", NULL, "%s: every worker commits what is buffered, then stops", strsignal(signum));
+  hw_serve_stop(sv);
 }
 
 static void hw_daemon_on_stats(uv_timer_t *t) {
   hw_daemon *d = t->data;
   if (d->stopping)
     return; /* the server and pipeline are being taken down */
+  /* a line per worker, named by the log's worker= field */
   hw_pipeline_stats st;
   hw_pipeline_get_stats(d->pipeline, &st);
   double secs = (double)uv_timer_get_repeat(t) / 1000.0;
@@ -330,11 +499,24 @@ static int hw_serve_check_schema(PGconn *c) {
   return 0;
 }
 
-/* Starts every part on d->loop. On failure the parts started so far are closing (the caller runs
- * the loop to let them finish). pg: the start-up connection, for the rule-state restore. */
-static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char *rhost, int rport,
-                           PGconn *pg) {
-  int rc;
+/* Starts every part of worker d on d->loop, on the thread that will run it. On failure the parts
+ * started so far are closing (the caller runs the loop to let them finish). pg: the worker's
+ * start-up connection, for the rule-state restore. */
+static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
+  const hw_serve_config *cfg = d->serve->cfg;
+  const char *rhost = d->serve->rhost;
+  int rport = d->serve->rport, rc;
+  /* Cannot fail on Unix but for a lack of descriptors: libuv only initialises these. */
+  if ((rc = uv_async_init(d->loop, &d->wake, hw_daemon_on_wake))) {
+    hw_error("serve", NULL, "cannot start: %s", uv_strerror(rc));
+    d->stopping = 1;
+    d->pending = 1;
+    hw_daemon_part_stopped(d);
+    return rc;
+  }
+  uv_timer_init(d->loop, &d->stats);
+  d->wake.data = d->stats.data = d;
+  d->handles = 1;
   if ((rc = HW_FAULT("serve.auth")) || (rc = hw_auth_start(&d->auth, d->loop, cfg->pg, cfg->refusal_retention_days))) {
     hw_error("serve", NULL, "cannot start authentication: %s", strerror(-rc));
     goto fail;
@@ -352,6 +534,8 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
       .flow_arg = d,
       .rules = (int)cfg->rules,
       .zone_cell_e6 = 20000,
+      .owners = d->serve->owners,
+      .worker = d->index,
   };
   hw_rules_config_default(&pc.rules_cfg);
   pc.redis.publish = (int)cfg->publish_positions;
@@ -382,7 +566,7 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
    * the engine before any live fix, and the schema check has the connection open anyway. */
   if ((rc = hw_pipeline_restore_rules(d->pipeline, pg)))
     goto fail;
-  if (cfg->jt809_listen[0]) {
+  if (cfg->jt809_listen[0] && d->index == 0) {
     hw_jt809_centre_config jc = {.conninfo = cfg->pg,
                                  .slave_timeout_ms = cfg->jt809_slave_timeout_ms,
                                  .slave_heartbeat_ms = cfg->jt809_slave_heartbeat_s * 1000u,
@@ -403,7 +587,7 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
                               .archive_tablespace = cfg->archive_tablespace,
                               .archive_after_days = cfg->archive_after_days,
                               .interval_ms = cfg->retention_interval_s * 1000u};
-  if (hw_retention_enabled(&rcfg) &&
+  if (d->index == 0 && hw_retention_enabled(&rcfg) &&
       (rc = hw_retention_start(&d->retention, d->loop, cfg->pg, &rcfg))) {
     d->retention = NULL;
     hw_error("serve", NULL, "cannot start the retention runner: %s", strerror(-rc));
@@ -417,7 +601,8 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
                          .auth_timeout_s = cfg->auth_timeout_s,
                          .preauth_buffer = cfg->preauth_buffer,
                          .max_unauth_per_source = cfg->max_unauth_per_source,
-                         .max_unauth = cfg->max_unauth};
+                         .max_unauth = cfg->max_unauth,
+                         .reuseport = d->serve->n > 1};
   if ((rc = HW_FAULT("serve.server")) ||
       (rc = hw_server_init(&d->server, d->loop, &sc, &d->backend))) {
     hw_error("serve", NULL, "cannot start the server: %s", strerror(-rc));
@@ -426,39 +611,7 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
   /* With rules on, nothing is read before the registry's first load (HW_FLOW_READY). */
   if (!hw_pipeline_ready(d->pipeline))
     hw_server_pause(d->server);
-  hw_pb_proto_set_max_frame(cfg->max_frame);
-  if ((rc = HW_FAULT("serve.listen")) ||
-      (rc = hw_server_listen(d->server, cfg->listen, &hw_pb_proto)))
-    goto fail;
-  if (cfg->jt808_listen[0] &&
-      ((rc = HW_FAULT("serve.listen_jt808")) ||
-       (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
-    goto fail;
   d->jt808 = cfg->jt808_listen[0] != 0;
-  if (cfg->jt809_listen[0] && (rc = hw_server_listen(d->server, cfg->jt809_listen, &hw_jt809_proto)))
-    goto fail;
-  if (cfg->metrics_listen[0]) {
-    hw_metrics_config mc = {.listen = cfg->metrics_listen, .pg_conninfo = cfg->pg};
-    hw_http_config_default(&mc.http);
-    mc.http.max_connections = cfg->metrics_max_connections;
-    mc.http.request_timeout_ms = cfg->metrics_request_timeout_s * 1000u;
-    mc.http.max_body = 4096; /* its endpoints take no body: a little memory per connection */
-    hw_metrics_sources ms = {.pipeline = d->pipeline, .server = d->server, .jt808 = d->jt808,
-                             .pg_writers = cfg->pg_writers};
-    if ((rc = HW_FAULT("serve.metrics")) || (rc = hw_metrics_start(&d->metrics, d->loop, &mc, &ms))) {
-      d->metrics = NULL;
-      hw_error("serve", NULL, "cannot serve metrics on %s: %s", cfg->metrics_listen, strerror(-rc));
-      goto fail;
-    }
-  }
-  /* Cannot fail on Unix: libuv only initialises these. */
-  uv_signal_init(d->loop, &d->sigint);
-  uv_signal_init(d->loop, &d->sigterm);
-  uv_timer_init(d->loop, &d->stats);
-  d->handles = 1;
-  d->sigint.data = d->sigterm.data = d->stats.data = d;
-  uv_signal_start(&d->sigint, hw_daemon_on_signal, SIGINT);
-  uv_signal_start(&d->sigterm, hw_daemon_on_signal, SIGTERM);
   if (cfg->stats_interval_s)
     uv_timer_start(&d->stats, hw_daemon_on_stats, cfg->stats_interval_s * 1000ull,
                    cfg->stats_interval_s * 1000ull);
@@ -475,14 +628,15 @@ fail:
 /* A session is a descriptor. Left to run out, libuv accepts and closes the peers it cannot hold
  * without telling the daemon (no log, no counter), and a PostgreSQL or Redis connection that drops
  * then cannot come back: every ack would stop. So: the soft open files limit is raised towards
- * the hard one as far as max_connections needs, and max_connections is lowered to what the limit
- * leaves after HW_SERVE_FD_RESERVE; a peer above it is refused on the max_connections path
- * (counted, logged, closed) and the reserve stays free. */
-static void hw_serve_fit_open_files(hw_serve_config *cfg) {
+ * the hard one as far as max_connections (per worker) times the workers needs, and
+ * max_connections is lowered to each worker's share of what the limit leaves after
+ * HW_SERVE_FD_RESERVE; a peer above it is refused on the max_connections path (counted, logged,
+ * closed) and the reserve stays free. */
+static void hw_serve_fit_open_files(hw_serve_config *cfg, unsigned workers) {
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
     return;
-  rlim_t want = (rlim_t)cfg->max_connections + HW_SERVE_FD_RESERVE;
+  rlim_t want = (rlim_t)cfg->max_connections * workers + HW_SERVE_FD_RESERVE;
   if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
     rlim_t before = rl.rlim_cur;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
@@ -496,14 +650,96 @@ static void hw_serve_fit_open_files(hw_serve_config *cfg) {
   }
   if (rl.rlim_cur >= want)
     return;
-  uint32_t fit = rl.rlim_cur > 2 * HW_SERVE_FD_RESERVE ? (uint32_t)(rl.rlim_cur - HW_SERVE_FD_RESERVE)
-                                                       : (uint32_t)(rl.rlim_cur / 2);
-  hw_warn("serve", NULL, "open files limit %llu (hard %llu) cannot hold max_connections %u: "
-          "max_connections lowered to %u, %u descriptors kept for the daemon's own connections; "
-          "raise LimitNOFILE / `ulimit -n` for more", (unsigned long long)rl.rlim_cur,
-          (unsigned long long)rl.rlim_max, cfg->max_connections, fit,
-          (unsigned)(rl.rlim_cur - fit));
+  rlim_t room = rl.rlim_cur > 2 * HW_SERVE_FD_RESERVE ? rl.rlim_cur - HW_SERVE_FD_RESERVE
+                                                      : rl.rlim_cur / 2;
+  uint32_t fit = (uint32_t)(room / workers);
+  hw_warn("serve", NULL, "open files limit %llu (hard %llu) cannot hold max_connections %u on "
+          "each of %u workers: max_connections lowered to %u per worker, %llu descriptors kept "
+          "for the daemon's own connections; raise LimitNOFILE / `ulimit -n` for more",
+          (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, cfg->max_connections,
+          workers, fit, (unsigned long long)(rl.rlim_cur - (rlim_t)fit * workers));
   cfg->max_connections = fit ? fit : 1;
+}
+
+/* Opens worker d's listeners, once every worker has started, so that the kernel spreads the
+ * first connections over all of them (a worker listening early would get every one). Runs on
+ * the main thread while d's loop is not running yet (its thread waits for sv->go). On failure
+ * the caller stops every worker. */
+static int hw_daemon_listen(hw_daemon *d) {
+  const hw_serve_config *cfg = d->serve->cfg;
+  int rc;
+  if ((rc = HW_FAULT("serve.listen")) ||
+      (rc = hw_server_listen(d->server, cfg->listen, &hw_pb_proto)))
+    return rc;
+  if (cfg->jt808_listen[0] &&
+      ((rc = HW_FAULT("serve.listen_jt808")) ||
+       (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
+    return rc;
+  /* Worker 0 only: see the header comment. */
+  if (cfg->jt809_listen[0] && d->index == 0 &&
+      (rc = hw_server_listen(d->server, cfg->jt809_listen, &hw_jt809_proto)))
+    return rc;
+  return 0;
+}
+
+/* Worker 1..N-1: its own loop, from its start to its stop. */
+static void hw_daemon_thread(void *arg) {
+  hw_daemon *d = arg;
+  hw_serve *sv = d->serve;
+  hw_log_set_worker(d->index);
+  int rc = uv_loop_init(&d->own_loop);
+  PGconn *pg = NULL;
+  if (rc) {
+    hw_error("serve", NULL, "cannot make an event loop: %s", uv_strerror(rc));
+  } else {
+    d->loop = &d->own_loop;
+    pg = PQconnectdb(sv->cfg->pg);
+    if (PQstatus(pg) != CONNECTION_OK) {
+      hw_error("serve", NULL, "cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
+      rc = -ECONNREFUSED;
+      /* nothing started: count it stopped, as a failed start would */
+      d->stopped = 1;
+      hw_serve_worker_stopped(sv);
+    } else {
+      rc = hw_daemon_start(d, pg);
+    }
+    PQfinish(pg);
+  }
+  uv_mutex_lock(&sv->mu);
+  d->start_rc = rc ? rc : 0;
+  sv->started++;
+  uv_cond_broadcast(&sv->cv);
+  while (!sv->go) /* the main thread opens the listeners meanwhile */
+    uv_cond_wait(&sv->cv, &sv->mu);
+  uv_mutex_unlock(&sv->mu);
+  if (d->loop) {
+    uv_run(d->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(d->loop))
+      hw_warn("serve", NULL, "loop closed with handles still open");
+  } else {
+    hw_serve_worker_stopped(sv);
+  }
+  hw_pb_codec_thread_free();
+}
+
+/* The metrics endpoint: one listener for the process, on worker 0's loop. */
+static int hw_serve_start_metrics(hw_serve *sv) {
+  const hw_serve_config *cfg = sv->cfg;
+  hw_daemon *d = &sv->workers[0];
+  hw_metrics_config mc = {.listen = cfg->metrics_listen, .pg_conninfo = cfg->pg,
+                          .gather = sv->n > 1 ? hw_serve_gather : NULL, .gather_arg = sv};
+  hw_http_config_default(&mc.http);
+  mc.http.max_connections = cfg->metrics_max_connections;
+  mc.http.request_timeout_ms = cfg->metrics_request_timeout_s * 1000u;
+  mc.http.max_body = 4096; /* its endpoints take no body: a little memory per connection */
+  hw_metrics_sources ms = {.pipeline = d->pipeline, .server = d->server, .jt808 = d->jt808,
+                           .pg_writers = cfg->pg_writers, .worker = 0};
+  int rc;
+  if ((rc = HW_FAULT("serve.metrics")) || (rc = hw_metrics_start(&sv->metrics, sv->loop, &mc, &ms))) {
+    sv->metrics = NULL;
+    hw_error("serve", NULL, "cannot serve metrics on %s: %s", cfg->metrics_listen, strerror(-rc));
+  }
+  return rc;
 }
 
 int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
@@ -542,8 +778,13 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     fprintf(stderr, "serve: --redis '%s' is not HOST:PORT\n", cfg.redis);
     return 2;
   }
-  /* The start-up connection: schema check, then the rule-state restore; closed before the loop
-   * runs. */
+  unsigned n = cfg.workers ? cfg.workers : uv_available_parallelism();
+  if (n < 1)
+    n = 1;
+  if (n > HW_METRICS_MAX_WORKERS)
+    n = HW_METRICS_MAX_WORKERS;
+  /* The start-up connection: schema check, then worker 0's rule-state restore (the other workers
+   * restore on connections of their own, in parallel); closed before the loop runs. */
   PGconn *pg = PQconnectdb(cfg.pg);
   if (PQstatus(pg) != CONNECTION_OK) {
     hw_error("serve", NULL, "cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
@@ -555,18 +796,98 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     return 1;
   }
   signal(SIGPIPE, SIG_IGN);
-  hw_serve_fit_open_files(&cfg);
+  hw_serve_fit_open_files(&cfg, n);
+  hw_pb_proto_set_max_frame(cfg.max_frame); /* before any worker thread: read-only afterwards */
 
-  hw_daemon d = {.loop = loop};
-  rc = hw_daemon_start(&d, &cfg, rhost, rport, pg);
+  hw_serve sv = {.cfg = &cfg, .rhost = rhost, .rport = rport, .n = n, .loop = loop};
+  if (!(sv.workers = calloc(n, sizeof *sv.workers)) || (n > 1 && hw_owners_new(&sv.owners, n))) {
+    hw_error("serve", NULL, "cannot start: out of memory");
+    free(sv.workers);
+    PQfinish(pg);
+    return 1;
+  }
+  uv_mutex_init(&sv.mu);
+  uv_cond_init(&sv.cv);
+  if ((rc = uv_async_init(loop, &sv.done, hw_serve_on_done))) {
+    hw_error("serve", NULL, "cannot start: %s", uv_strerror(rc));
+    hw_owners_free(sv.owners);
+    free(sv.workers);
+    PQfinish(pg);
+    return 1;
+  }
+  sv.done.data = &sv;
+  sv.handles = 1;
+  if (n > 1)
+    hw_log_set_worker(0);
+  for (unsigned i = 0; i < n; i++) {
+    sv.workers[i].serve = &sv;
+    sv.workers[i].index = (int)i;
+  }
+  for (unsigned i = 1; i < n; i++) {
+    hw_daemon *d = &sv.workers[i];
+    if ((rc = uv_thread_create(&d->thread, hw_daemon_thread, d)) == 0) {
+      d->thread_started = 1;
+      continue;
+    }
+    hw_error("serve", NULL, "cannot start worker %u's thread: %s", i, uv_strerror(rc));
+    uv_mutex_lock(&sv.mu);
+    d->start_rc = rc ? rc : -EAGAIN;
+    sv.started++;
+    sv.stopped++; /* nothing of it runs */
+    uv_mutex_unlock(&sv.mu);
+  }
+  sv.workers[0].loop = loop;
+  rc = hw_daemon_start(&sv.workers[0], pg);
   PQfinish(pg);
-  if (rc == 0) {
-    hw_info("serve", NULL, "haulwatch %s ready (batch %u rows / %u ms, %u writer connections)",
-            HW_VERSION, cfg.batch_rows, cfg.batch_ms, cfg.pg_writers);
+  uv_mutex_lock(&sv.mu);
+  sv.workers[0].start_rc = rc;
+  sv.started++;
+  while (sv.started < n)
+    uv_cond_wait(&sv.cv, &sv.mu);
+  uv_mutex_unlock(&sv.mu);
+  int failed = 0;
+  for (unsigned i = 0; i < n; i++)
+    failed |= sv.workers[i].start_rc != 0;
+  for (unsigned i = 0; i < n && !failed; i++) {
+    hw_log_set_worker(n > 1 ? (int)i : -1); /* its lines name the worker */
+    failed = hw_daemon_listen(&sv.workers[i]) != 0;
+  }
+  hw_log_set_worker(n > 1 ? 0 : -1);
+  uv_mutex_lock(&sv.mu);
+  sv.go = 1;
+  uv_cond_broadcast(&sv.cv);
+  uv_mutex_unlock(&sv.mu);
+  if (!failed && cfg.metrics_listen[0])
+    failed = hw_serve_start_metrics(&sv) != 0;
+  if (failed) {
+    /* Those that started stop as on a signal (one whose listeners opened may have accepted). */
+    sv.stopping = 1;
+    for (unsigned i = 0; i < n; i++)
+      if (sv.workers[i].start_rc == 0)
+        hw_daemon_request_stop(&sv.workers[i]);
+  } else {
+    /* Only now: a failed start closes by itself, and a signal meanwhile ends the process. Cannot
+     * fail on Unix: libuv only initialises these. */
+    uv_signal_init(loop, &sv.sigint);
+    uv_signal_init(loop, &sv.sigterm);
+    sv.sigint.data = sv.sigterm.data = &sv;
+    sv.signals = 1;
+    uv_signal_start(&sv.sigint, hw_serve_on_signal, SIGINT);
+    uv_signal_start(&sv.sigterm, hw_serve_on_signal, SIGTERM);
+    hw_info("serve", NULL, "haulwatch %s ready (%u workers; per worker: batch %u rows / %u ms, "
+            "%u writer connections)", HW_VERSION, n, cfg.batch_rows, cfg.batch_ms, cfg.pg_writers);
   }
   /* Until stopped by a signal or, after a failed start, until what started has closed. */
   uv_run(loop, UV_RUN_DEFAULT);
-  return rc ? 1 : 0;
+  for (unsigned i = 1; i < n; i++)
+    if (sv.workers[i].thread_started)
+      uv_thread_join(&sv.workers[i].thread);
+  hw_log_set_worker(-1);
+  uv_cond_destroy(&sv.cv);
+  uv_mutex_destroy(&sv.mu);
+  hw_owners_free(sv.owners);
+  free(sv.workers);
+  return failed ? 1 : 0;
 }
 
 int hw_cmd_serve(int argc, char **argv) {

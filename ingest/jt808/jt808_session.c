@@ -45,11 +45,13 @@ typedef struct hw_j8_state {
 
 const size_t hw_jt808_state_size = sizeof(hw_j8_state);
 
-/* One loop thread: one deframer and one fix buffer serve every session. A read is consumed in
- * full before the next one starts, so neither is ever shared by two sessions at once. */
-static hw_jt808_deframer hw_j8_df;
-static hw_fix hw_j8_fixes[HW_J8_MAX_BATCH];
-static hw_jt808_stats hw_j8_stats;
+/* One deframer and one fix buffer per loop thread (serve --workers: one loop per thread) serve
+ * every session of that loop. A read is consumed in full before the next one starts, so neither
+ * is ever shared by two sessions at once. The counters are the loop's too: a metrics scrape adds
+ * them up on each loop (cli/metrics.c). */
+static _Thread_local hw_jt808_deframer hw_j8_df;
+static _Thread_local hw_fix hw_j8_fixes[HW_J8_MAX_BATCH];
+static _Thread_local hw_jt808_stats hw_j8_stats;
 
 void hw_jt808_get_stats(hw_jt808_stats *out) { *out = hw_j8_stats; }
 

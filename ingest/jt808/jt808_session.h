@@ -28,7 +28,8 @@ extern const hw_proto hw_jt808_proto;
 /* The protocol state appended to each session, for memory accounting. */
 extern const size_t hw_jt808_state_size;
 
-/* Counters over every JT/T 808 session since start (one loop: plain integers). */
+/* Counters over every JT/T 808 session of the calling thread's loop since start (plain
+ * integers: one per worker loop; hw_jt808_get_stats reads the caller's). */
 typedef struct hw_jt808_stats {
   uint64_t frames;         /* good frames received */
   uint64_t bad_frames;     /* dropped: checksum, escape, oversize, impossible header */

@@ -21,8 +21,8 @@ static atomic_int hw_j9d_jobs; /* mismatch rows being written */
 static atomic_uint hw_j9d_unknown; /* jt809: registry records created */
 static atomic_int hw_j9d_cap_logged;
 
-/* The fixes of one message (a 0x1203 holds at most 255): the loop thread only. */
-static hw_fix hw_j9d_fixes[HW_JT809_BATCH_MAX];
+/* The fixes of one message (a 0x1203 holds at most 255): one buffer per loop thread. */
+static _Thread_local hw_fix hw_j9d_fixes[HW_JT809_BATCH_MAX];
 
 void hw_jt809_data_get_stats(hw_jt809_data_stats *o) {
   o->positions = hw_j9d.positions;

@@ -192,7 +192,7 @@ static void hw_j9s_schedule(hw_jt809_slave *sl) {
 static void hw_j9s_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)h;
   (void)suggested;
-  static char rbuf[4096]; /* loop thread only; consumed before the next read */
+  static _Thread_local char rbuf[4096]; /* the loop thread's; consumed before the next read */
   *buf = uv_buf_init(rbuf, sizeof rbuf);
 }
 

@@ -2,6 +2,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/options.h"
@@ -313,6 +315,26 @@ static void hw_server_on_connection(uv_stream_t *st, int status) {
   hw_session_start(l->srv, l);
 }
 
+/* libuv 1.44 has no flag for SO_REUSEPORT: the socket is made here, the option set before the
+ * bind, and the socket handed to libuv (uv_tcp_open), whose bind and listen then use it. On
+ * failure the socket is closed, or owned by l (closed with it). */
+static int hw_server_reuseport_open(uv_tcp_t *tcp, const struct sockaddr *sa) {
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1, rc;
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one)) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  if ((rc = uv_tcp_open(tcp, fd))) {
+    close(fd);
+    return rc;
+  }
+  return 0;
+}
+
 int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto) {
   char host[64];
   int port, rc;
@@ -335,6 +357,10 @@ int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto
   uv_tcp_init(srv->loop, &l->tcp);
   l->tcp.data = l;
   srv->nlisteners++;
+  if (srv->cfg.reuseport && (rc = hw_server_reuseport_open(&l->tcp, (struct sockaddr *)&ss))) {
+    hw_error("server", NULL, "cannot listen on %s: %s", hostport, uv_strerror(rc));
+    return rc;
+  }
   if ((rc = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, 0)) ||
       (rc = uv_listen((uv_stream_t *)&l->tcp, 4096, hw_server_on_connection))) {
     hw_error("server", NULL, "cannot listen on %s: %s", hostport, uv_strerror(rc));

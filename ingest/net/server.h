@@ -29,6 +29,9 @@ typedef struct hw_server_config {
   uint32_t preauth_buffer;   /* bytes of input a session may hold before authentication */
   uint32_t max_unauth_per_source; /* unauthenticated sessions at once from one address */
   uint32_t max_unauth;       /* unauthenticated sessions at once in all: above, the oldest goes */
+  /* Listen with SO_REUSEPORT: several servers (serve --workers, one per loop) bind the same
+   * address and the kernel spreads new connections over them. Off: a second bind fails. */
+  int reuseport;
 } hw_server_config;
 
 /* Counters since start, and two gauges; plain integers (one loop), one struct to export. */

@@ -322,14 +322,22 @@ int hw_session_write(hw_session *s, const uint8_t *data, size_t len) {
   return hw_session_writev(s, &b, 1);
 }
 
+void hw_session_close_replaced(hw_session *old) {
+  if (old->closing)
+    return;
+  if (old->term && old->term->session == old)
+    old->term->session = NULL;
+  old->term = NULL; /* the old session no longer speaks for its terminal */
+  if (old->proto->on_closing)
+    old->proto->on_closing(old, HW_CLOSE_REPLACED);
+  hw_session_close(old);
+}
+
 void hw_session_bind(hw_session *s, hw_terminal *t) {
   hw_session *old = t->session;
   if (old && old != s) {
     hw_info(s->proto->name, t->id, "peer=%s replaces the session from %s", s->peer, old->peer);
-    old->term = NULL; /* the old session no longer speaks for t */
-    if (old->proto->on_closing)
-      old->proto->on_closing(old, HW_CLOSE_REPLACED);
-    hw_session_close(old);
+    hw_session_close_replaced(old);
   }
   t->session = s;
   t->session_gen++;

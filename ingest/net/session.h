@@ -121,6 +121,10 @@ void hw_session_close(hw_session *s);
 
 /* Binds the session to terminal t: an older session of t is told it was replaced and closed. */
 void hw_session_bind(hw_session *s, hw_terminal *t);
+/* Another connection now speaks for s's terminal (on this loop: hw_session_bind; on another
+ * worker's: pipeline/owners.h): s no longer does, is told why (on_closing, REPLACED) and is
+ * closed. Acks still owed to s are dropped, as the terminal is now someone else's. */
+void hw_session_close_replaced(hw_session *s);
 
 /* The reference that brings an ack back to s (bound to a terminal) once what it queued now is
  * durable. Sinks carry it opaquely; hw_session_deliver_ack interprets it. */

@@ -9,6 +9,7 @@
 
 #include "base/fault.h"
 #include "base/log.h"
+#include "pipeline/owners.h"
 #include "rules/quality.h"
 #include "registry/registry_cache.h"
 #include "sinks/rule_store.h"
@@ -20,6 +21,10 @@
 #define HW_RULES_TICK_MS 10000
 
 struct hw_pipeline {
+  hw_owners *owners;      /* borrowed; NULL: one worker */
+  int worker;
+  uv_async_t lost;        /* owners only: another worker took terminals over (initialised when
+                           * lost.data is set) */
   uv_loop_t *loop;
   hw_pipeline_config cfg;
   hw_registry *registry; /* borrowed (cfg.registry) */
@@ -154,8 +159,8 @@ static void hw_pipeline_on_tick(uv_timer_t *timer) {
   if (!p->ready)
     return; /* terminals restored at start are bound to their vehicles by the first load */
   hw_registry_foreach(p->registry, t) {
-    if (!t->rules)
-      continue;
+    if (!t->rules || (p->owners && !hw_owners_owns(p->owners, t->id, p->worker)))
+      continue; /* another worker's terminal: its copy here stays untouched */
     /* Held fixes whose hold expired; open episodes of a quiet terminal brought up to date. */
     int rc = hw_rules_tick(p->rules, t, t->vehicle, now);
     if (rc)
@@ -163,7 +168,44 @@ static void hw_pipeline_on_tick(uv_timer_t *timer) {
   }
 }
 
+static int hw_pipeline_store_owns(void *arg, const hw_terminal *t) {
+  hw_pipeline *p = arg;
+  return hw_owners_owns(p->owners, t->id, p->worker);
+}
+
+static int64_t hw_pipeline_store_mark(void *arg, int64_t cycle_start_ms) {
+  hw_pipeline *p = arg;
+  return hw_owners_mark(p->owners, p->worker, cycle_start_ms);
+}
+
+/* Terminals another worker's session has claimed since: their connection here (an older one
+ * of the same terminal) closes, as a replaced session does on one loop. */
+static void hw_pipeline_on_lost(uv_async_t *h) {
+  hw_pipeline *p = h->data;
+  for (hw_owners_lost *l = hw_owners_take_lost(p->owners, p->worker), *next; l; l = next) {
+    next = l->next;
+    hw_terminal *t = hw_registry_find(p->registry, l->id);
+    if (t && t->session && !hw_owners_owns(p->owners, t->id, p->worker)) {
+      hw_info("pipeline", t->id, "taken over by a connection on another worker: closing this one");
+      hw_session_close_replaced(t->session);
+    }
+    free(l);
+  }
+}
+
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
+  if (p->owners) {
+    int prev = -1;
+    if (hw_owners_claim(p->owners, t->id, p->worker, &prev))
+      hw_warn("pipeline", t->id, "out of memory: ownership not recorded");
+    else if (prev >= 0 && prev != p->worker && t->rules) {
+      /* Our copy is older than what worker prev did with the terminal since: a fresh start
+       * beats a stale one (README "Workers": the state does not move between workers yet). */
+      hw_info("rules", t->id, "moved here from worker %d: rule state starts afresh", prev);
+      hw_rule_state_free(t->rules);
+      t->rules = NULL;
+    }
+  }
   if (p->cache)
     hw_registry_cache_bind(p->cache, t);
 }
@@ -180,6 +222,16 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
   p->loop = loop;
   p->cfg = *cfg;
   p->registry = cfg->registry;
+  p->owners = cfg->owners;
+  p->worker = cfg->worker;
+  if (p->owners) {
+    if ((rc = uv_async_init(loop, &p->lost, hw_pipeline_on_lost))) {
+      free(p);
+      return rc;
+    }
+    p->lost.data = p;
+    hw_owners_attach(p->owners, p->worker, &p->lost);
+  }
   p->quality = cfg->rules_cfg.quality;
   p->ready = !cfg->rules;
   if ((rc = HW_FAULT("pipeline.pg_writer")) ||
@@ -202,8 +254,14 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
     if ((rc = HW_FAULT("pipeline.rule_store")) ||
         (rc = hw_rule_store_start(&p->rstore, loop, cfg->pg_conninfo_control, p->registry, 0)))
       goto fail;
-    if ((rc = HW_FAULT("pipeline.violation_relay")) ||
-        (rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg)))
+    if (p->owners)
+      hw_rule_store_set_hooks(p->rstore, &(hw_rule_store_hooks){.owns = hw_pipeline_store_owns,
+                                                               .mark = hw_pipeline_store_mark,
+                                                               .arg = p});
+    /* It relays every notification of the database, not this pipeline's: one per process
+     * (worker 0), or each would be published once per worker. */
+    if (cfg->worker == 0 && ((rc = HW_FAULT("pipeline.violation_relay")) ||
+                             (rc = hw_violation_relay_start(&p->relay, loop, &rc_cfg))))
       goto fail;
     uv_timer_init(loop, &p->tick);
     p->tick.data = p;
@@ -383,6 +441,11 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
     p->pending_stops++;
     hw_pg_writer_stop(p->pg, hw_pipeline_stopped_one, p);
   }
+  if (p->lost.data) {
+    hw_owners_attach(p->owners, p->worker, NULL); /* no send after this: the handle may close */
+    p->pending_stops++;
+    uv_close((uv_handle_t *)&p->lost, hw_pipeline_tick_closed);
+  }
   if (p->tick.data) {
     p->pending_stops++;
     uv_timer_stop(&p->tick);
@@ -392,7 +455,8 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
    * the registry's first load: the vehicles are not bound yet). */
   if (p->rules && p->ready)
     hw_registry_foreach(p->registry, t)
-      if (t->rules && hw_rules_flush(p->rules, t, t->vehicle, NULL))
+      if (t->rules && (!p->owners || hw_owners_owns(p->owners, t->id, p->worker)) &&
+          hw_rules_flush(p->rules, t, t->vehicle, NULL))
         hw_warn("rules", t->id, "open episodes not flushed");
   /* Rule state is saved once more and violations flushed; the cache unbinds every terminal
    * before the registry goes. */

@@ -47,6 +47,11 @@ typedef struct hw_pipeline_config {
    * conninfo is pg_conninfo_control. */
   int daily;
   hw_daily_store_config daily_cfg;
+  /* serve --workers N > 1: the process's terminal owners (pipeline/owners.h; borrowed, outlives
+   * the pipeline) and this pipeline's worker index. NULL: the only worker, owner of everything.
+   * The live violation relay (sinks/violation_relay.h) runs on worker 0 only. */
+  struct hw_owners *owners;
+  int worker;
 } hw_pipeline_config;
 
 /* Ack kinds (hw_ack_ref.kind). Protobuf: token is the highest seq the connection sent so far. */
@@ -68,7 +73,10 @@ int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) HW_MUST_CHECK;
 int hw_pipeline_ready(const hw_pipeline *p);
 
 /* A session now speaks for terminal t (after authentication): binds t to its registered
- * vehicle. Called by the protocol sessions after hw_session_bind. */
+ * vehicle. Called by the protocol sessions after hw_session_bind. With several workers this is
+ * also where this worker becomes t's owner (pipeline/owners.h): one that takes t over from
+ * another worker drops its own stale copy of t's rule state and starts afresh, and the other
+ * worker stops evaluating and saving its copy. The seam for handing the state over (fencing). */
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
 
 /* Takes the fixes of session s's terminal (validated, recv_ms set); a fix already stored under

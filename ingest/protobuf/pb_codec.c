@@ -18,11 +18,13 @@ typedef struct hw_arena {
   size_t nspill, capspill;
 } hw_arena;
 
-/* One loop thread decodes; the arena is that thread's. */
-static hw_arena hw_pb_arena;
+/* Each loop thread (serve --workers) decodes with an arena of its own; hw_pb_codec_thread_free
+ * releases it when that thread ends. */
+static _Thread_local hw_arena hw_pb_arena;
 
 static void *hw_arena_alloc(void *data, size_t size) {
-  hw_arena *a = data;
+  (void)data; /* the address of a thread-local is no constant initialiser: the caller's arena */
+  hw_arena *a = &hw_pb_arena;
   size = (size + 15) & ~(size_t)15;
   if (!a->mem && !(a->mem = malloc(HW_ARENA_SIZE)))
     return NULL;
@@ -57,7 +59,14 @@ static void hw_arena_reset(hw_arena *a) {
   a->used = 0;
 }
 
-static ProtobufCAllocator hw_pb_allocator = {hw_arena_alloc, hw_arena_free, &hw_pb_arena};
+static ProtobufCAllocator hw_pb_allocator = {hw_arena_alloc, hw_arena_free, NULL};
+
+void hw_pb_codec_thread_free(void) {
+  hw_arena_reset(&hw_pb_arena);
+  free(hw_pb_arena.spill);
+  free(hw_pb_arena.mem);
+  memset(&hw_pb_arena, 0, sizeof hw_pb_arena);
+}
 
 Haulwatch__V1__ClientMessage *hw_pb_decode_client(const uint8_t *frame, size_t len) {
   hw_arena_reset(&hw_pb_arena);

@@ -10,6 +10,8 @@
 Haulwatch__V1__ClientMessage *hw_pb_decode_client(const uint8_t *frame, size_t len);
 /* NULL when the frame is not a valid ServerMessage (client side: sim, tests). */
 Haulwatch__V1__ServerMessage *hw_pb_decode_server(const uint8_t *frame, size_t len);
+/* Frees the calling thread's arena (a worker thread that decoded calls it before it ends). */
+void hw_pb_codec_thread_free(void);
 
 /* 0 when every string field anywhere in m (any message, nested, repeated or in a oneof) is
  * valid UTF-8, as proto3 requires and protobuf-c 1.4 does not check; -EILSEQ otherwise, with

@@ -44,8 +44,9 @@ typedef struct hw_pb_state {
 } hw_pb_state;
 
 static size_t hw_pb_max_frame = 64 * 1024;
-/* Converted fixes of the report being handled; one loop thread, so one buffer. */
-static hw_fix hw_pb_fixes[HW_PB_MAX_FIXES_PER_REPORT];
+/* Converted fixes of the report being handled: one buffer per loop thread. hw_pb_max_frame is
+ * set once before any worker thread starts and only read afterwards. */
+static _Thread_local hw_fix hw_pb_fixes[HW_PB_MAX_FIXES_PER_REPORT];
 
 void hw_pb_proto_set_max_frame(size_t max_frame) { hw_pb_max_frame = max_frame; }
 

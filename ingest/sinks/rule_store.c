@@ -335,6 +335,7 @@ struct hw_rule_store {
   uint64_t cycle_start;
   int64_t cycle_start_wall; /* hw_now_ms() at the start: the mark once the cycle completes */
   hw_rule_store_stats stats;
+  hw_rule_store_hooks hooks; /* zero: one worker */
 
   int stopping, closing, handles;
   void (*done_cb)(void *arg);
@@ -461,10 +462,19 @@ static void hw_rstore_on_mark(void *arg, const PGresult *res) {
   hw_rstore_end(s, 1);
 }
 
+void hw_rule_store_set_hooks(hw_rule_store *s, const hw_rule_store_hooks *hooks) {
+  s->hooks = *hooks;
+}
+
 /* The last statement of a cycle whose states are all written. */
 static void hw_rstore_save_mark(hw_rule_store *s) {
   char mark[32];
-  snprintf(mark, sizeof mark, "%lld", (long long)s->cycle_start_wall);
+  int64_t at = s->hooks.mark ? s->hooks.mark(s->hooks.arg, s->cycle_start_wall) : s->cycle_start_wall;
+  if (at <= 0) { /* another worker has not completed a cycle yet: its states may be unsaved */
+    hw_rstore_end(s, 1);
+    return;
+  }
+  snprintf(mark, sizeof mark, "%lld", (long long)at);
   const char *params[1] = {mark};
   int rc = hw_pg_async_query(s->pg, hw_q_save_mark, 1, params, hw_rstore_on_mark, s);
   if (rc) {
@@ -491,7 +501,7 @@ static void hw_rstore_step(hw_rule_store *s) {
   while (s->cursor && s->nchunk < HW_RSTORE_CHUNK && scanned++ < HW_RSTORE_SCAN) {
     hw_terminal *t = s->cursor;
     s->cursor = t->hh.next;
-    if (!t->rules)
+    if (!t->rules || (s->hooks.owns && !s->hooks.owns(s->hooks.arg, t)))
       continue;
     s->cycle_terminals++;
     size_t len = 0;

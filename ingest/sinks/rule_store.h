@@ -64,6 +64,17 @@ typedef struct hw_rule_store hw_rule_store;
 int hw_rule_store_start(hw_rule_store **out, uv_loop_t *loop, const char *conninfo,
                         hw_registry *reg, uint32_t interval_ms) HW_MUST_CHECK;
 
+/* Several workers (serve --workers, pipeline/owners.h): each store saves only the terminals its
+ * worker owns (owns(arg, t) == 1), and writes as the mark what mark(arg, its cycle's start)
+ * returns, the oldest complete cycle of every worker (0: not yet, no mark written). Without
+ * hooks (one worker) every terminal is saved and the mark is the cycle's own start. */
+typedef struct hw_rule_store_hooks {
+  int (*owns)(void *arg, const hw_terminal *t);
+  int64_t (*mark)(void *arg, int64_t cycle_start_ms);
+  void *arg;
+} hw_rule_store_hooks;
+void hw_rule_store_set_hooks(hw_rule_store *s, const hw_rule_store_hooks *hooks);
+
 typedef struct hw_rule_store_stats {
   uint64_t cycles;        /* save cycles completed */
   uint64_t cycles_failed; /* ended early by a failed statement */

@@ -396,7 +396,9 @@ static int group_setup(void **state) {
   snprintf(pre, sizeof pre, "%d", PREAUTH);
   snprintf(per, sizeof per, "%d", PER_SOURCE);
   snprintf(all, sizeof all, "%d", MAX_UNAUTH);
-  const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt808-listen", jlisten_addr,
+  /* One worker: these limits are per worker (README "Workers"), and the test counts exact
+   * refusals and evictions of one set of them. */
+  const char *argv[] = {"serve", "--workers", "1", "--listen", env.listen_addr, "--jt808-listen", jlisten_addr,
                         "--pg", env.conninfo, "--redis", env.redis_addr, "--batch-ms", "20",
                         "--idle-timeout-s", "60", "--auth-timeout-s", auth, "--preauth-buffer",
                         pre, "--max-unauth-per-source", per, "--max-unauth", all, "--stats-interval-s", "1",
