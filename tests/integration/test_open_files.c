@@ -101,7 +101,7 @@ static int setup(void **state) {
   snprintf(nofile, sizeof nofile, "--nofile=%d:%d", HW_T_NOFILE, HW_T_NOFILE);
   const char *argv[] = {"prlimit", nofile, HW_BINARY, "serve", "--listen", env.listen_addr,
                         "--pg", env.conninfo, "--redis", env.redis_addr, "--rules", "false",
-                        "--stats-interval-s", "1", "--max-connections", "1000", NULL};
+                        "--stats-interval-s", "1", "--max-connections", "1000", "--workers", "1", NULL};
   /* prlimit sets the limit on itself and execs the daemon: the pid is the daemon's. */
   env.daemon_pid = hw_test_exec("/usr/bin/prlimit", argv, logfile);
   assert_int_equal(hw_test_wait_port(env.port, 20000), 0);

@@ -57,6 +57,11 @@ static int setup(void **state) {
                         "--redis", env.redis_addr, "--pg-pool", "2", NULL};
   env.daemon_pid = hw_test_spawn(argv, "test_web_read.web.log");
   wc_wait_ready(wport, &R);
+  /* Readiness is the primary's: the replica's connections may come up a moment later. */
+  for (int i = 0; i < 200 && !strstr(R.body, "\"postgres_read\":\"ok\""); i++) {
+    usleep(50 * 1000);
+    wc_request(wport, "GET", "/readyz", NULL, NULL, 0, &R);
+  }
   assert_non_null(strstr(R.body, "\"postgres_read\":\"ok\""));
   return 0;
 }
