@@ -188,6 +188,17 @@ void hw_session_bind(hw_session *s, hw_terminal *t) {
   s->gen = t->session_gen;
 }
 
+void hw_session_evict(hw_terminal *t) {
+  hw_session *s = t->session;
+  if (!s || s->closing)
+    return;
+  hw_info(s->proto->name, t->id, "peer=%s closed: the terminal is owned by another daemon now",
+          s->peer);
+  if (s->proto->on_closing)
+    s->proto->on_closing(s, HW_CLOSE_OWNER_MOVED);
+  hw_session_close(s);
+}
+
 int hw_session_deliver_ack(const hw_ack_ref *ack) {
   hw_session *s = ack->term->session;
   if (!s || ack->term->session_gen != ack->session_gen || s->closing)

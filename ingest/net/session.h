@@ -73,6 +73,7 @@ enum {
   HW_CLOSE_SLOW_READER,
   HW_CLOSE_AUTH_TIMEOUT,   /* not authenticated within auth_timeout_s */
   HW_CLOSE_PREAUTH_BUFFER, /* held more than preauth_buffer bytes before authentication */
+  HW_CLOSE_OWNER_MOVED,    /* another daemon claimed the terminal (docs/ownership.md) */
 };
 
 struct hw_source;
@@ -108,6 +109,11 @@ void hw_session_close(hw_session *s);
 
 /* Binds the session to terminal t: an older session of t is told it was replaced and closed. */
 void hw_session_bind(hw_session *s, hw_terminal *t);
+
+/* Another daemon owns t now: its session here, if any, is told (on_closing with
+ * HW_CLOSE_OWNER_MOVED) and closed; acks still owed to it are dropped (the terminal sends those
+ * fixes again to its new owner). For the pipeline, which never looks inside sessions. */
+void hw_session_evict(hw_terminal *t);
 
 /* The reference that brings an ack back to s (bound to a terminal) once what it queued now is
  * durable. Sinks carry it opaquely; hw_session_deliver_ack interprets it. */
