@@ -422,11 +422,12 @@ static int hw_daemon_start(hw_daemon *d, const hw_serve_config *cfg, const char 
     hw_server_pause(d->server);
   hw_pb_proto_set_max_frame(cfg->max_frame);
   if ((rc = HW_FAULT("serve.listen")) ||
-      (rc = hw_server_listen(d->server, cfg->listen, &hw_pb_proto)))
+      (rc = hw_server_listen_ex(d->server, cfg->listen, &hw_pb_proto, (int)cfg->proxy_protocol)))
     goto fail;
   if (cfg->jt808_listen[0] &&
       ((rc = HW_FAULT("serve.listen_jt808")) ||
-       (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
+       (rc = hw_server_listen_ex(d->server, cfg->jt808_listen, &hw_jt808_proto,
+                                         (int)cfg->proxy_protocol))))
     goto fail;
   d->jt808 = cfg->jt808_listen[0] != 0;
   if (cfg->jt809_listen[0] && (rc = hw_server_listen(d->server, cfg->jt809_listen, &hw_jt809_proto)))

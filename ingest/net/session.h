@@ -93,7 +93,10 @@ struct hw_session {
   hw_session *prev, *next;    /* server's session list, least recently read first */
   hw_session *uprev, *unext;  /* server's unauthenticated sessions, oldest first */
   struct hw_source *source;   /* its address's count of unauthenticated sessions; NULL once bound */
-  char peer[48];              /* "ip:port" for logs */
+  char peer[48];              /* "ip:port" for logs: the terminal's, from a PROXY v2 header */
+  uint8_t proxy_wait;         /* its listener wants a PROXY v2 header, not read in full yet */
+  uint16_t proxy_len;         /* bytes of it in proxy_buf */
+  uint8_t *proxy_buf;         /* owned, HW_PROXY_V2_MAX bytes, only while a header is partial */
   hw_proto_counters *counters; /* its listener's (never NULL once started) */
   /* protocol state follows (proto->state_size bytes, zeroed) */
 };
