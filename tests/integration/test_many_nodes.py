@@ -213,6 +213,15 @@ def body(args, pg_admin, tools, tmp):
     pg = "%s dbname=%s" % (pg_admin, DB)
     db = Pg(tools["psql"], pg)
     run([args.haulwatch, "migrate", "--pg", pg])
+    # The trucks as registered heavy trucks (4 h continuous driving limit), bound to the ids the
+    # simulator provisions (scn-tired-001..).
+    csv = os.path.join(tmp, "registry.csv")
+    with open(csv, "w") as f:
+        f.write("plate,plate_colour,class,terminal_id,region,enterprise,permit_no,permit_expires,status\n")
+        for i in range(1, TRUCKS + 1):
+            f.write("苏A2%04d,yellow,heavy_truck,scn-tired-%03d,320100,南京测试物流有限公司,"
+                    "苏交运管许可宁字3201000001%02d号,2029-12-31,active\n" % (i, i, i))
+    run([args.haulwatch, "registry", "import", csv, "--pg", pg])
     redis_port = free_port()
     redis = spawn("redis", [tools["redis-server"], "--port", str(redis_port), "--bind", "127.0.0.1",
                             "--save", "", "--appendonly", "no"], os.path.join(tmp, "redis.log"))
@@ -251,7 +260,7 @@ def body(args, pg_admin, tools, tmp):
     # --- 2. the front, the trucks, a node killed mid-drive
     front, front808 = free_port(), free_port()
     henv = dict(os.environ, HW_PB_BIND="127.0.0.1:%d" % front, HW_JT808_BIND="127.0.0.1:%d" % front808,
-                HW_HAPROXY_LOG="stdout")
+                HW_HAPROXY_LOG="stdout", HW_HAPROXY_MAXCONN="2000")
     for i, n in enumerate(names, 1):
         henv["HW_NODE%d_PB" % i] = "127.0.0.1:%d" % ports[n][0]
         henv["HW_NODE%d_JT808" % i] = "127.0.0.1:%d" % free_port()  # no JT/T 808 here
@@ -264,7 +273,7 @@ def body(args, pg_admin, tools, tmp):
     simlog = os.path.join(tmp, "sim.log")
     sim = spawn("sim", [args.sim, "--server", "127.0.0.1:%d" % front, "--pg", pg,
                         "--scenario", "tired:%d" % DRIVE_MIN, "--trucks", str(TRUCKS),
-                        "--interval-ms", "4", "--window", "200"], simlog)
+                        "--interval-ms", "4", "--report-fixes", "1", "--window", "200"], simlog)
     # A truck sends about DRIVE_MIN * 6 + 210 fixes (10 s steps); kill when about 40 % are
     # stored: mid-drive, before the 4 h limit, so the episode opens on the node that takes over.
     expect_total = TRUCKS * (DRIVE_MIN * 6 + 200)
@@ -315,8 +324,7 @@ def body(args, pg_admin, tools, tmp):
         check(float(lo) == DRIVE_MIN * 60 and float(hi) == DRIVE_MIN * 60,
               "%s: episode of %s s of driving, not %d" % (tid, hi, DRIVE_MIN * 60))
         check(closed == "t", "%s: episode not closed" % tid)
-    others = db.scalar("SELECT count(*) FROM violations WHERE kind NOT IN "
-                       "('fatigue_continuous', 'unregistered_terminal')")
+    others = db.scalar("SELECT count(*) FROM violations WHERE kind <> 'fatigue_continuous'")
     check(others == "0", "%s unexpected violations" % others)
     for tid in moved:
         epoch, owner = db.rows("SELECT epoch, owner FROM terminal_owner WHERE terminal_id = '%s'" % tid)[0]
