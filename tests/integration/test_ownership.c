@@ -280,6 +280,7 @@ static void test_move_live_owner(void **state) {
   assert_int_equal(cs.replayed, 10);
   assert_int_equal(hw_rule_state_horizon_ms(node_t(&b)->rules), f.fix[160].ts_ms);
   vu_expect(f.pg, "2|B", "SELECT epoch || '|' || owner FROM terminal_owner");
+  wait_saves(&f, &b); /* B has saved what it claimed: A's attempts come after it */
 
   node_t(&a)->viol_waiting--;
   /* A, still alive, evaluates 20 fixes it had received (the terminal will send them to B again:
