@@ -228,12 +228,13 @@ def body(args, pg_admin, tools, tmp):
     wait_port(redis_port, redis)
 
     names = ("node1", "node2", "node3")
-    ports = {n: (free_port(), free_port()) for n in names}  # protobuf, metrics
+    ports = {n: (free_port(), free_port(), free_port()) for n in names}  # protobuf, metrics, jt808
     nodes = {}
     for n in names:
-        pb, metrics = ports[n]
+        pb, metrics, _ = ports[n]
         nodes[n] = spawn(n, [args.haulwatch, "serve", "--listen", "127.0.0.1:%d" % pb,
-                             "--metrics-listen", "127.0.0.1:%d" % metrics, "--pg", pg,
+                             "--metrics-listen", "127.0.0.1:%d" % metrics,
+                             "--jt808-listen", "127.0.0.1:%d" % ports[n][2], "--pg", pg,
                              "--redis", "127.0.0.1:%d" % redis_port, "--ownership", "true",
                              "--proxy-protocol", "true", "--node-name", n, "--rule-save-ms", "500",
                              "--stats-interval-s", "0"],
@@ -263,7 +264,7 @@ def body(args, pg_admin, tools, tmp):
                 HW_HAPROXY_LOG="stdout", HW_HAPROXY_MAXCONN="2000")
     for i, n in enumerate(names, 1):
         henv["HW_NODE%d_PB" % i] = "127.0.0.1:%d" % ports[n][0]
-        henv["HW_NODE%d_JT808" % i] = "127.0.0.1:%d" % free_port()  # no JT/T 808 here
+        henv["HW_NODE%d_JT808" % i] = "127.0.0.1:%d" % ports[n][2]
         henv["HW_NODE%d_METRICS" % i] = str(ports[n][1])
     run([tools["haproxy"], "-c", "-f", args.cfg], env=henv)
     hlog = os.path.join(tmp, "haproxy.log")
@@ -335,6 +336,31 @@ def body(args, pg_admin, tools, tmp):
             with open(os.path.join(tmp, n + ".log"), errors="replace") as f:
                 claimed += len(re.findall(r"owner .*claimed, epoch", f.read()))
     check(claimed >= len(moved), "the survivors logged %d claims with a state load for %d moved trucks" % (claimed, len(moved)))
+    # --- 3. JT/T 808 through its front on the two survivors: authenticated (claimed) and stored.
+    survivors = [n for n in names if n != victim]
+    for n in survivors:
+        nodes[n] = spawn(n + "b", [args.haulwatch, "serve", "--listen", "127.0.0.1:%d" % ports[n][0],
+                                   "--metrics-listen", "127.0.0.1:%d" % ports[n][1],
+                                   "--jt808-listen", "127.0.0.1:%d" % ports[n][2], "--pg", pg,
+                                   "--redis", "127.0.0.1:%d" % redis_port, "--ownership", "true",
+                                   "--proxy-protocol", "true", "--node-name", n,
+                                   "--stats-interval-s", "0"],
+                         os.path.join(tmp, n + "b.log"))
+    for n in survivors:
+        wait_until("%s /readyz again" % n, lambda: ready(ports[n][1]), 20)
+    def jt808_up():
+        with open(hlog, errors="replace") as f:
+            text = f.read()
+        return any("haulwatch_jt808/%s is UP" % n in text for n in survivors)
+    wait_until("HAProxy takes a restarted daemon back for JT/T 808", jt808_up, 15, 0.2)
+    out = run([args.sim, "--server", "127.0.0.1:%d" % front808, "--pg", pg, "--protocol", "jt808",
+               "--trucks", "4", "--fixes", "30", "--interval-ms", "20", "--step-ms", "1000",
+               "--timeout-s", "60", "--quiet"])
+    m = re.search(r"acked=(\d+) unacked=(\d+)", out)
+    check(m and m.group(1) == "120" and m.group(2) == "0", "jt808 through the front: %s" % out.strip()[:300])
+    check(db.scalar("SELECT count(*) FROM positions p JOIN terminal_owner o USING (terminal_id) "
+                    "WHERE p.terminal_id LIKE '0138%'") == "120", "jt808 fixes not stored, or not claimed")
+    log("JT/T 808 through the front: 4 terminals claimed, 120 fixes acknowledged and stored")
     log("ok: %d fixes acknowledged = stored, none twice; one closed %d-minute fatigue episode per "
         "truck; %d trucks moved from %s" % (stored, DRIVE_MIN, len(moved), victim))
 
