@@ -42,6 +42,7 @@ struct hw_owner_claim {
   hw_owner_claim_cb cb;    /* NULL once cancelled */
   void *arg;
   uint64_t epoch;
+  int64_t t0_ms;            /* when the claim was asked for (hw_now_ms), for the log */
   struct hw_rule_state *st; /* owned until installed: the saved state (NULL: none or unusable) */
 };
 
@@ -97,6 +98,7 @@ static void hw_oc_on_fixes(void *arg, const PGresult *res) {
     return;
   }
   /* The saved state (or none: a fresh one on the first fix) replaces what memory had. */
+  int loaded = q->st != NULL;
   hw_rule_state_free(t->rules);
   t->rules = q->st;
   q->st = NULL;
@@ -111,8 +113,9 @@ static void hw_oc_on_fixes(void *arg, const PGresult *res) {
   c->stats.replayed += n;
   if (failed)
     hw_warn(HW_OC_LOG, t->id, "claim: %zu replayed fixes not evaluated (out of memory?)", failed);
-  hw_info(HW_OC_LOG, t->id, "claimed, epoch %llu: %s, %zu stored fixes replayed",
-          (unsigned long long)q->epoch, t->rules ? "saved rule state loaded" : "no saved rule state", n);
+  hw_info(HW_OC_LOG, t->id, "claimed, epoch %llu: %s, %zu stored fixes replayed (%lld ms)",
+          (unsigned long long)q->epoch, loaded ? "saved rule state loaded" : "no saved rule state",
+          n, (long long)(hw_now_ms() - q->t0_ms));
   hw_oc_finish(q, 0);
 }
 
@@ -197,6 +200,7 @@ int hw_owner_claim_start(hw_owner_claims *c, hw_terminal *t, hw_owner_claim_cb c
     return -ENOMEM;
   q->owner = c;
   q->t = t;
+  q->t0_ms = hw_now_ms();
   q->cb = cb;
   q->arg = arg;
   const char *params[2] = {t->id, c->node};
