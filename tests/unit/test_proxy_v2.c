@@ -26,7 +26,8 @@ static size_t build(uint8_t *out, uint8_t vc, uint8_t fam, const uint8_t *addr, 
   size_t body = alen + tlv;
   out[14] = (uint8_t)(body >> 8);
   out[15] = (uint8_t)body;
-  memcpy(out + 16, addr, alen);
+  if (alen) /* memcpy with NULL is undefined even for 0 bytes */
+    memcpy(out + 16, addr, alen);
   memset(out + 16 + alen, 0xEE, tlv);
   return 16 + body;
 }
