@@ -52,6 +52,7 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->conn_limited[3] += ss.closed_auth_timeout;
     a->conn_limited[4] += ss.closed_preauth_buffer;
     a->conn_limited[5] += ss.accept_failed;
+    a->conn_limited[6] += ss.closed_proxy_header;
     a->read_yields += ss.read_yields;
     if (src->worker < HW_METRICS_MAX_WORKERS) {
       a->worker_accepted[src->worker] += ss.accepted;
@@ -99,6 +100,10 @@ void hw_metrics_collect(hw_metrics_snapshot *a, const hw_metrics_sources *src) {
     a->rule_saves += st.rule_store.saved;
     a->rule_save_cycles += st.rule_store.cycles;
     a->rule_save_failures += st.rule_store.cycles_failed;
+    a->owner_claims += st.claims.claims;
+    a->owner_replayed += st.claims.replayed;
+    a->owner_lost += st.owner_lost;
+    a->owner_fenced += st.rule_store.refused + st.violations.fenced;
   }
   a->workers++;
   if (src->worker < HW_METRICS_MAX_WORKERS && src->worker + 1u > a->worker_max)
@@ -165,9 +170,10 @@ static void hw_emit_refusals(hw_prom *p, const hw_metric_def *d, const void *sna
  * the order of hw_metrics_snapshot.conn_limited. */
 static void hw_emit_limited(hw_prom *p, const hw_metric_def *d, const void *snap) {
   const hw_metrics_snapshot *s = snap;
-  static const char *const limit[6] = {"max_connections", "max_unauth_per_source", "max_unauth",
-                                       "auth_timeout", "preauth_buffer", "open_files"};
-  for (int i = 0; i < 6; i++) {
+  static const char *const limit[7] = {"max_connections", "max_unauth_per_source", "max_unauth",
+                                       "auth_timeout", "preauth_buffer", "open_files",
+                                       "proxy_header"};
+  for (int i = 0; i < 7; i++) {
     hw_prom_label a[1] = {{"limit", limit[i]}};
     hw_prom_u64(p, d->name, a, 1, s->conn_limited[i]);
   }
@@ -271,6 +277,11 @@ static const hw_metric_def hw_metric_table[] = {
     {"haulwatch_rule_state_saves_total", "counter", "Per-terminal rule states saved to PostgreSQL.", HW_OFF(rule_saves), NULL},
     {"haulwatch_rule_state_save_cycles_total", "counter", "Rule-state save cycles completed.", HW_OFF(rule_save_cycles), NULL},
     {"haulwatch_rule_state_save_failures_total", "counter", "Rule-state save cycles ended by a failed statement.", HW_OFF(rule_save_failures), NULL},
+    /* ownership (docs/ownership.md) */
+    {"haulwatch_owner_claims_total", "counter", "Terminals claimed by this daemon (ownership on).", HW_OFF(owner_claims), NULL},
+    {"haulwatch_owner_replayed_fixes_total", "counter", "Stored fixes replayed by claims.", HW_OFF(owner_replayed), NULL},
+    {"haulwatch_owner_lost_total", "counter", "Terminals this daemon learnt another one had claimed.", HW_OFF(owner_lost), NULL},
+    {"haulwatch_owner_fenced_writes_total", "counter", "Rule-state saves and violation episodes refused by the ownership fence.", HW_OFF(owner_fenced), NULL},
     /* this endpoint */
     {"haulwatch_http_requests_total", "counter", "Requests routed by the metrics HTTP server.", HW_OFF(http_requests), NULL},
     {"haulwatch_http_responses_total", "counter", "Responses of the metrics HTTP server, by status class.", 0, hw_emit_http_responses},

@@ -45,7 +45,7 @@ typedef struct hw_metrics_snapshot {
   hw_metrics_proto proto[HW_METRICS_PROTOS];
   uint64_t fixes_in, fixes_flagged, acks_delivered;
   /* the network layer's limits (net/server.h hw_server_stats), indexed by hw_metrics_limit */
-  uint64_t conn_accepted, conn_limited[6], read_yields;
+  uint64_t conn_accepted, conn_limited[7], read_yields;
   uint64_t pauses, paused, backlog;
   uint64_t rows_committed, batches_committed, conflict_replays, merge_batches, rows_folded;
   uint64_t pg_reconnects, pg_connections_up;
@@ -56,6 +56,7 @@ typedef struct hw_metrics_snapshot {
   uint64_t violation_events, violations_opened[HW_VIOL__COUNT];
   uint64_t vstore_written, vstore_dropped, vstore_retries, vstore_pending;
   uint64_t rule_saves, rule_save_cycles, rule_save_failures;
+  uint64_t owner_claims, owner_replayed, owner_lost, owner_fenced; /* docs/ownership.md */
   uint64_t jt808_disconnected;
   /* per worker (index: hw_metrics_sources.worker); workers: loops collected */
   uint64_t workers, workers_no_pg, workers_no_redis, worker_max; /* worker_max: highest index + 1 */

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/metrics.h"
@@ -97,6 +98,10 @@ typedef struct hw_serve_config {
   uint32_t track_gap_s;
   uint32_t drift_kmh;
   uint32_t qualified_max_speed_kmh;
+  uint32_t ownership;
+  char node_name[64];
+  uint32_t rule_save_ms;
+  uint32_t proxy_protocol;
   char log_level[8];
   char metrics_listen[64];
   uint32_t metrics_max_connections;
@@ -151,6 +156,11 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, track_gap_s, HW_XSTR(HW_DAYSTATS_DEF_TRACK_GAP_S), 1, 86400, NULL, "KPIs: a track segment longer than this is incomplete, s"),
     HW_OPT_N(C, drift_kmh, HW_XSTR(HW_DAYSTATS_DEF_DRIFT_KMH), 1, 100000, NULL, "KPIs: a fix implying more than this speed from the last good one is drift, km/h"),
     HW_OPT_N(C, qualified_max_speed_kmh, HW_XSTR(HW_DAYSTATS_DEF_MAX_SPEED_KMH), 1, 2000, NULL, "KPIs: a record reporting more than this speed is unqualified, km/h"),
+    /* Many nodes (README, "Many nodes"; docs/ownership.md). */
+    HW_OPT_B(C, ownership, "false", "one owner per terminal across daemons sharing the database: claim a terminal when it authenticates, fence rule-state and violation writes by the claim's epoch"),
+    HW_OPT_S(C, node_name, "", NULL, "this daemon's name in terminal_owner (empty: HOSTNAME:PID)"),
+    HW_OPT_N(C, rule_save_ms, HW_XSTR(HW_RSTORE_INTERVAL_MS), 100, 3600000, NULL, "save the changed rule states this often, ms"),
+    HW_OPT_B(C, proxy_protocol, "false", "every protobuf and JT/T 808 connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2); one without is closed"),
     HW_OPT_N(C, refusal_retention_days, "90", 0, 36500, NULL, "delete auth_refusals rows whose last attempt is older than this, days (0: keep)"),
     /* The data lifecycle (README, "Data lifecycle"; sinks/retention.h). */
     HW_RETENTION_OPTIONS(C),
@@ -536,7 +546,27 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
       .zone_cell_e6 = 20000,
       .owners = d->serve->owners,
       .worker = d->index,
+      .ownership = (int)cfg->ownership,
+      .node_name = cfg->node_name,
+      .rule_save_ms = cfg->rule_save_ms,
   };
+  /* Each worker claims under a name of its own (with several, NAME/wN): a claim by another
+   * worker of the same process is a take-over like one by another node, never a reclaim. */
+  char node[160];
+  char host[64] = "haulwatch";
+  if (!cfg->node_name[0]) {
+    (void)gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(host + strlen(host), sizeof host - strlen(host), ":%ld", (long)getpid());
+  }
+  const char *base = cfg->node_name[0] ? cfg->node_name : host;
+  if (d->serve->n > 1)
+    snprintf(node, sizeof node, "%s/w%d", base, d->index);
+  else
+    snprintf(node, sizeof node, "%s", base);
+  pc.node_name = node;
+  if (cfg->ownership && !cfg->rules)
+    hw_warn("serve", NULL, "ownership needs the rules: nothing is claimed with --rules off");
   hw_rules_config_default(&pc.rules_cfg);
   pc.redis.publish = (int)cfg->publish_positions;
   pc.redis.moving_dkmh = pc.rules_cfg.moving_dkmh; /* the rules' idea of moving, on the map too */
@@ -669,11 +699,12 @@ static int hw_daemon_listen(hw_daemon *d) {
   const hw_serve_config *cfg = d->serve->cfg;
   int rc;
   if ((rc = HW_FAULT("serve.listen")) ||
-      (rc = hw_server_listen(d->server, cfg->listen, &hw_pb_proto)))
+      (rc = hw_server_listen_ex(d->server, cfg->listen, &hw_pb_proto, (int)cfg->proxy_protocol)))
     return rc;
   if (cfg->jt808_listen[0] &&
       ((rc = HW_FAULT("serve.listen_jt808")) ||
-       (rc = hw_server_listen(d->server, cfg->jt808_listen, &hw_jt808_proto))))
+       (rc = hw_server_listen_ex(d->server, cfg->jt808_listen, &hw_jt808_proto,
+                                 (int)cfg->proxy_protocol))))
     return rc;
   /* Worker 0 only: see the header comment. */
   if (cfg->jt809_listen[0] && d->index == 0 &&

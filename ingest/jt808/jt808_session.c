@@ -22,6 +22,7 @@
 /* A look-up in flight and what its answer needs: the request's header (layout, phone, flow). */
 typedef struct hw_j8_pending {
   hw_auth_req *req;
+  hw_owner_claim *claim; /* after an accepted authentication, with ownership: the claim */
   hw_jt808_header hdr;
   uint8_t is_register;
 } hw_j8_pending;
@@ -220,6 +221,9 @@ static int hw_j8_register(hw_session *s, const hw_jt808_header *h, const uint8_t
   return 0;
 }
 
+static void hw_j8_on_claimed(void *arg, int result);
+static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_terminal *t);
+
 static void hw_j8_on_authenticated(void *arg, int result) {
   hw_session *s = arg;
   hw_j8_state *st = hw_session_state(s);
@@ -244,10 +248,49 @@ static void hw_j8_on_authenticated(void *arg, int result) {
     return;
   }
   /* Binding anew would orphan the acks owed to this very connection. */
-  if (s->term != t) {
-    hw_session_bind(s, t);
-    hw_pipeline_bind(be->pipeline, t);
+  if (s->term == t) {
+    hw_j8_authenticated(s, &h, t);
+    return;
   }
+  /* With ownership the terminal's rule state comes here first; the answer waits for it, and so
+   * does the terminal (it sends nothing but heartbeats before the answer). */
+  hw_j8_pending *p = calloc(1, sizeof *p);
+  int rc = p ? hw_pipeline_claim(be->pipeline, t, hw_j8_on_claimed, s, &p->claim) : -ENOMEM;
+  if (rc == 0) {
+    p->hdr = h;
+    st->pending = p;
+    return;
+  }
+  free(p);
+  if (rc < 0) {
+    hw_warn("jt808", h.phone, "peer=%s closed: the terminal cannot be claimed: %s", s->peer,
+            strerror(-rc));
+    hw_session_close(s);
+    return;
+  }
+  hw_session_bind(s, t);
+  hw_j8_authenticated(s, &h, t);
+}
+
+static void hw_j8_on_claimed(void *arg, int result) {
+  hw_session *s = arg;
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_header h = hw_j8_take_pending(st);
+  hw_terminal *t = hw_registry_find(hw_server_backend(s->server)->registry, h.phone);
+  if (result != 0 || !t) {
+    /* Said nothing, as for an unavailable look-up: the terminal comes back with the same code. */
+    hw_warn("jt808", h.phone, "peer=%s closed: the terminal could not be claimed: %s", s->peer,
+            strerror(result ? -result : ENOENT));
+    hw_session_close(s);
+    return;
+  }
+  hw_session_bind(s, t);
+  hw_j8_authenticated(s, &h, t);
+}
+
+static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_terminal *t) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_header h = *hp;
   hw_j8_remember_peer(st, &h);
   if (hw_j8_answer(s, &h, HW_JT808_RES_OK))
     return;
@@ -595,7 +638,9 @@ static void hw_j8_on_closing(hw_session *s, int reason) {
 static void hw_j8_on_close(hw_session *s) {
   hw_j8_state *st = hw_session_state(s);
   if (st->pending) {
-    hw_auth_cancel(st->pending->req);
+    if (st->pending->req) /* NULL while the claim that follows it runs */
+      hw_auth_cancel(st->pending->req);
+    hw_pipeline_claim_cancel(st->pending->claim);
     free(st->pending);
     st->pending = NULL;
   }

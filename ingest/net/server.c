@@ -336,6 +336,11 @@ static int hw_server_reuseport_open(uv_tcp_t *tcp, const struct sockaddr *sa) {
 }
 
 int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto) {
+  return hw_server_listen_ex(srv, hostport, proto, 0);
+}
+
+int hw_server_listen_ex(hw_server *srv, const char *hostport, const hw_proto *proto,
+                        int proxy_v2) {
   char host[64];
   int port, rc;
   struct sockaddr_storage ss;
@@ -353,6 +358,7 @@ int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto
   hw_listener *l = &srv->listeners[srv->nlisteners];
   l->srv = srv;
   l->proto = proto;
+  l->proxy_v2 = proxy_v2;
   snprintf(l->addr, sizeof l->addr, "%s", hostport);
   uv_tcp_init(srv->loop, &l->tcp);
   l->tcp.data = l;
@@ -366,7 +372,8 @@ int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto
     hw_error("server", NULL, "cannot listen on %s: %s", hostport, uv_strerror(rc));
     return rc;
   }
-  hw_info("server", NULL, "listening on %s (%s)", hostport, proto->name);
+  hw_info("server", NULL, "listening on %s (%s%s)", hostport, proto->name,
+          proxy_v2 ? ", PROXY v2 header required" : "");
   return 0;
 }
 

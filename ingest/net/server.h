@@ -45,6 +45,7 @@ typedef struct hw_server_stats {
   uint64_t accept_failed;           /* accept failed, mostly out of descriptors (EMFILE/ENFILE):
                                        libuv then accepts and closes the waiting peers */
   uint64_t read_yields;             /* reads that used a whole turn: the session waited a turn */
+  uint64_t closed_proxy_header;     /* a PROXY v2 listener's connection without a valid header */
   uint64_t sessions;                /* gauge: open sessions */
   uint64_t unauthenticated;         /* gauge: open sessions not bound to a terminal */
 } hw_server_stats;
@@ -57,6 +58,12 @@ int hw_server_init(hw_server **out, uv_loop_t *loop, const hw_server_config *cfg
 
 /* Listens on "HOST:PORT" for protocol proto. */
 int hw_server_listen(hw_server *srv, const char *hostport, const hw_proto *proto) HW_MUST_CHECK;
+/* The same; proxy_v2: every connection must start with a PROXY protocol v2 header
+ * (net/proxy_v2.h), whose source address then stands for the peer in logs, refusals and the
+ * per-source limits; one that does not is closed. The per-source count starts once the header
+ * is read (the front's own address would otherwise count every terminal behind it). */
+int hw_server_listen_ex(hw_server *srv, const char *hostport, const hw_proto *proto,
+                        int proxy_v2) HW_MUST_CHECK;
 
 /* Backpressure: stop / restart reading from every session. Sockets stay open; the kernel queue
  * fills and TCP flow control slows the senders; nothing is dropped. */

@@ -31,6 +31,7 @@ typedef enum {
   HW_LIMIT_PREAUTH_BUFFER,
   HW_LIMIT_MAX_UNAUTH,
   HW_LIMIT_ACCEPT,
+  HW_LIMIT_PROXY_HEADER,
   HW_LIMIT_COUNT
 } hw_limit;
 
@@ -44,6 +45,7 @@ typedef struct hw_listener {
   hw_server *srv;
   const hw_proto *proto;
   char addr[64];
+  int proxy_v2;               /* connections start with a PROXY v2 header (net/proxy_v2.h) */
   hw_proto_counters counters; /* its sessions count here (hw_session.counters) */
 } hw_listener;
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "net/proxy_v2.h"
 #include "net/server_internal.h"
 
 typedef struct hw_write_req {
@@ -31,6 +32,106 @@ static void hw_session_preauth_close(hw_session *s, size_t held) {
   hw_session_close(s);
 }
 
+/* Counts s against its source's unauthenticated sessions, or closes it (logged) at the limit. */
+static int hw_session_enter_source(hw_session *s, const struct sockaddr *sa) {
+  hw_server *srv = s->server;
+  int rc = hw_server_source_enter(srv, s, sa);
+  if (rc == -EMFILE) {
+    srv->stats.refused_per_source++;
+    hw_server_limit_log(srv, HW_LIMIT_PER_SOURCE,
+                        "peer=%s (%s) refused: %u unauthenticated connections from its address "
+                        "is the limit (max_unauth_per_source); %llu so refused since start",
+                        s->peer, s->proto->name, srv->cfg.max_unauth_per_source,
+                        (unsigned long long)srv->stats.refused_per_source);
+  } else if (rc) {
+    hw_error("server", NULL, "peer=%s refused: out of memory", s->peer);
+  }
+  if (rc)
+    hw_session_close(s);
+  return rc;
+}
+
+static void hw_session_peer_name(const struct sockaddr_storage *ss, char *out, size_t cap) {
+  char ip[48] = "?";
+  int port = 0;
+  if (ss->ss_family == AF_INET) {
+    uv_ip4_name((const struct sockaddr_in *)ss, ip, sizeof ip);
+    port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    uv_ip6_name((const struct sockaddr_in6 *)ss, ip, sizeof ip);
+    port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+  }
+  snprintf(out, cap, "%s:%d", ip, port);
+}
+
+static void hw_session_proxy_refuse(hw_session *s, int rc) {
+  hw_server *srv = s->server;
+  srv->stats.closed_proxy_header++;
+  hw_server_limit_log(srv, HW_LIMIT_PROXY_HEADER,
+                      "peer=%s (%s) closed: %s (the listener requires a PROXY protocol v2 "
+                      "header); %llu so closed since start", s->peer, s->proto->name,
+                      rc == -EMSGSIZE ? "PROXY v2 header longer than we accept"
+                                      : "no valid PROXY v2 header",
+                      (unsigned long long)srv->stats.closed_proxy_header);
+  hw_session_close(s);
+}
+
+/* A PROXY v2 listener's session reads its header first. Advances data and len past it; returns 0
+ * when the header is done (the rest, if any, is the protocol's), 1 when more is needed, -1 when
+ * the session was closed. A header split over reads waits in proxy_buf (at most
+ * HW_PROXY_V2_MAX bytes). */
+static int hw_session_proxy(hw_session *s, const uint8_t **data, size_t *len) {
+  hw_proxy_v2 pv;
+  int n;
+  size_t from_this_read;
+  if (!s->proxy_buf) {
+    n = hw_proxy_v2_parse(*data, *len, &pv);
+    if (n == 0) {
+      if (!(s->proxy_buf = malloc(HW_PROXY_V2_MAX))) {
+        hw_session_close(s);
+        return -1;
+      }
+      memcpy(s->proxy_buf, *data, *len); /* parse returns 0 only below HW_PROXY_V2_MAX */
+      s->proxy_len = (uint16_t)*len;
+      return 1;
+    }
+    from_this_read = n > 0 ? (size_t)n : 0;
+  } else {
+    size_t take = HW_PROXY_V2_MAX - s->proxy_len;
+    if (take > *len)
+      take = *len;
+    memcpy(s->proxy_buf + s->proxy_len, *data, take);
+    size_t before = s->proxy_len;
+    s->proxy_len = (uint16_t)(s->proxy_len + take);
+    n = hw_proxy_v2_parse(s->proxy_buf, s->proxy_len, &pv);
+    if (n == 0)
+      return 1;
+    from_this_read = n > 0 ? (size_t)n - before : 0;
+  }
+  if (n < 0) {
+    hw_session_proxy_refuse(s, n);
+    return -1;
+  }
+  free(s->proxy_buf);
+  s->proxy_buf = NULL;
+  s->proxy_wait = 0;
+  *data += from_this_read;
+  *len -= from_this_read;
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  if (pv.has_addr) {
+    char front[48];
+    memcpy(front, s->peer, sizeof front);
+    ss = pv.src;
+    hw_session_peer_name(&ss, s->peer, sizeof s->peer);
+    hw_debug(s->proto->name, NULL, "peer=%s through %s (PROXY v2)", s->peer, front);
+  } else {
+    int sl = sizeof ss; /* LOCAL (the front's health check) or no address: the connection's */
+    (void)uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &sl);
+  }
+  return hw_session_enter_source(s, (const struct sockaddr *)&ss) ? -1 : 0;
+}
+
 static void hw_session_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   hw_session *s = st->data;
   if (nread < 0) {
@@ -45,7 +146,11 @@ static void hw_session_on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b
   hw_server *srv = s->server;
   s->last_rx_ms = uv_now(srv->loop);
   hw_server_list_touch(srv, s);
-  if (s->proto->on_data(s, (const uint8_t *)buf->base, (size_t)nread) < 0) {
+  const uint8_t *data = (const uint8_t *)buf->base;
+  size_t len = (size_t)nread;
+  if (s->proxy_wait && (hw_session_proxy(s, &data, &len) != 0 || len == 0))
+    return;
+  if (s->proto->on_data(s, data, len) < 0) {
     hw_session_close(s);
     return;
   }
@@ -116,6 +221,8 @@ void hw_session_close(hw_session *s) {
   hw_server *srv = s->server;
   hw_server_list_remove(srv, s);
   hw_server_unauth_leave(srv, s);
+  free(s->proxy_buf);
+  s->proxy_buf = NULL;
   if (s->term && s->term->session == s)
     s->term->session = NULL;
   if (s->proto->on_close)
@@ -346,6 +453,17 @@ void hw_session_bind(hw_session *s, hw_terminal *t) {
   s->gen = t->session_gen;
 }
 
+void hw_session_evict(hw_terminal *t) {
+  hw_session *s = t->session;
+  if (!s || s->closing)
+    return;
+  hw_info(s->proto->name, t->id, "peer=%s closed: the terminal is owned by another daemon now",
+          s->peer);
+  if (s->proto->on_closing)
+    s->proto->on_closing(s, HW_CLOSE_OWNER_MOVED);
+  hw_session_close(s);
+}
+
 int hw_session_deliver_ack(const hw_ack_ref *ack) {
   hw_session *s = ack->term->session;
   if (!s || ack->term->session_gen != ack->session_gen || s->closing)
@@ -379,18 +497,8 @@ void hw_session_start(hw_server *srv, hw_listener *l) {
   struct sockaddr_storage ss;
   int sl = sizeof ss;
   memset(&ss, 0, sizeof ss);
-  if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &sl) == 0) {
-    char ip[40] = "?";
-    int port = 0;
-    if (ss.ss_family == AF_INET) {
-      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof ip);
-      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
-      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
-      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-    snprintf(s->peer, sizeof s->peer, "%s:%d", ip, port);
-  }
+  if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &sl) == 0)
+    hw_session_peer_name(&ss, s->peer, sizeof s->peer);
   uv_tcp_nodelay(&s->tcp, 1);
   s->last_rx_ms = uv_now(srv->loop);
   hw_server_list_append(srv, s);
@@ -406,20 +514,12 @@ void hw_session_start(hw_server *srv, hw_listener *l) {
     hw_session_close(s);
     return;
   }
-  if ((rc = hw_server_source_enter(srv, s, (const struct sockaddr *)&ss))) {
-    if (rc == -EMFILE) {
-      srv->stats.refused_per_source++;
-      hw_server_limit_log(srv, HW_LIMIT_PER_SOURCE,
-                          "peer=%s (%s) refused: %u unauthenticated connections from its address "
-                          "is the limit (max_unauth_per_source); %llu so refused since start",
-                          s->peer, s->proto->name, srv->cfg.max_unauth_per_source,
-                          (unsigned long long)srv->stats.refused_per_source);
-    } else {
-      hw_error("server", NULL, "peer=%s refused: out of memory", s->peer);
-    }
-    hw_session_close(s);
+  /* Behind a front, the source is known from the header (hw_session_proxy); until then the
+   * session counts in max_connections and is closed by the idle timeout if nothing comes. */
+  if (l->proxy_v2)
+    s->proxy_wait = 1;
+  else if (hw_session_enter_source(s, (const struct sockaddr *)&ss))
     return;
-  }
   if (!srv->paused)
     hw_session_read_start(s);
 }

@@ -73,6 +73,7 @@ enum {
   HW_CLOSE_SLOW_READER,
   HW_CLOSE_AUTH_TIMEOUT,   /* not authenticated within auth_timeout_s */
   HW_CLOSE_PREAUTH_BUFFER, /* held more than preauth_buffer bytes before authentication */
+  HW_CLOSE_OWNER_MOVED,    /* another daemon claimed the terminal (docs/ownership.md) */
 };
 
 struct hw_source;
@@ -92,7 +93,10 @@ struct hw_session {
   hw_session *prev, *next;    /* server's session list, least recently read first */
   hw_session *uprev, *unext;  /* server's unauthenticated sessions, oldest first */
   struct hw_source *source;   /* its address's count of unauthenticated sessions; NULL once bound */
-  char peer[48];              /* "ip:port" for logs */
+  char peer[48];              /* "ip:port" for logs: the terminal's, from a PROXY v2 header */
+  uint8_t proxy_wait;         /* its listener wants a PROXY v2 header, not read in full yet */
+  uint16_t proxy_len;         /* bytes of it in proxy_buf */
+  uint8_t *proxy_buf;         /* owned, HW_PROXY_V2_MAX bytes, only while a header is partial */
   hw_proto_counters *counters; /* its listener's (never NULL once started) */
   /* Ack coalescing (hw_session_acks_begin): its pieces in the loop thread's arena, chained by
    * index from cork_head (UINT32_MAX: none), and the next session with pieces. */
@@ -125,6 +129,11 @@ void hw_session_bind(hw_session *s, hw_terminal *t);
  * worker's: pipeline/owners.h): s no longer does, is told why (on_closing, REPLACED) and is
  * closed. Acks still owed to s are dropped, as the terminal is now someone else's. */
 void hw_session_close_replaced(hw_session *s);
+
+/* Another daemon owns t now: its session here, if any, is told (on_closing with
+ * HW_CLOSE_OWNER_MOVED) and closed; acks still owed to it are dropped (the terminal sends those
+ * fixes again to its new owner). For the pipeline, which never looks inside sessions. */
+void hw_session_evict(hw_terminal *t);
 
 /* The reference that brings an ack back to s (bound to a terminal) once what it queued now is
  * durable. Sinks carry it opaquely; hw_session_deliver_ack interprets it. */

@@ -40,6 +40,8 @@ struct hw_pipeline {
   hw_violation_relay *relay;
   hw_rule_store *rstore;
   hw_daily_store *daily;  /* NULL when off */
+  hw_owner_claims *claims; /* NULL without ownership */
+  uint64_t owner_lost;
   /* Acks added to the writer and acks it reported durable (in the same order): a fix is
    * committed once the ack after it is (the daily figures wait for that before reading it). */
   uint64_t acks_added, acks_durable;
@@ -104,8 +106,43 @@ static void hw_pipeline_on_violation(const hw_violation_event *ev, void *arg) {
             hw_violation_kind_name(ev->kind), hw_violation_phase_name(ev->phase), ev->episode_id,
             (long long)ev->value, (long long)ev->limit, ev->grade);
   hw_terminal *t = hw_registry_find(p->registry, ev->terminal_id);
-  hw_violation_store_put(p->vstore, ev, t ? t->vehicle : NULL);
+  hw_violation_store_put_owned(p->vstore, ev, t ? t->vehicle : NULL, t);
 }
+
+/* A fenced write came back refused: another daemon claimed the terminal (docs/ownership.md).
+ * Unless this daemon has claimed it again since (the refusal is of an older epoch), it forgets
+ * the terminal: its state goes (the new owner loaded the saved one and replayed the stored
+ * fixes), nothing more of it is written, and its connection here, if any, is closed. */
+static void hw_pipeline_on_fenced(void *arg, const char *terminal_id, uint64_t epoch) {
+  hw_pipeline *p = arg;
+  hw_terminal *t = hw_registry_find(p->registry, terminal_id);
+  if (!t || t->owner_epoch != epoch)
+    return;
+  p->owner_lost++;
+  hw_warn("owner", t->id, "lost: epoch %llu was taken over by another daemon; state dropped, "
+          "connection closed", (unsigned long long)epoch);
+  t->owner_epoch = HW_OWNER_LOST;
+  hw_rule_state_free(t->rules);
+  t->rules = NULL;
+  hw_session_evict(t);
+}
+
+static int hw_pipeline_hold(void *arg, const hw_terminal *t) {
+  (void)arg;
+  return t->viol_waiting > 0;
+}
+
+int hw_pipeline_claim(hw_pipeline *p, hw_terminal *t, hw_owner_claim_cb cb, void *arg,
+                      hw_owner_claim **req) {
+  hw_pipeline_bind(p, t);
+  if (!p->claims)
+    return 1;
+  if (p->stopping)
+    return -ESHUTDOWN;
+  return hw_owner_claim_start(p->claims, t, cb, arg, req);
+}
+
+void hw_pipeline_claim_cancel(hw_owner_claim *req) { hw_owner_claim_cancel(req); }
 
 /* Rule state saved by an earlier run comes back before any fix is evaluated, and the fixes
  * stored after that save are replayed, so a restart neither forgets nor repeats an episode.
@@ -117,7 +154,8 @@ int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) {
   if (!p->rules)
     return 0;
   if ((rc = HW_FAULT("pipeline.restore_rules")) ||
-      (rc = hw_rule_store_load(conn, p->registry, p->rules, NULL, &loaded, &replayed))) {
+      (rc = (p->claims ? hw_rule_store_load_unowned : hw_rule_store_load)(
+           conn, p->registry, p->rules, NULL, &loaded, &replayed))) {
     hw_error("rules", NULL, "cannot restore rule state: %s", strerror(-rc));
     return rc;
   }
@@ -252,12 +290,21 @@ int hw_pipeline_start(hw_pipeline **out, uv_loop_t *loop, const hw_pipeline_conf
         (rc = hw_violation_store_start(&p->vstore, loop, cfg->pg_conninfo_control)))
       goto fail;
     if ((rc = HW_FAULT("pipeline.rule_store")) ||
-        (rc = hw_rule_store_start(&p->rstore, loop, cfg->pg_conninfo_control, p->registry, 0)))
+        (rc = hw_rule_store_start(&p->rstore, loop, cfg->pg_conninfo_control, p->registry,
+                                  cfg->rule_save_ms)))
       goto fail;
     if (p->owners)
       hw_rule_store_set_hooks(p->rstore, &(hw_rule_store_hooks){.owns = hw_pipeline_store_owns,
                                                                .mark = hw_pipeline_store_mark,
                                                                .arg = p});
+    if (cfg->ownership) {
+      if ((rc = HW_FAULT("pipeline.owner_claims")) ||
+          (rc = hw_owner_claims_start(&p->claims, loop, cfg->pg_conninfo_control,
+                                      cfg->node_name ? cfg->node_name : "haulwatch", p->rules)))
+        goto fail;
+      hw_rule_store_set_owner(p->rstore, hw_pipeline_hold, hw_pipeline_on_fenced, p);
+      hw_violation_store_set_fenced(p->vstore, hw_pipeline_on_fenced, p);
+    }
     /* It relays every notification of the database, not this pipeline's: one per process
      * (worker 0), or each would be published once per worker. */
     if (cfg->worker == 0 && ((rc = HW_FAULT("pipeline.violation_relay")) ||
@@ -383,6 +430,9 @@ void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
     hw_violation_store_get_stats(p->vstore, &out->violations);
   if (p->daily)
     hw_daily_store_get_stats(p->daily, &out->daily);
+  if (p->claims)
+    hw_owner_claims_get_stats(p->claims, &out->claims);
+  out->owner_lost = p->owner_lost;
   if (p->pg) {
     hw_pg_writer_get_stats(p->pg, &out->pg);
     out->backlog = hw_pg_writer_backlog(p->pg);
@@ -467,6 +517,10 @@ void hw_pipeline_stop(hw_pipeline *p, void (*done_cb)(void *arg), void *arg) {
   if (p->vstore) {
     p->pending_stops++;
     hw_violation_store_stop(p->vstore, hw_pipeline_stopped_one, p);
+  }
+  if (p->claims) {
+    p->pending_stops++;
+    hw_owner_claims_stop(p->claims, hw_pipeline_stopped_one, p);
   }
   if (p->relay) {
     p->pending_stops++;

@@ -14,6 +14,7 @@
 #include "sinks/rule_store.h"
 #include "sinks/violation_store.h"
 #include "sinks/daily_store.h"
+#include "sinks/owner_claim.h"
 #include "rules/rules.h"
 #include "net/session.h"
 
@@ -52,6 +53,12 @@ typedef struct hw_pipeline_config {
    * The live violation relay (sinks/violation_relay.h) runs on worker 0 only. */
   struct hw_owners *owners;
   int worker;
+  /* One owner per terminal (docs/ownership.md), with rules on: a session's terminal is claimed
+   * (hw_pipeline_claim) and its rule state and violations are written fenced by the claim's
+   * epoch. node_name names this daemon in terminal_owner. Off: no claims, nothing fenced. */
+  int ownership;
+  const char *node_name;
+  uint32_t rule_save_ms; /* rule-state save interval; 0 = HW_RSTORE_INTERVAL_MS */
 } hw_pipeline_config;
 
 /* Ack kinds (hw_ack_ref.kind). Protobuf: token is the highest seq the connection sent so far. */
@@ -78,6 +85,17 @@ int hw_pipeline_ready(const hw_pipeline *p);
  * another worker drops its own stale copy of t's rule state and starts afresh, and the other
  * worker stops evaluating and saving its copy. The seam for handing the state over (fencing). */
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
+
+/* A session has authenticated terminal t (a registry record) and wants it: with ownership on,
+ * claims it (sinks/owner_claim.h) and returns 0; cb(arg, result) runs later, once t's rule state
+ * is here and replayed (result 0: bind and read on) or the claim failed (-EAGAIN, -ENOMEM: tell
+ * the terminal to come back). *req identifies the claim until then (hw_pipeline_claim_cancel when
+ * the session goes first). Returns 1 when there is nothing to wait for (ownership or rules off):
+ * no callback, bind at once. Binds t to its vehicle (hw_pipeline_bind) either way. Negative:
+ * cannot claim now (no callback). */
+int hw_pipeline_claim(hw_pipeline *p, hw_terminal *t, hw_owner_claim_cb cb, void *arg,
+                      hw_owner_claim **req) HW_MUST_CHECK;
+void hw_pipeline_claim_cancel(hw_owner_claim *req);
 
 /* Takes the fixes of session s's terminal (validated, recv_ms set); a fix already stored under
  * the same (terminal, device time) is not stored again (the writer's conflict replay). The ack (kind, token) is delivered to s's protocol once
@@ -107,6 +125,8 @@ typedef struct hw_pipeline_stats {
   hw_rule_store_stats rule_store;       /* zero when the rules are off */
   hw_violation_store_stats violations;  /* zero when the rules are off */
   hw_daily_store_stats daily;           /* zero when the daily figures are off */
+  hw_owner_claims_stats claims;         /* zero without ownership */
+  uint64_t owner_lost;                  /* terminals this daemon learnt another one claimed */
   size_t backlog;
   int throttled;                        /* above high_water, not yet back below low_water */
   int ready;                            /* hw_pipeline_ready */

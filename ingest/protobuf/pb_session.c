@@ -30,6 +30,7 @@ typedef struct hw_pb_state {
   hw_frame_reader reader;
   hw_pb_phase phase;
   hw_auth_req *auth;                /* pending look-up, NULL otherwise */
+  hw_owner_claim *claim;            /* pending claim (after the look-up), NULL otherwise */
   char terminal_id[HW_TERMINAL_ID_MAX + 1];
   /* Frames that arrived while the Hello is checked, each with its length prefix, in order.
    * Owned; NULL when none. With the partial frame, at most the pre-authentication limit
@@ -138,6 +139,29 @@ static int hw_pb_keep_early(hw_session *s, hw_pb_state *st, const uint8_t *frame
   return 0;
 }
 
+static void hw_pb_ready(hw_session *s, hw_pb_state *st, hw_terminal *t);
+
+static void hw_pb_on_claimed(void *arg, int result) {
+  hw_session *s = arg;
+  hw_pb_state *st = hw_session_state(s);
+  st->claim = NULL;
+  if (result != 0) {
+    const char *why = "authentication unavailable, try again later";
+    hw_pb_send_hello_result(s, 0, why, 0);
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__INTERNAL, why);
+    hw_warn("pb", st->terminal_id, "peer=%s refused: the terminal could not be claimed: %s",
+            s->peer, strerror(-result));
+    hw_session_close(s);
+    return;
+  }
+  hw_terminal *t = hw_registry_find(hw_server_backend(s->server)->registry, st->terminal_id);
+  if (!t) { /* records live until exit: cannot happen */
+    hw_session_close(s);
+    return;
+  }
+  hw_pb_ready(s, st, t);
+}
+
 static void hw_pb_on_auth(void *arg, int result) {
   hw_session *s = arg;
   hw_pb_state *st = hw_session_state(s);
@@ -159,8 +183,16 @@ static void hw_pb_on_auth(void *arg, int result) {
     hw_session_close(s);
     return;
   }
+  /* With ownership the terminal's rule state comes here first (frames keep waiting in early). */
+  int rc = hw_pipeline_claim(be->pipeline, t, hw_pb_on_claimed, s, &st->claim);
+  if (rc == 1)
+    hw_pb_ready(s, st, t);
+  else if (rc < 0)
+    hw_pb_on_claimed(s, rc);
+}
+
+static void hw_pb_ready(hw_session *s, hw_pb_state *st, hw_terminal *t) {
   hw_session_bind(s, t);
-  hw_pipeline_bind(be->pipeline, t);
   st->phase = HW_PB_READY;
   /* last_acked_seq stays 0: acks are per connection, nothing is known of earlier ones. */
   hw_pb_send_hello_result(s, 1, NULL, 0);
@@ -381,6 +413,10 @@ static void hw_pb_on_closing(hw_session *s, int reason) {
   case HW_CLOSE_REPLACED:
     hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__REPLACED, "replaced by a newer connection");
     break;
+  case HW_CLOSE_OWNER_MOVED:
+    hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__REPLACED,
+                     "replaced by a newer connection to another server");
+    break;
   case HW_CLOSE_SHUTDOWN:
     hw_pb_send_error(s, HAULWATCH__V1__ERROR__CODE__SHUTTING_DOWN, "server shutting down");
     break;
@@ -406,6 +442,8 @@ static void hw_pb_on_close(hw_session *s) {
   if (st->auth)
     hw_auth_cancel(st->auth);
   st->auth = NULL;
+  hw_pipeline_claim_cancel(st->claim);
+  st->claim = NULL;
   hw_frame_reader_free(&st->reader);
   free(st->early);
   st->early = NULL;

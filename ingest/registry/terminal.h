@@ -13,6 +13,15 @@ struct hw_rule_state;
 struct hw_daily_state;
 struct hw_vehicle;
 
+#define HW_OWNER_LOST UINT64_MAX
+
+struct hw_terminal;
+/* A fenced write (rule state, violation) of terminal_id under epoch was refused: another daemon
+ * claimed the terminal (docs/ownership.md). */
+typedef void (*hw_owner_fenced_fn)(void *arg, const char *terminal_id, uint64_t epoch);
+/* Nonzero: t's rule state must not be saved yet (its violation events are not all written). */
+typedef int (*hw_owner_hold_fn)(void *arg, const struct hw_terminal *t);
+
 typedef struct hw_terminal {
   /* NUL-terminated, at most HW_TID_WIDE_MAX bytes; records made by hw_registry_get own it (it
    * follows the record in its allocation); records built elsewhere (tests) point it at theirs. */
@@ -21,6 +30,14 @@ typedef struct hw_terminal {
    * was meant for an older connection is recognised and dropped. */
   struct hw_session *session;
   uint32_t session_gen;
+  /* Ownership (docs/ownership.md): the epoch this daemon claimed the terminal under, which its
+   * rule-state saves and violation writes carry; 0 = unfenced (ownership off, or a terminal no
+   * session claims, such as a JT/T 809 link's); HW_OWNER_LOST = another daemon claimed it since:
+   * nothing of it is written any more. */
+  uint64_t owner_epoch;
+  /* Violation episodes of it waiting to be written (sinks/violation_store.c keeps the count):
+   * while nonzero an owned terminal's rule state is not saved (docs/ownership.md). */
+  uint32_t viol_waiting;
 
   /* Latest state (newest device time seen), owned by the Redis state module. */
   hw_fix latest;

@@ -22,14 +22,16 @@
 /* ---- load and replay ---------------------------------------------------------------------- */
 
 static const char hw_q_states[] = "SELECT terminal_id, state FROM rule_state";
+/* With ownership, a claimed terminal's state comes with its claim (owner_claim.h), never at
+ * start: another daemon may own it now. */
+static const char hw_q_states_unowned[] =
+    "SELECT terminal_id, state FROM rule_state r "
+    "WHERE NOT EXISTS (SELECT 1 FROM terminal_owner o WHERE o.terminal_id = r.terminal_id)";
 
 /* Each state's horizon is exact in ms, as are stored device times, so "> horizon" is exactly the
  * fixes the engine has not evaluated. Columns are read by position in hw_rstore_fix. */
 static const char hw_q_replay[] =
-    "SELECT p.terminal_id, (extract(epoch FROM p.ts) * 1000)::bigint, "
-    "(extract(epoch FROM p.recv_ts) * 1000)::bigint, round(p.lat * 1e6)::integer, "
-    "round(p.lon * 1e6)::integer, round(p.speed_kmh::float8 * 10)::bigint, p.heading, p.alt_m, "
-    "p.alarm, p.status, round(p.odometer_km * 10)::bigint, p.driver_id, p.source, p.seq "
+    HW_RSTORE_REPLAY_COLUMNS " "
     "FROM unnest($1::text[], $2::bigint[]) AS h(tid, hz) "
     "JOIN positions p ON p.terminal_id = h.tid "
     "AND p.ts > timestamptz 'epoch' + h.hz * interval '1 millisecond' "
@@ -42,14 +44,19 @@ static const char hw_q_replay[] =
 static const char hw_q_mark[] =
     "SELECT (extract(epoch FROM saved_before) * 1000)::bigint FROM rule_state_mark";
 static const char hw_q_replay_new[] =
-    "SELECT p.terminal_id, (extract(epoch FROM p.ts) * 1000)::bigint, "
-    "(extract(epoch FROM p.recv_ts) * 1000)::bigint, round(p.lat * 1e6)::integer, "
-    "round(p.lon * 1e6)::integer, round(p.speed_kmh::float8 * 10)::bigint, p.heading, p.alt_m, "
-    "p.alarm, p.status, round(p.odometer_km * 10)::bigint, p.driver_id, p.source, p.seq "
+    HW_RSTORE_REPLAY_COLUMNS " "
     "FROM positions p "
     "WHERE p.recv_ts >= timestamptz 'epoch' + $2::bigint * interval '1 millisecond' "
     "AND (p.quality & ~" HW_XSTR(HW_Q_FIELD_ONLY) ") = 0 "
     "AND NOT EXISTS (SELECT 1 FROM unnest($1::text[]) AS h(tid) WHERE h.tid = p.terminal_id) "
+    "ORDER BY p.terminal_id, p.ts";
+static const char hw_q_replay_new_unowned[] =
+    HW_RSTORE_REPLAY_COLUMNS " "
+    "FROM positions p "
+    "WHERE p.recv_ts >= timestamptz 'epoch' + $2::bigint * interval '1 millisecond' "
+    "AND (p.quality & ~" HW_XSTR(HW_Q_FIELD_ONLY) ") = 0 "
+    "AND NOT EXISTS (SELECT 1 FROM unnest($1::text[]) AS h(tid) WHERE h.tid = p.terminal_id) "
+    "AND NOT EXISTS (SELECT 1 FROM terminal_owner o WHERE o.terminal_id = p.terminal_id) "
     "ORDER BY p.terminal_id, p.ts";
 
 static int64_t hw_rstore_val(const PGresult *r, int row, int col) {
@@ -61,7 +68,7 @@ static uint32_t hw_rstore_u32(const PGresult *r, int row, int col) {
   return v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 }
 
-static void hw_rstore_fix(const PGresult *r, int row, hw_fix *f) {
+void hw_rule_store_row_fix(const PGresult *r, int row, hw_fix *f) {
   memset(f, 0, sizeof *f);
   f->ts_ms = hw_rstore_val(r, row, 1);
   f->recv_ms = hw_rstore_val(r, row, 2);
@@ -85,9 +92,10 @@ static void hw_rstore_fix(const PGresult *r, int row, hw_fix *f) {
 /* Attaches every decodable state of rule_state; ids and horizons of the attached ones are
  * appended to the two arrays for the replay. */
 static int hw_rstore_attach(PGconn *conn, hw_registry *reg, hw_registry_cache *cache,
-                            hw_pg_array *ids, hw_pg_array *horizons, size_t *loaded) {
+                            hw_pg_array *ids, hw_pg_array *horizons, size_t *loaded, int unowned) {
   /* Binary results: the state comes as its bytes, no hex to decode. */
-  PGresult *res = PQexecParams(conn, hw_q_states, 0, NULL, NULL, NULL, NULL, 1);
+  PGresult *res = PQexecParams(conn, unowned ? hw_q_states_unowned : hw_q_states, 0, NULL, NULL,
+                               NULL, NULL, 1);
   if (PQresultStatus(res) != PGRES_TUPLES_OK) {
     hw_error(HW_RSTORE_LOG, NULL, "cannot read rule_state: %s", hw_pg_errmsg(res));
     PQclear(res);
@@ -191,7 +199,7 @@ static int hw_rstore_replay(PGconn *conn, hw_registry *reg, hw_rules *engine,
       if (!t)
         continue; /* attached terminals only, unless create */
       hw_fix f;
-      hw_rstore_fix(res, row, &f);
+      hw_rule_store_row_fix(res, row, &f);
       int frc = hw_rules_on_fix(engine, t, v, &f);
       if (frc)
         failed++;
@@ -223,8 +231,8 @@ static int hw_rstore_read_mark(PGconn *conn, int64_t *mark_ms) {
   return rc;
 }
 
-int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_registry_cache *cache,
-                       size_t *loaded, size_t *replayed) {
+static int hw_rstore_load(PGconn *conn, hw_registry *reg, hw_rules *engine,
+                          hw_registry_cache *cache, size_t *loaded, size_t *replayed, int unowned) {
   size_t nloaded = 0, nreplayed = 0, nnew = 0, nnew_terminals = 0, nold_terminals = 0;
   hw_pg_array ids = {0}, horizons = {0};
   const hw_registry_snapshot *snap = NULL;
@@ -232,7 +240,7 @@ int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_regi
   int64_t t0 = hw_now_ms(), mark_ms = 0;
   if (!conn || !reg || !engine)
     return -EINVAL;
-  int rc = hw_rstore_attach(conn, reg, cache, &ids, &horizons, &nloaded);
+  int rc = hw_rstore_attach(conn, reg, cache, &ids, &horizons, &nloaded, unowned);
   if (rc)
     goto out;
   const char *pids = hw_pg_array_finish(&ids), *phz = hw_pg_array_finish(&horizons);
@@ -264,8 +272,9 @@ int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_regi
     char mark[32];
     snprintf(mark, sizeof mark, "%lld", (long long)(mark_ms > HW_RSTORE_MARK_SLACK_MS
                                                         ? mark_ms - HW_RSTORE_MARK_SLACK_MS : 0));
-    rc = hw_rstore_replay(conn, reg, engine, cache, snap, hw_q_replay_new, pids, mark, 1, &nnew,
-                          &nnew_terminals);
+    rc = hw_rstore_replay(conn, reg, engine, cache, snap,
+                          unowned ? hw_q_replay_new_unowned : hw_q_replay_new, pids, mark, 1,
+                          &nnew, &nnew_terminals);
     nreplayed += nnew;
   }
 out:
@@ -287,6 +296,16 @@ out:
   return rc;
 }
 
+int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_registry_cache *cache,
+                       size_t *loaded, size_t *replayed) {
+  return hw_rstore_load(conn, reg, engine, cache, loaded, replayed, 0);
+}
+
+int hw_rule_store_load_unowned(PGconn *conn, hw_registry *reg, hw_rules *engine,
+                               hw_registry_cache *cache, size_t *loaded, size_t *replayed) {
+  return hw_rstore_load(conn, reg, engine, cache, loaded, replayed, 1);
+}
+
 /* ---- periodic save ------------------------------------------------------------------------ */
 
 /* Every state was encoded after the cycle started, so every fix received before then is in a
@@ -296,10 +315,20 @@ static const char hw_q_save_mark[] =
     "VALUES (1, timestamptz 'epoch' + $1::bigint * interval '1 millisecond') "
     "ON CONFLICT (id) DO UPDATE SET saved_before = EXCLUDED.saved_before";
 
+/* Fenced (docs/ownership.md): a state with an epoch ($3, 0 = unfenced) is written only while
+ * terminal_owner still has that epoch, checked under a FOR SHARE lock so a claim either waits for
+ * this statement or this statement sees the claim. The refused terminals come back as rows. */
 static const char hw_q_save[] =
-    "INSERT INTO rule_state (terminal_id, state, updated_at) "
-    "SELECT u.t, decode(u.h, 'hex'), now() FROM unnest($1::text[], $2::text[]) AS u(t, h) "
-    "ON CONFLICT (terminal_id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at";
+    "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, h, e)), "
+    "ok AS (SELECT o.terminal_id, o.epoch FROM terminal_owner o "
+    "WHERE o.terminal_id IN (SELECT u.t FROM u WHERE u.e > 0) FOR SHARE), "
+    "w AS (INSERT INTO rule_state (terminal_id, state, updated_at) "
+    "SELECT u.t, decode(u.h, 'hex'), now() FROM u WHERE u.e = 0 "
+    "OR EXISTS (SELECT 1 FROM ok WHERE ok.terminal_id = u.t AND ok.epoch = u.e) "
+    "ON CONFLICT (terminal_id) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at "
+    "RETURNING 1) "
+    "SELECT u.t, u.e FROM u WHERE u.e > 0 "
+    "AND NOT EXISTS (SELECT 1 FROM ok WHERE ok.terminal_id = u.t AND ok.epoch = u.e)";
 
 /* What was last saved for a terminal: open addressing by record address (records never move
  * and are never freed while the store runs). */
@@ -336,6 +365,9 @@ struct hw_rule_store {
   int64_t cycle_start_wall; /* hw_now_ms() at the start: the mark once the cycle completes */
   hw_rule_store_stats stats;
   hw_rule_store_hooks hooks; /* zero: one worker */
+  hw_owner_hold_fn hold;   /* may be NULL */
+  hw_owner_fenced_fn fenced; /* may be NULL */
+  void *owner_arg;
 
   int stopping, closing, handles;
   void (*done_cb)(void *arg);
@@ -433,7 +465,7 @@ static void hw_rstore_on_result(void *arg, const PGresult *res) {
   hw_rule_store *s = arg;
   if (s->closing)
     return;
-  if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+  if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
     /* Nothing remembered for this chunk: its terminals are still "changed" next time. */
     hw_warn(HW_RSTORE_LOG, NULL, "saving %zu rule states failed: %s%s%s", s->nchunk,
             res ? hw_pg_sqlstate(res) : "", res ? " " : "", res ? hw_pg_errmsg(res) : "connection lost");
@@ -443,7 +475,17 @@ static void hw_rstore_on_result(void *arg, const PGresult *res) {
   for (size_t i = 0; i < s->nchunk; i++)
     if (hw_rstore_remember(s, s->chunk[i].t, s->chunk[i].hash))
       break; /* out of memory: those are written again next time, harmless */
-  s->stats.saved += s->nchunk;
+  int nrefused = PQntuples(res);
+  for (int i = 0; i < nrefused; i++) {
+    /* Another daemon claimed it: this one lost the terminal (ownership.md). */
+    uint64_t e = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+    hw_warn(HW_RSTORE_LOG, PQgetvalue(res, i, 0), "rule state save refused: epoch %llu is no "
+            "longer the terminal's (another daemon claimed it)", (unsigned long long)e);
+    if (s->fenced)
+      s->fenced(s->owner_arg, PQgetvalue(res, i, 0), e);
+  }
+  s->stats.refused += (uint64_t)nrefused;
+  s->stats.saved += s->nchunk - (size_t)nrefused;
   s->nchunk = 0;
   hw_rstore_step(s);
 }
@@ -494,16 +536,24 @@ static void hw_rstore_on_next(uv_idle_t *h) {
  * at the end of the registry. Looks at HW_RSTORE_SCAN records per call at most, so that a
  * registry of unchanged states does not hold the loop for one long pass. */
 static void hw_rstore_step(hw_rule_store *s) {
-  hw_pg_array ids = {0}, states = {0};
+  hw_pg_array ids = {0}, states = {0}, epochs = {0};
   uint8_t buf[HW_RULE_STATE_ENCODED_MAX];
   size_t scanned = 0;
   s->nchunk = 0;
   while (s->cursor && s->nchunk < HW_RSTORE_CHUNK && scanned++ < HW_RSTORE_SCAN) {
     hw_terminal *t = s->cursor;
     s->cursor = t->hh.next;
-    if (!t->rules || (s->hooks.owns && !s->hooks.owns(s->hooks.arg, t)))
-      continue;
+    if (!t->rules || t->owner_epoch == HW_OWNER_LOST ||
+        (s->hooks.owns && !s->hooks.owns(s->hooks.arg, t)))
+      continue; /* lost, being claimed, or another worker's: not this one's to write */
     s->cycle_terminals++;
+    /* Owned terminals whose violation events are not all written yet wait for the next cycle:
+     * a state saved ahead of its events would let the next owner skip an episode whose events
+     * the fence then refuses (ownership.md, "closed episodes"). */
+    if (t->owner_epoch && s->hold && s->hold(s->owner_arg, t)) {
+      s->stats.held++;
+      continue;
+    }
     size_t len = 0;
     if (hw_rule_state_encode(t->rules, buf, sizeof buf, &len)) {
       hw_error(HW_RSTORE_LOG, t->id, "rule state cannot be encoded; not saved");
@@ -516,6 +566,7 @@ static void hw_rstore_step(hw_rule_store *s) {
     }
     hw_pg_array_text(&ids, t->id, strnlen(t->id, HW_TID_WIDE_MAX));
     hw_pg_array_hex(&states, buf, len);
+    hw_pg_array_i64(&epochs, (int64_t)t->owner_epoch);
     s->chunk[s->nchunk].t = t;
     s->chunk[s->nchunk].hash = h;
     s->nchunk++;
@@ -523,18 +574,21 @@ static void hw_rstore_step(hw_rule_store *s) {
   if (s->nchunk == 0) {
     hw_pg_array_free(&ids);
     hw_pg_array_free(&states);
+    hw_pg_array_free(&epochs);
     if (s->cursor)
       (void)uv_idle_start(&s->next, hw_rstore_on_next); /* the rest after other events */
     else
       hw_rstore_save_mark(s);
     return;
   }
-  const char *params[2] = {hw_pg_array_finish(&ids), hw_pg_array_finish(&states)};
-  int rc = params[0] && params[1] ? hw_pg_async_query(s->pg, hw_q_save, 2, params,
-                                                      hw_rstore_on_result, s)
-                                  : -ENOMEM;
+  const char *params[3] = {hw_pg_array_finish(&ids), hw_pg_array_finish(&states),
+                           hw_pg_array_finish(&epochs)};
+  int rc = params[0] && params[1] && params[2]
+               ? hw_pg_async_query(s->pg, hw_q_save, 3, params, hw_rstore_on_result, s)
+               : -ENOMEM;
   hw_pg_array_free(&ids);
   hw_pg_array_free(&states);
+  hw_pg_array_free(&epochs);
   if (rc) {
     hw_error(HW_RSTORE_LOG, NULL, "cannot queue a save of %zu rule states: %s", s->nchunk,
              strerror(-rc));
@@ -579,6 +633,13 @@ int hw_rule_store_start(hw_rule_store **out, uv_loop_t *loop, const char *connin
 }
 
 void hw_rule_store_get_stats(const hw_rule_store *s, hw_rule_store_stats *out) { *out = s->stats; }
+
+void hw_rule_store_set_owner(hw_rule_store *s, hw_owner_hold_fn hold, hw_owner_fenced_fn fenced,
+                             void *arg) {
+  s->hold = hold;
+  s->fenced = fenced;
+  s->owner_arg = arg;
+}
 
 static void hw_rstore_maybe_done(hw_rule_store *s) {
   if (s->handles > 0 || s->pg)

@@ -57,6 +57,22 @@
 int hw_rule_store_load(PGconn *conn, hw_registry *reg, hw_rules *engine, hw_registry_cache *cache,
                        size_t *loaded, size_t *replayed) HW_MUST_CHECK;
 
+/* The columns a replay reads from positions p (HW_RSTORE_REPLAY_COLUMNS, terminal id first), and
+ * one row of them, in text, as a fix (quality 0): shared with the claims (owner_claim.c). */
+#define HW_RSTORE_REPLAY_COLUMNS                                                                   \
+  "SELECT p.terminal_id, (extract(epoch FROM p.ts) * 1000)::bigint, "                              \
+  "(extract(epoch FROM p.recv_ts) * 1000)::bigint, round(p.lat * 1e6)::integer, "                  \
+  "round(p.lon * 1e6)::integer, round(p.speed_kmh::float8 * 10)::bigint, p.heading, p.alt_m, "    \
+  "p.alarm, p.status, round(p.odometer_km * 10)::bigint, p.driver_id, p.source, p.seq"
+void hw_rule_store_row_fix(const PGresult *r, int row, hw_fix *f);
+
+/* The same for a daemon running with ownership (docs/ownership.md): only the terminals no daemon
+ * has claimed (terminal_owner) are loaded and replayed; a claimed one gets its state when a
+ * session claims it here (owner_claim.h). */
+int hw_rule_store_load_unowned(PGconn *conn, hw_registry *reg, hw_rules *engine,
+                               hw_registry_cache *cache, size_t *loaded, size_t *replayed)
+    HW_MUST_CHECK;
+
 typedef struct hw_rule_store hw_rule_store;
 
 /* Connects (conninfo copied; its own connection) and saves every interval_ms (0 = default) the
@@ -82,8 +98,17 @@ typedef struct hw_rule_store_stats {
   uint64_t unchanged;     /* states skipped: the same bytes as last saved */
   size_t terminals;       /* terminals with a state at the last completed cycle */
   int64_t last_cycle_ms;  /* duration of the last completed cycle */
+  uint64_t refused;       /* fenced: saves refused, the terminal claimed by another daemon */
+  uint64_t held;          /* owned terminals left for the next cycle: violation events unwritten */
 } hw_rule_store_stats;
 void hw_rule_store_get_stats(const hw_rule_store *s, hw_rule_store_stats *out);
+
+/* Ownership (docs/ownership.md). A terminal's state is saved with t->owner_epoch (0: unfenced;
+ * HW_OWNER_LOST: not saved). hold(arg, t): nonzero = an owned terminal is not saved this cycle
+ * (its violation events are not all written). fenced(arg, terminal_id, epoch): a save was
+ * refused, the terminal's epoch has moved on. Both may be NULL. */
+void hw_rule_store_set_owner(hw_rule_store *s, hw_owner_hold_fn hold, hw_owner_fenced_fn fenced,
+                             void *arg);
 
 /* Saves once more (waiting for a cycle in progress, then a full one; at most HW_RSTORE_STOP_MS),
  * closes the connection, frees s, then calls done_cb (may be NULL) from the loop. Call after the

@@ -37,6 +37,7 @@ enum {
   HW_VS_P_LIMIT,
   HW_VS_P_GRADE,
   HW_VS_P_EVIDENCE,
+  HW_VS_P_EPOCH,
   HW_VS_P_COUNT
 };
 
@@ -53,16 +54,23 @@ enum {
   "(EXCLUDED.last_at > " HW_VS_OLD_LAST " OR (EXCLUDED.last_at = " HW_VS_OLD_LAST                 \
   " AND EXCLUDED.ended_at IS NOT NULL AND v.ended_at IS NULL))"
 
+/* Fenced (docs/ownership.md): an episode with an epoch ($16, 0 = unfenced) is written only while
+ * terminal_owner has that epoch for its terminal, checked under a FOR SHARE lock (a claim waits
+ * for this statement, or this statement sees the claim); the refused ones come back as rows. */
+#define HW_VS_FENCE_OK "EXISTS (SELECT 1 FROM ok WHERE ok.terminal_id = u.tid AND ok.epoch = u.ep)"
 static const char hw_vs_sql[] =
-    "INSERT INTO violations AS v (kind, episode_key, terminal_id, plate, region, enterprise, "
+    "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
+    "$6::text[], $7::bigint[], $8::bigint[], $9::boolean[], $10::integer[], $11::integer[], "
+    "$12::float8[], $13::float8[], $14::smallint[], $15::text[], $16::bigint[]) "
+    "AS u(kind, key, tid, plate, region, ent, s, l, closed, lat, lon, m, lim, g, ev, ep)), "
+    "ok AS (SELECT o.terminal_id, o.epoch FROM terminal_owner o "
+    "WHERE o.terminal_id IN (SELECT u.tid FROM u WHERE u.ep > 0) FOR SHARE), "
+    "w AS (INSERT INTO violations AS v (kind, episode_key, terminal_id, plate, region, enterprise, "
     "started_at, ended_at, last_at, start_lat, start_lon, measured, limit_value, grade, evidence) "
     "SELECT u.kind, u.key, u.tid, u.plate, u.region, u.ent, " HW_VS_TS("u.s") ", "
     "CASE WHEN u.closed THEN " HW_VS_TS("u.l") " END, " HW_VS_TS("u.l") ", "
     "u.lat / 1e6::float8, u.lon / 1e6::float8, u.m, u.lim, u.g, u.ev::jsonb "
-    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$7::bigint[], $8::bigint[], $9::boolean[], $10::integer[], $11::integer[], "
-    "$12::float8[], $13::float8[], $14::smallint[], $15::text[]) "
-    "AS u(kind, key, tid, plate, region, ent, s, l, closed, lat, lon, m, lim, g, ev) "
+    "FROM u WHERE u.ep = 0 OR " HW_VS_FENCE_OK " "
     "ON CONFLICT (episode_key) DO UPDATE SET "
     "started_at = least(v.started_at, EXCLUDED.started_at), "
     "start_lat = CASE WHEN EXCLUDED.started_at < v.started_at THEN EXCLUDED.start_lat "
@@ -83,12 +91,15 @@ static const char hw_vs_sql[] =
     "OR (EXCLUDED.ended_at IS NOT NULL AND v.ended_at IS NULL) OR " HW_VS_VALUE_WINS " "
     "OR (v.plate IS NULL AND EXCLUDED.plate IS NOT NULL) "
     "OR (v.region IS NULL AND EXCLUDED.region IS NOT NULL) "
-    "OR (v.enterprise IS NULL AND EXCLUDED.enterprise IS NOT NULL)";
+    "OR (v.enterprise IS NULL AND EXCLUDED.enterprise IS NOT NULL) RETURNING 1) "
+    "SELECT u.tid, u.ep, u.key FROM u WHERE u.ep > 0 AND NOT " HW_VS_FENCE_OK;
 
 /* One episode waiting to be written: every event seen for it, merged. */
 typedef struct hw_vs_item {
   hw_violation_event ev; /* merged; ev.episode_id is the hash key */
   uint8_t closed;        /* a close event was seen */
+  uint64_t epoch;        /* the owner epoch it is written under (0: unfenced) */
+  hw_terminal *term;     /* borrowed registry record whose viol_waiting counts it; may be NULL */
   char plate[HW_PLATE_MAX + 1];
   char region[HW_REGION_LEN + 1];
   char enterprise[HW_ENTERPRISE_MAX + 1];
@@ -110,6 +121,8 @@ struct hw_violation_store {
   uv_timer_t timer;     /* next flush, or the retry */
   uv_timer_t deadline;  /* stop */
   hw_violation_store_stats stats;
+  hw_owner_fenced_fn fenced; /* may be NULL */
+  void *fenced_arg;
   uint64_t drop_log_ms; /* rate limit of the drop warning */
   uint64_t drops_unlogged;
   int stopping, closing, handles;
@@ -218,13 +231,23 @@ static void hw_vs_add(hw_pg_array *p, const hw_vs_item *it) {
   else
     hw_pg_array_null(&p[HW_VS_P_GRADE]);
   hw_vs_str(&p[HW_VS_P_EVIDENCE], e->evidence[0] ? e->evidence : "{}", sizeof e->evidence);
+  hw_pg_array_i64(&p[HW_VS_P_EPOCH], (int64_t)it->epoch);
+}
+
+/* Every item is freed here: its terminal's count of waiting episodes goes down with it. */
+static void hw_vs_item_free(hw_vs_item *it) {
+  if (!it)
+    return;
+  if (it->term && it->term->viol_waiting)
+    it->term->viol_waiting--;
+  free(it);
 }
 
 /* ---- batches ----------------------------------------------------------------------------- */
 
 static void hw_vs_free_batch(hw_violation_store *s) {
   for (size_t i = s->done; i < s->nbatch; i++)
-    free(s->batch[i]);
+    hw_vs_item_free(s->batch[i]);
   free(s->batch);
   s->batch = NULL;
   s->nbatch = s->done = 0;
@@ -304,12 +327,22 @@ static void hw_vs_on_result(void *arg, const PGresult *res) {
   if (s->closing)
     return; /* hw_pg_async_stop answers what was queued with NULL; the batch is logged as lost */
   size_t n = s->splitting ? 1 : s->nbatch;
-  if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
+  if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+    int nrefused = PQntuples(res);
+    for (int i = 0; i < nrefused; i++) {
+      uint64_t e = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+      hw_warn(HW_VS_LOG, PQgetvalue(res, i, 0), "episode %s refused: epoch %llu is no longer the "
+              "terminal's (another daemon claimed it)", PQgetvalue(res, i, 2), (unsigned long long)e);
+      if (s->fenced)
+        s->fenced(s->fenced_arg, PQgetvalue(res, i, 0), e);
+    }
+    s->stats.fenced += (uint64_t)nrefused;
+    n -= (size_t)nrefused <= n ? (size_t)nrefused : n;
     s->stats.statements++;
     s->stats.written += n;
     s->backoff_ms = HW_VSTORE_RETRY_MIN_MS;
     if (s->splitting) {
-      free(s->batch[s->done]);
+      hw_vs_item_free(s->batch[s->done]);
       s->batch[s->done++] = NULL;
       if (s->done == s->nbatch)
         hw_vs_free_batch(s);
@@ -340,7 +373,7 @@ static void hw_vs_on_result(void *arg, const PGresult *res) {
              it->ev.episode_id, hw_violation_phase_name(it->ev.phase), state, hw_pg_errmsg(res));
     s->stats.rejected++;
     if (s->splitting) {
-      free(it);
+      hw_vs_item_free(it);
       s->batch[s->done++] = NULL;
       if (s->done == s->nbatch)
         hw_vs_free_batch(s);
@@ -435,7 +468,23 @@ static void hw_vs_log_drop(hw_violation_store *s, const hw_violation_event *ev, 
 }
 
 void hw_violation_store_put(hw_violation_store *s, const hw_violation_event *ev, const hw_vehicle *v) {
+  hw_violation_store_put_owned(s, ev, v, NULL);
+}
+
+void hw_violation_store_set_fenced(hw_violation_store *s, hw_owner_fenced_fn fenced, void *arg) {
+  s->fenced = fenced;
+  s->fenced_arg = arg;
+}
+
+void hw_violation_store_put_owned(hw_violation_store *s, const hw_violation_event *ev,
+                                  const hw_vehicle *v, hw_terminal *t) {
+  uint64_t epoch = t ? t->owner_epoch : 0;
   s->stats.events++;
+  if (epoch == HW_OWNER_LOST) {
+    /* Lost, or being claimed again: the owner that evaluates it now writes its episodes. */
+    s->stats.fenced++;
+    return;
+  }
   if (s->stopping) {
     hw_vs_log_drop(s, ev, "the store is stopping");
     return;
@@ -452,6 +501,8 @@ void hw_violation_store_put(hw_violation_store *s, const hw_violation_event *ev,
     s->stats.merged++;
     hw_vs_merge(it, ev);
     hw_vs_vehicle(it, v);
+    if (epoch > it->epoch)
+      it->epoch = epoch;
     return;
   }
   if (hw_vs_waiting(s) >= HW_VSTORE_MAX_PENDING) {
@@ -466,6 +517,11 @@ void hw_violation_store_put(hw_violation_store *s, const hw_violation_event *ev,
   it->ev = *ev;
   it->ev.evidence[sizeof it->ev.evidence - 1] = '\0';
   it->closed = ev->phase == HW_PHASE_CLOSE;
+  it->epoch = epoch;
+  if (t) {
+    it->term = t;
+    t->viol_waiting++;
+  }
   hw_vs_vehicle(it, v);
   HASH_ADD(hh, s->pending, ev.episode_id, klen, it);
   s->npending++;
@@ -488,7 +544,7 @@ static void hw_vs_maybe_done(hw_violation_store *s) {
   hw_vs_item *it, *tmp;
   HASH_ITER(hh, s->pending, it, tmp) {
     HASH_DEL(s->pending, it);
-    free(it);
+    hw_vs_item_free(it);
   }
   hw_vs_free_batch(s);
   void (*cb)(void *) = s->done_cb;

@@ -37,6 +37,7 @@
 #include <uv.h>
 
 #include "registry/registry.h"
+#include "registry/terminal.h"
 #include "rules/violation.h"
 
 #define HW_VSTORE_FLUSH_MS 200
@@ -58,6 +59,16 @@ int hw_violation_store_start(hw_violation_store **out, uv_loop_t *loop, const ch
  * Events put after hw_violation_store_stop are dropped (counted). */
 void hw_violation_store_put(hw_violation_store *s, const hw_violation_event *ev, const hw_vehicle *v);
 
+/* The same for an event of registry record t (may be NULL: as hw_violation_store_put), with
+ * ownership (docs/ownership.md): written under t->owner_epoch (0 unfenced; HW_OWNER_LOST: dropped
+ * and counted as fenced), and counted in t->viol_waiting until written or dropped (t must
+ * outlive the store). */
+void hw_violation_store_put_owned(hw_violation_store *s, const hw_violation_event *ev,
+                                  const hw_vehicle *v, hw_terminal *t);
+
+/* Called for every episode a fenced write refused (another daemon owns the terminal now). */
+void hw_violation_store_set_fenced(hw_violation_store *s, hw_owner_fenced_fn fenced, void *arg);
+
 typedef struct hw_violation_store_stats {
   uint64_t events;     /* put */
   uint64_t merged;     /* events folded into an episode already waiting */
@@ -66,6 +77,7 @@ typedef struct hw_violation_store_stats {
   uint64_t retries;    /* statements that failed and were (or will be) sent again */
   uint64_t dropped;    /* events refused: too many episodes waiting, or stopped */
   uint64_t rejected;   /* episodes refused by the database on their own and dropped */
+  uint64_t fenced;     /* episodes refused by the ownership fence, or put for a lost terminal */
   size_t pending;      /* episodes waiting, the batch in flight included */
 } hw_violation_store_stats;
 void hw_violation_store_get_stats(const hw_violation_store *s, hw_violation_store_stats *out);

@@ -1,0 +1,60 @@
+/* Claims terminals for this daemon when several share one database (docs/ownership.md): a claim
+ * bumps the terminal's fencing epoch in terminal_owner (schema 020) and brings its rule state
+ * here, so that exactly one daemon evaluates and writes a terminal at a time.
+ *
+ * A claim, on its own connection, one claim's statements after another's:
+ *   1. INSERT .. ON CONFLICT DO UPDATE SET epoch = epoch + 1 (the row lock orders it against
+ *      the fenced writers, which lock the row FOR SHARE), returning the new epoch E, the first
+ *      claim's time and the terminal's saved rule state.
+ *   2. If this daemon held E - 1 and still has the terminal's state, the state in memory is the
+ *      newest there is: it is kept, the epoch becomes E, done. Otherwise the terminal is marked
+ *      HW_OWNER_LOST while the stored good fixes after the saved state's horizon (without a saved
+ *      state: those received since the first claim) are read, then the saved state replaces
+ *      whatever was in memory, the epoch becomes E and the fixes are replayed through the engine
+ *      in device-time order before cb runs, so before any new fix of the terminal is evaluated.
+ * A claim whose requester went away (hw_owner_claim_cancel) still completes step 2: the
+ * database says this daemon owns the terminal, memory agrees. Loop thread only. */
+#ifndef HW_OWNER_CLAIM_H
+#define HW_OWNER_CLAIM_H
+
+#include <uv.h>
+
+#include "registry/terminal.h"
+#include "rules/rules.h"
+
+typedef struct hw_owner_claims hw_owner_claims;
+typedef struct hw_owner_claim hw_owner_claim;
+
+/* result: 0 claimed (state loaded and replayed), -EAGAIN the database did not answer (the
+ * terminal is not claimed, or claimed and left HW_OWNER_LOST: a later claim repairs it),
+ * -ENOMEM. */
+typedef void (*hw_owner_claim_cb)(void *arg, int result);
+
+/* node: this daemon's name in terminal_owner.owner (copied); engine: borrowed, replays run
+ * through it. Connects on the loop (conninfo copied). */
+int hw_owner_claims_start(hw_owner_claims **out, uv_loop_t *loop, const char *conninfo,
+                          const char *node, hw_rules *engine) HW_MUST_CHECK;
+
+/* Starts a claim of t (a registry record: outlives the claims; bound to its vehicle already, the
+ * replay judges with t->vehicle). cb runs later from the loop, never inside this call. *req
+ * identifies the claim until cb has run. -ESHUTDOWN, -ENOMEM. */
+int hw_owner_claim_start(hw_owner_claims *c, hw_terminal *t, hw_owner_claim_cb cb, void *arg,
+                   hw_owner_claim **req) HW_MUST_CHECK;
+
+/* The requester is gone: cb will not run. The claim itself completes. */
+void hw_owner_claim_cancel(hw_owner_claim *req);
+
+typedef struct hw_owner_claims_stats {
+  uint64_t claims;   /* completed */
+  uint64_t kept;     /* this daemon held the previous epoch: the state in memory kept */
+  uint64_t loaded;   /* saved states loaded */
+  uint64_t replayed; /* stored fixes replayed */
+  uint64_t failed;   /* claims the database did not complete */
+} hw_owner_claims_stats;
+void hw_owner_claims_get_stats(const hw_owner_claims *c, hw_owner_claims_stats *out);
+
+/* Pending claims get -EAGAIN (cancelled ones nothing), the connection closes, c is freed, then
+ * done_cb (may be NULL) runs. */
+void hw_owner_claims_stop(hw_owner_claims *c, void (*done_cb)(void *arg), void *arg);
+
+#endif
