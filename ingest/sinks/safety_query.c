@@ -131,10 +131,12 @@ int hw_safety_report_run(PGconn *conn, const hw_safety_request *r, const char *s
   snprintf(days, sizeof days, "%u", r->coverage_days);
   snprintf(follow, sizeof follow, "%u", r->follow_s);
   const char *params[6] = {scope, prefix, r->from, r->to, days, follow};
+  /* Typed here: not every query uses every parameter (text[], text, date, date, int4, int4). */
+  static const Oid types[6] = {1009, 25, 1082, 1082, 23, 23};
   const char *sqls[3] = {hw_sq_summary_sql, hw_sq_uncovered_sql, hw_sq_rates_sql};
   PGresult **res[3] = {&out->summary, &out->uncovered, &out->rates};
   for (int i = 0; i < 3; i++) {
-    *res[i] = PQexecParams(conn, sqls[i], 6, NULL, params, NULL, NULL, 0);
+    *res[i] = PQexecParams(conn, sqls[i], 6, types, params, NULL, NULL, 0);
     if (PQresultStatus(*res[i]) != PGRES_TUPLES_OK) {
       hw_error("safety-report", NULL, "query %d failed: SQLSTATE %s: %s", i,
                hw_pg_sqlstate(*res[i]), hw_pg_errmsg(*res[i]));
