@@ -436,11 +436,38 @@ static void test_coverage_report(void **state) {
   assert_int_equal(run_cli(bad, out, sizeof out), 2);
 }
 
+/* The simulator's trucks with devices over JT/T 808: a dsm truck's two scripted alarms land with
+ * their attachment counts and levels, and the nodevice truck's one item, 10 days older than its
+ * fix. */
+static void test_sim_device_trucks(void **state) {
+  (void)state;
+  char server[64];
+  snprintf(server, sizeof server, "127.0.0.1:%d", jport);
+  for (int i = 0; i < 2; i++) {
+    const char *argv[] = {"--protocol", "jt808", "--server", server, "--scenario",
+                          i ? "nodevice" : "dsm", "--pg", env.conninfo, "--quiet", NULL};
+    pid_t sim = hw_test_spawn_sim(argv, "test_alarms.sim.log");
+    assert_int_equal(hw_test_wait_exit(sim, WAIT_MS), 0);
+  }
+  /* Every fix was acknowledged (the sim exits 0 only then), so its alarms are stored. */
+  char t[256];
+  hw_test_pg_text(env.db, t, sizeof t,
+                  "SELECT string_agg(concat_ws('/', kind, type, level, attachments, alarm_id), ' ' "
+                  "ORDER BY alarm_at) FROM safety_alarms WHERE terminal_id = '013950000001'");
+  assert_string_equal(t, "dsm/2/2/2/101 dsm/1/2/3/102");
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM safety_alarms WHERE "
+                                              "terminal_id = '013960000001' AND type = 16 AND "
+                                              "fix_at - alarm_at = interval '10 days'"), 1);
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM safety_alarms WHERE "
+                                              "terminal_id = '013960000001'"), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_alarm_stored_before_ack),
       cmocka_unit_test(test_fatigue_alarm_violation),
       cmocka_unit_test(test_coverage_report),
+      cmocka_unit_test(test_sim_device_trucks),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
