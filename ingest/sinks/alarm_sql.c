@@ -74,7 +74,7 @@ static void put_ts(out *o, int64_t ms) {
 
 int hw_alarm_insert_sql(const char *tid, const hw_safety_alarm *a, const hw_fix *fix, char *buf,
                         size_t cap) {
-  char fields[HW_ALARM_SQL_MAX / 2], no[HW_SAFETY_ALARM_NO_TEXT_MAX];
+  char fields[HW_ALARM_FIELDS_MAX], no[HW_SAFETY_ALARM_NO_TEXT_MAX];
   int32_t lat, lon;
   if (hw_terminal_id_check(tid, strlen(tid)))
     return -EINVAL;
@@ -108,7 +108,7 @@ int hw_alarm_insert_sql(const char *tid, const hw_safety_alarm *a, const hw_fix 
 
 int hw_alarm_event_json(const char *tid, const hw_safety_alarm *a, const hw_fix *fix, char *buf,
                         size_t cap) {
-  char fields[HW_ALARM_SQL_MAX / 2], no[HW_SAFETY_ALARM_NO_TEXT_MAX];
+  char fields[HW_ALARM_FIELDS_MAX], no[HW_SAFETY_ALARM_NO_TEXT_MAX];
   int32_t lat, lon;
   if (hw_terminal_id_check(tid, strlen(tid)))
     return -EINVAL;

@@ -9,8 +9,10 @@
 #include "base/fix.h"
 #include "base/safety_alarm.h"
 
-/* Upper bound of one statement or one JSON text (a TPMS item with HW_SAFETY_TYRES_MAX events). */
-#define HW_ALARM_SQL_MAX 4096
+/* Upper bounds of the fields JSON (a TPMS item holds at most 23 events of about 95 bytes each:
+ * its length is one byte) and of one statement or event JSON around it. */
+#define HW_ALARM_FIELDS_MAX 4096
+#define HW_ALARM_SQL_MAX 8192
 
 /* The item's own fields (ADAS headway, DSM fatigue, TPMS tyres, vehicle status, altitude, the
  * alarm number's raw parts) as a JSON object into buf. Returns its length, or -ENOSPC. */

@@ -16,6 +16,7 @@
 #include "jt808/jt808_header.h"
 #include "jt808/jt808_location.h"
 #include "jt808/jt808_safety.h"
+#include "sinks/alarm_sql.h"
 
 /* Every vector below is the whole 0x0200 body those suites serialise: alarm 1, status 2,
  * lat 12222222, lon 132444444, altitude 40, speed 60 (0.1 km/h), direction 0, 2018-07-15 10:10:10,
@@ -307,6 +308,35 @@ static void test_kept_as_sent(void **state) {
   assert_int_equal(hw_safety_alarm_no_parse(body + 30 + 31, 39, &a.no), -EBADMSG);
 }
 
+/* The largest TPMS item (length 248 = 41 + 23 events, every field at its widest) still makes a
+ * statement and an event (the fuzzer found the first buffers too small for it), with only the
+ * literals' quotes. */
+static void test_widest_tpms_sql(void **state) {
+  (void)state;
+  uint8_t v[248];
+  memset(v, 0xFF, sizeof v);
+  memcpy(v + 5 + 19, "T000001", 7);             /* the alarm number's terminal id */
+  memcpy(v + 5 + 19 + 7, "\x19\x12\x10\x18\x31\x00", 6);
+  v[40] = 23;
+  hw_safety_alarm a;
+  assert_int_equal(hw_safety_parse_item(0x66, v, sizeof v, &a), 0);
+  assert_int_equal(a.tyres_kept, 23);
+  hw_fix fix;
+  memset(&fix, 0, sizeof fix);
+  fix.ts_ms = 1700000000000LL;
+  char sql[HW_ALARM_SQL_MAX], js[HW_ALARM_SQL_MAX];
+  int n = hw_alarm_insert_sql("013912344329", &a, &fix, sql, sizeof sql);
+  assert_true(n > 0);
+  int quotes = 0;
+  for (int i = 0; i < n; i++)
+    quotes += sql[i] == '\'';
+  assert_int_equal(quotes, 12);
+  assert_non_null(strstr(sql, "'T000001-191210183100-255'"));
+  assert_true(hw_alarm_event_json("013912344329", &a, &fix, js, sizeof js) > 0);
+  /* A buffer too small is refused, not truncated. */
+  assert_int_equal(hw_alarm_insert_sql("013912344329", &a, &fix, sql, 100), -ENOSPC);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bodies),
@@ -314,6 +344,7 @@ int main(void) {
       cmocka_unit_test(test_bad_lengths),
       cmocka_unit_test(test_tpms_count_lies),
       cmocka_unit_test(test_kept_as_sent),
+      cmocka_unit_test(test_widest_tpms_sql),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
