@@ -460,6 +460,27 @@ static void test_sim_device_trucks(void **state) {
                                               "fix_at - alarm_at = interval '10 days'"), 1);
   assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM safety_alarms WHERE "
                                               "terminal_id = '013960000001'"), 1);
+
+  /* haulwatch alarms list: the same two, newest first, the types named; a bad kind refused. */
+  char out[16384];
+  const char *tab[] = {"alarms", "list", "--terminal", "013950000001", "--pg", env.conninfo, NULL};
+  assert_int_equal(run_cli(tab, out, sizeof out), 0);
+  const char *fat = strstr(out, "fatigue"), *ph = strstr(out, "phone");
+  assert_non_null(fat);
+  assert_non_null(ph);
+  assert_true(fat < ph);
+  assert_non_null(strstr(out, "(2 alarms)"));
+  const char *csv[] = {"alarms", "list", "--kind", "dsm", "--terminal", "013950000001",
+                       "--format", "csv", "--pg", env.conninfo, NULL};
+  assert_int_equal(run_cli(csv, out, sizeof out), 0);
+  assert_non_null(strstr(out, "id,alarm_at,terminal_id,vehicle,kind,type,type_name,level,"));
+  assert_non_null(strstr(out, ",013950000001,,dsm,2,phone,2,70,"));
+  const char *js[] = {"alarms", "list", "--format", "json", "--kind", "tpms", "--pg",
+                      env.conninfo, NULL};
+  assert_int_equal(run_cli(js, out, sizeof out), 0);
+  assert_non_null(strstr(out, "[]"));
+  const char *bad[] = {"alarms", "list", "--kind", "radar", "--pg", env.conninfo, NULL};
+  assert_int_equal(run_cli(bad, out, sizeof out), 2);
 }
 
 int main(void) {
