@@ -21,7 +21,7 @@ deny() {
   done < <(find . -name '*.[ch]' | sed 's|^\./||' | grep -E "^($files)" || true)
 }
 
-codecs='protobuf/(frame|pb_codec)\.|jt808/jt808_(frame|header|internal|location|msg|reasm|text)\.|jt809/jt809_(frame|header|internal|msg|text|vehicle|slave_sm)\.'
+codecs='protobuf/(frame|pb_codec)\.|jt808/jt808_(frame|header|internal|location|msg|reasm|safety|text)\.|jt809/jt809_(frame|header|internal|msg|text|vehicle|slave_sm)\.'
 above_base='registry/|protobuf/|jt808/|jt809/|net/|http/|sinks/|rules/|pipeline/|cli/|load/|web/'
 
 deny 'base/' "$above_base" 'base depends on nothing above it'

@@ -600,6 +600,35 @@ async function loadTractors() {
   $('tractor-count').textContent = `${rows.length} · ${moved} 淘汰后仍行驶 moved since phase-out`;
 }
 
+// --- active-safety alarms -----------------------------------------------------------------
+// GET /api/v1/alarms: the newest ADAS/DSM/TPMS/BSD alarms in the user's regions (README,
+// "Active-safety alarms"); a click shows the vehicle.
+
+const ALARM_TYPE_ZH = {
+  'adas:1': '前向碰撞 forward collision', 'adas:2': '车道偏离 lane departure', 'adas:3': '车距过近 headway',
+  'adas:4': '行人碰撞 pedestrian', 'dsm:1': '疲劳驾驶 fatigue', 'dsm:2': '接打电话 phone', 'dsm:3': '抽烟 smoking',
+  'dsm:4': '分神驾驶 distracted', 'dsm:5': '驾驶员异常 driver abnormal',
+};
+const ALARM_KIND_ZH = { adas: 'ADAS', dsm: 'DSM', tpms: '胎压 TPMS', bsd: '盲区 BSD' };
+
+async function loadAlarms() {
+  const ans = await api('/api/v1/alarms?limit=50');
+  const tb = $('alarms').tBodies[0];
+  clear(tb);
+  for (const a of ans.items) {
+    const name = ALARM_TYPE_ZH[`${a.kind}:${a.type}`] || `${ALARM_KIND_ZH[a.kind] || a.kind} ${a.type}`;
+    tb.append(el('tr', { class: a.level === 2 ? 'level2' : '', 'data-terminal': a.terminal_id, on: { click: () => selectVehicle(a.terminal_id) } },
+      el('td', {}, fmtTime(a.alarm_at)),
+      el('td', {}, a.vehicle || a.terminal_id),
+      el('td', {}, name),
+      el('td', {}, a.level === null ? '–' : String(a.level)),
+      el('td', {}, a.speed_kmh === null ? '–' : String(a.speed_kmh)),
+      el('td', {}, String(a.attachments))));
+  }
+  if (ans.items.length === 0) tb.append(el('tr', {}, el('td', { colSpan: 6, class: 'muted' }, '暂无报警 no alarms')));
+  $('alarm-count').textContent = `${ans.items.length}${ans.next_cursor ? '+' : ''}`;
+}
+
 let tractorTimer = null;
 function queueTractors() {
   if (tractorTimer) return;
@@ -794,7 +823,7 @@ function startStream() {
 }
 
 async function reloadAll() {
-  await Promise.all([loadViolating(), loadFeed(), loadSummary(), loadTractors()]);
+  await Promise.all([loadViolating(), loadFeed(), loadSummary(), loadTractors(), loadAlarms().catch(() => {})]);
   await loadVehicles();
 }
 
@@ -837,6 +866,7 @@ async function start(user) {
   page.timers.push(setInterval(queueTractors, 60000));
   // the fixes stored today grow with every daily flush, not with an event
   page.timers.push(setInterval(queueSummary, 30000));
+  page.timers.push(setInterval(() => { loadAlarms().catch(() => {}); }, 30000));
   document.body.dataset.ready = '1';
 }
 

@@ -16,11 +16,14 @@ int hw_cmd_terminal(int argc, char **argv);
 int hw_cmd_registry(int argc, char **argv);
 int hw_cmd_zones(int argc, char **argv);
 int hw_cmd_violations(int argc, char **argv);
+int hw_cmd_alarms(int argc, char **argv);
 int hw_cmd_web(int argc, char **argv);
 int hw_cmd_user(int argc, char **argv);
 int hw_cmd_report(int argc, char **argv);
 /* `report monthly` (report_monthly.c), dispatched by hw_cmd_report. */
 int hw_cmd_report_monthly(int argc, char **argv);
+/* `report safety-devices` (safety_report_cmd.c). */
+int hw_cmd_report_safety(int argc, char **argv);
 /* report phaseout|registry-audit|offline-movers (crackdown_cmd.c); argv[0] names the list. */
 int hw_cmd_crackdown(int argc, char **argv);
 int hw_cmd_regions(int argc, char **argv);

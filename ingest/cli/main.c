@@ -18,6 +18,7 @@ static const hw_command hw_commands[] = {
     {"zones", hw_cmd_zones, "import zones from GeoJSON (zones import FILE.geojson)"},
     {"regions", hw_cmd_regions, "import region outlines for the page's map (regions import FILE.geojson)"},
     {"violations", hw_cmd_violations, "list violations, move them towards closing"},
+    {"alarms", hw_cmd_alarms, "list active-safety alarms (ADAS, DSM, TPMS, BSD)"},
     {"web", hw_cmd_web, "serve the HTTP API and the page"},
     {"user", hw_cmd_user, "manage the users of the web API (user add NAME ...)"},
     {"report", hw_cmd_report, "assessment KPIs (report kpi), daily figures (report rebuild), crackdown lists (report phaseout, registry-audit, offline-movers), the monthly 通报 (report monthly)"},

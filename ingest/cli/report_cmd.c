@@ -423,6 +423,8 @@ int hw_cmd_report(int argc, char **argv) {
     return hw_report_kpi(argc - 1, argv + 1);
   if (argc >= 2 && !strcmp(argv[1], "monthly"))
     return hw_cmd_report_monthly(argc - 1, argv + 1);
+  if (argc >= 2 && !strcmp(argv[1], "safety-devices"))
+    return hw_cmd_report_safety(argc - 1, argv + 1);
   hw_cd_list list;
   if (argc >= 2 && hw_cd_list_of(argv[1], &list) == 0)
     return hw_cmd_crackdown(argc - 1, argv + 1);
@@ -432,6 +434,7 @@ int hw_cmd_report(int argc, char **argv) {
                "       haulwatch report phaseout|registry-audit|offline-movers [OPTIONS]\n"
                "       haulwatch report monthly --month YYYY-MM --out FILE.html|FILE.xlsx\n"
                "       haulwatch report platforms --from DAY --to DAY [--format table|csv|json]\n"
+               "       haulwatch report safety-devices [--region CODE] [--from DAY] [--to DAY]\n"
                "`haulwatch report kpi --help` and `... rebuild --help` tell more.\n");
   return out == stdout ? 0 : 2;
 }

@@ -19,8 +19,9 @@
 #include "sinks/kpi_query.h"
 #include "sinks/monthly_query.h"
 #include "sinks/platform_kpi.h"
+#include "sinks/safety_query.h"
 
-#define HW_MONTHLY_SCHEMA 17 /* vehicle_daily (012), the registry's masses (014), platforms (016), vehicle_monthly (017) */
+#define HW_MONTHLY_SCHEMA 22 /* vehicle_daily (012), the registry's masses (014), platforms (016), vehicle_monthly (017), safety_alarms (022) */
 /* Default of overdue_days (the 督办 threshold): haulwatch's, not a national figure; a month of
  * rectification is what the provincial plan's monthly cycle allows. */
 #define HW_MONTHLY_DEF_OVERDUE_DAYS 30
@@ -35,6 +36,9 @@ typedef struct hw_monthly_settings {
   uint32_t phaseout_min_km;
   uint32_t audit_tolerance_kg;
   uint32_t audit_min_load_pct;
+  /* report safety-devices' settings. */
+  uint32_t coverage_days;
+  uint32_t followed_within_s;
   /* The score's settings, as `report kpi` takes them, for this month and the month before. */
   hw_kpi_score_cfg score;
 } hw_monthly_settings;
@@ -49,6 +53,8 @@ static const hw_option hw_monthly_options[] = {
     HW_OPT_N(C, phaseout_min_km, HW_XSTR(HW_CD_DEF_PHASEOUT_MIN_KM), 0, 10000, NULL, "as report phaseout: a day counts as moved with at least this many km of track"),
     HW_OPT_N(C, audit_tolerance_kg, HW_XSTR(HW_CD_DEF_AUDIT_TOLERANCE_KG), 0, 100000, NULL, "as report registry-audit: total mass may differ from curb mass + rated load by this much, kg"),
     HW_OPT_N(C, audit_min_load_pct, HW_XSTR(HW_CD_DEF_AUDIT_MIN_LOAD_PCT), 0, 1000, NULL, "as report registry-audit: a heavy vehicle's rated load below this % of its curb mass is flagged"),
+    HW_OPT_N(C, coverage_days, HW_XSTR(HW_SAFETY_DEF_COVERAGE_DAYS), 1, 366, NULL, "as report safety-devices: covered = an active-safety item in this many days up to the month's end"),
+    HW_OPT_N(C, followed_within_s, HW_XSTR(HW_SAFETY_DEF_FOLLOW_S), 1, 86400 * 7, NULL, "as report safety-devices: a level-2 alarm is followed by a violation within this many seconds"),
     HW_KPI_SCORE_OPTIONS(C, score),
 };
 #undef C
@@ -98,6 +104,7 @@ static int hw_find_group(const PGresult *res, const char *group) {
 typedef struct hw_monthly_data {
   PGresult *cur, *prev, *viol, *rect, *overdue;
   PGresult *plat_cur, *plat_prev; /* report platforms of the month and the month before */
+  hw_safety_report safety;        /* report safety-devices for the month */
   hw_cd_table phaseout, audit; /* the crackdown module's tables (hw_cd_table_free) */
 } hw_monthly_data;
 
@@ -111,6 +118,7 @@ static void hw_monthly_data_free(hw_monthly_data *m) {
   PQclear(m->overdue);
   PQclear(m->plat_cur);
   PQclear(m->plat_prev);
+  hw_safety_report_free(&m->safety);
 }
 
 /* The bounds report platforms takes for month (YYYY-MM, 2000-02..2099-12): its first day (GMT+8
@@ -130,6 +138,23 @@ static int hw_monthly_platforms_run(PGconn *conn, const char *month, PGresult **
   if (rc)
     fprintf(stderr, "report monthly: platforms of %s: %s", month, err);
   return rc;
+}
+
+/* report safety-devices over the month (its first to its last day, coverage at its end). */
+static int hw_monthly_safety_run(PGconn *conn, const hw_monthly_request *q, uint32_t days,
+                                 uint32_t follow_s, hw_safety_report *out) {
+  static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  char from[16], to[16], err[160];
+  int y = atoi(q->month), mo = atoi(q->month + 5);
+  int last = mo >= 1 && mo <= 12 ? mdays[mo - 1] + (mo == 2 && y % 4 == 0) : 28;
+  snprintf(from, sizeof from, "%.7s-01", q->month);
+  snprintf(to, sizeof to, "%.7s-%02d", q->month, last);
+  hw_safety_request r;
+  if (hw_safety_request_parse(&r, q->cur.region, from, to, days, follow_s, err, sizeof err)) {
+    fprintf(stderr, "report monthly: safety devices: %s\n", err);
+    return -EINVAL;
+  }
+  return hw_safety_report_run(conn, &r, "{%}", out);
 }
 
 static int hw_monthly_gather(PGconn *conn, const hw_monthly_request *q, const hw_cd_config *cfg,
@@ -405,6 +430,46 @@ static void hw_monthly_platform_table(hw_rdoc *d, const hw_monthly_request *q, c
   }
 }
 
+/* 九、智能安防设备: report safety-devices for the month, its three tables as they are. */
+static void hw_monthly_safety_tables(hw_rdoc *d, const hw_safety_report *s) {
+  static const char *const scols[] = {"vehicles", "connected", "covered", "covered_pct",
+                                      "level2_alarms", "level2_followed", "followed_pct"};
+  static const char *const sheads[] = {"重型货车和半挂牵引车 vehicles", "入网 connected",
+                                       "装用有效 covered", "覆盖率 covered %",
+                                       "二级报警 level-2 alarms", "其后违法 followed",
+                                       "比例 followed %"};
+  static const char *const ucols[] = {"enterprise", "plate", "terminal_id", "region", "class",
+                                      "last_item"};
+  static const char *const uheads[] = {"企业 enterprise", "车牌 plate", "终端 terminal",
+                                       "地区 region", "车型 class", "最后一次报警 last item"};
+  static const char *const rcols[] = {"kind", "type", "level", "alarms", "vehicles",
+                                      "per_vehicle", "km", "per_100km"};
+  static const char *const rheads[] = {"类别 kind", "类型 type", "级别 level", "报警数 alarms",
+                                       "车辆 vehicles", "车均 per vehicle", "里程 km",
+                                       "百公里 per 100 km"};
+  const PGresult *res[3] = {s->summary, s->uncovered, s->rates};
+  hw_rtable *t[3];
+  t[0] = hw_rdoc_table(d, "safety", "安防设备覆盖 Coverage", 7, scols, sheads, 0x7f);
+  hw_rdoc_section(d, t[0], "九、智能安防设备 Active-safety devices");
+  hw_rdoc_note(d, t[0], "Heavy trucks and semi-trailer tractors, as `haulwatch report "
+                        "safety-devices` gives them for the month: covered = connected and an "
+                        "active-safety item in the days before the month's end.");
+  t[1] = hw_rdoc_table(d, "safety-missing", "无有效设备车辆 Without a working device", 6, ucols,
+                       uheads, 0);
+  t[2] = hw_rdoc_table(d, "safety-rates", "报警率 Alarm rates of covered vehicles", 8, rcols,
+                       rheads, 0xfa);
+  for (int k = 0; k < 3; k++) {
+    if (!t[k] || !res[k])
+      continue;
+    for (int r = 0; r < PQntuples(res[k]); r++) {
+      const char *cells[8];
+      for (int c = 0; c < t[k]->ncols; c++)
+        cells[c] = hw_val(res[k], r, c);
+      hw_rdoc_row(d, t[k], cells);
+    }
+  }
+}
+
 static int hw_monthly_build(hw_rdoc *d, const hw_monthly_request *q, const hw_monthly_data *m) {
   int n = PQntuples(m->cur), sc = hw_kpi_col("score");
   const char *grouping = q->cur.by == HW_KPI_BY_REGION ? "地区 city" : "企业 enterprise";
@@ -438,6 +503,7 @@ static int hw_monthly_build(hw_rdoc *d, const hw_monthly_request *q, const hw_mo
                       "Active vehicles of the region whose declared masses fail a check, as "
                       "`haulwatch report registry-audit` lists them, with the reasons.");
   hw_monthly_platform_table(d, q, m->plat_cur, m->plat_prev);
+  hw_monthly_safety_tables(d, &m->safety);
 out:
   free(items);
   free(order);
@@ -482,7 +548,8 @@ int hw_cmd_report_monthly(int argc, char **argv) {
   snprintf(tmp, sizeof tmp, "%s.tmp-%ld", s.out, (long)getpid());
   int ret = 1;
   hw_cd_config cdcfg = {s.phaseout_min_km, s.audit_tolerance_kg, s.audit_min_load_pct};
-  if (hw_monthly_gather(conn, &q, &cdcfg, &m)) {
+  if (hw_monthly_gather(conn, &q, &cdcfg, &m) ||
+      hw_monthly_safety_run(conn, &q, s.coverage_days, s.followed_within_s, &m.safety)) {
     fprintf(stderr, "report monthly: a query failed (see the log above)\n");
     goto out;
   }

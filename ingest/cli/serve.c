@@ -88,6 +88,8 @@ typedef struct hw_serve_config {
   uint32_t offline_gap_s;
   uint32_t offline_dist_m;
   uint32_t late_hold_s;
+  char alarm_violations[256];
+  uint32_t alarm_min_level;
   uint32_t refusal_retention_days;
   uint32_t retain_positions_days;
   char archive_tablespace[64];
@@ -149,6 +151,8 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, daily_limit_s, HW_XSTR(HW_RULES_DEF_DAILY_LIMIT_S), 0, 86400, NULL, "default: daily driving limit (GMT+8 day), s; 0 = none"),
     HW_OPT_N(C, offline_gap_s, HW_XSTR(HW_RULES_DEF_OFFLINE_GAP_S), 60, 86400 * 7, NULL, "silence longer than this with displacement is offline_displacement, s"),
     HW_OPT_N(C, offline_dist_m, HW_XSTR(HW_RULES_DEF_OFFLINE_DIST_M), 100, 1000000, NULL, "... when the vehicle reappears at least this far away, m"),
+    HW_OPT_S(C, alarm_violations, HW_RULES_DEF_ALARM_VIOLATIONS, NULL, "active-safety alarm kinds that are violations while moving, comma-separated, of dsm_fatigue, dsm_phone, dsm_smoking, dsm_distracted, adas_forward_collision, adas_lane_departure, adas_headway, adas_pedestrian (empty: none)"),
+    HW_OPT_N(C, alarm_min_level, HW_XSTR(HW_RULES_DEF_ALARM_MIN_LEVEL), 1, 255, NULL, "... at this alarm level or above (the devices send 1 or 2)"),
     HW_OPT_N(C, late_hold_s, HW_XSTR(HW_RULES_DEF_HOLD_S), 0, 86400, NULL, "how long fixes after a gap wait for back-filled data before the gap is judged, s"),
     /* The assessment's daily figures (README, "KPIs"); report rebuild reads the same settings. */
     HW_OPT_B(C, daily, "true", "keep the daily figures per vehicle (vehicle_daily) for the KPIs"),
@@ -580,6 +584,12 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
   pc.rules_cfg.offline_gap_s = cfg->offline_gap_s;
   pc.rules_cfg.offline_dist_m = cfg->offline_dist_m;
   pc.rules_cfg.hold_s = cfg->late_hold_s;
+  pc.rules_cfg.alarm_min_level = cfg->alarm_min_level;
+  if (hw_rules_alarm_kinds(cfg->alarm_violations, &pc.rules_cfg.alarm_violations)) {
+    hw_error("serve", NULL, "alarm_violations: unknown kind in \"%s\"", cfg->alarm_violations);
+    rc = -EINVAL;
+    goto fail;
+  }
   pc.daily = (int)cfg->daily;
   pc.daily_cfg.flush_ms = cfg->daily_flush_s * 1000u;
   hw_daystats_config_default(&pc.daily_cfg.stats);

@@ -133,6 +133,8 @@ int hw_jt808_batch_next(hw_jt808_batch *b, int64_t recv_ms, hw_fix *fix, hw_jt80
   size_t n = hw_jt808__be16(b->p);
   if ((size_t)(b->end - b->p - 2) < n)
     goto cut;
+  b->last = b->p + 2;
+  b->last_len = n;
   *item_rc = hw_jt808_parse_location(b->p + 2, n, recv_ms, fix, extra);
   b->p += 2 + n;
   b->seen++;

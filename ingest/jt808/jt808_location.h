@@ -66,6 +66,8 @@ typedef struct hw_jt808_batch {
   uint16_t count;     /* items announced */
   uint16_t seen;      /* items returned so far */
   uint8_t type;       /* 0 normal, 1 blind-area back-fill (other values passed through) */
+  const uint8_t *last; /* borrowed: the 0x0200 body of the item last returned */
+  size_t last_len;
 } hw_jt808_batch;
 
 /* 0, or -EBADMSG for a body shorter than 3 bytes. The body must outlive the iteration. */

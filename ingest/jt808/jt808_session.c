@@ -5,6 +5,7 @@
 
 #include "registry/auth.h"
 #include "jt808/jt808_location.h"
+#include "jt808/jt808_safety.h"
 #include "jt808/jt808_msg.h"
 #include "jt808/jt808_reasm.h"
 #include "base/log.h"
@@ -46,12 +47,15 @@ typedef struct hw_j8_state {
 
 const size_t hw_jt808_state_size = sizeof(hw_j8_state);
 
-/* One deframer and one fix buffer per loop thread (serve --workers: one loop per thread) serve
- * every session of that loop. A read is consumed in full before the next one starts, so neither
- * is ever shared by two sessions at once. The counters are the loop's too: a metrics scrape adds
- * them up on each loop (cli/metrics.c). */
+/* One deframer, one fix buffer and one alarm buffer per loop thread (serve --workers: one loop
+ * per thread) serve every session of that loop. A read is consumed in full before the next one
+ * starts, so none is ever shared by two sessions at once. The counters are the loop's too: a
+ * metrics scrape adds them up on each loop (cli/metrics.c). */
 static _Thread_local hw_jt808_deframer hw_j8_df;
 static _Thread_local hw_fix hw_j8_fixes[HW_J8_MAX_BATCH];
+/* Active-safety items of one 0x0200 (a body holds at most a few: one per kind in practice). */
+#define HW_J8_MAX_ALARMS 8
+static _Thread_local hw_safety_alarm hw_j8_alarms[HW_J8_MAX_ALARMS];
 static _Thread_local hw_jt808_stats hw_j8_stats;
 
 void hw_jt808_get_stats(hw_jt808_stats *out) { *out = hw_j8_stats; }
@@ -358,6 +362,25 @@ static int hw_j8_submit(hw_session *s, const hw_jt808_header *h, size_t n) {
   return rc;
 }
 
+/* The active-safety items (0x64-0x67) of a valid fix's body go to the pipeline before the fix:
+ * stored in the transaction its ack waits for. Items that fit no layout are logged and dropped;
+ * the fix stands. */
+static int hw_j8_alarms_of(hw_session *s, const uint8_t *body, size_t len, const hw_fix *f) {
+  size_t n = 0, bad = 0;
+  if (hw_safety_scan(body, len, hw_j8_alarms, HW_J8_MAX_ALARMS, &n, &bad))
+    return 0; /* cannot happen for a body hw_jt808_parse_location accepted */
+  if (bad)
+    hw_info("jt808", s->term->id, "peer=%s %zu active-safety item(s) of the fix at %lld fit no "
+            "layout (or too many): not stored", s->peer, bad, (long long)f->ts_ms);
+  if (n == 0)
+    return 0;
+  int rc = hw_pipeline_alarms(hw_server_backend(s->server)->pipeline, s, f, hw_j8_alarms, n);
+  if (rc)
+    hw_error("jt808", s->term->id, "peer=%s closed: cannot queue alarms: %s", s->peer,
+             strerror(-rc));
+  return rc;
+}
+
 static int hw_j8_location(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
                           size_t len) {
   hw_fix *f = &hw_j8_fixes[0];
@@ -372,6 +395,8 @@ static int hw_j8_location(hw_session *s, const hw_jt808_header *h, const uint8_t
     return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
   }
   hw_j8_set_driver(s->term, f);
+  if ((rc = hw_j8_alarms_of(s, body, len, f)))
+    return rc;
   return hw_j8_submit(s, h, 1);
 }
 
@@ -391,6 +416,10 @@ static int hw_j8_batch(hw_session *s, const hw_jt808_header *h, const uint8_t *b
       continue;
     }
     hw_j8_set_driver(s->term, &hw_j8_fixes[n]);
+    /* The item just read is at b.p minus its length: its alarms go with it. */
+    int arc = hw_j8_alarms_of(s, b.last, b.last_len, &hw_j8_fixes[n]);
+    if (arc)
+      return arc;
     n++;
   }
   int cut = rc < 0 || n == HW_J8_MAX_BATCH;

@@ -92,11 +92,15 @@ static const char hw_sim_usage[] =
     "                converted tractor\n"
     "  dark[:M]      60 km/h for 30 min, silent M minutes (default 45) while moving 40 km,\n"
     "                then 90 min and a 25 min rest: one offline_displacement\n"
+    "  dsm[:M]       (jt808) 70 km/h for M minutes (default 60): a level-2 DSM phone alarm\n"
+    "                (2 attachments) at 10 min and a level-2 DSM fatigue alarm (3) at 40 min\n"
+    "  nodevice      (jt808) 60 min at 60 km/h; its device's last active-safety item is 10 days\n"
+    "                old: connected, not covered (report safety-devices)\n"
     "  mixed         of every 20 trucks: 1 tired, 1 speeder, 1 tractor, 1 dark, 16 ordinary\n"
     "Scenario terminal ids are <prefix>-<kind>-<n> with n from 001 per kind (default prefix\n"
     "scn; ordinary trucks of a mixed fleet are <prefix>-normal-<n>); for jt808\n"
     "<prefix><kind digit><n padded to 12 digits>, kinds 0 normal, 1 tired, 2 speeder,\n"
-    "3 tractor, 4 dark (default prefix 0139). Ordinary trucks of a mixed fleet send as many\n"
+    "3 tractor, 4 dark, 5 dsm, 6 nodevice (default prefix 0139). Ordinary trucks of a mixed fleet send as many\n"
     "fixes as its longest script.\n";
 
 static int hw_sim_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out) {

@@ -49,6 +49,9 @@ extern const hw_sim_proto hw_sim_proto_jt808;
 /* For protocol modules: the truck's identity, and what the server said. */
 const char *hw_sim_conn_id(const hw_sim_conn *c);
 const char *hw_sim_conn_token(const hw_sim_conn *c);
+/* The truck's script (sim_scenario.h), NULL for a model truck: what a protocol may add to a
+ * scripted fix (JT/T 808: active-safety items, hw_scn_alarm_of with the fix's seq). */
+const hw_scn_script *hw_sim_conn_script(const hw_sim_conn *c);
 /* Where on_data may append messages of its own (a login of several round trips, answers to the
  * server); the engine sends them once on_data returns. */
 hw_sim_buf *hw_sim_conn_out(hw_sim_conn *c);

@@ -159,7 +159,10 @@ static int hw_sim_j8_register(hw_sim_conn *c, hw_sim_j8 *j, hw_sim_buf *out) {
   body[n++] = 2; /* yellow: trucks */
   body[n++] = 0xBE; /* 京 in GBK */
   body[n++] = 0xA9;
-  body[n++] = 'B';
+  /* 京B + the id's last 5 digits; trucks with an active-safety device script 京D (dsm) and 京E
+   * (nodevice), so that both can be registered beside the others (ops/demo). */
+  const hw_scn_script *sc = hw_sim_conn_script(c);
+  body[n++] = sc && sc->kind == HW_SCN_DSM ? 'D' : sc && sc->kind == HW_SCN_NODEVICE ? 'E' : 'B';
   memcpy(body + n, id + idl - 5, 5);
   n += 5;
   j->phase = HW_SIM_J8_REGISTERING;
@@ -240,23 +243,62 @@ static int hw_sim_j8_driver(hw_sim_j8 *j, const hw_fix *f, hw_sim_buf *out) {
   return hw_sim_j8_put(j, out, HW_JT808_MSG_DRIVER, body, n, NULL);
 }
 
+/* Appends to a 0x0200 body of len bytes the active-safety item its scripted fix carries, if
+ * any: a DSM item in the 苏标 layout (47 bytes of value) whose alarm number names this terminal's
+ * last 7 digits. Returns the new length. */
+static size_t hw_sim_j8_alarm(hw_sim_conn *c, uint8_t *p, size_t len, const hw_fix *f) {
+  const hw_scn_script *s = hw_sim_conn_script(c);
+  hw_scn_alarm a;
+  if (!s || !hw_scn_alarm_of(s, f->seq, &a))
+    return len;
+  uint8_t *q = p + len;
+  const char *id = hw_sim_conn_id(c);
+  size_t il = strlen(id);
+  uint32_t lat = (uint32_t)(f->lat_e6 < 0 ? -(int64_t)f->lat_e6 : f->lat_e6);
+  uint32_t lon = (uint32_t)(f->lon_e6 < 0 ? -(int64_t)f->lon_e6 : f->lon_e6);
+  *q++ = a.item;
+  *q++ = 47;
+  hw_sim_j8_put32(q, a.alarm_id), q += 4;
+  *q++ = 0;              /* flag: not applicable */
+  *q++ = a.type;
+  *q++ = a.level;
+  *q++ = a.type == 0x01 ? 7 : 0; /* fatigue degree */
+  memset(q, 0, 4), q += 4;
+  *q++ = (uint8_t)(f->speed_dkmh / 10 > 255 ? 255 : f->speed_dkmh / 10);
+  hw_sim_j8_put16(q, 50), q += 2;
+  hw_sim_j8_put32(q, lat), q += 4;
+  hw_sim_j8_put32(q, lon), q += 4;
+  hw_sim_j8_time(q, a.ts_ms), q += 6;
+  hw_sim_j8_put16(q, f->speed_dkmh ? 1 : 0), q += 2; /* ACC */
+  memcpy(q, il >= 7 ? id + il - 7 : id, il >= 7 ? 7 : il);
+  if (il < 7)
+    memset(q + il, 0, 7 - il);
+  q += 7;
+  hw_sim_j8_time(q, a.ts_ms), q += 6;
+  *q++ = 0;              /* sequence */
+  *q++ = a.attachments;
+  *q++ = 0;
+  return (size_t)(q - p);
+}
+
 /* One message with fixes[0..n): 0x0200 for a single new fix, else 0x0704 of `type`. */
-static int hw_sim_j8_message(hw_sim_j8 *j, const hw_fix *fixes, size_t n, int backfill,
-                             hw_sim_buf *out) {
+static int hw_sim_j8_message(hw_sim_conn *c, hw_sim_j8 *j, const hw_fix *fixes, size_t n,
+                             int backfill, hw_sim_buf *out) {
   uint8_t body[HW_JT808_BODY_MAX];
   size_t len;
   uint16_t id, flow;
   int rc;
   if (n == 1 && !backfill) {
     id = HW_JT808_MSG_LOCATION;
-    len = hw_sim_j8_location(body, &fixes[0]);
+    len = hw_sim_j8_alarm(c, body, hw_sim_j8_location(body, &fixes[0]), &fixes[0]);
   } else {
     id = HW_JT808_MSG_BATCH;
     hw_sim_j8_put16(body, (uint16_t)n);
     body[2] = backfill ? 1 : 0;
     len = 3;
     for (size_t i = 0; i < n; i++) {
-      size_t l = hw_sim_j8_location(body + len + 2, &fixes[i]);
+      size_t l = hw_sim_j8_alarm(c, body + len + 2, hw_sim_j8_location(body + len + 2, &fixes[i]),
+                                 &fixes[i]);
       hw_sim_j8_put16(body + len, (uint16_t)l);
       len += 2 + l;
     }
@@ -274,22 +316,30 @@ static int hw_sim_j8_report(hw_sim_conn *c, void *st, const hw_fix *fixes, size_
   hw_sim_j8 *j = st;
   size_t start = 0;
   int rc;
-  (void)c;
   /* Cut where the kind of message changes (back-fill or not), where the driver changes (the
    * 0x0702 must come first), and at the body limit. */
+  size_t bytes = 3; /* the 0x0704 body so far, to keep within its limit with alarm items */
   for (size_t i = 0; i <= n; i++) {
-    int cut = i == n || i - start == HW_SIM_J8_BATCH_MAX;
+    size_t item = 0;
+    if (i < n) {
+      hw_scn_alarm a;
+      const hw_scn_script *sc = hw_sim_conn_script(c);
+      item = HW_SIM_J8_ITEM_MAX + (sc && hw_scn_alarm_of(sc, fixes[i].seq, &a) ? 49 : 0);
+    }
+    int cut = i == n || i - start == HW_SIM_J8_BATCH_MAX || bytes + item > HW_JT808_BODY_MAX;
     if (!cut && i > start) {
       int bf_prev = (uint64_t)fixes[i - 1].seq <= j->hi_seq_prev;
       int bf_this = (uint64_t)fixes[i].seq <= j->hi_seq_prev;
       cut = bf_prev != bf_this || strcmp(fixes[i].driver_id, fixes[i - 1].driver_id) != 0;
     }
     if (cut && i > start) {
-      if ((rc = hw_sim_j8_message(j, fixes + start, i - start,
+      if ((rc = hw_sim_j8_message(c, j, fixes + start, i - start,
                                   (uint64_t)fixes[start].seq <= j->hi_seq_prev, out)))
         return rc;
       start = i;
+      bytes = 3;
     }
+    bytes += item;
     if (i < n && i == start && fixes[i].has_driver &&
         (!j->driver_known || strcmp(j->driver, fixes[i].driver_id) != 0) &&
         (rc = hw_sim_j8_driver(j, &fixes[i], out)))

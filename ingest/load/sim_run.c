@@ -112,6 +112,7 @@ uint8_t *hw_sim_buf_reserve(hw_sim_buf *b, size_t n) {
 }
 
 const char *hw_sim_conn_id(const hw_sim_conn *c) { return c->id; }
+const hw_scn_script *hw_sim_conn_script(const hw_sim_conn *c) { return c->gen ? c->gen->s : NULL; }
 hw_sim_buf *hw_sim_conn_out(hw_sim_conn *c) { return &c->out; }
 const char *hw_sim_conn_token(const hw_sim_conn *c) { return c->token; }
 

@@ -13,7 +13,7 @@
 #define HW_SCN_ROWS 100
 
 static const char *const hw_scn_names[HW_SCN__COUNT] = {"normal", "tired", "speeder", "tractor",
-                                                       "dark", "mixed"};
+                                                       "dark", "dsm", "nodevice", "mixed"};
 
 const char *hw_scn_kind_name(int kind) {
   return kind >= 0 && kind < HW_SCN__COUNT ? hw_scn_names[kind] : NULL;
@@ -26,6 +26,7 @@ static const struct {
     [HW_SCN_TIRED] = {270, 10, 1200},
     [HW_SCN_SPEEDER] = {130, 10, 240},
     [HW_SCN_DARK] = {45, 15, 600},
+    [HW_SCN_DSM] = {60, 45, 600},
 };
 
 int hw_scn_parse(const char *spec, uint8_t *kind, uint32_t *param) {
@@ -172,6 +173,20 @@ int hw_scn_script_init(hw_scn_script *s, uint8_t kind, uint32_t param, uint32_t 
     hw_scn_leg_add(s, HW_SCN_LEG_DRIVE, 90 * 60, 60, 0);
     hw_scn_leg_add(s, HW_SCN_LEG_STOP, 25 * 60, 0, 0);
     break;
+  case HW_SCN_DSM:
+    s->lat0 = 32.00 + row;
+    s->lon0 = 118.80;
+    s->bearing = 90;
+    hw_scn_leg_add(s, HW_SCN_LEG_DRIVE, s->param * 60, 70, 0);
+    hw_scn_leg_add(s, HW_SCN_LEG_STOP, 25 * 60, 0, 0);
+    break;
+  case HW_SCN_NODEVICE:
+    s->lat0 = 31.00 + row;
+    s->lon0 = 121.00;
+    s->bearing = 90;
+    hw_scn_leg_add(s, HW_SCN_LEG_DRIVE, 60 * 60, 60, 0);
+    hw_scn_leg_add(s, HW_SCN_LEG_STOP, 10 * 60, 0, 0);
+    break;
   default: /* normal: the model truck, no plan */
     return 0;
   }
@@ -220,9 +235,46 @@ void hw_scn_expectation(const hw_scn_script *s, char *buf, size_t cap) {
   case HW_SCN_DARK:
     snprintf(buf, cap, "offline_displacement: silent %u min, 40000 m", s->param);
     break;
+  case HW_SCN_DSM:
+    snprintf(buf, cap, "jt808: DSM phone (level 2, 2 attachments) at 10 min, DSM fatigue (level 2, "
+                       "3 attachments) at 40 min: dsm_phone, dsm_fatigue");
+    break;
+  case HW_SCN_NODEVICE:
+    snprintf(buf, cap, "jt808: last active-safety item 10 days ago: connected, not covered");
+    break;
   default:
     snprintf(buf, cap, "nothing scripted: ordinary model truck");
     break;
+  }
+}
+
+int hw_scn_alarm_of(const hw_scn_script *s, int64_t k, hw_scn_alarm *out) {
+  if (k < 1 || k > s->nfixes)
+    return 0;
+  memset(out, 0, sizeof *out);
+  out->item = 0x65;
+  out->ts_ms = hw_scn_fix_ts(s, k);
+  int64_t minute = (out->ts_ms - s->first_ts_ms) / 60000;
+  int64_t at_minute = (out->ts_ms - s->first_ts_ms) % 60000 == 0;
+  switch (s->kind) {
+  case HW_SCN_DSM:
+    if (!at_minute || (minute != 10 && minute != 40) || minute > s->param)
+      return 0;
+    out->type = minute == 10 ? 0x02 : 0x01;
+    out->level = 2;
+    out->attachments = minute == 10 ? 2 : 3;
+    out->alarm_id = (uint32_t)(s->nth * 100 + (minute == 10 ? 1 : 2));
+    return 1;
+  case HW_SCN_NODEVICE:
+    if (k != 1)
+      return 0;
+    out->type = 0x10;
+    out->level = 1;
+    out->alarm_id = (uint32_t)(s->nth * 100);
+    out->ts_ms -= 10LL * 86400 * 1000;
+    return 1;
+  default:
+    return 0;
   }
 }
 

@@ -33,6 +33,15 @@
  *                rest. One offline_displacement of 40 km. The engine holds fixes behind a gap
  *                (waiting for back-fill) until 512 are queued or 10 min of receipt time pass;
  *                the 690 fixes after the gap (at 10 s steps) decide it without waiting.
+ *   dsm[:M]      a heavy truck with an active-safety device (JT/T 808 only: the items ride in
+ *                0x0200): 70 km/h eastwards from 32.00 N 118.80 E for M minutes (default 60,
+ *                45..600), then 25 min stopped. At minute 10 a level-2 DSM phone alarm (2
+ *                attachments), at minute 40 a level-2 DSM fatigue alarm (3 attachments): two
+ *                alarms, and with the default alarm_violations a dsm_phone and a dsm_fatigue.
+ *   nodevice     a heavy truck whose device stopped reporting: 60 min at 60 km/h eastwards from
+ *                31.00 N 121.00 E, then 10 min stopped; its first fix carries the device's last
+ *                item, a DSM automatic-capture event dated 10 days before (JT/T 808 only), so it
+ *                is connected and not covered (report safety-devices).
  *   mixed        a fleet: of every 20 trucks the 1st is tired, the 2nd speeder, the 3rd tractor,
  *                the 4th dark (default parameters), the other 16 ordinary model trucks.
  * Trucks of one kind are numbered 1, 2, ... (nth); nth moves the start 0.02 degree north per truck
@@ -49,6 +58,8 @@ typedef enum {
   HW_SCN_SPEEDER,
   HW_SCN_TRACTOR,
   HW_SCN_DARK,
+  HW_SCN_DSM,        /* active-safety alarms (JT/T 808) */
+  HW_SCN_NODEVICE,   /* an active-safety device that stopped reporting (JT/T 808) */
   HW_SCN_MIXED,      /* a scenario, never the kind of one truck */
   HW_SCN__COUNT
 } hw_scn_kind;
@@ -108,6 +119,19 @@ int64_t hw_scn_span_ms(uint8_t kind, uint32_t param, uint32_t step_ms);
 /* What the rules should make of the script, one line, e.g. "fatigue_continuous: 16200 s of
  * driving > 14400" (for the simulator's summary). */
 void hw_scn_expectation(const hw_scn_script *s, char *buf, size_t cap);
+
+/* An active-safety item a scripted fix carries (JT/T 808 additional item, sim_jt808.c). */
+typedef struct hw_scn_alarm {
+  uint8_t item;        /* 0x65 DSM */
+  uint8_t type;        /* 0x01 fatigue, 0x02 phone, 0x10 automatic capture */
+  uint8_t level;       /* 1 or 2 */
+  uint8_t attachments; /* announced in the alarm number */
+  uint32_t alarm_id;
+  int64_t ts_ms;       /* the item's own time */
+} hw_scn_alarm;
+
+/* 1 and *out when fix k (1..nfixes) of s carries an item, else 0. */
+int hw_scn_alarm_of(const hw_scn_script *s, int64_t k, hw_scn_alarm *out);
 
 /* The generator walking a script. */
 typedef struct hw_scn_gen {

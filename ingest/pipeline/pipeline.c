@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "pipeline/owners.h"
 #include "rules/quality.h"
+#include "sinks/alarm_sql.h"
 #include "registry/registry_cache.h"
 #include "sinks/rule_store.h"
 #include "sinks/violation_relay.h"
@@ -47,7 +48,7 @@ struct hw_pipeline {
   uint64_t acks_added, acks_durable;
   uv_timer_t tick;        /* initialised when tick.data is set */
   hw_quality_config quality; /* rules off: static checks only */
-  uint64_t fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t fixes_flagged, acks_delivered, pauses, violation_events, alarms_queued;
   uint64_t violations_opened[HW_VIOL__COUNT];
   hw_lat_hist ack_latency;
   /* stop sequence */
@@ -402,6 +403,31 @@ int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_
   return hw_pipeline_add_ack(p, &ack);
 }
 
+int hw_pipeline_alarms(hw_pipeline *p, hw_session *s, const hw_fix *fix,
+                       const hw_safety_alarm *alarms, size_t n) {
+  char sql[HW_ALARM_SQL_MAX];
+  hw_terminal *t = s->term;
+  int rc;
+  if (p->stopping)
+    return -ESHUTDOWN;
+  for (size_t i = 0; i < n; i++) {
+    const hw_safety_alarm *a = &alarms[i];
+    int len = hw_alarm_insert_sql(t->id, a, fix, sql, sizeof sql);
+    if (len < 0) {
+      /* Not a JT/T 808 terminal id (cannot happen for a bound 808 session): logged, not stored. */
+      hw_warn("pipeline", t->id, "%s alarm type %u at %lld not stored: %s",
+              hw_safety_kind_name(a->kind), a->type, (long long)fix->ts_ms, strerror(-len));
+      continue;
+    }
+    if ((rc = hw_pg_writer_add_sql(p->pg, sql, (size_t)len)))
+      return rc;
+    p->alarms_queued++;
+    if (p->rules)
+      hw_rules_on_alarm(p->rules, t, t->vehicle, fix, a);
+  }
+  return 0;
+}
+
 int hw_pipeline_submit_unacked(hw_pipeline *p, hw_terminal *t, const hw_fix *fixes, size_t n) {
   int rc;
   if (p->stopping)
@@ -418,6 +444,7 @@ void hw_pipeline_get_stats(const hw_pipeline *p, hw_pipeline_stats *out) {
   memset(out, 0, sizeof *out);
   out->fixes_flagged = p->fixes_flagged;
   out->violation_events = p->violation_events;
+  out->alarms_queued = p->alarms_queued;
   out->acks_delivered = p->acks_delivered;
   out->pauses = p->pauses;
   memcpy(out->violations_opened, p->violations_opened, sizeof out->violations_opened);

@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "base/safety_alarm.h"
 #include "sinks/pg_writer.h"
 #include "sinks/redis_state.h"
 #include "sinks/rule_store.h"
@@ -103,6 +104,16 @@ void hw_pipeline_claim_cancel(hw_owner_claim *req);
 int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
                        uint32_t ack_kind, uint64_t ack_token) HW_MUST_CHECK;
 
+/* Active-safety alarms (base/safety_alarm.h) carried by `fix` of session s's terminal, the fix
+ * about to be submitted (call this first, then hw_pipeline_submit): each becomes a row of
+ * safety_alarms written in the same transaction as the rows submitted so far and before the
+ * next ack, so that ack never covers an alarm not stored; a resend stores nothing twice. Once
+ * stored, each is published on Redis hw:alarms (sinks/violation_relay.h) and, with the rules
+ * on, shown to them (rules/rules.h: hw_rules_on_alarm). Alarms are copied. 0, or -ESHUTDOWN /
+ * -ENOMEM (the caller closes the connection unacknowledged, as for fixes). */
+int hw_pipeline_alarms(hw_pipeline *p, hw_session *s, const hw_fix *fix,
+                       const hw_safety_alarm *alarms, size_t n) HW_MUST_CHECK;
+
 /* Fixes no one acknowledges, of terminal t, which need not be bound to a session (one JT/T 809
  * link carries many vehicles): t is a registry record (hw_registry_get, then hw_pipeline_bind
  * once when created). Same rules, sinks, duplicate handling and backpressure as
@@ -118,6 +129,7 @@ const hw_vehicle *hw_pipeline_vehicle_by_plate(const hw_pipeline *p, const char 
 
 typedef struct hw_pipeline_stats {
   uint64_t fixes_flagged, acks_delivered, pauses, violation_events;
+  uint64_t alarms_queued; /* active-safety alarms handed to the writer (a resend counts again) */
   uint64_t violations_opened[HW_VIOL__COUNT]; /* episodes opened, per hw_violation_kind */
   hw_lat_hist ack_latency; /* a fix's receipt to its ack handed to the session (delivered ones) */
   hw_pg_writer_stats pg;

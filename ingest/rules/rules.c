@@ -33,6 +33,9 @@ void hw_rules_config_default(hw_rules_config *c) {
   c->night_from_min = 22 * 60;
   c->night_to_min = 6 * 60;
   c->count_short_stops = 0;
+  if (hw_rules_alarm_kinds(HW_RULES_DEF_ALARM_VIOLATIONS, &c->alarm_violations))
+    c->alarm_violations = 0; /* cannot happen: the default names existing kinds */
+  c->alarm_min_level = HW_RULES_DEF_ALARM_MIN_LEVEL;
 }
 
 int hw_rules_new(const hw_rules_config *cfg, hw_violation_cb cb, void *cb_arg, hw_rules **out) {

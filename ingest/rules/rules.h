@@ -131,6 +131,9 @@
 #define HW_RULES_DEF_CONTINUOUS_LIMIT_S 14400 /* 4 h */
 #define HW_RULES_DEF_MIN_REST_S 1200          /* 20 min */
 #define HW_RULES_DEF_DAILY_LIMIT_S 0          /* no daily rule unless the class has one */
+/* The alarm kinds that are violations unless configured otherwise, as the setting's text. */
+#define HW_RULES_DEF_ALARM_VIOLATIONS "dsm_fatigue,dsm_phone,dsm_smoking"
+#define HW_RULES_DEF_ALARM_MIN_LEVEL 2
 
 typedef struct hw_rules_config {
   hw_quality_config quality;
@@ -160,6 +163,10 @@ typedef struct hw_rules_config {
   uint16_t night_from_min;           /* 22:00 = 1320 */
   uint16_t night_to_min;             /* 06:00 = 360 */
   uint8_t count_short_stops;         /* 0 */
+  /* Active-safety alarms (hw_rules_on_alarm): bit (kind - HW_VIOL_DSM_FATIGUE) set = alarms of
+   * that kind are violations when at least alarm_min_level and the vehicle is moving. */
+  uint32_t alarm_violations;         /* HW_RULES_DEF_ALARM_VIOLATIONS */
+  uint32_t alarm_min_level;          /* 2 */
 } hw_rules_config;
 
 void hw_rules_config_default(hw_rules_config *c);
@@ -210,6 +217,23 @@ void hw_rule_state_free(struct hw_rule_state *st);
 
 /* Device time of the last evaluated fix (0 when none): replay stored fixes newer than this. */
 int64_t hw_rule_state_horizon_ms(const struct hw_rule_state *st);
+
+/* An active-safety alarm (base/safety_alarm.h) of terminal t, carried by fix (its 0x0200).
+ * When its kind and type map to an alarm violation kind enabled in alarm_violations, its level is
+ * at least alarm_min_level, it is not an end-of-alarm (flag 2) report and the vehicle is moving
+ * (the item's speed, else the fix's, at least moving_dkmh), one violation is emitted, closed,
+ * identity "<terminal>/<kind>/<alarm_ms>/<alarm id>" (a resend emits the same identity: the
+ * store's upsert keeps one row). Its evidence names the alarm number and, when the vehicle's
+ * fatigue_continuous episode is open at the alarm's time, that episode's identity
+ * ("fatigue_episode"). Returns 1 when a violation was emitted, 0 when not, -EINVAL for NULL
+ * arguments. Unlike fixes, alarms are not held or reordered: an alarm is an instant. */
+struct hw_safety_alarm;
+int hw_rules_on_alarm(hw_rules *e, hw_terminal *t, const hw_vehicle *vehicle, const hw_fix *fix,
+                      const struct hw_safety_alarm *a);
+
+/* Parses a comma-separated list of alarm violation kinds ("dsm_fatigue,dsm_phone"; "" = none)
+ * into the alarm_violations bit set. 0, or -EINVAL naming no such kind. */
+int hw_rules_alarm_kinds(const char *list, uint32_t *bits) HW_MUST_CHECK;
 
 /* Upper bound of an encoded state (the largest possible is about 1.2 KB; a truck driving
  * without open episodes encodes to under 100 bytes). */

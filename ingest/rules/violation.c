@@ -12,6 +12,14 @@ static const char *const hw_kind_names[HW_VIOL__COUNT] = {
     [HW_VIOL_RESTRICTED_ZONE] = "restricted_zone",
     [HW_VIOL_OFFLINE_DISPLACEMENT] = "offline_displacement",
     [HW_VIOL_UNREGISTERED_TERMINAL] = "unregistered_terminal",
+    [HW_VIOL_DSM_FATIGUE] = "dsm_fatigue",
+    [HW_VIOL_DSM_PHONE] = "dsm_phone",
+    [HW_VIOL_DSM_SMOKING] = "dsm_smoking",
+    [HW_VIOL_DSM_DISTRACTED] = "dsm_distracted",
+    [HW_VIOL_ADAS_FORWARD_COLLISION] = "adas_forward_collision",
+    [HW_VIOL_ADAS_LANE_DEPARTURE] = "adas_lane_departure",
+    [HW_VIOL_ADAS_HEADWAY] = "adas_headway",
+    [HW_VIOL_ADAS_PEDESTRIAN] = "adas_pedestrian",
 };
 
 const char *hw_violation_kind_name(int kind) {

@@ -16,6 +16,7 @@
  *                                         unregistered_terminal  (one per vehicle per day)
  *   <terminal>/fatigue_daily/<day>/<driver id or ->   (daily driving is the driver's)
  *   <terminal>/restricted_zone/<day>/<zone id>        (one per zone per day)
+ *   <terminal>/<kind>/<alarm_ms>/<alarm id>           dsm_*, adas_* (one per alarm)
  */
 #ifndef HW_VIOLATION_H
 #define HW_VIOLATION_H
@@ -34,6 +35,16 @@ typedef enum {
   HW_VIOL_RESTRICTED_ZONE,      /* no-entry zone, or an expressway for a class not allowed on one */
   HW_VIOL_OFFLINE_DISPLACEMENT,
   HW_VIOL_UNREGISTERED_TERMINAL,
+  /* Active-safety alarms that are violations (rules/rule_alarm.c; which ones is configuration:
+   * hw_rules_config.alarm_violations): one per alarm, emitted closed. */
+  HW_VIOL_DSM_FATIGUE,
+  HW_VIOL_DSM_PHONE,
+  HW_VIOL_DSM_SMOKING,
+  HW_VIOL_DSM_DISTRACTED,
+  HW_VIOL_ADAS_FORWARD_COLLISION,
+  HW_VIOL_ADAS_LANE_DEPARTURE,
+  HW_VIOL_ADAS_HEADWAY,
+  HW_VIOL_ADAS_PEDESTRIAN,
   HW_VIOL__COUNT
 } hw_violation_kind;
 

@@ -46,6 +46,12 @@
  * batch_ms old. Durability is unchanged: acks are handed over only after their batch, and every
  * earlier one, committed.
  *
+ * Statements beside the rows (hw_pg_writer_add_sql: the active-safety alarms a 0x0200 carried) are
+ * kept as text with their batch and sent in the same transaction, after the COPY and before the
+ * COMMIT (such a batch opens one: "BEGIN; COPY ..." instead of the plain COPY's own) (or before the merge and its COMMIT): an ack behind them is delivered only once they are
+ * committed too, and a replayed batch runs them again, which they must allow (ON CONFLICT DO
+ * NOTHING). A batch may hold statements and no rows: its COPY then carries none.
+ *
  * Partition upkeep belongs to the writer: hw_ensure_partitions for yesterday through the day
  * after tomorrow (UTC) runs at start, before the first batch, and every hour, on the first idle
  * connection. */
@@ -71,6 +77,8 @@
 
 static const char hw_pgw_copy_sql[] =
     "COPY positions (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
+static const char hw_pgw_begin_copy_sql[] =
+    "BEGIN; COPY positions (" HW_PG_COPY_COLUMNS ") FROM STDIN (FORMAT binary)";
 /* hw_ord numbers the rows in COPY order: the tie-break of two fixes received in the same ms. */
 static const char hw_pgw_stage_create_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS hw_positions_stage (LIKE positions INCLUDING DEFAULTS, "
@@ -112,6 +120,8 @@ struct hw_pg_batch {
   int maybe_dup;    /* a row was added with HW_PG_ROW_MAYBE_DUP: the batch goes to the merge */
   hw_ack_ref *acks; /* owned: handed to durable_cb once this and every earlier batch is durable */
   size_t nacks, acks_cap;
+  char *sql;        /* owned: statements run before COMMIT (hw_pg_writer_add_sql), or NULL */
+  size_t sql_len, sql_cap;
   hw_batch_state state;
   uint64_t id;       /* for logs */
   uint64_t first_ms; /* loop time of the first row */
@@ -185,6 +195,7 @@ static void hw_pgw_maybe_finish(hw_pg_writer *w);
 static void hw_pgw_batch_free(hw_pg_batch *b) {
   free(b->buf);
   free(b->acks);
+  free(b->sql);
   free(b);
 }
 
@@ -210,6 +221,7 @@ static hw_pg_batch *hw_pgw_batch_new(hw_pg_writer *w) {
   b->rows = 0;
   b->maybe_dup = 0;
   b->nacks = 0;
+  b->sql_len = 0;
   b->state = HW_B_OPEN;
   b->id = ++w->next_id;
   b->first_ms = 0;
@@ -281,7 +293,7 @@ static void hw_pgw_seal_open(hw_pg_writer *w) {
   else
     w->head = b;
   w->tail = b;
-  if (b->rows == 0) {
+  if (b->rows == 0 && b->sql_len == 0) {
     /* Acks only, behind rows that are all durable already. */
     b->state = HW_B_DURABLE;
     hw_pgw_deliver(w);
@@ -300,6 +312,26 @@ static void hw_pgw_send(hw_pgw_conn *wc, const char *sql, hw_wc_phase phase) {
   wc->commit_seen = 0;
   if (!PQsendQuery(wc->conn.pg, sql) || hw_pg_conn_flush(&wc->conn) < 0)
     hw_pg_conn_fail(&wc->conn, "send"); /* lost requeues the batch */
+}
+
+/* After the rows: the batch's statements, then COMMIT (or the merge and COMMIT). */
+static void hw_pgw_send_commit(hw_pgw_conn *wc) {
+  hw_pg_batch *b = wc->batch;
+  const char *tail = wc->replay ? hw_pgw_stage_merge_sql : "COMMIT";
+  if (!b->sql_len) {
+    hw_pgw_send(wc, tail, HW_WC_COMMIT);
+    return;
+  }
+  size_t tl = strlen(tail);
+  char *q = malloc(b->sql_len + tl + 1);
+  if (!q) {
+    hw_pg_conn_fail(&wc->conn, "out of memory"); /* lost requeues the batch */
+    return;
+  }
+  memcpy(q, b->sql, b->sql_len);
+  memcpy(q + b->sql_len, tail, tl + 1);
+  hw_pgw_send(wc, q, HW_WC_COMMIT); /* libpq copies the query */
+  free(q);
 }
 
 /* Sends the batch through hw_positions_stage and the merge. */
@@ -325,7 +357,8 @@ static void hw_pgw_start_batch(hw_pgw_conn *wc, hw_pg_batch *b) {
     hw_pgw_start_replay(wc);
     return;
   }
-  hw_pgw_send(wc, hw_pgw_copy_sql, HW_WC_COPY_START);
+  /* With statements beside the rows, one transaction holds both (header). */
+  hw_pgw_send(wc, b->sql_len ? hw_pgw_begin_copy_sql : hw_pgw_copy_sql, HW_WC_COPY_START);
 }
 
 static void hw_pgw_on_retry(uv_timer_t *t) {
@@ -499,12 +532,13 @@ static void hw_pgw_on_query_done(hw_pgw_conn *wc) {
   case HW_WC_COPY_END:
     if (wc->has_err)
       hw_pgw_batch_error(wc);
-    else if (!wc->replay && PQtransactionStatus(wc->conn.pg) == PQTRANS_IDLE)
+    else if (!wc->replay && !wc->batch->sql_len &&
+             PQtransactionStatus(wc->conn.pg) == PQTRANS_IDLE)
       hw_pgw_batch_durable(wc); /* the plain COPY's own transaction committed (header) */
-    else if (!wc->replay)
+    else if (!wc->replay && !wc->batch->sql_len)
       hw_pg_conn_fail(&wc->conn, "COPY left a transaction open");
     else
-      hw_pgw_send(wc, hw_pgw_stage_merge_sql, HW_WC_COMMIT);
+      hw_pgw_send_commit(wc); /* its statements, then the COMMIT (or the merge's) */
     break;
   case HW_WC_COMMIT:
     if (wc->has_err || !wc->commit_seen)
@@ -574,7 +608,7 @@ static void hw_pgw_dispatch(hw_pg_writer *w) {
     while (b && b->state != HW_B_QUEUED)
       b = b->next;
     /* Adaptive: an idle connection takes the open batch now, however young (header). */
-    if (!b && w->open && w->open->rows) {
+    if (!b && w->open && (w->open->rows || w->open->sql_len)) {
       hw_pgw_seal_open(w);
       b = w->tail;
     }
@@ -643,7 +677,8 @@ static void hw_pgw_close_all(hw_pg_writer *w) {
 static void hw_pgw_maybe_finish(hw_pg_writer *w) {
   if (!w->stopping || w->closing)
     return;
-  if (!w->abandon && (w->head || (w->open && (w->open->rows || w->open->nacks)))) {
+  if (!w->abandon &&
+      (w->head || (w->open && (w->open->rows || w->open->nacks || w->open->sql_len)))) {
     for (uint32_t i = 0; i < w->nconns; i++)
       if (w->conns[i].conn.pg)
         return; /* a session is up or connecting: it may still commit the rest */
@@ -708,9 +743,9 @@ static void hw_pgw_on_batch_timer(uv_timer_t *t) {
   int up = 0;
   for (uint32_t i = 0; i < w->nconns; i++)
     up |= w->conns[i].conn.up;
-  if (w->open && w->open->rows == 0 && w->open->nacks)
+  if (w->open && w->open->rows == 0 && w->open->sql_len == 0 && w->open->nacks)
     hw_pgw_seal_open(w);
-  else if (w->open && w->open->rows && up && w->upkeep_done)
+  else if (w->open && (w->open->rows || w->open->sql_len) && up && w->upkeep_done)
     hw_pgw_seal_open(w);
   hw_pgw_dispatch(w);
   hw_pgw_maybe_finish(w);
@@ -740,7 +775,7 @@ static void hw_pgw_on_stop_grace(uv_timer_t *t) {
 
 static void hw_pgw_on_stop_kick(uv_timer_t *t) {
   hw_pg_writer *w = t->data;
-  if (w->open && (w->open->rows || w->open->nacks))
+  if (w->open && (w->open->rows || w->open->nacks || w->open->sql_len))
     hw_pgw_seal_open(w);
   uv_timer_start(&w->stop_timer, hw_pgw_on_stop_grace, HW_PGW_STOP_GRACE_MS, 0);
   hw_pgw_dispatch(w);
@@ -846,7 +881,7 @@ int hw_pg_writer_add_ack(hw_pg_writer *w, const hw_ack_ref *ack) {
   if (w->stopping)
     return -ESHUTDOWN;
   hw_pg_batch *b;
-  if (w->open && w->open->rows) {
+  if (w->open && (w->open->rows || w->open->sql_len)) {
     b = w->open;
   } else if (w->tail) {
     b = w->tail; /* the newest rows are there */
@@ -859,6 +894,43 @@ int hw_pg_writer_add_ack(hw_pg_writer *w, const hw_ack_ref *ack) {
       uv_timer_start(&w->batch_timer, hw_pgw_on_batch_timer, 0, 0);
   }
   return hw_pgw_batch_push_ack(b, ack);
+}
+
+int hw_pg_writer_add_sql(hw_pg_writer *w, const char *sql, size_t len) {
+  if (len == 0 || len > HW_PG_SQL_MAX || memchr(sql, 0, len))
+    return -EINVAL;
+  if (w->stopping)
+    return -ESHUTDOWN;
+  hw_pg_batch *b = w->open;
+  if (!b) {
+    if (!(b = hw_pgw_batch_new(w)))
+      return -ENOMEM;
+    w->open = b;
+  }
+  /* Room for the trailer that sealing appends, as a row would reserve. */
+  if (hw_pgw_batch_reserve(b, HW_PG_COPY_TRAILER_LEN))
+    return -ENOMEM;
+  if (b->sql_cap - b->sql_len < len) {
+    size_t cap = b->sql_cap ? b->sql_cap : 4096;
+    while (cap - b->sql_len < len)
+      cap *= 2;
+    char *p = realloc(b->sql, cap);
+    if (!p)
+      return -ENOMEM;
+    b->sql = p;
+    b->sql_cap = cap;
+  }
+  int first = b->rows == 0 && b->sql_len == 0;
+  memcpy(b->sql + b->sql_len, sql, len);
+  b->sql_len += len;
+  if (first) {
+    b->first_ms = uv_now(w->loop);
+    if (!uv_is_active((uv_handle_t *)&w->batch_timer))
+      uv_timer_start(&w->batch_timer, hw_pgw_on_batch_timer, w->batch_ms, 0);
+    if (!uv_is_active((uv_handle_t *)&w->kick)) /* offered to an idle connection, as a row */
+      uv_idle_start(&w->kick, hw_pgw_on_kick);
+  }
+  return 0;
 }
 
 size_t hw_pg_writer_backlog(const hw_pg_writer *w) { return w->backlog; }

@@ -70,6 +70,16 @@ int hw_pg_writer_add_flags(hw_pg_writer *w, const char *terminal_id, const hw_fi
 /* Queues an ack behind every row added so far. */
 int hw_pg_writer_add_ack(hw_pg_writer *w, const hw_ack_ref *ack) HW_MUST_CHECK;
 
+/* Statements (complete, each ending in ';', no NUL) to run in the transaction of the rows added
+ * so far and not yet sealed, before its COMMIT; the next ack is delivered only once they are
+ * committed with those rows. A batch may run twice (COMMIT outcome unknown, conflict replay), so
+ * they must be idempotent (INSERT ... ON CONFLICT DO NOTHING), and they must not fail on any
+ * input the caller validated: a failing statement holds its batch and every ack after it. Used
+ * for active-safety alarms (sinks/alarm_sql.h). Copied. -EINVAL for an empty or longer than
+ * HW_PG_SQL_MAX text, -ESHUTDOWN after stop, -ENOMEM. */
+#define HW_PG_SQL_MAX (256 * 1024)
+int hw_pg_writer_add_sql(hw_pg_writer *w, const char *sql, size_t len) HW_MUST_CHECK;
+
 /* Rows added and not yet committed: the backpressure measure. */
 size_t hw_pg_writer_backlog(const hw_pg_writer *w);
 

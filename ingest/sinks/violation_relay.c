@@ -1,4 +1,4 @@
-/* LISTEN hw_violations -> PUBLISH hw:violations.
+/* LISTEN hw_violations, hw_alarms -> PUBLISH hw:violations, hw:alarms.
  *
  * The queue is one FIFO: [head .. last_sent] are PUBLISHes in flight on the current Redis
  * context (Redis answers in order, so each reply is the head's), [unsent .. tail] wait. A lost
@@ -22,6 +22,7 @@
 typedef struct hw_vr_msg {
   struct hw_vr_msg *next;
   size_t len;
+  int alarm; /* from hw_alarms, for hw:alarms; else a violation */
   char data[]; /* the payload, not NUL-terminated on the wire */
 } hw_vr_msg;
 
@@ -109,7 +110,7 @@ static void hw_vr_drop_oldest(hw_violation_relay *r) {
   r->drops_unlogged = 0;
 }
 
-static void hw_vr_enqueue(hw_violation_relay *r, const char *payload) {
+static void hw_vr_enqueue(hw_violation_relay *r, const char *payload, int alarm) {
   size_t len = strlen(payload);
   hw_vr_msg *m = malloc(sizeof *m + len);
   if (!m) {
@@ -119,6 +120,7 @@ static void hw_vr_enqueue(hw_violation_relay *r, const char *payload) {
   }
   m->next = NULL;
   m->len = len;
+  m->alarm = alarm;
   memcpy(m->data, payload, len);
   if (r->tail)
     r->tail->next = m;
@@ -141,7 +143,8 @@ static void hw_vr_listen(hw_violation_relay *r) {
     return;
   r->listen_err[0] = '\0';
   r->listen_inflight = 1;
-  if (!PQsendQuery(r->pg.pg, "LISTEN " HW_VIOLATION_PG_CHANNEL) || hw_pg_conn_flush(&r->pg) < 0)
+  if (!PQsendQuery(r->pg.pg, "LISTEN " HW_VIOLATION_PG_CHANNEL "; LISTEN " HW_ALARM_PG_CHANNEL) ||
+      hw_pg_conn_flush(&r->pg) < 0)
     hw_pg_conn_fail(&r->pg, "send LISTEN");
 }
 
@@ -171,7 +174,7 @@ static void hw_vr_pg_io(hw_pg_conn *c) {
   while ((n = PQnotifies(c->pg))) {
     r->stats.received++;
     if (!r->stopping)
-      hw_vr_enqueue(r, n->extra);
+      hw_vr_enqueue(r, n->extra, strcmp(n->relname, HW_ALARM_PG_CHANNEL) == 0);
     PQfreemem(n);
   }
 }
@@ -265,7 +268,8 @@ static void hw_vr_flush(hw_violation_relay *r) {
     hw_vr_msg *m = r->unsent;
     /* hiredis copies the arguments into its output buffer. */
     if (redisAsyncCommand(r->redis.ac, hw_vr_on_reply, NULL, "PUBLISH %s %b",
-                          HW_VIOLATION_REDIS_CHANNEL, m->data, m->len) != REDIS_OK)
+                          m->alarm ? HW_ALARM_REDIS_CHANNEL : HW_VIOLATION_REDIS_CHANNEL, m->data,
+                          m->len) != REDIS_OK)
       break; /* the context is being torn down; its callbacks tell us */
     hw_redis_conn_sent(&r->redis);
     r->last_sent = m;

@@ -24,6 +24,11 @@
 
 #define HW_VIOLATION_PG_CHANNEL "hw_violations"
 #define HW_VIOLATION_REDIS_CHANNEL "hw:violations"
+/* Active-safety alarms take the same path: the trigger of schema/022_safety_alarms.sql notifies
+ * hw_alarms once per stored alarm (after its commit, never for a resend), published unchanged on
+ * hw:alarms, in order with the violations. */
+#define HW_ALARM_PG_CHANNEL "hw_alarms"
+#define HW_ALARM_REDIS_CHANNEL "hw:alarms"
 
 typedef struct hw_violation_relay hw_violation_relay;
 

@@ -22,6 +22,7 @@ static const hw_web_route_def hw_web_routes[] = {
     {"GET", "/api/v1/me", hw_web_me, HW_ROLE_VIEWER},
     {"GET", "/api/v1/violations", hw_web_violations_list, HW_ROLE_VIEWER},
     {"GET", "/api/v1/violations/{id}", hw_web_violation_get, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/alarms", hw_web_alarms_list, HW_ROLE_VIEWER},
     {"POST", "/api/v1/violations/{id}/transition", hw_web_violation_transition, HW_ROLE_OPERATOR},
     {"GET", "/api/v1/vehicles", hw_web_vehicles_list, HW_ROLE_VIEWER},
     {"GET", "/api/v1/vehicles/{terminal_id}/track", hw_web_vehicle_track, HW_ROLE_VIEWER},

@@ -221,6 +221,8 @@ void hw_web_me(hw_web_call *call);
 void hw_web_violations_list(hw_web_call *call);
 void hw_web_violation_get(hw_web_call *call);
 void hw_web_violation_transition(hw_web_call *call);
+/* web_alarms.c: active-safety alarms */
+void hw_web_alarms_list(hw_web_call *call);
 void hw_web_vehicles_list(hw_web_call *call);
 void hw_web_vehicle_track(hw_web_call *call);
 void hw_web_stream(hw_web_call *call);

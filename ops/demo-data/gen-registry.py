@@ -14,6 +14,8 @@ Registry facts the rules check, on purpose:
   scn-normal-002     a deregistered vehicle still on the road: deregistered_vehicle
   scn-normal-031/032, sim000991..sim001000   no vehicle: unregistered_terminal
   scn-normal-003..005 (and one paced truck in 60)   大吨小标 suspects (masses, below)
+  013950000001..3, 013960000001   JT/T 808 trucks with active-safety devices (sim --scenario
+                dsm, nodevice): alarms, and one device that stopped reporting
 Deterministic: the same file on every run.
 """
 import csv
@@ -123,6 +125,12 @@ for _ in range(5):
 # were.
 for n in range(1, 151):
     add("plt%06d" % n, rng.choice(["heavy_truck", "heavy_truck", "semi_trailer_tractor"]))
+# Trucks with active-safety devices (ops/demo: `haulwatch-sim --protocol jt808 --scenario dsm
+# --trucks 3` and `--scenario nodevice`): the sim registers them with plates 京D<n> and 京E<n>.
+# Last, so the rows above stay as they were.
+for n in range(1, 4):
+    add("01395%07d" % n, "heavy_truck" if n < 3 else "semi_trailer_tractor", 0, "京D%05d" % n)
+add("013960000001", "heavy_truck", 0, "京E00001")
 
 # The masses (axles, total, curb, rated load; kg) of the crackdown list `report registry-audit`
 # (大吨小标), from their own generator so the columns above stay as they were. Honest figures add

@@ -109,6 +109,26 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
   HW_FAKE_CHECK(t->session ? !t->session->closing : hw_fake_sessionless_bind);
 }
 
+int hw_pipeline_alarms(hw_pipeline *p, hw_session *s, const hw_fix *fix,
+                       const hw_safety_alarm *alarms, size_t n) {
+  /* what a JT/T 808 session hands over with a fix: decoded items, safe alarm-number text */
+  HW_FAKE_CHECK(p == &hw_fake_pipeline && !s->closing && s->term && s->term->session == s);
+  HW_FAKE_CHECK(fix && n > 0);
+  for (size_t i = 0; i < n; i++) {
+    const hw_safety_alarm *a = &alarms[i];
+    char no[HW_SAFETY_ALARM_NO_TEXT_MAX];
+    HW_FAKE_CHECK(a->kind >= HW_SAFETY_ADAS && a->kind <= HW_SAFETY_BSD);
+    HW_FAKE_CHECK(a->layout == HW_SAFETY_SU || a->layout == HW_SAFETY_YUE);
+    HW_FAKE_CHECK(a->tyres_kept <= HW_SAFETY_TYRES_MAX && a->tyres_kept <= a->tyre_count);
+    size_t len = hw_safety_alarm_no_format(&a->no, no, sizeof no);
+    HW_FAKE_CHECK(len == strlen(no) && len < sizeof no);
+    for (size_t k = 0; k < len; k++)
+      HW_FAKE_CHECK((no[k] >= '0' && no[k] <= '9') || (no[k] >= 'a' && no[k] <= 'z') ||
+                    (no[k] >= 'A' && no[k] <= 'Z') || no[k] == ':' || no[k] == '-');
+  }
+  return 0;
+}
+
 int hw_pipeline_submit(hw_pipeline *p, hw_session *s, const hw_fix *fixes, size_t n,
                        uint32_t ack_kind, uint64_t ack_token) {
   /* the contract every protocol keeps towards the sinks */

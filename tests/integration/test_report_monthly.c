@@ -565,8 +565,10 @@ static void test_xlsx(void **state) {
       fail_msg("no sheet %s", id);
   }
   /* ranking, 7 KPIs, red, black, 3 violation tables, 2 of the hazard list, 2 crackdown lists,
-   * platforms */
-  assert_int_equal(tables, 18);
+   * platforms, 3 of the active-safety devices (summary, without a device, rates) */
+  assert_int_equal(tables, 21);
+  /* The devices' summary is one row (report safety-devices for the month). */
+  assert_int_equal(table_rows(html, "safety"), 1);
   snprintf(cmd, sizeof cmd, "test \"$(unzip -p %s xl/workbook.xml | grep -o '<sheet ' | wc -l)\" = %d",
            path, tables);
   assert_int_equal(system(cmd), 0);

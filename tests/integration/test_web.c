@@ -469,6 +469,59 @@ static void test_violations_scoped(void **state) {
   assert_non_null(strstr(R.body, "\"audit\":[]"));
 }
 
+/* GET /api/v1/alarms: scoped by the vehicle's region (an unbound terminal's alarm only for the
+ * whole country), filtered, paged, and bad filters refused. */
+static void test_alarms_api(void **state) {
+  (void)state;
+  clear_attempts();
+  sql("INSERT INTO safety_alarms (terminal_id, vehicle, kind, type, level, alarm_id, flag, alarm_at, "
+      "fix_at, lat, lon, speed_kmh, alarm_no, attachments, layout, fields) VALUES "
+      "('nj1', '苏A00001', 'dsm', 1, 2, 1, 0, '2026-03-01 08:05+08', '2026-03-01 08:05+08', 32.0, 118.8, 60, 'T000001-260301080500-1', 3, 'su', '{\"fatigue\":7}'),"
+      "('nj1', '苏A00001', 'dsm', 2, 1, 2, 0, '2026-03-01 09:00+08', '2026-03-01 09:00+08', 32.0, 118.8, 60, 'T000001-260301090000-1', 2, 'su', '{}'),"
+      "('wx1', '苏B00001', 'adas', 1, 2, 3, 0, '2026-03-02 10:00+08', '2026-03-02 10:00+08', 31.5, 120.3, 70, 'T000002-260302100000-1', 0, 'yue', '{}'),"
+      "('hz1', '浙A00001', 'bsd', 1, NULL, 4, 0, '2026-03-03 10:00+08', '2026-03-03 10:00+08', 30.2, 120.1, 50, 'T000003-260303100000-1', 0, 'su', '{}'),"
+      "('ghost', NULL, 'dsm', 3, 2, 5, 0, '2026-03-04 10:00+08', '2026-03-04 10:00+08', 30.0, 120.0, 40, 'T000004-260304100000-1', 1, 'su', '{}')");
+  char nj[256], js[256], hz[256];
+  snprintf(nj, sizeof nj, "%s", login("nj_view", "nj-viewer-pw"));
+  snprintf(js, sizeof js, "%s", login("js_view", "js-viewer-pw"));
+  snprintf(hz, sizeof hz, "%s", login("hz_op", "hz-operator-pw"));
+  get_as(nj, "/api/v1/alarms");
+  assert_int_equal(R.status, 200);
+  assert_int_equal(count_of(R.body, "\"alarm_no\":"), 2);
+  /* newest first, with the fields the list promises */
+  assert_true(strstr(R.body, "T000001-260301090000-1") < strstr(R.body, "T000001-260301080500-1"));
+  assert_non_null(strstr(R.body, "\"attachments\":3"));
+  get_as(js, "/api/v1/alarms");
+  assert_int_equal(count_of(R.body, "\"alarm_no\":"), 3); /* the province: Wuxi too */
+  assert_null(strstr(R.body, "ghost"));
+  get_as(hz, "/api/v1/alarms");
+  assert_null(strstr(R.body, "T000001-")); /* not Nanjing's */
+  get_as(js, "/api/v1/alarms?kind=dsm&level=2");
+  assert_int_equal(count_of(R.body, "\"alarm_no\":"), 1);
+  get_as(js, "/api/v1/alarms?terminal_id=wx1");
+  assert_int_equal(count_of(R.body, "\"alarm_no\":"), 1);
+  get_as(js, "/api/v1/alarms?since=2026-03-01T08:30:00%2B08:00&until=2026-03-02");
+  assert_int_equal(count_of(R.body, "\"alarm_no\":"), 1);
+  get_as(js, "/api/v1/alarms?limit=2");
+  assert_int_equal(count_of(R.body, "\"alarm_no\":"), 2);
+  const char *nc = strstr(R.body, "\"next_cursor\":\"");
+  assert_non_null(nc);
+  char path[256];
+  snprintf(path, sizeof path, "/api/v1/alarms?limit=2&cursor=%.*s", (int)strcspn(nc + 15, "\""), nc + 15);
+  get_as(js, path);
+  assert_int_equal(count_of(R.body, "\"alarm_no\":"), 1);
+  assert_non_null(strstr(R.body, "T000001-260301080500-1"));
+  get_as(js, "/api/v1/alarms?kind=radar");
+  assert_int_equal(R.status, 400);
+  get_as(js, "/api/v1/alarms?level=3");
+  assert_int_equal(R.status, 400);
+  get_as(js, "/api/v1/alarms?terminal_id=x%27");
+  assert_int_equal(R.status, 400);
+  get_as(js, "/api/v1/alarms?format=csv");
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "id,terminal_id,vehicle,region,enterprise,kind,type,level"));
+}
+
 static void test_violation_lifecycle(void **state) {
   (void)state;
   clear_attempts();
@@ -1072,6 +1125,7 @@ int main(void) {
       cmocka_unit_test(test_api_token),
       cmocka_unit_test(test_content_type_and_bad_input),
       cmocka_unit_test(test_violations_scoped),
+      cmocka_unit_test(test_alarms_api),
       cmocka_unit_test(test_violation_lifecycle),
       cmocka_unit_test(test_vehicles),
       cmocka_unit_test(test_csv_export),

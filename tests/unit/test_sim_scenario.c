@@ -383,6 +383,61 @@ static void test_steps(void **state) {
 
 /* --- through the simulator engine ------------------------------------------------------------ */
 
+/* --- trucks with active-safety devices --------------------------------------------------- */
+
+/* dsm: exactly two fixes carry a DSM item, a level-2 phone alarm (2 attachments) at minute 10
+ * and a level-2 fatigue alarm (3) at minute 40, each at its fix's time; nodevice: only its first
+ * fix, an automatic-capture event dated 10 days before it. Other kinds carry none. */
+static void test_device_alarms(void **state) {
+  (void)state;
+  hw_scn_script s;
+  hw_scn_alarm a;
+  uint8_t k;
+  uint32_t p;
+  assert_int_equal(hw_scn_parse("dsm:45", &k, &p), 0);
+  assert_int_equal(k, HW_SCN_DSM);
+  assert_int_equal(p, 45);
+  assert_int_equal(hw_scn_parse("dsm:44", &k, &p), -EINVAL);
+  assert_int_equal(hw_scn_parse("nodevice", &k, &p), 0);
+  assert_int_equal(k, HW_SCN_NODEVICE);
+  assert_int_equal(hw_scn_parse("nodevice:3", &k, &p), -EINVAL);
+  for (uint32_t m = 45; m <= 60; m += 15) {
+    assert_int_equal(hw_scn_script_init(&s, HW_SCN_DSM, m, 2, T0, STEP), 0);
+    int n = 0;
+    for (int64_t i = 1; i <= s.nfixes; i++) {
+      if (!hw_scn_alarm_of(&s, i, &a))
+        continue;
+      n++;
+      int64_t off = hw_scn_fix_ts(&s, i) - T0;
+      assert_int_equal(a.ts_ms, hw_scn_fix_ts(&s, i));
+      assert_int_equal(a.item, 0x65);
+      assert_int_equal(a.level, 2);
+      if (off == 10 * 60000) {
+        assert_int_equal(a.type, 0x02);
+        assert_int_equal(a.attachments, 2);
+        assert_int_equal(a.alarm_id, 201);
+      } else {
+        assert_int_equal(off, 40 * 60000);
+        assert_int_equal(a.type, 0x01);
+        assert_int_equal(a.attachments, 3);
+        assert_int_equal(a.alarm_id, 202);
+      }
+    }
+    assert_int_equal(n, 2);
+  }
+  assert_int_equal(hw_scn_script_init(&s, HW_SCN_NODEVICE, 0, 1, T0, STEP), 0);
+  assert_int_equal(s.nfixes, 60 * 6 + 1 + 10 * 6);
+  assert_int_equal(hw_scn_alarm_of(&s, 1, &a), 1);
+  assert_int_equal(a.type, 0x10);
+  assert_int_equal(a.ts_ms, T0 - 10LL * 86400 * 1000);
+  for (int64_t i = 2; i <= s.nfixes; i++)
+    assert_int_equal(hw_scn_alarm_of(&s, i, &a), 0);
+  assert_int_equal(hw_scn_alarm_of(&s, 0, &a), 0);
+  assert_int_equal(hw_scn_script_init(&s, HW_SCN_TIRED, 0, 1, T0, STEP), 0);
+  for (int64_t i = 1; i <= s.nfixes; i++)
+    assert_int_equal(hw_scn_alarm_of(&s, i, &a), 0);
+}
+
 static void test_sim_run_scripts(void **state) {
   (void)state;
   enum { N = 24 };
@@ -446,6 +501,7 @@ int main(void) {
       cmocka_unit_test(test_tractor),
       cmocka_unit_test(test_dark),
       cmocka_unit_test(test_steps),
+      cmocka_unit_test(test_device_alarms),
       cmocka_unit_test(test_sim_run_scripts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
