@@ -19,6 +19,7 @@
 
 #include "harness.h"
 #include "jt808client.h"
+#include "webclient.h"
 
 static hw_test_env env;
 static int jport, aport;
@@ -332,6 +333,61 @@ static void test_path_traversal(void **state) {
   j8c_close(term);
 }
 
+static void sql(const char *q) {
+  PGresult *r = PQexec(env.db, q);
+  assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+  PQclear(r);
+}
+
+/* The page's view: an alarm's files listed and served with their content type to a user whose
+ * regions hold the terminal's vehicle, and not found for one whose regions do not. */
+static void test_web(void **state) {
+  (void)state;
+  setenv("HAULWATCH_PG", env.conninfo, 1);
+  sql("INSERT INTO vehicles (plate, plate_colour, class_code, terminal_id, region, enterprise) "
+      "VALUES ('苏A0E001', 2, 'heavy_truck', '013900000001', '320102', 'NJ Freight')");
+  wc_user_add("nj_view", "viewer", "320100", "nj-viewer-pw");
+  wc_user_add("hz_view", "viewer", "330100", "hz-viewer-pw");
+  int wport = hw_test_free_port();
+  char listen[64], nj[512], hz[512], path[128];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", wport);
+  const char *argv[] = {"web", "--listen", listen, "--pg", env.conninfo, "--redis", env.redis_addr,
+                        "--web-root", "", NULL};
+  pid_t web = hw_test_spawn(argv, "test_attach.web.log");
+  static wc_resp R;
+  wc_wait_ready(wport, &R);
+  wc_login(wport, "nj_view", "nj-viewer-pw", &R, nj, sizeof nj);
+  wc_login(wport, "hz_view", "hz-viewer-pw", &R, hz, sizeof hz);
+
+  wc_request(wport, "GET", "/api/v1/alarms/HWDEV01-261207080001-1/attachments", nj, NULL, 0, &R);
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"name\":\"00_65_6501_0_U.jpg\""));
+  assert_non_null(strstr(R.body, "\"content_type\":\"image/jpeg\""));
+  assert_non_null(strstr(R.body, "\"content_type\":\"video/mp4\""));
+  assert_non_null(strstr(R.body, "\"complete\":true"));
+  long id = hw_test_pg_scalar(env.db, "SELECT id FROM safety_attachments WHERE name = "
+                                      "'00_65_6501_0_U.jpg'");
+  snprintf(path, sizeof path, "/api/v1/attachments/%ld", id);
+  wc_request(wport, "GET", path, nj, NULL, 0, &R);
+  assert_int_equal(R.status, 200);
+  assert_string_equal(wc_header(&R, "Content-Type"), "image/jpeg");
+  const file f = {"00_65_6501_0_U.jpg", 10000};
+  assert_int_equal(R.len, f.size);
+  for (uint32_t i = 0; i < f.size; i++)
+    if ((uint8_t)R.body[i] != content(&f, i))
+      fail_msg("served byte %u differs", i);
+  /* Outside the user's regions: as if it did not exist. */
+  wc_request(wport, "GET", path, hz, NULL, 0, &R);
+  assert_int_equal(R.status, 404);
+  wc_request(wport, "GET", "/api/v1/alarms/HWDEV01-261207080001-1/attachments", hz, NULL, 0, &R);
+  assert_int_equal(R.status, 200);
+  assert_non_null(strstr(R.body, "\"attachments\":[]"));
+  /* Not logged in: refused. */
+  wc_request(wport, "GET", path, NULL, NULL, 0, &R);
+  assert_int_equal(R.status, 401);
+  assert_int_equal(hw_test_stop_pid(web), 0);
+}
+
 static int group_setup(void **state) {
   (void)state;
   if (sodium_init() < 0)
@@ -374,6 +430,7 @@ static int group_teardown(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lost_piece_and_resume),
+      cmocka_unit_test(test_web),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_path_traversal),
   };
