@@ -20,6 +20,7 @@
 #include "harness.h"
 #include "jt808client.h"
 #include "webclient.h"
+#include "load/sim_attach.h"
 
 static hw_test_env env;
 static int jport, aport;
@@ -388,6 +389,43 @@ static void test_web(void **state) {
   assert_int_equal(hw_test_stop_pid(web), 0);
 }
 
+/* The simulator's device (what haulwatch-sim does on 0x9208), losing a piece of each file:
+ * both files complete after one 0x9212 round each, with the bytes it sent. */
+static void test_sim_device(void **state) {
+  (void)state;
+  j8c *term = login("013900000005");
+  hw_attach_request r;
+  memset(&r, 0, sizeof r);
+  snprintf(r.server_ip, sizeof r.server_ip, "127.0.0.1");
+  r.tcp_port = (uint16_t)aport;
+  memcpy(r.alarm.terminal, "SIMDEV5", 7);
+  const uint8_t t[6] = {0x26, 0x12, 0x07, 0x09, 0x30, 0x00};
+  memcpy(r.alarm.time_bcd, t, 6);
+  r.alarm.seq = 7;
+  r.alarm.count = 2;
+  memcpy(r.unique, "0123456789abcdef0123456789abcdef", 32);
+  hw_sim_attach_result res;
+  assert_int_equal(hw_sim_attach_upload(&r, "013900000005", 1, &res), 0);
+  assert_int_equal(res.files_complete, 2);
+  assert_int_equal(res.resends, 2);
+  static const uint32_t sizes[2] = {HW_SIM_ATTACH_PHOTO, HW_SIM_ATTACH_CLIP};
+  for (int i = 0; i < 2; i++) {
+    uint8_t *d = malloc(sizes[i]), h[32];
+    char hex[65], got[128];
+    for (uint32_t k = 0; k < sizes[i]; k++)
+      d[k] = hw_sim_attach_byte(i, k);
+    crypto_hash_sha256(h, d, sizes[i]);
+    free(d);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    hw_test_pg_text(env.db, got, sizeof got,
+                    "SELECT sha256 FROM safety_attachments WHERE alarm_no = "
+                    "'SIMDEV5-261207093000-7' AND complete AND name LIKE '0%d_%%' AND size = %u",
+                    2 * i, sizes[i]);
+    assert_string_equal(got, hex);
+  }
+  j8c_close(term);
+}
+
 static int group_setup(void **state) {
   (void)state;
   if (sodium_init() < 0)
@@ -431,6 +469,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_lost_piece_and_resume),
       cmocka_unit_test(test_web),
+      cmocka_unit_test(test_sim_device),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_path_traversal),
   };
