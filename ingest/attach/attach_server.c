@@ -77,6 +77,7 @@ struct hw_attach_server {
   size_t nconns;
   hw_attach_stats st;
   int open_handles;
+  int has_listener;
   int stopping;
   void (*done_cb)(void *);
   void *done_arg;
@@ -332,7 +333,8 @@ static int hw_ac_send_done(hw_aconn *c, hw_afile *f, uint8_t result, const hw_at
   a->file.type = f->type;
   a->result = result;
   a->count = (uint8_t)n;
-  memcpy(a->ranges, r, n * sizeof *r);
+  if (n) /* r may be NULL for none */
+    memcpy(a->ranges, r, n * sizeof *r);
   uint8_t body[HW_JT808_BODY_MAX];
   size_t len;
   int rc = hw_attach_encode_answer(a, body, sizeof body, &len);
@@ -796,22 +798,8 @@ static void hw_ac_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
 }
 
-static void hw_as_on_conn(uv_stream_t *l, int status) {
-  hw_attach_server *srv = l->data;
-  if (status < 0 || srv->stopping)
-    return;
-  hw_aconn *c = calloc(1, sizeof *c);
-  if (!c)
-    return;
-  c->srv = srv;
-  c->refs = 1;
-  uv_tcp_init(srv->loop, &c->tcp);
-  c->tcp.data = c;
-  srv->open_handles++;
-  if (uv_accept(l, (uv_stream_t *)&c->tcp)) {
-    uv_close((uv_handle_t *)&c->tcp, hw_ac_on_closed);
-    return;
-  }
+/* Sets up a connection on a handle already initialised (accepted or opened). */
+static void hw_as_begin(hw_attach_server *srv, hw_aconn *c) {
   c->next = srv->conns;
   if (c->next)
     c->next->prev = c;
@@ -820,7 +808,9 @@ static void hw_as_on_conn(uv_stream_t *l, int status) {
   srv->st.accepted++;
   struct sockaddr_storage ss;
   int sl = sizeof ss;
-  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0) {
+  snprintf(c->addr, sizeof c->addr, "?");
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0 &&
+      (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
     char ip[46] = "?";
     if (ss.ss_family == AF_INET6)
       uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof ip);
@@ -839,6 +829,51 @@ static void hw_as_on_conn(uv_stream_t *l, int status) {
   }
   if (uv_read_start((uv_stream_t *)&c->tcp, hw_ac_alloc, hw_ac_read))
     hw_ac_close(c, "cannot read");
+}
+
+static hw_aconn *hw_as_new_conn(hw_attach_server *srv) {
+  hw_aconn *c = calloc(1, sizeof *c);
+  if (!c)
+    return NULL;
+  c->srv = srv;
+  c->refs = 1;
+  uv_tcp_init(srv->loop, &c->tcp);
+  c->tcp.data = c;
+  srv->open_handles++;
+  return c;
+}
+
+static void hw_as_on_conn(uv_stream_t *l, int status) {
+  hw_attach_server *srv = l->data;
+  if (status < 0 || srv->stopping)
+    return;
+  hw_aconn *c = hw_as_new_conn(srv);
+  if (!c)
+    return;
+  if (uv_accept(l, (uv_stream_t *)&c->tcp)) {
+    uv_close((uv_handle_t *)&c->tcp, hw_ac_on_closed);
+    return;
+  }
+  hw_as_begin(srv, c);
+}
+
+int hw_attach_server_adopt(hw_attach_server *srv, int fd) {
+  if (srv->stopping)
+    return -ESHUTDOWN;
+  hw_aconn *c = hw_as_new_conn(srv);
+  if (!c)
+    return -ENOMEM;
+  int rc = uv_tcp_open(&c->tcp, fd);
+  if (rc) {
+    uv_close((uv_handle_t *)&c->tcp, hw_ac_on_closed);
+    return rc;
+  }
+  hw_as_begin(srv, c);
+  return 0;
+}
+
+size_t hw_attach_server_live(const hw_attach_server *srv) {
+  return (size_t)srv->open_handles - (srv->has_listener ? 2 : 1);
 }
 
 static void hw_as_sweep(uv_timer_t *t) {
@@ -867,10 +902,10 @@ int hw_attach_server_start(hw_attach_server **out, uv_loop_t *loop, hw_registry 
   char host[256];
   int port, rc;
   struct sockaddr_storage ss;
-  if (hw_parse_hostport(cfg->listen, host, sizeof host, &port))
-    return -EINVAL;
-  if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) &&
-      uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss))
+  int listen = cfg->listen && cfg->listen[0];
+  if (listen && (hw_parse_hostport(cfg->listen, host, sizeof host, &port) ||
+                 (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) &&
+                  uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss))))
     return -EINVAL;
   hw_attach_server *srv = calloc(1, sizeof *srv);
   if (!srv)
@@ -880,7 +915,7 @@ int hw_attach_server_start(hw_attach_server **out, uv_loop_t *loop, hw_registry 
   srv->cfg = *cfg;
   const char *pub = cfg->public_addr && cfg->public_addr[0] ? cfg->public_addr : cfg->listen;
   int pport;
-  if (hw_parse_hostport(pub, srv->pub_host, sizeof srv->pub_host, &pport)) {
+  if (!pub || hw_parse_hostport(pub, srv->pub_host, sizeof srv->pub_host, &pport)) {
     free(srv);
     return -EINVAL;
   }
@@ -900,20 +935,24 @@ int hw_attach_server_start(hw_attach_server **out, uv_loop_t *loop, hw_registry 
     free(srv);
     return rc;
   }
-  uv_tcp_init(loop, &srv->listener);
-  srv->listener.data = srv;
   uv_timer_init(loop, &srv->sweep);
   srv->sweep.data = srv;
-  srv->open_handles = 2;
-  if ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) ||
-      (rc = uv_listen((uv_stream_t *)&srv->listener, 128, hw_as_on_conn))) {
+  srv->open_handles = 1;
+  if (listen) {
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    srv->open_handles++;
+    srv->has_listener = 1;
+  }
+  if (listen && ((rc = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0)) ||
+                 (rc = uv_listen((uv_stream_t *)&srv->listener, 128, hw_as_on_conn)))) {
     hw_error(LOGC, NULL, "cannot listen on %s: %s", cfg->listen, uv_strerror(rc));
     hw_attach_server_stop(srv, NULL, NULL);
     return rc;
   }
   uv_timer_start(&srv->sweep, hw_as_sweep, 1000, 1000);
-  hw_info(LOGC, NULL, "listening on %s, files under %s, terminals told %s:%u", cfg->listen,
-          srv->dir, srv->pub_host, srv->pub_port);
+  hw_info(LOGC, NULL, "listening on %s, files under %s, terminals told %s:%u",
+          listen ? cfg->listen : "(no listener)", srv->dir, srv->pub_host, srv->pub_port);
   *out = srv;
   return 0;
 }
@@ -934,5 +973,6 @@ void hw_attach_server_stop(hw_attach_server *srv, void (*done_cb)(void *arg), vo
   while (srv->conns)
     hw_ac_close(srv->conns, "shutting down");
   uv_close((uv_handle_t *)&srv->sweep, hw_as_listener_closed);
-  uv_close((uv_handle_t *)&srv->listener, hw_as_listener_closed);
+  if (srv->has_listener)
+    uv_close((uv_handle_t *)&srv->listener, hw_as_listener_closed);
 }

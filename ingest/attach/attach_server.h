@@ -42,7 +42,7 @@
 #define HW_ATTACH_MAX_RANGES 4096
 
 typedef struct hw_attach_config {
-  const char *listen;       /* "HOST:PORT" */
+  const char *listen;       /* "HOST:PORT"; NULL or "": no listener (connections adopted) */
   const char *dir;          /* attachment_dir: created if missing */
   const char *public_addr;  /* "HOST:PORT" told to terminals in 0x9208; empty: listen */
   const char *pg_conninfo;
@@ -74,6 +74,12 @@ int hw_attach_server_start(hw_attach_server **out, uv_loop_t *loop, hw_registry 
 void hw_attach_server_public(const hw_attach_server *srv, char *host, size_t cap, uint16_t *port);
 
 void hw_attach_server_get_stats(const hw_attach_server *srv, hw_attach_stats *out);
+
+/* Serves a connected stream socket fd (taken over: closed with the connection) as if accepted:
+ * for a front that hands sockets over, and the fuzz target (one end of a socketpair). */
+int hw_attach_server_adopt(hw_attach_server *srv, int fd) HW_MUST_CHECK;
+/* Connections whose memory is not freed yet (open, or closed with work still out). */
+size_t hw_attach_server_live(const hw_attach_server *srv);
 
 /* Closes the listener and every connection (incomplete files keep their ranges on disk), then
  * the PostgreSQL connection; done_cb once all is closed. */
