@@ -24,6 +24,7 @@ int hw_cmd_report_monthly(int argc, char **argv);
 /* report phaseout|registry-audit|offline-movers (crackdown_cmd.c); argv[0] names the list. */
 int hw_cmd_crackdown(int argc, char **argv);
 int hw_cmd_regions(int argc, char **argv);
+int hw_cmd_attachments(int argc, char **argv);
 int hw_cmd_platform(int argc, char **argv);
 /* platform inspect|message|supervise|inspections (platform_interact_cmd.c). */
 int hw_cmd_platform_interact(int argc, char **argv);

@@ -387,6 +387,20 @@ static void test_web(void **state) {
   wc_request(wport, "GET", path, NULL, NULL, 0, &R);
   assert_int_equal(R.status, 401);
   assert_int_equal(hw_test_stop_pid(web), 0);
+
+  /* The command line's list: header and the alarm's two files, both complete. */
+  FILE *p = popen(HW_BINARY " attachments HWDEV01-261207080001-1", "r");
+  assert_non_null(p);
+  char line[1024];
+  int lines = 0, complete = 0;
+  while (fgets(line, sizeof line, p)) {
+    lines++;
+    if (strstr(line, "HWDEV01-261207080001-1\t013900000001\t") && strstr(line, "\tyes\t"))
+      complete++;
+  }
+  assert_int_equal(pclose(p), 0);
+  assert_int_equal(lines, 3);
+  assert_int_equal(complete, 2);
 }
 
 /* The simulator's device (what haulwatch-sim does on 0x9208), losing a piece of each file:
