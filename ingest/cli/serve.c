@@ -315,6 +315,19 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
           (unsigned long long)ss.refused_per_source, (unsigned long long)ss.closed_auth_timeout,
           (unsigned long long)ss.closed_preauth_buffer, (unsigned long long)ss.evicted_unauth,
           (unsigned long long)ss.read_yields);
+  if (d->attach) {
+    hw_attach_stats a;
+    hw_attach_server_get_stats(d->attach, &a);
+    hw_info("stats", NULL, "attach accepted=%llu lists=%llu lists_refused=%llu files_refused=%llu "
+            "pieces=%llu bytes=%llu overlap_bytes=%llu resends_asked=%llu files_complete=%llu "
+            "closed_limit=%llu closed_protocol=%llu closed_timeout=%llu",
+            (unsigned long long)a.accepted, (unsigned long long)a.lists,
+            (unsigned long long)a.lists_refused, (unsigned long long)a.files_refused,
+            (unsigned long long)a.pieces, (unsigned long long)a.bytes,
+            (unsigned long long)a.overlap_bytes, (unsigned long long)a.resends_asked,
+            (unsigned long long)a.files_complete, (unsigned long long)a.closed_limit,
+            (unsigned long long)a.closed_protocol, (unsigned long long)a.closed_timeout);
+  }
   if (d->jt808) {
     hw_jt808_stats j;
     hw_jt808_get_stats(&j);
