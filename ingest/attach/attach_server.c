@@ -555,6 +555,18 @@ static int hw_ac_list(hw_aconn *c, const hw_jt808_header *h, const uint8_t *body
           !memcmp(l->items[k].name, l->items[i].name, l->items[i].name_len))
         why = "a file listed twice";
   }
+  /* One connection per alarm at a time: two writers of one file could rename it under each
+   * other. The older one is closed (a terminal that reconnects has given up on it). */
+  for (hw_aconn *o = srv->conns; !why && o; o = o->next)
+    if (o != c && o->authed && !o->closing && !strcmp(o->alarm, c->alarm)) {
+      int busy = 0;
+      for (uint32_t i = 0; i < o->nfiles; i++)
+        busy |= o->files[i].finishing;
+      if (busy)
+        why = "this alarm's upload is being completed on another connection";
+      else
+        hw_ac_close(o, "the terminal uploads this alarm on a new connection");
+    }
   if (!why) {
     snprintf(c->adir, sizeof c->adir, "%s/%s", srv->dir, c->alarm);
     if (mkdir(c->adir, 0750) && errno != EEXIST) {

@@ -282,6 +282,17 @@ static void test_limits(void **state) {
   assert_true(j8c_wait_eof(a, 10000));
   j8c_close(a);
 
+  /* A second connection for the same alarm replaces the first (two writers of one file
+   * never run at once). */
+  a = j8c_connect(aport, "013900000002");
+  assert_int_equal(send_list(a, 2, 4, &f, 1), 0);
+  j8c *b = j8c_connect(aport, "013900000002");
+  assert_int_equal(send_list(b, 2, 4, &f, 1), 0);
+  assert_true(j8c_wait_eof(a, 10000));
+  assert_int_equal(send_info(b, &f), 0);
+  j8c_close(a);
+  j8c_close(b);
+
   /* Data before any list: closed. */
   a = j8c_connect(aport, "013900000002");
   send_piece(a, &f, 0, 10);
