@@ -21,26 +21,26 @@ deny() {
   done < <(find . -name '*.[ch]' | sed 's|^\./||' | grep -E "^($files)" || true)
 }
 
-codecs='protobuf/(frame|pb_codec)\.|jt808/jt808_(frame|header|internal|location|msg|reasm|safety|text)\.|jt809/jt809_(frame|header|internal|msg|text|vehicle|slave_sm)\.'
-above_base='registry/|protobuf/|jt808/|jt809/|net/|http/|sinks/|rules/|pipeline/|cli/|load/|web/'
+codecs='protobuf/(frame|pb_codec)\.|jt808/jt808_(frame|header|internal|location|msg|reasm|safety|text)\.|jt809/jt809_(frame|header|internal|msg|text|vehicle|slave_sm)\.|attach/attach_codec\.'
+above_base='registry/|protobuf/|jt808/|jt809/|attach/|net/|http/|sinks/|rules/|pipeline/|cli/|load/|web/'
 
 deny 'base/' "$above_base" 'base depends on nothing above it'
-deny "$codecs" 'registry/|net/|sinks/|rules/|pipeline/|cli/|load/|protobuf/pb_session|jt808/jt808_session|jt809/jt809_(session|link)' \
+deny "$codecs" 'registry/|net/|sinks/|rules/|pipeline/|cli/|load/|protobuf/pb_session|jt808/jt808_session|jt809/jt809_(session|link)|attach/attach_server' \
   'codecs are pure: bytes in, records out'
 deny 'rules/' 'net/|sinks/|pipeline/|protobuf/|jt808/|jt809/|cli/|load/' 'rules are pure computation'
-deny 'sinks/' 'net/|protobuf/|jt808/|jt809/|pipeline/|cli/|load/' 'sinks never see sessions or protocols'
+deny 'sinks/' 'net/|protobuf/|jt808/|jt809/|attach/|pipeline/|cli/|load/' 'sinks never see sessions or protocols'
 deny 'net/' 'protobuf/|jt808/|jt809/|pipeline/|sinks/|rules/|cli/|load/' \
   'the network layer knows no protocol, sink or pipeline (callbacks are wired from above)'
 deny 'pipeline/' 'net/server|protobuf/|jt808/|jt809/|cli/|load/' \
   'the pipeline knows no protocol or server (backpressure is a callback)'
 deny 'http/' 'registry/|protobuf/|jt808/|jt809/|net/|sinks/|rules/|pipeline/|cli/|load/' \
   'the HTTP layer is a library on base/ alone (the front ends route into it)'
-deny 'registry/|protobuf/|jt808/|jt809/|net/|sinks/|rules/|pipeline/' 'http/|cli/|load/|web/' \
+deny 'registry/|protobuf/|jt808/|jt809/|attach/|net/|sinks/|rules/|pipeline/' 'http/|cli/|load/|web/' \
   'the daemon library never depends on its front ends'
 deny 'http/|load/' 'web/' 'nothing below the web API includes it'
 # web/ is the API of `haulwatch web`: on base/, http/ and sinks/ (and the registry's types);
 # never on the daemon's sessions, codecs, rules or pipeline, nor on the command line.
-deny 'web/' 'protobuf/|jt808/|jt809/|net/|rules/|pipeline/|cli/|load/|registry/(auth|refusals|registry_cache|terminal|zone_index)\.' \
+deny 'web/' 'protobuf/|jt808/|jt809/|attach/|net/|rules/|pipeline/|cli/|load/|registry/(auth|refusals|registry_cache|terminal|zone_index)\.' \
   'the web API reads PostgreSQL and Redis, never the daemon internals'
 deny 'http/' 'web/' 'the HTTP layer knows nothing of what is mounted on it'
 

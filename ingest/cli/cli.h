@@ -27,6 +27,7 @@ int hw_cmd_report_safety(int argc, char **argv);
 /* report phaseout|registry-audit|offline-movers (crackdown_cmd.c); argv[0] names the list. */
 int hw_cmd_crackdown(int argc, char **argv);
 int hw_cmd_regions(int argc, char **argv);
+int hw_cmd_attachments(int argc, char **argv);
 int hw_cmd_platform(int argc, char **argv);
 /* retention run [--dry-run] (retention_cmd.c). */
 int hw_cmd_retention(int argc, char **argv);

@@ -17,6 +17,7 @@ static const hw_command hw_commands[] = {
     {"registry", hw_cmd_registry, "import vehicles from CSV (registry import FILE.csv)"},
     {"zones", hw_cmd_zones, "import zones from GeoJSON (zones import FILE.geojson)"},
     {"regions", hw_cmd_regions, "import region outlines for the page's map (regions import FILE.geojson)"},
+    {"attachments", hw_cmd_attachments, "list the active-safety attachments stored (attachments [ALARM_NO])"},
     {"violations", hw_cmd_violations, "list violations, move them towards closing"},
     {"alarms", hw_cmd_alarms, "list active-safety alarms (ADAS, DSM, TPMS, BSD)"},
     {"web", hw_cmd_web, "serve the HTTP API and the page"},

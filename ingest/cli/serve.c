@@ -35,6 +35,7 @@
 
 #include "cli/cli.h"
 #include "cli/metrics.h"
+#include "attach/attach_server.h"
 #include "jt808/jt808_session.h"
 #include "jt809/jt809_centre.h"
 #include "jt809/jt809_session.h"
@@ -53,6 +54,16 @@ typedef struct hw_serve_config {
   char listen[64];
   char jt808_listen[64];
   char jt809_listen[64];
+  char attachment_listen[64];
+  char attachment_dir[1024];
+  char attachment_public_addr[300];
+  uint32_t attachment_max_file;
+  uint32_t attachment_max_files;
+  uint32_t attachment_max_conn_bytes;
+  uint32_t attachment_max_connections;
+  uint32_t attachment_auth_timeout_s;
+  uint32_t attachment_idle_s;
+  uint32_t attachment_total_s;
   uint32_t jt809_slave_timeout_ms;
   uint32_t jt809_slave_heartbeat_s;
   uint32_t jt809_slave_backoff_min_ms;
@@ -116,6 +127,16 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_S(C, listen, "127.0.0.1:7100", NULL, "protobuf listener ADDR:PORT (loopback unless told otherwise)"),
     HW_OPT_S(C, jt808_listen, "", NULL, "JT/T 808 listener ADDR:PORT (off when empty)"),
     HW_OPT_S(C, jt809_listen, "", NULL, "JT/T 809 main link listener ADDR:PORT for subordinate platforms (off when empty)"),
+    HW_OPT_S(C, attachment_listen, "", NULL, "active-safety attachment listener ADDR:PORT where terminals upload alarm photos and clips (off when empty)"),
+    HW_OPT_S(C, attachment_dir, "attachments", NULL, "directory the attachments are stored in (ALARM/NAME under it; created if missing)"),
+    HW_OPT_S(C, attachment_public_addr, "", NULL, "HOST:PORT terminals are told to upload to in 0x9208 (empty: attachment_listen)"),
+    HW_OPT_N(C, attachment_max_file, HW_XSTR(HW_ATTACH_DEF_MAX_FILE), 1, 4294967295u, NULL, "largest attachment file accepted, bytes"),
+    HW_OPT_N(C, attachment_max_files, HW_XSTR(HW_ATTACH_DEF_MAX_FILES), 1, 255, NULL, "files one alarm may announce"),
+    HW_OPT_N(C, attachment_max_conn_bytes, HW_XSTR(HW_ATTACH_DEF_MAX_CONN_BYTES), 1, 4294967295u, NULL, "data bytes one attachment connection may send, resends included; beyond, it is closed"),
+    HW_OPT_N(C, attachment_max_connections, HW_XSTR(HW_ATTACH_DEF_MAX_CONNECTIONS), 1, 1000000, NULL, "attachment connections open at once"),
+    HW_OPT_N(C, attachment_auth_timeout_s, HW_XSTR(HW_ATTACH_DEF_AUTH_TIMEOUT_S), 1, 3600, NULL, "close an attachment connection without a valid 0x1210 after this many s"),
+    HW_OPT_N(C, attachment_idle_s, HW_XSTR(HW_ATTACH_DEF_IDLE_S), 1, 86400, NULL, "close an attachment connection silent this many s"),
+    HW_OPT_N(C, attachment_total_s, HW_XSTR(HW_ATTACH_DEF_TOTAL_S), 1, 86400, NULL, "close an attachment connection open longer than this, s"),
     HW_OPT_N(C, jt809_slave_timeout_ms, "10000", 100, 600000, NULL, "JT/T 809 slave link: connect, 0x9002 and 0x9006 answer timeout, ms"),
     HW_OPT_N(C, jt809_slave_heartbeat_s, "60", 1, 3600, NULL, "JT/T 809 slave link: send 0x9005 this often, s"),
     HW_OPT_N(C, jt809_slave_backoff_min_ms, "1000", 10, 600000, NULL, "JT/T 809 slave link: first reconnect delay, ms (doubles up to the max)"),
@@ -195,6 +216,7 @@ typedef struct hw_daemon {
   hw_server *server;
   hw_jt809_centre *jt809; /* NULL unless --jt809-listen, and on worker 0 only */
   hw_retention *retention; /* NULL when nothing is to be dropped or moved, and on workers 1.. */
+  hw_attach_server *attach; /* NULL unless --attachment-listen; its listener on worker 0 only */
   hw_backend backend;
   /* Wakes this loop from another thread: a stop request, a metrics gather. */
   uv_async_t wake;
@@ -294,6 +316,11 @@ static void hw_daemon_on_retention_stopped(void *arg) {
   hw_daemon_part_stopped(d);
 }
 
+static void hw_daemon_on_attach_stopped(void *arg) {
+  hw_daemon *d = arg;
+  hw_daemon_part_stopped(d);
+}
+
 static void hw_daemon_on_auth_stopped(void *arg) {
   hw_daemon *d = arg;
   d->auth = NULL;
@@ -316,6 +343,12 @@ static void hw_daemon_on_server_closed(void *arg) {
   if (d->retention) {
     d->pending++;
     hw_retention_stop(d->retention, hw_daemon_on_retention_stopped, d);
+  }
+  if (d->attach) { /* its uploads check the registry, which goes last */
+    d->pending++;
+    hw_attach_server *a = d->attach;
+    d->attach = NULL;
+    hw_attach_server_stop(a, hw_daemon_on_attach_stopped, d);
   }
   if (d->jt809) { /* after the sessions: their slave links record their down times through it */
     d->pending++;
@@ -484,6 +517,19 @@ static void hw_daemon_on_stats(uv_timer_t *t) {
           (unsigned long long)ss.refused_per_source, (unsigned long long)ss.closed_auth_timeout,
           (unsigned long long)ss.closed_preauth_buffer, (unsigned long long)ss.evicted_unauth,
           (unsigned long long)ss.accept_failed, (unsigned long long)ss.read_yields);
+  if (d->attach) {
+    hw_attach_stats a;
+    hw_attach_server_get_stats(d->attach, &a);
+    hw_info("stats", NULL, "attach accepted=%llu lists=%llu lists_refused=%llu files_refused=%llu "
+            "pieces=%llu bytes=%llu overlap_bytes=%llu resends_asked=%llu files_complete=%llu "
+            "closed_limit=%llu closed_protocol=%llu closed_timeout=%llu",
+            (unsigned long long)a.accepted, (unsigned long long)a.lists,
+            (unsigned long long)a.lists_refused, (unsigned long long)a.files_refused,
+            (unsigned long long)a.pieces, (unsigned long long)a.bytes,
+            (unsigned long long)a.overlap_bytes, (unsigned long long)a.resends_asked,
+            (unsigned long long)a.files_complete, (unsigned long long)a.closed_limit,
+            (unsigned long long)a.closed_protocol, (unsigned long long)a.closed_timeout);
+  }
   if (d->jt808) {
     hw_jt808_stats j;
     hw_jt808_get_stats(&j);
@@ -633,8 +679,31 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
     hw_error("serve", NULL, "cannot start the retention runner: %s", strerror(-rc));
     goto fail;
   }
+  if (cfg->attachment_listen[0]) {
+    /* One listener, on worker 0 (an upload's pieces and its resume meet in one server); the
+     * other workers' servers listen on nothing and only tell their terminals where it is. */
+    hw_attach_config ac = {.listen = d->index == 0 ? cfg->attachment_listen : NULL,
+                           .dir = cfg->attachment_dir,
+                           .public_addr = cfg->attachment_public_addr[0]
+                                              ? cfg->attachment_public_addr
+                                              : cfg->attachment_listen,
+                           .pg_conninfo = cfg->pg,
+                           .max_file = cfg->attachment_max_file,
+                           .max_files = cfg->attachment_max_files,
+                           .max_conn_bytes = cfg->attachment_max_conn_bytes,
+                           .max_connections = cfg->attachment_max_connections,
+                           .auth_timeout_ms = cfg->attachment_auth_timeout_s * 1000u,
+                           .idle_ms = cfg->attachment_idle_s * 1000u,
+                           .total_ms = cfg->attachment_total_s * 1000u};
+    if ((rc = hw_attach_server_start(&d->attach, d->loop, &d->registry, &ac))) {
+      d->attach = NULL;
+      hw_error("serve", NULL, "cannot start the attachment listener on %s: %s",
+               cfg->attachment_listen, strerror(-rc));
+      goto fail;
+    }
+  }
   d->backend = (hw_backend){.registry = &d->registry, .auth = d->auth, .pipeline = d->pipeline,
-                            .pg_conninfo = cfg->pg, .jt809 = d->jt809};
+                            .pg_conninfo = cfg->pg, .jt809 = d->jt809, .attach = d->attach};
   hw_server_config sc = {.idle_timeout_s = cfg->idle_timeout_s,
                          .max_connections = cfg->max_connections,
                          .max_write_queue = 1u << 20,

@@ -127,6 +127,21 @@ static int hw_j8_reply(hw_session *s, const hw_jt808_header *peer, uint16_t repl
   return hw_session_write(s, out, n);
 }
 
+int hw_jt808_session_send(hw_session *s, uint16_t msg_id, const uint8_t *body, size_t len) {
+  if (s->proto != &hw_jt808_proto || !s->term || s->closing)
+    return -ENOTCONN;
+  hw_j8_state *st = hw_session_state(s);
+  hw_jt808_header peer;
+  hw_j8_peer_header(st, &peer);
+  uint8_t out[HW_JT808_WIRE_MAX];
+  size_t n;
+  int rc = hw_jt808_build(out, sizeof out, &n, &peer, msg_id, st->flow, body, len);
+  if (rc)
+    return rc;
+  st->flow++;
+  return hw_session_write(s, out, n);
+}
+
 static int hw_j8_answer(hw_session *s, const hw_jt808_header *h, uint8_t result) {
   return hw_j8_reply(s, h, h->flow, h->msg_id, result);
 }

@@ -39,4 +39,11 @@ typedef struct hw_jt808_stats {
 } hw_jt808_stats;
 void hw_jt808_get_stats(hw_jt808_stats *out);
 
+/* Sends a platform-initiated message (0x8xxx/0x9xxx: body up to 1023 bytes) to the terminal
+ * bound to s, in the layout and with the phone number of its frames and the session's next flow
+ * number. -ENOTCONN when s is not an authenticated JT/T 808 session (or is closing), -EMSGSIZE,
+ * or the write's error (the session is then being closed). */
+int hw_jt808_session_send(hw_session *s, uint16_t msg_id, const uint8_t *body, size_t len)
+    HW_MUST_CHECK;
+
 #endif

@@ -20,6 +20,7 @@
 #include "jt808/jt808_msg.h"
 #include "base/log.h"
 #include "load/sim.h"
+#include "load/sim_attach.h"
 
 /* 0x0704 items with the odometer item: 2 + 28 + 6 bytes, after a 3-byte head; the body limit
  * of 1023 bytes leaves room for 28. */
@@ -419,6 +420,24 @@ static void hw_sim_j8_on_platform_response(hw_sim_conn *c, hw_sim_j8 *j, const u
   }
 }
 
+/* 0x9208: every simulated truck has an active-safety device, which answers 0x0001 and uploads
+ * the alarm's photo and clip on a thread of its own. Trucks whose id ends in an odd digit lose
+ * a piece of each file on the first pass and complete after the server's 0x9212. */
+static void hw_sim_j8_on_attach_request(hw_sim_conn *c, hw_sim_j8 *j, const hw_jt808_header *h,
+                                        const uint8_t *body) {
+  hw_attach_request r;
+  int ok = hw_attach_parse_request(body, h->body_len, &r) == 0;
+  uint8_t ans[5] = {(uint8_t)(h->flow >> 8), (uint8_t)h->flow, (uint8_t)(h->msg_id >> 8),
+                    (uint8_t)h->msg_id, ok ? HW_JT808_RES_OK : HW_JT808_RES_BAD_MESSAGE};
+  if (hw_sim_j8_put(j, hw_sim_conn_out(c), HW_JT808_MSG_TERMINAL_RESPONSE, ans, sizeof ans, NULL))
+    return;
+  const char *id = hw_sim_conn_id(c);
+  size_t n = strlen(id);
+  int lose = n && id[n - 1] >= '0' && id[n - 1] <= '9' && (id[n - 1] - '0') % 2 == 1;
+  if (ok && hw_sim_attach_spawn(&r, id, lose))
+    hw_warn("sim", id, "cannot start an attachment upload");
+}
+
 static int hw_sim_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t *data,
                               size_t len) {
   hw_sim_conn *c = ((void **)arg)[0];
@@ -433,7 +452,9 @@ static int hw_sim_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t 
     hw_sim_j8_on_register_response(c, j, body, h.body_len);
   else if (h.msg_id == HW_JT808_MSG_PLATFORM_RESPONSE)
     hw_sim_j8_on_platform_response(c, j, body, h.body_len);
-  /* platform commands (parameters, queries) are not simulated */
+  else if (h.msg_id == HW_ATTACH_MSG_UPLOAD_REQUEST)
+    hw_sim_j8_on_attach_request(c, j, &h, body);
+  /* other platform commands (parameters, queries) are not simulated */
   return 0;
 }
 

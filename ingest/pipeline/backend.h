@@ -10,6 +10,7 @@
 #include "registry/terminal.h"
 
 struct hw_jt809_centre;
+struct hw_attach_server;
 
 typedef struct hw_backend {
   hw_registry *registry; /* every terminal's record; sinks and rules hold pointers into it */
@@ -21,6 +22,9 @@ typedef struct hw_backend {
   /* JT/T 809 requests and reports (jt809/jt809_centre.h), which also carries the slave links'
    * settings; NULL: no slave links, requests or reports (the fuzz fake, no --jt809-listen). */
   struct hw_jt809_centre *jt809;
+  /* The attachment listener, for the address 0x9208 tells a terminal (attach/attach_server.h);
+   * NULL without --attachment-listen. */
+  struct hw_attach_server *attach;
 } hw_backend;
 
 #endif

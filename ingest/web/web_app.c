@@ -26,6 +26,8 @@ static const hw_web_route_def hw_web_routes[] = {
     {"POST", "/api/v1/violations/{id}/transition", hw_web_violation_transition, HW_ROLE_OPERATOR},
     {"GET", "/api/v1/vehicles", hw_web_vehicles_list, HW_ROLE_VIEWER},
     {"GET", "/api/v1/vehicles/{terminal_id}/track", hw_web_vehicle_track, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/alarms/{alarm_no}/attachments", hw_web_alarm_attachments, HW_ROLE_VIEWER},
+    {"GET", "/api/v1/attachments/{id}", hw_web_attachment_get, HW_ROLE_VIEWER},
     {"GET", "/api/v1/stream", hw_web_stream, HW_ROLE_VIEWER},
     {"GET", "/api/v1/config", hw_web_config_get, HW_ROLE_OPTIONAL},
     {"GET", "/api/v1/summary", hw_web_summary, HW_ROLE_VIEWER},

@@ -225,6 +225,9 @@ void hw_web_violation_transition(hw_web_call *call);
 void hw_web_alarms_list(hw_web_call *call);
 void hw_web_vehicles_list(hw_web_call *call);
 void hw_web_vehicle_track(hw_web_call *call);
+/* web_attach.c: an alarm's attachments and one attachment's bytes. */
+void hw_web_alarm_attachments(hw_web_call *call);
+void hw_web_attachment_get(hw_web_call *call);
 void hw_web_stream(hw_web_call *call);
 /* web_map.c: what the page needs besides the lists */
 void hw_web_config_get(hw_web_call *call);

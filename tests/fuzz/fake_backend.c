@@ -42,6 +42,7 @@ static void (*hw_fake_on_write)(hw_session *s, const uint8_t *data, size_t len);
 static hw_auth *const hw_fake_auth_handle = (hw_auth *)&hw_fake_reqs; /* never dereferenced */
 const char *hw_fake_pg_conninfo;
 struct hw_jt809_centre *hw_fake_jt809;
+struct hw_attach_server *hw_fake_attach;
 void (*hw_fake_turn_hook)(void);
 int hw_fake_sessionless_bind;
 
@@ -63,6 +64,7 @@ struct hw_backend *hw_server_backend(hw_server *srv) {
   be.pipeline = &hw_fake_pipeline;
   be.pg_conninfo = hw_fake_pg_conninfo;
   be.jt809 = hw_fake_jt809;
+  be.attach = hw_fake_attach;
   return &be;
 }
 uv_loop_t *hw_server_loop(hw_server *srv) { return &srv->loop; }
@@ -108,6 +110,16 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
   HW_FAKE_CHECK(p == &hw_fake_pipeline && t);
   HW_FAKE_CHECK(t->session ? !t->session->closing : hw_fake_sessionless_bind);
 }
+
+/* Ownership off, as by default: nothing to wait for, the session binds at once. */
+int hw_pipeline_claim(hw_pipeline *p, hw_terminal *t, hw_owner_claim_cb cb, void *arg,
+                      hw_owner_claim **req) {
+  HW_FAKE_CHECK(p == &hw_fake_pipeline && t && cb && arg && req);
+  *req = NULL;
+  return 1;
+}
+
+void hw_pipeline_claim_cancel(hw_owner_claim *req) { HW_FAKE_CHECK(req == NULL); }
 
 int hw_pipeline_alarms(hw_pipeline *p, hw_session *s, const hw_fix *fix,
                        const hw_safety_alarm *alarms, size_t n) {

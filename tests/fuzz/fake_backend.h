@@ -28,6 +28,7 @@ enum { HW_FAKE_AUTH_OK = 0, HW_FAKE_AUTH_REFUSE, HW_FAKE_AUTH_DOWN };
  * whether hw_pipeline_bind takes a terminal no session owns (JT/T 809 vehicles). */
 extern const char *hw_fake_pg_conninfo;
 extern struct hw_jt809_centre *hw_fake_jt809;
+extern struct hw_attach_server *hw_fake_attach; /* hw_server_backend()->attach */
 extern void (*hw_fake_turn_hook)(void);
 extern int hw_fake_sessionless_bind;
 
