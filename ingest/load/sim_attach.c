@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -223,6 +224,17 @@ out:
   return rc;
 }
 
+static _Atomic unsigned hw_up_running;     /* upload threads not yet returned */
+static unsigned hw_up_announced, hw_up_requested; /* the simulator's loop only */
+
+void hw_sim_attach_announced(void) { hw_up_announced++; }
+void hw_sim_attach_requested(void) { hw_up_requested++; }
+int hw_sim_attach_busy(void) {
+  if (atomic_load(&hw_up_running))
+    return 1;
+  return hw_up_requested < hw_up_announced ? 2 : 0;
+}
+
 typedef struct hw_up_job {
   hw_attach_request r;
   char phone[HW_JT808_PHONE_MAX + 1];
@@ -243,6 +255,7 @@ static void *hw_up_thread(void *arg) {
     hw_info("sim-attach", j->phone, "alarm=%s uploaded %u files (%u ranges resent)", alarm,
             res.files_complete, res.resends);
   free(j);
+  atomic_fetch_sub(&hw_up_running, 1);
   return NULL;
 }
 
@@ -257,9 +270,11 @@ int hw_sim_attach_spawn(const hw_attach_request *r, const char *phone, int lose_
   pthread_attr_t at;
   pthread_attr_init(&at);
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  atomic_fetch_add(&hw_up_running, 1);
   int rc = pthread_create(&t, &at, hw_up_thread, j);
   pthread_attr_destroy(&at);
   if (rc) {
+    atomic_fetch_sub(&hw_up_running, 1);
     free(j);
     return -rc;
   }

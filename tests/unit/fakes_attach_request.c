@@ -20,12 +20,7 @@
 #include "jt808/jt808_session.h"
 #include "pipeline/backend.h"
 
-/* The attachment listener, as far as the request needs it. */
-void hw_attach_server_public(const hw_attach_server *srv, char *host, size_t cap, uint16_t *port) {
-  (void)srv;
-  snprintf(host, cap, "192.168.1.1");
-  *port = 5000;
-}
+/* The attachment listener's address is fake_backend.c's: 192.168.1.1:5000. */
 
 static uint8_t written[4096];
 static size_t nwritten;
