@@ -1,6 +1,7 @@
 /* The simulator's attachment uploads (sim_attach.h): blocking sockets on a thread per upload,
  * frames built with the codecs. */
 #include "load/sim_attach.h"
+#include "load/sim_photo.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -18,6 +19,9 @@
 #include "jt808/jt808_msg.h"
 
 uint8_t hw_sim_attach_byte(int file, uint32_t at) {
+  /* The photo opens with a real JPEG, so that a browser shows it; the rest is the pattern. */
+  if (file == 0 && at < hw_sim_photo_jpeg_len)
+    return hw_sim_photo_jpeg[at];
   return (uint8_t)(at * 31 + (uint32_t)file * 101 + at / 257);
 }
 

@@ -19,7 +19,7 @@ typedef struct hw_sim_attach_result {
 #define HW_SIM_ATTACH_PIECE 8192
 
 /* Byte `at` of simulated file number `file` (0 photo, 1 clip): a pattern, so a test can check
- * what was stored. */
+ * what was stored; the photo begins with a real JPEG (sim_photo.c), so the page can show it. */
 uint8_t hw_sim_attach_byte(int file, uint32_t at);
 
 /* The upload itself, blocking (timeouts of 10 s per answer), as terminal `phone` (12 or 20
