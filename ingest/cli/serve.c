@@ -151,7 +151,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, pg_writers, "2", 1, 16, NULL, "PostgreSQL writer connections committing in parallel (per worker)"),
     HW_OPT_N(C, max_frame, "65536", 64, 16777216, NULL, "largest protobuf frame accepted, bytes"),
     HW_OPT_N(C, idle_timeout_s, "120", 1, 86400, NULL, "close a connection silent this many seconds"),
-    HW_OPT_N(C, workers, "0", 0, HW_METRICS_MAX_WORKERS, NULL, "event loops, one thread each, all accepting on the same ports; 0: one per core"),
+    HW_OPT_N(C, workers, "1", 0, HW_METRICS_MAX_WORKERS, NULL, "event loops, one thread each, all accepting on the same ports; 0: one per core (README, \"Workers\": what does not move between workers yet)"),
     HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows (per worker)"),
     HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many (per worker)"),
     HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once (per worker)"),
@@ -830,6 +830,7 @@ static void hw_daemon_thread(void *arg) {
     hw_serve_worker_stopped(sv);
   }
   hw_pb_codec_thread_free();
+  hw_session_thread_free();
 }
 
 /* The metrics endpoint: one listener for the process, on worker 0's loop. */
@@ -992,6 +993,8 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   for (unsigned i = 1; i < n; i++)
     if (sv.workers[i].thread_started)
       uv_thread_join(&sv.workers[i].thread);
+  hw_pb_codec_thread_free();
+  hw_session_thread_free();
   hw_log_set_worker(-1);
   uv_cond_destroy(&sv.cv);
   uv_mutex_destroy(&sv.mu);

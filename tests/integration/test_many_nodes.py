@@ -353,7 +353,12 @@ def body(args, pg_admin, tools, tmp):
     def jt808_up():
         with open(hlog, errors="replace") as f:
             text = f.read()
-        return any("haulwatch_jt808/%s is UP" % n in text for n in survivors)
+        # A restart quicker than two failed checks (fall 2, inter 1s) is never marked DOWN, and
+        # so never logged UP again: a survivor is up unless its last state line says DOWN.
+        def up(n):
+            states = re.findall(r"haulwatch_jt808/%s is (UP|DOWN)" % n, text)
+            return not states or states[-1] == "UP"
+        return any(up(n) for n in survivors)
     wait_until("HAProxy takes a restarted daemon back for JT/T 808", jt808_up, 15, 0.2)
     out = run([args.sim, "--server", "127.0.0.1:%d" % front808, "--pg", pg, "--protocol", "jt808",
                "--trucks", "4", "--fixes", "30", "--interval-ms", "20", "--step-ms", "1000",

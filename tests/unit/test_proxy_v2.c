@@ -151,7 +151,8 @@ static void test_random(void **state) {
       x = x * 1103515245u + 12345u;
       b[k] = (uint8_t)(x >> 16);
     }
-    if (i % 2) /* half of them with a plausible version and family, to get past the checks */
+    /* half of them with a plausible version and family, to get past the checks */
+    if (i % 2 && len >= 15)
       b[12] = 0x21, b[13] = (uint8_t)(i % 4 ? 0x11 : 0x21), b[14] = 0;
     int r = hw_proxy_v2_parse(b, len, NULL);
     assert_true(r <= (int)len);
