@@ -601,7 +601,9 @@ static int group_setup(void **state) {
   snprintf(mf, sizeof mf, "%d", MAX_FILE);
   snprintf(mfs, sizeof mfs, "%d", MAX_FILES);
   snprintf(mcb, sizeof mcb, "%d", MAX_CONN_BYTES);
-  const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt808-listen", jlisten,
+  /* Two workers: the listener runs on worker 0, and a terminal bound on worker 1 must be able
+   * to upload too (the kernel spreads the tests' terminals over both). */
+  const char *argv[] = {"serve", "--workers", "2", "--listen", env.listen_addr, "--jt808-listen", jlisten,
                         "--attachment-listen", alisten, "--attachment-dir", adir,
                         "--attachment-max-file", mf, "--attachment-max-files", mfs,
                         "--attachment-max-conn-bytes", mcb, "--pg", env.conninfo, "--redis",
