@@ -602,7 +602,9 @@ async function loadTractors() {
 
 // --- active-safety alarms -----------------------------------------------------------------
 // GET /api/v1/alarms: the newest ADAS/DSM/TPMS/BSD alarms in the user's regions (README,
-// "Active-safety alarms"); a click shows the vehicle.
+// "Active-safety alarms"); a click shows the vehicle and, below the list, the alarm's files
+// (GET /api/v1/alarms/{alarm_no}/attachments: photos, clips, recordings the device uploaded
+// after the daemon's 0x9208; README, "Active-safety attachments").
 
 const ALARM_TYPE_ZH = {
   'adas:1': '前向碰撞 forward collision', 'adas:2': '车道偏离 lane departure', 'adas:3': '车距过近 headway',
@@ -617,7 +619,8 @@ async function loadAlarms() {
   clear(tb);
   for (const a of ans.items) {
     const name = ALARM_TYPE_ZH[`${a.kind}:${a.type}`] || `${ALARM_KIND_ZH[a.kind] || a.kind} ${a.type}`;
-    tb.append(el('tr', { class: a.level === 2 ? 'level2' : '', 'data-terminal': a.terminal_id, on: { click: () => selectVehicle(a.terminal_id) } },
+    tb.append(el('tr', { class: a.level === 2 ? 'level2' : '', 'data-terminal': a.terminal_id, 'data-alarm': a.alarm_no,
+      on: { click: () => { selectVehicle(a.terminal_id); openAlarmFiles(a, name).catch(() => {}); } } },
       el('td', {}, fmtTime(a.alarm_at)),
       el('td', {}, a.vehicle || a.terminal_id),
       el('td', {}, name),
@@ -627,6 +630,37 @@ async function loadAlarms() {
   }
   if (ans.items.length === 0) tb.append(el('tr', {}, el('td', { colSpan: 6, class: 'muted' }, '暂无报警 no alarms')));
   $('alarm-count').textContent = `${ans.items.length}${ans.next_cursor ? '+' : ''}`;
+}
+
+// One file of an alarm as the browser can show it: a picture as an image, mp4 as a player,
+// audio as a player, anything else (AVI, raw H.264, text) as a download link. A file still being
+// received is named, not fetched (its bytes are not served until complete).
+function alarmFile(f) {
+  const label = `${f.name} (${Math.round(f.size / 1024)} KiB)`;
+  const ct = f.content_type || '';
+  let media;
+  if (!f.complete) media = el('span', { class: 'muted' }, '接收中 receiving');
+  else if (ct.startsWith('image/')) media = el('img', { src: f.url, alt: f.name, loading: 'lazy' });
+  else if (ct === 'video/mp4') media = el('video', { src: f.url, controls: true, preload: 'metadata' });
+  else if (ct.startsWith('audio/')) media = el('audio', { src: f.url, controls: true, preload: 'metadata' });
+  else media = el('a', { href: f.url, download: f.name }, '下载 download');
+  return el('figure', { class: 'alarm-file', 'data-name': f.name }, media, el('figcaption', {}, label));
+}
+
+let alarmFilesFor = null;
+async function openAlarmFiles(a, name) {
+  const box = $('alarm-files');
+  alarmFilesFor = a.alarm_no;
+  clear(box);
+  box.hidden = false;
+  box.append(el('h3', {}, `${a.vehicle || a.terminal_id} · ${name} · ${fmtTime(a.alarm_at)} · ${a.alarm_no}`));
+  const ans = await api(`/api/v1/alarms/${encodeURIComponent(a.alarm_no)}/attachments`);
+  if (alarmFilesFor !== a.alarm_no) return; // another alarm was clicked meanwhile
+  if (ans.attachments.length === 0) {
+    box.append(el('p', { class: 'muted' }, a.attachments > 0 ? '附件尚未上传 files not uploaded yet' : '无附件 no files'));
+    return;
+  }
+  box.append(el('div', { class: 'alarm-file-list' }, ...ans.attachments.map(alarmFile)));
 }
 
 let tractorTimer = null;

@@ -4,6 +4,7 @@
  * pool. A connection's memory is freed only when its handle is closed and none of its work or
  * queries is outstanding (refs). */
 #include "attach/attach_server.h"
+#include "attach/attach_online.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -534,12 +535,12 @@ static int hw_ac_list(hw_aconn *c, const hw_jt808_header *h, const uint8_t *body
     return -ENOMEM;
   const char *why = NULL;
   int rc = 0;
-  hw_terminal *t = hw_registry_find(srv->registry, h->phone);
   if (c->authed)
     why = "a second attachment list on one connection";
   else if (hw_attach_parse_list(body, len, l))
     why = "malformed attachment list";
-  else if (!t || !t->session)
+  else if (!hw_attach_online_has(h->phone))
+    /* On any worker: the registry here is worker 0's alone, the sessions are every worker's. */
     why = "terminal not online on JT/T 808";
   else if (l->count == 0 || l->count > srv->cfg.max_files)
     why = "too many files (or none) for one alarm";

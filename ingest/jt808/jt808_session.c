@@ -1,8 +1,12 @@
 #include "jt808/jt808_session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attach/attach_due.h"
+#include "attach/attach_online.h"
+#include "attach/attach_request.h"
 #include "registry/auth.h"
 #include "jt808/jt808_location.h"
 #include "jt808/jt808_safety.h"
@@ -36,6 +40,9 @@ typedef struct hw_j8_state {
   uint8_t peer_2019, peer_version, peer_bcd_len;
   uint8_t peer_bcd[10];
   uint8_t preauth_heartbeats; /* answered while not authenticated */
+  /* The terminal id counted in attach_online.h (for the attachment listener), "" when not: a
+   * copy, since a replaced session loses s->term before it closes. */
+  char online[HW_JT808_PHONE_MAX + 1];
   uint8_t strikes;          /* within the window that started at strike_start_ms */
   uint16_t flow;            /* platform flow number of the next message sent */
   uint32_t garbage;         /* bytes outside frames not yet counted as a strike */
@@ -43,6 +50,9 @@ typedef struct hw_j8_state {
   hw_j8_pending *pending;   /* owned, NULL unless a look-up is in flight */
   hw_jt808_reasm *reasm;    /* owned, NULL unless sub-packaged messages are pending */
   char *driver_name;        /* owned, UTF-8; NULL without a driver */
+  /* owned, NULL until the terminal's first alarm announcing attachments while the daemon has an
+   * attachment listener: the 0x9208 requests owed once their alarm is durable */
+  hw_attach_due *due;
 } hw_j8_state;
 
 const size_t hw_jt808_state_size = sizeof(hw_j8_state);
@@ -315,6 +325,14 @@ static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_ter
     return;
   hw_info("jt808", t->id, "peer=%s authenticated (%s layout)", s->peer,
           h.is_2019 ? "2019" : "2011/2013");
+  /* Seen by the attachment listener, whichever worker it runs on. */
+  if (!st->online[0]) {
+    if (hw_attach_online_add(t->id))
+      hw_warn("jt808", t->id, "peer=%s not recorded online: its attachment uploads are refused",
+              s->peer);
+    else
+      snprintf(st->online, sizeof st->online, "%s", t->id);
+  }
 }
 
 static int hw_j8_authenticate(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
@@ -377,10 +395,30 @@ static int hw_j8_submit(hw_session *s, const hw_jt808_header *h, size_t n) {
   return rc;
 }
 
+/* An alarm whose identification number announces attachments, with an attachment listener to
+ * send them to: the 0x9208 is owed once the message's ack is delivered (hw_j8_on_durable), that
+ * is once the alarm row is committed. Only the 苏标 layout: 0x9208 carries a 16-byte alarm
+ * number. A failure here costs the request, never the alarm or the fix. */
+static void hw_j8_attach_due(hw_session *s, const hw_safety_alarm *a, uint64_t token) {
+  hw_j8_state *st = hw_session_state(s);
+  if (!a->no.attachments || a->no.layout != HW_SAFETY_SU ||
+      a->no.raw_len != HW_ATTACH_ALARM_NO_LEN || !hw_server_backend(s->server)->attach)
+    return;
+  if (!st->due && !(st->due = calloc(1, sizeof *st->due))) {
+    hw_warn("jt808", s->term->id, "peer=%s no memory for a 0x9208 request: not sent", s->peer);
+    return;
+  }
+  int rc = hw_attach_due_note(st->due, token, a->no.raw);
+  if (rc == -ENOBUFS)
+    hw_warn("jt808", s->term->id, "peer=%s %d alarms already wait for their 0x9208: this one "
+            "gets none", s->peer, HW_ATTACH_DUE_PENDING);
+}
+
 /* The active-safety items (0x64-0x67) of a valid fix's body go to the pipeline before the fix:
  * stored in the transaction its ack waits for. Items that fit no layout are logged and dropped;
  * the fix stands. */
-static int hw_j8_alarms_of(hw_session *s, const uint8_t *body, size_t len, const hw_fix *f) {
+static int hw_j8_alarms_of(hw_session *s, const uint8_t *body, size_t len, const hw_fix *f,
+                           uint64_t token) {
   size_t n = 0, bad = 0;
   if (hw_safety_scan(body, len, hw_j8_alarms, HW_J8_MAX_ALARMS, &n, &bad))
     return 0; /* cannot happen for a body hw_jt808_parse_location accepted */
@@ -390,10 +428,14 @@ static int hw_j8_alarms_of(hw_session *s, const uint8_t *body, size_t len, const
   if (n == 0)
     return 0;
   int rc = hw_pipeline_alarms(hw_server_backend(s->server)->pipeline, s, f, hw_j8_alarms, n);
-  if (rc)
+  if (rc) {
     hw_error("jt808", s->term->id, "peer=%s closed: cannot queue alarms: %s", s->peer,
              strerror(-rc));
-  return rc;
+    return rc;
+  }
+  for (size_t i = 0; i < n; i++)
+    hw_j8_attach_due(s, &hw_j8_alarms[i], token);
+  return 0;
 }
 
 static int hw_j8_location(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
@@ -410,7 +452,7 @@ static int hw_j8_location(hw_session *s, const hw_jt808_header *h, const uint8_t
     return hw_j8_answer(s, h, HW_JT808_RES_BAD_MESSAGE);
   }
   hw_j8_set_driver(s->term, f);
-  if ((rc = hw_j8_alarms_of(s, body, len, f)))
+  if ((rc = hw_j8_alarms_of(s, body, len, f, hw_j8_token(h))))
     return rc;
   return hw_j8_submit(s, h, 1);
 }
@@ -432,7 +474,7 @@ static int hw_j8_batch(hw_session *s, const hw_jt808_header *h, const uint8_t *b
     }
     hw_j8_set_driver(s->term, &hw_j8_fixes[n]);
     /* The item just read is at b.p minus its length: its alarms go with it. */
-    int arc = hw_j8_alarms_of(s, b.last, b.last_len, &hw_j8_fixes[n]);
+    int arc = hw_j8_alarms_of(s, b.last, b.last_len, &hw_j8_fixes[n], hw_j8_token(h));
     if (arc)
       return arc;
     n++;
@@ -666,11 +708,31 @@ static int hw_j8_on_data(hw_session *s, const uint8_t *data, size_t len) {
   return 0;
 }
 
+/* The alarms of the message just acknowledged are stored: ask for their attachments (after the
+ * 0x8001, so the terminal has its answer first). A request that cannot be written is logged; the
+ * alarm stands without its files. */
+static void hw_j8_request_due(hw_session *s, uint64_t token) {
+  hw_j8_state *st = hw_session_state(s);
+  hw_attach_alarm_no due[HW_ATTACH_DUE_PENDING];
+  size_t dropped;
+  size_t n = hw_attach_due_take(st->due, token, due, HW_ATTACH_DUE_PENDING, &dropped);
+  if (dropped)
+    hw_warn("jt808", s->term->id, "peer=%s %zu alarm(s) never acknowledged: no 0x9208 for them",
+            s->peer, dropped);
+  for (size_t i = 0; i < n && !s->closing; i++) {
+    int rc = hw_jt808_session_request_attachments(s, &due[i], NULL, NULL);
+    if (rc)
+      hw_warn("jt808", s->term->id, "peer=%s cannot send 0x9208: %s", s->peer, strerror(-rc));
+  }
+}
+
 static void hw_j8_on_durable(hw_session *s, const hw_ack_ref *ack) {
   hw_j8_state *st = hw_session_state(s);
   hw_jt808_header peer;
   hw_j8_peer_header(st, &peer);
   (void)hw_j8_reply(s, &peer, (uint16_t)ack->token, (uint16_t)(ack->token >> 16), HW_JT808_RES_OK);
+  if (st->due && !s->closing)
+    hw_j8_request_due(s, ack->token);
 }
 
 static void hw_j8_on_closing(hw_session *s, int reason) {
@@ -681,6 +743,10 @@ static void hw_j8_on_closing(hw_session *s, int reason) {
 
 static void hw_j8_on_close(hw_session *s) {
   hw_j8_state *st = hw_session_state(s);
+  if (st->online[0]) {
+    hw_attach_online_del(st->online);
+    st->online[0] = 0;
+  }
   if (st->pending) {
     if (st->pending->req) /* NULL while the claim that follows it runs */
       hw_auth_cancel(st->pending->req);
@@ -697,6 +763,8 @@ static void hw_j8_on_close(hw_session *s) {
   st->part = NULL;
   free(st->driver_name);
   st->driver_name = NULL;
+  free(st->due);
+  st->due = NULL;
 }
 
 /* Input held between reads: the partial frame (sub-packages are reassembled only once

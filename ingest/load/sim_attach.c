@@ -1,10 +1,12 @@
 /* The simulator's attachment uploads (sim_attach.h): blocking sockets on a thread per upload,
  * frames built with the codecs. */
 #include "load/sim_attach.h"
+#include "load/sim_photo.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,9 @@
 #include "jt808/jt808_msg.h"
 
 uint8_t hw_sim_attach_byte(int file, uint32_t at) {
+  /* The photo opens with a real JPEG, so that a browser shows it; the rest is the pattern. */
+  if (file == 0 && at < hw_sim_photo_jpeg_len)
+    return hw_sim_photo_jpeg[at];
   return (uint8_t)(at * 31 + (uint32_t)file * 101 + at / 257);
 }
 
@@ -223,6 +228,17 @@ out:
   return rc;
 }
 
+static _Atomic unsigned hw_up_running;     /* upload threads not yet returned */
+static unsigned hw_up_announced, hw_up_requested; /* the simulator's loop only */
+
+void hw_sim_attach_announced(void) { hw_up_announced++; }
+void hw_sim_attach_requested(void) { hw_up_requested++; }
+int hw_sim_attach_busy(void) {
+  if (atomic_load(&hw_up_running))
+    return 1;
+  return hw_up_requested < hw_up_announced ? 2 : 0;
+}
+
 typedef struct hw_up_job {
   hw_attach_request r;
   char phone[HW_JT808_PHONE_MAX + 1];
@@ -243,6 +259,7 @@ static void *hw_up_thread(void *arg) {
     hw_info("sim-attach", j->phone, "alarm=%s uploaded %u files (%u ranges resent)", alarm,
             res.files_complete, res.resends);
   free(j);
+  atomic_fetch_sub(&hw_up_running, 1);
   return NULL;
 }
 
@@ -257,9 +274,11 @@ int hw_sim_attach_spawn(const hw_attach_request *r, const char *phone, int lose_
   pthread_attr_t at;
   pthread_attr_init(&at);
   pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  atomic_fetch_add(&hw_up_running, 1);
   int rc = pthread_create(&t, &at, hw_up_thread, j);
   pthread_attr_destroy(&at);
   if (rc) {
+    atomic_fetch_sub(&hw_up_running, 1);
     free(j);
     return -rc;
   }

@@ -19,7 +19,7 @@ typedef struct hw_sim_attach_result {
 #define HW_SIM_ATTACH_PIECE 8192
 
 /* Byte `at` of simulated file number `file` (0 photo, 1 clip): a pattern, so a test can check
- * what was stored. */
+ * what was stored; the photo begins with a real JPEG (sim_photo.c), so the page can show it. */
 uint8_t hw_sim_attach_byte(int file, uint32_t at);
 
 /* The upload itself, blocking (timeouts of 10 s per answer), as terminal `phone` (12 or 20
@@ -32,5 +32,17 @@ int hw_sim_attach_upload(const hw_attach_request *r, const char *phone, int lose
  * logged. 0, or -errno when the thread could not start. */
 int hw_sim_attach_spawn(const hw_attach_request *r, const char *phone, int lose_piece)
     HW_MUST_CHECK;
+
+/* What the simulator still owes the attachment server, for a run that must not end (and take
+ * the trucks' JT/T 808 sessions, which the server requires online, with it) in the middle of an
+ * upload: alarms announcing attachments that were sent (hw_sim_attach_announced, on the
+ * simulator's loop), 0x9208 requests received (hw_sim_attach_requested, loop) and uploads on
+ * their threads (counted by hw_sim_attach_spawn). hw_sim_attach_busy: 1 while an upload runs,
+ * 2 while no upload runs but fewer requests came than alarms went (the 0x9208 follows an ack,
+ * or never comes from a daemon without an attachment listener: the caller bounds that wait),
+ * 0 otherwise. A resent alarm counts again: that only costs the bounded wait. */
+void hw_sim_attach_announced(void);
+void hw_sim_attach_requested(void);
+int hw_sim_attach_busy(void);
 
 #endif

@@ -279,6 +279,8 @@ static size_t hw_sim_j8_alarm(hw_sim_conn *c, uint8_t *p, size_t len, const hw_f
   *q++ = 0;              /* sequence */
   *q++ = a.attachments;
   *q++ = 0;
+  if (a.attachments)
+    hw_sim_attach_announced(); /* the run waits for its 0x9208 (bounded) and upload */
   return (size_t)(q - p);
 }
 
@@ -434,6 +436,8 @@ static void hw_sim_j8_on_attach_request(hw_sim_conn *c, hw_sim_j8 *j, const hw_j
   const char *id = hw_sim_conn_id(c);
   size_t n = strlen(id);
   int lose = n && id[n - 1] >= '0' && id[n - 1] <= '9' && (id[n - 1] - '0') % 2 == 1;
+  if (ok)
+    hw_sim_attach_requested();
   if (ok && hw_sim_attach_spawn(&r, id, lose))
     hw_warn("sim", id, "cannot start an attachment upload");
 }

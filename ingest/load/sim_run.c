@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "base/log.h"
+#include "load/sim_attach.h"
 
 #define HW_SIM_MAX_CONNECTING 256  /* connects in progress at once: spares the listen backlog */
 #define HW_SIM_BACKOFF_MIN_MS 100
@@ -18,6 +19,13 @@
 #define HW_SIM_LOGIN_TIMEOUT_MS 10000
 #define HW_SIM_HEARTBEAT_US (30 * 1000000ull) /* well inside the server's 120 s idle timeout */
 #define HW_SIM_DRAIN_MS 10000      /* after generation stops, how long to wait for acks */
+/* Once every fix is acknowledged, the trucks stay connected while their devices upload (the
+ * attachment server takes uploads only from terminals online on JT/T 808): up to
+ * HW_SIM_UPLOAD_WAIT_MS for uploads running, and up to HW_SIM_REQUEST_WAIT_MS for the 0x9208 of
+ * alarms sent (a daemon without an attachment listener sends none). */
+#define HW_SIM_UPLOAD_WAIT_MS 60000
+#define HW_SIM_REQUEST_WAIT_MS 3000
+#define HW_SIM_LINGER_TICK_MS 100
 #define HW_SIM_MAX_REPORT 1000     /* scratch fixes per report; protocols allow fewer */
 
 typedef enum {
@@ -74,6 +82,8 @@ struct hw_sim {
   hw_sim_result *res;
   hw_sim_conn *conns;     /* owned, cfg->trucks */
   uv_timer_t progress_timer, deadline_timer;
+  uv_timer_t linger_timer; /* while the run is done but uploads are not (hw_sim_linger) */
+  uint64_t linger_since_ms;
   uv_signal_t sigint, sigterm;
   uint64_t start_ns;
   uint64_t rng;
@@ -182,15 +192,42 @@ static int hw_sim_generate(hw_sim_conn *c) {
   return 0;
 }
 
+/* The run is done: finishes now, or once the devices' uploads are (see HW_SIM_UPLOAD_WAIT_MS),
+ * checking every HW_SIM_LINGER_TICK_MS. */
+static void hw_sim_linger(hw_sim *s) {
+  uint64_t now = uv_now(&s->loop);
+  if (!s->linger_since_ms)
+    s->linger_since_ms = now ? now : 1;
+  uint64_t waited = now - s->linger_since_ms;
+  int busy = hw_sim_attach_busy();
+  if (busy == 1 && waited < HW_SIM_UPLOAD_WAIT_MS)
+    return;
+  if (busy == 2 && waited < HW_SIM_REQUEST_WAIT_MS)
+    return;
+  if (busy)
+    hw_warn("sim", NULL, "%s after %llu ms: finishing anyway",
+            busy == 1 ? "attachment uploads still running" : "no 0x9208 for some alarms",
+            (unsigned long long)waited);
+  hw_sim_finish(s);
+}
+
+static void hw_sim_on_linger(uv_timer_t *t) { hw_sim_linger(t->data); }
+
 static void hw_sim_check_done(hw_sim *s) {
   const hw_sim_config *cfg = s->cfg;
   hw_sim_result *res = s->res;
   if (s->finishing)
     return;
-  if (res->refused == cfg->trucks ||
-      (cfg->fixes && s->finished_trucks == cfg->trucks) ||
-      (s->draining && res->generated == res->acked + s->abandoned))
+  if (res->refused == cfg->trucks) {
     hw_sim_finish(s);
+  } else if ((cfg->fixes && s->finished_trucks == cfg->trucks) ||
+             (s->draining && res->generated == res->acked + s->abandoned)) {
+    if (!hw_sim_attach_busy())
+      hw_sim_finish(s);
+    else if (!uv_is_active((uv_handle_t *)&s->linger_timer))
+      uv_timer_start(&s->linger_timer, hw_sim_on_linger, HW_SIM_LINGER_TICK_MS,
+                     HW_SIM_LINGER_TICK_MS);
+  }
 }
 
 static void hw_sim_ack_upto(hw_sim_conn *c, int64_t k) {
@@ -628,6 +665,7 @@ static void hw_sim_finish(hw_sim *s) {
     hw_sim_progress_line(s, 1); /* before the connections close, so it shows them */
   uv_close((uv_handle_t *)&s->progress_timer, NULL);
   uv_close((uv_handle_t *)&s->deadline_timer, NULL);
+  uv_close((uv_handle_t *)&s->linger_timer, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
   s->queue_head = s->queue_tail = NULL;
@@ -670,6 +708,8 @@ int hw_sim_run(const hw_sim_config *cfg, hw_sim_result *res) {
 
   uv_timer_init(&s->loop, &s->progress_timer);
   uv_timer_init(&s->loop, &s->deadline_timer);
+  uv_timer_init(&s->loop, &s->linger_timer);
+  s->linger_timer.data = s;
   uv_signal_init(&s->loop, &s->sigint);
   uv_signal_init(&s->loop, &s->sigterm);
   s->progress_timer.data = s->deadline_timer.data = s->sigint.data = s->sigterm.data = s;

@@ -16,6 +16,9 @@
 //     (GET /api/v1/kpi), each rate's trend line has a point per day the API gives a value for
 //     (GET /api/v1/kpi/daily), and changing the region asks again;
 //   - a viewer getting no lifecycle buttons;
+//   - an active-safety alarm of a JT/T 808 DSM truck (haulwatch-sim) with its files: the daemon
+//     asked for them (0x9208), the sim uploaded, and the page shows the photo (decoded) and the
+//     clip as a player;
 //   - no console error and no uncaught exception, before or after login; no request leaving
 //     the host (every request recorded; any other host aborted and counted);
 //   - two screenshots saved for a person to look at (the overview; a vehicle as a viewer).
@@ -26,7 +29,7 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const E = process.env;
-for (const k of ['HW_PAGE_URL', 'HW_SIM_BINARY', 'HW_DAEMON', 'HW_PG', 'HW_SCREENSHOT', 'HW_OPERATOR', 'HW_VIEWER', 'HW_PASSWORD'])
+for (const k of ['HW_PAGE_URL', 'HW_SIM_BINARY', 'HW_DAEMON', 'HW_JT808', 'HW_PG', 'HW_SCREENSHOT', 'HW_OPERATOR', 'HW_VIEWER', 'HW_PASSWORD'])
   if (!E[k]) { console.error(`page_test: ${k} is not set (run through test_page)`); process.exit(2); }
 const base = E.HW_PAGE_URL;
 const host = new URL(base).host;
@@ -54,8 +57,10 @@ async function until(what, fn, timeoutMs) {
   throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
 }
 
-function startSim(scenario) {
-  const args = ['--server', E.HW_DAEMON, '--scenario', scenario, '--id-prefix', 'pg', '--pg', E.HW_PG, '--quiet'];
+function startSim(scenario, jt808) {
+  const args = jt808
+    ? ['--protocol', 'jt808', '--server', E.HW_JT808, '--scenario', scenario, '--trucks', '1', '--pg', E.HW_PG, '--quiet']
+    : ['--server', E.HW_DAEMON, '--scenario', scenario, '--id-prefix', 'pg', '--pg', E.HW_PG, '--quiet'];
   const p = spawn(E.HW_SIM_BINARY, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const done = new Promise((resolve) => p.on('exit', (code) => resolve(code)));
   sims.push({ p, done, scenario });
@@ -224,6 +229,10 @@ try {
     });
   });
   const tSim = Date.now();
+  // A JT/T 808 truck with a DSM device (013950000001, in the users' province): its two alarms are
+  // answered with 0x9208 and it uploads a photo and a clip to the attachment listener; the sim
+  // exits 0 once every fix is acknowledged and its uploads are done. Looked at as the viewer.
+  const dsm = startSim('dsm', true);
   const speeder = startSim('speeder');
   const tractor = startSim('tractor');
   const item = await until('the speeder\'s violation in the live feed', async () => {
@@ -346,6 +355,22 @@ try {
     buttons = await page.$$eval('button[data-to]', (b) => b.length);
     check(buttons === 0 && await page.$eval('#vio-actions', (e) => e.hidden), `nor on open violation #${openId}`);
   }
+  // An alarm with its files: the DSM truck's alarms in the alarms panel; a click lists the
+  // files, the photo is displayed (decoded: naturalWidth > 0) and the clip is a player.
+  check((await dsm) === 0, 'the DSM truck delivered every fix and finished its uploads (sim exit 0)');
+  const alarmRow = '#alarms tr[data-terminal="013950000001"]';
+  await page.waitForSelector(alarmRow, { timeout: 10000 });
+  check((await page.$$(alarmRow)).length === 2, 'both alarms of the DSM truck in the alarms panel');
+  await page.click(`${alarmRow} >> nth=0`);
+  await page.waitForSelector('#alarm-files:not([hidden]) .alarm-file img', { timeout: 10000 });
+  const photo = await page.waitForFunction(() => {
+    const i = document.querySelector('#alarm-files .alarm-file img');
+    return i && i.complete && i.naturalWidth > 0 ? i.naturalWidth : 0;
+  }, null, { timeout: 10000 });
+  check(await photo.jsonValue() > 0, `the alarm's photo is displayed (naturalWidth ${await photo.jsonValue()})`);
+  const clip = await page.$$eval('#alarm-files .alarm-file video[controls]', (v) => v.map((x) => new URL(x.src).pathname));
+  check(clip.length === 1 && /^\/api\/v1\/attachments\/\d+$/.test(clip[0]), `the alarm's clip is a player (${clip.join(' ')})`);
+
   // the vehicle panel with its track, for the screenshot
   await page.click('#tractors tr[data-terminal="pg-tractor-001"]');
   await page.waitForFunction(() => !document.getElementById('replay-slider').disabled, null, { timeout: 10000 });

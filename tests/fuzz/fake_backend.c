@@ -2,9 +2,11 @@
 #include "fake_backend.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attach/attach_server.h"
 #include "base/geo.h"
 #include "base/log.h"
 #include "net/server.h"
@@ -53,6 +55,14 @@ static void hw_fake_read_str(const char *s) {
     volatile size_t n = strlen(s);
     (void)n;
   }
+}
+
+/* ---- attach/attach_server.h: the listener, as far as a 0x9208 request needs it ---- */
+
+void hw_attach_server_public(const hw_attach_server *srv, char *host, size_t cap, uint16_t *port) {
+  (void)srv;
+  snprintf(host, cap, "192.168.1.1");
+  *port = 5000;
 }
 
 /* ---- net/server.h, net/session.h ---- */

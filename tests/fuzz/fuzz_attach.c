@@ -3,7 +3,7 @@
  * socketpair, the input written to the other end in reads of a chosen size with the loop turning
  * in between, then EOF; completions run on libuv's thread pool and are waited for. The target
  * stands in for sinks/pg_async.c: queries are answered after each turn, all "ok" or all failed as
- * byte 0 says. Terminal 013800138000 is online (its registry record has a session).
+ * byte 0 says. Terminal 013800138000 is online (recorded in attach_online.h, as its session would).
  *
  * Input: byte 0: bit 0 the database fails; byte 1: read size (0 = all at once); the rest is the
  * terminal's byte stream.
@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "attach/attach_online.h"
 #include "attach/attach_server.h"
 #include "base/log.h"
 #include "jt808/jt808_header.h"
@@ -107,7 +108,8 @@ static void setup(void) {
   snprintf(dir, sizeof dir, "%s/files", base);
   hw_terminal *t;
   CHECK(hw_registry_get(&reg, "013800138000", &t) == 0);
-  t->session = (struct hw_session *)&dummy_session; /* online; never dereferenced */
+  t->session = (struct hw_session *)&dummy_session; /* bound; never dereferenced */
+  CHECK(hw_attach_online_add("013800138000") == 0); /* online, as a JT/T 808 session records it */
   hw_attach_config cfg = {.listen = NULL, .dir = dir, .public_addr = "127.0.0.1:7200",
                           .pg_conninfo = "", .max_file = 4096, .max_files = 4,
                           .max_conn_bytes = 65536, .max_connections = 4,

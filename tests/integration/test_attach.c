@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -451,6 +452,135 @@ static void test_sim_device(void **state) {
   j8c_close(term);
 }
 
+static uint8_t bcd(int v) { return (uint8_t)((v / 10) << 4 | (v % 10)); }
+
+/* A 0x0200 of yesterday (GMT+8) 10:00:00 with one DSM item, 苏标 layout, by hand: fatigue,
+ * level 2, alarm number (terminal "HWDEV07", that time, sequence 4, `count` attachments). The
+ * alarm number's 16 bytes go to alarm_no. Returns the body length. */
+static size_t dsm_fix(uint8_t *body, uint8_t count, uint8_t alarm_no[16], char text[64]) {
+  time_t now = time(NULL) + 8 * 3600 - 86400;
+  struct tm tm;
+  gmtime_r(&now, &tm);
+  j8c_loc l = {.status = 0x3, .lat_e6 = 39900000, .lon_e6 = 116400000, .alt_m = 45,
+               .speed_dkmh = 600, .heading = 90, .yy = tm.tm_year % 100, .mo = tm.tm_mon + 1,
+               .dd = tm.tm_mday, .hh = 10, .mi = 0, .ss = 0};
+  size_t n = j8c_body_location(body, &l);
+  uint8_t t[6] = {bcd(l.yy), bcd(l.mo), bcd(l.dd), 0x10, 0x00, 0x00};
+  uint8_t *p = body + n;
+  *p++ = 0x65;
+  *p++ = 47;
+  put32(p, 9001), p += 4; /* alarm id */
+  *p++ = 0;               /* flag */
+  *p++ = 0x01;            /* fatigue */
+  *p++ = 2;               /* level */
+  *p++ = 3;               /* fatigue degree */
+  memset(p, 0, 4), p += 4;
+  *p++ = 60;
+  *p++ = 0, *p++ = 45;
+  put32(p, 39900000), p += 4;
+  put32(p, 116400000), p += 4;
+  memcpy(p, t, 6), p += 6;
+  *p++ = 0, *p++ = 1;
+  uint8_t *no = p;
+  memcpy(p, "HWDEV07", 7), p += 7;
+  memcpy(p, t, 6), p += 6;
+  *p++ = 4;     /* sequence */
+  *p++ = count; /* attachments */
+  *p++ = 0;
+  memcpy(alarm_no, no, 16);
+  snprintf(text, 64, "HWDEV07-%02d%02d%02d100000-4", l.yy, l.mo, l.dd);
+  return (size_t)(p - body);
+}
+
+/* The whole path of issue 12: a terminal's 0x0200 carrying a DSM alarm that announces two
+ * attachments is acknowledged, then answered with 0x9208 naming the attachment listener and that
+ * alarm number; a resend of the same 0x0200 is acknowledged again but asks nothing twice, and an
+ * alarm announcing none gets no 0x9208. The device uploads (the simulator's code) and
+ * safety_attachments holds both files complete under the alarm_no of the stored alarm. */
+static void test_alarm_requests_attachments(void **state) {
+  (void)state;
+  j8c *c = login("013900000007");
+  uint8_t body[256], no[16];
+  char text[64];
+  size_t n = dsm_fix(body, 0, no, text);
+  /* No attachments announced: acknowledged, stored, and no 0x9208. */
+  int flow = j8c_send(c, 0x0200, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  j8c_msg m;
+  assert_int_equal(j8c_recv(c, &m, 500), -1);
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM safety_alarms WHERE "
+                                              "alarm_no = '%s' AND attachments = 0", text), 1);
+
+  /* Seconds later the same alarm (a device that re-reports with the files ready): announced. */
+  n = dsm_fix(body, 2, no, text);
+  body[n - 3] = 5; /* sequence 5 (the alarm number ends the body): another alarm */
+  no[13] = 5;
+  text[strlen(text) - 1] = '5';
+  flow = j8c_send(c, 0x0200, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  /* The ack went only once the alarm was committed, and the 0x9208 after the ack. */
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM safety_alarms WHERE "
+                                              "alarm_no = '%s' AND attachments = 2", text), 1);
+  assert_int_equal(j8c_recv(c, &m, 10000), 0);
+  assert_int_equal(m.id, 0x9208);
+  /* ip length, ip, TCP port, UDP port, alarm number, unique number (32), reserved (16) */
+  size_t il = m.body[0];
+  assert_int_equal(il, strlen("127.0.0.1"));
+  assert_memory_equal(m.body + 1, "127.0.0.1", il);
+  assert_int_equal(m.body[1 + il] << 8 | m.body[2 + il], aport);
+  assert_memory_equal(m.body + 5 + il, no, 16);
+  assert_int_equal(m.len, 1 + il + 4 + 16 + 32 + 16);
+
+  /* The terminal did not see the ack (say) and sends the same message again: acknowledged (and
+   * not stored twice), no second 0x9208. */
+  assert_true(j8c_send_flow(c, 0x0200, (uint16_t)flow, body, n) >= 0);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  assert_int_equal(j8c_recv(c, &m, 1000), -1);
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM safety_alarms WHERE "
+                                              "alarm_no = '%s'", text), 1);
+
+  /* The device uploads what it was asked for, where it was told. */
+  hw_attach_request r;
+  memset(&r, 0, sizeof r);
+  snprintf(r.server_ip, sizeof r.server_ip, "127.0.0.1");
+  r.tcp_port = (uint16_t)aport;
+  hw_attach_alarm_no_read(no, &r.alarm);
+  memcpy(r.unique, m.body + 5 + il + 16, 32);
+  hw_sim_attach_result res;
+  assert_int_equal(hw_sim_attach_upload(&r, "013900000007", 0, &res), 0);
+  assert_int_equal(res.files_complete, 2);
+  assert_int_equal(hw_test_pg_scalarf(env.db,
+                                      "SELECT count(*) FROM safety_attachments t JOIN safety_alarms a "
+                                      "USING (alarm_no) WHERE a.alarm_no = '%s' AND t.complete AND "
+                                      "t.sha256 IS NOT NULL AND a.terminal_id = '013900000007' AND "
+                                      "t.terminal_id = '013900000007'", text), 2);
+  j8c_close(c);
+}
+
+/* haulwatch-sim --protocol jt808 --scenario dsm against a daemon with an attachment listener:
+ * both scripted alarms of each truck are asked for with 0x9208 and uploaded (a photo and a clip,
+ * complete), and the simulator stays connected until they are. */
+static void test_sim_dsm_uploads(void **state) {
+  (void)state;
+  char server[64];
+  snprintf(server, sizeof server, "127.0.0.1:%d", jport);
+  const char *argv[] = {"--protocol", "jt808", "--server", server, "--scenario", "dsm",
+                        "--trucks", "2", "--pg", env.conninfo, "--quiet", NULL};
+  pid_t sim = hw_test_spawn_sim(argv, "test_attach.sim.log");
+  assert_int_equal(hw_test_wait_exit(sim, 120000), 0);
+  /* Two trucks, two alarms each, every one with its two files complete. */
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM safety_alarms WHERE "
+                                              "terminal_id LIKE '01395000000_' AND attachments > 0"),
+                   4);
+  assert_int_equal(hw_test_pg_scalarf(env.db,
+                                      "SELECT count(*) FROM safety_alarms a WHERE terminal_id LIKE "
+                                      "'01395000000_' AND (SELECT count(*) FROM safety_attachments t "
+                                      "WHERE t.alarm_no = a.alarm_no AND t.complete AND t.size IN "
+                                      "(%d, %d) AND t.terminal_id = a.terminal_id) = 2",
+                                      HW_SIM_ATTACH_PHOTO, HW_SIM_ATTACH_CLIP),
+                   4);
+}
+
 static int group_setup(void **state) {
   (void)state;
   if (sodium_init() < 0)
@@ -471,7 +601,9 @@ static int group_setup(void **state) {
   snprintf(mf, sizeof mf, "%d", MAX_FILE);
   snprintf(mfs, sizeof mfs, "%d", MAX_FILES);
   snprintf(mcb, sizeof mcb, "%d", MAX_CONN_BYTES);
-  const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt808-listen", jlisten,
+  /* Two workers: the listener runs on worker 0, and a terminal bound on worker 1 must be able
+   * to upload too (the kernel spreads the tests' terminals over both). */
+  const char *argv[] = {"serve", "--workers", "2", "--listen", env.listen_addr, "--jt808-listen", jlisten,
                         "--attachment-listen", alisten, "--attachment-dir", adir,
                         "--attachment-max-file", mf, "--attachment-max-files", mfs,
                         "--attachment-max-conn-bytes", mcb, "--pg", env.conninfo, "--redis",
@@ -495,6 +627,8 @@ int main(void) {
       cmocka_unit_test(test_lost_piece_and_resume),
       cmocka_unit_test(test_web),
       cmocka_unit_test(test_sim_device),
+      cmocka_unit_test(test_alarm_requests_attachments),
+      cmocka_unit_test(test_sim_dsm_uploads),
       cmocka_unit_test(test_limits),
       cmocka_unit_test(test_path_traversal),
   };

@@ -83,6 +83,10 @@ static void test_page_in_browser(void **state) {
       "('冀A9S001', 2, 'heavy_truck', 'pg-speeder-001', '130104', '石家庄安捷冷链物流'),"
       "('<img src=x onerror=alert(1)>', 5, 'converted_tractor', 'pg-tractor-001', '130105', "
       "'<b>农机合作社</b>')");
+  /* The JT/T 808 truck with a DSM device the browser test drives (haulwatch-sim --scenario dsm
+   * registers with plate 京D + its id's last five digits). */
+  sql("INSERT INTO vehicles (plate, plate_colour, class_code, terminal_id, region, enterprise) VALUES "
+      "('京D00001', 2, 'heavy_truck', '013950000001', '130106', '石家庄安捷冷链物流')");
   /* Daily figures of the Hebei fleet for the six days before today (GMT+8), as the daemon would
    * have written them, for the KPI panel: each truck online on five of them, one in ten
    * drifting, a gap or two in the track. */
@@ -98,10 +102,22 @@ static void test_page_in_browser(void **state) {
   user_add("hb_op", "operator", "130000");
   user_add("hb_view", "viewer", "130000");
 
-  const char *serve[] = {"serve", "--listen", env.listen_addr, "--pg", env.conninfo, "--redis",
-                         env.redis_addr, "--batch-ms", "20", "--daily-flush-s", "2", NULL};
+  /* JT/T 808 and the attachment listener: the DSM truck's alarms are asked for their files. */
+  char jlisten[64], alisten[64], adir[256];
+  int jport = hw_test_free_port();
+  snprintf(jlisten, sizeof jlisten, "127.0.0.1:%d", jport);
+  snprintf(alisten, sizeof alisten, "127.0.0.1:%d", hw_test_free_port());
+  snprintf(adir, sizeof adir, "%s/tests/page-attachments", HW_BUILD_DIR);
+  char rm[300];
+  snprintf(rm, sizeof rm, "rm -rf '%s'", adir);
+  assert_int_equal(system(rm), 0);
+  const char *serve[] = {"serve", "--listen", env.listen_addr, "--jt808-listen", jlisten,
+                         "--attachment-listen", alisten, "--attachment-dir", adir, "--pg",
+                         env.conninfo, "--redis", env.redis_addr, "--batch-ms", "20",
+                         "--daily-flush-s", "2", NULL};
   env.daemon_pid = hw_test_spawn(serve, "test_page.daemon.log");
   assert_int_equal(hw_test_wait_port(env.port, 20000), 0);
+  assert_int_equal(hw_test_wait_port(jport, 20000), 0);
   int wport = hw_test_free_port();
   char wlisten[64], url[64];
   snprintf(wlisten, sizeof wlisten, "127.0.0.1:%d", wport);
@@ -125,6 +141,7 @@ static void test_page_in_browser(void **state) {
   setenv("HW_PAGE_URL", url, 1);
   setenv("HW_SIM_BINARY", HW_SIM_BINARY, 1);
   setenv("HW_DAEMON", env.listen_addr, 1);
+  setenv("HW_JT808", jlisten, 1);
   setenv("HW_PG", env.conninfo, 1);
   setenv("HW_SCREENSHOT", HW_BUILD_DIR "/tests/page.png", 1);
   setenv("HW_OPERATOR", "hb_op", 1);
