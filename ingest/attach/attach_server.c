@@ -606,11 +606,13 @@ static int hw_ac_list(hw_aconn *c, const hw_jt808_header *h, const uint8_t *body
 
 /* 0x1211. */
 static int hw_ac_file_info(hw_aconn *c, const hw_jt808_header *h, const uint8_t *body, size_t len) {
-  hw_attach_file fi;
+  hw_attach_file fi = {0}; /* the log below reads its name even when the parse failed part-way */
   hw_afile *f = NULL;
   const char *why = NULL;
-  if (hw_attach_parse_file(body, len, &fi))
+  if (hw_attach_parse_file(body, len, &fi)) {
     why = "malformed file info";
+    fi.name = NULL, fi.name_len = 0; /* may point anywhere after a failed parse */
+  }
   else if (!(f = hw_ac_file(c, fi.name, fi.name_len)))
     why = "a file not in the attachment list";
   else if (fi.size != f->size)
