@@ -47,13 +47,6 @@ static void hw_alarms_listed(hw_web_call *call, const PGresult *res) {
                      (void *)res, next, NULL);
 }
 
-static void hw_alarms_pred(char *where, size_t cap, const char *fmt, int param) {
-  size_t off = strlen(where);
-  snprintf(where + off, cap - off, " AND ");
-  off = strlen(where);
-  snprintf(where + off, cap - off, fmt, param);
-}
-
 void hw_web_alarms_list(hw_web_call *call) {
   hw_alarms_state *st = calloc(1, sizeof *st);
   if (!st) {
@@ -108,12 +101,8 @@ void hw_web_alarms_list(hw_web_call *call) {
     hw_web_reply_error(call, 400, "region is a six-digit GB/T 2260 code");
     return;
   }
-  c_us[0] = c_id[0] = 0;
-  if (cursor[0] && (sscanf(cursor, "%20[0-9]_%20[0-9]", c_us, c_id) != 2 ||
-                    strlen(c_us) + strlen(c_id) + 1 != strlen(cursor))) {
-    hw_web_reply_error(call, 400, "cursor is not one this API gave");
+  if (hw_web_cursor_parse(call, cursor, c_us, c_id))
     return;
-  }
   if (region[0])
     hw_web_region_pattern(region, regpat);
   snprintf(limit, sizeof limit, "%u", st->limit + 1);
@@ -121,19 +110,16 @@ void hw_web_alarms_list(hw_web_call *call) {
   int np = 0;
   char where[1024] = "coalesce(v.region, '') LIKE ANY($1::text[])";
   params[np++] = call->user.scope;
-  if (kind[0]) { params[np++] = kind; hw_alarms_pred(where, sizeof where, "a.kind = $%d", np); }
-  if (level[0]) { params[np++] = level; hw_alarms_pred(where, sizeof where, "a.level = $%d::smallint", np); }
-  if (tid[0]) { params[np++] = tid; hw_alarms_pred(where, sizeof where, "a.terminal_id = $%d", np); }
-  if (region[0]) { params[np++] = regpat; hw_alarms_pred(where, sizeof where, "v.region LIKE $%d", np); }
-  if (since[0]) { params[np++] = since; hw_alarms_pred(where, sizeof where, "a.alarm_at >= $%d::timestamptz", np); }
-  if (until[0]) { params[np++] = until; hw_alarms_pred(where, sizeof where, "a.alarm_at < $%d::timestamptz", np); }
+  if (kind[0]) { params[np++] = kind; hw_web_add_pred(where, sizeof where, "a.kind = $%d", np); }
+  if (level[0]) { params[np++] = level; hw_web_add_pred(where, sizeof where, "a.level = $%d::smallint", np); }
+  if (tid[0]) { params[np++] = tid; hw_web_add_pred(where, sizeof where, "a.terminal_id = $%d", np); }
+  if (region[0]) { params[np++] = regpat; hw_web_add_pred(where, sizeof where, "v.region LIKE $%d", np); }
+  if (since[0]) { params[np++] = since; hw_web_add_pred(where, sizeof where, "a.alarm_at >= $%d::timestamptz", np); }
+  if (until[0]) { params[np++] = until; hw_web_add_pred(where, sizeof where, "a.alarm_at < $%d::timestamptz", np); }
   if (cursor[0]) {
     params[np++] = c_us;
     params[np++] = c_id;
-    size_t off = strlen(where);
-    snprintf(where + off, sizeof where - off,
-             " AND (a.alarm_at, a.id) < (timestamptz 'epoch' + $%d::bigint * interval "
-             "'1 microsecond', $%d::bigint)", np - 1, np);
+    hw_web_add_keyset(where, sizeof where, "a.alarm_at", "a.id", np - 1);
   }
   params[np++] = limit;
   char sql[2048];

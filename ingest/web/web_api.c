@@ -92,13 +92,6 @@ static void hw_web_violations_listed(hw_web_call *call, const PGresult *res) {
                      hw_web_res_cell, (void *)res, next, NULL);
 }
 
-static void hw_web_add_pred(char *where, size_t cap, const char *fmt, int param) {
-  size_t off = strlen(where);
-  snprintf(where + off, cap - off, " AND ");
-  off = strlen(where);
-  snprintf(where + off, cap - off, fmt, param);
-}
-
 void hw_web_violations_list(hw_web_call *call) {
   hw_web_page_state *ps = calloc(1, sizeof *ps);
   if (!ps) {
@@ -138,12 +131,8 @@ void hw_web_violations_list(hw_web_call *call) {
     hw_web_reply_error(call, 400, "region is a six-digit GB/T 2260 code");
     return;
   }
-  c_us[0] = c_id[0] = 0;
-  if (cursor[0] && (sscanf(cursor, "%20[0-9]_%20[0-9]", c_us, c_id) != 2 ||
-                    strlen(c_us) + strlen(c_id) + 1 != strlen(cursor))) {
-    hw_web_reply_error(call, 400, "cursor is not one this API gave");
+  if (hw_web_cursor_parse(call, cursor, c_us, c_id))
     return;
-  }
   if (region[0])
     hw_web_region_pattern(region, regpat);
   snprintf(limit, sizeof limit, "%u", ps->limit + 1);
@@ -162,10 +151,7 @@ void hw_web_violations_list(hw_web_call *call) {
   if (cursor[0]) {
     params[np++] = c_us;
     params[np++] = c_id;
-    size_t off = strlen(where);
-    snprintf(where + off, sizeof where - off,
-             " AND (started_at, id) < (timestamptz 'epoch' + $%d::bigint * interval '1 microsecond', "
-             "$%d::bigint)", np - 1, np);
+    hw_web_add_keyset(where, sizeof where, "started_at", "id", np - 1);
   }
   params[np++] = limit;
   char sql[2048];

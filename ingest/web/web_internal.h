@@ -187,6 +187,17 @@ int hw_web_qparam(hw_web_call *call, const char *name, char *out, size_t cap) HW
 int hw_web_region_code_ok(const char *s);
 /* The LIKE pattern of a region code (see hw_region_pattern in schema/009_web.sql). */
 void hw_web_region_pattern(const char *code, char out[8]);
+/* Appends " AND " and fmt (one %d: the parameter's number) to the WHERE clause in where. */
+void hw_web_add_pred(char *where, size_t cap, const char *fmt, int param);
+/* A list's keyset cursor "MICROSECONDS_ID" (what its next_cursor gave) into its two numbers,
+ * each at most 20 digits (buffers of 21); answers 400 itself and returns -EINVAL when cursor is
+ * not one. An empty cursor gives two empty strings. */
+int hw_web_cursor_parse(hw_web_call *call, const char *cursor, char us[21], char id[21])
+    HW_MUST_CHECK;
+/* Appends the keyset predicate "(ts_col, id_col) < (the cursor's time, its id)", the cursor's
+ * two numbers being parameters us_param and us_param + 1. */
+void hw_web_add_keyset(char *where, size_t cap, const char *ts_col, const char *id_col,
+                       int us_param);
 /* 1 when region (six digits) lies in one of user's regions: the C twin of the SQL scope, for
  * filters that run outside PostgreSQL (the live stream). */
 int hw_web_user_sees(const hw_web_user *user, const char *region);

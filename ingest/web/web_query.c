@@ -1,5 +1,6 @@
 /* Query-string parameters and region codes: decoding and checking what clients send before any
  * of it reaches a query (where it is a parameter anyway). Owns nothing. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,4 +86,29 @@ int hw_web_user_sees(const hw_web_user *user, const char *region) {
       return 1;
   }
   return 0;
+}
+
+void hw_web_add_pred(char *where, size_t cap, const char *fmt, int param) {
+  size_t off = strlen(where);
+  snprintf(where + off, cap - off, " AND ");
+  off = strlen(where);
+  snprintf(where + off, cap - off, fmt, param);
+}
+
+int hw_web_cursor_parse(hw_web_call *call, const char *cursor, char us[21], char id[21]) {
+  us[0] = id[0] = 0;
+  if (cursor[0] && (sscanf(cursor, "%20[0-9]_%20[0-9]", us, id) != 2 ||
+                    strlen(us) + strlen(id) + 1 != strlen(cursor))) {
+    hw_web_reply_error(call, 400, "cursor is not one this API gave");
+    return -EINVAL;
+  }
+  return 0;
+}
+
+void hw_web_add_keyset(char *where, size_t cap, const char *ts_col, const char *id_col,
+                       int us_param) {
+  size_t off = strlen(where);
+  snprintf(where + off, cap - off,
+           " AND (%s, %s) < (timestamptz 'epoch' + $%d::bigint * interval '1 microsecond', "
+           "$%d::bigint)", ts_col, id_col, us_param, us_param + 1);
 }
