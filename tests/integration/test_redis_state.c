@@ -311,6 +311,19 @@ static void fleet_put_all(fleet *f, hw_redis_state *r, int64_t ts) {
 
 /* ---- tests ---- */
 
+typedef struct writes_at_least {
+  hw_redis_state *r;
+  uint64_t n;
+} writes_at_least;
+
+static int writes_reached(void *arg) {
+  writes_at_least *w = arg;
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(w->r, &st);
+  return st.writes >= w->n && st.dirty == 0;
+}
+
+
 static void test_newest_state_wins(void **state) {
   (void)state;
   env e;
@@ -340,6 +353,9 @@ static void test_newest_state_wins(void **state) {
   fleet_put(&f, r, 2, &zero);
 
   assert_fleet_in_redis(&e, &f);
+  /* Redis may have run the last calls before their replies are read here. */
+  writes_at_least w = {r, f.n};
+  assert_true(hw_test_loop_run_until(&e, writes_reached, &w));
 
   assert_int_equal(hw_test_redis_geo_count(port), (long)f.n - 1); /* all but the polar one */
 
@@ -353,18 +369,6 @@ static void test_newest_state_wins(void **state) {
   assert_no_redis_errors(port);
 
   end_test(&e, &f, r, redis);
-}
-
-typedef struct writes_at_least {
-  hw_redis_state *r;
-  uint64_t n;
-} writes_at_least;
-
-static int writes_reached(void *arg) {
-  writes_at_least *w = arg;
-  hw_redis_state_stats st;
-  hw_redis_state_get_stats(w->r, &st);
-  return st.writes >= w->n && st.dirty == 0;
 }
 
 /* Two daemons (separate registries and connections) write one terminal; Redis decides. */
@@ -423,6 +427,14 @@ static void test_two_writers_newest_wins(void **state) {
   stop_redis(redis);
 }
 
+static int both_connected(void *arg) {
+  hw_redis_state **r = arg;
+  hw_redis_state_stats sa, sb;
+  hw_redis_state_get_stats(r[0], &sa);
+  hw_redis_state_get_stats(r[1], &sb);
+  return sa.connected && sb.connected;
+}
+
 /* Two writers (separate registries and connections, as two nodes or two workers after a truck
  * reconnected) each get a random half of every terminal's fixes, in shuffled device-time order,
  * while both flush: each call carries many vehicles of a bucket, some newer and some older than
@@ -441,6 +453,8 @@ static void test_two_writers_batched_newest_wins(void **state) {
   fleet_init(&want, N, "BW%05u", port); /* only its newest[] is used: the expected state */
   hw_redis_state *ra = start_state(&e, &a.reg, port, 1024);
   hw_redis_state *rb = start_state(&e, &b.reg, port, 1024);
+  /* Both up before the fixes come: a stop while not yet connected writes nothing (by design). */
+  assert_true(hw_test_loop_run_until(&e, both_connected, (hw_redis_state *[]){ra, rb}));
 
   static int64_t order[N][ROUNDS];
   for (size_t i = 0; i < N; i++) {
@@ -493,6 +507,8 @@ static void test_writes_are_batched(void **state) {
   hw_redis_state *r = start_state(&e, &f.reg, port, 1024);
   fleet_put_all(&f, r, 1700000000000);
   assert_fleet_in_redis(&e, &f);
+  writes_at_least w = {r, f.n}; /* Redis may have run the last call before we read its reply */
+  assert_true(hw_test_loop_run_until(&e, writes_reached, &w));
   hw_redis_state_stats st;
   hw_redis_state_get_stats(r, &st);
   assert_int_equal(st.writes, f.n);
