@@ -515,6 +515,10 @@ static void test_writes_are_batched(void **state) {
   /* 4,000 vehicles over 256 buckets, taken 4,096 at a time: about 16 a call, so at most a few
    * hundred calls (one per bucket, more where a bucket has over 64). */
   assert_true(st.calls >= 256 / 2 && st.calls <= 2 * 256);
+  /* The layout is a contract with every reader (README, "Redis keys"): FNV-1a of the id modulo
+   * 256, computed independently (Python) for this id. */
+  assert_string_equal(hw_test_veh_key("013800138000"), "hw:veh:{f1}:013800138000");
+  assert_string_equal(hw_test_geo_key("013800138000"), "hw:geo:{f1}");
   /* Each key's slot: every vehicle's hash and its geo set carry the same hash tag. */
   for (size_t i = 0; i < f.n; i += 97) {
     const char *vk = hw_test_veh_key(f.ids[i]), *gk = hw_test_geo_key(f.ids[i]);
