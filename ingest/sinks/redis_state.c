@@ -8,12 +8,13 @@
  * write, and after a reconnect every writer writes all it knows again. The daemon already writes a
  * terminal only when its own state is newer (hw_redis_state_put), but it cannot know what another
  * writer put there, and Redis 7.0 has no conditional HSET, so a plain pipelined HSET could put an
- * old state back; only a comparison inside Redis keeps the guarantee. What costs Redis is the
- * per-call work around that comparison (the command, the script lookup, the Lua call), about as
- * much as the writes themselves: measured (tests/bench/bench_redis_state.c, README "Redis keys")
- * one call per vehicle against one per bucket group. A Redis 7 FUNCTION would run the same Lua at
- * the same per-call cost and needs FUNCTION LOAD handling of its own: no gain. So one call writes
- * up to HW_RS_BATCH_MAX vehicles of one bucket; the bucket is the keys' Cluster hash tag, so the
+ * old state back; only a comparison inside Redis keeps the guarantee. A Redis 7 FUNCTION would
+ * run the same Lua at the same cost and needs FUNCTION LOAD handling of its own: no gain. What a
+ * script call costs besides its vehicles' commands (parsing, the script lookup, entering Lua) is
+ * shared by batching: one call writes up to HW_RS_BATCH_MAX vehicles of one bucket. Measured
+ * (tests/bench/bench_redis_state.c, README "Redis keys"): about 15 % less Redis CPU per vehicle
+ * than a call per vehicle at 13 vehicles a call; the rest is the HGET, HSET and GEOADD each vehicle
+ * needs, which more vehicles a call do not reduce. The bucket is the keys' Cluster hash tag, so a
  * call's keys (the vehicles' hashes and the bucket's geo set) share a slot.
  *
  * The connection (redis_conn.c) has a handshake: SCRIPT LOAD is queued on every new context and
@@ -38,7 +39,8 @@
  * call blocks Redis for its whole length. */
 #define HW_RS_BATCH_MAX 64
 /* Vehicles taken off the dirty list per pass and sorted into buckets: the more, the fuller each
- * bucket's call (4096 over 256 buckets: 16 a call). */
+ * bucket's call (4096 over 256 buckets: 16 a call when the list is long; 39 a call with 16384
+ * measured barely cheaper, README "Redis keys"). */
 #define HW_RS_GATHER 4096
 #define HW_RS_ARGS_PER_VEH 12
 #define HW_RS_ARGV_MAX (4 + HW_RS_BATCH_MAX * (1 + HW_RS_ARGS_PER_VEH))
