@@ -125,7 +125,8 @@ struct hw_redis_state {
   size_t cycle_left;      /* writes left in the current cycle */
   uint64_t next_cycle_ms; /* uv_now() when the next cycle may begin */
 
-  hw_rs_args *args; /* owned; a pass's scratch */
+  hw_rs_args *args;     /* owned; a pass's scratch */
+  unsigned next_bucket; /* the bucket a pass sends first */
 
   uv_timer_t kick; /* 0 ms: flush after the current loop iteration's events */
   uv_timer_t stop_deadline;
@@ -522,27 +523,37 @@ static void hw_rs_flush_states(hw_redis_state *r) {
     }
     for (unsigned b = 0; b < HW_REDIS_BUCKETS; b++)
       pos[b + 1] += pos[b];
+    /* pos[b] is where bucket b begins; the pass starts at next_bucket, where the last one
+     * stopped, so no bucket waits behind others that keep getting dirty (round robin). */
+    size_t start = pos[r->next_bucket];
+    if (start == n)
+      start = 0;
     for (size_t i = 0; i < n; i++) {
       uint32_t at = pos[a->bucket[i]]++;
       a->sorted[at] = a->gather[i];
       a->sbucket[at] = a->bucket[i];
     }
-    size_t i = 0;
+    /* Visits sorted[] from start, wrapping; start is a bucket's first entry, so every group is
+     * contiguous in sorted[]. */
+    size_t m = 0;
     int rc = 0;
-    while (i < n && r->conn.in_flight < r->max_in_flight) {
-      size_t j = i + 1;
+    while (m < n && r->conn.in_flight < r->max_in_flight) {
+      size_t i = (start + m) % n, j = i + 1;
       while (j < n && j - i < HW_RS_BATCH_MAX && a->sbucket[j] == a->sbucket[i])
         j++;
       rc = hw_rs_send_batch(r, a->sorted + i, (uint32_t)(j - i), a->sbucket[i]);
       if (rc < 0)
         break; /* -EIO: hiredis is tearing the context down, its callbacks will tell us;
                 * -ENOMEM: the next reply or fix tries again */
-      i = j;
+      r->next_bucket = (a->sbucket[i] + 1u) % HW_REDIS_BUCKETS;
+      m += j - i;
     }
-    for (size_t k = n; k-- > i;)
-      hw_rs_unpop_dirty(r, a->sorted[k]);
+    if (m < n)
+      r->next_bucket = a->sbucket[(start + m) % n]; /* the first not sent goes first next time */
+    for (size_t k = n; k-- > m;)
+      hw_rs_unpop_dirty(r, a->sorted[(start + k) % n]);
     if (paced)
-      r->cycle_left -= i;
+      r->cycle_left -= m;
     if (rc < 0)
       break;
   }
