@@ -16,6 +16,7 @@
 
 #include "harness.h"
 #include "base/log.h"
+#include "sinks/redis_keys.h"
 #include "sinks/redis_state.h"
 
 typedef hw_test_loop env;
@@ -597,6 +598,72 @@ static void feed_tick(env *e) {
   }
 }
 
+static int is_connected_fwd(void *arg) {
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(arg, &st);
+  return st.connected;
+}
+
+/* Feeds every terminal but one on each tick. */
+typedef struct all_but_one {
+  fleet *f;
+  hw_redis_state *r;
+  size_t skip;
+  int64_t ts;
+} all_but_one;
+
+static void feed_all_but_one(env *e) {
+  all_but_one *fd = e->user;
+  fd->ts += 10;
+  for (size_t i = 0; i < fd->f->n; i++) {
+    if (i == fd->skip)
+      continue;
+    hw_fix fix = make_fix(fd->ts);
+    fleet_put(fd->f, fd->r, i, &fix);
+  }
+}
+
+typedef struct one_terminal {
+  fleet *f;
+  size_t i;
+} one_terminal;
+
+static int one_in_redis(void *arg) {
+  one_terminal *o = arg;
+  return redis_mismatches(o->f->port, o->f->ids + o->i, o->f->want + o->i, 1, o->f->why,
+                          sizeof o->f->why) == 0;
+}
+
+/* A window of 2 calls and 2,000 terminals of every bucket that never stop getting dirty: a vehicle
+ * of a high bucket, put once, still gets its turn (passes go round the buckets). */
+static void test_busy_buckets_do_not_starve_others(void **state) {
+  (void)state;
+  env e;
+  fleet f;
+  pid_t redis;
+  int port = begin_test(&e, &f, 2000, "S%05u", &redis);
+  size_t x = f.n;
+  for (size_t i = 0; i < f.n && x == f.n; i++)
+    if (hw_redis_bucket(f.ids[i], strlen(f.ids[i])) >= 240)
+      x = i;
+  assert_true(x < f.n);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 2);
+  assert_true(hw_test_loop_run_until(&e, is_connected_fwd, r));
+  all_but_one fd = {&f, r, x, 1700000000000};
+  e.user = &fd;
+  feed_all_but_one(&e);
+  hw_fix once = make_fix(1600000000000);
+  fleet_put(&f, r, x, &once);
+  e.on_tick = feed_all_but_one;
+  one_terminal o = {&f, x};
+  assert_true(hw_test_loop_run_until(&e, one_in_redis, &o));
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(r, &st);
+  assert_true(st.dirty > 0); /* the others were still queueing: the window really was full */
+  e.on_tick = NULL;
+  end_test(&e, &f, r, redis);
+}
+
 static int disconnected(void *arg) {
   hw_redis_state_stats st;
   hw_redis_state_get_stats(arg, &st);
@@ -803,6 +870,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_two_writers_newest_wins, teardown_redis),
       cmocka_unit_test_teardown(test_two_writers_batched_newest_wins, teardown_redis),
       cmocka_unit_test_teardown(test_writes_are_batched, teardown_redis),
+      cmocka_unit_test_teardown(test_busy_buckets_do_not_starve_others, teardown_redis),
       cmocka_unit_test_teardown(test_refused_then_redis_appears, teardown_redis),
       cmocka_unit_test_teardown(test_redis_killed_and_restarted_empty, teardown_redis),
       cmocka_unit_test_teardown(test_unresponsive_redis_times_out, teardown_redis),
