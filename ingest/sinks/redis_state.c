@@ -12,7 +12,7 @@
  * run the same Lua at the same cost and needs FUNCTION LOAD handling of its own: no gain. What a
  * script call costs besides its vehicles' commands (parsing, the script lookup, entering Lua) is
  * shared by batching: one call writes up to HW_RS_BATCH_MAX vehicles of one bucket. Measured
- * (tests/bench/bench_redis_state.c, README "Redis keys"): about 15 % less Redis CPU per vehicle
+ * (tests/bench/bench_redis_state.c, README "Redis keys"): 10 to 15 % less Redis CPU per vehicle
  * than a call per vehicle at 13 vehicles a call; the rest is the HGET, HSET and GEOADD each vehicle
  * needs, which more vehicles a call do not reduce. The bucket is the keys' Cluster hash tag, so a
  * call's keys (the vehicles' hashes and the bucket's geo set) share a slot.
