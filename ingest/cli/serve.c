@@ -830,7 +830,6 @@ static void hw_daemon_thread(void *arg) {
     hw_serve_worker_stopped(sv);
   }
   hw_pb_codec_thread_free();
-  hw_session_thread_free();
 }
 
 /* The metrics endpoint: one listener for the process, on worker 0's loop. */

@@ -412,13 +412,6 @@ void hw_session_acks_end(void) {
   }
 }
 
-void hw_session_thread_free(void) {
-  free(hw_cork.buf);
-  free(hw_cork.pieces);
-  free(hw_cork.iov);
-  memset(&hw_cork, 0, sizeof hw_cork);
-}
-
 int hw_session_write(hw_session *s, const uint8_t *data, size_t len) {
   if (s->closing)
     return -EPIPE;

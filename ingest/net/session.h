@@ -119,9 +119,6 @@ int hw_session_write(hw_session *s, const uint8_t *data, size_t len) HW_MUST_CHE
  * held past end. Calls nest; only the outermost end writes. */
 void hw_session_acks_begin(void);
 void hw_session_acks_end(void);
-/* Frees the calling loop thread's ack arena; for a worker thread that is about to exit (its
- * thread-local arena would otherwise be lost: a leak under LeakSanitizer). */
-void hw_session_thread_free(void);
 
 /* Closes the session (idempotent); on_close runs, then the memory is freed. */
 void hw_session_close(hw_session *s);
