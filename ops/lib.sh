@@ -438,9 +438,20 @@ hw_redis_cli() {
   redis-cli -h 127.0.0.1 -p "$(cat "$dir/redis.port")" "$@"
 }
 
-# Number of hw:veh:* keys (SCAN, not KEYS, so a large Redis is not blocked).
+# Number of hw:veh:{xx}:* keys (SCAN, not KEYS, so a large Redis is not blocked).
 hw_redis_count_veh() {
   hw_redis_cli "$1" --scan --pattern 'hw:veh:*' | wc -l
+}
+
+# Members of every bucket's geo set hw:geo:{xx} together (README, "Redis keys").
+hw_redis_count_geo() {
+  hw_redis_cli "$1" --scan --pattern 'hw:geo:*' | sed 's/^/ZCARD /' | hw_redis_cli "$1" |
+    awk '{ n += $1 } END { print n + 0 }'
+}
+
+# One latest-state hash key, hw:veh:{xx}:<terminal_id> (empty when none).
+hw_redis_sample_veh_key() {
+  hw_redis_cli "$1" --scan --pattern 'hw:veh:*' | head -n 1
 }
 
 # hw_progress PID INTERVAL_S LABEL CMD...: while PID runs, shows "LABEL  t=..s  <CMD output>"

@@ -1,4 +1,21 @@
-/* Latest state per terminal in Redis: coalescing dirty list, one connection, pipelined EVALSHA.
+/* Latest state per terminal in Redis: coalescing dirty list, one connection, pipelined EVALSHA of
+ * one script call per bucket of vehicles (sinks/redis_keys.h).
+ *
+ * Why a script, and why per bucket. Newest-wins (an older fix never overwrites a newer one) must
+ * hold with several writers: the workers of one process and several nodes may each hold a state
+ * of one terminal (a truck that reconnected elsewhere), ownership (docs/ownership.md) is off by
+ * default, and even with it on an old owner learns of a move only at its next refused PostgreSQL
+ * write, and after a reconnect every writer writes all it knows again. The daemon already writes a
+ * terminal only when its own state is newer (hw_redis_state_put), but it cannot know what another
+ * writer put there, and Redis 7.0 has no conditional HSET, so a plain pipelined HSET could put an
+ * old state back; only a comparison inside Redis keeps the guarantee. A Redis 7 FUNCTION would
+ * run the same Lua at the same cost and needs FUNCTION LOAD handling of its own: no gain. What a
+ * script call costs besides its vehicles' commands (parsing, the script lookup, entering Lua) is
+ * shared by batching: one call writes up to HW_RS_BATCH_MAX vehicles of one bucket. Measured
+ * (tests/bench/bench_redis_state.c, README "Redis keys"): 10 to 15 % less Redis CPU per vehicle
+ * than a call per vehicle at 13 vehicles a call; the rest is the HGET, HSET and GEOADD each vehicle
+ * needs, which more vehicles a call do not reduce. The bucket is the keys' Cluster hash tag, so a
+ * call's keys (the vehicles' hashes and the bucket's geo set) share a slot.
  *
  * The connection (redis_conn.c) has a handshake: SCRIPT LOAD is queued on every new context and
  * the session is up once it answered (both under the connect timeout). Up, writes flow, except
@@ -13,41 +30,78 @@
 #include "base/log.h"
 #include "registry/registry.h"
 #include "sinks/redis_conn.h"
+#include "sinks/redis_keys.h"
 
 #define HW_RS_LOG "redis"
-#define HW_RS_GEO_KEY "hw:geo"
-#define HW_RS_KEY_PREFIX "hw:veh:"
 /* Redis' GEOADD limit (EPSG:900913 square); outside it GEOADD errors. */
 #define HW_RS_GEO_LAT_MAX "85.05112878"
+/* Vehicles per script call at most: past a few tens the per-call cost is spread thin, and a
+ * call blocks Redis for its whole length. */
+#define HW_RS_BATCH_MAX 64
+/* Vehicles taken off the dirty list per pass and sorted into buckets: the more, the fuller each
+ * bucket's call (4096 over 256 buckets: 16 a call when the list is long; 39 a call with 16384
+ * measured barely cheaper, README "Redis keys"). */
+#define HW_RS_GATHER 4096
+#define HW_RS_ARGS_PER_VEH 12
+#define HW_RS_ARGV_MAX (4 + HW_RS_BATCH_MAX * (1 + HW_RS_ARGS_PER_VEH))
 
-/* KEYS[1] hw:veh:<id>, KEYS[2] hw:geo.
- * ARGV: id, ts_ms, lat, lon, speed_kmh, heading, alt_m, recv_ms, alarm, status, odometer_km,
- * driver_id. Compares ts_ms numerically (as strings, "9000" would beat "10000") so late data and
- * a second daemon never overwrite newer state. Equal ts_ms is the same device second again, kept
- * as positions keeps it (pg_writer.h): the state written first stays and only gains the alarm bits
+/* KEYS[1] hw:geo:{b}, KEYS[1+i] hw:veh:{b}:<id> of the i-th vehicle, all of bucket b.
+ * ARGV, 12 per vehicle: id, ts_ms, lat, lon, speed_kmh, heading, alt_m, recv_ms, alarm, status,
+ * odometer_km, driver_id. Returns how many vehicles were written (the others held newer state).
+ * Compares ts_ms numerically (as strings, "9000" would beat "10000") so late data and a second
+ * writer never overwrite newer state. Equal ts_ms is the same device second again, kept as
+ * positions keeps it (pg_writer.h): the state written first stays and only gains the alarm bits
  * (bit.bor works on signed 32 bits, hence the correction to uint32). Where GEOADD cannot store the
  * latitude the member is removed rather than left at an older position the hash now
  * contradicts. */
 static const char hw_rs_script[] =
-    "local cur = tonumber(redis.call('HGET', KEYS[1], 'ts_ms'))\n"
-    "if cur and cur > tonumber(ARGV[2]) then return 0 end\n"
-    "if cur and cur == tonumber(ARGV[2]) then\n"
-    "  local a = bit.bor(tonumber(redis.call('HGET', KEYS[1], 'alarm')) or 0, tonumber(ARGV[9]))\n"
-    "  if a < 0 then a = a + 4294967296 end\n"
-    "  redis.call('HSET', KEYS[1], 'alarm', string.format('%.0f', a))\n"
-    "  return 1\n"
-    "end\n"
-    "redis.call('HSET', KEYS[1], 'lat', ARGV[3], 'lon', ARGV[4], 'speed_kmh', ARGV[5],\n"
-    "  'heading', ARGV[6], 'alt_m', ARGV[7], 'ts_ms', ARGV[2], 'recv_ms', ARGV[8],\n"
-    "  'alarm', ARGV[9], 'status', ARGV[10], 'odometer_km', ARGV[11], 'driver_id', ARGV[12])\n"
-    "local lat, lon = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
-    "if lat >= -" HW_RS_GEO_LAT_MAX " and lat <= " HW_RS_GEO_LAT_MAX
+    "local n = 0\n"
+    "for i = 2, #KEYS do\n"
+    "  local b = (i - 2) * 12\n"
+    "  local k = KEYS[i]\n"
+    "  local ts = tonumber(ARGV[b + 2])\n"
+    "  local cur = tonumber(redis.call('HGET', k, 'ts_ms'))\n"
+    "  if cur and cur == ts then\n"
+    "    local a = bit.bor(tonumber(redis.call('HGET', k, 'alarm')) or 0, tonumber(ARGV[b + 9]))\n"
+    "    if a < 0 then a = a + 4294967296 end\n"
+    "    redis.call('HSET', k, 'alarm', string.format('%.0f', a))\n"
+    "    n = n + 1\n"
+    "  elseif not cur or cur < ts then\n"
+    "    redis.call('HSET', k, 'lat', ARGV[b + 3], 'lon', ARGV[b + 4], 'speed_kmh', ARGV[b + 5],\n"
+    "      'heading', ARGV[b + 6], 'alt_m', ARGV[b + 7], 'ts_ms', ARGV[b + 2], 'recv_ms', ARGV[b + 8],\n"
+    "      'alarm', ARGV[b + 9], 'status', ARGV[b + 10], 'odometer_km', ARGV[b + 11],\n"
+    "      'driver_id', ARGV[b + 12])\n"
+    "    local lat, lon = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])\n"
+    "    if lat >= -" HW_RS_GEO_LAT_MAX " and lat <= " HW_RS_GEO_LAT_MAX
     " and lon >= -180 and lon <= 180 then\n"
-    "  redis.call('GEOADD', KEYS[2], ARGV[4], ARGV[3], ARGV[1])\n"
-    "else\n"
-    "  redis.call('ZREM', KEYS[2], ARGV[1])\n"
+    "      redis.call('GEOADD', KEYS[1], ARGV[b + 4], ARGV[b + 3], ARGV[b + 1])\n"
+    "    else\n"
+    "      redis.call('ZREM', KEYS[1], ARGV[b + 1])\n"
+    "    end\n"
+    "    n = n + 1\n"
+    "  end\n"
     "end\n"
-    "return 1\n";
+    "return n\n";
+
+/* The terminals of one script call, in KEYS order. Owned by the call: freed by its reply
+ * callback (hiredis calls it, with a NULL reply, for a context it frees too). */
+typedef struct hw_rs_batch {
+  uint32_t n;
+  hw_terminal *t[];
+} hw_rs_batch;
+
+/* A pass's scratch: the terminals taken off the dirty list and their buckets, the same sorted by
+ * bucket, and the argument buffers of one call (hiredis copies the arguments into its output
+ * buffer, so they are reused at once). */
+typedef struct hw_rs_args {
+  hw_terminal *gather[HW_RS_GATHER], *sorted[HW_RS_GATHER];
+  uint16_t bucket[HW_RS_GATHER], sbucket[HW_RS_GATHER];
+  const char *argv[HW_RS_ARGV_MAX];
+  size_t len[HW_RS_ARGV_MAX];
+  char geo[HW_REDIS_GEO_KEY_LEN + 1];
+  char keys[HW_RS_BATCH_MAX][HW_REDIS_VEH_KEY_HEAD + HW_TID_WIDE_MAX + 1];
+  char num[HW_RS_BATCH_MAX][10][24]; /* ts, lat, lon, speed, heading, alt, recv, alarm, status, odo */
+} hw_rs_args;
 
 struct hw_redis_state {
   uv_loop_t *loop;
@@ -71,6 +125,9 @@ struct hw_redis_state {
   size_t cycle_left;      /* writes left in the current cycle */
   uint64_t next_cycle_ms; /* uv_now() when the next cycle may begin */
 
+  hw_rs_args *args;     /* owned; a pass's scratch */
+  unsigned next_bucket; /* the bucket a pass sends first */
+
   uv_timer_t kick; /* 0 ms: flush after the current loop iteration's events */
   uv_timer_t stop_deadline;
 
@@ -83,6 +140,7 @@ struct hw_redis_state {
   uint64_t events_published, publishes, pub_errors;
 
   uint64_t writes, stale_skips, errors;
+  uint64_t calls; /* script calls answered */
   uint64_t err_log_ms;  /* rate limit of error-reply logging */
   uint64_t err_unlogged;
 
@@ -230,6 +288,16 @@ static hw_terminal *hw_rs_pop_dirty(hw_redis_state *r) {
   return t;
 }
 
+/* Puts t, taken off the list but not sent, back at the head, its waiting time unchanged. */
+static void hw_rs_unpop_dirty(hw_redis_state *r, hw_terminal *t) {
+  t->redis_dirty = 1;
+  t->redis_next = r->dirty_head;
+  r->dirty_head = t;
+  if (!r->dirty_tail)
+    r->dirty_tail = t;
+  r->dirty_count++;
+}
+
 /* ---- script load ---- */
 
 static void hw_rs_on_script(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -278,30 +346,37 @@ static void hw_rs_log_error_reply(hw_redis_state *r, const hw_terminal *t, const
 static void hw_rs_on_write(redisAsyncContext *ac, void *reply, void *privdata) {
   hw_redis_conn *c = ac->data;
   hw_redis_state *r = c->data;
-  hw_terminal *t = privdata;
+  hw_rs_batch *batch = privdata;
   redisReply *rep = reply;
-  if (!hw_redis_conn_reply(c, ac, rep))
+  if (!hw_redis_conn_reply(c, ac, rep)) {
+    free(batch);
     return; /* connection lost: after reconnect every state is marked dirty anyway */
+  }
 
-  if (rep->type == REDIS_REPLY_INTEGER) {
-    r->writes++;
-    if (rep->integer == 0)
-      r->stale_skips++; /* Redis already held newer state (another daemon, or our own later) */
+  if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= 0 && rep->integer <= batch->n) {
+    r->calls++;
+    r->writes += batch->n;
+    /* Redis already held newer state (another writer, or our own later) for the others. */
+    r->stale_skips += batch->n - (uint64_t)rep->integer;
   } else if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "NOSCRIPT", 8) == 0) {
-    /* SCRIPT FLUSH or a failover under us: load again, write this one again. */
-    hw_rs_mark_dirty(r, t);
+    /* SCRIPT FLUSH or a failover under us: load again, write these again. */
+    for (uint32_t i = 0; i < batch->n; i++)
+      hw_rs_mark_dirty(r, batch->t[i]);
     if (!r->loading) {
       hw_warn(HW_RS_LOG, NULL, "script cache lost on %s:%d, loading again", c->host, c->port);
       r->loading = 1;
       if (hw_rs_send_script_load(r) < 0) {
+        free(batch);
         hw_redis_conn_drop(c, "cannot send SCRIPT LOAD");
         return;
       }
     }
   } else {
     /* E.g. OOM with maxmemory: not retried in a loop; the next fix or reconnect writes again. */
-    hw_rs_log_error_reply(r, t, rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
+    hw_rs_log_error_reply(r, batch->t[0], rep->type == REDIS_REPLY_ERROR ? rep->str
+                                                                         : "unexpected reply");
   }
+  free(batch);
 
   if (r->stopping && c->in_flight == 0 && !r->dirty_head) {
     hw_rs_finish(r);
@@ -347,48 +422,62 @@ static void hw_rs_publish(hw_redis_state *r) {
   r->pub_events = 0;
 }
 
-/* Sends one EVALSHA for t's latest state. 0, or -EIO when hiredis refuses (context dying). */
-static int hw_rs_send_write(hw_redis_state *r, hw_terminal *t) {
-  const hw_fix *f = &t->latest;
-  char key[sizeof HW_RS_KEY_PREFIX + HW_TID_WIDE_MAX];
-  char num[10][24]; /* ts, lat, lon, speed, heading, alt, recv, alarm, status, odometer */
-  const char *argv[17];
-  size_t len[17];
-  size_t idlen = strnlen(t->id, HW_TID_WIDE_MAX);
+/* Sends one EVALSHA for the latest states of t[0..n), all of one bucket, n <= HW_RS_BATCH_MAX.
+ * 0; -ENOMEM; -EIO when hiredis refuses (context dying). */
+static int hw_rs_send_batch(hw_redis_state *r, hw_terminal *const *t, uint32_t n, unsigned bucket) {
+  hw_rs_args *a = r->args;
+  hw_rs_batch *batch = malloc(sizeof *batch + n * sizeof batch->t[0]);
+  if (!batch)
+    return -ENOMEM;
+  batch->n = n;
+  memcpy(batch->t, t, n * sizeof t[0]);
 
-  memcpy(key, HW_RS_KEY_PREFIX, sizeof HW_RS_KEY_PREFIX - 1);
-  memcpy(key + sizeof HW_RS_KEY_PREFIX - 1, t->id, idlen);
-
-  argv[0] = "EVALSHA", len[0] = 7;
-  argv[1] = r->sha, len[1] = 40;
-  argv[2] = "2", len[2] = 1;
-  argv[3] = key, len[3] = sizeof HW_RS_KEY_PREFIX - 1 + idlen;
-  argv[4] = HW_RS_GEO_KEY, len[4] = sizeof HW_RS_GEO_KEY - 1;
-  argv[5] = t->id, len[5] = idlen;
-  len[6] = hw_rs_fmt_i64(num[0], f->ts_ms);
-  len[7] = hw_rs_fmt_fixed(num[1], f->lat_e6, 6);
-  len[8] = hw_rs_fmt_fixed(num[2], f->lon_e6, 6);
-  len[9] = hw_rs_fmt_fixed(num[3], f->speed_dkmh, 1);
-  len[10] = hw_rs_fmt_u64(num[4], f->heading);
-  len[11] = hw_rs_fmt_i64(num[5], f->alt_m);
-  len[12] = hw_rs_fmt_i64(num[6], f->recv_ms);
-  len[13] = hw_rs_fmt_u64(num[7], f->alarm);
-  len[14] = hw_rs_fmt_u64(num[8], f->status);
-  len[15] = hw_rs_fmt_fixed(num[9], f->odometer_hm, 1);
-  for (int i = 0; i < 10; i++)
-    argv[6 + i] = num[i];
-  argv[16] = f->has_driver ? f->driver_id : "";
-  len[16] = f->has_driver ? strnlen(f->driver_id, HW_DRIVER_ID_MAX) : 0;
+  size_t k = 0;
+  a->argv[k] = "EVALSHA", a->len[k++] = 7;
+  a->argv[k] = r->sha, a->len[k++] = 40;
+  char nkeys[12];
+  a->argv[k] = nkeys, a->len[k++] = hw_rs_fmt_u64(nkeys, 1 + (uint64_t)n);
+  a->argv[k] = a->geo, a->len[k++] = hw_redis_key_geo(a->geo, bucket);
+  for (uint32_t i = 0; i < n; i++) {
+    size_t idlen = strnlen(t[i]->id, HW_TID_WIDE_MAX);
+    a->argv[k] = a->keys[i], a->len[k++] = hw_redis_key_veh(a->keys[i], t[i]->id, idlen);
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    const hw_fix *f = &t[i]->latest;
+    char (*num)[24] = a->num[i];
+    size_t idlen = strnlen(t[i]->id, HW_TID_WIDE_MAX);
+    a->argv[k] = t[i]->id, a->len[k++] = idlen;
+    a->len[k] = hw_rs_fmt_i64(num[0], f->ts_ms);
+    a->len[k + 1] = hw_rs_fmt_fixed(num[1], f->lat_e6, 6);
+    a->len[k + 2] = hw_rs_fmt_fixed(num[2], f->lon_e6, 6);
+    a->len[k + 3] = hw_rs_fmt_fixed(num[3], f->speed_dkmh, 1);
+    a->len[k + 4] = hw_rs_fmt_u64(num[4], f->heading);
+    a->len[k + 5] = hw_rs_fmt_i64(num[5], f->alt_m);
+    a->len[k + 6] = hw_rs_fmt_i64(num[6], f->recv_ms);
+    a->len[k + 7] = hw_rs_fmt_u64(num[7], f->alarm);
+    a->len[k + 8] = hw_rs_fmt_u64(num[8], f->status);
+    a->len[k + 9] = hw_rs_fmt_fixed(num[9], f->odometer_hm, 1);
+    for (int j = 0; j < 10; j++)
+      a->argv[k + (size_t)j] = num[j];
+    k += 10;
+    a->argv[k] = f->has_driver ? f->driver_id : "";
+    a->len[k++] = f->has_driver ? strnlen(f->driver_id, HW_DRIVER_ID_MAX) : 0;
+  }
 
   /* hiredis copies the arguments into its output buffer. */
-  if (redisAsyncCommandArgv(r->conn.ac, hw_rs_on_write, t, 17, argv, len) != REDIS_OK)
+  if (redisAsyncCommandArgv(r->conn.ac, hw_rs_on_write, batch, (int)k, a->argv, a->len) !=
+      REDIS_OK) {
+    free(batch);
     return -EIO;
+  }
   hw_redis_conn_sent(&r->conn);
   if (r->pub) {
-    r->pub_len += hw_redis_state_format_event(r->pub + r->pub_len, t, r->moving_dkmh);
-    r->pub_events++;
-    if (r->pub_len >= HW_RS_PUB_BATCH_BYTES)
-      hw_rs_publish(r);
+    for (uint32_t i = 0; i < n; i++) {
+      r->pub_len += hw_redis_state_format_event(r->pub + r->pub_len, t[i], r->moving_dkmh);
+      r->pub_events++;
+      if (r->pub_len >= HW_RS_PUB_BATCH_BYTES)
+        hw_rs_publish(r);
+    }
   }
   return 0;
 }
@@ -398,6 +487,10 @@ static void hw_rs_on_kick(uv_timer_t *timer);
 /* Up, with the script loaded on this connection. */
 static int hw_rs_writable(const hw_redis_state *r) { return r->conn.up && !r->loading; }
 
+/* Sends what the window and the pacing cycle allow: up to HW_RS_GATHER terminals at a time off
+ * the dirty list, sorted by bucket (stable, so FIFO within a bucket), one call per
+ * HW_RS_BATCH_MAX vehicles of a bucket while fewer than max_in_flight commands are out; what
+ * is not sent goes back to the head of the list, in order. */
 static void hw_rs_flush_states(hw_redis_state *r) {
   int paced = r->flush_ms && !r->stopping;
   if (paced && r->cycle_left == 0 && r->dirty_head) {
@@ -410,20 +503,59 @@ static void hw_rs_flush_states(hw_redis_state *r) {
     r->cycle_left = r->dirty_count;
     r->next_cycle_ms = now + r->flush_ms;
   }
+  hw_rs_args *a = r->args;
   while (hw_rs_writable(r) && r->dirty_head && r->conn.in_flight < r->max_in_flight) {
     if (paced && r->cycle_left == 0) {
       hw_rs_flush_states(r); /* arms the timer for the next cycle */
       return;
     }
-    if (paced)
-      r->cycle_left--;
-    hw_terminal *t = hw_rs_pop_dirty(r);
-    if (hw_rs_send_write(r, t) < 0) {
-      uint64_t since = t->redis_dirty_ms; /* still waiting since then */
-      hw_rs_mark_dirty(r, t);
-      t->redis_dirty_ms = since;
-      break; /* hiredis is tearing the context down; its callbacks will tell us */
+    size_t want = HW_RS_GATHER;
+    if (paced && want > r->cycle_left)
+      want = r->cycle_left;
+    uint32_t pos[HW_REDIS_BUCKETS + 1] = {0};
+    size_t n = 0;
+    while (n < want && r->dirty_head) {
+      hw_terminal *t = hw_rs_pop_dirty(r);
+      unsigned b = hw_redis_bucket(t->id, strnlen(t->id, HW_TID_WIDE_MAX));
+      a->gather[n] = t;
+      a->bucket[n++] = (uint16_t)b;
+      pos[b + 1]++;
     }
+    for (unsigned b = 0; b < HW_REDIS_BUCKETS; b++)
+      pos[b + 1] += pos[b];
+    /* pos[b] is where bucket b begins; the pass starts at next_bucket, where the last one
+     * stopped, so no bucket waits behind others that keep getting dirty (round robin). */
+    size_t start = pos[r->next_bucket];
+    if (start == n)
+      start = 0;
+    for (size_t i = 0; i < n; i++) {
+      uint32_t at = pos[a->bucket[i]]++;
+      a->sorted[at] = a->gather[i];
+      a->sbucket[at] = a->bucket[i];
+    }
+    /* Visits sorted[] from start, wrapping; start is a bucket's first entry, so every group is
+     * contiguous in sorted[]. */
+    size_t m = 0;
+    int rc = 0;
+    while (m < n && r->conn.in_flight < r->max_in_flight) {
+      size_t i = (start + m) % n, j = i + 1;
+      while (j < n && j - i < HW_RS_BATCH_MAX && a->sbucket[j] == a->sbucket[i])
+        j++;
+      rc = hw_rs_send_batch(r, a->sorted + i, (uint32_t)(j - i), a->sbucket[i]);
+      if (rc < 0)
+        break; /* -EIO: hiredis is tearing the context down, its callbacks will tell us;
+                * -ENOMEM: the next reply or fix tries again */
+      r->next_bucket = (a->sbucket[i] + 1u) % HW_REDIS_BUCKETS;
+      m += j - i;
+    }
+    if (m < n)
+      r->next_bucket = a->sbucket[(start + m) % n]; /* the first not sent goes first next time */
+    for (size_t k = n; k-- > m;)
+      hw_rs_unpop_dirty(r, a->sorted[(start + k) % n]);
+    if (paced)
+      r->cycle_left -= m;
+    if (rc < 0)
+      break;
   }
 }
 
@@ -498,10 +630,16 @@ int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_s
   r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 2000;
   r->flush_ms = cfg->flush_ms;
   r->moving_dkmh = cfg->moving_dkmh;
+  r->args = malloc(sizeof *r->args);
+  if (!r->args) {
+    free(r);
+    return -ENOMEM;
+  }
   if (cfg->publish) {
     /* A batch is sent once it reaches HW_RS_PUB_BATCH_BYTES: room for one more event beyond. */
     r->pub = malloc(HW_RS_PUB_BATCH_BYTES + HW_RS_EVENT_MAX);
     if (!r->pub) {
+      free(r->args);
       free(r);
       return -ENOMEM;
     }
@@ -515,6 +653,7 @@ int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_s
                              .backlog_what = "states to write"};
   int rc = hw_redis_conn_init(&r->conn, loop, &cc, &hw_rs_conn_ops, r);
   if (rc) {
+    free(r->args);
     free(r->pub);
     free(r);
     return rc;
@@ -552,6 +691,7 @@ void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix) {
 
 void hw_redis_state_get_stats(const hw_redis_state *r, hw_redis_state_stats *out) {
   out->writes = r->writes;
+  out->calls = r->calls;
   out->events_published = r->events_published;
   out->publishes = r->publishes;
   out->reconnects = r->conn.reconnects;
@@ -591,15 +731,17 @@ static void hw_rs_finish(hw_redis_state *r) {
   void (*cb)(void *) = r->done_cb;
   void *arg = r->done_arg;
   if (r->dirty_count || r->writes)
-    hw_info(HW_RS_LOG, NULL, "stopped: %llu writes (%llu stale), %llu errors, %zu states unwritten; "
+    hw_info(HW_RS_LOG, NULL, "stopped: %llu writes (%llu stale) in %llu calls, %llu errors, "
+            "%zu states unwritten; "
             "%llu position events in %llu PUBLISHes (%llu refused)",
             (unsigned long long)r->writes, (unsigned long long)r->stale_skips,
-            (unsigned long long)r->errors, r->dirty_count,
+            (unsigned long long)r->calls, (unsigned long long)r->errors, r->dirty_count,
             (unsigned long long)r->events_published, (unsigned long long)r->publishes,
             (unsigned long long)r->pub_errors);
   /* Terminals outlive us: unlink them so a later instance starts from a clean list. */
   while (hw_rs_pop_dirty(r))
     ;
+  free(r->args);
   free(r->pub);
   free(r);
   if (cb)

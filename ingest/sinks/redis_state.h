@@ -1,13 +1,14 @@
 /* The latest state of every terminal in Redis.
  *
- * Keys: hash hw:veh:<terminal_id> (lat, lon, speed_kmh, heading, alt_m, ts_ms, recv_ms, alarm,
- * status, odometer_km, driver_id) and geo set hw:geo (member = terminal id).
+ * Keys (sinks/redis_keys.h): hash hw:veh:{xx}:<terminal_id> (lat, lon, speed_kmh, heading, alt_m,
+ * ts_ms, recv_ms, alarm, status, odometer_km, driver_id) and geo set hw:geo:{xx} (member = terminal
+ * id), xx the terminal's bucket, the keys' Redis Cluster hash tag.
  *
  * Only the newest fix per terminal matters, so updates coalesce in memory: hw_redis_state_put keeps
  * the fix in the terminal's record if it is newer than what is there and puts the terminal on a
  * dirty list; the dirty list is written out pipelined (a bounded number of commands in flight) by a
  * Lua script that compares ts_ms in Redis too, so late data never overwrites newer state even when
- * two daemons write. Memory is bounded by the number of terminals, not by how far Redis lags, so
+ * two daemons write; one script call writes up to 64 vehicles of one bucket. Memory is bounded by the number of terminals, not by how far Redis lags, so
  * Redis never needs to slow ingest.
  *
  * Uses its own hiredis<->libuv adapter (hiredis 0.14.1's loses socket errors). When Redis goes
@@ -19,7 +20,7 @@
  * carries every state a flush pass wrote (up to HW_RS_PUB_BATCH_BYTES), so the feed costs a
  * handful of commands per flush round, not one per vehicle, and nothing more however many web
  * processes or browsers listen. The PUBLISH follows the writes on the same connection, so a
- * subscriber that reads hw:veh:<id> on an event finds that state or a newer one. Events carry
+ * subscriber that reads hw:veh:{xx}:<id> on an event finds that state or a newer one. Events carry
  * the vehicle's region and enterprise from the registry (t->vehicle) so that the web side can
  * scope without a database look-up. A subscriber keeps, per terminal, the event with the newest
  * ts_ms: with two daemons writing one terminal (a reconnect to another node), an older state may
@@ -64,7 +65,8 @@ int hw_redis_state_start(hw_redis_state **out, uv_loop_t *loop, const hw_redis_s
 void hw_redis_state_put(hw_redis_state *r, hw_terminal *t, const hw_fix *fix);
 
 typedef struct hw_redis_state_stats {
-  uint64_t writes, reconnects;
+  uint64_t writes, reconnects; /* writes: vehicle states answered (stale ones included) */
+  uint64_t calls;              /* script calls answered (each writes one bucket's vehicles) */
   uint64_t events_published;  /* position events in answered PUBLISHes */
   uint64_t publishes;         /* PUBLISH commands answered (batches) */
   size_t dirty;   /* terminals waiting to be written */

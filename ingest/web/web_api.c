@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "sinks/redis_keys.h"
 #include "web/web_internal.h"
 
 /* Text of a timestamptz as JSON writes it: ISO 8601 with the offset (the session's time zone is
@@ -493,9 +494,17 @@ static void hw_web_vehicles_listed(hw_web_call *call, const PGresult *res) {
   /* One pipelined HMGET per vehicle of the page: hiredis writes them together. */
   for (size_t r = base; r < base + n; r++) {
     vs->slots[r] = (hw_web_veh_slot){call, r};
+    const char *tid = vs->cells[r * vs->ncols];
+    size_t tlen = strlen(tid);
+    char key[HW_REDIS_VEH_KEY_HEAD + 64 + 1];
+    if (tlen > 64) { /* never a registry terminal id (schema: at most 32 characters) */
+      vs->redis_failed = 1;
+      break;
+    }
+    size_t klen = hw_redis_key_veh(key, tid, tlen);
     if (redisAsyncCommand(app->redis.ac, hw_web_veh_redis_reply, &vs->slots[r],
-                          "HMGET hw:veh:%s ts_ms recv_ms lat lon speed_kmh heading",
-                          vs->cells[r * vs->ncols]) != REDIS_OK) {
+                          "HMGET %b ts_ms recv_ms lat lon speed_kmh heading", key,
+                          klen) != REDIS_OK) {
       vs->redis_failed = 1;
       break;
     }

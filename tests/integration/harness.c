@@ -19,7 +19,11 @@
 #include <unistd.h>
 
 #include "base/common.h"
+#include "base/fix.h"
 #include "sinks/migrate.h"
+#include "sinks/redis_keys.h"
+
+#include <hiredis/hiredis.h>
 
 static void hw_test_die(const char *what) {
   fprintf(stderr, "harness: %s\n", what);
@@ -144,6 +148,40 @@ pid_t hw_test_redis_start(int port) {
   if (hw_test_wait_port(port, 10000))
     hw_test_die("redis-server did not start");
   return pid;
+}
+
+static char *hw_test_key_buf(void) {
+  static char bufs[8][HW_REDIS_VEH_KEY_HEAD + HW_TID_WIDE_MAX + 1];
+  static unsigned next;
+  return bufs[next++ % 8];
+}
+
+const char *hw_test_veh_key(const char *id) {
+  char *out = hw_test_key_buf();
+  (void)hw_redis_key_veh(out, id, strnlen(id, HW_TID_WIDE_MAX));
+  return out;
+}
+
+const char *hw_test_geo_key(const char *id) {
+  char *out = hw_test_key_buf();
+  (void)hw_redis_key_geo(out, hw_redis_bucket(id, strnlen(id, HW_TID_WIDE_MAX)));
+  return out;
+}
+
+long hw_test_redis_geo_count(int port) {
+  redisContext *c = redisConnectWithTimeout("127.0.0.1", port, (struct timeval){5, 0});
+  long total = c && !c->err ? 0 : -1;
+  for (unsigned b = 0; total >= 0 && b < HW_REDIS_BUCKETS; b++) {
+    char key[HW_REDIS_GEO_KEY_LEN + 1];
+    (void)hw_redis_key_geo(key, b);
+    redisReply *r = redisCommand(c, "ZCARD %s", key);
+    total = r && r->type == REDIS_REPLY_INTEGER ? total + (long)r->integer : -1;
+    if (r)
+      freeReplyObject(r);
+  }
+  if (c)
+    redisFree(c);
+  return total;
 }
 
 static pid_t hw_test_spawn_bin(const char *bin, const char *const *argv, const char *logfile) {

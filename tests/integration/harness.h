@@ -38,6 +38,14 @@ int hw_test_free_port(void);
 
 /* Starts redis-server on 127.0.0.1:port without persistence; waits until it answers PING. */
 pid_t hw_test_redis_start(int port);
+
+/* The latest-state hash key of terminal id (sinks/redis_keys.h), in one of 8 static buffers used
+ * in turn: valid until the 8th call after. */
+const char *hw_test_veh_key(const char *id);
+/* The geo set key of id's bucket, same buffers. */
+const char *hw_test_geo_key(const char *id);
+/* Members of every bucket's geo set together (ZCARD of each), or -1 when Redis does not answer. */
+long hw_test_redis_geo_count(int port);
 /* SIGTERM, then SIGKILL after 5 s; returns the exit status as hw_test_wait_exit (0 for pid 0). */
 int hw_test_stop_pid(pid_t pid);
 

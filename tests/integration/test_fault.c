@@ -103,7 +103,7 @@ static void test_redis_restarted_mid_stream(void **state) {
     snprintf(want, sizeof want, "%ld", hw_test_pg_scalar(env.db, sql));
     int ok = 0;
     for (int tries = 0; tries < 200 && !ok; tries++) {
-      redisReply *rep = redisCommand(r, "HGET hw:veh:%s ts_ms", id);
+      redisReply *rep = redisCommand(r, "HGET %s ts_ms", hw_test_veh_key(id));
       ok = rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, want);
       freeReplyObject(rep);
       if (!ok)

@@ -120,14 +120,14 @@ static void test_exactly_once_and_latest(void **state) {
     snprintf(want_ts, sizeof want_ts, "%ld", newest);
     int ok = 0;
     for (int tries = 0; tries < 100 && !ok; tries++) {
-      redisReply *rep = redisCommand(r, "HGET hw:veh:%s ts_ms", ids[t]);
+      redisReply *rep = redisCommand(r, "HGET %s ts_ms", hw_test_veh_key(ids[t]));
       ok = rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, want_ts);
       freeReplyObject(rep);
       if (!ok)
         usleep(50 * 1000);
     }
     assert_true(ok);
-    redisReply *rep = redisCommand(r, "ZSCORE hw:geo %s", ids[t]);
+    redisReply *rep = redisCommand(r, "ZSCORE %s %s", hw_test_geo_key(ids[t]), ids[t]);
     assert_non_null(rep);
     assert_int_equal(rep->type, REDIS_REPLY_STRING);
     freeReplyObject(rep);

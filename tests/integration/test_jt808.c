@@ -231,14 +231,14 @@ static void test_register_authenticate_report(void **state) {
   snprintf(want_ts, sizeof want_ts, "%ld", epoch_of(8, 2, 0) * 1000);
   int ok = 0;
   for (int tries = 0; tries < 100 && !ok; tries++) {
-    redisReply *rep = redisCommand(r, "HGET hw:veh:%s ts_ms", phone);
+    redisReply *rep = redisCommand(r, "HGET %s ts_ms", hw_test_veh_key(phone));
     ok = rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, want_ts);
     freeReplyObject(rep);
     if (!ok)
       usleep(50 * 1000);
   }
   assert_true(ok);
-  redisReply *rep = redisCommand(r, "HGET hw:veh:%s lat", phone);
+  redisReply *rep = redisCommand(r, "HGET %s lat", hw_test_veh_key(phone));
   assert_non_null(rep);
   assert_int_equal(rep->type, REDIS_REPLY_STRING);
   assert_true(atof(rep->str) > 30.49 && atof(rep->str) < 30.51);
@@ -485,7 +485,7 @@ static void test_same_second_alarm_kept(void **state) {
   snprintf(want_ts, sizeof want_ts, "%ld", epoch_of(14, 0, 20) * 1000);
   int ok = 0;
   for (int tries = 0; tries < 100 && !ok; tries++) {
-    redisReply *rep = redisCommand(r, "HMGET hw:veh:%s ts_ms alarm lat", phone);
+    redisReply *rep = redisCommand(r, "HMGET %s ts_ms alarm lat", hw_test_veh_key(phone));
     ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
          rep->element[0]->type == REDIS_REPLY_STRING && !strcmp(rep->element[0]->str, want_ts) &&
          rep->element[1]->type == REDIS_REPLY_STRING && !strcmp(rep->element[1]->str, "5") &&

@@ -51,15 +51,7 @@ static void cli(const char *const *argv) {
   assert_int_equal(hw_test_wait_exit(hw_test_spawn(argv, "test_page.cli.log"), 60000), 0);
 }
 
-static long geo_count(void) {
-  redisContext *rc = redisConnect("127.0.0.1", env.redis_port);
-  assert_true(rc && !rc->err);
-  redisReply *r = redisCommand(rc, "ZCARD hw:geo");
-  long n = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1;
-  freeReplyObject(r);
-  redisFree(rc);
-  return n;
-}
+static long geo_count(void) { return hw_test_redis_geo_count(env.redis_port); }
 
 static void test_page_in_browser(void **state) {
   (void)state;

@@ -367,7 +367,7 @@ static void test_field_flag_keeps_latest_state(void **state) {
   assert_non_null(r);
   int ok = 0;
   for (int tries = 0; tries < 100 && !ok; tries++) { /* the state is written within ~1 s */
-    redisReply *rep = redisCommand(r, "HGET hw:veh:badhead1 ts_ms");
+    redisReply *rep = redisCommand(r, "HGET %s ts_ms", hw_test_veh_key("badhead1"));
     ok = rep && rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, want_ts);
     freeReplyObject(rep);
     if (!ok)

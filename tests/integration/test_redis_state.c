@@ -16,6 +16,7 @@
 
 #include "harness.h"
 #include "base/log.h"
+#include "sinks/redis_keys.h"
 #include "sinks/redis_state.h"
 
 typedef hw_test_loop env;
@@ -169,8 +170,8 @@ static size_t redis_mismatches(int port, const char *const *ids, const hw_fix *c
     return n ? n : 1;
   }
   for (size_t i = 0; i < n; i++) {
-    (void)redisAppendCommand(c, "HGETALL hw:veh:%s", ids[i]);
-    (void)redisAppendCommand(c, "GEOPOS hw:geo %s", ids[i]);
+    (void)redisAppendCommand(c, "HGETALL %s", hw_test_veh_key(ids[i]));
+    (void)redisAppendCommand(c, "GEOPOS %s %s", hw_test_geo_key(ids[i]), ids[i]);
   }
   size_t bad = 0;
   for (size_t i = 0; i < n; i++) {
@@ -311,6 +312,19 @@ static void fleet_put_all(fleet *f, hw_redis_state *r, int64_t ts) {
 
 /* ---- tests ---- */
 
+typedef struct writes_at_least {
+  hw_redis_state *r;
+  uint64_t n;
+} writes_at_least;
+
+static int writes_reached(void *arg) {
+  writes_at_least *w = arg;
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(w->r, &st);
+  return st.writes >= w->n && st.dirty == 0;
+}
+
+
 static void test_newest_state_wins(void **state) {
   (void)state;
   env e;
@@ -340,13 +354,11 @@ static void test_newest_state_wins(void **state) {
   fleet_put(&f, r, 2, &zero);
 
   assert_fleet_in_redis(&e, &f);
+  /* Redis may have run the last calls before their replies are read here. */
+  writes_at_least w = {r, f.n};
+  assert_true(hw_test_loop_run_until(&e, writes_reached, &w));
 
-  redisContext *c = rconnect(port);
-  redisReply *card = redisCommand(c, "ZCARD hw:geo");
-  assert_non_null(card);
-  assert_int_equal(card->integer, (long long)f.n - 1); /* all but the polar one */
-  freeReplyObject(card);
-  redisFree(c);
+  assert_int_equal(hw_test_redis_geo_count(port), (long)f.n - 1); /* all but the polar one */
 
   hw_redis_state_stats st;
   hw_redis_state_get_stats(r, &st);
@@ -358,18 +370,6 @@ static void test_newest_state_wins(void **state) {
   assert_no_redis_errors(port);
 
   end_test(&e, &f, r, redis);
-}
-
-typedef struct writes_at_least {
-  hw_redis_state *r;
-  uint64_t n;
-} writes_at_least;
-
-static int writes_reached(void *arg) {
-  writes_at_least *w = arg;
-  hw_redis_state_stats st;
-  hw_redis_state_get_stats(w->r, &st);
-  return st.writes >= w->n && st.dirty == 0;
 }
 
 /* Two daemons (separate registries and connections) write one terminal; Redis decides. */
@@ -426,6 +426,107 @@ static void test_two_writers_newest_wins(void **state) {
   fleet_free(&a);
   fleet_free(&b);
   stop_redis(redis);
+}
+
+static int both_connected(void *arg) {
+  hw_redis_state **r = arg;
+  hw_redis_state_stats sa, sb;
+  hw_redis_state_get_stats(r[0], &sa);
+  hw_redis_state_get_stats(r[1], &sb);
+  return sa.connected && sb.connected;
+}
+
+/* Two writers (separate registries and connections, as two nodes or two workers after a truck
+ * reconnected) each get a random half of every terminal's fixes, in shuffled device-time order,
+ * while both flush: each call carries many vehicles of a bucket, some newer and some older than
+ * what the other writer already put there. Redis must end with every terminal's newest fix, its
+ * geo member at that fix's position, and no write may have failed. */
+static void test_two_writers_batched_newest_wins(void **state) {
+  (void)state;
+  enum { N = 2000, ROUNDS = 10 };
+  int port = hw_test_free_port();
+  pid_t redis = start_redis(port);
+  env e;
+  env_init(&e);
+  fleet a, b, want;
+  fleet_init(&a, N, "BW%05u", port);
+  fleet_init(&b, N, "BW%05u", port);
+  fleet_init(&want, N, "BW%05u", port); /* only its newest[] is used: the expected state */
+  hw_redis_state *ra = start_state(&e, &a.reg, port, 1024);
+  hw_redis_state *rb = start_state(&e, &b.reg, port, 1024);
+  /* Both up before the fixes come: a stop while not yet connected writes nothing (by design). */
+  assert_true(hw_test_loop_run_until(&e, both_connected, (hw_redis_state *[]){ra, rb}));
+
+  static int64_t order[N][ROUNDS];
+  for (size_t i = 0; i < N; i++) {
+    for (int k = 0; k < ROUNDS; k++)
+      order[i][k] = 1700000000000 + 1000 * (int64_t)k; /* distinct: no cross-writer ties */
+    for (int k = ROUNDS - 1; k > 0; k--) {
+      int j = (int)(rng() % (uint32_t)(k + 1));
+      int64_t tmp = order[i][k];
+      order[i][k] = order[i][j];
+      order[i][j] = tmp;
+    }
+  }
+  size_t older_after_newer = 0;
+  for (int k = 0; k < ROUNDS; k++) {
+    for (size_t i = 0; i < N; i++) {
+      hw_fix fix = make_fix(order[i][k]);
+      if (want.newest[i].ts_ms > fix.ts_ms)
+        older_after_newer++;
+      if (want.newest[i].ts_ms < fix.ts_ms)
+        want.newest[i] = fix;
+      if (rng() % 2)
+        hw_redis_state_put(ra, a.t[i], &fix);
+      else
+        hw_redis_state_put(rb, b.t[i], &fix);
+    }
+    for (int spin = 0; spin < 5; spin++)
+      uv_run(&e.loop, UV_RUN_NOWAIT); /* some of this round reaches Redis before the next */
+  }
+  assert_true(older_after_newer > N); /* the order really mixed old after new */
+  /* Stopping flushes both writers completely: whatever reached Redis last, the newest stays. */
+  stop_state(&e, ra);
+  stop_state(&e, rb);
+  assert_int_equal(redis_mismatches(port, want.ids, want.want, N, want.why, sizeof want.why), 0);
+  assert_int_equal(hw_test_redis_geo_count(port), N);
+  assert_no_redis_errors(port);
+  hw_test_loop_close(&e);
+  fleet_free(&a);
+  fleet_free(&b);
+  fleet_free(&want);
+  stop_redis(redis);
+}
+
+/* One call writes several vehicles of a bucket: far fewer calls than vehicle states. */
+static void test_writes_are_batched(void **state) {
+  (void)state;
+  env e;
+  fleet f;
+  pid_t redis;
+  int port = begin_test(&e, &f, 4000, "BT%06u", &redis);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 1024);
+  fleet_put_all(&f, r, 1700000000000);
+  assert_fleet_in_redis(&e, &f);
+  writes_at_least w = {r, f.n}; /* Redis may have run the last call before we read its reply */
+  assert_true(hw_test_loop_run_until(&e, writes_reached, &w));
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(r, &st);
+  assert_int_equal(st.writes, f.n);
+  /* 4,000 vehicles over 256 buckets, taken 4,096 at a time: about 16 a call, so at most a few
+   * hundred calls (one per bucket, more where a bucket has over 64). */
+  assert_true(st.calls >= 256 / 2 && st.calls <= 2 * 256);
+  /* The layout is a contract with every reader (README, "Redis keys"): FNV-1a of the id modulo
+   * 256, computed independently (Python) for this id. */
+  assert_string_equal(hw_test_veh_key("013800138000"), "hw:veh:{f1}:013800138000");
+  assert_string_equal(hw_test_geo_key("013800138000"), "hw:geo:{f1}");
+  /* Each key's slot: every vehicle's hash and its geo set carry the same hash tag. */
+  for (size_t i = 0; i < f.n; i += 97) {
+    const char *vk = hw_test_veh_key(f.ids[i]), *gk = hw_test_geo_key(f.ids[i]);
+    assert_memory_equal(strchr(vk, '{'), strchr(gk, '{'), 4);
+    assert_int_equal(strchr(vk, '}') - strchr(vk, '{'), 3);
+  }
+  end_test(&e, &f, r, redis);
 }
 
 typedef struct reconnects_at_least {
@@ -495,6 +596,72 @@ static void feed_tick(env *e) {
     hw_fix fix = make_fix(fd->ts + (int64_t)(rng() % 10));
     fleet_put(fd->f, fd->r, i, &fix);
   }
+}
+
+static int is_connected_fwd(void *arg) {
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(arg, &st);
+  return st.connected;
+}
+
+/* Feeds every terminal but one on each tick. */
+typedef struct all_but_one {
+  fleet *f;
+  hw_redis_state *r;
+  size_t skip;
+  int64_t ts;
+} all_but_one;
+
+static void feed_all_but_one(env *e) {
+  all_but_one *fd = e->user;
+  fd->ts += 10;
+  for (size_t i = 0; i < fd->f->n; i++) {
+    if (i == fd->skip)
+      continue;
+    hw_fix fix = make_fix(fd->ts);
+    fleet_put(fd->f, fd->r, i, &fix);
+  }
+}
+
+typedef struct one_terminal {
+  fleet *f;
+  size_t i;
+} one_terminal;
+
+static int one_in_redis(void *arg) {
+  one_terminal *o = arg;
+  return redis_mismatches(o->f->port, o->f->ids + o->i, o->f->want + o->i, 1, o->f->why,
+                          sizeof o->f->why) == 0;
+}
+
+/* A window of 2 calls and 2,000 terminals of every bucket that never stop getting dirty: a vehicle
+ * of a high bucket, put once, still gets its turn (passes go round the buckets). */
+static void test_busy_buckets_do_not_starve_others(void **state) {
+  (void)state;
+  env e;
+  fleet f;
+  pid_t redis;
+  int port = begin_test(&e, &f, 2000, "S%05u", &redis);
+  size_t x = f.n;
+  for (size_t i = 0; i < f.n && x == f.n; i++)
+    if (hw_redis_bucket(f.ids[i], strlen(f.ids[i])) >= 240)
+      x = i;
+  assert_true(x < f.n);
+  hw_redis_state *r = start_state(&e, &f.reg, port, 2);
+  assert_true(hw_test_loop_run_until(&e, is_connected_fwd, r));
+  all_but_one fd = {&f, r, x, 1700000000000};
+  e.user = &fd;
+  feed_all_but_one(&e);
+  hw_fix once = make_fix(1600000000000);
+  fleet_put(&f, r, x, &once);
+  e.on_tick = feed_all_but_one;
+  one_terminal o = {&f, x};
+  assert_true(hw_test_loop_run_until(&e, one_in_redis, &o));
+  hw_redis_state_stats st;
+  hw_redis_state_get_stats(r, &st);
+  assert_true(st.dirty > 0); /* the others were still queueing: the window really was full */
+  e.on_tick = NULL;
+  end_test(&e, &f, r, redis);
 }
 
 static int disconnected(void *arg) {
@@ -701,6 +868,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_newest_state_wins, teardown_redis),
       cmocka_unit_test_teardown(test_two_writers_newest_wins, teardown_redis),
+      cmocka_unit_test_teardown(test_two_writers_batched_newest_wins, teardown_redis),
+      cmocka_unit_test_teardown(test_writes_are_batched, teardown_redis),
+      cmocka_unit_test_teardown(test_busy_buckets_do_not_starve_others, teardown_redis),
       cmocka_unit_test_teardown(test_refused_then_redis_appears, teardown_redis),
       cmocka_unit_test_teardown(test_redis_killed_and_restarted_empty, teardown_redis),
       cmocka_unit_test_teardown(test_unresponsive_redis_times_out, teardown_redis),

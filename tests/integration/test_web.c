@@ -113,8 +113,8 @@ static void seed(void) {
       {"nj3", 32.00, 118.70, 40.0, 3600000}, {"wx1", 31.49, 120.31, 55.0, 1000},
       {"hz1", 30.27, 120.15, 70.0, 1000}};
   for (size_t i = 0; i < sizeof st / sizeof st[0]; i++) {
-    snprintf(cmd, sizeof cmd, "HSET hw:veh:%s ts_ms %lld recv_ms %lld lat %.6f lon %.6f speed_kmh %.1f heading 90",
-             st[i].tid, now - st[i].age_ms, now - st[i].age_ms, st[i].lat, st[i].lon, st[i].speed);
+    snprintf(cmd, sizeof cmd, "HSET %s ts_ms %lld recv_ms %lld lat %.6f lon %.6f speed_kmh %.1f heading 90",
+             hw_test_veh_key(st[i].tid), now - st[i].age_ms, now - st[i].age_ms, st[i].lat, st[i].lon, st[i].speed);
     redisReply *r = redisCommand(rc, cmd);
     assert_non_null(r);
     freeReplyObject(r);
@@ -1039,8 +1039,8 @@ static void test_converted_tractors(void **state) {
   redisContext *rc = redisConnect("127.0.0.1", env.redis_port);
   assert_true(rc && !rc->err);
   long long now = (long long)time(NULL) * 1000;
-  redisReply *r = redisCommand(rc, "HSET hw:veh:njt1 ts_ms %lld recv_ms %lld lat 32.3 lon 118.9 "
-                               "speed_kmh 25.0 heading 180", now, now);
+  redisReply *r = redisCommand(rc, "HSET %s ts_ms %lld recv_ms %lld lat 32.3 lon 118.9 "
+                               "speed_kmh 25.0 heading 180", hw_test_veh_key("njt1"), now, now);
   assert_non_null(r);
   freeReplyObject(r);
   redisFree(rc);
