@@ -345,6 +345,7 @@ static void hw_csv_field(void *data, size_t len, void *arg) {
   hw_import *im = arg;
   if (im->fatal)
     return;
+  im->after_cr = 0;
   if (im->nfields == 0)
     im->rec_line = im->line;
   /* Line breaks inside quoted fields still count, so later rows keep their true line numbers. */
@@ -384,8 +385,11 @@ static void hw_csv_record(int term, void *arg) {
       hw_row(im);
   }
   hw_fields_clear(im);
-  if (term == '\n')
+  /* A line ends at LF, CRLF or a lone CR (old Mac files; libcsv ends records there too): the LF
+   * of a CRLF arrives alone, right after its CR, and is not counted again. */
+  if (term == '\r' || (term == '\n' && !im->after_cr))
     im->line++;
+  im->after_cr = term == '\r';
 }
 
 int hw_registry_csv_read(hw_import *im, FILE *f) {

@@ -59,6 +59,7 @@ typedef struct hw_import {
   const PGresult *classes; /* code, name_zh, name_en; owned by the caller (data only: no I/O) */
   unsigned line;           /* physical line being read, 1-based */
   unsigned rec_line;       /* line the current record starts on */
+  int after_cr;            /* the last thing parsed was an unquoted CR (CRLF: one line end) */
   char **fields;           /* current record's fields; array and strings owned */
   size_t nfields, fcap;
   int col_of[HW_NCOLS];    /* file column holding each known column, -1 when absent */

@@ -71,8 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   CHECK(hw_registry_csv_read(&im, f) == 0);
   fclose(f);
   unsigned lines = 1;
-  for (size_t i = 0; i < size; i++)
-    lines += data[i] == '\n';
+  for (size_t i = 0; i < size; i++) /* LF, CRLF and a lone CR each end a line */
+    lines += data[i] == '\n' || (data[i] == '\r' && (i + 1 == size || data[i + 1] != '\n'));
   for (size_t i = 0; i < im.nrows; i++) {
     const hw_vrow *r = &im.rows[i];
     CHECK(r->line >= 2 && r->line <= lines);

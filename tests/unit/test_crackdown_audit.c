@@ -324,6 +324,35 @@ static void test_csv_mass_columns_good(void **state) {
   PQclear(classes);
 }
 
+/* Rows keep their true line numbers whatever ends the lines: LF, CRLF (one line end, not two)
+ * or a lone CR (the registry exports of old office software); a quoted line break counts. */
+static void test_csv_line_ends(void **state) {
+  (void)state;
+  PGresult *classes = classes_result();
+  static const char *const files[] = {
+      "plate,plate_colour,class,region\n苏A1,2,heavy_truck,320102\n\n苏A2,2,heavy_truck,320102\n",
+      "plate,plate_colour,class,region\r\n苏A1,2,heavy_truck,320102\r\n\r\n苏A2,2,heavy_truck,320102\r\n",
+      "plate,plate_colour,class,region\r苏A1,2,heavy_truck,320102\r\r苏A2,2,heavy_truck,320102\r",
+  };
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    hw_import im;
+    report_buf rb = {{0}, 0};
+    read_csv(files[i], &im, &rb, classes);
+    assert_int_equal(im.nbad, 0);
+    assert_int_equal(im.nrows, 2);
+    assert_int_equal(im.rows[0].line, 2);
+    assert_int_equal(im.rows[1].line, 4);
+    hw_registry_csv_free(&im);
+  }
+  hw_import im;
+  report_buf rb = {{0}, 0};
+  read_csv("plate,plate_colour,class,region\r\n\"苏A1\",2,heavy_truck,320102\r\n"
+           "苏A2,2,nope,320102\r\n", &im, &rb, classes);
+  assert_true(strncmp(rb.text, "3: ", 3) == 0); /* the bad class is reported on line 3 */
+  hw_registry_csv_free(&im);
+  PQclear(classes);
+}
+
 static void test_csv_mass_columns_hostile(void **state) {
   (void)state;
   PGresult *classes = classes_result();
@@ -388,6 +417,7 @@ int main(void) {
       cmocka_unit_test(test_request_parse),
       cmocka_unit_test(test_csv_mass_columns_good),
       cmocka_unit_test(test_csv_mass_columns_hostile),
+      cmocka_unit_test(test_csv_line_ends),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
