@@ -72,16 +72,26 @@ static void put_ts(out *o, int64_t ms) {
   put(o, "to_timestamp(%lld.%03lld)", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
+/* What the row and the event both take from an alarm: the terminal id checked, the fields as
+ * JSON (into fields, HW_ALARM_FIELDS_MAX), the alarm number as text (into no) and the position. */
+static int hw_alarm_prepare(const char *tid, const hw_safety_alarm *a, const hw_fix *fix,
+                            char *fields, char *no, int32_t *lat, int32_t *lon) {
+  if (hw_terminal_id_check(tid, strlen(tid)))
+    return -EINVAL;
+  if (hw_alarm_fields_json(a, fields, HW_ALARM_FIELDS_MAX) < 0)
+    return -ENOSPC;
+  hw_safety_alarm_no_format(&a->no, no, HW_SAFETY_ALARM_NO_TEXT_MAX);
+  hw_alarm_position(a, fix, lat, lon);
+  return 0;
+}
+
 int hw_alarm_insert_sql(const char *tid, const hw_safety_alarm *a, const hw_fix *fix, char *buf,
                         size_t cap) {
   char fields[HW_ALARM_FIELDS_MAX], no[HW_SAFETY_ALARM_NO_TEXT_MAX];
   int32_t lat, lon;
-  if (hw_terminal_id_check(tid, strlen(tid)))
-    return -EINVAL;
-  if (hw_alarm_fields_json(a, fields, sizeof fields) < 0)
-    return -ENOSPC;
-  hw_safety_alarm_no_format(&a->no, no, sizeof no);
-  hw_alarm_position(a, fix, &lat, &lon);
+  int rc = hw_alarm_prepare(tid, a, fix, fields, no, &lat, &lon);
+  if (rc)
+    return rc;
   out o = {buf, cap, 0, 0};
   if (cap == 0)
     return -ENOSPC;
@@ -110,12 +120,9 @@ int hw_alarm_event_json(const char *tid, const hw_safety_alarm *a, const hw_fix 
                         size_t cap) {
   char fields[HW_ALARM_FIELDS_MAX], no[HW_SAFETY_ALARM_NO_TEXT_MAX];
   int32_t lat, lon;
-  if (hw_terminal_id_check(tid, strlen(tid)))
-    return -EINVAL;
-  if (hw_alarm_fields_json(a, fields, sizeof fields) < 0)
-    return -ENOSPC;
-  hw_safety_alarm_no_format(&a->no, no, sizeof no);
-  hw_alarm_position(a, fix, &lat, &lon);
+  int rc = hw_alarm_prepare(tid, a, fix, fields, no, &lat, &lon);
+  if (rc)
+    return rc;
   const char *tn = hw_safety_type_name(a->kind, a->type);
   out o = {buf, cap, 0, 0};
   if (cap == 0)
