@@ -34,9 +34,7 @@ const hw_table_col hw_kpi_daily_cols[HW_KPI_DAILY_NCOLS] = {HW_KPI_DAILY_COLS(HW
 /* $1 first day, $2 last day (day numbers since 1970-01-01, GMT+8), $3 region prefix ('' = all),
  * $4 group kind (region|enterprise|class), $5 digits of the region code kept for the group,
  * $6 the score settings as integer[] (hw_kpi_bind's order), $7 the scope (text[] of LIKE
- * patterns). The period in UTC is [lo, hi): GMT+8 midnights. */
-#define HW_KPI_LO "(timestamptz 'epoch' + ($1::integer * 86400 - " HW_XSTR(HW_CST_OFFSET_S) ") * interval '1 second')"
-#define HW_KPI_HI "(timestamptz 'epoch' + (($2::integer + 1) * 86400 - " HW_XSTR(HW_CST_OFFSET_S) ") * interval '1 second')"
+ * patterns). */
 /* The vehicles in scope. Written as LIKE with a prefix (not left(region, n) = ...) so that the
  * planner estimates the rows from the column's statistics: with the default 0.5 % guess it took
  * 100,000 vehicles for 500 and chose nested loops of index scans (ops/bench-kpi: 25 s). */
@@ -50,30 +48,35 @@ const hw_table_col hw_kpi_daily_cols[HW_KPI_DAILY_NCOLS] = {HW_KPI_DAILY_COLS(HW
   "CASE WHEN " v " IS NULL THEN 0 WHEN " v " <= " a " THEN 1" \
   " WHEN " v " >= w[13] / 100.0 * " a " THEN 0" \
   " ELSE (w[13] / 100.0 * " a " - " v ") / ((w[13] / 100.0 - 1) * " a ") END"
-/* The statement aggregates per group wherever a figure is a sum (records, km, speeding
- * episodes, fatigue seconds: each joined to the vehicles in scope and summed per group
- * directly), and per vehicle only where a count of distinct vehicles needs it (online,
- * drifting, connected). A period of exactly one calendar month (report monthly, the province
- * month of ops/bench-kpi) needs no per-vehicle step at all: the roll-up has one row per vehicle
- * and month. Any other period gathers, per vehicle, its whole months from the roll-up and its
- * edge days from vehicle_daily. The two branches of pv are switched by p.one, a constant of the
- * parameters, so the one not taken is never executed (a one-time filter). */
+/* The statement reads roll-ups wherever a period holds whole GMT+8 months: the daily figures
+ * per vehicle and month (vehicle_monthly, schema 017) and the speeding episodes and closed fatigue
+ * seconds per vehicle and month (violation_monthly, schema 024); only the edge days of a period
+ * that is not whole months, and the open fatigue episodes (they run to the vehicle's last fix,
+ * which moves), are read from vehicle_daily and violations directly. A period of exactly one
+ * calendar month (report monthly, the province month of ops/bench-kpi) thus reads one row per
+ * vehicle from each roll-up and joins them to the vehicles in scope once, per group; the
+ * branches not taken are switched off by p.one, a constant of the parameters (a one-time
+ * filter), and never executed. Every figure is a sum or a count, so the pieces (months, edge
+ * days, open episodes) add up exactly: seconds are numeric, turned into hours once. */
 const char hw_kpi_sql[] =
-    "WITH v AS ("
+    "WITH v AS NOT MATERIALIZED ("
     " SELECT terminal_id, CASE $4::text"
     "  WHEN 'region' THEN rpad(left(region, $5::integer), 6, '0')"
     "  WHEN 'enterprise' THEN coalesce(enterprise, '')"
     "  ELSE class_code END AS grp"
     HW_KPI_SCOPE "),"
     /* The period as whole months (ws..we, none when ws > we) and edge days: the months from the
-     * roll-up (schema 017), the days before ws and after we from vehicle_daily. The two day
-     * ranges never overlap: the second starts at ws or later. one: the period is exactly the
-     * month ws. */
+     * roll-ups, the days before ws and after we directly. The two day ranges never overlap: the
+     * second starts at ws or later. one: the period is exactly the month ws. As instants: the
+     * period [tlo, thi), the edges [a1, b1) and [a2, b2) (empty when b <= a). */
     " p AS ("
-    " SELECT lo, hi, ws, we, ws = lo AND we = hi AND ws = date_trunc('month', hi::timestamp) AS one"
+    " SELECT *, hw_cst_start(lo) AS tlo, hw_cst_start(hi + 1) AS thi,"
+    "  hw_cst_start(lo) AS a1, hw_cst_start(least(hi, ws - 1) + 1) AS b1,"
+    "  hw_cst_start(greatest(lo, we + 1, ws)) AS a2, hw_cst_start(hi + 1) AS b2"
+    " FROM (SELECT lo, hi, ws, we, ws = lo AND we = hi AND ws = date_trunc('month', hi::timestamp) AS one"
     " FROM (SELECT lo, hi, (date_trunc('month', (lo - 1)::timestamp) + interval '1 month')::date AS ws,"
     "  (date_trunc('month', (hi + 1)::timestamp) - interval '1 day')::date AS we"
-    " FROM (SELECT date '1970-01-01' + $1::integer AS lo, date '1970-01-01' + $2::integer AS hi) b) c),"
+    " FROM (SELECT date '1970-01-01' + $1::integer AS lo, date '1970-01-01' + $2::integer AS hi) b) c) d),"
     /* Per vehicle with figures in the period: its online and drifting flags and its sums. */
     " pv AS ("
     " SELECT m.terminal_id, m.records, m.qualified, m.online_days > 0 AS online,"
@@ -94,6 +97,13 @@ const char hw_kpi_sql[] =
     "  x.km_complete"
     " FROM vehicle_daily x, p WHERE x.day BETWEEN greatest(p.lo, p.we + 1, p.ws) AND p.hi) u, p"
     " WHERE NOT p.one GROUP BY u.terminal_id),"
+    /* Per vehicle, its violation figures of the whole months. */
+    " pw AS ("
+    " SELECT w.terminal_id, w.speeding, w.fatigue_s FROM violation_monthly w, p"
+    " WHERE p.one AND w.month = p.lo"
+    " UNION ALL"
+    " SELECT w.terminal_id, sum(w.speeding), sum(w.fatigue_s) FROM violation_monthly w, p"
+    " WHERE NOT p.one AND w.month BETWEEN p.ws AND p.we GROUP BY w.terminal_id),"
     /* Per group. Connected: online in the period, or a qualified record before it (looked up,
      * in the roll-up's first online day, only for the vehicles not online). */
     " a AS ("
@@ -105,30 +115,38 @@ const char hw_kpi_sql[] =
     "  coalesce(sum(pv.records), 0) AS records, coalesce(sum(pv.qualified), 0) AS qualified,"
     "  count(*) FILTER (WHERE pv.online AND pv.drifting) AS drifting,"
     "  coalesce(sum(pv.km_total), 0)::numeric AS km_total,"
-    "  coalesce(sum(pv.km_complete), 0)::numeric AS km_complete"
-    " FROM v LEFT JOIN pv USING (terminal_id) GROUP BY v.grp),"
-    /* Speeding episodes started in the period, per group. */
-    " s AS ("
-    " SELECT v.grp, count(*) AS n FROM violations x JOIN v USING (terminal_id)"
-    " WHERE x.kind = 'speeding' AND x.started_at >= " HW_KPI_LO " AND x.started_at < " HW_KPI_HI
-    " GROUP BY v.grp),"
-    /* The seconds of fatigue inside the period, per group, summed exactly (numeric) and turned
-     * into hours once; an open episode runs to the vehicle's last fix. OFFSET 0 keeps fe a
-     * subquery: flattened, the lookup of the last fix would run twice. */
-    " f AS ("
-    " SELECT v.grp, sum(extract(epoch FROM least(fe.until, " HW_KPI_HI ")"
-    "  - greatest(fe.started_at, " HW_KPI_LO "))) / 3600 AS h"
-    " FROM (SELECT x.terminal_id, x.started_at,"
-    "  coalesce(x.ended_at, (SELECT max(y.last_fix) FROM vehicle_monthly y"
-    "   WHERE y.terminal_id = x.terminal_id)) AS until"
-    " FROM violations x"
-    " WHERE x.kind = 'fatigue_continuous' AND x.started_at < " HW_KPI_HI
-    " AND (x.ended_at IS NULL OR x.ended_at > " HW_KPI_LO ") OFFSET 0) fe JOIN v USING (terminal_id)"
-    " WHERE fe.until > greatest(fe.started_at, " HW_KPI_LO ")"
-    " GROUP BY v.grp),"
+    "  coalesce(sum(pv.km_complete), 0)::numeric AS km_complete,"
+    "  coalesce(sum(pw.speeding), 0) AS speeding, coalesce(sum(pw.fatigue_s), 0) AS fatigue_s"
+    " FROM v LEFT JOIN pv USING (terminal_id) LEFT JOIN pw USING (terminal_id) GROUP BY v.grp),"
+    /* The violations read directly, per group: speeding episodes started in an edge range, the
+     * seconds of closed fatigue episodes inside the edge ranges, and those of the open ones
+     * inside the period, up to the vehicle's last fix. */
+    " e AS ("
+    " SELECT v.grp, count(*) FILTER (WHERE y.kind = 'speeding') AS speeding,"
+    "  coalesce(sum(y.secs), 0) AS fatigue_s"
+    " FROM (SELECT x.terminal_id, x.kind, NULL::numeric AS secs FROM violations x, p"
+    "  WHERE NOT p.one AND x.kind = 'speeding'"
+    "  AND ((x.started_at >= p.a1 AND x.started_at < p.b1) OR (x.started_at >= p.a2 AND x.started_at < p.b2))"
+    " UNION ALL"
+    " SELECT x.terminal_id, x.kind,"
+    "  extract(epoch FROM greatest(least(x.ended_at, p.b1) - greatest(x.started_at, p.a1), interval '0'))"
+    "  + extract(epoch FROM greatest(least(x.ended_at, p.b2) - greatest(x.started_at, p.a2), interval '0'))"
+    "  FROM violations x, p"
+    "  WHERE NOT p.one AND x.kind = 'fatigue_continuous' AND x.ended_at IS NOT NULL"
+    "  AND x.started_at < p.thi AND x.ended_at > p.tlo"
+    " UNION ALL"
+    " SELECT o.terminal_id, o.kind, extract(epoch FROM least(o.until, o.thi) - greatest(o.started_at, o.tlo))"
+    "  FROM (SELECT x.terminal_id, x.kind, x.started_at, p.tlo, p.thi,"
+    "  (SELECT max(y.last_fix) FROM vehicle_monthly y WHERE y.terminal_id = x.terminal_id) AS until"
+    "  FROM violations x, p WHERE x.kind = 'fatigue_continuous' AND x.ended_at IS NULL"
+    "  AND x.started_at < p.thi OFFSET 0) o"
+    "  WHERE o.until > greatest(o.started_at, o.tlo)) y"
+    " JOIN v USING (terminal_id) GROUP BY v.grp),"
     " g AS ("
-    " SELECT a.*, coalesce(s.n, 0) AS speeding, coalesce(f.h, 0)::numeric AS fatigue"
-    " FROM a LEFT JOIN s USING (grp) LEFT JOIN f USING (grp)),"
+    " SELECT a.grp, a.registered, a.connected, a.online, a.records, a.qualified, a.drifting,"
+    "  a.km_total, a.km_complete, a.speeding + coalesce(e.speeding, 0) AS speeding,"
+    "  (a.fatigue_s + coalesce(e.fatigue_s, 0)) / 3600 AS fatigue"
+    " FROM a LEFT JOIN e USING (grp)),"
     /* The rates as printed (four decimals): the score is computed from them, so that a reader
      * can compute it again from the row and the averages. */
     " k AS ("
