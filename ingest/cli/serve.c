@@ -16,9 +16,10 @@
  * one registry).
  *
  * A terminal has one owner at a time inside the process (pipeline/owners.h): the worker whose
- * session authenticated it last. One that reconnects to another worker starts a fresh rule state
- * there (the old worker forgets it); moving the state along, also between nodes, is the fencing
- * work of issue 11 and starts at that one seam (hw_pipeline_claim).
+ * session authenticated it last. Its JT/T 808 driver card follows it there through the owners
+ * table; its rule state follows it through the claim of ownership (docs/ownership.md), which
+ * `ownership auto` turns on whenever there is more than one worker; without it the new worker
+ * starts a fresh rule state (the old one forgets it).
  *
  * Start-up does the only blocking work, before the loops run: the schema check, then on each
  * worker's thread the rule-state restore, on a connection of its own. A signal stops every
@@ -151,7 +152,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, pg_writers, "2", 1, 16, NULL, "PostgreSQL writer connections committing in parallel (per worker)"),
     HW_OPT_N(C, max_frame, "65536", 64, 16777216, NULL, "largest protobuf frame accepted, bytes"),
     HW_OPT_N(C, idle_timeout_s, "120", 1, 86400, NULL, "close a connection silent this many seconds"),
-    HW_OPT_N(C, workers, "1", 0, HW_METRICS_MAX_WORKERS, NULL, "event loops, one thread each, all accepting on the same ports; 0: one per core (README, \"Workers\": what does not move between workers yet)"),
+    HW_OPT_N(C, workers, "0", 0, HW_METRICS_MAX_WORKERS, NULL, "event loops, one thread each, all accepting on the same ports; 0: one per core (README, \"Workers\": what follows a terminal between workers)"),
     HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows (per worker)"),
     HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many (per worker)"),
     HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once (per worker)"),
