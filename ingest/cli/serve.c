@@ -201,6 +201,13 @@ static const hw_option hw_serve_options[] = {
 
 typedef struct hw_serve hw_serve;
 
+/* What the setting ownership comes to (hw_serve_ownership). */
+typedef enum hw_serve_ownership_mode {
+  HW_OWN_OFF = 0,
+  HW_OWN_WORKERS, /* auto, with several workers: claims between them, no other daemon */
+  HW_OWN_NODES,   /* true: claims between workers and between daemons sharing the database */
+} hw_serve_ownership_mode;
+
 /* One worker: its loop and every part on it. */
 typedef struct hw_daemon {
   hw_serve *serve;
@@ -243,7 +250,7 @@ struct hw_serve {
   hw_daemon *workers;      /* owned, n */
   hw_owners *owners;       /* owned; NULL with one worker */
   uv_loop_t *loop;         /* worker 0's */
-  int ownership;           /* cfg->ownership resolved (hw_serve_ownership) */
+  hw_serve_ownership_mode ownership; /* cfg->ownership resolved (hw_serve_ownership) */
   uv_signal_t sigint, sigterm;
   uv_async_t done;         /* a worker has stopped */
   int handles;             /* done is initialised */
@@ -598,7 +605,8 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
       .zone_cell_e6 = 20000,
       .owners = d->serve->owners,
       .worker = d->index,
-      .ownership = d->serve->ownership,
+      .ownership = d->serve->ownership != HW_OWN_OFF,
+      .ownership_alone = d->serve->ownership == HW_OWN_WORKERS,
       .node_name = cfg->node_name,
       .rule_save_ms = cfg->rule_save_ms,
   };
@@ -854,23 +862,24 @@ static int hw_serve_start_metrics(hw_serve *sv) {
 }
 
 /* The setting ownership (auto, true, false, or another spelling the settings table takes for a
- * boolean) for this run: *on, and *why for the start line. auto is on with more than one worker
+ * boolean) for this run: *mode, and *why for the start line. auto is on with more than one worker
  * and the rules on, because a terminal that reconnects lands on whichever worker the kernel picks
  * and its rule state reaches that worker only through a claim (README "Workers"); with one
- * worker a claim is two statements per login for nothing, unless other daemons share the
- * database (then say true). -EINVAL for any other word. */
-static int hw_serve_ownership(const char *v, unsigned workers, int rules, int *on,
-                              const char **why) {
+ * worker a claim is two statements per login for nothing. auto also means that no other daemon
+ * shares the database (they need true on every daemon), which the start's restore relies on
+ * (hw_pipeline_config.ownership_alone). -EINVAL for any other word. */
+static int hw_serve_ownership(const char *v, unsigned workers, int rules,
+                              hw_serve_ownership_mode *mode, const char **why) {
   static const char *const yes[] = {"true", "yes", "on", "1"};
   static const char *const no[] = {"false", "no", "off", "0"};
   for (size_t i = 0; i < HW_ARRAY_SIZE(yes); i++) {
     if (!strcmp(v, yes[i])) {
-      *on = 1;
+      *mode = HW_OWN_NODES;
       *why = rules ? "set on" : "set on, but the rules are off: nothing is claimed";
       return 0;
     }
     if (!strcmp(v, no[i])) {
-      *on = 0;
+      *mode = HW_OWN_OFF;
       *why = workers > 1 && rules ? "set off: a terminal that moves to another worker starts a "
                                     "fresh rule state there"
                                   : "set off";
@@ -879,10 +888,10 @@ static int hw_serve_ownership(const char *v, unsigned workers, int rules, int *o
   }
   if (strcmp(v, "auto"))
     return -EINVAL;
-  *on = workers > 1 && rules;
+  *mode = workers > 1 && rules ? HW_OWN_WORKERS : HW_OWN_OFF;
   *why = !rules ? "auto: the rules are off, nothing to claim"
          : workers > 1 ? "auto: several workers, a terminal's rule state follows it between them "
-                         "through the claim"
+                         "through the claim; no other daemon shares the database (else say true)"
                        : "auto: one worker (say true when other daemons share the database)";
   return 0;
 }
@@ -928,7 +937,7 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     n = 1;
   if (n > HW_METRICS_MAX_WORKERS)
     n = HW_METRICS_MAX_WORKERS;
-  int ownership;
+  hw_serve_ownership_mode ownership;
   const char *ownership_why;
   if (hw_serve_ownership(cfg.ownership, n, (int)cfg.rules, &ownership, &ownership_why)) {
     fprintf(stderr, "serve: ownership must be auto, true or false, not '%s'\n", cfg.ownership);

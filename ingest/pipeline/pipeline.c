@@ -146,7 +146,10 @@ int hw_pipeline_claim(hw_pipeline *p, hw_terminal *t, hw_owner_claim_cb cb, void
 void hw_pipeline_claim_cancel(hw_owner_claim *req) { hw_owner_claim_cancel(req); }
 
 /* Rule state saved by an earlier run comes back before any fix is evaluated, and the fixes
- * stored after that save are replayed, so a restart neither forgets nor repeats an episode.
+ * stored after that save are replayed, so a restart neither forgets nor repeats an episode. With
+ * other daemons sharing the database, a terminal one of them claimed is left to its claims (it
+ * may be driving on another daemon now); alone, this daemon restores it too, or a truck that does
+ * not reconnect after a crash would have its unsaved episodes written only at its next claim.
  * Blocking on the caller's connection, before the loop runs: the violation store buffers what
  * the replay emits until then. */
 int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) {
@@ -155,7 +158,8 @@ int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) {
   if (!p->rules)
     return 0;
   if ((rc = HW_FAULT("pipeline.restore_rules")) ||
-      (rc = (p->claims ? hw_rule_store_load_unowned : hw_rule_store_load)(
+      (rc = (p->claims && !p->cfg.ownership_alone ? hw_rule_store_load_unowned
+                                                  : hw_rule_store_load)(
            conn, p->registry, p->rules, NULL, &loaded, &replayed))) {
     hw_error("rules", NULL, "cannot restore rule state: %s", strerror(-rc));
     return rc;

@@ -56,8 +56,13 @@ typedef struct hw_pipeline_config {
   int worker;
   /* One owner per terminal (docs/ownership.md), with rules on: a session's terminal is claimed
    * (hw_pipeline_claim) and its rule state and violations are written fenced by the claim's
-   * epoch. node_name names this daemon in terminal_owner. Off: no claims, nothing fenced. */
+   * epoch. node_name names this daemon in terminal_owner. Off: no claims, nothing fenced.
+   * ownership_alone: no other daemon shares the database (serve's ownership auto, on for its
+   * workers), so every terminal_owner row is this daemon's, from this run or an earlier one, and
+   * the start restores every saved state and replays every terminal's stored fixes, claimed or
+   * not, as without ownership; else only those of terminals no daemon has claimed. */
   int ownership;
+  int ownership_alone;
   const char *node_name;
   uint32_t rule_save_ms; /* rule-state save interval; 0 = HW_RSTORE_INTERVAL_MS */
 } hw_pipeline_config;
