@@ -16,9 +16,10 @@
  * one registry).
  *
  * A terminal has one owner at a time inside the process (pipeline/owners.h): the worker whose
- * session authenticated it last. One that reconnects to another worker starts a fresh rule state
- * there (the old worker forgets it); moving the state along, also between nodes, is the fencing
- * work of issue 11 and starts at that one seam (hw_pipeline_claim).
+ * session authenticated it last. Its JT/T 808 driver card follows it there through the owners
+ * table; its rule state follows it through the claim of ownership (docs/ownership.md), which
+ * `ownership auto` turns on whenever there is more than one worker; without it the new worker
+ * starts a fresh rule state (the old one forgets it).
  *
  * Start-up does the only blocking work, before the loops run: the schema check, then on each
  * worker's thread the rule-state restore, on a connection of its own. A signal stops every
@@ -111,7 +112,7 @@ typedef struct hw_serve_config {
   uint32_t track_gap_s;
   uint32_t drift_kmh;
   uint32_t qualified_max_speed_kmh;
-  uint32_t ownership;
+  char ownership[8];
   char node_name[64];
   uint32_t rule_save_ms;
   uint32_t proxy_protocol;
@@ -151,7 +152,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, pg_writers, "2", 1, 16, NULL, "PostgreSQL writer connections committing in parallel (per worker)"),
     HW_OPT_N(C, max_frame, "65536", 64, 16777216, NULL, "largest protobuf frame accepted, bytes"),
     HW_OPT_N(C, idle_timeout_s, "120", 1, 86400, NULL, "close a connection silent this many seconds"),
-    HW_OPT_N(C, workers, "1", 0, HW_METRICS_MAX_WORKERS, NULL, "event loops, one thread each, all accepting on the same ports; 0: one per core (README, \"Workers\": what does not move between workers yet)"),
+    HW_OPT_N(C, workers, "0", 0, HW_METRICS_MAX_WORKERS, NULL, "event loops, one thread each, all accepting on the same ports; 0: one per core (README, \"Workers\": what follows a terminal between workers)"),
     HW_OPT_N(C, high_water, "200000", 1000, 100000000, NULL, "stop reading sockets above this many uncommitted rows (per worker)"),
     HW_OPT_N(C, low_water, "100000", 0, 100000000, NULL, "read again below this many (per worker)"),
     HW_OPT_N(C, max_connections, "100000", 1, 10000000, NULL, "connections accepted at once (per worker)"),
@@ -182,7 +183,7 @@ static const hw_option hw_serve_options[] = {
     HW_OPT_N(C, drift_kmh, HW_XSTR(HW_DAYSTATS_DEF_DRIFT_KMH), 1, 100000, NULL, "KPIs: a fix implying more than this speed from the last good one is drift, km/h"),
     HW_OPT_N(C, qualified_max_speed_kmh, HW_XSTR(HW_DAYSTATS_DEF_MAX_SPEED_KMH), 1, 2000, NULL, "KPIs: a record reporting more than this speed is unqualified, km/h"),
     /* Many nodes (README, "Many nodes"; docs/ownership.md). */
-    HW_OPT_B(C, ownership, "false", "one owner per terminal across daemons sharing the database: claim a terminal when it authenticates, fence rule-state and violation writes by the claim's epoch"),
+    HW_OPT_S(C, ownership, "auto", NULL, "one owner per terminal, across workers and across daemons sharing the database: claim a terminal when it authenticates, fence rule-state and violation writes by the claim's epoch; auto, true or false (auto: on with more than one worker and the rules on)"),
     HW_OPT_S(C, node_name, "", NULL, "this daemon's name in terminal_owner (empty: HOSTNAME:PID)"),
     HW_OPT_N(C, rule_save_ms, HW_XSTR(HW_RSTORE_INTERVAL_MS), 100, 3600000, NULL, "save the changed rule states this often, ms"),
     HW_OPT_B(C, proxy_protocol, "false", "every protobuf and JT/T 808 connection starts with a PROXY protocol v2 header (HAProxy send-proxy-v2); one without is closed"),
@@ -199,6 +200,13 @@ static const hw_option hw_serve_options[] = {
 #undef C
 
 typedef struct hw_serve hw_serve;
+
+/* What the setting ownership comes to (hw_serve_ownership). */
+typedef enum hw_serve_ownership_mode {
+  HW_OWN_OFF = 0,
+  HW_OWN_WORKERS, /* auto, with several workers: claims between them, no other daemon */
+  HW_OWN_NODES,   /* true: claims between workers and between daemons sharing the database */
+} hw_serve_ownership_mode;
 
 /* One worker: its loop and every part on it. */
 typedef struct hw_daemon {
@@ -242,6 +250,7 @@ struct hw_serve {
   hw_daemon *workers;      /* owned, n */
   hw_owners *owners;       /* owned; NULL with one worker */
   uv_loop_t *loop;         /* worker 0's */
+  hw_serve_ownership_mode ownership; /* cfg->ownership resolved (hw_serve_ownership) */
   uv_signal_t sigint, sigterm;
   uv_async_t done;         /* a worker has stopped */
   int handles;             /* done is initialised */
@@ -596,7 +605,8 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
       .zone_cell_e6 = 20000,
       .owners = d->serve->owners,
       .worker = d->index,
-      .ownership = (int)cfg->ownership,
+      .ownership = d->serve->ownership != HW_OWN_OFF,
+      .ownership_alone = d->serve->ownership == HW_OWN_WORKERS,
       .node_name = cfg->node_name,
       .rule_save_ms = cfg->rule_save_ms,
   };
@@ -615,8 +625,6 @@ static int hw_daemon_start(hw_daemon *d, PGconn *pg) {
   else
     snprintf(node, sizeof node, "%s", base);
   pc.node_name = node;
-  if (cfg->ownership && !cfg->rules)
-    hw_warn("serve", NULL, "ownership needs the rules: nothing is claimed with --rules off");
   hw_rules_config_default(&pc.rules_cfg);
   pc.redis.publish = (int)cfg->publish_positions;
   pc.redis.moving_dkmh = pc.rules_cfg.moving_dkmh; /* the rules' idea of moving, on the map too */
@@ -853,6 +861,41 @@ static int hw_serve_start_metrics(hw_serve *sv) {
   return rc;
 }
 
+/* The setting ownership (auto, true, false, or another spelling the settings table takes for a
+ * boolean) for this run: *mode, and *why for the start line. auto is on with more than one worker
+ * and the rules on, because a terminal that reconnects lands on whichever worker the kernel picks
+ * and its rule state reaches that worker only through a claim (README "Workers"); with one
+ * worker a claim is two statements per login for nothing. auto also means that no other daemon
+ * shares the database (they need true on every daemon), which the start's restore relies on
+ * (hw_pipeline_config.ownership_alone). -EINVAL for any other word. */
+static int hw_serve_ownership(const char *v, unsigned workers, int rules,
+                              hw_serve_ownership_mode *mode, const char **why) {
+  static const char *const yes[] = {"true", "yes", "on", "1"};
+  static const char *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < HW_ARRAY_SIZE(yes); i++) {
+    if (!strcmp(v, yes[i])) {
+      *mode = HW_OWN_NODES;
+      *why = rules ? "set on" : "set on, but the rules are off: nothing is claimed";
+      return 0;
+    }
+    if (!strcmp(v, no[i])) {
+      *mode = HW_OWN_OFF;
+      *why = workers > 1 && rules ? "set off: a terminal that moves to another worker starts a "
+                                    "fresh rule state there"
+                                  : "set off";
+      return 0;
+    }
+  }
+  if (strcmp(v, "auto"))
+    return -EINVAL;
+  *mode = workers > 1 && rules ? HW_OWN_WORKERS : HW_OWN_OFF;
+  *why = !rules ? "auto: the rules are off, nothing to claim"
+         : workers > 1 ? "auto: several workers, a terminal's rule state follows it between them "
+                         "through the claim; no other daemon shares the database (else say true)"
+                       : "auto: one worker (say true when other daemons share the database)";
+  return 0;
+}
+
 int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   hw_serve_config cfg;
   memset(&cfg, 0, sizeof cfg);
@@ -894,6 +937,14 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
     n = 1;
   if (n > HW_METRICS_MAX_WORKERS)
     n = HW_METRICS_MAX_WORKERS;
+  hw_serve_ownership_mode ownership;
+  const char *ownership_why;
+  if (hw_serve_ownership(cfg.ownership, n, (int)cfg.rules, &ownership, &ownership_why)) {
+    fprintf(stderr, "serve: ownership must be auto, true or false, not '%s'\n", cfg.ownership);
+    return 2;
+  }
+  hw_info("serve", NULL, "%u worker%s, ownership %s (%s)", n, n > 1 ? "s" : "",
+          ownership ? "on" : "off", ownership_why);
   /* The start-up connection: schema check, then worker 0's rule-state restore (the other workers
    * restore on connections of their own, in parallel); closed before the loop runs. */
   PGconn *pg = PQconnectdb(cfg.pg);
@@ -910,7 +961,8 @@ int hw_serve_run(uv_loop_t *loop, int argc, char **argv) {
   hw_serve_fit_open_files(&cfg, n);
   hw_pb_proto_set_max_frame(cfg.max_frame); /* before any worker thread: read-only afterwards */
 
-  hw_serve sv = {.cfg = &cfg, .rhost = rhost, .rport = rport, .n = n, .loop = loop};
+  hw_serve sv = {.cfg = &cfg, .rhost = rhost, .rport = rport, .n = n, .loop = loop,
+                .ownership = ownership};
   if (!(sv.workers = calloc(n, sizeof *sv.workers)) || (n > 1 && hw_owners_new(&sv.owners, n))) {
     hw_error("serve", NULL, "cannot start: out of memory");
     free(sv.workers);

@@ -522,6 +522,8 @@ static int hw_j8_driver(hw_session *s, const hw_jt808_header *h, const uint8_t *
   } else {
     hw_info("jt808", t->id, "peer=%s IC card removed: no driver", s->peer);
   }
+  /* With several workers the card follows the terminal to the next one it connects to. */
+  hw_pipeline_driver_changed(hw_server_backend(s->server)->pipeline, t);
   return hw_j8_answer(s, h, HW_JT808_RES_OK);
 }
 

@@ -9,6 +9,7 @@
 
 typedef struct hw_owner {
   int worker;
+  hw_owners_card card; /* as the owner last recorded it */
   UT_hash_handle hh;
   char id[]; /* owned, NUL-terminated */
 } hw_owner;
@@ -63,8 +64,10 @@ void hw_owners_free(hw_owners *o) {
   free(o);
 }
 
-int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) {
+int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev, hw_owners_card *card) {
   *prev = -1;
+  if (card)
+    memset(card, 0, sizeof *card);
   size_t len = strlen(id);
   uv_rwlock_wrlock(&o->lock);
   hw_owner *e;
@@ -72,6 +75,8 @@ int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) {
   if (e) {
     *prev = e->worker;
     e->worker = worker;
+    if (card)
+      *card = e->card;
     int p = *prev;
     if (p != worker && p >= 0 && (unsigned)p < o->nworkers && o->wakes[p]) {
       hw_owners_lost *l = malloc(sizeof *l + len + 1);
@@ -85,7 +90,7 @@ int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) {
     uv_rwlock_wrunlock(&o->lock);
     return 0;
   }
-  if (!(e = malloc(sizeof *e + len + 1))) {
+  if (!(e = calloc(1, sizeof *e + len + 1))) {
     uv_rwlock_wrunlock(&o->lock);
     return -ENOMEM;
   }
@@ -94,6 +99,26 @@ int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) {
   HASH_ADD(hh, o->by_id, id[0], len, e);
   uv_rwlock_wrunlock(&o->lock);
   return 0;
+}
+
+int hw_owners_set_card(hw_owners *o, const char *id, int worker, const hw_owners_card *card) {
+  int rc = 0;
+  uv_rwlock_wrlock(&o->lock);
+  hw_owner *e;
+  HASH_FIND(hh, o->by_id, id, strlen(id), e);
+  if (!e)
+    rc = -ENOENT;
+  else if (e->worker != worker)
+    rc = -EPERM;
+  else {
+    e->card = *card;
+    /* whatever the caller's buffer held past its end, ours ends in a NUL */
+    e->card.driver_id[HW_DRIVER_ID_MAX] = '\0';
+    if (!e->card.has_driver)
+      e->card.driver_id[0] = '\0';
+  }
+  uv_rwlock_wrunlock(&o->lock);
+  return rc;
 }
 
 void hw_owners_attach(hw_owners *o, int worker, uv_async_t *wake) {

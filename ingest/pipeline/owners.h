@@ -10,6 +10,12 @@
  * hw_owners_take_lost), so that it closes its connection of that terminal: one connection per
  * terminal in the process, as on one loop (net/session.h hw_session_bind).
  *
+ * Beside the owner, the terminal's JT/T 808 driver card (0x0702): the card stays in across a
+ * reconnect, but each worker keeps its own terminal records, so the card the last owner saw is
+ * kept here and copied into the new owner's record at a take-over (hw_owners_claim). Only the
+ * owner records a change (hw_owners_set_card): a worker the terminal has moved on from may still
+ * read a frame of its closing connection, and its card would be older than the new owner's.
+ *
  * Also where the rule stores of the workers agree on the replay mark (rule_store.h): the mark a
  * store may write is the oldest start among the last complete save cycles of every worker, since
  * each saves only its own terminals.
@@ -22,6 +28,7 @@
 #include <uv.h>
 
 #include "base/common.h"
+#include "base/fix.h"
 
 typedef struct hw_owners hw_owners;
 
@@ -29,9 +36,26 @@ typedef struct hw_owners hw_owners;
 int hw_owners_new(hw_owners **out, unsigned nworkers) HW_MUST_CHECK;
 void hw_owners_free(hw_owners *o);
 
+/* A terminal's driver card as its owner last recorded it (registry/terminal.h has the meaning of
+ * each field); all zero (no driver) until an owner records one. */
+typedef struct hw_owners_card {
+  char driver_id[HW_DRIVER_ID_MAX + 1]; /* NUL-terminated, "" without a driver */
+  int64_t since_ms;
+  uint8_t has_driver;
+} hw_owners_card;
+
 /* Makes worker the owner of terminal id; *prev gets the owner before (-1: none since start).
- * 0 or -ENOMEM (then ownership is unchanged and *prev is -1). */
-int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev) HW_MUST_CHECK;
+ * card (may be NULL) gets the terminal's card as recorded up to this claim, read under the same
+ * lock, so no change recorded by the previous owner is missed or half-copied. 0 or -ENOMEM (then
+ * ownership is unchanged, *prev is -1 and *card no driver). */
+int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev, hw_owners_card *card)
+    HW_MUST_CHECK;
+
+/* Worker's session of terminal id read a new card: recorded if worker owns id. 0; -EPERM when
+ * another worker has claimed id since (ignored: the terminal has moved on, and what its new
+ * owner records wins); -ENOENT when no session has claimed id (not recorded; nothing to follow). */
+int hw_owners_set_card(hw_owners *o, const char *id, int worker, const hw_owners_card *card)
+    HW_MUST_CHECK;
 
 /* Worker's wake-up: when another worker claims one of its terminals, the id is queued for it and
  * wake is sent (uv_async_send, from the claiming thread). NULL detaches: no send after this

@@ -120,8 +120,8 @@ static void hw_pipeline_on_fenced(void *arg, const char *terminal_id, uint64_t e
   if (!t || t->owner_epoch != epoch)
     return;
   p->owner_lost++;
-  hw_warn("owner", t->id, "lost: epoch %llu was taken over by another daemon; state dropped, "
-          "connection closed", (unsigned long long)epoch);
+  hw_warn("owner", t->id, "lost: epoch %llu was taken over (another worker or daemon claimed "
+          "it); state dropped, connection closed", (unsigned long long)epoch);
   t->owner_epoch = HW_OWNER_LOST;
   hw_rule_state_free(t->rules);
   t->rules = NULL;
@@ -146,7 +146,10 @@ int hw_pipeline_claim(hw_pipeline *p, hw_terminal *t, hw_owner_claim_cb cb, void
 void hw_pipeline_claim_cancel(hw_owner_claim *req) { hw_owner_claim_cancel(req); }
 
 /* Rule state saved by an earlier run comes back before any fix is evaluated, and the fixes
- * stored after that save are replayed, so a restart neither forgets nor repeats an episode.
+ * stored after that save are replayed, so a restart neither forgets nor repeats an episode. With
+ * other daemons sharing the database, a terminal one of them claimed is left to its claims (it
+ * may be driving on another daemon now); alone, this daemon restores it too, or a truck that does
+ * not reconnect after a crash would have its unsaved episodes written only at its next claim.
  * Blocking on the caller's connection, before the loop runs: the violation store buffers what
  * the replay emits until then. */
 int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) {
@@ -155,7 +158,8 @@ int hw_pipeline_restore_rules(hw_pipeline *p, PGconn *conn) {
   if (!p->rules)
     return 0;
   if ((rc = HW_FAULT("pipeline.restore_rules")) ||
-      (rc = (p->claims ? hw_rule_store_load_unowned : hw_rule_store_load)(
+      (rc = (p->claims && !p->cfg.ownership_alone ? hw_rule_store_load_unowned
+                                                  : hw_rule_store_load)(
            conn, p->registry, p->rules, NULL, &loaded, &replayed))) {
     hw_error("rules", NULL, "cannot restore rule state: %s", strerror(-rc));
     return rc;
@@ -235,18 +239,44 @@ static void hw_pipeline_on_lost(uv_async_t *h) {
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
   if (p->owners) {
     int prev = -1;
-    if (hw_owners_claim(p->owners, t->id, p->worker, &prev))
+    hw_owners_card card;
+    if (hw_owners_claim(p->owners, t->id, p->worker, &prev, &card))
       hw_warn("pipeline", t->id, "out of memory: ownership not recorded");
-    else if (prev >= 0 && prev != p->worker && t->rules) {
-      /* Our copy is older than what worker prev did with the terminal since: a fresh start
-       * beats a stale one (README "Workers": the state does not move between workers yet). */
-      hw_info("rules", t->id, "moved here from worker %d: rule state starts afresh", prev);
-      hw_rule_state_free(t->rules);
-      t->rules = NULL;
+    else if (prev >= 0 && prev != p->worker) {
+      /* The card stays in across a reconnect: the one worker prev recorded, not whatever this
+       * worker's record kept from an earlier visit (a driver since removed, or none). */
+      memcpy(t->driver_id, card.driver_id, sizeof t->driver_id);
+      t->driver_since_ms = card.since_ms;
+      t->has_driver = card.has_driver;
+      hw_info("pipeline", t->id, "moved here from worker %d: driver card %s%s", prev,
+              card.has_driver ? "of " : "", card.has_driver ? card.driver_id : "none");
+      if (t->rules) {
+        /* Our copy is older than what worker prev did with the terminal since: a fresh start
+         * beats a stale one; with ownership the claim that follows brings the saved state and
+         * replays the stored fixes (docs/ownership.md). */
+        hw_info("rules", t->id, "moved here from worker %d: %s", prev,
+                p->claims ? "the claim brings the rule state" : "rule state starts afresh");
+        hw_rule_state_free(t->rules);
+        t->rules = NULL;
+      }
     }
   }
   if (p->cache)
     hw_registry_cache_bind(p->cache, t);
+}
+
+void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t) {
+  if (!p->owners)
+    return; /* one worker: the record is the card */
+  hw_owners_card card = {.since_ms = t->driver_since_ms, .has_driver = t->has_driver};
+  if (t->has_driver)
+    memcpy(card.driver_id, t->driver_id, sizeof card.driver_id);
+  int rc = hw_owners_set_card(p->owners, t->id, p->worker, &card);
+  if (rc)
+    /* -EPERM: a frame read on a connection another worker has taken over; -ENOENT: ownership
+     * never recorded (out of memory at the bind). Either way the card stays with this worker. */
+    hw_info("pipeline", t->id, "driver card not carried to other workers: %s",
+            rc == -EPERM ? "the terminal is owned by another worker now" : strerror(-rc));
 }
 
 /* Each step that can fail has a fault point (base/fault.h) so that a test fails them in turn. On

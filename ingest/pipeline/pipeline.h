@@ -56,8 +56,13 @@ typedef struct hw_pipeline_config {
   int worker;
   /* One owner per terminal (docs/ownership.md), with rules on: a session's terminal is claimed
    * (hw_pipeline_claim) and its rule state and violations are written fenced by the claim's
-   * epoch. node_name names this daemon in terminal_owner. Off: no claims, nothing fenced. */
+   * epoch. node_name names this daemon in terminal_owner. Off: no claims, nothing fenced.
+   * ownership_alone: no other daemon shares the database (serve's ownership auto, on for its
+   * workers), so every terminal_owner row is this daemon's, from this run or an earlier one, and
+   * the start restores every saved state and replays every terminal's stored fixes, claimed or
+   * not, as without ownership; else only those of terminals no daemon has claimed. */
   int ownership;
+  int ownership_alone;
   const char *node_name;
   uint32_t rule_save_ms; /* rule-state save interval; 0 = HW_RSTORE_INTERVAL_MS */
 } hw_pipeline_config;
@@ -83,9 +88,17 @@ int hw_pipeline_ready(const hw_pipeline *p);
 /* A session now speaks for terminal t (after authentication): binds t to its registered
  * vehicle. Called by the protocol sessions after hw_session_bind. With several workers this is
  * also where this worker becomes t's owner (pipeline/owners.h): one that takes t over from
- * another worker drops its own stale copy of t's rule state and starts afresh, and the other
- * worker stops evaluating and saving its copy. The seam for handing the state over (fencing). */
+ * another worker drops its own stale copy of t's rule state (with ownership on, the claim that
+ * follows brings the saved state and replays the stored fixes; off, the state starts afresh)
+ * and takes t's driver card as the previous owner recorded it (hw_pipeline_driver_changed),
+ * no driver included; the other worker stops evaluating and saving its copy. */
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
+
+/* t's session has just changed t's driver card (t->driver_id, driver_since_ms, has_driver; JT/T
+ * 808 0x0702). With several workers it is recorded beside t's owner, so that it follows t to
+ * whichever worker t reconnects to; a change made on a worker t has moved on from is not
+ * recorded (the new owner's card wins). Nothing to do with one worker. */
+void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t);
 
 /* A session has authenticated terminal t (a registry record) and wants it: with ownership on,
  * claims it (sinks/owner_claim.h) and returns 0; cb(arg, result) runs later, once t's rule state

@@ -2,16 +2,22 @@
  * bumps the terminal's fencing epoch in terminal_owner (schema 020) and brings its rule state
  * here, so that exactly one daemon evaluates and writes a terminal at a time.
  *
- * A claim, on its own connection, one claim's statements after another's:
- *   1. INSERT .. ON CONFLICT DO UPDATE SET epoch = epoch + 1 (the row lock orders it against
- *      the fenced writers, which lock the row FOR SHARE), returning the new epoch E, the first
- *      claim's time and the terminal's saved rule state.
+ * Claims run on their own connection in batches: the claims that arrive while one batch's claim
+ * statement runs make the next batch (at most 256, one per terminal), so a login storm costs a
+ * statement and a commit per batch, not per claim. A batch:
+ *   1. INSERT .. ON CONFLICT DO UPDATE SET epoch = epoch + 1 for each of its terminals, in
+ *      terminal_id order (the row locks order it against the fenced writers, which lock the rows
+ *      FOR SHARE in the same order), returning each new epoch E, the first claim's time and the
+ *      terminal's saved rule state.
  *   2. If this daemon held E - 1 and still has the terminal's state, the state in memory is the
  *      newest there is: it is kept, the epoch becomes E, done. Otherwise the terminal is marked
  *      HW_OWNER_LOST while the stored good fixes after the saved state's horizon (without a saved
  *      state: those received since the first claim) are read, then the saved state replaces
  *      whatever was in memory, the epoch becomes E and the fixes are replayed through the engine
  *      in device-time order before cb runs, so before any new fix of the terminal is evaluated.
+ *      The fixes of every such terminal of the batch come in one read.
+ * A terminal claimed again before its claim finished waits for the next batch, which runs after
+ * this one's replay (one connection, statements in order).
  * A claim whose requester went away (hw_owner_claim_cancel) still completes step 2: the
  * database says this daemon owns the terminal, memory agrees. Loop thread only. */
 #ifndef HW_OWNER_CLAIM_H
@@ -50,6 +56,7 @@ typedef struct hw_owner_claims_stats {
   uint64_t loaded;   /* saved states loaded */
   uint64_t replayed; /* stored fixes replayed */
   uint64_t failed;   /* claims the database did not complete */
+  uint64_t batches;  /* claim statements sent (one per batch) */
 } hw_owner_claims_stats;
 void hw_owner_claims_get_stats(const hw_owner_claims *c, hw_owner_claims_stats *out);
 

@@ -317,11 +317,13 @@ static const char hw_q_save_mark[] =
 
 /* Fenced (docs/ownership.md): a state with an epoch ($3, 0 = unfenced) is written only while
  * terminal_owner still has that epoch, checked under a FOR SHARE lock so a claim either waits for
- * this statement or this statement sees the claim. The refused terminals come back as rows. */
+ * this statement or this statement sees the claim. The refused terminals come back as rows. The
+ * rows are locked in terminal_id order, as a batch of claims takes them (owner_claim.c), so the
+ * two never wait for each other in a cycle. */
 static const char hw_q_save[] =
     "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(t, h, e)), "
     "ok AS (SELECT o.terminal_id, o.epoch FROM terminal_owner o "
-    "WHERE o.terminal_id IN (SELECT u.t FROM u WHERE u.e > 0) FOR SHARE), "
+    "WHERE o.terminal_id IN (SELECT u.t FROM u WHERE u.e > 0) ORDER BY o.terminal_id FOR SHARE), "
     "w AS (INSERT INTO rule_state (terminal_id, state, updated_at) "
     "SELECT u.t, decode(u.h, 'hex'), now() FROM u WHERE u.e = 0 "
     "OR EXISTS (SELECT 1 FROM ok WHERE ok.terminal_id = u.t AND ok.epoch = u.e) "

@@ -56,7 +56,8 @@ enum {
 
 /* Fenced (docs/ownership.md): an episode with an epoch ($16, 0 = unfenced) is written only while
  * terminal_owner has that epoch for its terminal, checked under a FOR SHARE lock (a claim waits
- * for this statement, or this statement sees the claim); the refused ones come back as rows. */
+ * for this statement, or this statement sees the claim); the refused ones come back as rows. The
+ * rows are locked in terminal_id order, as a batch of claims takes them (owner_claim.c). */
 #define HW_VS_FENCE_OK "EXISTS (SELECT 1 FROM ok WHERE ok.terminal_id = u.tid AND ok.epoch = u.ep)"
 static const char hw_vs_sql[] =
     "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], "
@@ -64,7 +65,7 @@ static const char hw_vs_sql[] =
     "$12::float8[], $13::float8[], $14::smallint[], $15::text[], $16::bigint[]) "
     "AS u(kind, key, tid, plate, region, ent, s, l, closed, lat, lon, m, lim, g, ev, ep)), "
     "ok AS (SELECT o.terminal_id, o.epoch FROM terminal_owner o "
-    "WHERE o.terminal_id IN (SELECT u.tid FROM u WHERE u.ep > 0) FOR SHARE), "
+    "WHERE o.terminal_id IN (SELECT u.tid FROM u WHERE u.ep > 0) ORDER BY o.terminal_id FOR SHARE), "
     "w AS (INSERT INTO violations AS v (kind, episode_key, terminal_id, plate, region, enterprise, "
     "started_at, ended_at, last_at, start_lat, start_lon, measured, limit_value, grade, evidence) "
     "SELECT u.kind, u.key, u.tid, u.plate, u.region, u.ent, " HW_VS_TS("u.s") ", "

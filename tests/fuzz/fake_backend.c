@@ -121,7 +121,14 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
   HW_FAKE_CHECK(t->session ? !t->session->closing : hw_fake_sessionless_bind);
 }
 
-/* Ownership off, as by default: nothing to wait for, the session binds at once. */
+void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t) {
+  /* by the session bound to t, after it changed the card */
+  HW_FAKE_CHECK(p == &hw_fake_pipeline && t && t->session && !t->session->closing);
+  HW_FAKE_CHECK(memchr(t->driver_id, '\0', sizeof t->driver_id) != NULL);
+  HW_FAKE_CHECK(!t->has_driver || t->driver_id[0]);
+}
+
+/* Ownership off, as with one worker: nothing to wait for, the session binds at once. */
 int hw_pipeline_claim(hw_pipeline *p, hw_terminal *t, hw_owner_claim_cb cb, void *arg,
                       hw_owner_claim **req) {
   HW_FAKE_CHECK(p == &hw_fake_pipeline && t && cb && arg && req);

@@ -141,9 +141,11 @@ static int send_location(j8c *c, const j8c_loc *l) {
 static char jlisten_addr[64];
 
 static int start_daemon(void) {
+  /* Two workers whatever the machine's cores: test_driver_identity moves a terminal between
+   * them. */
   const char *argv[] = {"serve", "--listen", env.listen_addr, "--jt808-listen", jlisten_addr,
                         "--pg", env.conninfo, "--redis", env.redis_addr, "--batch-ms", "20",
-                        "--redis-flush-ms", "50", "--log-level", "debug", NULL};
+                        "--redis-flush-ms", "50", "--log-level", "debug", "--workers", "2", NULL};
   env.daemon_pid = hw_test_spawn(argv, logfile);
   return hw_test_wait_port(env.port, 15000) || hw_test_wait_port(jport, 15000) ? -1 : 0;
 }
@@ -498,16 +500,81 @@ static void test_same_second_alarm_kept(void **state) {
   assert_true(ok);
 }
 
-/* 0x0702: fixes after the card was inserted carry its certificate number; after removal none. */
+/* The worker that answered phone's n-th authentication (n from 1), from the daemon's log (with
+ * several workers each line names its worker); waits for the line (it is written just after the
+ * answer is sent). */
+static int auth_worker(const char *phone, int n) {
+  char needle[64];
+  snprintf(needle, sizeof needle, " terminal=%s peer=", phone);
+  for (int waited = 0; waited < 10000; waited += 20) {
+    FILE *f = fopen(logfile, "r");
+    assert_non_null(f);
+    char line[1200];
+    int seen = 0, worker = -1;
+    while (fgets(line, sizeof line, f))
+      if (strstr(line, " jt808 ") && strstr(line, needle) && strstr(line, " authenticated (") &&
+          ++seen == n) {
+        const char *w = strstr(line, " worker=");
+        assert_non_null(w); /* the daemon runs two workers (start_daemon) */
+        worker = atoi(w + strlen(" worker="));
+      }
+    fclose(f);
+    if (worker >= 0)
+      return worker;
+    usleep(20000);
+  }
+  fail_msg("no authentication %d of %s in %s", n, phone, logfile);
+  return -1;
+}
+
+/* The driver_id stored with phone's fix at hh:mm:ss ("<null>" without one). */
+static void driver_at(const char *phone, int hh, int mm, int ss, char *out, size_t cap) {
+  hw_test_pg_text(env.db, out, cap, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
+                                    "AND extract(epoch FROM ts)::bigint = %ld",
+                  phone, epoch_of(hh, mm, ss));
+}
+
+/* Reconnects c's terminal (closing c) until the new connection lands on worker `want` (or, with
+ * want -1, on another worker than `away_from`), at most 20 times; after each authentication a fix
+ * at hh:mm:(attempt) is acknowledged and must carry driver_id `expect` ("<null>": none), wherever
+ * the connection landed. *auths counts the authentications so far. */
+static j8c *reconnect_until(j8c *c, const char *phone, const char *code, int *auths, int want,
+                            int away_from, int hh, int mm, const char *expect) {
+  for (int attempt = 0; attempt < 20; attempt++) {
+    j8c_close(c);
+    c = j8c_connect(jport, phone);
+    assert_non_null(c);
+    assert_int_equal(do_auth(c, code), 0);
+    int w = auth_worker(phone, ++*auths);
+    j8c_loc l = loc_at(hh, mm, attempt);
+    int flow = send_location(c, &l);
+    assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+    char got[64];
+    driver_at(phone, hh, mm, attempt, got, sizeof got);
+    assert_string_equal(got, expect);
+    if (want >= 0 ? w == want : w != away_from)
+      return c;
+  }
+  fail_msg("20 reconnects of %s never landed where wanted (worker %d, away from %d)", phone, want,
+           away_from);
+  return c;
+}
+
+/* 0x0702: fixes after the card was inserted carry its certificate number; after removal none.
+ * The card stays in across reconnects, whichever of the daemon's two workers a connection lands
+ * on (the kernel picks by the addresses): it follows the terminal to the other worker, and a
+ * removal follows it back to the worker whose own record still names the driver. */
 static void test_driver_identity(void **state) {
   (void)state;
   const char *phone = "013800000007";
-  char code[64];
+  const char *card = "110101199001011234";
+  char code[64], got[64];
   add_terminal(phone);
   j8c *c = login(phone, code);
+  int auths = 1, first = auth_worker(phone, 1);
   uint8_t body[256];
   const int t_in[6] = {day_yy, day_mo, day_dd, 13, 0, 0};
-  size_t n = j8c_body_driver(body, 1, "Zhang San", "110101199001011234", t_in);
+  size_t n = j8c_body_driver(body, 1, "Zhang San", card, t_in);
   int flow = j8c_send(c, 0x0702, body, n);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
   j8c_loc before = loc_at(12, 59, 0), after = loc_at(13, 1, 0);
@@ -515,25 +582,17 @@ static void test_driver_identity(void **state) {
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
   flow = send_location(c, &after);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  char got[64];
-  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
-                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 1, 0));
-  assert_string_equal(got, "110101199001011234");
-  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
-                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(12, 59, 0));
+  driver_at(phone, 13, 1, 0, got, sizeof got);
+  assert_string_equal(got, card);
+  driver_at(phone, 12, 59, 0, got, sizeof got);
   assert_string_equal(got, "<null>");
 
-  /* The card stays in across a reconnect. */
-  j8c_close(c);
-  c = j8c_connect(jport, phone);
-  assert_int_equal(do_auth(c, code), 0);
-  j8c_loc later = loc_at(13, 2, 0);
-  flow = send_location(c, &later);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
-                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 2, 0));
-  assert_string_equal(got, "110101199001011234");
+  /* The card stays in across reconnects, to the other worker too. */
+  c = reconnect_until(c, phone, code, &auths, -1, first, 13, 2, card);
+  int second = auth_worker(phone, auths);
+  assert_int_not_equal(second, first);
 
+  /* Removed on the second worker... */
   const int t_out[6] = {day_yy, day_mo, day_dd, 13, 5, 0};
   n = j8c_body_driver(body, 0, NULL, NULL, t_out);
   flow = j8c_send(c, 0x0702, body, n);
@@ -541,9 +600,11 @@ static void test_driver_identity(void **state) {
   j8c_loc gone = loc_at(13, 6, 0);
   flow = send_location(c, &gone);
   assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  hw_test_pg_text(env.db, got, sizeof got, "SELECT driver_id FROM positions WHERE terminal_id = '%s' "
-                              "AND extract(epoch FROM ts)::bigint = %ld", phone, epoch_of(13, 6, 0));
+  driver_at(phone, 13, 6, 0, got, sizeof got);
   assert_string_equal(got, "<null>");
+
+  /* ...and back on the first, whose own record of the terminal still has the card: no driver. */
+  c = reconnect_until(c, phone, code, &auths, first, -1, 13, 7, "<null>");
   j8c_close(c);
 }
 

@@ -304,19 +304,31 @@ static void test_scenario(void **state) {
   pbc_close(f.c);
 
   /* a's 17 fixes after its first, before the back-fill, were added as they came (not recomputed):
-   * the daemon's stats line says so (the last one before the stop). */
+   * the daemon's stats lines say so. Each worker logs its own counters (a line names its worker,
+   * `stats worker=N`, with more than one), so the process's count is the sum of every worker's
+   * latest line, not the file's last line, which is one worker's. */
   long incremental = -1;
   for (int waited = 0; waited < WAIT_MS && incremental < 17; waited += 200) {
     usleep(200 * 1000);
     FILE *lf = fopen("test_kpi_e2e.daemon.log", "r");
     assert_non_null(lf);
     char line[1024];
+    long latest[64];
+    for (int w = 0; w < 64; w++)
+      latest[w] = 0;
     while (fgets(line, sizeof line, lf)) {
       const char *k = strstr(line, "daily fixes_incremental=");
-      if (k)
-        incremental = atol(k + strlen("daily fixes_incremental="));
+      if (!k)
+        continue;
+      const char *wk = strstr(line, " worker=");
+      int w = wk && wk < k ? atoi(wk + strlen(" worker=")) : 0;
+      assert_true(w >= 0 && w < 64);
+      latest[w] = atol(k + strlen("daily fixes_incremental="));
     }
     fclose(lf);
+    incremental = 0;
+    for (int w = 0; w < 64; w++)
+      incremental += latest[w];
   }
   assert_true(incremental >= 17);
 

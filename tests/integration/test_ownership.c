@@ -11,7 +11,11 @@
  * then holds exactly the one fatigue_continuous of an uninterrupted run, with its values.
  *
  * test_hold: an owned terminal's state is not saved while one of its violation events waits to
- * be written (a saved state must never be ahead of the violation table). */
+ * be written (a saved state must never be ahead of the violation table).
+ *
+ * test_batch: claims asked for while a claim statement runs go together in the next one (a login
+ * storm), each terminal once per statement, and each gets what it would alone: its epoch, its
+ * saved state, its own fixes replayed. */
 #include "viol_util.h"
 
 #include "sinks/owner_claim.h"
@@ -409,12 +413,88 @@ static void test_hold(void **state) {
   fx_stop(&f);
 }
 
+typedef struct claim_wait {
+  int done, result;
+} claim_wait;
+
+static void claim_waited(void *arg, int result) {
+  claim_wait *w = arg;
+  w->done = 1;
+  w->result = result;
+}
+
+static int all_done(void *arg) {
+  claim_wait *w = arg;
+  for (int i = 0; i < 5; i++)
+    if (!w[i].done)
+      return 0;
+  return 1;
+}
+
+static void test_batch(void **state) {
+  (void)state;
+  fixture f;
+  fx_start(&f);
+  node a, b;
+  node_start(&a, &f, "A");
+  node_start(&b, &f, "B");
+  /* The truck: A claimed it and saved its state after 150 minutes; 10 fixes stored after. */
+  node_claim(&a, &f);
+  node_feed(&a, &f, 0, 151);
+  store_fixes(&f, 0, 151);
+  wait_saves(&f, &a);
+  store_fixes(&f, 151, 161);
+  /* T2: claimed an hour ago by a daemon C, no saved state, 5 fixes received since. T3: new. */
+  free(vu_pg_text(f.pg, "INSERT INTO terminal_owner (terminal_id, epoch, owner, since, first_since) "
+                        "VALUES ('T2', 1, 'C', now() - interval '1 hour', now() - interval '1 hour') "
+                        "RETURNING 1"));
+  free(vu_pg_text(f.pg, "WITH i AS (INSERT INTO positions (terminal_id, ts, seq, recv_ts, lat, lon, "
+                        "speed_kmh, heading, alt_m, alarm, status, odometer_km, source, quality) "
+                        "SELECT 'T2', timestamptz '2026-03-02 08:00+00' + k * interval '1 minute', "
+                        "0, now() - interval '30 minutes', 30, 114, 0, 0, 80, 0, 3, 1000, 1, 0 "
+                        "FROM generate_series(1, 5) k RETURNING 1) SELECT count(*) FROM i"));
+  hw_terminal *t2, *t3;
+  assert_int_equal(hw_registry_get(&b.reg, "T2", &t2), 0);
+  assert_int_equal(hw_registry_get(&b.reg, "T3", &t3), 0);
+  /* Asked for at once: the first goes alone (nothing was running), the next three together, and
+   * T3 asked for twice waits for a third statement. */
+  claim_wait w[5];
+  memset(w, 0, sizeof w);
+  hw_terminal *order[5] = {node_t(&b), t2, t3, node_t(&b), t3};
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(hw_owner_claim_start(b.claims, order[i], claim_waited, &w[i], NULL), 0);
+  assert_true(hw_test_loop_run_until(&f.env, all_done, w));
+  for (int i = 0; i < 5; i++)
+    assert_int_equal(w[i].result, 0);
+  hw_owner_claims_stats cs;
+  hw_owner_claims_get_stats(b.claims, &cs);
+  assert_int_equal(cs.batches, 3);
+  assert_int_equal(cs.claims, 5);
+  assert_int_equal(cs.failed, 0);
+  assert_int_equal(cs.loaded, 1);   /* the truck's, in the first */
+  assert_int_equal(cs.kept, 1);     /* the truck again, in the second: B held the epoch before */
+  assert_int_equal(cs.replayed, 15); /* the truck's 10 after A's save, T2's 5 */
+  assert_int_equal(node_t(&b)->owner_epoch, 3);
+  assert_int_equal(hw_rule_state_horizon_ms(node_t(&b)->rules), f.fix[160].ts_ms);
+  assert_int_equal(t2->owner_epoch, 2);
+  assert_non_null(t2->rules);
+  assert_int_equal(hw_rule_state_horizon_ms(t2->rules), 1772438700000LL); /* 08:05 UTC */
+  assert_int_equal(t3->owner_epoch, 2);
+  vu_expect(f.pg, TID "|3|B;T2|2|B;T3|2|B",
+            "SELECT string_agg(terminal_id || '|' || epoch || '|' || owner, ';' "
+            "ORDER BY terminal_id) FROM terminal_owner");
+  node_stop(&a, &f);
+  node_stop(&b, &f);
+  fx_stop(&f);
+}
+
 int main(void) {
   vu_log_level();
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_move_live_owner),
       cmocka_unit_test(test_reclaim_keeps),
       cmocka_unit_test(test_hold),
+      cmocka_unit_test(test_batch),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
