@@ -114,6 +114,12 @@ int hw_daily_day_parse(const char *s, int32_t *day) {
 
 /* --- blocking database work --- */
 
+/* A day is replaced only by figures at least as far along: a later last qualified fix, or the
+ * same one and at least as many records. One writer's figures of a day only ever grow, so this
+ * never refuses a writer its own newer state; it refuses a stale one, the old worker's (or the
+ * old daemon's) pending write of a terminal that has moved on and whose new owner already wrote
+ * the day recomputed from `positions` and its new fixes (README "Workers"). `report rebuild`
+ * deletes its days first, so it is never refused. */
 static const char hw_q_upsert[] =
     "INSERT INTO vehicle_daily AS v (terminal_id, day, records, qualified, drift, km_total, "
     "km_complete, first_fix, last_fix, carry_ts, carry_lat_e6, carry_lon_e6) "
@@ -128,7 +134,9 @@ static const char hw_q_upsert[] =
     "qualified = EXCLUDED.qualified, drift = EXCLUDED.drift, km_total = EXCLUDED.km_total, "
     "km_complete = EXCLUDED.km_complete, first_fix = EXCLUDED.first_fix, "
     "last_fix = EXCLUDED.last_fix, carry_ts = EXCLUDED.carry_ts, "
-    "carry_lat_e6 = EXCLUDED.carry_lat_e6, carry_lon_e6 = EXCLUDED.carry_lon_e6, updated_at = now()";
+    "carry_lat_e6 = EXCLUDED.carry_lat_e6, carry_lon_e6 = EXCLUDED.carry_lon_e6, updated_at = now() "
+    "WHERE (coalesce(EXCLUDED.last_fix, '-infinity'), EXCLUDED.records) >= "
+    "(coalesce(v.last_fix, '-infinity'), v.records)";
 
 static void hw_arr_f64(hw_pg_array *a, double v) {
   char b[40];

@@ -80,7 +80,9 @@ int hw_daily_recompute(PGconn *conn, const hw_daystats_config *cfg, const char *
                        hw_daily_final_cb final_cb, void *arg) HW_MUST_CHECK;
 
 /* Upserts rows (terminal ids tids[i], figures rows[i]) into vehicle_daily in one statement per
- * chunk; 0 or -EIO/-ENOMEM (logged). */
+ * chunk; a stored day further along (a later last qualified fix, or the same and more records)
+ * is left as it is: a stale writer's figures never replace a newer writer's. 0 or -EIO/-ENOMEM
+ * (logged). */
 int hw_daily_upsert(PGconn *conn, const char *const *tids, const hw_day_figures *rows, size_t n)
     HW_MUST_CHECK;
 

@@ -11,7 +11,12 @@
  * over periods that are one whole month, two whole months, whole months with edge days, edge days
  * only, and a week inside a month: speeding_count and fatigue_hours of every group must equal the
  * reference (episodes started in the period; fatigue seconds inside it, an open episode running to
- * the vehicle's last fix, in hours to four decimals). */
+ * the vehicle's last fix, in hours to four decimals).
+ *
+ * Last, the daemon's write of a vehicle's day (hw_daily_upsert): a day is replaced only by figures
+ * at least as far along (a later last qualified fix, or the same and at least as many records),
+ * so a worker's stale pending write of a terminal that moved to another worker cannot undo what
+ * the new owner wrote; the monthly roll-up follows what was kept. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +27,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "sinks/daily_store.h"
 #include "sinks/kpi_query.h"
 
 #define NVEH 12
@@ -186,6 +192,42 @@ static void test_kpi_equals_the_episodes(void **state) {
   assert_int_equal(hw_test_pg_scalar(db, "SELECT count(*) FROM violation_monthly"), 0);
 }
 
+/* Writes r0's day 2026-10-05 with these figures, then returns the stored records. */
+static long write_day(uint32_t records, int64_t last_ms) {
+  hw_day_figures f;
+  memset(&f, 0, sizeof f);
+  assert_int_equal(hw_daily_day_parse("2026-10-05", &f.day), 0);
+  f.records = records;
+  f.qualified = last_ms ? records : 0;
+  f.m_total = f.m_complete = 1000.0 * records;
+  f.first_ms = last_ms ? 1790000000000 : 0;
+  f.last_ms = last_ms;
+  const char *tid = "r0";
+  assert_int_equal(hw_daily_upsert(db, &tid, &f, 1), 0);
+  return hw_test_pg_scalar(db, "SELECT records FROM vehicle_daily WHERE terminal_id = 'r0' AND day = '2026-10-05'");
+}
+
+static void test_daily_write_newest_wins(void **state) {
+  (void)state;
+  const int64_t t1 = 1790000100000, t2 = 1790000200000, t3 = 1790000300000; /* 2026-09-21 */
+  assert_int_equal(write_day(10, t2), 10);  /* new day */
+  assert_int_equal(write_day(6, t1), 10);   /* stale: an earlier last fix, fewer records */
+  assert_int_equal(write_day(20, t1), 10);  /* stale: an earlier last fix, however many records */
+  assert_int_equal(write_day(9, t2), 10);   /* same last fix, fewer records */
+  assert_int_equal(write_day(12, t2), 12);  /* same last fix, more records: newer */
+  assert_int_equal(write_day(12, t2), 12);  /* the same again: kept (the same) */
+  assert_int_equal(write_day(11, t3), 11);  /* a later last fix wins */
+  assert_int_equal(write_day(30, 0), 11);   /* nothing qualified cannot replace a qualified day */
+  assert_int_equal(hw_test_pg_scalar(db, "SELECT records FROM vehicle_monthly WHERE terminal_id = 'r0' "
+                                         "AND month = '2026-10-01'"), 11);
+  /* A day with nothing qualified yet is replaced by one with more records, then by a qualified one. */
+  sql("DELETE FROM vehicle_daily WHERE terminal_id = 'r0' AND day = '2026-10-05'");
+  assert_int_equal(write_day(3, 0), 3);
+  assert_int_equal(write_day(2, 0), 3);
+  assert_int_equal(write_day(4, 0), 4);
+  assert_int_equal(write_day(1, t1), 1);
+}
+
 static int group_setup(void **state) {
   (void)state;
   char conninfo[512];
@@ -219,6 +261,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_rollup_follows_every_write),
       cmocka_unit_test(test_kpi_equals_the_episodes),
+      cmocka_unit_test(test_daily_write_newest_wins),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
