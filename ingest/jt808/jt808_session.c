@@ -321,11 +321,10 @@ static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_ter
   hw_j8_state *st = hw_session_state(s);
   hw_jt808_header h = *hp;
   hw_j8_remember_peer(st, &h);
-  if (hw_j8_answer(s, &h, HW_JT808_RES_OK))
-    return;
-  hw_info("jt808", t->id, "peer=%s authenticated (%s layout)", s->peer,
-          h.is_2019 ? "2019" : "2011/2013");
-  /* Seen by the attachment listener, whichever worker it runs on. */
+  /* Seen by the attachment listener, whichever worker it runs on; recorded before the answer,
+   * which may leave at once: a terminal that uploads as soon as it has read the answer must find
+   * itself online on the listener's thread (test_attach caught the other order under ASan). A
+   * failed answer closes the session, whose close takes the record back. */
   if (!st->online[0]) {
     if (hw_attach_online_add(t->id))
       hw_warn("jt808", t->id, "peer=%s not recorded online: its attachment uploads are refused",
@@ -333,6 +332,10 @@ static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_ter
     else
       snprintf(st->online, sizeof st->online, "%s", t->id);
   }
+  if (hw_j8_answer(s, &h, HW_JT808_RES_OK))
+    return;
+  hw_info("jt808", t->id, "peer=%s authenticated (%s layout)", s->peer,
+          h.is_2019 ? "2019" : "2011/2013");
 }
 
 static int hw_j8_authenticate(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
