@@ -451,7 +451,10 @@ hw_redis_count_geo() {
 
 # One latest-state hash key, hw:veh:{xx}:<terminal_id> (empty when none).
 hw_redis_sample_veh_key() {
-  hw_redis_cli "$1" --scan --pattern 'hw:veh:*' | head -n 1
+  # awk reads the whole scan: `head -n 1` would exit first and redis-cli's next write would die
+  # of SIGPIPE, failing the pipeline (pipefail) and with it a script under set -e (ops/demo did,
+  # now and then, right after its simulators).
+  hw_redis_cli "$1" --scan --pattern 'hw:veh:*' | awk 'NR == 1 { print }'
 }
 
 # hw_progress PID INTERVAL_S LABEL CMD...: while PID runs, shows "LABEL  t=..s  <CMD output>"
