@@ -68,11 +68,11 @@ const char hw_kpi_sql[] =
     /* The period as whole months (ws..we, none when ws > we) and edge days: the months from the
      * roll-ups, the days before ws and after we directly. The two day ranges never overlap: the
      * second starts at ws or later. one: the period is exactly the month ws. As instants: the
-     * period [tlo, thi), the edges [a1, b1) and [a2, b2) (empty when b <= a). */
+     * period [tlo, thi), the edges [tlo, b1) and [a2, thi) (empty when the end is not after the
+     * start). */
     " p AS ("
     " SELECT *, hw_cst_start(lo) AS tlo, hw_cst_start(hi + 1) AS thi,"
-    "  hw_cst_start(lo) AS a1, hw_cst_start(least(hi, ws - 1) + 1) AS b1,"
-    "  hw_cst_start(greatest(lo, we + 1, ws)) AS a2, hw_cst_start(hi + 1) AS b2"
+    "  hw_cst_start(least(hi, ws - 1) + 1) AS b1, hw_cst_start(greatest(lo, we + 1, ws)) AS a2"
     " FROM (SELECT lo, hi, ws, we, ws = lo AND we = hi AND ws = date_trunc('month', hi::timestamp) AS one"
     " FROM (SELECT lo, hi, (date_trunc('month', (lo - 1)::timestamp) + interval '1 month')::date AS ws,"
     "  (date_trunc('month', (hi + 1)::timestamp) - interval '1 day')::date AS we"
@@ -126,11 +126,11 @@ const char hw_kpi_sql[] =
     "  coalesce(sum(y.secs), 0) AS fatigue_s"
     " FROM (SELECT x.terminal_id, x.kind, NULL::numeric AS secs FROM violations x, p"
     "  WHERE NOT p.one AND x.kind = 'speeding'"
-    "  AND ((x.started_at >= p.a1 AND x.started_at < p.b1) OR (x.started_at >= p.a2 AND x.started_at < p.b2))"
+    "  AND ((x.started_at >= p.tlo AND x.started_at < p.b1) OR (x.started_at >= p.a2 AND x.started_at < p.thi))"
     " UNION ALL"
     " SELECT x.terminal_id, x.kind,"
-    "  extract(epoch FROM greatest(least(x.ended_at, p.b1) - greatest(x.started_at, p.a1), interval '0'))"
-    "  + extract(epoch FROM greatest(least(x.ended_at, p.b2) - greatest(x.started_at, p.a2), interval '0'))"
+    "  extract(epoch FROM greatest(least(x.ended_at, p.b1) - greatest(x.started_at, p.tlo), interval '0'))"
+    "  + extract(epoch FROM greatest(least(x.ended_at, p.thi) - greatest(x.started_at, p.a2), interval '0'))"
     "  FROM violations x, p"
     "  WHERE NOT p.one AND x.kind = 'fatigue_continuous' AND x.ended_at IS NOT NULL"
     "  AND x.started_at < p.thi AND x.ended_at > p.tlo"
