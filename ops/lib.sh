@@ -517,27 +517,55 @@ hw_elapsed() {
 
 # ---- fuzzing (ops/test, ops/fuzz) ----
 
-# hw_fuzz_build DIR: builds the libFuzzer targets (only they: fuzzing needs nothing else) with
-# clang into DIR.
+# hw_fuzz_build DIR: builds the libFuzzer targets (only they, through tests/fuzz's hw_fuzzers:
+# fuzzing needs nothing else) with clang into DIR.
 hw_fuzz_build() {
-  local dir=$1 targets=()
+  local dir=$1
   CC=clang cmake -S "$HW_ROOT" -B "$dir" -DCMAKE_C_COMPILER=clang -DHW_FUZZ=ON || return
-  mapfile -t targets < <(cmake --build "$dir" --target help |
-    sed -n 's/^\.\.\. \(fuzz_[A-Za-z0-9_]*\).*/\1/p')
-  if [ "${#targets[@]}" -eq 0 ]; then
-    hw_log "fuzz: no fuzz_* target in tests/fuzz/CMakeLists.txt"
+  cmake --build "$dir" -j2 --target hw_fuzzers
+}
+
+# hw_fuzz_one DIR SECONDS WORK TARGET: runs one fuzz_* executable TARGET for SECONDS on a copy
+# of its seed corpus tests/fuzz/corpus/<name>/ made under WORK (libFuzzer adds the inputs it finds
+# to its corpus directory; the repository's must not change), with tests/fuzz/<name>.dict when
+# there is one. A crash, leak, timeout or out-of-memory fails it (returns 1); the input and the
+# log are kept in DIR/findings/<name>/.
+hw_fuzz_one() {
+  local dir=$1 secs=$2 work=$3 t=$4 name short corpus art log rc=0 dict=()
+  name=${t##*/}
+  short=${name#fuzz_}
+  corpus=$work/fuzz/corpus/$short
+  art=$work/fuzz/artifacts/$short
+  log=$work/fuzz/$name.log
+  rm -rf "$corpus" "$art"
+  mkdir -p "$corpus" "$art" || return
+  if [ -d "$HW_ROOT/tests/fuzz/corpus/$short" ]; then
+    cp -R "$HW_ROOT/tests/fuzz/corpus/$short/." "$corpus/" || return
+  else
+    hw_log "fuzz: $name has no seed corpus (tests/fuzz/corpus/$short/)"
+  fi
+  if [ -f "$HW_ROOT/tests/fuzz/$short.dict" ]; then
+    dict=("-dict=$HW_ROOT/tests/fuzz/$short.dict")
+  fi
+  hw_log "fuzz: $name for ${secs}s on $(find "$corpus" -type f | wc -l) seeds"
+  "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    -artifact_prefix="$art/" "${dict[@]}" "$corpus" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ] || [ -n "$(ls -A "$art")" ]; then
+    tail -n 60 "$log" >&2
+    mkdir -p "$dir/findings/$short"
+    cp -R "$art/." "$log" "$dir/findings/$short/"
+    hw_log "fuzz: $name FAILED (exit $rc); inputs and log kept in $dir/findings/$short/"
     return 1
   fi
-  cmake --build "$dir" -j2 --target "${targets[@]}"
+  hw_log "fuzz: $name ok: $(grep -E '^stat::number_of_executed_units' "$log" || echo '?')"
 }
 
 # hw_fuzz_run_all DIR SECONDS WORK: runs every fuzz_* executable of DIR/tests/fuzz for SECONDS
-# each, on a copy of its seed corpus tests/fuzz/corpus/<name>/ made under WORK (libFuzzer adds
-# the inputs it finds to its corpus directory; the repository's must not change), with
-# tests/fuzz/<name>.dict when there is one. A crash, leak, timeout or out-of-memory fails it; the
-# input and the log are kept in DIR/findings/<name>/. Returns 1 if any target failed.
+# each (hw_fuzz_one), HW_FUZZ_JOBS of them at a time (default: one per core; a fuzzer is
+# single-threaded, so each still has a core to itself). Returns 1 if any target failed.
 hw_fuzz_run_all() {
-  local dir=$1 secs=$2 work=$3 targets=() t name short corpus art log rc failed=0 dict
+  local dir=$1 secs=$2 work=$3 targets=() t jobs running=0 failed=0
+  jobs=${HW_FUZZ_JOBS:-$(nproc)}
   if [ -d "$dir/tests/fuzz" ]; then
     mapfile -t targets < <(find "$dir/tests/fuzz" -maxdepth 1 -type f -name 'fuzz_*' \
       -perm -u+x | sort)
@@ -547,35 +575,16 @@ hw_fuzz_run_all() {
     return 1
   fi
   for t in "${targets[@]}"; do
-    name=${t##*/}
-    short=${name#fuzz_}
-    corpus=$work/fuzz/corpus/$short
-    art=$work/fuzz/artifacts/$short
-    log=$work/fuzz/$name.log
-    rm -rf "$corpus" "$art"
-    mkdir -p "$corpus" "$art" || return
-    if [ -d "$HW_ROOT/tests/fuzz/corpus/$short" ]; then
-      cp -R "$HW_ROOT/tests/fuzz/corpus/$short/." "$corpus/" || return
-    else
-      hw_log "fuzz: $name has no seed corpus (tests/fuzz/corpus/$short/)"
+    if [ "$running" -ge "$jobs" ]; then
+      wait -n || failed=1
+      running=$((running - 1))
     fi
-    dict=()
-    if [ -f "$HW_ROOT/tests/fuzz/$short.dict" ]; then
-      dict=("-dict=$HW_ROOT/tests/fuzz/$short.dict")
-    fi
-    hw_log "fuzz: $name for ${secs}s on $(find "$corpus" -type f | wc -l) seeds"
-    rc=0
-    "$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="$art/" "${dict[@]}" "$corpus" >"$log" 2>&1 || rc=$?
-    if [ "$rc" -ne 0 ] || [ -n "$(ls -A "$art")" ]; then
-      tail -n 60 "$log" >&2
-      mkdir -p "$dir/findings/$short"
-      cp -R "$art/." "$log" "$dir/findings/$short/"
-      hw_log "fuzz: $name FAILED (exit $rc); inputs and log kept in $dir/findings/$short/"
-      failed=1
-    else
-      hw_log "fuzz: $name ok: $(grep -E '^stat::number_of_executed_units' "$log" || echo '?')"
-    fi
+    hw_fuzz_one "$dir" "$secs" "$work" "$t" &
+    running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do
+    wait -n || failed=1
+    running=$((running - 1))
   done
   return "$failed"
 }
