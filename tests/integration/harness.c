@@ -120,6 +120,40 @@ int hw_test_wait_port(int port, int timeout_ms) {
   return -1;
 }
 
+/* Every child hw_test_exec started and the harness has not reaped. A failed assertion leaves its
+ * cmocka test function at once, past the stop calls at its end, so a server started inside a test
+ * would outlive the suite; at exit these are stopped. A pid the test reaped itself is no longer our
+ * child and waitpid says so, so a pid reused by another process is never signalled. */
+static pid_t hw_test_children[256];
+static size_t hw_test_nchildren;
+
+static void hw_test_stop_children(void) {
+  for (size_t i = hw_test_nchildren; i-- > 0;) { /* hw_test_stop_pid untracks: walk down */
+    pid_t pid = hw_test_children[i];
+    if (waitpid(pid, NULL, WNOHANG) != 0)
+      continue; /* exited just now (reaped here) or not our child any more */
+    fprintf(stderr, "harness: pid %d still running at exit (a test failed before stopping it): "
+                    "stopping it\n", (int)pid);
+    (void)hw_test_stop_pid(pid);
+  }
+}
+
+static void hw_test_track_child(pid_t pid) {
+  if (hw_test_nchildren == 0 && atexit(hw_test_stop_children) != 0)
+    hw_test_die("atexit failed");
+  if (hw_test_nchildren == sizeof hw_test_children / sizeof hw_test_children[0])
+    hw_test_die("more than 256 children not reaped by the harness");
+  hw_test_children[hw_test_nchildren++] = pid;
+}
+
+static void hw_test_untrack_child(pid_t pid) {
+  for (size_t i = 0; i < hw_test_nchildren; i++)
+    if (hw_test_children[i] == pid) {
+      hw_test_children[i] = hw_test_children[--hw_test_nchildren];
+      return;
+    }
+}
+
 pid_t hw_test_exec(const char *path, const char *const *argv, const char *logfile) {
   pid_t pid = fork();
   if (pid < 0)
@@ -136,6 +170,7 @@ pid_t hw_test_exec(const char *path, const char *const *argv, const char *logfil
     execv(path, (char *const *)argv);
     _exit(127);
   }
+  hw_test_track_child(pid);
   return pid;
 }
 
@@ -205,12 +240,17 @@ int hw_test_wait_exit(pid_t pid, int timeout_ms) {
   for (int waited = 0; waited <= timeout_ms; waited += 20) {
     int st;
     pid_t r = waitpid(pid, &st, WNOHANG);
-    if (r == pid)
+    if (r < 0)
+      return -1; /* not our child (reaped already): never signal a pid that may be reused */
+    if (r == pid) {
+      hw_test_untrack_child(pid);
       return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
     usleep(20 * 1000);
   }
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
+  hw_test_untrack_child(pid);
   return -1;
 }
 
