@@ -378,9 +378,9 @@ static uint64_t hw_j8_token(const hw_jt808_header *h) {
 }
 
 static void hw_j8_set_driver(const hw_terminal *t, hw_fix *f) {
-  if (t->has_driver && f->ts_ms >= t->driver_since_ms) {
+  if (t->card.has_driver && f->ts_ms >= t->card.since_ms) {
     f->has_driver = 1;
-    memcpy(f->driver_id, t->driver_id, sizeof f->driver_id);
+    memcpy(f->driver_id, t->card.driver_id, sizeof f->driver_id);
   } else {
     f->has_driver = 0;
     f->driver_id[0] = 0;
@@ -507,17 +507,17 @@ static int hw_j8_driver(hw_session *s, const hw_jt808_header *h, const uint8_t *
   free(st->driver_name);
   st->driver_name = NULL;
   /* time_ms is 0 in the 2011 layout: the driver then counts for every fix from now on. */
-  t->driver_since_ms = d.time_ms;
-  t->has_driver = 0;
-  t->driver_id[0] = 0;
+  t->card.since_ms = d.time_ms;
+  t->card.has_driver = 0;
+  t->card.driver_id[0] = 0;
   if (d.status == 1 && d.ic_result == 0 && d.has_identity && d.certificate[0]) {
     if (strlen(d.certificate) > HW_DRIVER_ID_MAX)
       hw_warn("jt808", t->id, "certificate number '%s' cut to %d characters", d.certificate,
               HW_DRIVER_ID_MAX);
-    snprintf(t->driver_id, sizeof t->driver_id, "%.*s", HW_DRIVER_ID_MAX, d.certificate);
-    t->has_driver = 1;
+    snprintf(t->card.driver_id, sizeof t->card.driver_id, "%.*s", HW_DRIVER_ID_MAX, d.certificate);
+    t->card.has_driver = 1;
     st->driver_name = strdup(d.name);
-    hw_info("jt808", t->id, "peer=%s driver '%s' certificate %s", s->peer, d.name, t->driver_id);
+    hw_info("jt808", t->id, "peer=%s driver '%s' certificate %s", s->peer, d.name, t->card.driver_id);
   } else if (d.status == 1) {
     /* A card that could not be read names nobody: better no driver than the previous one. */
     hw_info("jt808", t->id, "peer=%s IC card read failed (result %u): no driver", s->peer,

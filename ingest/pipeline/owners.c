@@ -9,7 +9,7 @@
 
 typedef struct hw_owner {
   int worker;
-  hw_owners_card card; /* as the owner last recorded it */
+  hw_driver_card card; /* as the owner last recorded it */
   UT_hash_handle hh;
   char id[]; /* owned, NUL-terminated */
 } hw_owner;
@@ -64,7 +64,7 @@ void hw_owners_free(hw_owners *o) {
   free(o);
 }
 
-int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev, hw_owners_card *card) {
+int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev, hw_driver_card *card) {
   *prev = -1;
   if (card)
     memset(card, 0, sizeof *card);
@@ -101,7 +101,7 @@ int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev, hw_owne
   return 0;
 }
 
-int hw_owners_set_card(hw_owners *o, const char *id, int worker, const hw_owners_card *card) {
+int hw_owners_set_card(hw_owners *o, const char *id, int worker, const hw_driver_card *card) {
   int rc = 0;
   uv_rwlock_wrlock(&o->lock);
   hw_owner *e;

@@ -29,6 +29,7 @@
 
 #include "base/common.h"
 #include "base/fix.h"
+#include "registry/terminal.h"
 
 typedef struct hw_owners hw_owners;
 
@@ -36,25 +37,17 @@ typedef struct hw_owners hw_owners;
 int hw_owners_new(hw_owners **out, unsigned nworkers) HW_MUST_CHECK;
 void hw_owners_free(hw_owners *o);
 
-/* A terminal's driver card as its owner last recorded it (registry/terminal.h has the meaning of
- * each field); all zero (no driver) until an owner records one. */
-typedef struct hw_owners_card {
-  char driver_id[HW_DRIVER_ID_MAX + 1]; /* NUL-terminated, "" without a driver */
-  int64_t since_ms;
-  uint8_t has_driver;
-} hw_owners_card;
-
 /* Makes worker the owner of terminal id; *prev gets the owner before (-1: none since start).
  * card (may be NULL) gets the terminal's card as recorded up to this claim, read under the same
  * lock, so no change recorded by the previous owner is missed or half-copied. 0 or -ENOMEM (then
  * ownership is unchanged, *prev is -1 and *card no driver). */
-int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev, hw_owners_card *card)
+int hw_owners_claim(hw_owners *o, const char *id, int worker, int *prev, hw_driver_card *card)
     HW_MUST_CHECK;
 
 /* Worker's session of terminal id read a new card: recorded if worker owns id. 0; -EPERM when
  * another worker has claimed id since (ignored: the terminal has moved on, and what its new
  * owner records wins); -ENOENT when no session has claimed id (not recorded; nothing to follow). */
-int hw_owners_set_card(hw_owners *o, const char *id, int worker, const hw_owners_card *card)
+int hw_owners_set_card(hw_owners *o, const char *id, int worker, const hw_driver_card *card)
     HW_MUST_CHECK;
 
 /* Worker's wake-up: when another worker claims one of its terminals, the id is queued for it and

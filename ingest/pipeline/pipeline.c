@@ -239,15 +239,13 @@ static void hw_pipeline_on_lost(uv_async_t *h) {
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
   if (p->owners) {
     int prev = -1;
-    hw_owners_card card;
+    hw_driver_card card;
     if (hw_owners_claim(p->owners, t->id, p->worker, &prev, &card))
       hw_warn("pipeline", t->id, "out of memory: ownership not recorded");
     else if (prev >= 0 && prev != p->worker) {
       /* The card stays in across a reconnect: the one worker prev recorded, not whatever this
        * worker's record kept from an earlier visit (a driver since removed, or none). */
-      memcpy(t->driver_id, card.driver_id, sizeof t->driver_id);
-      t->driver_since_ms = card.since_ms;
-      t->has_driver = card.has_driver;
+      t->card = card;
       hw_info("pipeline", t->id, "moved here from worker %d: driver card %s%s", prev,
               card.has_driver ? "of " : "", card.has_driver ? card.driver_id : "none");
       if (t->rules) {
@@ -268,10 +266,7 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
 void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t) {
   if (!p->owners)
     return; /* one worker: the record is the card */
-  hw_owners_card card = {.since_ms = t->driver_since_ms, .has_driver = t->has_driver};
-  if (t->has_driver)
-    memcpy(card.driver_id, t->driver_id, sizeof card.driver_id);
-  int rc = hw_owners_set_card(p->owners, t->id, p->worker, &card);
+  int rc = hw_owners_set_card(p->owners, t->id, p->worker, &t->card);
   if (rc)
     /* -EPERM: a frame read on a connection another worker has taken over; -ENOENT: ownership
      * never recorded (out of memory at the bind). Either way the card stays with this worker. */

@@ -94,7 +94,7 @@ int hw_pipeline_ready(const hw_pipeline *p);
  * no driver included; the other worker stops evaluating and saving its copy. */
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
 
-/* t's session has just changed t's driver card (t->driver_id, driver_since_ms, has_driver; JT/T
+/* t's session has just changed t's driver card (t->card; JT/T
  * 808 0x0702). With several workers it is recorded beside t's owner, so that it follows t to
  * whichever worker t reconnects to; a change made on a worker t has moved on from is not
  * recorded (the new owner's card wins). Nothing to do with one worker. */

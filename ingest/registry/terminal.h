@@ -22,6 +22,15 @@ typedef void (*hw_owner_fenced_fn)(void *arg, const char *terminal_id, uint64_t 
 /* Nonzero: t's rule state must not be saved yet (its violation events are not all written). */
 typedef int (*hw_owner_hold_fn)(void *arg, const struct hw_terminal *t);
 
+/* A terminal's driver card: a fix whose device time is at or after since_ms carries driver_id;
+ * has_driver = 0 (and driver_id "") after the card's removal or without one. Also what follows a
+ * terminal between workers (pipeline/owners.h). */
+typedef struct hw_driver_card {
+  char driver_id[HW_DRIVER_ID_MAX + 1]; /* NUL-terminated */
+  int64_t since_ms;
+  uint8_t has_driver;
+} hw_driver_card;
+
 typedef struct hw_terminal {
   /* NUL-terminated, at most HW_TID_WIDE_MAX bytes; records made by hw_registry_get own it (it
    * follows the record in its allocation); records built elsewhere (tests) point it at theirs. */
@@ -54,11 +63,8 @@ typedef struct hw_terminal {
   struct hw_daily_state *daily;
 
   /* The driver at the wheel as the terminal last reported it (JT/T 808 0x0702 IC card), kept
-   * here rather than on the connection because the card stays in across reconnects. A fix whose
-   * device time is at or after driver_since_ms carries driver_id; has_driver = 0 after removal. */
-  char driver_id[HW_DRIVER_ID_MAX + 1];
-  int64_t driver_since_ms;
-  uint8_t has_driver;
+   * here rather than on the connection because the card stays in across reconnects. */
+  hw_driver_card card;
 
   UT_hash_handle hh;
 } hw_terminal;

@@ -124,8 +124,8 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
 void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t) {
   /* by the session bound to t, after it changed the card */
   HW_FAKE_CHECK(p == &hw_fake_pipeline && t && t->session && !t->session->closing);
-  HW_FAKE_CHECK(memchr(t->driver_id, '\0', sizeof t->driver_id) != NULL);
-  HW_FAKE_CHECK(!t->has_driver || t->driver_id[0]);
+  HW_FAKE_CHECK(memchr(t->card.driver_id, '\0', sizeof t->card.driver_id) != NULL);
+  HW_FAKE_CHECK(!t->card.has_driver || t->card.driver_id[0]);
 }
 
 /* Ownership off, as with one worker: nothing to wait for, the session binds at once. */

@@ -101,8 +101,8 @@ static void test_mark_is_the_oldest_complete_cycle(void **state) {
   hw_owners_free(o);
 }
 
-static hw_owners_card card_of(const char *driver, int64_t since_ms) {
-  hw_owners_card c = {.since_ms = since_ms, .has_driver = driver != NULL};
+static hw_driver_card card_of(const char *driver, int64_t since_ms) {
+  hw_driver_card c = {.since_ms = since_ms, .has_driver = driver != NULL};
   if (driver)
     snprintf(c.driver_id, sizeof c.driver_id, "%s", driver);
   return c;
@@ -115,7 +115,7 @@ static void test_the_card_follows_its_terminal(void **state) {
   hw_owners *o;
   assert_int_equal(hw_owners_new(&o, 3), 0);
   int prev;
-  hw_owners_card got, in = card_of("110101199001011234", 1000);
+  hw_driver_card got, in = card_of("110101199001011234", 1000);
   memset(&got, 0x5a, sizeof got);
   assert_int_equal(hw_owners_claim(o, "T", 0, &prev, &got), 0);
   assert_int_equal(prev, -1);
@@ -130,10 +130,10 @@ static void test_the_card_follows_its_terminal(void **state) {
   assert_string_equal(got.driver_id, "110101199001011234");
   assert_int_equal(got.since_ms, 1000);
   /* worker 0's connection is closing but read one more 0x0702: stale, ignored */
-  hw_owners_card stale = card_of("999999999999999999", 1500);
+  hw_driver_card stale = card_of("999999999999999999", 1500);
   assert_int_equal(hw_owners_set_card(o, "T", 0, &stale), -EPERM);
   /* the owner removes the card; the buffer behind a removal is not carried */
-  hw_owners_card out = card_of("left-over", 2000);
+  hw_driver_card out = card_of("left-over", 2000);
   out.has_driver = 0;
   assert_int_equal(hw_owners_set_card(o, "T", 1, &out), 0);
   /* back to worker 0, whose own record still names the first driver: "no card" overrides it */
@@ -147,7 +147,7 @@ static void test_the_card_follows_its_terminal(void **state) {
   assert_int_equal(got.has_driver, 0);
   assert_int_equal(got.since_ms, 2000);
   /* an id at the limit without its NUL: stored cut to HW_DRIVER_ID_MAX bytes */
-  hw_owners_card full = card_of(NULL, 3000);
+  hw_driver_card full = card_of(NULL, 3000);
   full.has_driver = 1;
   memset(full.driver_id, 'x', sizeof full.driver_id);
   assert_int_equal(hw_owners_set_card(o, "T", 2, &full), 0);
@@ -176,7 +176,7 @@ static void write_cards(void *arg) {
   card_writer *w = arg;
   int refused = 0;
   for (int64_t i = 1; i <= 200000 && refused < 1000; i++) {
-    hw_owners_card c = card_of("D", i);
+    hw_driver_card c = card_of("D", i);
     int rc = hw_owners_set_card(w->o, "T", 0, &c);
     if (rc == 0) {
       if (refused)
@@ -205,7 +205,7 @@ static void test_card_take_over_under_writes(void **state) {
   assert_int_equal(uv_thread_create(&t, write_cards, &w), 0);
   while (atomic_load(&w.written) < 100)
     ; /* let it record some first */
-  hw_owners_card got;
+  hw_driver_card got;
   assert_int_equal(hw_owners_claim(o, "T", 1, &prev, &got), 0);
   uv_thread_join(&t);
   assert_int_equal(prev, 0);
