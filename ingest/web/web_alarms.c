@@ -83,11 +83,6 @@ void hw_web_alarms_list(hw_web_call *call) {
     }
     st->limit = (unsigned)v;
   }
-  size_t tl = strlen(tid);
-  if (tid[0] && (tl > 32 || strspn(tid, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-") != tl)) {
-    hw_web_reply_error(call, 400, "terminal_id is 1 to 32 letters, digits, _ or -");
-    return;
-  }
   if (kind[0] && strcmp(kind, "adas") && strcmp(kind, "dsm") && strcmp(kind, "tpms") &&
       strcmp(kind, "bsd")) {
     hw_web_reply_error(call, 400, "kind is adas, dsm, tpms or bsd");
@@ -97,14 +92,8 @@ void hw_web_alarms_list(hw_web_call *call) {
     hw_web_reply_error(call, 400, "level is 1 or 2");
     return;
   }
-  if (region[0] && !hw_web_region_code_ok(region)) {
-    hw_web_reply_error(call, 400, "region is a six-digit GB/T 2260 code");
+  if (hw_web_list_filters(call, tid, region, regpat, cursor, c_us, c_id))
     return;
-  }
-  if (hw_web_cursor_parse(call, cursor, c_us, c_id))
-    return;
-  if (region[0])
-    hw_web_region_pattern(region, regpat);
   snprintf(limit, sizeof limit, "%u", st->limit + 1);
   const char *params[12];
   int np = 0;

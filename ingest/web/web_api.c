@@ -18,12 +18,6 @@
  * GMT+8, see hw_web_start). */
 #define HW_ISO(col) "to_json(" col ")#>>'{}'"
 
-static int hw_web_tid_ok(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  return n >= 1 && n <= 32 &&
-         strspn(s, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-") == n;
-}
-
 static int hw_web_id_ok(const char *s) {
   size_t n = s ? strlen(s) : 0;
   return n >= 1 && n <= 18 && strspn(s, "0123456789") == n;
@@ -119,23 +113,13 @@ void hw_web_violations_list(hw_web_call *call) {
     hw_web_reply_error(call, 400, "a query parameter is malformed or too long");
     return;
   }
-  if (tid[0] && !hw_web_tid_ok(tid)) {
-    hw_web_reply_error(call, 400, "terminal_id is 1 to 32 letters, digits, _ or -");
-    return;
-  }
   if (state[0] && strcmp(state, "open") && strcmp(state, "notified") &&
       strcmp(state, "rectifying") && strcmp(state, "closed")) {
     hw_web_reply_error(call, 400, "state is open, notified, rectifying or closed");
     return;
   }
-  if (region[0] && !hw_web_region_code_ok(region)) {
-    hw_web_reply_error(call, 400, "region is a six-digit GB/T 2260 code");
+  if (hw_web_list_filters(call, tid, region, regpat, cursor, c_us, c_id))
     return;
-  }
-  if (hw_web_cursor_parse(call, cursor, c_us, c_id))
-    return;
-  if (region[0])
-    hw_web_region_pattern(region, regpat);
   snprintf(limit, sizeof limit, "%u", ps->limit + 1);
   const char *params[11];
   int np = 0;

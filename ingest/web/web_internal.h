@@ -185,6 +185,8 @@ int hw_web_metrics_render(const hw_web *app, hw_prom *out) HW_MUST_CHECK;
 int hw_web_qparam(hw_web_call *call, const char *name, char *out, size_t cap) HW_MUST_CHECK;
 /* 1 when s is six ASCII digits. */
 int hw_web_region_code_ok(const char *s);
+/* 1 when s is a terminal id: 1 to 32 letters, digits, _ or -. */
+int hw_web_tid_ok(const char *s);
 /* The LIKE pattern of a region code (see hw_region_pattern in schema/009_web.sql). */
 void hw_web_region_pattern(const char *code, char out[8]);
 /* Appends " AND " and fmt (one %d: the parameter's number) to the WHERE clause in where. */
@@ -194,6 +196,11 @@ void hw_web_add_pred(char *where, size_t cap, const char *fmt, int param);
  * not one. An empty cursor gives two empty strings. */
 int hw_web_cursor_parse(hw_web_call *call, const char *cursor, char us[21], char id[21])
     HW_MUST_CHECK;
+/* The filters the episode lists share (violations, safety alarms), each optional (""): tid a
+ * terminal id, region a six-digit code (its LIKE pattern into regpat, "" without one) and the
+ * keyset cursor (hw_web_cursor_parse). Answers 400 naming the first bad one and returns -EINVAL. */
+int hw_web_list_filters(hw_web_call *call, const char *tid, const char *region, char regpat[8],
+                        const char *cursor, char us[21], char id[21]) HW_MUST_CHECK;
 /* Appends the keyset predicate "(ts_col, id_col) < (the cursor's time, its id)", the cursor's
  * two numbers being parameters us_param and us_param + 1. */
 void hw_web_add_keyset(char *where, size_t cap, const char *ts_col, const char *id_col,

@@ -66,6 +66,12 @@ int hw_web_qparam(hw_web_call *call, const char *name, char *out, size_t cap) {
 
 int hw_web_region_code_ok(const char *s) { return hw_user_region_ok(s); }
 
+int hw_web_tid_ok(const char *s) {
+  size_t n = s ? strlen(s) : 0;
+  return n >= 1 && n <= 32 &&
+         strspn(s, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-") == n;
+}
+
 void hw_web_region_pattern(const char *code, char out[8]) {
   if (!strcmp(code, "000000"))
     strcpy(out, "%");
@@ -102,6 +108,24 @@ int hw_web_cursor_parse(hw_web_call *call, const char *cursor, char us[21], char
     hw_web_reply_error(call, 400, "cursor is not one this API gave");
     return -EINVAL;
   }
+  return 0;
+}
+
+int hw_web_list_filters(hw_web_call *call, const char *tid, const char *region, char regpat[8],
+                        const char *cursor, char us[21], char id[21]) {
+  regpat[0] = 0;
+  if (tid[0] && !hw_web_tid_ok(tid)) {
+    hw_web_reply_error(call, 400, "terminal_id is 1 to 32 letters, digits, _ or -");
+    return -EINVAL;
+  }
+  if (region[0] && !hw_web_region_code_ok(region)) {
+    hw_web_reply_error(call, 400, "region is a six-digit GB/T 2260 code");
+    return -EINVAL;
+  }
+  if (hw_web_cursor_parse(call, cursor, us, id))
+    return -EINVAL;
+  if (region[0])
+    hw_web_region_pattern(region, regpat);
   return 0;
 }
 
