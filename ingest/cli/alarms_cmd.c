@@ -140,17 +140,8 @@ static int hw_alarms_list(int argc, char **argv) {
                                       "alarm_at < ($%d::timestamp AT TIME ZONE INTERVAL '+08:00')"};
   const char *vals[] = {s.terminal, s.kind, s.from, s.to};
   const char *params[HW_ARRAY_SIZE(vals) + 1];
-  char where[512] = "TRUE", limit[16];
-  int np = 0;
-  for (size_t i = 0; i < HW_ARRAY_SIZE(vals); i++) {
-    if (!vals[i][0])
-      continue;
-    size_t off = strlen(where);
-    snprintf(where + off, sizeof where - off, " AND ");
-    off = strlen(where);
-    snprintf(where + off, sizeof where - off, preds[i], np + 1);
-    params[np++] = vals[i];
-  }
+  char where[512], limit[16];
+  int np = hw_cli_pg_filters(preds, vals, HW_ARRAY_SIZE(vals), where, sizeof where, params);
   snprintf(limit, sizeof limit, "%u", s.limit);
   params[np++] = limit;
   char sql[2048];

@@ -63,3 +63,19 @@ int hw_cli_pg_exec(PGconn *conn, const char *cmd, const char *sql) {
   PQclear(res);
   return rc;
 }
+
+int hw_cli_pg_filters(const char *const *preds, const char *const *vals, size_t n, char *where,
+                      size_t cap, const char **params) {
+  int np = 0;
+  snprintf(where, cap, "TRUE");
+  for (size_t i = 0; i < n; i++) {
+    if (!vals[i][0])
+      continue;
+    size_t off = strlen(where);
+    snprintf(where + off, cap - off, " AND ");
+    off = strlen(where);
+    snprintf(where + off, cap - off, preds[i], np + 1);
+    params[np++] = vals[i];
+  }
+  return np;
+}

@@ -18,6 +18,12 @@ int hw_cli_pg_connect(const char *conninfo, int min_schema, PGconn **out) HW_MUS
 /* Prints "haulwatch CMD: WHAT: message" plus PostgreSQL's detail and hint to stderr. */
 void hw_cli_pg_report(const char *cmd, const char *what, const PGresult *res);
 
+/* The WHERE clause of a list command into where (cap bytes): "TRUE" and, for each non-empty
+ * vals[i] of n, " AND " preds[i] (its one %d: the parameter's number), with vals[i] appended to
+ * params (room for n). Returns how many parameters it appended. */
+int hw_cli_pg_filters(const char *const *preds, const char *const *vals, size_t n, char *where,
+                      size_t cap, const char **params);
+
 /* Runs a command that returns no rows; on failure reports it and returns -EIO. */
 int hw_cli_pg_exec(PGconn *conn, const char *cmd, const char *sql) HW_MUST_CHECK;
 

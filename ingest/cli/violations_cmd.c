@@ -128,17 +128,8 @@ static int hw_violations_list(int argc, char **argv) {
                                      "started_at < $%d::timestamptz"};
   const char *vals[] = {s.kind, s.state, s.region, s.enterprise, s.since, s.until};
   const char *params[HW_ARRAY_SIZE(vals) + 1];
-  char where[512] = "TRUE", limit[16];
-  int np = 0;
-  for (size_t i = 0; i < HW_ARRAY_SIZE(vals); i++) {
-    if (!vals[i][0])
-      continue;
-    size_t off = strlen(where);
-    snprintf(where + off, sizeof where - off, " AND ");
-    off = strlen(where);
-    snprintf(where + off, sizeof where - off, cols[i], np + 1);
-    params[np++] = vals[i];
-  }
+  char where[512], limit[16];
+  int np = hw_cli_pg_filters(cols, vals, HW_ARRAY_SIZE(vals), where, sizeof where, params);
   snprintf(limit, sizeof limit, "%u", s.limit);
   params[np++] = limit;
   char sql[2048];
