@@ -95,15 +95,50 @@ void hw_test_fresh_db(const char *name, char *out, size_t outlen) {
   PQfinish(c);
 }
 
+/* A port below the kernel's ephemeral range (ip_local_port_range): a port bind(0) picks is one
+ * the kernel also hands to outgoing connections, and a test running beside this one (a simulator
+ * opens thousands) could take it between the choice and the server's bind. Random, checked free,
+ * and never the same twice in one test process (as ops/lib.sh hw_free_port). */
 int hw_test_free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || getsockname(fd, (struct sockaddr *)&a, &len))
-    hw_test_die("cannot find a free port");
-  int port = ntohs(a.sin_port);
-  close(fd);
-  return port;
+  static unsigned seed;
+  static int chosen[256]; /* the last ports handed out, a ring */
+  static size_t nchosen, next;
+  int lo = 20000, hi = 32767, elo, ehi;
+  FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  if (f) {
+    if (fscanf(f, "%d %d", &elo, &ehi) == 2) {
+      if (elo - 1 >= lo + 1000)
+        hi = elo - 1;
+      else {
+        lo = ehi + 1;
+        hi = 65000;
+      }
+    }
+    fclose(f);
+  }
+  if (!seed)
+    seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+  for (int i = 0; i < 1000; i++) {
+    int port = lo + (int)((unsigned)rand_r(&seed) % (unsigned)(hi - lo + 1)), dup = 0;
+    for (size_t k = 0; k < nchosen && !dup; k++)
+      dup = chosen[k] == port;
+    if (dup)
+      continue;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+      close(fd);
+    if (ok) {
+      chosen[next++ % (sizeof chosen / sizeof chosen[0])] = port;
+      if (nchosen < sizeof chosen / sizeof chosen[0])
+        nchosen++;
+      return port;
+    }
+  }
+  hw_test_die("cannot find a free port");
+  return -1;
 }
 
 int hw_test_wait_port(int port, int timeout_ms) {
