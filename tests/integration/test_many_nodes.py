@@ -27,86 +27,20 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 
+from hwproc import (  # the shared helpers, beside this file
+    Fail, check, forget, free_port, run, spawn, stop, stop_all, wait_port)
+
 DB = "hw_test_many_nodes"
 TRUCKS = 6
 DRIVE_MIN = 300
-CHILDREN = []  # [name, Popen] in start order; stopped in reverse by stop_all
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Fail(what)
 
 
 def log(msg):
     print("test_many_nodes: " + msg, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, timeout=20.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        check(proc.poll() is None, "process exited (status %s) before listening on %d" % (proc.returncode, port))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise Fail("nothing listens on 127.0.0.1:%d after %.0f s" % (port, timeout))
-
-
-def spawn(name, argv, logpath, env=None):
-    with open(logpath, "ab") as f:
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT, env=env)
-    CHILDREN.append([name, p])
-    return p
-
-
-def forget(p):
-    for entry in CHILDREN:
-        if entry[1] is p:
-            CHILDREN.remove(entry)
-            break
-
-
-def stop(p, timeout=20.0):
-    """SIGTERM, SIGKILL after timeout; returns the exit status."""
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    forget(p)
-    return p.returncode
-
-
-def stop_all():
-    while CHILDREN:
-        stop(CHILDREN[-1][1])
-
-
-def run(argv, **kw):
-    r = subprocess.run(argv, capture_output=True, text=True, **kw)
-    check(r.returncode == 0, "%s failed (%d): %s" % (" ".join(argv[:3]), r.returncode, r.stderr.strip()))
-    return r.stdout
 
 
 class Pg:
