@@ -514,10 +514,12 @@ static int hw_j8_driver(hw_session *s, const hw_jt808_header *h, const uint8_t *
     if (strlen(d.certificate) > HW_DRIVER_ID_MAX)
       hw_warn("jt808", t->id, "certificate number '%s' cut to %d characters", d.certificate,
               HW_DRIVER_ID_MAX);
-    snprintf(t->card.driver_id, sizeof t->card.driver_id, "%.*s", HW_DRIVER_ID_MAX, d.certificate);
+    snprintf(t->card.driver_id, sizeof t->card.driver_id, "%.*s", HW_DRIVER_ID_MAX,
+             d.certificate);
     t->card.has_driver = 1;
     st->driver_name = strdup(d.name);
-    hw_info("jt808", t->id, "peer=%s driver '%s' certificate %s", s->peer, d.name, t->card.driver_id);
+    hw_info("jt808", t->id, "peer=%s driver '%s' certificate %s", s->peer, d.name,
+            t->card.driver_id);
   } else if (d.status == 1) {
     /* A card that could not be read names nobody: better no driver than the previous one. */
     hw_info("jt808", t->id, "peer=%s IC card read failed (result %u): no driver", s->peer,

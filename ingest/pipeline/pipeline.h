@@ -94,10 +94,10 @@ int hw_pipeline_ready(const hw_pipeline *p);
  * no driver included; the other worker stops evaluating and saving its copy. */
 void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
 
-/* t's session has just changed t's driver card (t->card; JT/T
- * 808 0x0702). With several workers it is recorded beside t's owner, so that it follows t to
- * whichever worker t reconnects to; a change made on a worker t has moved on from is not
- * recorded (the new owner's card wins). Nothing to do with one worker. */
+/* t's session has just changed t's driver card (t->card; JT/T 808 0x0702). With several workers
+ * it is recorded beside t's owner, so that it follows t to whichever worker t reconnects to; a
+ * change made on a worker t has moved on from is not recorded (the new owner's card wins).
+ * Nothing to do with one worker. */
 void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t);
 
 /* A session has authenticated terminal t (a registry record) and wants it: with ownership on,
