@@ -248,6 +248,11 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
       t->card = card;
       hw_info("pipeline", t->id, "moved here from worker %d: driver card %s%s", prev,
               card.has_driver ? "of " : "", card.has_driver ? card.driver_id : "none");
+      /* The owner row may hold an older card: worker prev's last write of it, fenced, fails
+       * once our claim has bumped the epoch. Write it again under ours, for other daemons. */
+      int rc;
+      if (p->claims && (rc = hw_owner_card_save(p->claims, t)) && rc != -EPERM)
+        hw_info("pipeline", t->id, "driver card not carried to other daemons: %s", strerror(-rc));
       if (t->rules) {
         /* Our copy is older than what worker prev did with the terminal since: a fresh start
          * beats a stale one; with ownership the claim that follows brings the saved state and
@@ -264,9 +269,14 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t) {
 }
 
 void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t) {
+  int rc;
+  /* To other daemons: beside the owner row, fenced (a worker t has left has an older epoch). */
+  if (p->claims && (rc = hw_owner_card_save(p->claims, t)))
+    hw_info("pipeline", t->id, "driver card not carried to other daemons: %s",
+            rc == -EPERM ? "the terminal is not claimed here" : strerror(-rc));
   if (!p->owners)
     return; /* one worker: the record is the card */
-  int rc = hw_owners_set_card(p->owners, t->id, p->worker, &t->card);
+  rc = hw_owners_set_card(p->owners, t->id, p->worker, &t->card);
   if (rc)
     /* -EPERM: a frame read on a connection another worker has taken over; -ENOENT: ownership
      * never recorded (out of memory at the bind). Either way the card stays with this worker. */

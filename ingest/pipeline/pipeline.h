@@ -96,8 +96,9 @@ void hw_pipeline_bind(hw_pipeline *p, hw_terminal *t);
 
 /* t's session has just changed t's driver card (t->card; JT/T 808 0x0702). With several workers
  * it is recorded beside t's owner, so that it follows t to whichever worker t reconnects to; a
- * change made on a worker t has moved on from is not recorded (the new owner's card wins).
- * Nothing to do with one worker. */
+ * change made on a worker t has moved on from is not recorded (the new owner's card wins). With
+ * ownership on it is also recorded in t's terminal_owner row (fenced by t's epoch), which a daemon
+ * claiming t next reads with its claim (sinks/owner_claim.h). */
 void hw_pipeline_driver_changed(hw_pipeline *p, const hw_terminal *t);
 
 /* A session has authenticated terminal t (a registry record) and wants it: with ownership on,

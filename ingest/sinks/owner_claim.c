@@ -35,9 +35,16 @@ static const char hw_oc_q_claim[] =
     "ON CONFLICT (terminal_id) DO UPDATE SET epoch = o.epoch + 1, owner = EXCLUDED.owner, "
     "since = now() "
     "RETURNING o.terminal_id, o.epoch AS epoch, "
-    "(extract(epoch FROM o.first_since) * 1000)::bigint AS first_ms) "
-    "SELECT c.terminal_id, c.epoch, c.first_ms, encode(s.state, 'hex') FROM c "
+    "(extract(epoch FROM o.first_since) * 1000)::bigint AS first_ms, o.driver_id, "
+    "o.driver_since_ms) "
+    "SELECT c.terminal_id, c.epoch, c.first_ms, encode(s.state, 'hex'), c.driver_id, "
+    "c.driver_since_ms FROM c "
     "LEFT JOIN rule_state s ON s.terminal_id = c.terminal_id";
+
+/* The owner's record of the driver card, fenced: a daemon the terminal has left writes nothing. */
+static const char hw_oc_q_card[] =
+    "UPDATE terminal_owner SET driver_id = $2, driver_since_ms = $3::bigint "
+    "WHERE terminal_id = $1 AND epoch = $4::bigint";
 
 /* The fixes a batch's claims replay, in one read: $1/$2, the terminals with a saved state and its
  * horizon (the fixes after it, by device time); $3/$4, those without one and the time of their
@@ -281,6 +288,17 @@ static int hw_oc_claimed(hw_owner_claim *q, const PGresult *res, int row, int64_
   }
   /* Someone else may have evaluated it since: nothing of ours is written until it is reloaded. */
   t->owner_epoch = HW_OWNER_LOST;
+  /* ...and its driver card is the one the owner before recorded, if any was (schema 025). */
+  if (!PQgetisnull(res, row, 5)) {
+    memset(&t->card, 0, sizeof t->card);
+    t->card.since_ms = strtoll(PQgetvalue(res, row, 5), NULL, 10);
+    if (!PQgetisnull(res, row, 4)) {
+      snprintf(t->card.driver_id, sizeof t->card.driver_id, "%s", PQgetvalue(res, row, 4));
+      t->card.has_driver = t->card.driver_id[0] != '\0';
+    }
+    hw_debug(HW_OC_LOG, t->id, "claim: driver card %s%s from the owner before",
+             t->card.has_driver ? "of " : "", t->card.has_driver ? t->card.driver_id : "none");
+  }
   *by_ts = 0;
   *from = first_ms > HW_OC_FIRST_SLACK_MS ? first_ms - HW_OC_FIRST_SLACK_MS : 0;
   if (!PQgetisnull(res, row, 3)) {
@@ -399,6 +417,34 @@ int hw_owner_claim_start(hw_owner_claims *c, hw_terminal *t, hw_owner_claim_cb c
   if (req)
     *req = q;
   return 0;
+}
+
+static void hw_oc_on_card(void *arg, const PGresult *res) {
+  char *id = arg; /* owned */
+  if (!res || PQresultStatus(res) != PGRES_COMMAND_OK)
+    hw_warn(HW_OC_LOG, id, "driver card not recorded for the next owner: %s",
+            res ? hw_pg_errmsg(res) : "connection lost");
+  else if (!strcmp(PQcmdTuples((PGresult *)res), "0"))
+    hw_info(HW_OC_LOG, id, "driver card not recorded: the terminal has another owner now");
+  free(id);
+}
+
+int hw_owner_card_save(hw_owner_claims *c, const hw_terminal *t) {
+  if (c->stopping)
+    return -ESHUTDOWN;
+  if (!t->owner_epoch || t->owner_epoch == HW_OWNER_LOST)
+    return -EPERM; /* not claimed here (yet): the claim brings the owner's card */
+  char since[24], epoch[24];
+  snprintf(since, sizeof since, "%lld", (long long)t->card.since_ms);
+  snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)t->owner_epoch);
+  const char *params[4] = {t->id, t->card.has_driver ? t->card.driver_id : NULL, since, epoch};
+  char *id = strdup(t->id);
+  if (!id)
+    return -ENOMEM;
+  int rc = hw_pg_async_query(c->pg, hw_oc_q_card, 4, params, hw_oc_on_card, id);
+  if (rc)
+    free(id);
+  return rc;
 }
 
 void hw_owner_claim_cancel(hw_owner_claim *req) {

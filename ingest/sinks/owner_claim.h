@@ -47,6 +47,13 @@ int hw_owner_claims_start(hw_owner_claims **out, uv_loop_t *loop, const char *co
 int hw_owner_claim_start(hw_owner_claims *c, hw_terminal *t, hw_owner_claim_cb cb, void *arg,
                    hw_owner_claim **req) HW_MUST_CHECK;
 
+/* Records t's driver card (t->card) beside its owner row, so that a daemon claiming t next takes
+ * it with the claim (a claim that is not "kept" replaces t->card with the recorded one, when one
+ * was recorded). Fenced by t's epoch: once another daemon has claimed t, nothing is written (and
+ * that is logged). Queued behind the claims on the same connection; the outcome is only logged.
+ * -EPERM when t is not claimed here, -ESHUTDOWN, -ENOMEM. */
+int hw_owner_card_save(hw_owner_claims *c, const hw_terminal *t) HW_MUST_CHECK;
+
 /* The requester is gone: cb will not run. The claim itself completes. */
 void hw_owner_claim_cancel(hw_owner_claim *req);
 

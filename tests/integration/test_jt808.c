@@ -608,6 +608,59 @@ static void test_driver_identity(void **state) {
   j8c_close(c);
 }
 
+/* The card follows the terminal to another daemon sharing the database (schema 025): the owner
+ * records each change beside its claim in terminal_owner, and the daemon that claims the terminal
+ * next takes the card with the claim. Without that, the second daemon's fixes would carry no
+ * driver until the terminal reported its card again. */
+static void test_driver_card_between_daemons(void **state) {
+  (void)state;
+  const char *phone = "013800000017";
+  const char *card = "110101199202025678";
+  char code[64], got[64], sql[256];
+  add_terminal(phone);
+  j8c *c = login(phone, code);
+  uint8_t body[256];
+  const int t_in[6] = {day_yy, day_mo, day_dd, 15, 0, 0};
+  size_t n = j8c_body_driver(body, 1, "Li Si", card, t_in);
+  int flow = j8c_send(c, 0x0702, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
+  j8c_loc first = loc_at(15, 1, 0);
+  flow = send_location(c, &first);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  driver_at(phone, 15, 1, 0, got, sizeof got);
+  assert_string_equal(got, card);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
+                            "driver_id = '%s' AND driver_since_ms = %ld000", phone, card,
+           epoch_of(15, 0, 0));
+  hw_test_pg_wait(env.db, "the card beside the owner", sql, 10000);
+  j8c_close(c);
+
+  /* A second daemon on the same database and Redis: --ownership true, as several daemons need. */
+  char paddr[64], jaddr[64];
+  int p2 = hw_test_free_port(), j2 = hw_test_free_port();
+  snprintf(paddr, sizeof paddr, "127.0.0.1:%d", p2);
+  snprintf(jaddr, sizeof jaddr, "127.0.0.1:%d", j2);
+  const char *argv[] = {"serve", "--listen", paddr, "--jt808-listen", jaddr, "--pg", env.conninfo,
+                        "--redis", env.redis_addr, "--batch-ms", "20", "--workers", "1",
+                        "--ownership", "true", "--node-name", "second", NULL};
+  pid_t second = hw_test_spawn(argv, "test_jt808.second.log");
+  assert_int_equal(hw_test_wait_port(j2, 15000), 0);
+  c = j8c_connect(j2, phone);
+  assert_non_null(c);
+  assert_int_equal(do_auth(c, code), 0);
+  j8c_loc moved = loc_at(15, 2, 0);
+  flow = send_location(c, &moved);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  driver_at(phone, 15, 2, 0, got, sizeof got);
+  assert_string_equal(got, card);
+  /* The first daemon no longer owns it: its records of the terminal cannot change the row. */
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
+                            "owner = 'second'", phone);
+  assert_int_equal(hw_test_pg_scalar(env.db, sql), 1);
+  j8c_close(c);
+  assert_int_equal(hw_test_stop_pid(second), 0);
+}
+
 /* A batch sent in two sub-packages is put together and acknowledged as its last package. */
 static void test_subpackaged_batch(void **state) {
   (void)state;
@@ -703,6 +756,7 @@ int main(void) {
       cmocka_unit_test(test_resent_location_stored_once),
       cmocka_unit_test(test_same_second_alarm_kept),
       cmocka_unit_test(test_driver_identity),
+      cmocka_unit_test(test_driver_card_between_daemons),
       cmocka_unit_test(test_subpackaged_batch),
       cmocka_unit_test(test_other_phone_on_connection),
       cmocka_unit_test(test_pb_refusal_recorded),

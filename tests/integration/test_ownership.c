@@ -384,6 +384,67 @@ static void test_reclaim_keeps(void **state) {
   fx_stop(&f);
 }
 
+/* What terminal_owner's driver card columns hold, for the waits below. */
+typedef struct card_row {
+  fixture *f;
+  const char *where; /* a condition on the row */
+} card_row;
+
+static int card_row_is(void *arg) {
+  card_row *w = arg;
+  char sql[256];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '" TID
+                            "' AND %s", w->where);
+  return hw_test_pg_scalar(w->f->pg, sql) == 1;
+}
+
+/* The driver card beside the owner (schema 025): the owner's write reaches the next daemon's
+ * claim, and a write by a daemon that has lost the terminal is refused (fenced by the epoch), so
+ * the newer owner's card is what the next claim brings. */
+static void test_card_follows_fenced(void **state) {
+  (void)state;
+  fixture f;
+  fx_start(&f);
+  node a, b;
+  node_start(&a, &f, "A");
+  node_start(&b, &f, "B");
+  node_claim(&a, &f);
+  hw_terminal *ta = node_t(&a), *tb = node_t(&b);
+  ta->card = (hw_driver_card){.since_ms = 1000, .has_driver = 1};
+  snprintf(ta->card.driver_id, sizeof ta->card.driver_id, "D-A");
+  assert_int_equal(hw_owner_card_save(a.claims, ta), 0);
+  card_row w = {&f, "driver_id = 'D-A' AND driver_since_ms = 1000"};
+  assert_true(hw_test_loop_run_until(&f.env, card_row_is, &w));
+
+  node_claim(&b, &f); /* epoch 2: B takes the card with the terminal */
+  assert_int_equal(tb->card.has_driver, 1);
+  assert_string_equal(tb->card.driver_id, "D-A");
+  assert_int_equal(tb->card.since_ms, 1000);
+
+  /* B removes the card; then A, which has lost the terminal, writes a card of its own. */
+  tb->card = (hw_driver_card){.since_ms = 3000};
+  assert_int_equal(hw_owner_card_save(b.claims, tb), 0);
+  w.where = "driver_id IS NULL AND driver_since_ms = 3000";
+  assert_true(hw_test_loop_run_until(&f.env, card_row_is, &w));
+  snprintf(ta->card.driver_id, sizeof ta->card.driver_id, "D-STALE");
+  ta->card.since_ms = 2000;
+  assert_int_equal(hw_owner_card_save(a.claims, ta), 0);
+  /* A's claim runs after its write on the same connection: the row it reads is B's, no driver. */
+  node_claim(&a, &f);
+  assert_int_equal(ta->owner_epoch, 3);
+  assert_int_equal(ta->card.has_driver, 0);
+  assert_string_equal(ta->card.driver_id, "");
+  assert_int_equal(ta->card.since_ms, 3000);
+  assert_true(card_row_is(&w));
+  /* Not claimed here any more: nothing to write. */
+  assert_int_equal(hw_owner_card_save(b.claims, tb), 0); /* B still thinks it owns it: fenced */
+  tb->owner_epoch = HW_OWNER_LOST;
+  assert_int_equal(hw_owner_card_save(b.claims, tb), -EPERM);
+  node_stop(&b, &f);
+  node_stop(&a, &f);
+  fx_stop(&f);
+}
+
 static void test_hold(void **state) {
   (void)state;
   fixture f;
@@ -493,6 +554,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_move_live_owner),
       cmocka_unit_test(test_reclaim_keeps),
+      cmocka_unit_test(test_card_follows_fenced),
       cmocka_unit_test(test_hold),
       cmocka_unit_test(test_batch),
   };
