@@ -564,7 +564,7 @@ hw_fuzz_one() {
 # each (hw_fuzz_one), HW_FUZZ_JOBS of them at a time (default: one per core; a fuzzer is
 # single-threaded, so each still has a core to itself). Returns 1 if any target failed.
 hw_fuzz_run_all() {
-  local dir=$1 secs=$2 work=$3 targets=() t jobs running=0 failed=0
+  local dir=$1 secs=$2 work=$3 targets=() t jobs pids=() failed=0
   jobs=${HW_FUZZ_JOBS:-$(nproc)}
   if [ -d "$dir/tests/fuzz" ]; then
     mapfile -t targets < <(find "$dir/tests/fuzz" -maxdepth 1 -type f -name 'fuzz_*' \
@@ -574,17 +574,18 @@ hw_fuzz_run_all() {
     hw_log "fuzz: no fuzz_* executable in $dir/tests/fuzz"
     return 1
   fi
+  # Each fuzzer is waited for by its pid, oldest first (they all run SECONDS): `wait -n` would
+  # also return for any other job of the calling shell (ops/test's Redis is one).
   for t in "${targets[@]}"; do
-    if [ "$running" -ge "$jobs" ]; then
-      wait -n || failed=1
-      running=$((running - 1))
+    if [ "${#pids[@]}" -ge "$jobs" ]; then
+      wait "${pids[0]}" || failed=1
+      pids=("${pids[@]:1}")
     fi
     hw_fuzz_one "$dir" "$secs" "$work" "$t" &
-    running=$((running + 1))
+    pids+=($!)
   done
-  while [ "$running" -gt 0 ]; do
-    wait -n || failed=1
-    running=$((running - 1))
+  for t in "${pids[@]}"; do
+    wait "$t" || failed=1
   done
   return "$failed"
 }

@@ -102,7 +102,8 @@ void hw_test_fresh_db(const char *name, char *out, size_t outlen) {
 int hw_test_free_port(void) {
   static unsigned seed;
   static int chosen[256]; /* the last ports handed out, a ring */
-  static size_t nchosen, next;
+  static size_t handed;     /* ports handed out so far */
+  const size_t ring = sizeof chosen / sizeof chosen[0];
   int lo = 20000, hi = 32767, elo, ehi;
   FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
   if (f) {
@@ -120,7 +121,7 @@ int hw_test_free_port(void) {
     seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
   for (int i = 0; i < 1000; i++) {
     int port = lo + (int)((unsigned)rand_r(&seed) % (unsigned)(hi - lo + 1)), dup = 0;
-    for (size_t k = 0; k < nchosen && !dup; k++)
+    for (size_t k = 0; k < (handed < ring ? handed : ring) && !dup; k++)
       dup = chosen[k] == port;
     if (dup)
       continue;
@@ -131,9 +132,7 @@ int hw_test_free_port(void) {
     if (fd >= 0)
       close(fd);
     if (ok) {
-      chosen[next++ % (sizeof chosen / sizeof chosen[0])] = port;
-      if (nchosen < sizeof chosen / sizeof chosen[0])
-        nchosen++;
+      chosen[handed++ % ring] = port;
       return port;
     }
   }

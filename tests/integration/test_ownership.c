@@ -436,8 +436,17 @@ static void test_card_follows_fenced(void **state) {
   assert_string_equal(ta->card.driver_id, "");
   assert_int_equal(ta->card.since_ms, 3000);
   assert_true(card_row_is(&w));
-  /* Not claimed here any more: nothing to write. */
-  assert_int_equal(hw_owner_card_save(b.claims, tb), 0); /* B still thinks it owns it: fenced */
+  /* B still thinks it owns the terminal (epoch 2): its write is queued, and refused. B's claim
+   * runs after it on B's connection and reads the row A left: still no driver. */
+  snprintf(tb->card.driver_id, sizeof tb->card.driver_id, "D-B-STALE");
+  tb->card.has_driver = 1;
+  assert_int_equal(hw_owner_card_save(b.claims, tb), 0);
+  node_claim(&b, &f);
+  assert_int_equal(tb->owner_epoch, 4);
+  assert_int_equal(tb->card.has_driver, 0);
+  assert_int_equal(tb->card.since_ms, 3000);
+  assert_true(card_row_is(&w));
+  /* Not claimed here (lost): nothing to write. */
   tb->owner_epoch = HW_OWNER_LOST;
   assert_int_equal(hw_owner_card_save(b.claims, tb), -EPERM);
   node_stop(&b, &f);
