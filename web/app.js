@@ -438,11 +438,26 @@ function renderFeed() {
   $('feed-count').textContent = `${page.feed.length}`;
 }
 
+// Each change of a filter or period starts a load; the answers can arrive out of order (and a
+// browser may fire both input and change for one edit), so only the latest load of a list may
+// draw it. Each call of the returned function starts a turn and gives its "still current?" test.
+function latestOnly() {
+  let n = 0;
+  return () => {
+    const mine = ++n;
+    return () => mine === n;
+  };
+}
+
+const feedTurn = latestOnly();
+
 async function loadFeed() {
   const f = filters();
   const q = new URLSearchParams({ limit: '200' });
   for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
+  const current = feedTurn();
   const ans = await api(`/api/v1/violations?${q}`);
+  if (!current()) return;
   page.feed = ans.items;
   for (const x of ans.items) addKind(x.kind);
   renderFeed();
@@ -803,9 +818,19 @@ function kpiQuery() {
   return q;
 }
 
+const kpiTurn = latestOnly();
+
 async function loadKpi() {
   const q = kpiQuery();
-  const [rows, daily] = await Promise.all([api(`/api/v1/kpi?${q}`), api(`/api/v1/kpi/daily?${q}`)]);
+  const current = kpiTurn();
+  let rows, daily;
+  try {
+    [rows, daily] = await Promise.all([api(`/api/v1/kpi?${q}`), api(`/api/v1/kpi/daily?${q}`)]);
+  } catch (e) {
+    if (current()) throw e;
+    return;
+  }
+  if (!current()) return;
   const panel = $('kpi-panel');
   panel.dataset.query = q.toString();
   const tb = $('kpi-table').tBodies[0];

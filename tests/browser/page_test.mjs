@@ -15,6 +15,8 @@
 //   - the KPI panel: every cell of its table is the API's figure for the panel's own query
 //     (GET /api/v1/kpi), each rate's trend line has a point per day the API gives a value for
 //     (GET /api/v1/kpi/daily), and changing the region asks again;
+//   - answers out of order (one held back by the test): the KPI panel and the feed show what
+//     was asked for last, not an older answer that came in later;
 //   - a viewer getting no lifecycle buttons;
 //   - an active-safety alarm of a JT/T 808 DSM truck (haulwatch-sim) with its files: the daemon
 //     asked for them (0x9208), the sim uploaded, and the page shows the photo (decoded) and the
@@ -213,11 +215,34 @@ try {
   const yesterday = dayStr(dayMs(days[1]) - 86400e3);
   await setPeriod(dayStr(dayMs(days[1]) - 6 * 86400e3), yesterday);
   const k1 = await checkKpi('the operator\'s province, six days');
+  check(k1.q.includes(`to=${yesterday}`), `the panel shows the period last asked for (${k1.q})`);
   check(k1.daily.length === 6 && k1.daily.every((d) => d.records > 0), `six days of trend, each with records (${k1.daily.map((d) => d.records).join(' ')})`);
   check(k1.rows.some((r) => r.score !== null && r.score > 0), `a score shown (${k1.rows.map((r) => `${r.group} ${r.score}`).join(', ')})`);
   await setPeriod(k1.daily[3].day, yesterday);
   const k2 = await checkKpi('three days');
   check(k2.daily.length === 3 && k2.q.includes(`from=${k1.daily[3].day}`), `the panel asked again for three days (${k2.q})`);
+  // Answers out of order: the answer for an older choice of period, held back, arrives after the
+  // newer one's and must not replace it (a user changing the period twice quickly).
+  const olderFrom = k1.daily[0].day, newerFrom = k1.daily[4].day;
+  await page.route(/\/api\/v1\/kpi/, async (route) => {
+    if (route.request().url().includes(`from=${olderFrom}`)) await new Promise((r) => setTimeout(r, 1500));
+    await route.continue();
+  });
+  await page.evaluate(([a, b]) => {
+    const panel = document.getElementById('kpi-panel');
+    const from = document.getElementById('kpi-from');
+    panel.removeAttribute('data-loaded');
+    from.value = a;
+    from.dispatchEvent(new Event('change'));
+    from.value = b;
+    from.dispatchEvent(new Event('change'));
+  }, [olderFrom, newerFrom]);
+  await page.waitForSelector('#kpi-panel[data-loaded]', { timeout: 10000 });
+  await new Promise((r) => setTimeout(r, 2500)); // the held-back answer has come in by now
+  await page.unroute(/\/api\/v1\/kpi/);
+  const k3 = await checkKpi('two quick changes');
+  check(k3.q.includes(`from=${newerFrom}`) && k3.daily.length === 2,
+    `the panel shows the last period asked for, not the older answer that came in later (${k3.q})`);
 
   // --- a scripted speeder and a converted tractor, live ---
   await page.evaluate(() => {
@@ -330,6 +355,27 @@ try {
   await page.dispatchEvent('#f-region', 'change');
   await page.waitForFunction(() => document.querySelectorAll('#feed li').length === 0, null, { timeout: 10000 });
   log('ok: filtered by a region outside the user\'s, nothing');
+  await page.fill('#f-region', '');
+  await page.dispatchEvent('#f-region', 'change');
+  await page.waitForSelector(`#feed li[data-id="${vid}"]`, { timeout: 10000 });
+  // Answers out of order: the unfiltered answer, held back, comes in after the answer for a region
+  // outside the user's and must not replace it.
+  const heldFeed = (url) => url.href.includes('/api/v1/violations?limit=200') && !url.href.includes('region=');
+  await page.route(heldFeed, async (route) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    await route.continue();
+  });
+  await page.evaluate(() => {
+    const region = document.getElementById('f-region');
+    region.value = '';
+    region.dispatchEvent(new Event('change'));
+    region.value = '320100';
+    region.dispatchEvent(new Event('change'));
+  });
+  await new Promise((r) => setTimeout(r, 2500)); // the held-back answer has come in by now
+  await page.unroute(heldFeed);
+  const feedShown = await page.evaluate(() => document.querySelectorAll('#feed li').length);
+  check(feedShown === 0, `the feed shows the last filter asked for, not the older answer that came in later (${feedShown} items)`);
   await page.fill('#f-region', '');
   await page.dispatchEvent('#f-region', 'change');
   await page.waitForSelector(`#feed li[data-id="${vid}"]`, { timeout: 10000 });
