@@ -67,17 +67,27 @@ function fmtTime(iso) {
 
 function fmtNum(x, digits) { return x === null || x === undefined ? '–' : Number(x).toFixed(digits); }
 
+// Requests sent and not yet answered: logging out waits for them (see the logout button).
+const inflight = new Set();
+
 async function api(path, opts = {}) {
   // After logging out, what was queued (a delayed reload, a redraw) asks nothing of the API:
   // it would only be answered 401.
-  if (!page.user && !['/api/v1/config', '/api/v1/login'].includes(path)) throw new Error('logged out');
+  if (!page.user && !['/api/v1/config', '/api/v1/login', '/api/v1/logout'].includes(path)) throw new Error('logged out');
   const init = { credentials: 'same-origin', headers: {} };
   if (opts.body !== undefined) {
     init.method = 'POST';
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(opts.body);
   }
-  const r = await fetch(path, init);
+  const sent = fetch(path, init);
+  inflight.add(sent);
+  let r;
+  try {
+    r = await sent;
+  } finally {
+    inflight.delete(sent);
+  }
   let data = null;
   const text = await r.text();
   if (text) {
@@ -946,9 +956,14 @@ async function main() {
     await start(page.config.user);
   });
   $('logout').addEventListener('click', async () => {
+    // Nothing new is asked from here on; what was already sent (a filter's change fired by this
+    // very click taking the focus, a reload) is let finish first, or the server, having ended
+    // the session, would answer it 401: an error on the console and a false "session ended".
     stop();
-    try { await api('/api/v1/logout', { body: {} }); } catch { /* the session is gone either way */ }
     page.user = null;
+    const settled = Promise.allSettled([...inflight]);
+    await Promise.race([settled, new Promise((r) => setTimeout(r, 5000))]);
+    try { await api('/api/v1/logout', { body: {} }); } catch { /* the session is gone either way */ }
     document.body.dataset.ready = '';
     showLogin();
   });

@@ -17,6 +17,7 @@
 //     (GET /api/v1/kpi/daily), and changing the region asks again;
 //   - answers out of order (one held back by the test): the KPI panel and the feed show what
 //     was asked for last, not an older answer that came in later;
+//   - logging out while a request is out: it is let finish, not answered 401;
 //   - a viewer getting no lifecycle buttons;
 //   - an active-safety alarm of a JT/T 808 DSM truck (haulwatch-sim) with its files: the daemon
 //     asked for them (0x9208), the sim uploaded, and the page shows the photo (decoded) and the
@@ -381,8 +382,22 @@ try {
   await page.waitForSelector(`#feed li[data-id="${vid}"]`, { timeout: 10000 });
 
   // --- a viewer ---
+  // Logging out while a request is out (a feed load, held back 1 s): the page lets it finish
+  // before it ends the session, so it is not answered 401 (an error on the console, and the login
+  // form saying the session ended).
+  await page.route(heldFeed, async (route) => {
+    await new Promise((r) => setTimeout(r, 1000));
+    await route.continue();
+  });
+  const heldAnswer = page.waitForResponse((r) => heldFeed(new URL(r.url())), { timeout: 10000 });
+  await page.evaluate(() => document.getElementById('f-region').dispatchEvent(new Event('change')));
   await page.click('#logout');
+  const heldStatus = (await heldAnswer).status();
   await page.waitForSelector('#login-form', { state: 'visible', timeout: 10000 });
+  await page.unroute(heldFeed);
+  const loginSays = await page.textContent('#login-error');
+  check(heldStatus === 200 && loginSays === '',
+    `logging out with a request out: it was answered ${heldStatus} (401 would be the session ended under it), the form says nothing ("${loginSays}")`);
   await login(E.HW_VIEWER);
   check((await page.textContent('#who-role')) === 'viewer', 'logged in again as a viewer');
   await page.waitForSelector('#feed li', { timeout: 10000 });
