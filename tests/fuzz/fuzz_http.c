@@ -117,7 +117,11 @@ static void run(const uint8_t *d, size_t n, size_t piece, out *o) {
       CHECK(took > 0 || want == 0); /* with nothing held there is always room */
     off += took;
   }
-  answer_held();
+  /* Answering a held request lets the connection parse what it buffered behind it, which may
+   * hold the next one: answer until none is held, as the loop above does for a cut input, or
+   * the whole input would end on a request the cut one answers. */
+  while (held)
+    answer_held();
   hw_http_server_close(srv, NULL, NULL);
   CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
 }
