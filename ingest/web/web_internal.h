@@ -185,7 +185,7 @@ int hw_web_metrics_render(const hw_web *app, hw_prom *out) HW_MUST_CHECK;
 int hw_web_qparam(hw_web_call *call, const char *name, char *out, size_t cap) HW_MUST_CHECK;
 /* 1 when s is six ASCII digits. */
 int hw_web_region_code_ok(const char *s);
-/* 1 when s is a terminal id: 1 to 32 letters, digits, _ or -. */
+/* 1 when s is a terminal id (hw_terminal_id_check: 1 to 32 letters, digits, _ or -). */
 int hw_web_tid_ok(const char *s);
 /* The LIKE pattern of a region code (see hw_region_pattern in schema/009_web.sql). */
 void hw_web_region_pattern(const char *code, char out[8]);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/fix.h"
 #include "base/text.h"
 #include "web/web_internal.h"
 
@@ -66,11 +67,7 @@ int hw_web_qparam(hw_web_call *call, const char *name, char *out, size_t cap) {
 
 int hw_web_region_code_ok(const char *s) { return hw_user_region_ok(s); }
 
-int hw_web_tid_ok(const char *s) {
-  size_t n = s ? strlen(s) : 0;
-  return n >= 1 && n <= 32 &&
-         strspn(s, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_-") == n;
-}
+int hw_web_tid_ok(const char *s) { return s && hw_terminal_id_check(s, strlen(s)) == 0; }
 
 void hw_web_region_pattern(const char *code, char out[8]) {
   if (!strcmp(code, "000000"))

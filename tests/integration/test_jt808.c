@@ -534,6 +534,28 @@ static void driver_at(const char *phone, int hh, int mm, int ss, char *out, size
                   phone, epoch_of(hh, mm, ss));
 }
 
+/* Sends c's fix at hh:mm:ss, waits for its answer and checks the driver_id stored with it
+ * (want; "<null>": none). */
+static void fix_carries(j8c *c, const char *phone, int hh, int mm, int ss, const char *want) {
+  j8c_loc l = loc_at(hh, mm, ss);
+  int flow = send_location(c, &l);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
+  char got[64];
+  driver_at(phone, hh, mm, ss, got, sizeof got);
+  assert_string_equal(got, want);
+}
+
+/* Sends 0x0702, the card inserted (name, certificate) or removed (inserted 0), at hh:mm:00, and
+ * waits for its answer. */
+static void send_card(j8c *c, int inserted, const char *name, const char *certificate, int hh,
+                      int mm) {
+  uint8_t body[256];
+  const int t[6] = {day_yy, day_mo, day_dd, hh, mm, 0};
+  size_t n = j8c_body_driver(body, inserted, name, certificate, t);
+  int flow = j8c_send(c, 0x0702, body, n);
+  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
+}
+
 /* Reconnects c's terminal (closing c) until the new connection lands on worker `want` (or, with
  * want -1, on another worker than `away_from`), at most 20 times; after each authentication a fix
  * at hh:mm:(attempt) is acknowledged and must carry driver_id `expect` ("<null>": none), wherever
@@ -546,12 +568,7 @@ static j8c *reconnect_until(j8c *c, const char *phone, const char *code, int *au
     assert_non_null(c);
     assert_int_equal(do_auth(c, code), 0);
     int w = auth_worker(phone, ++*auths);
-    j8c_loc l = loc_at(hh, mm, attempt);
-    int flow = send_location(c, &l);
-    assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-    char got[64];
-    driver_at(phone, hh, mm, attempt, got, sizeof got);
-    assert_string_equal(got, expect);
+    fix_carries(c, phone, hh, mm, attempt, expect);
     if (want >= 0 ? w == want : w != away_from)
       return c;
   }
@@ -568,24 +585,13 @@ static void test_driver_identity(void **state) {
   (void)state;
   const char *phone = "013800000007";
   const char *card = "110101199001011234";
-  char code[64], got[64];
+  char code[64];
   add_terminal(phone);
   j8c *c = login(phone, code);
   int auths = 1, first = auth_worker(phone, 1);
-  uint8_t body[256];
-  const int t_in[6] = {day_yy, day_mo, day_dd, 13, 0, 0};
-  size_t n = j8c_body_driver(body, 1, "Zhang San", card, t_in);
-  int flow = j8c_send(c, 0x0702, body, n);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
-  j8c_loc before = loc_at(12, 59, 0), after = loc_at(13, 1, 0);
-  flow = send_location(c, &before);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  flow = send_location(c, &after);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  driver_at(phone, 13, 1, 0, got, sizeof got);
-  assert_string_equal(got, card);
-  driver_at(phone, 12, 59, 0, got, sizeof got);
-  assert_string_equal(got, "<null>");
+  send_card(c, 1, "Zhang San", card, 13, 0);
+  fix_carries(c, phone, 12, 59, 0, "<null>"); /* before the card's time */
+  fix_carries(c, phone, 13, 1, 0, card);
 
   /* The card stays in across reconnects, to the other worker too. */
   c = reconnect_until(c, phone, code, &auths, -1, first, 13, 2, card);
@@ -593,15 +599,8 @@ static void test_driver_identity(void **state) {
   assert_int_not_equal(second, first);
 
   /* Removed on the second worker... */
-  const int t_out[6] = {day_yy, day_mo, day_dd, 13, 5, 0};
-  n = j8c_body_driver(body, 0, NULL, NULL, t_out);
-  flow = j8c_send(c, 0x0702, body, n);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
-  j8c_loc gone = loc_at(13, 6, 0);
-  flow = send_location(c, &gone);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  driver_at(phone, 13, 6, 0, got, sizeof got);
-  assert_string_equal(got, "<null>");
+  send_card(c, 0, NULL, NULL, 13, 5);
+  fix_carries(c, phone, 13, 6, 0, "<null>");
 
   /* ...and back on the first, whose own record of the terminal still has the card: no driver. */
   c = reconnect_until(c, phone, code, &auths, first, -1, 13, 7, "<null>");
@@ -616,19 +615,11 @@ static void test_driver_card_between_daemons(void **state) {
   (void)state;
   const char *phone = "013800000017";
   const char *card = "110101199202025678";
-  char code[64], got[64], sql[256];
+  char code[64], sql[256];
   add_terminal(phone);
   j8c *c = login(phone, code);
-  uint8_t body[256];
-  const int t_in[6] = {day_yy, day_mo, day_dd, 15, 0, 0};
-  size_t n = j8c_body_driver(body, 1, "Li Si", card, t_in);
-  int flow = j8c_send(c, 0x0702, body, n);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0702, 5000), 0);
-  j8c_loc first = loc_at(15, 1, 0);
-  flow = send_location(c, &first);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  driver_at(phone, 15, 1, 0, got, sizeof got);
-  assert_string_equal(got, card);
+  send_card(c, 1, "Li Si", card, 15, 0);
+  fix_carries(c, phone, 15, 1, 0, card);
   snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
                             "driver_id = '%s' AND driver_since_ms = %ld000", phone, card,
            epoch_of(15, 0, 0));
@@ -648,11 +639,7 @@ static void test_driver_card_between_daemons(void **state) {
   c = j8c_connect(j2, phone);
   assert_non_null(c);
   assert_int_equal(do_auth(c, code), 0);
-  j8c_loc moved = loc_at(15, 2, 0);
-  flow = send_location(c, &moved);
-  assert_int_equal(j8c_wait_response(c, (uint16_t)flow, 0x0200, 10000), 0);
-  driver_at(phone, 15, 2, 0, got, sizeof got);
-  assert_string_equal(got, card);
+  fix_carries(c, phone, 15, 2, 0, card);
   /* The first daemon no longer owns it: its records of the terminal cannot change the row. */
   snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
                             "owner = 'second'", phone);
