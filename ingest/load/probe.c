@@ -212,7 +212,9 @@ static void hw_probe_usage(FILE *f) {
         "  --interval-ms MS    between reports (default 100); a report waits for the previous\n"
         "                      one's ack first\n"
         "  --duration S        seconds to run (default 10)\n"
-        "  --warmup N          reports sent first and not counted (default 3)\n",
+        "  --warmup N          reports sent first and not counted (default 3)\n"
+        "  --samples FILE      also write each counted report, in order: its send time (ms\n"
+        "                      since the first report, wall clock ms) and its ack time (ms)\n",
         f);
 }
 
@@ -221,9 +223,10 @@ int hw_cmd_probe(int argc, char **argv) {
       {"server", required_argument, NULL, 's'}, {"pg", required_argument, NULL, 'p'},
       {"token", required_argument, NULL, 't'},  {"id", required_argument, NULL, 'i'},
       {"interval-ms", required_argument, NULL, 'n'}, {"duration", required_argument, NULL, 'd'},
-      {"warmup", required_argument, NULL, 'w'}, {"help", no_argument, NULL, 'h'},
+      {"warmup", required_argument, NULL, 'w'}, {"samples", required_argument, NULL, 'S'},
+      {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0}};
-  const char *server = NULL, *pg = NULL, *token_arg = NULL, *id = "probe-1";
+  const char *server = NULL, *pg = NULL, *token_arg = NULL, *id = "probe-1", *samples = NULL;
   long interval = 100, warmup = 3;
   double duration = 10;
   int c;
@@ -236,6 +239,7 @@ int hw_cmd_probe(int argc, char **argv) {
     case 'n': interval = strtol(optarg, NULL, 10); break;
     case 'd': duration = strtod(optarg, NULL); break;
     case 'w': warmup = strtol(optarg, NULL, 10); break;
+    case 'S': samples = optarg; break;
     case 'h': hw_probe_usage(stdout); return 0;
     default: hw_probe_usage(stderr); return 2;
     }
@@ -256,9 +260,13 @@ int hw_cmd_probe(int argc, char **argv) {
   hw_frame_reader_init(&p.reader, HW_PROBE_MAX_FRAME);
   size_t cap = (size_t)(duration * 1000.0 / (double)interval) + (size_t)warmup + 16;
   double *lat = malloc(cap * sizeof *lat);
+  /* Each counted report's send time, ms since the first report, and wall clock, ms: a stall
+   * shows as consecutive slow reports, to be matched against other logs by time. */
+  double *at = malloc(cap * sizeof *at);
+  int64_t *wall = malloc(cap * sizeof *wall);
   int rc = 1;
   uint64_t sent = 0, counted = 0;
-  if (!lat)
+  if (!lat || !at || !wall)
     goto out;
   if ((p.fd = hw_probe_connect(server)) < 0) {
     hw_error(HW_PROBE, id, "cannot connect to %s: %s", server, strerror(-p.fd));
@@ -321,10 +329,26 @@ int hw_cmd_probe(int argc, char **argv) {
       goto out;
     }
     uint64_t s1 = hw_probe_now_ns();
-    if (++sent > (uint64_t)warmup && counted < cap)
+    if (++sent > (uint64_t)warmup && counted < cap) {
+      at[counted] = (double)(s0 - t0) / 1e6;
+      wall[counted] = ts_ms;
       lat[counted++] = (double)(s1 - s0) / 1e6;
+    }
     if (s1 > next)
       next = s1; /* the ack took longer than the interval: the next report goes at once */
+  }
+  if (samples) {
+    FILE *f = fopen(samples, "w");
+    if (!f) {
+      hw_error(HW_PROBE, id, "cannot write %s: %s", samples, strerror(errno));
+      goto out;
+    }
+    for (size_t i = 0; i < counted; i++)
+      fprintf(f, "%.3f %lld %.3f\n", at[i], (long long)wall[i], lat[i]);
+    if (fclose(f) != 0) {
+      hw_error(HW_PROBE, id, "cannot write %s: %s", samples, strerror(errno));
+      goto out;
+    }
   }
   qsort(lat, counted, sizeof *lat, hw_probe_cmp);
   printf("probe: sent=%llu acked=%llu interval_ms=%ld p50_ms=%.2f p90_ms=%.2f p99_ms=%.2f "
@@ -338,5 +362,7 @@ out:
     close(p.fd);
   hw_frame_reader_free(&p.reader);
   free(lat);
+  free(at);
+  free(wall);
   return rc;
 }
