@@ -270,6 +270,10 @@ pid_t hw_test_spawn_sim(const char *const *argv, const char *logfile) {
   return hw_test_spawn_bin(HW_SIM_BINARY, argv, logfile);
 }
 
+pid_t hw_test_spawn_probe(const char *const *argv, const char *logfile) {
+  return hw_test_spawn_bin(HW_PROBE_BINARY, argv, logfile);
+}
+
 int hw_test_wait_exit(pid_t pid, int timeout_ms) {
   for (int waited = 0; waited <= timeout_ms; waited += 20) {
     int st;

@@ -80,6 +80,8 @@ pbc *hw_test_pb_login(int port, const char *id, const char *token);
 pid_t hw_test_exec(const char *path, const char *const *argv, const char *logfile);
 /* The same for the load tool haulwatch-sim (argv starts with its first option). */
 pid_t hw_test_spawn_sim(const char *const *argv, const char *logfile);
+/* haulwatch-probe (the latency bench's client) with argv, likewise. */
+pid_t hw_test_spawn_probe(const char *const *argv, const char *logfile);
 /* Waits up to timeout_ms until something accepts on 127.0.0.1:port; 0 when it does. */
 int hw_test_wait_port(int port, int timeout_ms);
 /* Waits for pid to exit; returns its exit status, or -1 on timeout (the process is then killed). */

@@ -311,6 +311,57 @@ static void test_acks_of_one_commit_in_one_write(void **state) {
   pbc_close(c);
 }
 
+/* haulwatch-probe, the latency bench's client: it logs in with its token, every report it sends
+ * is stored, and --samples holds one line per counted ack, in sending order (ops/bench-latency
+ * pools these across rounds). */
+static void test_probe_samples(void **state) {
+  (void)state;
+  char token[HW_TOKEN_LEN + 1];
+  hw_test_add_terminal(env.db, "probe1", token);
+  const char *samples = "test_ingest.probe.samples", *plog = "test_ingest.probe.log";
+  unlink(samples);
+  unlink(plog);
+  const char *argv[] = {"--server", env.listen_addr, "--token", token, "--id", "probe1",
+                        "--interval-ms", "20", "--duration", "1", "--warmup", "2",
+                        "--samples", samples, NULL};
+  assert_int_equal(hw_test_wait_exit(hw_test_spawn_probe(argv, plog), 30000), 0);
+  unsigned long long sent = 0, acked = 0;
+  double max_ms = -1;
+  char line[512];
+  FILE *f = fopen(plog, "r");
+  assert_non_null(f);
+  while (fgets(line, sizeof line, f)) {
+    const char *m = strstr(line, "max_ms=");
+    if (!strncmp(line, "probe: ", 7) && m &&
+        sscanf(line, "probe: sent=%llu acked=%llu", &sent, &acked) == 2)
+      max_ms = atof(m + 7);
+  }
+  fclose(f);
+  /* 1 s at 20 ms: about 50 counted (fewer if acks were slow), the 2 warm-up reports besides. */
+  assert_true(acked >= 10 && acked <= 51);
+  assert_int_equal(sent, acked + 2);
+  assert_true(max_ms > 0);
+  f = fopen(samples, "r");
+  assert_non_null(f);
+  unsigned long long n = 0;
+  double at, lat, prev_at = -1, top = 0;
+  long long wall, prev_wall = 0;
+  while (fscanf(f, "%lf %lld %lf", &at, &wall, &lat) == 3) {
+    assert_true(at > prev_at && wall > prev_wall); /* in sending order */
+    assert_true(lat > 0);
+    top = lat > top ? lat : top;
+    prev_at = at;
+    prev_wall = wall;
+    n++;
+  }
+  assert_true(feof(f));
+  fclose(f);
+  assert_int_equal(n, acked);
+  assert_true(top <= max_ms + 0.01 && top >= max_ms - 0.01); /* the summary's max is a sample */
+  assert_int_equal(hw_test_pg_scalarf(env.db, "SELECT count(*) FROM positions WHERE terminal_id = "
+                                      "'probe1'"), (long long)sent);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_exactly_once_and_latest),
@@ -320,6 +371,7 @@ int main(void) {
       cmocka_unit_test(test_bad_frames_close_only_their_connection),
       cmocka_unit_test(test_newer_connection_replaces_older),
       cmocka_unit_test(test_idle_connection_times_out),
+      cmocka_unit_test(test_probe_samples),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
