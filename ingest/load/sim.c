@@ -47,8 +47,9 @@ static const char hw_sim_usage[] =
     "  --start-time-ms T     device time of fix 0, UTC ms (default: with --fixes, now minus\n"
     "                        fixes x step, so the data ends now; with --duration, now)\n"
     "  --pg CONNINFO         provision the trucks' terminals with new tokens in this database\n"
-    "                        first (default: $HAULWATCH_PG); jt808 trucks then register\n"
-    "                        (0x0100) at their first connection to get an auth code\n"
+    "                        first (default: $HAULWATCH_PG); jt808 trucks are provisioned\n"
+    "                        with device ids (their id's last 7 digits) and register (0x0100)\n"
+    "                        at their first connection to get an auth code\n"
     "  --tokens FILE         or: read tokens from FILE, lines 'ID TOKEN'; for jt808 the\n"
     "                        tokens are auth codes (no registration unless one is refused)\n"
     "  --id-prefix P         terminal id prefix (default sim; jt808: 0138, digits only)\n"
@@ -148,24 +149,45 @@ int hw_sim_resolve(const char *hostport, struct sockaddr_storage *out) {
   return 0;
 }
 
+/* Writes ids as a PostgreSQL text array literal, each through pick (NULL: as is). Ids are
+ * [0-9A-Za-z_-], so none needs quoting. Returns a malloc'ed string the caller frees, or NULL. */
+static char *hw_sim_id_array(uint32_t n, char **ids, const char *(*pick)(const char *)) {
+  size_t len = 3;
+  for (uint32_t i = 0; i < n; i++)
+    len += strlen(ids[i]) + 1;
+  char *arr = malloc(len), *p = arr;
+  if (!arr)
+    return NULL;
+  *p++ = '{';
+  for (uint32_t i = 0; i < n; i++) {
+    const char *v = pick ? pick(ids[i]) : ids[i];
+    size_t l = strlen(v);
+    if (i)
+      *p++ = ',';
+    memcpy(p, v, l);
+    p += l;
+  }
+  *p++ = '}';
+  *p = 0;
+  return arr;
+}
+
 /* Gives every truck a new token and upserts the hashes in one statement, so a rerun simply
- * re-keys the same terminals. Blocking: this runs before the loop. */
-static int hw_sim_provision(const char *conninfo, uint32_t n, char **ids, char **tokens) {
-  int rc = -EIO;
+ * re-keys the same terminals. JT/T 808 terminals are provisioned with the device id they register
+ * with, as a fleet's are: a registration repeated because its answer was lost (the sim gives up
+ * after its login timeout) is then answered 0 with a new code, not 3 "already registered".
+ * Blocking: this runs before the loop. */
+static int hw_sim_provision(const char *conninfo, uint32_t n, char **ids, char **tokens,
+                            int jt808) {
+  int rc = -ENOMEM;
   PGconn *conn = NULL;
   PGresult *res = NULL;
-  /* Text arrays: ids are [0-9A-Za-z_-] and hashes hex, so neither needs quoting. */
-  size_t idlen = 2, hlen = 2;
-  for (uint32_t i = 0; i < n; i++)
-    idlen += strlen(ids[i]) + 1;
-  hlen += (size_t)n * (2 * HW_TOKEN_HASH_LEN + 1);
-  char *idarr = malloc(idlen + 1), *harr = malloc(hlen + 1);
-  if (!idarr || !harr) {
-    rc = -ENOMEM;
+  char *idarr = hw_sim_id_array(n, ids, NULL);
+  char *devarr = jt808 ? hw_sim_id_array(n, ids, hw_sim_j8_device_id) : NULL;
+  char *harr = malloc(2 + (size_t)n * (2 * HW_TOKEN_HASH_LEN + 1) + 1);
+  if (!idarr || !harr || (jt808 && !devarr))
     goto out;
-  }
-  char *ip = idarr, *hp = harr;
-  *ip++ = '{';
+  char *hp = harr;
   *hp++ = '{';
   for (uint32_t i = 0; i < n; i++) {
     if ((rc = hw_token_new(tokens[i])) < 0)
@@ -174,18 +196,11 @@ static int hw_sim_provision(const char *conninfo, uint32_t n, char **ids, char *
     char bytea[2 + 2 * HW_TOKEN_HASH_LEN + 1];
     hw_token_hash(tokens[i], strlen(tokens[i]), h);
     hw_token_hash_bytea(h, bytea);
-    if (i) {
-      *ip++ = ',';
+    if (i)
       *hp++ = ',';
-    }
-    size_t l = strlen(ids[i]);
-    memcpy(ip, ids[i], l);
-    ip += l;
-    memcpy(hp, bytea + 2, 2 * HW_TOKEN_HASH_LEN); /* without the \x */
+    memcpy(hp, bytea + 2, 2 * HW_TOKEN_HASH_LEN); /* hex, without the \x */
     hp += 2 * HW_TOKEN_HASH_LEN;
   }
-  *ip++ = '}';
-  *ip = 0;
   *hp++ = '}';
   *hp = 0;
 
@@ -195,12 +210,17 @@ static int hw_sim_provision(const char *conninfo, uint32_t n, char **ids, char *
     hw_error("sim", NULL, "provisioning: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
     goto out;
   }
-  const char *params[2] = {idarr, harr};
+  /* A protobuf run passes no device ids ($3 NULL): unnest pads them with NULLs, and a terminal
+   * keeps the device id it had. */
+  const char *params[3] = {idarr, harr, devarr};
   res = PQexecParams(conn,
-                     "INSERT INTO terminals (terminal_id, token_hash) "
-                     "SELECT id, decode(h, 'hex') FROM unnest($1::text[], $2::text[]) AS t(id, h) "
-                     "ON CONFLICT (terminal_id) DO UPDATE SET token_hash = EXCLUDED.token_hash",
-                     2, NULL, params, NULL, NULL, 0);
+                     "INSERT INTO terminals (terminal_id, token_hash, provisioned_device_id) "
+                     "SELECT id, decode(h, 'hex'), d "
+                     "FROM unnest($1::text[], $2::text[], $3::text[]) AS t(id, h, d) "
+                     "ON CONFLICT (terminal_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, "
+                     "provisioned_device_id = coalesce(EXCLUDED.provisioned_device_id, "
+                     "terminals.provisioned_device_id)",
+                     3, NULL, params, NULL, NULL, 0);
   if (PQresultStatus(res) != PGRES_COMMAND_OK) {
     hw_error("sim", NULL, "provisioning %u terminals failed: %s", n, PQresultErrorMessage(res));
     goto out;
@@ -211,6 +231,7 @@ out:
   PQclear(res);
   PQfinish(conn);
   free(idarr);
+  free(devarr);
   free(harr);
   return rc;
 }
@@ -561,7 +582,7 @@ int hw_cmd_sim(int argc, char **argv) {
       goto out;
     for (uint32_t i = 0; i < trucks; i++)
       cfg.tokens[i] = tokblock + (size_t)i * (HW_TOKEN_LEN + 1);
-    if (hw_sim_provision(pg, cfg.trucks, cfg.ids, cfg.tokens) < 0)
+    if (hw_sim_provision(pg, cfg.trucks, cfg.ids, cfg.tokens, jt808) < 0)
       goto out;
     /* JT/T 808 terminals have no use for the token: they register and get an auth code. */
     if (jt808)

@@ -46,6 +46,11 @@ typedef struct hw_sim_proto {
 extern const hw_sim_proto hw_sim_proto_pb;
 extern const hw_sim_proto hw_sim_proto_jt808;
 
+/* The device id a simulated JT/T 808 terminal registers with: the last 7 characters of its
+ * terminal id (a pointer into it). The provisioning gives each terminal the same one, so that a
+ * registration repeated after a lost 0x8100 is answered as a provisioned device's. */
+const char *hw_sim_j8_device_id(const char *terminal_id);
+
 /* For protocol modules: the truck's identity, and what the server said. */
 const char *hw_sim_conn_id(const hw_sim_conn *c);
 const char *hw_sim_conn_token(const hw_sim_conn *c);

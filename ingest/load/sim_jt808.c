@@ -28,6 +28,7 @@
 #define HW_SIM_J8_BATCH_MAX ((HW_JT808_BODY_MAX - 3) / HW_SIM_J8_ITEM_MAX)
 #define HW_SIM_J8_CODE_MAX 64
 #define HW_SIM_J8_AUTH_TRIES 3 /* registrations in a row whose code is refused: give up */
+#define HW_SIM_J8_DEVICE_ID_LEN 7 /* fits the 2013 layout's 7-byte field (2019: 30) */
 
 typedef enum { HW_SIM_J8_REGISTERING = 0, HW_SIM_J8_AUTHENTICATING, HW_SIM_J8_READY } hw_sim_j8_phase;
 
@@ -142,6 +143,11 @@ static void hw_sim_j8_free(void *st) {
   j->ring_cap = j->ring_len = 0;
 }
 
+const char *hw_sim_j8_device_id(const char *terminal_id) {
+  size_t l = strlen(terminal_id);
+  return terminal_id + (l > HW_SIM_J8_DEVICE_ID_LEN ? l - HW_SIM_J8_DEVICE_ID_LEN : 0);
+}
+
 static int hw_sim_j8_register(hw_sim_conn *c, hw_sim_j8 *j, hw_sim_buf *out) {
   const char *id = hw_sim_conn_id(c);
   size_t idl = strlen(id);
@@ -155,7 +161,8 @@ static int hw_sim_j8_register(hw_sim_conn *c, hw_sim_j8 *j, hw_sim_buf *out) {
   n += wm;
   memcpy(body + n, "haulwatch-sim", 13);
   n += wmod;
-  memcpy(body + n, id + idl - 7, 7);
+  const char *dev = hw_sim_j8_device_id(id);
+  memcpy(body + n, dev, strlen(dev));
   n += wid;
   body[n++] = 2; /* yellow: trucks */
   body[n++] = 0xBE; /* 京 in GBK */

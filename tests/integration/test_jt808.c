@@ -710,6 +710,31 @@ static void test_sim_end_to_end(void **state) {
   assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013810%%' AND driver_id IS NULL"), 0);
 }
 
+/* A terminal that lost its code registers again. The simulator provisions its terminals with the
+ * device ids they register with, as a fleet is provisioned, so a second run on the same database
+ * (new process, no codes) is answered 0 "matches provisioning", not 3 "already registered", and
+ * its trucks log in and report. This is also what a simulated truck does when the 0x8100 to its
+ * first registration comes after its login timeout. */
+static void test_sim_registers_again(void **state) {
+  (void)state;
+  char server[64], start[2][32];
+  snprintf(server, sizeof server, "127.0.0.1:%d", jport);
+  long long t0 = (long long)time(NULL) * 1000 - 3600000;
+  for (int run = 0; run < 2; run++) {
+    snprintf(start[run], sizeof start[run], "%lld", t0 + run * 1000000LL);
+    const char *argv[] = {"--protocol", "jt808", "--server", server, "--trucks", "5",
+                          "--fixes", "10", "--interval-ms", "0", "--start-time-ms", start[run],
+                          "--id-prefix", "013812", "--pg", env.conninfo, "--quiet", NULL};
+    pid_t sim = hw_test_spawn_sim(argv, run ? "test_jt808.sim-again2.log" : "test_jt808.sim-again1.log");
+    assert_int_equal(hw_test_wait_exit(sim, 120000), 0);
+  }
+  assert_int_equal(scalar("SELECT count(*) FROM positions WHERE terminal_id LIKE '013812%%'"), 2 * 5 * 10);
+  assert_int_equal(scalar("SELECT count(*) FROM terminals WHERE terminal_id LIKE '013812%%' "
+                          "AND provisioned_device_id = jt808_device_id"),
+                   5);
+  assert_int_equal(scalar("SELECT count(*) FROM auth_refusals WHERE terminal_id LIKE '013812%%'"), 0);
+}
+
 /* The daemon dies mid-run (SIGKILL: nothing buffered is acknowledged) and comes back: the
  * terminals authenticate again with the codes they hold, send what was not acknowledged as
  * back-fill, and every fix ends up stored exactly once. */
@@ -748,6 +773,7 @@ int main(void) {
       cmocka_unit_test(test_other_phone_on_connection),
       cmocka_unit_test(test_pb_refusal_recorded),
       cmocka_unit_test(test_sim_end_to_end),
+      cmocka_unit_test(test_sim_registers_again),
       cmocka_unit_test(test_sim_daemon_killed),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
