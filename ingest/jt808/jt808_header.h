@@ -28,6 +28,7 @@ enum {
   HW_JT808_MSG_BATCH = 0x0704,
   HW_JT808_MSG_PLATFORM_RESPONSE = 0x8001,
   HW_JT808_MSG_REGISTER_RESPONSE = 0x8100,
+  HW_JT808_MSG_DRIVER_REQUEST = 0x8702, /* 2013 on: "report your driver identity" (no body) */
 };
 
 typedef struct hw_jt808_header {

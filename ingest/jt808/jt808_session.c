@@ -251,7 +251,8 @@ static int hw_j8_register(hw_session *s, const hw_jt808_header *h, const uint8_t
 }
 
 static void hw_j8_on_claimed(void *arg, int result);
-static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_terminal *t);
+static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_terminal *t,
+                                 int fresh);
 
 static void hw_j8_on_authenticated(void *arg, int result) {
   hw_session *s = arg;
@@ -278,7 +279,7 @@ static void hw_j8_on_authenticated(void *arg, int result) {
   }
   /* Binding anew would orphan the acks owed to this very connection. */
   if (s->term == t) {
-    hw_j8_authenticated(s, &h, t);
+    hw_j8_authenticated(s, &h, t, 0);
     return;
   }
   /* With ownership the terminal's rule state comes here first; the answer waits for it, and so
@@ -298,7 +299,7 @@ static void hw_j8_on_authenticated(void *arg, int result) {
     return;
   }
   hw_session_bind(s, t);
-  hw_j8_authenticated(s, &h, t);
+  hw_j8_authenticated(s, &h, t, 1);
 }
 
 static void hw_j8_on_claimed(void *arg, int result) {
@@ -314,10 +315,12 @@ static void hw_j8_on_claimed(void *arg, int result) {
     return;
   }
   hw_session_bind(s, t);
-  hw_j8_authenticated(s, &h, t);
+  hw_j8_authenticated(s, &h, t, 1);
 }
 
-static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_terminal *t) {
+/* fresh: t was just bound to this connection (not an authentication again on it). */
+static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_terminal *t,
+                                 int fresh) {
   hw_j8_state *st = hw_session_state(s);
   hw_jt808_header h = *hp;
   hw_j8_remember_peer(st, &h);
@@ -336,6 +339,14 @@ static void hw_j8_authenticated(hw_session *s, const hw_jt808_header *hp, hw_ter
     return;
   hw_info("jt808", t->id, "peer=%s authenticated (%s layout)", s->peer,
           h.is_2019 ? "2019" : "2011/2013");
+  /* A new connection asks the terminal for its driver card (0x8702; it answers 0x0702). The card
+   * this record holds came from the worker or daemon the terminal was on before, and a change
+   * read there while this claim ran was refused by the fence (docs/ownership.md): the terminal
+   * itself knows. A 2011 terminal answers "unsupported" and keeps the card recorded. A write
+   * that fails is closing the session already. */
+  int rc;
+  if (fresh && (rc = hw_jt808_session_send(s, HW_JT808_MSG_DRIVER_REQUEST, NULL, 0)))
+    hw_info("jt808", t->id, "peer=%s driver card not asked for: %s", s->peer, strerror(-rc));
 }
 
 static int hw_j8_authenticate(hw_session *s, const hw_jt808_header *h, const uint8_t *body,
@@ -507,26 +518,32 @@ static int hw_j8_driver(hw_session *s, const hw_jt808_header *h, const uint8_t *
   free(st->driver_name);
   st->driver_name = NULL;
   /* time_ms is 0 in the 2011 layout: the driver then counts for every fix from now on. */
-  t->card.since_ms = d.time_ms;
-  t->card.has_driver = 0;
-  t->card.driver_id[0] = 0;
+  hw_driver_card card = {.since_ms = d.time_ms};
   if (d.status == 1 && d.ic_result == 0 && d.has_identity && d.certificate[0]) {
     if (strlen(d.certificate) > HW_DRIVER_ID_MAX)
       hw_warn("jt808", t->id, "certificate number '%s' cut to %d characters", d.certificate,
               HW_DRIVER_ID_MAX);
-    snprintf(t->card.driver_id, sizeof t->card.driver_id, "%.*s", HW_DRIVER_ID_MAX,
-             d.certificate);
-    t->card.has_driver = 1;
+    snprintf(card.driver_id, sizeof card.driver_id, "%.*s", HW_DRIVER_ID_MAX, d.certificate);
+    card.has_driver = 1;
     st->driver_name = strdup(d.name);
+  }
+  /* The answer to our 0x8702 at login usually repeats the card this record holds already: no
+   * news, nothing to carry to other workers or daemons. */
+  if (card.has_driver == t->card.has_driver && card.since_ms == t->card.since_ms &&
+      strcmp(card.driver_id, t->card.driver_id) == 0) {
+    hw_debug("jt808", t->id, "peer=%s driver card unchanged", s->peer);
+    return hw_j8_answer(s, h, HW_JT808_RES_OK);
+  }
+  t->card = card;
+  if (card.has_driver)
     hw_info("jt808", t->id, "peer=%s driver '%s' certificate %s", s->peer, d.name,
-            t->card.driver_id);
-  } else if (d.status == 1) {
+            card.driver_id);
+  else if (d.status == 1)
     /* A card that could not be read names nobody: better no driver than the previous one. */
     hw_info("jt808", t->id, "peer=%s IC card read failed (result %u): no driver", s->peer,
             d.ic_result);
-  } else {
+  else
     hw_info("jt808", t->id, "peer=%s IC card removed: no driver", s->peer);
-  }
   /* With several workers the card follows the terminal to the next one it connects to. */
   hw_pipeline_driver_changed(hw_server_backend(s->server)->pipeline, t);
   return hw_j8_answer(s, h, HW_JT808_RES_OK);

@@ -465,6 +465,8 @@ static int hw_sim_j8_on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t 
     hw_sim_j8_on_platform_response(c, j, body, h.body_len);
   else if (h.msg_id == HW_ATTACH_MSG_UPLOAD_REQUEST)
     hw_sim_j8_on_attach_request(c, j, &h, body);
+  else if (h.msg_id == HW_JT808_MSG_DRIVER_REQUEST)
+    j->driver_known = 0; /* the card is reported again (0x0702) before the next report */
   /* other platform commands (parameters, queries) are not simulated */
   return 0;
 }

@@ -545,6 +545,15 @@ static void fix_carries(j8c *c, const char *phone, int hh, int mm, int ss, const
   assert_string_equal(got, want);
 }
 
+/* Reads until the server's 0x8702 (report your driver identity): 0, or -1 if none comes. */
+static int wait_driver_request(j8c *c) {
+  j8c_msg m;
+  while (j8c_recv(c, &m, 5000) == 0)
+    if (m.id == 0x8702)
+      return m.len == 0 ? 0 : -1;
+  return -1;
+}
+
 /* Sends 0x0702, the card inserted (name, certificate) or removed (inserted 0), at hh:mm:00, and
  * waits for its answer. */
 static void send_card(j8c *c, int inserted, const char *name, const char *certificate, int hh,
@@ -639,11 +648,44 @@ static void test_driver_card_between_daemons(void **state) {
   c = j8c_connect(j2, phone);
   assert_non_null(c);
   assert_int_equal(do_auth(c, code), 0);
+  /* The new owner asks the terminal for its card (0x8702) ... */
+  assert_int_equal(wait_driver_request(c), 0);
+  /* An answer that repeats the card the claim brought writes nothing: a marker put in the row
+   * stays through the answer and an acknowledged fix after it (frames are handled in order, and
+   * a save would be queued at once). */
+  snprintf(sql, sizeof sql, "UPDATE terminal_owner SET driver_id = 'marker' WHERE terminal_id = '%s'",
+           phone);
+  (void)hw_test_pg_scalar(env.db, sql);
+  send_card(c, 1, "Li Si", card, 15, 0);
   fix_carries(c, phone, 15, 2, 0, card);
+  usleep(500 * 1000);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
+                            "driver_id = 'marker'", phone);
+  assert_int_equal(hw_test_pg_scalar(env.db, sql), 1);
+  snprintf(sql, sizeof sql, "UPDATE terminal_owner SET driver_id = '%s' WHERE terminal_id = '%s'",
+           card, phone);
+  (void)hw_test_pg_scalar(env.db, sql);
   /* The first daemon no longer owns it: its records of the terminal cannot change the row. */
   snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
                             "owner = 'second'", phone);
   assert_int_equal(hw_test_pg_scalar(env.db, sql), 1);
+  j8c_close(c);
+
+  /* ... which is what mends a card change the fence refused: here the driver changed at 15:03
+   * while the terminal moved (as if read by the first daemon during the second's claim, so never
+   * recorded). The next owner's record says Li Si; asked at login, the terminal says Wang Wu, and
+   * from then on the fixes and the row beside the owner say so too. */
+  const char *card2 = "110101199303036789";
+  c = j8c_connect(jport, phone);
+  assert_non_null(c);
+  assert_int_equal(do_auth(c, code), 0);
+  assert_int_equal(wait_driver_request(c), 0);
+  send_card(c, 1, "Wang Wu", card2, 15, 3);
+  fix_carries(c, phone, 15, 4, 0, card2);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
+                            "owner <> 'second' AND driver_id = '%s' AND driver_since_ms = %ld000",
+           phone, card2, epoch_of(15, 3, 0));
+  hw_test_pg_wait(env.db, "the card the terminal reported beside the new owner", sql, 10000);
   j8c_close(c);
   assert_int_equal(hw_test_stop_pid(second), 0);
 }
