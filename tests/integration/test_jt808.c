@@ -653,18 +653,13 @@ static void test_driver_card_between_daemons(void **state) {
   /* An answer that repeats the card the claim brought writes nothing: a marker put in the row
    * stays through the answer and an acknowledged fix after it (frames are handled in order, and
    * a save would be queued at once). */
-  snprintf(sql, sizeof sql, "UPDATE terminal_owner SET driver_id = 'marker' WHERE terminal_id = '%s'",
-           phone);
-  (void)hw_test_pg_scalar(env.db, sql);
+  (void)scalar("UPDATE terminal_owner SET driver_id = 'marker' WHERE terminal_id = '%s'", phone);
   send_card(c, 1, "Li Si", card, 15, 0);
   fix_carries(c, phone, 15, 2, 0, card);
   usleep(500 * 1000);
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
-                            "driver_id = 'marker'", phone);
-  assert_int_equal(hw_test_pg_scalar(env.db, sql), 1);
-  snprintf(sql, sizeof sql, "UPDATE terminal_owner SET driver_id = '%s' WHERE terminal_id = '%s'",
-           card, phone);
-  (void)hw_test_pg_scalar(env.db, sql);
+  assert_int_equal(scalar("SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
+                          "driver_id = 'marker'", phone), 1);
+  (void)scalar("UPDATE terminal_owner SET driver_id = '%s' WHERE terminal_id = '%s'", card, phone);
   /* The first daemon no longer owns it: its records of the terminal cannot change the row. */
   snprintf(sql, sizeof sql, "SELECT count(*) FROM terminal_owner WHERE terminal_id = '%s' AND "
                             "owner = 'second'", phone);

@@ -51,7 +51,8 @@ static int on_frame(void *arg, hw_jt808_frame_event ev, const uint8_t *data, siz
   memcpy(g->body, body, g->h.body_len);
   if (!g->n++) {
     g->first = g->h;
-    memcpy(g->first_body, body, g->h.body_len < sizeof g->first_body ? g->h.body_len : sizeof g->first_body);
+    size_t keep = g->h.body_len < sizeof g->first_body ? g->h.body_len : sizeof g->first_body;
+    memcpy(g->first_body, body, keep);
   }
   return 0;
 }
